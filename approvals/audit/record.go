@@ -1,0 +1,194 @@
+// Package audit defines signoff's audit record, the hash chain that links
+// the records, and the tools auditors use on it: export to JSON lines or CSV
+// and an offline verifier.
+//
+// A record's hash is the hex SHA-256 of the record without its "hash" member,
+// serialized as RFC 8785 (JSON Canonicalization Scheme). Its "prev" is the
+// previous record's hash, or 64 zeros for seq 1. Records hold no
+// floating-point numbers, so any RFC 8785 implementation reproduces the hash.
+package audit
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/gowebpki/jcs"
+)
+
+// GenesisPrev is the prev of the first record.
+var GenesisPrev = strings.Repeat("0", 64)
+
+// Record types signoff writes.
+const (
+	TypeRequestCreated     = "request.created"
+	TypeVoteApprove        = "vote.approve"
+	TypeVoteDeny           = "vote.deny"
+	TypeVoteRejected       = "vote.rejected"
+	TypeRequestApproved    = "request.approved"
+	TypeRequestDenied      = "request.denied"
+	TypeRequestExpired     = "request.expired"
+	TypeRequestCancelled   = "request.cancelled"
+	TypeExecutionAttempt   = "execution.attempt"
+	TypeExecutionSucceeded = "execution.succeeded"
+	TypeExecutionFailed    = "execution.failed"
+	TypeIdentityLinked     = "identity.linked"
+	TypeIdentityUnlinked   = "identity.unlinked"
+	TypeCallbackRejected   = "callback.rejected"
+	TypeCheckpoint         = "checkpoint"
+)
+
+// Actor is who caused a record: a requester, an approver (with the chat
+// platform they acted from) or signoff itself (empty).
+type Actor struct {
+	Issuer       string `json:"issuer,omitempty"`
+	Subject      string `json:"subject,omitempty"`
+	Name         string `json:"name,omitempty"`
+	Email        string `json:"email,omitempty"`
+	Platform     string `json:"platform,omitempty"`
+	Workspace    string `json:"workspace,omitempty"`
+	PlatformUser string `json:"platform_user,omitempty"`
+}
+
+// Record is one audit log entry. Data holds only strings, booleans,
+// integers, nulls, and arrays or objects of them: never floats, never
+// secrets or tokens.
+type Record struct {
+	Seq       uint64         `json:"seq"`
+	Time      string         `json:"time"`
+	Type      string         `json:"type"`
+	RequestID string         `json:"request_id,omitempty"`
+	Action    string         `json:"action,omitempty"`
+	Actor     *Actor         `json:"actor,omitempty"`
+	Source    string         `json:"source,omitempty"`
+	Data      map[string]any `json:"data,omitempty"`
+	Prev      string         `json:"prev"`
+	Hash      string         `json:"hash,omitempty"`
+}
+
+// FormatTime renders t as the record's time: RFC 3339 in UTC with the
+// fractional seconds Go keeps (RFC3339Nano).
+func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Canonical returns the RFC 8785 serialization of r as it stands (with its
+// Hash member if set).
+func Canonical(r Record) ([]byte, error) {
+	raw, err := marshalNoEscape(r)
+	if err != nil {
+		return nil, fmt.Errorf("encode audit record %d: %w", r.Seq, err)
+	}
+	out, err := jcs.Transform(raw)
+	if err != nil {
+		return nil, fmt.Errorf("canonicalize audit record %d: %w", r.Seq, err)
+	}
+	return out, nil
+}
+
+// ComputeHash returns the hex SHA-256 of r's canonical form without Hash.
+func ComputeHash(r Record) (string, error) {
+	r.Hash = ""
+	c, err := Canonical(r)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c)
+	return hex.EncodeToString(sum[:]), nil
+}
+
+// Seal makes r the record after (prevSeq, prevHash): it sets Seq and Prev,
+// computes Hash, and returns the sealed record with its canonical bytes (one
+// export line, without the newline).
+func Seal(r Record, prevSeq uint64, prevHash string) (Record, []byte, error) {
+	if prevSeq == 0 {
+		prevHash = GenesisPrev
+	}
+	r.Seq = prevSeq + 1
+	r.Prev = prevHash
+	r.Hash = ""
+	c, err := Canonical(r)
+	if err != nil {
+		return Record{}, nil, err
+	}
+	sum := sha256.Sum256(c)
+	r.Hash = hex.EncodeToString(sum[:])
+	// The line is the canonical form with the hash member added. Rather
+	// than canonicalize the record a second time, insert the member where
+	// RFC 8785's ordering puts it; the bytes are the same (tests compare).
+	line, ok := insertHash(c, r.Hash)
+	if !ok {
+		if line, err = Canonical(r); err != nil {
+			return Record{}, nil, err
+		}
+	}
+	return r, line, nil
+}
+
+// insertHash returns canon, the canonical form of a record without hash,
+// with the member "hash":h inserted in its sorted place. ok is false when
+// canon does not look like a record (the caller then canonicalizes anew).
+func insertHash(canon []byte, h string) ([]byte, bool) {
+	var f topFields
+	if err := scanTop(canon, &f); err != nil || len(f.unknown) > 0 || f.val[fHash].ok() {
+		return nil, false
+	}
+	at := -1 // the first member sorting after "hash"
+	for k := range numFields {
+		if f.val[k].ok() && fieldNames[k] > "hash" && (at < 0 || f.key[k] < at) {
+			at = f.key[k]
+		}
+	}
+	member := `"hash":"` + h + `"`
+	out := make([]byte, 0, len(canon)+len(member)+1)
+	if at < 0 { // last member: before the closing brace
+		out = append(out, canon[:len(canon)-1]...)
+		if len(canon) > 2 {
+			out = append(out, ',')
+		}
+		out = append(out, member...)
+		return append(out, '}'), true
+	}
+	out = append(out, canon[:at]...)
+	out = append(out, member...)
+	out = append(out, ',')
+	return append(out, canon[at:]...), true
+}
+
+// ParseRecord decodes one export line into a Record. Numbers in Data come
+// back as json.Number (integers stay integers); members the Record type
+// does not know are ignored. A line that repeats a member is refused. It
+// does not check the hash: use a Verifier for that.
+func ParseRecord(line []byte) (Record, error) {
+	var f topFields
+	if err := scanTop(line, &f); err != nil {
+		return Record{}, fmt.Errorf("parse audit record: %w", err)
+	}
+	src := line
+	if !f.canonical {
+		c, err := jcs.Transform(line) // refuses repeated members at any depth
+		if err != nil {
+			return Record{}, fmt.Errorf("parse audit record: %w", err)
+		}
+		src = c
+	}
+	dec := json.NewDecoder(bytes.NewReader(src))
+	dec.UseNumber()
+	var r Record
+	if err := dec.Decode(&r); err != nil {
+		return Record{}, fmt.Errorf("parse audit record: %w", err)
+	}
+	return r, nil
+}
+
+func marshalNoEscape(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

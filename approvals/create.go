@@ -1,0 +1,234 @@
+package approvals
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Limits on requester-supplied text, so a card always renders and the audit
+// log stays small.
+const (
+	MaxReasonBytes         = 4000
+	MaxLinks               = 10
+	MaxLinkTitleBytes      = 200
+	MaxLinkURLBytes        = 2000
+	MaxIdempotencyKeyBytes = 200
+)
+
+// CreateInput is a verified requester's ask.
+type CreateInput struct {
+	// Requester must come from a verified token (the HTTP layer checks it).
+	Requester storage.Requester
+	Action    string
+	Params    map[string]string
+	Reason    string
+	Links     []storage.Link
+	// IdempotencyKey, when set, makes a retry with the same requester and
+	// key return the first request instead of creating another.
+	IdempotencyKey string
+}
+
+// Create checks the ask against policy and stores a pending request with its
+// request.created audit record and announcement outbox entries, all in one
+// transaction. created is false when an idempotent retry returned the
+// request made earlier. Refusals are *policy.RefusalError (unknown action,
+// requester not allowed, bad params) or *RefusalError (bad input,
+// idempotency conflict).
+func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Request, created bool, err error) {
+	action, err := s.policy.Action(in.Action)
+	if err != nil {
+		return storage.Request{}, false, err
+	}
+	if err := action.CheckRequester(in.Requester.Issuer, in.Requester.Claims); err != nil {
+		return storage.Request{}, false, err
+	}
+	if err := action.CheckParams(in.Params); err != nil {
+		return storage.Request{}, false, err
+	}
+	if err := checkInput(in); err != nil {
+		return storage.Request{}, false, err
+	}
+	if in.Requester.Subject == "" {
+		return storage.Request{}, false, refusal(ErrInvalid, ReasonInvalid, "the requester has no subject; the token must carry a sub claim")
+	}
+	fp := fingerprint(in)
+	scope := ""
+	if in.IdempotencyKey != "" {
+		scope = idempotencyScope(in.Requester, in.IdempotencyKey)
+	}
+	now := s.clock.Now().UTC()
+	fresh := storage.Request{
+		ID:               s.opts.NewID(),
+		Action:           action.Name,
+		Params:           in.Params,
+		Reason:           in.Reason,
+		Links:            in.Links,
+		Requester:        in.Requester,
+		IdempotencyScope: scope,
+		Fingerprint:      fp,
+		State:            storage.StatePending,
+		MinApprovals:     max(action.Approvers.MinApprovals, 1),
+		CreatedAt:        now,
+		ExpiresAt:        now.Add(action.TTL),
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		err = s.update(ctx, func(tx storage.Tx) error {
+			req, created = storage.Request{}, false
+			if scope != "" {
+				prev, err := tx.RequestByIdempotencyScope(scope)
+				switch {
+				case err == nil:
+					if prev.Fingerprint != fp {
+						return refusal(ErrIdempotencyConflict, ReasonIdempotencyConf,
+							"idempotency key %q was already used for request %s with a different body; use a new key for a new request", in.IdempotencyKey, prev.ID)
+					}
+					req = prev
+					return nil
+				case !errors.Is(err, storage.ErrNotFound):
+					return fmt.Errorf("look up idempotency key: %w", err)
+				}
+			}
+			if err := tx.CreateRequest(fresh); err != nil {
+				return fmt.Errorf("create request %s: %w", fresh.ID, err)
+			}
+			fresh.Version = 1
+			if err := s.appendAudit(tx, createdRecord(fresh)); err != nil {
+				return err
+			}
+			if err := s.queueNotify(tx, action, fresh, EventCreated); err != nil {
+				return err
+			}
+			req, created = fresh, true
+			return nil
+		})
+		// Two first tries with one key can race on a store shared by
+		// replicas: the loser sees ErrAlreadyExists and, on the second
+		// pass, finds the winner's request.
+		if scope == "" || !errors.Is(err, storage.ErrAlreadyExists) {
+			break
+		}
+	}
+	if err != nil {
+		var r *RefusalError
+		if errors.As(err, &r) {
+			return storage.Request{}, false, r
+		}
+		return storage.Request{}, false, fmt.Errorf("create request for action %s: %w", in.Action, err)
+	}
+	if created {
+		s.log.Info("request created", "request", req.ID, "action", req.Action, "requester", req.Requester.Subject, "expires_at", req.ExpiresAt)
+		s.wakeExpiry()
+	}
+	return req, created, nil
+}
+
+func checkInput(in CreateInput) error {
+	var problems []string
+	if len(in.Reason) > MaxReasonBytes {
+		problems = append(problems, fmt.Sprintf("reason is %d bytes; at most %d allowed", len(in.Reason), MaxReasonBytes))
+	}
+	if !utf8.ValidString(in.Reason) {
+		problems = append(problems, "reason is not valid UTF-8")
+	}
+	if len(in.Links) > MaxLinks {
+		problems = append(problems, fmt.Sprintf("%d links given; at most %d allowed", len(in.Links), MaxLinks))
+	}
+	for i, l := range in.Links {
+		if len(l.Title) > MaxLinkTitleBytes {
+			problems = append(problems, fmt.Sprintf("links[%d].title is longer than %d bytes", i, MaxLinkTitleBytes))
+		}
+		if len(l.URL) > MaxLinkURLBytes {
+			problems = append(problems, fmt.Sprintf("links[%d].url is longer than %d bytes", i, MaxLinkURLBytes))
+			continue
+		}
+		u, err := url.Parse(l.URL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("links[%d].url %q must be an absolute http or https URL", i, l.URL))
+		}
+	}
+	for k, v := range in.Params {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			problems = append(problems, fmt.Sprintf("param %q is not valid UTF-8", k))
+		}
+	}
+	if len(in.IdempotencyKey) > MaxIdempotencyKeyBytes {
+		problems = append(problems, fmt.Sprintf("idempotency key is longer than %d bytes", MaxIdempotencyKeyBytes))
+	}
+	if len(problems) > 0 {
+		return refusal(ErrInvalid, ReasonInvalid, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// idempotencyScope ties a key to the requester that sent it, so two
+// requesters can never collide on a key.
+func idempotencyScope(r storage.Requester, key string) string {
+	sum := sha256.Sum256([]byte(r.Issuer + "\x00" + r.Subject + "\x00" + key))
+	return hex.EncodeToString(sum[:])
+}
+
+// fingerprint digests the body of an ask, to tell a faithful retry from a
+// different request under a reused key.
+func fingerprint(in CreateInput) string {
+	body, _ := json.Marshal(struct {
+		Action string            `json:"action"`
+		Params map[string]string `json:"params"`
+		Reason string            `json:"reason"`
+		Links  []storage.Link    `json:"links"`
+	}{in.Action, in.Params, in.Reason, in.Links})
+	sum := sha256.Sum256(body)
+	return hex.EncodeToString(sum[:])
+}
+
+func requesterActor(r storage.Requester) *audit.Actor {
+	iss := r.IssuerURL
+	if iss == "" {
+		iss = r.Issuer
+	}
+	return &audit.Actor{Issuer: iss, Subject: r.Subject, Name: r.Name, Email: r.Email}
+}
+
+func createdRecord(r storage.Request) audit.Record {
+	data := map[string]any{
+		"requester_issuer": r.Requester.Issuer,
+		"min_approvals":    r.MinApprovals,
+		"expires_at":       audit.FormatTime(r.ExpiresAt),
+	}
+	if r.Requester.Person != "" {
+		data["requester_person"] = r.Requester.Person
+	}
+	if len(r.Params) > 0 {
+		data["params"] = r.Params
+	}
+	if r.Reason != "" {
+		data["reason"] = r.Reason
+	}
+	if len(r.Links) > 0 {
+		links := make([]any, 0, len(r.Links))
+		for _, l := range r.Links {
+			links = append(links, map[string]any{"title": l.Title, "url": l.URL})
+		}
+		data["links"] = links
+	}
+	if len(r.Requester.Claims) > 0 {
+		data["claims"] = r.Requester.Claims
+	}
+	return audit.Record{
+		Time:      audit.FormatTime(r.CreatedAt),
+		Type:      audit.TypeRequestCreated,
+		RequestID: r.ID,
+		Action:    r.Action,
+		Actor:     requesterActor(r.Requester),
+		Data:      data,
+	}
+}

@@ -1,0 +1,71 @@
+package approvals
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors for refusals. Every refusal the service returns wraps one
+// of them (test with errors.Is) inside a *RefusalError that carries a
+// message meant for the person refused.
+var (
+	// ErrUnknownRequest: no request has that id.
+	ErrUnknownRequest = errors.New("unknown request")
+	// ErrNotPending: the request was already decided, expired or cancelled.
+	ErrNotPending = errors.New("request is no longer pending")
+	// ErrNotEligible: the approver holds none of the approver groups and is
+	// not named as an approver.
+	ErrNotEligible = errors.New("not eligible to approve")
+	// ErrSelfApproval: the approver is the person who asked.
+	ErrSelfApproval = errors.New("self-approval is not allowed")
+	// ErrStaleIdentity: the approver's identity was last verified with the
+	// IdP too long ago; they must re-link (or be refreshed) first.
+	ErrStaleIdentity = errors.New("approver identity is stale")
+	// ErrVoteChanged: the approver already voted the other way.
+	ErrVoteChanged = errors.New("vote already cast")
+	// ErrReasonRequired: the action demands a reason for this vote.
+	ErrReasonRequired = errors.New("reason required")
+	// ErrStepUpRequired: the action demands a recent (MFA) sign-in at the IdP.
+	ErrStepUpRequired = errors.New("step-up sign-in required")
+	// ErrForbidden: the caller may not do this to the request (e.g. cancel
+	// someone else's request).
+	ErrForbidden = errors.New("forbidden")
+	// ErrIdempotencyConflict: the idempotency key was used before with a
+	// different request body.
+	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
+	// ErrInvalid: the request input is malformed (too long, bad link URL).
+	ErrInvalid = errors.New("invalid request")
+)
+
+// Refusal reasons, stable strings written to the audit log's vote.rejected
+// records and returned by RefusalError.Reason.
+const (
+	ReasonUnknownRequest  = "unknown_request"
+	ReasonNotPending      = "not_pending"
+	ReasonNotEligible     = "not_eligible"
+	ReasonSelfApproval    = "self_approval"
+	ReasonStaleIdentity   = "stale_identity"
+	ReasonVoteChanged     = "vote_changed"
+	ReasonReasonRequired  = "reason_required"
+	ReasonStepUpRequired  = "step_up_required"
+	ReasonForbidden       = "forbidden"
+	ReasonIdempotencyConf = "conflict"
+	ReasonInvalid         = "invalid_request"
+)
+
+// RefusalError is a refused operation: why (a stable Reason and a sentinel
+// to test with errors.Is) and what to tell the person.
+type RefusalError struct {
+	Reason  string
+	Message string
+	err     error
+}
+
+func (e *RefusalError) Error() string { return e.Message }
+
+// Unwrap returns the sentinel error (ErrNotEligible, …).
+func (e *RefusalError) Unwrap() error { return e.err }
+
+func refusal(sentinel error, reason, format string, args ...any) *RefusalError {
+	return &RefusalError{Reason: reason, Message: fmt.Sprintf(format, args...), err: sentinel}
+}

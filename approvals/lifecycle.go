@@ -1,0 +1,187 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// expiryBatch is how many requests one expiry transaction handles.
+const expiryBatch = 100
+
+// maxExpirySleep bounds how long the expiry loop sleeps without looking at
+// the store, so requests created by other replicas expire on time too.
+const maxExpirySleep = time.Minute
+
+// Canceller identifies who asks to cancel: only the requester (same
+// configured issuer and subject) may.
+type Canceller struct {
+	Issuer  string
+	Subject string
+}
+
+// Cancel moves a pending request to cancelled on its requester's word.
+func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.Request, error) {
+	var out storage.Request
+	err := s.update(ctx, func(tx storage.Tx) error {
+		out = storage.Request{}
+		r, err := tx.Request(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", id)
+		}
+		if err != nil {
+			return err
+		}
+		if r.Requester.Issuer != by.Issuer || r.Requester.Subject != by.Subject {
+			return refusal(ErrForbidden, ReasonForbidden, "only the requester of %s may cancel it", id)
+		}
+		if r.State != storage.StatePending {
+			return refusal(ErrNotPending, ReasonNotPending, "request %s is already %s and cannot be cancelled", id, r.State)
+		}
+		now := s.clock.Now().UTC()
+		r.State, r.DecidedAt, r.DecidedBy = storage.StateCancelled, now, "requester"
+		if err := tx.UpdateRequest(r); err != nil {
+			return fmt.Errorf("store cancel of %s: %w", id, err)
+		}
+		r.Version++
+		if err := s.appendAudit(tx, audit.Record{
+			Time: audit.FormatTime(now), Type: audit.TypeRequestCancelled, RequestID: r.ID,
+			Action: r.Action, Actor: requesterActor(r.Requester),
+		}); err != nil {
+			return err
+		}
+		if err := s.notifyAction(tx, r, EventDecided); err != nil {
+			return err
+		}
+		out = r
+		return nil
+	})
+	if err != nil {
+		var refused *RefusalError
+		if errors.As(err, &refused) {
+			return storage.Request{}, refused
+		}
+		return storage.Request{}, fmt.Errorf("cancel %s: %w", id, err)
+	}
+	s.watchers.notify(id)
+	s.log.Info("request cancelled", "request", id)
+	return out, nil
+}
+
+// notifyAction queues card updates for r under its action, if the action is
+// still declared.
+func (s *Service) notifyAction(tx storage.Tx, r storage.Request, event string) error {
+	action, err := s.policy.Action(r.Action)
+	if err != nil {
+		return nil // nothing to announce where no policy says where
+	}
+	return s.queueNotify(tx, action, r, event)
+}
+
+// expireInTx moves a pending request to expired inside tx.
+func (s *Service) expireInTx(tx storage.Tx, r storage.Request, now time.Time) (storage.Request, error) {
+	r.State, r.DecidedAt, r.DecidedBy = storage.StateExpired, now, "expiry"
+	if err := tx.UpdateRequest(r); err != nil {
+		return r, fmt.Errorf("store expiry of %s: %w", r.ID, err)
+	}
+	r.Version++
+	if err := s.appendAudit(tx, audit.Record{
+		Time: audit.FormatTime(now), Type: audit.TypeRequestExpired, RequestID: r.ID, Action: r.Action,
+		Data: map[string]any{"expires_at": audit.FormatTime(r.ExpiresAt)},
+	}); err != nil {
+		return r, err
+	}
+	return r, s.notifyAction(tx, r, EventDecided)
+}
+
+// ExpireDue expires every pending request whose deadline has passed and
+// returns how many it expired.
+func (s *Service) ExpireDue(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		var ids []string
+		err := s.update(ctx, func(tx storage.Tx) error {
+			ids = ids[:0]
+			now := s.clock.Now().UTC()
+			due, err := tx.PendingExpiring(now, expiryBatch)
+			if err != nil {
+				return err
+			}
+			for _, r := range due {
+				if _, err := s.expireInTx(tx, r, now); err != nil {
+					return err
+				}
+				ids = append(ids, r.ID)
+			}
+			return nil
+		})
+		if err != nil {
+			return total, fmt.Errorf("expire due requests: %w", err)
+		}
+		total += len(ids)
+		s.watchers.notify(ids...)
+		for _, id := range ids {
+			s.log.Info("request expired", "request", id)
+		}
+		if len(ids) < expiryBatch {
+			return total, nil
+		}
+	}
+}
+
+// nextExpiry returns when the soonest pending request expires, or false.
+func (s *Service) nextExpiry(ctx context.Context) (time.Time, bool, error) {
+	var next []storage.Request
+	err := s.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		next, err = tx.PendingExpiring(time.Unix(1<<40, 0), 1)
+		return err
+	})
+	if err != nil || len(next) == 0 {
+		return time.Time{}, false, err
+	}
+	return next[0].ExpiresAt, true, nil
+}
+
+func (s *Service) wakeExpiry() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// RunExpiry expires requests at their deadline until ctx ends: it sleeps on
+// the service's clock until the soonest pending deadline (or until a new
+// request may have an earlier one), so a request expires at created + ttl,
+// also when that moment passed while signoff was down. Store errors are
+// logged and retried.
+func (s *Service) RunExpiry(ctx context.Context) error {
+	for {
+		sleep := maxExpirySleep
+		if _, err := s.ExpireDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Error("expiry pass failed; retrying", "err", err)
+			sleep = time.Second
+		} else if at, ok, err := s.nextExpiry(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			s.log.Error("read next expiry failed; retrying", "err", err)
+			sleep = time.Second
+		} else if ok {
+			sleep = min(sleep, max(at.Sub(s.clock.Now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.wake:
+		case <-s.clock.After(sleep):
+		}
+	}
+}

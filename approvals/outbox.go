@@ -1,0 +1,156 @@
+package approvals
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Outbox entry kinds the service queues.
+const (
+	// KindExecute runs an approved request's on_approve action.
+	KindExecute = "execute"
+	// KindNotifyPrefix + platform ("notify.slack") posts or updates a card.
+	KindNotifyPrefix = "notify."
+)
+
+// Events a notification entry announces.
+const (
+	EventCreated  = "created"
+	EventVoted    = "voted"
+	EventDecided  = "decided"
+	EventExecuted = "executed"
+)
+
+// Notification is the payload of a "notify.<platform>" outbox entry: which
+// conversation to post to or update, and why. The adapter renders the
+// request as it stands when it delivers.
+type Notification struct {
+	Event  string `json:"event"`
+	Target string `json:"target"`
+}
+
+// queueNotify queues one entry per conversation, on every running platform
+// the action announces on.
+func (s *Service) queueNotify(tx storage.Tx, a *policy.Action, r storage.Request, event string) error {
+	now := s.clock.Now().UTC()
+	for _, p := range s.opts.Platforms {
+		var targets []string
+		switch p {
+		case "slack":
+			targets = a.Notify.Slack
+		case "teams":
+			targets = a.Notify.Teams
+		}
+		for _, t := range targets {
+			payload, err := json.Marshal(Notification{Event: event, Target: t})
+			if err != nil {
+				return fmt.Errorf("encode notification: %w", err)
+			}
+			if _, err := tx.Enqueue(storage.OutboxEntry{
+				RequestID:   r.ID,
+				Kind:        KindNotifyPrefix + p,
+				Payload:     payload,
+				NextAttempt: now,
+				CreatedAt:   now,
+			}); err != nil {
+				return fmt.Errorf("queue %s notification for %s: %w", p, r.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Service) queueExecution(tx storage.Tx, r storage.Request) error {
+	now := s.clock.Now().UTC()
+	if _, err := tx.Enqueue(storage.OutboxEntry{
+		RequestID:   r.ID,
+		Kind:        KindExecute,
+		Payload:     []byte("{}"),
+		NextAttempt: now,
+		CreatedAt:   now,
+	}); err != nil {
+		return fmt.Errorf("queue execution for %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+// Claim leases up to limit due outbox entries whose kind starts with
+// kindPrefix, for lease: until then no other worker (in this process or
+// another replica) claims them. Each claim counts as an attempt.
+func (s *Service) Claim(ctx context.Context, kindPrefix string, limit int, lease time.Duration) ([]storage.OutboxEntry, error) {
+	var claimed []storage.OutboxEntry
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		claimed = claimed[:0]
+		now := s.clock.Now().UTC()
+		// Entries of other kinds may be due too; look a bit further so a
+		// busy neighbour kind cannot starve this one.
+		due, err := tx.DueOutbox(now, limit*8+8)
+		if err != nil {
+			return err
+		}
+		for _, e := range due {
+			if len(claimed) == limit {
+				break
+			}
+			if !strings.HasPrefix(e.Kind, kindPrefix) {
+				continue
+			}
+			e.LeaseUntil = now.Add(lease)
+			e.Attempts++
+			if err := tx.PutOutbox(e); err != nil {
+				return err
+			}
+			claimed = append(claimed, e)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim %s outbox entries: %w", kindPrefix, err)
+	}
+	return claimed, nil
+}
+
+// Retry releases a claimed entry for another attempt at next, recording why
+// this one failed.
+func (s *Service) Retry(ctx context.Context, id uint64, next time.Time, cause error) error {
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		e, err := tx.Outbox(id)
+		if err != nil {
+			return err
+		}
+		e.NextAttempt = next.UTC()
+		e.LeaseUntil = time.Time{}
+		if cause != nil {
+			e.LastError = cause.Error()
+		}
+		return tx.PutOutbox(e)
+	})
+	if err != nil {
+		return fmt.Errorf("reschedule outbox entry %d: %w", id, err)
+	}
+	return nil
+}
+
+// Complete removes a delivered entry. fn, when not nil, runs in the same
+// transaction (e.g. to store the posted card's message id).
+func (s *Service) Complete(ctx context.Context, id uint64, fn func(tx storage.Tx) error) error {
+	err := s.update(ctx, func(tx storage.Tx) error {
+		if err := tx.DeleteOutbox(id); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(tx)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("complete outbox entry %d: %w", id, err)
+	}
+	return nil
+}

@@ -1,0 +1,208 @@
+// Package approvals owns the request lifecycle: create, vote, decide,
+// cancel, expire, and the queueing of executions and notifications. Every
+// state change commits in one storage transaction together with its audit
+// records and outbox entries (or none of them do), so a crash at any instant
+// loses nothing acknowledged and duplicates nothing.
+//
+// The package knows nothing about Slack, Teams or HTTP: adapters verify who
+// is calling and hand the service a verified identity.
+package approvals
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Defaults for Options.
+const (
+	DefaultGroupsMaxAge    = 24 * time.Hour
+	DefaultCheckpointEvery = 1000
+	// maxCASRetries bounds how often an update that lost a compare-and-swap
+	// race (possible with several replicas) is retried.
+	maxCASRetries = 8
+)
+
+// Options configure a Service. Zero values get sensible defaults.
+type Options struct {
+	// Clock drives expiry and timestamps; default the wall clock.
+	Clock clock.Clock
+	// Logger receives operational logs; never secrets. Default slog.Default().
+	Logger *slog.Logger
+	// GroupsMaxAge is how long after the IdP last verified an approver their
+	// groups still count (DESIGN invariant 2). Default 24h.
+	GroupsMaxAge time.Duration
+	// Platforms names the chat adapters running ("slack", "teams"). For each
+	// one an action notifies, every state change queues an outbox entry of
+	// kind "notify.<platform>".
+	Platforms []string
+	// SigningKey, when set, signs a checkpoint record every CheckpointEvery
+	// records and on Close.
+	SigningKey      ed25519.PrivateKey
+	CheckpointEvery int
+	// NewID returns a fresh request id; default 128 random bits.
+	NewID func() string
+}
+
+// Service runs the request lifecycle over a Store under a Policy.
+type Service struct {
+	store    storage.Store
+	policy   *policy.Policy
+	clock    clock.Clock
+	log      *slog.Logger
+	opts     Options
+	watchers *hub
+	wake     chan struct{}
+}
+
+// New returns a Service. It does not start the expiry loop; call RunExpiry.
+func New(store storage.Store, pol *policy.Policy, opts Options) *Service {
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.GroupsMaxAge <= 0 {
+		opts.GroupsMaxAge = DefaultGroupsMaxAge
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = DefaultCheckpointEvery
+	}
+	if opts.NewID == nil {
+		opts.NewID = NewRequestID
+	}
+	return &Service{
+		store:    store,
+		policy:   pol,
+		clock:    opts.Clock,
+		log:      opts.Logger,
+		opts:     opts,
+		watchers: newHub(),
+		wake:     make(chan struct{}, 1),
+	}
+}
+
+// Policy returns the policy the service enforces.
+func (s *Service) Policy() *policy.Policy { return s.policy }
+
+// NewRequestID returns "req_" followed by 128 random bits in lower-case
+// base32.
+func NewRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("read random bytes: %v", err))
+	}
+	return "req_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Get returns the request with that id, or a refusal wrapping
+// ErrUnknownRequest.
+func (s *Service) Get(ctx context.Context, id string) (storage.Request, error) {
+	var r storage.Request
+	err := s.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		r, err = tx.Request(id)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Request{}, refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", id)
+	}
+	if err != nil {
+		return storage.Request{}, fmt.Errorf("get request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// List returns requests matching f, newest first.
+func (s *Service) List(ctx context.Context, f storage.RequestFilter) ([]storage.Request, error) {
+	var out []storage.Request
+	err := s.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		out, err = tx.Requests(f)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list requests: %w", err)
+	}
+	return out, nil
+}
+
+// Close appends a final signed checkpoint when a signing key is set and the
+// log does not already end with one, so the log's end is covered by a
+// signature. It does not close the store.
+func (s *Service) Close(ctx context.Context) error {
+	if s.opts.SigningKey == nil {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx storage.Tx) error {
+		seq, hash, err := tx.AuditHead()
+		if err != nil || seq == 0 {
+			return err
+		}
+		return s.appendCheckpoint(tx, seq, hash)
+	})
+	if err != nil {
+		return fmt.Errorf("write closing checkpoint: %w", err)
+	}
+	return nil
+}
+
+// update runs fn in a store transaction, retrying a lost compare-and-swap.
+func (s *Service) update(ctx context.Context, fn func(tx storage.Tx) error) error {
+	var err error
+	for range maxCASRetries {
+		err = s.store.Update(ctx, fn)
+		if !errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+// appendAudit seals rec after the current head and appends it; with a
+// signing key, every CheckpointEvery records a signed checkpoint follows.
+func (s *Service) appendAudit(tx storage.Tx, rec audit.Record) error {
+	seq, hash, err := tx.AuditHead()
+	if err != nil {
+		return fmt.Errorf("read audit head: %w", err)
+	}
+	if rec.Time == "" {
+		rec.Time = audit.FormatTime(s.clock.Now())
+	}
+	sealed, line, err := audit.Seal(rec, seq, hash)
+	if err != nil {
+		return err
+	}
+	if err := tx.AppendAudit(sealed.Seq, sealed.Hash, line); err != nil {
+		return fmt.Errorf("append audit record %d (%s): %w", sealed.Seq, rec.Type, err)
+	}
+	if s.opts.SigningKey != nil && sealed.Seq%uint64(s.opts.CheckpointEvery) == 0 {
+		return s.appendCheckpoint(tx, sealed.Seq, sealed.Hash)
+	}
+	return nil
+}
+
+func (s *Service) appendCheckpoint(tx storage.Tx, seq uint64, hash string) error {
+	cp := audit.NewCheckpoint(s.opts.SigningKey, seq, hash)
+	cp.Time = audit.FormatTime(s.clock.Now())
+	sealed, line, err := audit.Seal(cp, seq, hash)
+	if err != nil {
+		return err
+	}
+	if err := tx.AppendAudit(sealed.Seq, sealed.Hash, line); err != nil {
+		return fmt.Errorf("append checkpoint %d: %w", sealed.Seq, err)
+	}
+	return nil
+}

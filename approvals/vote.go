@@ -1,0 +1,338 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Source says where a vote was cast: the chat platform, the workspace or
+// tenant, the platform's user id and the callback or event id.
+type Source struct {
+	// Platform is "slack", "teams" or "dev".
+	Platform string
+	// Workspace is the Slack team id or the Teams tenant id.
+	Workspace string
+	// PlatformUser is the Slack user id or the Teams aadObjectId.
+	PlatformUser string
+	// CallbackID is the platform's id for this click, for the audit log.
+	CallbackID string
+}
+
+// VoteInput is one click by an approver whose chat account the adapter has
+// already mapped to a linked, verified identity.
+type VoteInput struct {
+	RequestID string
+	Approver  oidc.Identity
+	Source    Source
+	Decision  storage.Decision
+	// Reason is the approver's comment, required by some actions.
+	Reason string
+}
+
+// VoteResult says what a vote did.
+type VoteResult struct {
+	// Request as it stands after the vote.
+	Request storage.Request
+	// Counted is true when this call added the vote.
+	Counted bool
+	// Duplicate is true when the approver had already cast this same vote
+	// (a double click or a retried callback): nothing changed.
+	Duplicate bool
+	// Decided is true when this vote decided the request.
+	Decided bool
+}
+
+// Vote records an approver's vote and decides the request when the vote
+// reaches quorum (approved) or is a deny (denied). One transaction holds the
+// vote, the decision, their audit records, the execution and the card
+// updates. A refusal is a *RefusalError (test its sentinel with errors.Is);
+// it is written to the audit log as vote.rejected with its reason.
+func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
+	if in.Decision != storage.DecisionApprove && in.Decision != storage.DecisionDeny {
+		return VoteResult{}, refusal(ErrInvalid, ReasonInvalid, "decision %q is neither approve nor deny", in.Decision)
+	}
+	if in.Approver.Issuer == "" || in.Approver.Subject == "" {
+		return VoteResult{}, refusal(ErrInvalid, ReasonInvalid, "the approver has no verified identity; link the chat account first")
+	}
+	var (
+		res     VoteResult
+		refused *RefusalError
+	)
+	err := s.update(ctx, func(tx storage.Tx) error {
+		res, refused = VoteResult{}, nil
+		now := s.clock.Now().UTC()
+		r, err := tx.Request(in.RequestID)
+		if errors.Is(err, storage.ErrNotFound) {
+			refused = refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", in.RequestID)
+			return s.appendAudit(tx, rejectedRecord(in, storage.Request{ID: in.RequestID}, refused, now))
+		}
+		if err != nil {
+			return err
+		}
+		res.Request = r
+		if prev := findVote(r, in.Approver); prev != nil && prev.Decision == in.Decision {
+			res.Duplicate = true
+			return nil
+		}
+		if r.State == storage.StatePending && !now.Before(r.ExpiresAt) {
+			// The expiry loop has not reached it yet; expire it now so the
+			// vote cannot land after the deadline.
+			if r, err = s.expireInTx(tx, r, now); err != nil {
+				return err
+			}
+			res.Request = r
+		}
+		if refused = s.checkVote(r, in, now); refused != nil {
+			return s.appendAudit(tx, rejectedRecord(in, r, refused, now))
+		}
+		action, err := s.policy.Action(r.Action)
+		if err != nil {
+			return fmt.Errorf("request %s names action %s, which is no longer declared: %w", r.ID, r.Action, err)
+		}
+		r.Votes = append(r.Votes, storage.Vote{
+			Approver: approverOf(in),
+			Decision: in.Decision,
+			Time:     now,
+			Source:   in.Source.CallbackID,
+			Reason:   in.Reason,
+		})
+		if err := s.appendAudit(tx, voteRecord(in, r, now)); err != nil {
+			return err
+		}
+		event := EventVoted
+		if outcome := tally(r); outcome != policy.OutcomePending {
+			r.DecidedAt = now
+			event = EventDecided
+			res.Decided = true
+			rec := audit.Record{Time: audit.FormatTime(now), RequestID: r.ID, Action: r.Action, Actor: approverActor(in)}
+			if outcome == policy.OutcomeApproved {
+				r.State, r.DecidedBy = storage.StateApproved, "quorum"
+				rec.Type = audit.TypeRequestApproved
+				rec.Data = map[string]any{"approvers": approverSubjects(r), "min_approvals": r.MinApprovals}
+				if action.OnApprove != nil {
+					r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
+					if err := s.queueExecution(tx, r); err != nil {
+						return err
+					}
+				}
+			} else {
+				r.State, r.DecidedBy = storage.StateDenied, "deny"
+				rec.Type = audit.TypeRequestDenied
+				if in.Reason != "" {
+					rec.Data = map[string]any{"reason": in.Reason}
+				}
+			}
+			if err := s.appendAudit(tx, rec); err != nil {
+				return err
+			}
+		}
+		if err := tx.UpdateRequest(r); err != nil {
+			return fmt.Errorf("store vote on %s: %w", r.ID, err)
+		}
+		r.Version++
+		if err := s.queueNotify(tx, action, r, event); err != nil {
+			return err
+		}
+		res.Request, res.Counted = r, true
+		return nil
+	})
+	if err != nil {
+		return VoteResult{}, fmt.Errorf("vote on %s: %w", in.RequestID, err)
+	}
+	if refused != nil {
+		s.log.Info("vote refused", "request", in.RequestID, "approver", in.Approver.Subject, "platform", in.Source.Platform, "reason", refused.Reason)
+		return res, refused
+	}
+	if !res.Duplicate {
+		s.watchers.notify(in.RequestID)
+	}
+	if res.Counted {
+		s.log.Info("vote counted", "request", in.RequestID, "approver", in.Approver.Subject, "decision", in.Decision, "state", res.Request.State)
+	}
+	return res, nil
+}
+
+// checkVote applies the rules a vote must pass, in the order a person
+// would want to hear about them.
+func (s *Service) checkVote(r storage.Request, in VoteInput, now time.Time) *RefusalError {
+	if r.State != storage.StatePending {
+		return refusal(ErrNotPending, ReasonNotPending, "request %s is already %s; your vote was not counted", r.ID, r.State)
+	}
+	if prev := findVote(r, in.Approver); prev != nil {
+		return refusal(ErrVoteChanged, ReasonVoteChanged, "you already voted %s on request %s; a vote cannot be changed", prev.Decision, r.ID)
+	}
+	if age := now.Sub(in.Approver.VerifiedAt); in.Approver.VerifiedAt.IsZero() || age > s.opts.GroupsMaxAge {
+		return refusal(ErrStaleIdentity, ReasonStaleIdentity,
+			"your identity was last confirmed by the identity provider %s ago (at most %s allowed); link your account again, then vote again",
+			age.Round(time.Second), s.opts.GroupsMaxAge)
+	}
+	action, err := s.policy.Action(r.Action)
+	if err != nil {
+		return refusal(ErrNotPending, ReasonNotPending, "request %s names action %q, which is no longer declared", r.ID, r.Action)
+	}
+	person := personOf(in.Approver)
+	if !action.MayApprove(person) {
+		return refusal(ErrNotEligible, ReasonNotEligible,
+			"%s may not approve %s: approvers must be in one of the groups %v or be named in approvers.users", displayName(in.Approver), r.Action, action.Approvers.Groups)
+	}
+	if !action.Approvers.AllowSelfApproval && policy.IsSelf(r.Requester.Person, person) {
+		return refusal(ErrSelfApproval, ReasonSelfApproval, "you asked for request %s yourself; someone else must approve it", r.ID)
+	}
+	if in.Decision == storage.DecisionDeny && action.RequireDenyReason && in.Reason == "" {
+		return refusal(ErrReasonRequired, ReasonReasonRequired, "action %s requires a reason to deny; deny again with a reason", r.Action)
+	}
+	if in.Decision == storage.DecisionApprove && action.RequireApproveReason && in.Reason == "" {
+		return refusal(ErrReasonRequired, ReasonReasonRequired, "action %s requires a reason to approve; approve again with a reason", r.Action)
+	}
+	if action.StepUp != nil {
+		if why := stepUpProblem(action.StepUp, in.Approver, now); why != "" {
+			return refusal(ErrStepUpRequired, ReasonStepUpRequired, "action %s needs a fresh sign-in at the identity provider: %s", r.Action, why)
+		}
+	}
+	return nil
+}
+
+// stepUpProblem says what about the approver's last sign-in falls short of
+// the action's step-up rule, or "" when it satisfies it.
+func stepUpProblem(su *policy.StepUp, id oidc.Identity, now time.Time) string {
+	if id.AuthTime.IsZero() {
+		return "no sign-in time is known"
+	}
+	if su.MaxAge > 0 && now.Sub(id.AuthTime) > su.MaxAge {
+		return fmt.Sprintf("the last sign-in was %s ago (at most %s allowed)", now.Sub(id.AuthTime).Round(time.Second), su.MaxAge)
+	}
+	if len(su.ACRValues) > 0 && !slices.Contains(su.ACRValues, id.ACR) {
+		return fmt.Sprintf("the sign-in's assurance level %q is not one of %v", id.ACR, su.ACRValues)
+	}
+	if su.RequireMFA && !hasMFA(id.AMR) {
+		return "the sign-in did not use multi-factor authentication"
+	}
+	return ""
+}
+
+// hasMFA reports whether the amr values (RFC 8176) show more than one
+// factor.
+func hasMFA(amr []string) bool {
+	for _, m := range amr {
+		switch m {
+		case "mfa", "otp", "hwk", "swk", "sc", "fido", "face", "fpt", "iris", "retina", "vbm", "sms", "tel":
+			return true
+		}
+	}
+	return false
+}
+
+func tally(r storage.Request) policy.Outcome {
+	approvals, denials := 0, 0
+	for _, v := range r.Votes {
+		if v.Decision == storage.DecisionApprove {
+			approvals++
+		} else {
+			denials++
+		}
+	}
+	return policy.Tally(r.MinApprovals, approvals, denials)
+}
+
+// findVote returns the approver's earlier vote, matched by issuer and
+// subject, so the same person voting from Slack and Teams counts once.
+func findVote(r storage.Request, id oidc.Identity) *storage.Vote {
+	for i := range r.Votes {
+		v := &r.Votes[i]
+		if v.Approver.Issuer == id.Issuer && v.Approver.Subject == id.Subject {
+			return v
+		}
+	}
+	return nil
+}
+
+func personOf(id oidc.Identity) policy.Person {
+	return policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
+}
+
+func displayName(id oidc.Identity) string {
+	for _, v := range []string{id.Email, id.Name, id.PreferredUsername} {
+		if v != "" {
+			return v
+		}
+	}
+	return id.Subject
+}
+
+func approverOf(in VoteInput) storage.Approver {
+	id := in.Approver
+	return storage.Approver{
+		Issuer: id.Issuer, Subject: id.Subject, Name: id.Name, Email: id.Email,
+		PreferredUsername: id.PreferredUsername, Groups: id.Groups, VerifiedAt: id.VerifiedAt.UTC(),
+		Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser,
+	}
+}
+
+func approverActor(in VoteInput) *audit.Actor {
+	id := in.Approver
+	return &audit.Actor{
+		Issuer: id.Issuer, Subject: id.Subject, Name: id.Name, Email: id.Email,
+		Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser,
+	}
+}
+
+func approverSubjects(r storage.Request) []any {
+	out := make([]any, 0, len(r.Votes))
+	for _, v := range r.Votes {
+		if v.Decision == storage.DecisionApprove {
+			out = append(out, v.Approver.Subject)
+		}
+	}
+	return out
+}
+
+func voteRecord(in VoteInput, r storage.Request, now time.Time) audit.Record {
+	typ := audit.TypeVoteApprove
+	if in.Decision == storage.DecisionDeny {
+		typ = audit.TypeVoteDeny
+	}
+	data := map[string]any{
+		"groups":      stringsAny(in.Approver.Groups),
+		"verified_at": audit.FormatTime(in.Approver.VerifiedAt),
+	}
+	if in.Reason != "" {
+		data["reason"] = in.Reason
+	}
+	if !in.Approver.AuthTime.IsZero() {
+		data["auth_time"] = audit.FormatTime(in.Approver.AuthTime)
+	}
+	if in.Approver.ACR != "" {
+		data["acr"] = in.Approver.ACR
+	}
+	if len(in.Approver.AMR) > 0 {
+		data["amr"] = stringsAny(in.Approver.AMR)
+	}
+	return audit.Record{
+		Time: audit.FormatTime(now), Type: typ, RequestID: r.ID, Action: r.Action,
+		Actor: approverActor(in), Source: in.Source.CallbackID, Data: data,
+	}
+}
+
+func rejectedRecord(in VoteInput, r storage.Request, why *RefusalError, now time.Time) audit.Record {
+	return audit.Record{
+		Time: audit.FormatTime(now), Type: audit.TypeVoteRejected, RequestID: r.ID, Action: r.Action,
+		Actor: approverActor(in), Source: in.Source.CallbackID,
+		Data: map[string]any{"reason": why.Reason, "message": why.Message, "decision": string(in.Decision)},
+	}
+}
+
+func stringsAny(in []string) []any {
+	out := make([]any, len(in))
+	for i, s := range in {
+		out[i] = s
+	}
+	return out
+}

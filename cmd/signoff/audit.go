@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
+)
+
+func newAuditCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Export, verify and sign the tamper-evident audit log",
+	}
+	cmd.AddCommand(newAuditExportCommand(), newAuditVerifyCommand(), newAuditKeygenCommand())
+	return cmd
+}
+
+// openReadOnly opens a bbolt store for reading, with the message an
+// operator needs when a server holds it.
+func openReadOnly(path string) (*boltstore.Store, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("database %s: %w; pass the storage.path of your signoff server with --db", path, err))
+	}
+	st, err := boltstore.Open(path, boltstore.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
+	if errors.Is(err, storage.ErrLocked) {
+		return nil, fmt.Errorf("%w\n(a running signoff server holds the database; stop it for an offline export, or read the log over the API with GET /v1/audit)", err)
+	}
+	return st, err
+}
+
+func newAuditExportCommand() *cobra.Command {
+	var (
+		db, format, out, since, until, request string
+	)
+	cmd := &cobra.Command{
+		Use:   "export --db FILE [--format jsonl|csv] [--since T] [--until T] [--request ID] [-o FILE]",
+		Short: "Write the audit log as JSON lines or CSV",
+		Long: `Write the audit log, oldest first, as JSON lines (one canonical record a line,
+exactly as hashed, so the output verifies with 'signoff audit verify') or CSV.
+--since (inclusive) and --until (exclusive) take RFC 3339 times; --request keeps
+one request's records. A filtered export has gaps, so verify unfiltered ones.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db == "" {
+				return usageErrorf("audit export needs --db FILE (the server's storage.path)")
+			}
+			if format != "jsonl" && format != "csv" {
+				return usageErrorf("--format %q: use jsonl or csv", format)
+			}
+			filter, err := parseFilter(since, until, request)
+			if err != nil {
+				return err
+			}
+			st, err := openReadOnly(db)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			w := cmd.OutOrStdout()
+			var file *os.File
+			if out != "" && out != "-" {
+				file, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+				if err != nil {
+					return fmt.Errorf("create %s: %w", out, err)
+				}
+				defer file.Close()
+				w = file
+			}
+			n, err := exportAudit(cmd.Context(), st, w, format, filter)
+			if err != nil {
+				return err
+			}
+			if file != nil {
+				if err := file.Sync(); err != nil {
+					return fmt.Errorf("write %s: %w", out, err)
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d records to %s\n", n, out)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
+	f.StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
+	f.StringVar(&since, "since", "", "only records at or after this RFC 3339 time")
+	f.StringVar(&until, "until", "", "only records before this RFC 3339 time")
+	f.StringVar(&request, "request", "", "only records of this request id")
+	return cmd
+}
+
+func parseFilter(since, until, request string) (audit.Filter, error) {
+	f := audit.Filter{RequestID: request}
+	var err error
+	if since != "" {
+		if f.Since, err = time.Parse(time.RFC3339, since); err != nil {
+			return f, usageErrorf("--since %q is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)", since)
+		}
+	}
+	if until != "" {
+		if f.Until, err = time.Parse(time.RFC3339, until); err != nil {
+			return f, usageErrorf("--until %q is not an RFC 3339 time (e.g. 2026-01-31T00:00:00Z)", until)
+		}
+	}
+	return f, nil
+}
+
+// exportAudit streams the log in constant memory.
+func exportAudit(ctx context.Context, st storage.Store, w io.Writer, format string, filter audit.Filter) (int, error) {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	var csvw *audit.CSVWriter
+	if format == "csv" {
+		csvw = audit.NewCSVWriter(bw)
+	}
+	n := 0
+	err := st.AuditRecords(ctx, 1, func(seq uint64, line []byte) error {
+		ok, err := filter.Match(line)
+		if err != nil {
+			return fmt.Errorf("audit record %d: %w", seq, err)
+		}
+		if !ok {
+			return nil
+		}
+		n++
+		if csvw != nil {
+			return csvw.Write(line)
+		}
+		return audit.ExportJSONL(bw, line)
+	})
+	if err != nil {
+		return n, fmt.Errorf("export audit log: %w", err)
+	}
+	if csvw != nil {
+		if err := csvw.Flush(); err != nil {
+			return n, fmt.Errorf("export audit log: %w", err)
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return n, fmt.Errorf("export audit log: %w", err)
+	}
+	return n, nil
+}
+
+func newAuditVerifyCommand() *cobra.Command {
+	var db, pubkey string
+	cmd := &cobra.Command{
+		Use:   "verify (--db FILE | FILE.jsonl) [--pubkey FILE]",
+		Short: "Check the audit log's hash chain (and signed checkpoints)",
+		Long: `Check every record's hash and its link to the record before. Exit 0 when the
+chain is intact; exit 1 naming the first bad record's seq when a record was
+changed, removed, inserted or reordered. With --pubkey, every signed checkpoint
+must verify too, so a log rewritten end to end without the key fails.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (db == "") == (len(args) == 0) {
+				return usageErrorf("audit verify takes either --db FILE or one exported FILE.jsonl")
+			}
+			opts := audit.VerifyOptions{}
+			if pubkey != "" {
+				pub, err := audit.ReadPublicKeyFile(pubkey)
+				if err != nil {
+					return withCode(exitUsage, fmt.Errorf("--pubkey: %w", err))
+				}
+				opts.PublicKey = pub
+			}
+			var (
+				sum audit.Summary
+				err error
+			)
+			if db != "" {
+				sum, err = verifyDB(cmd.Context(), db, opts)
+			} else {
+				sum, err = verifyFile(args[0], opts)
+			}
+			var chainErr *audit.ChainError
+			if errors.As(err, &chainErr) {
+				return withCode(exitBadChain, fmt.Errorf("audit log is NOT intact: %w", err))
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d records, last seq %d, last hash %s", sum.Records, sum.LastSeq, sum.LastHash)
+			if pubkey != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), ", %d signed checkpoints verified", sum.Checkpoints)
+			}
+			fmt.Fprintln(cmd.OutOrStdout())
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	cmd.Flags().StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
+	return cmd
+}
+
+func verifyFile(path string, opts audit.VerifyOptions) (audit.Summary, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return audit.Summary{}, withCode(exitUsage, fmt.Errorf("open export: %w", err))
+	}
+	defer f.Close()
+	return audit.VerifyJSONL(f, opts)
+}
+
+func verifyDB(ctx context.Context, path string, opts audit.VerifyOptions) (audit.Summary, error) {
+	st, err := openReadOnly(path)
+	if err != nil {
+		return audit.Summary{}, err
+	}
+	defer st.Close()
+	v := audit.NewVerifier(opts)
+	if err := st.AuditRecords(ctx, 1, func(_ uint64, line []byte) error { return v.Add(line) }); err != nil {
+		return audit.Summary{}, err
+	}
+	return v.Finish()
+}
+
+func newAuditKeygenCommand() *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "keygen -o FILE",
+		Short: "Make an Ed25519 key for signed audit checkpoints",
+		Long: `Write a new Ed25519 private key to FILE (PEM, mode 0600) for audit.signing_key_file,
+and its public key to FILE.pub for auditors ('signoff audit verify --pubkey FILE.pub').
+An existing FILE is never overwritten.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if out == "" {
+				return usageErrorf("audit keygen needs -o FILE")
+			}
+			priv, err := audit.GenerateKey()
+			if err != nil {
+				return err
+			}
+			if err := writeNewFile(out, 0o600, func(w io.Writer) error { return audit.WritePrivateKeyPEM(w, priv) }); err != nil {
+				return err
+			}
+			pub := priv.Public().(ed25519.PublicKey)
+			if err := writeNewFile(out+".pub", 0o644, func(w io.Writer) error { return audit.WritePublicKeyPEM(w, pub) }); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "wrote private key %s (set audit.signing_key_file to it) and public key %s.pub (key id %s)\n", out, out, audit.KeyID(pub))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "private key file to create")
+	return cmd
+}
+
+// writeNewFile creates path (refusing to overwrite) and fills it.
+func writeNewFile(path string, mode os.FileMode, fill func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return withCode(exitUsage, fmt.Errorf("create %s: %w (keygen never overwrites a key)", path, err))
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

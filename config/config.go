@@ -1,0 +1,449 @@
+// Package config loads, validates and summarizes signoff's configuration,
+// and turns it into the rule set of package policy.
+//
+// Configuration is data: Load reads a YAML file and SIGNOFF_* environment
+// variables into a plain Config, refusing unknown keys and resolving every
+// *_file secret; Validate then reports every problem at once, each prefixed
+// by its key; Policy builds the policy.Policy the server enforces; Summary
+// renders a one-screen description for `signoff config check`.
+//
+// # Sources and precedence
+//
+// For every key, the first of these that sets it wins: the environment
+// variable, the file, the built-in default (see Default).
+//
+// # Environment overrides
+//
+// Every fixed key (everything outside the lists `requesters` and
+// `dev.approvers` and the map `actions`) can be overridden by an environment
+// variable named SIGNOFF_ followed by the key path in upper case with dots
+// replaced by underscores: listen → SIGNOFF_LISTEN, storage.path →
+// SIGNOFF_STORAGE_PATH, slack.signing_secret_file →
+// SIGNOFF_SLACK_SIGNING_SECRET_FILE. Lists of strings (idp.scopes,
+// teams.tenant_ids, auditors.groups) take a comma-separated value; durations
+// take Go duration syntax ("90s", "1h"). A variable set to the empty string
+// is ignored. EnvKeys lists every key that accepts an override.
+//
+// Per-action keys (everything under actions.<name>) and the entries of
+// `requesters` and `dev.approvers` come from the file only.
+//
+// # Secrets
+//
+// Every secret key has a *_file twin (slack.signing_secret and
+// slack.signing_secret_file, …). Load reads the file, trims trailing
+// whitespace (including the final newline) and stores the content in the
+// plain key as a Secret, which prints as [redacted]; setting both twins is an
+// error. Relative *_file paths are relative to the process's working
+// directory, like storage.path.
+//
+// # Keys
+//
+// Keys are written in lower case. Top-level and section keys are matched
+// case-insensitively (viper folds them); keys inside actions — including
+// action, parameter and claim names — are case-sensitive, so that parameter
+// and claim names keep the case requests and tokens use.
+package config
+
+import (
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// Defaults of keys that are not required.
+const (
+	// DefaultListen is the address the server listens on.
+	DefaultListen = "127.0.0.1:8080"
+	// DefaultStoragePath is where the bbolt database lives.
+	DefaultStoragePath = "./signoff-data/signoff.db"
+	// DefaultPersonClaim is the requester claim naming the person behind a
+	// CI request when a requesters entry sets no person_claim.
+	DefaultPersonClaim = "sub"
+	// DefaultIdPGroupsClaim is the IdP claim holding an approver's groups.
+	DefaultIdPGroupsClaim = "groups"
+	// DefaultLinkMaxAge is how long an approver's chat-account link lasts.
+	DefaultLinkMaxAge = 720 * time.Hour
+	// DefaultGroupsMaxAge is how old an approver's verified groups may be.
+	DefaultGroupsMaxAge = 24 * time.Hour
+	// DefaultCheckpointEvery is how many audit records lie between two
+	// signed checkpoints.
+	DefaultCheckpointEvery = 1000
+	// DefaultActionTTL is how long a request waits for a decision.
+	DefaultActionTTL = time.Hour
+	// MaxActionTTL is the longest ttl an action may declare.
+	MaxActionTTL = 30 * 24 * time.Hour
+	// DefaultMinApprovals is how many approvals an action needs.
+	DefaultMinApprovals = 1
+	// DefaultWebhookTimeout bounds one on_approve webhook call.
+	DefaultWebhookTimeout = 10 * time.Second
+	// DefaultLogLevel and DefaultLogFormat configure logging.
+	DefaultLogLevel  = "info"
+	DefaultLogFormat = "text"
+)
+
+// Storage drivers.
+const (
+	// DriverBolt keeps everything in one bbolt file (one process).
+	DriverBolt = "bolt"
+	// DriverPostgres uses a PostgreSQL database shared by several replicas.
+	DriverPostgres = "postgres"
+)
+
+// DefaultIdPScopes are requested from the IdP when idp.scopes is not set.
+// offline_access asks for a refresh token, so that groups can be re-verified
+// without the approver signing in again.
+var DefaultIdPScopes = []string{"openid", "email", "profile", "groups", "offline_access"}
+
+// Config is everything an operator writes. Its fields mirror the YAML keys
+// (named by the mapstructure tags); see config.example.yaml for each key's
+// meaning.
+type Config struct {
+	// Listen is the HTTP listen address, host:port.
+	Listen string `mapstructure:"listen"`
+	// PublicURL is the externally reachable base URL, used for links in
+	// cards and the IdP redirect URI.
+	PublicURL string `mapstructure:"public_url"`
+	// Storage selects and configures the database.
+	Storage StorageConfig `mapstructure:"storage"`
+	// Requesters are the OIDC issuers whose tokens CI may present.
+	Requesters []RequesterConfig `mapstructure:"requesters"`
+	// IdP is where approvers link their chat accounts.
+	IdP IdPConfig `mapstructure:"idp"`
+	// Auditors may read the audit log and every request.
+	Auditors AuditorsConfig `mapstructure:"auditors"`
+	// Slack configures the Slack app; empty when Slack is not used.
+	Slack SlackConfig `mapstructure:"slack"`
+	// Teams configures the Microsoft Teams bot; empty when Teams is not used.
+	Teams TeamsConfig `mapstructure:"teams"`
+	// Audit configures the audit log's signed checkpoints.
+	Audit AuditConfig `mapstructure:"audit"`
+	// Actions are the things CI may ask approval for, by name.
+	Actions map[string]ActionConfig `mapstructure:"actions"`
+	// Dev configures dev mode (`signoff serve --dev`).
+	Dev DevConfig `mapstructure:"dev"`
+	// Log configures the process log.
+	Log LogConfig `mapstructure:"log"`
+
+	// source names where the config came from (a path), for messages.
+	source string
+	// fromEnv maps a key to the environment variable that set it.
+	fromEnv map[string]string
+}
+
+// StorageConfig selects the database.
+type StorageConfig struct {
+	// Driver is DriverBolt (default) or DriverPostgres.
+	Driver string `mapstructure:"driver"`
+	// Path is the bbolt file (driver bolt).
+	Path string `mapstructure:"path"`
+	// DSN is the PostgreSQL connection string (driver postgres); it may
+	// hold a password, so it is a Secret.
+	DSN Secret `mapstructure:"dsn"`
+	// DSNFile is DSN's file twin.
+	DSNFile string `mapstructure:"dsn_file"`
+}
+
+// RequesterConfig is one trusted CI token issuer.
+type RequesterConfig struct {
+	// Name is what action requester rules call this issuer (e.g. "github").
+	Name string `mapstructure:"name"`
+	// Issuer is the issuer URL, which tokens carry as iss.
+	Issuer string `mapstructure:"issuer"`
+	// Audience is the aud tokens must carry.
+	Audience string `mapstructure:"audience"`
+	// PersonClaim names the person behind a request (GitHub: actor; GitLab:
+	// user_login); DefaultPersonClaim when empty in the file.
+	PersonClaim string `mapstructure:"person_claim"`
+	// NameClaim, EmailClaim and GroupsClaim optionally name claims holding
+	// the person's display name, email and groups.
+	NameClaim   string `mapstructure:"name_claim"`
+	EmailClaim  string `mapstructure:"email_claim"`
+	GroupsClaim string `mapstructure:"groups_claim"`
+}
+
+// IdPConfig is the OpenID Connect provider approvers sign in to.
+type IdPConfig struct {
+	// Issuer is the provider's issuer URL.
+	Issuer string `mapstructure:"issuer"`
+	// ClientID identifies signoff at the provider.
+	ClientID string `mapstructure:"client_id"`
+	// ClientSecret authenticates signoff at the provider; optional for a
+	// public client (the flow uses PKCE either way).
+	ClientSecret Secret `mapstructure:"client_secret"`
+	// ClientSecretFile is ClientSecret's file twin.
+	ClientSecretFile string `mapstructure:"client_secret_file"`
+	// Scopes are requested at sign-in; DefaultIdPScopes when not set.
+	Scopes []string `mapstructure:"scopes"`
+	// GroupsClaim names the claim holding the approver's groups.
+	GroupsClaim string `mapstructure:"groups_claim"`
+	// LinkMaxAge is how long a chat-account link lasts.
+	LinkMaxAge time.Duration `mapstructure:"link_max_age"`
+	// GroupsMaxAge is how old verified groups may be when a vote counts.
+	GroupsMaxAge time.Duration `mapstructure:"groups_max_age"`
+	// TokenEncryptionKey encrypts stored refresh tokens.
+	TokenEncryptionKey Secret `mapstructure:"token_encryption_key"`
+	// TokenEncryptionKeyFile is TokenEncryptionKey's file twin.
+	TokenEncryptionKeyFile string `mapstructure:"token_encryption_key_file"`
+}
+
+// Configured reports whether the IdP section was filled in (defaults alone
+// do not count).
+func (c IdPConfig) Configured() bool {
+	return c.Issuer != "" || c.ClientID != "" || c.ClientSecret != "" || c.ClientSecretFile != "" ||
+		c.TokenEncryptionKey != "" || c.TokenEncryptionKeyFile != ""
+}
+
+// AuditorsConfig names who may read the audit log.
+type AuditorsConfig struct {
+	// Groups are IdP groups whose members are auditors.
+	Groups []string `mapstructure:"groups"`
+}
+
+// SlackConfig is the Slack app.
+type SlackConfig struct {
+	// BotToken (xoxb-…) calls the Web API.
+	BotToken Secret `mapstructure:"bot_token"`
+	// BotTokenFile is BotToken's file twin.
+	BotTokenFile string `mapstructure:"bot_token_file"`
+	// SigningSecret verifies HTTP callbacks.
+	SigningSecret Secret `mapstructure:"signing_secret"`
+	// SigningSecretFile is SigningSecret's file twin.
+	SigningSecretFile string `mapstructure:"signing_secret_file"`
+	// AppToken (xapp-…) enables Socket Mode instead of HTTP callbacks.
+	AppToken Secret `mapstructure:"app_token"`
+	// AppTokenFile is AppToken's file twin.
+	AppTokenFile string `mapstructure:"app_token_file"`
+	// TeamID is the workspace (T…) whose callbacks are accepted.
+	TeamID string `mapstructure:"team_id"`
+	// EnterpriseID is the Enterprise Grid organization (E…), if any.
+	EnterpriseID string `mapstructure:"enterprise_id"`
+	// APIURL overrides the Web API base URL (tests); it ends with "/".
+	APIURL string `mapstructure:"api_url"`
+}
+
+// Configured reports whether any Slack key is set.
+func (c SlackConfig) Configured() bool {
+	return c.BotToken != "" || c.BotTokenFile != "" || c.SigningSecret != "" || c.SigningSecretFile != "" ||
+		c.AppToken != "" || c.AppTokenFile != "" || c.TeamID != "" || c.EnterpriseID != "" || c.APIURL != ""
+}
+
+// TeamsConfig is the Microsoft Teams (Bot Framework) bot.
+type TeamsConfig struct {
+	// AppID is the bot's Microsoft app id (the audience of Bot Framework
+	// tokens).
+	AppID string `mapstructure:"app_id"`
+	// AppPassword is the bot's client secret.
+	AppPassword Secret `mapstructure:"app_password"`
+	// AppPasswordFile is AppPassword's file twin.
+	AppPasswordFile string `mapstructure:"app_password_file"`
+	// TenantIDs are the Microsoft Entra tenants whose activities are
+	// accepted.
+	TenantIDs []string `mapstructure:"tenant_ids"`
+	// OpenIDMetadataURL overrides where Bot Framework signing keys come from.
+	OpenIDMetadataURL string `mapstructure:"openid_metadata_url"`
+	// TokenURL overrides where the bot gets its own access tokens.
+	TokenURL string `mapstructure:"token_url"`
+	// ServiceURL is used for conversations the bot has not yet seen an
+	// activity from.
+	ServiceURL string `mapstructure:"service_url"`
+	// ChannelService selects a sovereign cloud (e.g.
+	// https://botframework.azure.us); empty for the public cloud.
+	ChannelService string `mapstructure:"channel_service"`
+}
+
+// Configured reports whether any Teams key is set.
+func (c TeamsConfig) Configured() bool {
+	return c.AppID != "" || c.AppPassword != "" || c.AppPasswordFile != "" || len(c.TenantIDs) > 0 ||
+		c.OpenIDMetadataURL != "" || c.TokenURL != "" || c.ServiceURL != "" || c.ChannelService != ""
+}
+
+// AuditConfig configures signed checkpoints of the audit log.
+type AuditConfig struct {
+	// SigningKey is the Ed25519 private key (as `signoff audit keygen`
+	// writes it); checkpoints are unsigned when it is empty.
+	SigningKey Secret `mapstructure:"signing_key"`
+	// SigningKeyFile is SigningKey's file twin.
+	SigningKeyFile string `mapstructure:"signing_key_file"`
+	// CheckpointEvery is how many records lie between two checkpoints.
+	CheckpointEvery int `mapstructure:"checkpoint_every"`
+}
+
+// ActionConfig is one kind of thing CI may ask approval for.
+type ActionConfig struct {
+	// Description says what the action does, for cards and summaries.
+	Description string `mapstructure:"description"`
+	// Requesters are the rules a request must match one of.
+	Requesters []RequesterRuleConfig `mapstructure:"requesters"`
+	// Params declares the accepted parameters, by name.
+	Params map[string]ParamConfig `mapstructure:"params"`
+	// Approvers says who may approve and how many must.
+	Approvers ApproversConfig `mapstructure:"approvers"`
+	// TTL is how long a request waits; DefaultActionTTL when not set.
+	TTL time.Duration `mapstructure:"ttl"`
+	// Notify names where requests are announced.
+	Notify NotifyConfig `mapstructure:"notify"`
+	// OnApprove is what runs once a request is approved.
+	OnApprove OnApproveConfig `mapstructure:"on_approve"`
+	// StepUp, when set, demands a recent sign-in before a vote counts.
+	StepUp *StepUpConfig `mapstructure:"step_up"`
+	// RequireApproveReason and RequireDenyReason make approvers explain.
+	RequireApproveReason bool `mapstructure:"require_approve_reason"`
+	RequireDenyReason    bool `mapstructure:"require_deny_reason"`
+}
+
+// RequesterRuleConfig matches a verified CI token.
+type RequesterRuleConfig struct {
+	// Issuer is the name of a requesters entry.
+	Issuer string `mapstructure:"issuer"`
+	// Claims maps claim names to globs (* matches any run of characters);
+	// all must match.
+	Claims map[string]string `mapstructure:"claims"`
+}
+
+// ParamConfig declares one request parameter.
+type ParamConfig struct {
+	// Required parameters must be present.
+	Required bool `mapstructure:"required"`
+	// Pattern is a regular expression the whole value must match (it is
+	// anchored whether or not it says ^…$).
+	Pattern string `mapstructure:"pattern"`
+	// MaxLength caps the value in bytes; 0 means policy.DefaultMaxParamLength.
+	MaxLength int `mapstructure:"max_length"`
+}
+
+// ApproversConfig says who may approve and how many must.
+type ApproversConfig struct {
+	// Groups are IdP groups; membership in any makes a person eligible.
+	Groups []string `mapstructure:"groups"`
+	// Users are IdP subjects or email addresses eligible by name.
+	Users []string `mapstructure:"users"`
+	// MinApprovals is how many distinct approvers must approve;
+	// DefaultMinApprovals when not set.
+	MinApprovals int `mapstructure:"min_approvals"`
+	// AllowSelfApproval lets the requester approve their own request.
+	AllowSelfApproval bool `mapstructure:"allow_self_approval"`
+}
+
+// NotifyConfig names where requests are announced.
+type NotifyConfig struct {
+	// Slack channel ids.
+	Slack []string `mapstructure:"slack"`
+	// Teams conversation ids.
+	Teams []string `mapstructure:"teams"`
+}
+
+// OnApproveConfig is what runs once a request is approved.
+type OnApproveConfig struct {
+	// Webhook, when configured, receives the approved request.
+	//
+	// It is a value, not a pointer, on purpose: fmt does not call the
+	// methods of values behind a pointer nested in what it prints with a
+	// mismatched verb (%s of a struct), so a Secret behind a pointer could
+	// be printed in clear. No Secret may be reachable through a pointer.
+	Webhook WebhookConfig `mapstructure:"webhook"`
+}
+
+// WebhookConfig is an HTTP endpoint called on approval. The zero value
+// means no webhook.
+type WebhookConfig struct {
+	// URL is the endpoint (http or https).
+	URL string `mapstructure:"url"`
+	// Secret signs the call so the receiver can verify it.
+	Secret Secret `mapstructure:"secret"`
+	// SecretFile is Secret's file twin.
+	SecretFile string `mapstructure:"secret_file"`
+	// Timeout bounds one call; DefaultWebhookTimeout when not set.
+	Timeout time.Duration `mapstructure:"timeout"`
+}
+
+// Configured reports whether any webhook key is set.
+func (w WebhookConfig) Configured() bool {
+	return w.URL != "" || w.Secret != "" || w.SecretFile != "" || w.Timeout != 0
+}
+
+// StepUpConfig demands a recent interactive sign-in before a vote counts.
+type StepUpConfig struct {
+	// MaxAge is how long ago the sign-in may have been.
+	MaxAge time.Duration `mapstructure:"max_age"`
+	// ACRValues are requested from the IdP at the step-up sign-in.
+	ACRValues []string `mapstructure:"acr_values"`
+	// RequireMFA demands a multi-factor sign-in (amr claim).
+	RequireMFA bool `mapstructure:"require_mfa"`
+}
+
+// DevConfig configures dev mode.
+type DevConfig struct {
+	// Approvers are the people the dev console lets you vote as.
+	Approvers []DevApprover `mapstructure:"approvers"`
+}
+
+// DevApprover is a made-up approver for dev mode.
+type DevApprover struct {
+	// Name is who the dev console votes as (the identity's subject).
+	Name string `mapstructure:"name"`
+	// Email is the identity's email address.
+	Email string `mapstructure:"email"`
+	// Groups stand in for the IdP groups the identity would hold.
+	Groups []string `mapstructure:"groups"`
+}
+
+// LogConfig configures the process log.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `mapstructure:"level"`
+	// Format is text or json.
+	Format string `mapstructure:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level (info when unrecognized).
+func (c LogConfig) SlogLevel() slog.Level {
+	switch strings.ToLower(c.Level) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Handler returns a slog handler writing to w in the configured format and
+// level.
+func (c LogConfig) Handler(w io.Writer) slog.Handler {
+	opts := &slog.HandlerOptions{Level: c.SlogLevel()}
+	if strings.ToLower(c.Format) == "json" {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
+}
+
+// Default returns the configuration that applies when neither file nor
+// environment sets anything: the defaults of every fixed key. Per-action
+// defaults (DefaultActionTTL, DefaultMinApprovals, DefaultWebhookTimeout)
+// and DefaultPersonClaim are applied by Load to each entry.
+func Default() *Config {
+	return &Config{
+		Listen:  DefaultListen,
+		Storage: StorageConfig{Driver: DriverBolt, Path: DefaultStoragePath},
+		IdP: IdPConfig{
+			Scopes:       append([]string(nil), DefaultIdPScopes...),
+			GroupsClaim:  DefaultIdPGroupsClaim,
+			LinkMaxAge:   DefaultLinkMaxAge,
+			GroupsMaxAge: DefaultGroupsMaxAge,
+		},
+		Audit: AuditConfig{CheckpointEvery: DefaultCheckpointEvery},
+		Log:   LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+	}
+}
+
+// Source returns the path the configuration was loaded from ("" when it
+// came from defaults and environment only, or was built in code).
+func (c *Config) Source() string { return c.source }
+
+// EnvSource returns the environment variable that set key (e.g.
+// "SIGNOFF_LISTEN" for "listen"), or "" when the key did not come from the
+// environment.
+func (c *Config) EnvSource(key string) string { return c.fromEnv[key] }

@@ -1,0 +1,581 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/signoff-dev/signoff/policy"
+)
+
+// Problem is one thing wrong with the configuration.
+type Problem struct {
+	// Key is the config key path, e.g. "actions.deploy-prod.ttl" or
+	// "requesters[1].issuer"; empty for a problem with the whole file.
+	Key string
+	// Message says what is wrong and, where it helps, what to do.
+	Message string
+}
+
+// String returns "key: message".
+func (p Problem) String() string {
+	if p.Key == "" {
+		return p.Message
+	}
+	return p.Key + ": " + p.Message
+}
+
+// ValidationError lists every problem found, sorted by key.
+type ValidationError struct {
+	Problems []Problem
+}
+
+// Error lists the problems, one per line.
+func (e *ValidationError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// problems collects Problems.
+type problems []Problem
+
+func (ps *problems) add(key, format string, args ...any) {
+	*ps = append(*ps, Problem{Key: key, Message: fmt.Sprintf(format, args...)})
+}
+
+// sorted returns the problems sorted by key, stable within a key.
+func (ps problems) sorted() []Problem {
+	out := slices.Clone([]Problem(ps))
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// err returns a *ValidationError, or nil when there are no problems.
+func (ps problems) err() error {
+	if len(ps) == 0 {
+		return nil
+	}
+	return &ValidationError{Problems: ps.sorted()}
+}
+
+// namePattern is what action and requester names must match.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+
+// paramNamePattern is what parameter names must match (they are written as
+// --param name=value on the command line).
+var paramNamePattern = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
+
+// Validate checks the configuration and returns every problem at once as a
+// *ValidationError, or nil. It does no I/O: secret files were read by Load.
+func (c *Config) Validate() error {
+	var ps problems
+	c.validateServer(&ps)
+	c.validatePolicy(&ps)
+	return ps.err()
+}
+
+func (c *Config) validateServer(ps *problems) {
+	checkListen(ps, "listen", c.Listen)
+	if c.PublicURL != "" {
+		checkURL(ps, "public_url", c.PublicURL, urlRule{httpsUnlessLoopback: true, noQuery: true, showValue: true})
+	} else if c.IdP.Configured() {
+		ps.add("public_url", "required when idp is configured: the IdP redirects approvers back to public_url + /link/callback")
+	}
+
+	switch c.Storage.Driver {
+	case DriverBolt:
+		if c.Storage.Path == "" {
+			ps.add("storage.path", "required with driver %q: the bbolt database file", DriverBolt)
+		}
+		if c.Storage.DSN != "" || c.Storage.DSNFile != "" {
+			ps.add("storage.driver", "is %q but a PostgreSQL DSN is set; set storage.driver: postgres to use it, or remove the DSN", DriverBolt)
+		}
+	case DriverPostgres:
+		if c.Storage.DSN == "" && c.Storage.DSNFile == "" {
+			ps.add("storage.dsn", "required with driver %q: set storage.dsn_file (or storage.dsn)", DriverPostgres)
+		}
+	case "":
+		ps.add("storage.driver", "required: %q or %q", DriverBolt, DriverPostgres)
+	default:
+		ps.add("storage.driver", "%q is not a storage driver; use %q or %q", c.Storage.Driver, DriverBolt, DriverPostgres)
+	}
+
+	c.validateIdP(ps)
+	c.validateSlack(ps)
+	c.validateTeams(ps)
+
+	if c.Audit.CheckpointEvery < 1 {
+		ps.add("audit.checkpoint_every", "must be >= 1, got %d", c.Audit.CheckpointEvery)
+	}
+
+	devNames := map[string]int{}
+	for i, a := range c.Dev.Approvers {
+		key := fmt.Sprintf("dev.approvers[%d]", i)
+		switch {
+		case strings.TrimSpace(a.Name) == "":
+			ps.add(key+".name", "required")
+		default:
+			if j, dup := devNames[a.Name]; dup {
+				ps.add(key+".name", "%q is also dev.approvers[%d]; names must be unique", a.Name, j)
+			}
+			devNames[a.Name] = i
+		}
+		if a.Email != "" && !strings.Contains(a.Email, "@") {
+			ps.add(key+".email", "%q is not an email address", a.Email)
+		}
+		checkNonEmpty(ps, key+".groups", a.Groups)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		ps.add("log.level", "%q is not a log level; use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		ps.add("log.format", "%q is not a log format; use text or json", c.Log.Format)
+	}
+}
+
+func (c *Config) validateIdP(ps *problems) {
+	idp := c.IdP
+	if !idp.Configured() {
+		return
+	}
+	if idp.Issuer == "" {
+		ps.add("idp.issuer", "required when the idp section is used: the provider's issuer URL")
+	} else {
+		checkURL(ps, "idp.issuer", idp.Issuer, urlRule{httpsUnlessLoopback: true, noQuery: true, showValue: true})
+	}
+	if idp.ClientID == "" {
+		ps.add("idp.client_id", "required when the idp section is used: the client id registered at the provider")
+	}
+	if !slices.Contains(idp.Scopes, "openid") {
+		ps.add("idp.scopes", "must include \"openid\"")
+	}
+	checkNonEmpty(ps, "idp.scopes", idp.Scopes)
+	if idp.GroupsClaim == "" {
+		ps.add("idp.groups_claim", "required: the ID token claim that lists the approver's groups")
+	}
+	if idp.LinkMaxAge <= 0 {
+		ps.add("idp.link_max_age", "must be > 0, got %s", fmtDuration(idp.LinkMaxAge))
+	}
+	if idp.GroupsMaxAge <= 0 {
+		ps.add("idp.groups_max_age", "must be > 0, got %s", fmtDuration(idp.GroupsMaxAge))
+	}
+	if idp.TokenEncryptionKey == "" && slices.Contains(idp.Scopes, "offline_access") {
+		ps.add("idp.token_encryption_key", "required when idp.scopes includes offline_access: refresh tokens are stored encrypted; set idp.token_encryption_key_file")
+	}
+	if idp.TokenEncryptionKey != "" && len(idp.TokenEncryptionKey) < 32 {
+		ps.add("idp.token_encryption_key", "is too short (%d characters); use at least 32 random bytes", len(idp.TokenEncryptionKey))
+	}
+}
+
+var (
+	slackTeamID       = regexp.MustCompile(`^T[A-Z0-9]+$`)
+	slackEnterpriseID = regexp.MustCompile(`^E[A-Z0-9]+$`)
+)
+
+func (c *Config) validateSlack(ps *problems) {
+	s := c.Slack
+	if !s.Configured() {
+		return
+	}
+	if s.BotToken == "" {
+		ps.add("slack.bot_token", "required when the slack section is used: set slack.bot_token_file (the xoxb-… token)")
+	} else if strings.HasPrefix(s.BotToken.Reveal(), "xapp-") {
+		ps.add("slack.bot_token", "holds an app-level token (xapp-…); that belongs in slack.app_token, the bot token starts with xoxb-")
+	}
+	if s.AppToken != "" && strings.HasPrefix(s.AppToken.Reveal(), "xoxb-") {
+		ps.add("slack.app_token", "holds a bot token (xoxb-…); that belongs in slack.bot_token, the app-level token starts with xapp-")
+	}
+	if s.SigningSecret == "" && s.AppToken == "" {
+		ps.add("slack.signing_secret", "set slack.signing_secret_file (HTTP callbacks) or slack.app_token_file (Socket Mode); without either no click can be verified")
+	}
+	if s.TeamID == "" && s.EnterpriseID == "" {
+		ps.add("slack.team_id", "required: callbacks from workspaces other than this one are refused")
+	}
+	if s.TeamID != "" && !slackTeamID.MatchString(s.TeamID) {
+		ps.add("slack.team_id", "%q is not a Slack team id (T followed by capitals and digits, e.g. T0123ABCD)", s.TeamID)
+	}
+	if s.EnterpriseID != "" && !slackEnterpriseID.MatchString(s.EnterpriseID) {
+		ps.add("slack.enterprise_id", "%q is not a Slack enterprise id (E followed by capitals and digits)", s.EnterpriseID)
+	}
+	if s.APIURL != "" {
+		if checkURL(ps, "slack.api_url", s.APIURL, urlRule{httpsUnlessLoopback: true, showValue: true}) && !strings.HasSuffix(s.APIURL, "/") {
+			ps.add("slack.api_url", "must end with \"/\" (e.g. https://slack.com/api/)")
+		}
+	}
+}
+
+func (c *Config) validateTeams(ps *problems) {
+	t := c.Teams
+	if !t.Configured() {
+		return
+	}
+	if t.AppID == "" {
+		ps.add("teams.app_id", "required when the teams section is used: the bot's Microsoft app id")
+	}
+	if t.AppPassword == "" {
+		ps.add("teams.app_password", "required when the teams section is used: set teams.app_password_file")
+	}
+	if len(t.TenantIDs) == 0 {
+		ps.add("teams.tenant_ids", "required: activities from tenants not listed here are refused")
+	}
+	checkNonEmpty(ps, "teams.tenant_ids", t.TenantIDs)
+	for _, u := range []struct{ key, val string }{
+		{"teams.openid_metadata_url", t.OpenIDMetadataURL},
+		{"teams.token_url", t.TokenURL},
+		{"teams.service_url", t.ServiceURL},
+		{"teams.channel_service", t.ChannelService},
+	} {
+		if u.val != "" {
+			checkURL(ps, u.key, u.val, urlRule{httpsUnlessLoopback: true, showValue: true})
+		}
+	}
+}
+
+// validatePolicy checks what Policy builds from: requesters, auditors and
+// actions.
+func (c *Config) validatePolicy(ps *problems) {
+	names := c.validateRequesters(ps)
+	checkNonEmpty(ps, "auditors.groups", c.Auditors.Groups)
+	for _, name := range sortedKeys(c.Actions) {
+		a := c.Actions[name]
+		c.validateAction(ps, name, &a, names)
+	}
+}
+
+// validateRequesters checks the requesters list and returns the names in
+// order.
+func (c *Config) validateRequesters(ps *problems) []string {
+	var names []string
+	byName := map[string]int{}
+	byIssuer := map[[2]string]int{}
+	for i, r := range c.Requesters {
+		key := fmt.Sprintf("requesters[%d]", i)
+		switch {
+		case r.Name == "":
+			ps.add(key+".name", "required: the name action rules use for this issuer (e.g. github)")
+		case !namePattern.MatchString(r.Name):
+			ps.add(key+".name", "%q must match %s", r.Name, namePattern)
+		default:
+			if j, dup := byName[r.Name]; dup {
+				ps.add(key+".name", "%q is also requesters[%d]; names must be unique", r.Name, j)
+			} else {
+				byName[r.Name] = i
+				names = append(names, r.Name)
+			}
+		}
+		if r.Issuer == "" {
+			ps.add(key+".issuer", "required: the issuer URL tokens carry as iss")
+		} else {
+			checkURL(ps, key+".issuer", r.Issuer, urlRule{httpsUnlessLoopback: true, noQuery: true, showValue: true})
+		}
+		if r.Audience == "" {
+			ps.add(key+".audience", "required: the aud tokens must carry (e.g. signoff), so tokens minted for other services are refused")
+		}
+		if r.PersonClaim == "" {
+			ps.add(key+".person_claim", "required: the claim naming the person behind a request")
+		}
+		if r.Issuer != "" && r.Audience != "" {
+			id := [2]string{r.Issuer, r.Audience}
+			if j, dup := byIssuer[id]; dup {
+				ps.add(key+".issuer", "requesters[%d] has the same issuer and audience; a token could not tell which entry it belongs to", j)
+			} else {
+				byIssuer[id] = i
+			}
+		}
+	}
+	return names
+}
+
+func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requesters []string) {
+	key := "actions." + name
+	if !namePattern.MatchString(name) {
+		ps.add(key, "action name %q must match %s", name, namePattern)
+	}
+
+	if len(a.Requesters) == 0 {
+		ps.add(key+".requesters", "no requester rules: nobody could request this action; add e.g. {issuer: %s, claims: {…}}", firstOr(requesters, "github"))
+	}
+	for i, r := range a.Requesters {
+		rk := fmt.Sprintf("%s.requesters[%d]", key, i)
+		switch {
+		case r.Issuer == "":
+			ps.add(rk+".issuer", "required: the name of a requesters entry (configured: %s)", listOrNone(requesters))
+		case !slices.Contains(requesters, r.Issuer):
+			ps.add(rk+".issuer", "%q is not a configured requester; configured: %s", r.Issuer, listOrNone(requesters))
+		}
+		if len(r.Claims) == 0 {
+			ps.add(rk+".claims", "no claims: this rule would accept every token the issuer mints for this audience (for GitHub or GitLab: any repository); name the claims to match, or write sub: \"*\" to accept any token deliberately")
+		}
+		for _, ck := range sortedKeys(r.Claims) {
+			switch {
+			case strings.TrimSpace(ck) == "":
+				ps.add(rk+".claims", "a claim name is empty")
+			case r.Claims[ck] == "":
+				ps.add(rk+".claims."+ck, "empty pattern matches only an empty claim; use \"*\" to accept any value")
+			}
+		}
+	}
+
+	for _, pn := range sortedKeys(a.Params) {
+		p := a.Params[pn]
+		pk := key + ".params." + pn
+		if !paramNamePattern.MatchString(pn) {
+			ps.add(pk, "parameter name %q must match %s", pn, paramNamePattern)
+		}
+		if p.Pattern != "" {
+			if _, err := regexp.Compile(p.Pattern); err != nil {
+				ps.add(pk+".pattern", "does not compile: %v", err)
+			} else if _, err := policy.CompilePattern(p.Pattern); err != nil {
+				ps.add(pk+".pattern", "does not compile once anchored: %v", err)
+			}
+		}
+		if p.MaxLength < 0 {
+			ps.add(pk+".max_length", "must be >= 0 (0 means the default, %d), got %d", policy.DefaultMaxParamLength, p.MaxLength)
+		}
+	}
+
+	ap := a.Approvers
+	checkNonEmpty(ps, key+".approvers.groups", ap.Groups)
+	checkNonEmpty(ps, key+".approvers.users", ap.Users)
+	users := distinctNonEmpty(ap.Users)
+	if ap.MinApprovals < 1 {
+		ps.add(key+".approvers.min_approvals", "must be >= 1, got %d", ap.MinApprovals)
+	}
+	switch {
+	case len(ap.Groups) == 0 && len(users) == 0:
+		ps.add(key+".approvers", "no groups and no users: nobody could approve this action")
+	case len(ap.Groups) == 0 && ap.MinApprovals > len(users):
+		ps.add(key+".approvers.min_approvals", "is %d but only %d user(s) are named and no groups: requests could never be approved", ap.MinApprovals, len(users))
+	}
+
+	switch {
+	case a.TTL <= 0:
+		ps.add(key+".ttl", "must be > 0, got %s", fmtDuration(a.TTL))
+	case a.TTL > MaxActionTTL:
+		ps.add(key+".ttl", "%s is more than the maximum, %s (30 days)", fmtDuration(a.TTL), fmtDuration(MaxActionTTL))
+	}
+
+	checkNonEmpty(ps, key+".notify.slack", a.Notify.Slack)
+	checkNonEmpty(ps, key+".notify.teams", a.Notify.Teams)
+
+	if w := a.OnApprove.Webhook; w.Configured() {
+		wk := key + ".on_approve.webhook"
+		if w.URL == "" {
+			ps.add(wk+".url", "required: the endpoint that receives approved requests")
+		} else {
+			checkURL(ps, wk+".url", w.URL, urlRule{})
+		}
+		if w.Timeout <= 0 {
+			ps.add(wk+".timeout", "must be > 0, got %s", fmtDuration(w.Timeout))
+		}
+	}
+
+	if s := a.StepUp; s != nil {
+		sk := key + ".step_up"
+		if s.MaxAge <= 0 {
+			ps.add(sk+".max_age", "must be > 0 (how recent the sign-in must be, e.g. 5m), got %s", fmtDuration(s.MaxAge))
+		}
+		checkNonEmpty(ps, sk+".acr_values", s.ACRValues)
+	}
+}
+
+// urlRule says what checkURL accepts.
+type urlRule struct {
+	// httpsUnlessLoopback refuses http except for loopback hosts.
+	httpsUnlessLoopback bool
+	// noQuery refuses a query or fragment.
+	noQuery bool
+	// showValue quotes the URL in messages; off for URLs that may carry
+	// credentials (webhooks).
+	showValue bool
+}
+
+// checkURL reports what is wrong with an absolute http(s) URL and returns
+// whether it is fine.
+func checkURL(ps *problems, key, raw string, rule urlRule) bool {
+	shown := "the URL"
+	if rule.showValue {
+		shown = strconv.Quote(raw)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		ps.add(key, "%s is not a valid URL: %v", shown, err)
+		return false
+	}
+	if !u.IsAbs() || u.Host == "" {
+		ps.add(key, "%s is not an absolute URL; write it as https://host/…", shown)
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if rule.httpsUnlessLoopback && !isLoopback(u.Hostname()) {
+			ps.add(key, "%s must use https (http is allowed only for loopback hosts such as 127.0.0.1 or localhost)", shown)
+			return false
+		}
+	default:
+		want := "https"
+		if !rule.httpsUnlessLoopback {
+			want = "http or https"
+		}
+		ps.add(key, "%s has scheme %q; use %s", shown, u.Scheme, want)
+		return false
+	}
+	if rule.noQuery && (u.RawQuery != "" || u.Fragment != "") {
+		ps.add(key, "%s must not have a query or fragment", shown)
+		return false
+	}
+	if rule.showValue && u.User != nil {
+		ps.add(key, "must not contain a user name or password")
+		return false
+	}
+	return true
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func checkListen(ps *problems, key, addr string) {
+	if addr == "" {
+		ps.add(key, "required: host:port to listen on (e.g. 127.0.0.1:8080, or :8080 for every interface)")
+		return
+	}
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		if ae, ok := err.(*net.AddrError); ok {
+			err = fmt.Errorf("%s", ae.Err)
+		}
+		ps.add(key, "%q is not host:port (e.g. 127.0.0.1:8080, or :8080 for every interface): %v", addr, err)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		ps.add(key, "%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+}
+
+// checkNonEmpty reports empty entries of a list.
+func checkNonEmpty(ps *problems, key string, list []string) {
+	for i, s := range list {
+		if strings.TrimSpace(s) == "" {
+			ps.add(fmt.Sprintf("%s[%d]", key, i), "is empty")
+		}
+	}
+}
+
+func distinctNonEmpty(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if strings.TrimSpace(s) != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none (add a requesters entry)"
+	}
+	return strings.Join(names, ", ")
+}
+
+func firstOr(names []string, def string) string {
+	if len(names) > 0 {
+		return names[0]
+	}
+	return def
+}
+
+// fmtDuration prints d without trailing zero units: 1h, 1m30s, 720h.
+func fmtDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// Warnings returns things that are allowed but probably not meant, sorted
+// by key: notifications to an unconfigured platform, chat without an IdP,
+// actions nobody in dev mode could approve, unsigned webhooks, and so on.
+// `signoff config check` prints them; serve may log them.
+func (c *Config) Warnings() []Problem {
+	var ws problems
+	chat := c.Slack.Configured() || c.Teams.Configured()
+	if chat && !c.IdP.Configured() {
+		ws.add("idp", "slack or teams is configured but idp is not: chat votes count only through an approver's linked IdP identity, so none would count")
+	}
+	if len(c.Actions) == 0 {
+		ws.add("actions", "no actions are declared: nothing can be requested")
+	}
+	for _, name := range sortedKeys(c.Actions) {
+		a := c.Actions[name]
+		key := "actions." + name
+		if len(a.Notify.Slack) > 0 && !c.Slack.Configured() {
+			ws.add(key+".notify.slack", "slack is not configured; these channels will not be notified")
+		}
+		if len(a.Notify.Teams) > 0 && !c.Teams.Configured() {
+			ws.add(key+".notify.teams", "teams is not configured; these conversations will not be notified")
+		}
+		if chat && len(a.Notify.Slack) == 0 && len(a.Notify.Teams) == 0 {
+			ws.add(key+".notify", "no channel is notified: approvers will not hear of requests")
+		}
+		if w := a.OnApprove.Webhook; w.Configured() && w.Secret == "" {
+			ws.add(key+".on_approve.webhook.secret", "not set: the receiver cannot verify that calls come from signoff")
+		}
+		if a.StepUp != nil && !c.IdP.Configured() {
+			ws.add(key+".step_up", "idp is not configured, so no approver can complete the step-up sign-in")
+		}
+		if len(c.Dev.Approvers) > 0 {
+			eligible := 0
+			for _, d := range c.Dev.Approvers {
+				if devMayApprove(a.Approvers, d) {
+					eligible++
+				}
+			}
+			if eligible < a.Approvers.MinApprovals {
+				ws.add(key+".approvers", "in dev mode only %d of the dev approvers may approve, fewer than min_approvals (%d)", eligible, a.Approvers.MinApprovals)
+			}
+		}
+	}
+	return ws.sorted()
+}
+
+func devMayApprove(ap ApproversConfig, d DevApprover) bool {
+	for _, g := range d.Groups {
+		if slices.Contains(ap.Groups, g) {
+			return true
+		}
+	}
+	for _, u := range ap.Users {
+		if u == d.Name || (d.Email != "" && strings.EqualFold(u, d.Email)) {
+			return true
+		}
+	}
+	return false
+}

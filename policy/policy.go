@@ -1,0 +1,326 @@
+// Package policy holds signoff's rules: which requester may ask for which
+// action with which parameters, who may approve it, how many approvals it
+// needs, how long it waits, where it is announced and what runs on approval.
+//
+// Everything here is a pure function of its inputs: no I/O, no clock. An
+// action that is not declared cannot be requested (deny by default).
+package policy
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Policy is the whole rule set, built from configuration.
+type Policy struct {
+	// Actions by name.
+	Actions map[string]*Action
+	// AuditorGroups may read the audit log and every request.
+	AuditorGroups []string
+}
+
+// Action is one kind of thing CI may ask approval for.
+type Action struct {
+	Name        string
+	Description string
+	// Requesters lists who may ask; a request must match at least one rule.
+	Requesters []RequesterRule
+	// Params declares the accepted parameters; any other is refused.
+	Params    map[string]Param
+	Approvers Approvers
+	TTL       time.Duration
+	Notify    Notify
+	// OnApprove is nil when approval runs nothing.
+	OnApprove *OnApprove
+	// StepUp is nil when a click counts without a fresh sign-in.
+	StepUp               *StepUp
+	RequireApproveReason bool
+	RequireDenyReason    bool
+}
+
+// RequesterRule matches a verified CI token: the configured issuer name and
+// claim matchers, each a glob where * matches any run of characters
+// (including '/'). All claims must match.
+type RequesterRule struct {
+	Issuer string
+	Claims map[string]string
+}
+
+// Param declares one request parameter.
+type Param struct {
+	Required bool
+	// Pattern, when set, must match the whole value: build it with
+	// CompilePattern, which anchors it.
+	Pattern *regexp.Regexp
+	// MaxLength caps the value's length in bytes; 0 means DefaultMaxParamLength.
+	MaxLength int
+}
+
+// CompilePattern compiles a parameter pattern so that it must match the
+// whole value, whether or not the author wrote ^ and $.
+func CompilePattern(expr string) (*regexp.Regexp, error) {
+	return regexp.Compile(`^(?:` + expr + `)$`)
+}
+
+// DefaultMaxParamLength caps a parameter value when its declaration sets no
+// max_length.
+const DefaultMaxParamLength = 256
+
+// Approvers says who may approve and how many must.
+type Approvers struct {
+	// Groups are IdP groups; membership in any one makes a person eligible.
+	Groups []string
+	// Users are IdP subjects or email addresses eligible by name.
+	Users             []string
+	MinApprovals      int
+	AllowSelfApproval bool
+}
+
+// Notify names where a request is announced.
+type Notify struct {
+	Slack []string
+	Teams []string
+}
+
+// OnApprove is what runs once a request is approved.
+type OnApprove struct {
+	Webhook *Webhook
+}
+
+// Webhook is an HTTP endpoint that receives the approved request.
+type Webhook struct {
+	URL     string
+	Secret  string
+	Timeout time.Duration
+}
+
+// StepUp demands a recent interactive sign-in before a vote counts.
+type StepUp struct {
+	MaxAge     time.Duration
+	ACRValues  []string
+	RequireMFA bool
+}
+
+// Refusal codes, stable across releases; the HTTP API returns them.
+const (
+	CodeUnknownAction = "unknown_action"
+	CodeForbidden     = "forbidden"
+	CodeInvalidParams = "invalid_params"
+)
+
+// RefusalError says why policy refused a request, with a stable code and a
+// message meant for the person who sent it.
+type RefusalError struct {
+	Code    string
+	Message string
+}
+
+func (e *RefusalError) Error() string { return e.Message }
+
+func refuse(code, format string, args ...any) error {
+	return &RefusalError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Action returns the named action, or an unknown_action refusal.
+func (p *Policy) Action(name string) (*Action, error) {
+	a, ok := p.Actions[name]
+	if !ok {
+		names := make([]string, 0, len(p.Actions))
+		for n := range p.Actions {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, refuse(CodeUnknownAction, "action %q is not declared; declared actions: %s", name, strings.Join(names, ", "))
+	}
+	return a, nil
+}
+
+// IsAuditor reports whether any of groups is an auditor group.
+func (p *Policy) IsAuditor(groups []string) bool {
+	return intersects(p.AuditorGroups, groups)
+}
+
+// CheckRequester decides whether a token from the named issuer with the
+// given string claims may request a. The refusal names the rule closest to
+// matching and the claim that failed.
+func (a *Action) CheckRequester(issuer string, claims map[string]string) error {
+	var why []string
+	for i, rule := range a.Requesters {
+		if rule.Issuer != issuer {
+			why = append(why, fmt.Sprintf("rule %d wants issuer %q", i+1, rule.Issuer))
+			continue
+		}
+		failed := ""
+		for _, k := range sortedKeys(rule.Claims) {
+			want := rule.Claims[k]
+			got, ok := claims[k]
+			if !ok {
+				failed = fmt.Sprintf("rule %d: claim %q is missing (want %q)", i+1, k, want)
+				break
+			}
+			if !Glob(want, got) {
+				failed = fmt.Sprintf("rule %d: claim %q is %q, which does not match %q", i+1, k, got, want)
+				break
+			}
+		}
+		if failed == "" {
+			return nil
+		}
+		why = append(why, failed)
+	}
+	if len(why) == 0 {
+		return refuse(CodeForbidden, "action %q has no requester rules, so nobody may request it", a.Name)
+	}
+	return refuse(CodeForbidden, "issuer %q may not request action %q: %s", issuer, a.Name, strings.Join(why, "; "))
+}
+
+// CheckParams validates params against the declaration: every required one
+// present, none undeclared, each within its length and matching its pattern.
+// All problems are reported together.
+func (a *Action) CheckParams(params map[string]string) error {
+	var problems []string
+	for _, k := range sortedKeys(params) {
+		v := params[k]
+		decl, ok := a.Params[k]
+		if !ok {
+			problems = append(problems, fmt.Sprintf("param %q is not declared for action %q", k, a.Name))
+			continue
+		}
+		max := decl.MaxLength
+		if max <= 0 {
+			max = DefaultMaxParamLength
+		}
+		if len(v) > max {
+			problems = append(problems, fmt.Sprintf("param %q is %d bytes long; at most %d allowed", k, len(v), max))
+			continue
+		}
+		if decl.Pattern != nil && !decl.Pattern.MatchString(v) {
+			problems = append(problems, fmt.Sprintf("param %q value %q does not match pattern %s", k, v, decl.Pattern.String()))
+		}
+	}
+	for _, k := range sortedKeys(a.Params) {
+		if _, ok := params[k]; !ok && a.Params[k].Required {
+			problems = append(problems, fmt.Sprintf("param %q is required", k))
+		}
+	}
+	if len(problems) > 0 {
+		return refuse(CodeInvalidParams, "%s", strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Person is what is known of someone for eligibility and self-approval
+// checks.
+type Person struct {
+	Subject           string
+	Email             string
+	PreferredUsername string
+	Groups            []string
+}
+
+// MayApprove reports whether p is eligible to vote on a: a member of one of
+// the approver groups, or named by subject or email (emails compare
+// case-insensitively).
+func (a *Action) MayApprove(p Person) bool {
+	if intersects(a.Approvers.Groups, p.Groups) {
+		return true
+	}
+	for _, u := range a.Approvers.Users {
+		if u == "" {
+			continue
+		}
+		if u == p.Subject || (p.Email != "" && strings.EqualFold(u, p.Email)) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSelf reports whether approver p is the person behind the request: the
+// requester's person (the issuer's person_claim, e.g. GitHub's actor) equals
+// p's subject, email or preferred username, compared case-insensitively. An
+// empty requester person never matches.
+func IsSelf(requesterPerson string, p Person) bool {
+	rp := strings.TrimSpace(requesterPerson)
+	if rp == "" {
+		return false
+	}
+	for _, v := range []string{p.Subject, p.Email, p.PreferredUsername} {
+		if v != "" && strings.EqualFold(rp, strings.TrimSpace(v)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Outcome is what the votes so far decide.
+type Outcome string
+
+// Outcomes of Tally.
+const (
+	OutcomePending  Outcome = "pending"
+	OutcomeApproved Outcome = "approved"
+	OutcomeDenied   Outcome = "denied"
+)
+
+// Tally decides a request from its counted votes: any deny denies; approvals
+// from at least minApprovals distinct approvers approve. Callers count only
+// eligible, distinct approvers.
+func Tally(minApprovals, approvals, denials int) Outcome {
+	if minApprovals < 1 {
+		minApprovals = 1
+	}
+	switch {
+	case denials > 0:
+		return OutcomeDenied
+	case approvals >= minApprovals:
+		return OutcomeApproved
+	default:
+		return OutcomePending
+	}
+}
+
+// Glob reports whether value matches pattern, where * matches any run of
+// characters (including none and including '/') and every other character
+// matches itself.
+func Glob(pattern, value string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == value
+	}
+	if !strings.HasPrefix(value, parts[0]) {
+		return false
+	}
+	value = value[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, mid := range parts[1 : len(parts)-1] {
+		i := strings.Index(value, mid)
+		if i < 0 {
+			return false
+		}
+		value = value[i+len(mid):]
+	}
+	return strings.HasSuffix(value, last)
+}
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		if x != "" && slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

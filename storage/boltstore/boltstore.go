@@ -1,0 +1,575 @@
+// Package boltstore is the embedded storage backend: one bbolt file holds
+// requests, the audit chain and the outbox.
+//
+// # Layout
+//
+// The file has these buckets (all keys big-endian so that byte order is
+// numeric order):
+//
+//	requests           id → Request as JSON
+//	requests_by_scope  idempotency scope → id
+//	requests_by_expiry time(ExpiresAt) ‖ id → nil; exactly the pending requests
+//	requests_by_time   time(CreatedAt) ‖ id → state; for listing newest first
+//	audit              seq (8 bytes) → record, stored exactly as given
+//	outbox             id (8 bytes) → OutboxEntry as JSON; ids from NextSequence
+//	meta               "schema" → schema version, "audit_head" → seq (8 bytes) ‖ hash
+//
+// A time key is 12 bytes: the Unix seconds with the sign bit flipped (so that
+// times before 1970 sort first) followed by the nanoseconds, which orders and
+// round-trips every time.Time exactly.
+//
+// # Group commit
+//
+// Update does not open a bolt transaction per caller. One committer goroutine
+// takes the first waiting call, then whatever else is already queued (without
+// waiting for more, up to Options.MaxBatch), and runs all their functions in a
+// single bolt transaction: one fsync for the whole group. While a commit is in
+// flight the next callers queue up, so the group grows with the load and a
+// lone caller pays no delay. If any function of a group fails (returns an
+// error or panics), or the commit fails, the transaction is rolled back and
+// every function of the group is run again on its own, each in its own
+// transaction, so that each caller gets exactly its own result. This is why an
+// Update function may run more than once (see package storage).
+//
+// An Update or View function must not call Update, View or Close on the same
+// Store, and must not keep the Tx after it returns.
+package boltstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Defaults for Options fields left zero.
+const (
+	// DefaultLockTimeout is how long Open waits for another process to
+	// release the file lock.
+	DefaultLockTimeout = time.Second
+	// DefaultMaxBatch is how many Update calls one commit may group.
+	DefaultMaxBatch = 128
+)
+
+// schemaVersion is written into the meta bucket; Open refuses a file written
+// by a newer layout.
+const schemaVersion = 1
+
+// queueLen is how many Update calls may wait for the committer before further
+// callers block on handing theirs over. It is independent of MaxBatch.
+const queueLen = 1024
+
+// auditChunk is how many audit records AuditRecords reads per transaction.
+const auditChunk = 1000
+
+var _ storage.Store = (*Store)(nil)
+
+// Options tunes Open. The zero value is ready to use.
+type Options struct {
+	// LockTimeout is how long Open waits for the file lock held by another
+	// process before failing with storage.ErrLocked. Zero or negative means
+	// DefaultLockTimeout; Open never waits forever.
+	LockTimeout time.Duration
+	// MaxBatch caps how many Update calls share one commit. Zero or negative
+	// means DefaultMaxBatch; 1 disables group commit.
+	MaxBatch int
+	// ReadOnly opens the file with a shared lock for reading (several
+	// read-only openers may coexist, but not with a writer). Update fails,
+	// and the file must already exist and hold a signoff store.
+	ReadOnly bool
+}
+
+// Store is a storage.Store kept in one bbolt file. It is safe for concurrent
+// use. Create it with Open and release it with Close.
+type Store struct {
+	db       *bbolt.DB
+	path     string
+	readOnly bool
+	maxBatch int
+
+	// mu guards closing: Update holds it for reading while it hands a call
+	// to the committer, Close for writing while it closes calls, so that
+	// nobody ever sends on a closed channel.
+	mu     sync.RWMutex
+	closed atomic.Bool
+	calls  chan *call
+	// loopDone is closed when the committer has drained calls and exited.
+	loopDone chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// commits counts bolt write transactions the committer started, for
+	// tests and benchmarks.
+	commits atomic.Uint64
+	// running is the call whose function the committer is running; only
+	// the committer goroutine touches it.
+	running *call
+}
+
+// call is one Update waiting for the committer.
+type call struct {
+	fn   func(storage.Tx) error
+	done chan error // buffered: the committer never blocks on a reply
+	// answered is set by the committer once it has replied.
+	answered bool
+}
+
+func (c *call) answer(err error) {
+	c.answered = true
+	c.done <- err
+}
+
+// Open opens (creating if needed, unless opts.ReadOnly) the store kept in the
+// file at path, creating its parent directory with mode 0700 if missing.
+//
+// If another process holds the file, Open gives up after opts.LockTimeout
+// with an error wrapping storage.ErrLocked. A file that is not a bbolt
+// database, or is damaged, gives an error naming the file and what to do.
+func Open(path string, opts Options) (*Store, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = DefaultLockTimeout
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if path == "" {
+		return nil, errors.New("open store: no path given")
+	}
+	if opts.ReadOnly {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("open store %s read-only: %w", path, err)
+		}
+	} else if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("open store %s: create directory: %w", path, err)
+	}
+
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{
+		Timeout:  opts.LockTimeout,
+		ReadOnly: opts.ReadOnly,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, describeOpenError(path, err))
+	}
+
+	if opts.ReadOnly {
+		err = db.View(func(tx *bbolt.Tx) error { return checkLayout(tx, path) })
+	} else {
+		err = db.Update(func(tx *bbolt.Tx) error { return createLayout(tx, path) })
+	}
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+
+	s := &Store{
+		db:       db,
+		path:     path,
+		readOnly: opts.ReadOnly,
+		maxBatch: opts.MaxBatch,
+		calls:    make(chan *call, queueLen),
+		loopDone: make(chan struct{}),
+	}
+	go s.commitLoop(nil)
+	return s, nil
+}
+
+// lockedError is what Open returns when another process holds the file.
+type lockedError struct {
+	path  string
+	cause error
+}
+
+func (e *lockedError) Error() string {
+	return fmt.Sprintf("database %s is locked by another signoff process; stop it, or point this command at another file", e.path)
+}
+
+func (e *lockedError) Unwrap() []error { return []error{storage.ErrLocked, e.cause} }
+
+// describeOpenError turns bbolt's terse open errors into ones that say what to
+// do; it keeps the original error in the chain.
+func describeOpenError(path string, err error) error {
+	switch {
+	case errors.Is(err, bbolt.ErrTimeout):
+		return &lockedError{path: path, cause: err}
+	case errors.Is(err, bbolt.ErrInvalid), errors.Is(err, bbolt.ErrChecksum),
+		errors.Is(err, bbolt.ErrVersionMismatch), errors.Is(err, bbolt.ErrInvalidMapping):
+		return fmt.Errorf("%s is not a readable signoff database (%w); "+
+			"if it is the right file, it is damaged: restore it from a backup, or inspect it with `bbolt check %s`", path, err, path)
+	default:
+		return err
+	}
+}
+
+// Bucket names.
+var (
+	bucketRequests = []byte("requests")
+	bucketByScope  = []byte("requests_by_scope")
+	bucketByExpiry = []byte("requests_by_expiry")
+	bucketByTime   = []byte("requests_by_time")
+	bucketAudit    = []byte("audit")
+	bucketOutbox   = []byte("outbox")
+	bucketMeta     = []byte("meta")
+
+	allBuckets = [][]byte{bucketRequests, bucketByScope, bucketByExpiry, bucketByTime, bucketAudit, bucketOutbox, bucketMeta}
+
+	keySchema    = []byte("schema")
+	keyAuditHead = []byte("audit_head")
+)
+
+func createLayout(tx *bbolt.Tx, path string) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if v := meta.Get(keySchema); v != nil {
+		return checkSchema(v, path)
+	}
+	if err := meta.Put(keySchema, u64key(schemaVersion)); err != nil {
+		return fmt.Errorf("write schema version: %w", err)
+	}
+	return nil
+}
+
+func checkLayout(tx *bbolt.Tx, path string) error {
+	for _, name := range allBuckets {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%s has no %q bucket: it is not a signoff database, "+
+				"or no signoff has opened it for writing yet; check the path", path, name)
+		}
+	}
+	return checkSchema(tx.Bucket(bucketMeta).Get(keySchema), path)
+}
+
+func checkSchema(v []byte, path string) error {
+	if len(v) != 8 {
+		return fmt.Errorf("%s has a malformed schema version; restore it from a backup", path)
+	}
+	if got := be64(v); got != schemaVersion {
+		return fmt.Errorf("%s has schema version %d, this signoff understands %d; use a newer signoff", path, got, schemaVersion)
+	}
+	return nil
+}
+
+// Path returns the file the store is kept in.
+func (s *Store) Path() string { return s.path }
+
+// Update runs fn in a read-write transaction, grouped with other callers'
+// functions into one durable commit (see the package doc). fn may run more
+// than once. The ctx is checked before the call is queued; once queued, Update
+// waits for its outcome, since the commit may land regardless. A panic in fn
+// is returned as an error and nothing fn wrote is kept.
+func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("update store %s: %w", s.path, err)
+	}
+	if s.readOnly {
+		return fmt.Errorf("update store %s: %w", s.path, bbolt.ErrDatabaseReadOnly)
+	}
+	c := &call{fn: fn, done: make(chan error, 1)}
+
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		return fmt.Errorf("update store %s: %w", s.path, storage.ErrClosed)
+	}
+	select {
+	case s.calls <- c:
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return fmt.Errorf("update store %s: %w", s.path, ctx.Err())
+	}
+	s.mu.RUnlock()
+
+	return <-c.done
+}
+
+// commitLoop is the single committer: it runs until Close closes calls and
+// everything queued before has been committed. It first runs retry, calls left
+// over by a previous loop, each on its own.
+func (s *Store) commitLoop(retry []*call) {
+	batch := retry
+	clean := false
+	defer func() {
+		if clean {
+			close(s.loopDone)
+			return
+		}
+		// An update function called runtime.Goexit (t.FailNow in a test,
+		// say). bbolt has rolled its transaction back. Fail that caller,
+		// run the rest of its batch again, and keep serving.
+		var again []*call
+		for _, c := range batch {
+			switch {
+			case c.answered:
+			case c == s.running:
+				c.answer(fmt.Errorf("update store %s: update function called runtime.Goexit; nothing was written", s.path))
+			default:
+				again = append(again, c)
+			}
+		}
+		s.running = nil
+		go s.commitLoop(again)
+	}()
+
+	for _, c := range batch {
+		c.answer(s.runOne(c))
+	}
+	for first := range s.calls {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < s.maxBatch {
+			select {
+			case c, ok := <-s.calls:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		s.runBatch(batch)
+		clear(batch) // let the finished calls be collected
+	}
+	clean = true
+}
+
+// errBatchFailed aborts a group's transaction when one of its functions fails.
+var errBatchFailed = errors.New("a function of the batch failed")
+
+// runBatch commits batch in one transaction, or, if anything fails, runs each
+// of its functions alone.
+func (s *Store) runBatch(batch []*call) {
+	if len(batch) == 1 {
+		batch[0].answer(s.runOne(batch[0]))
+		return
+	}
+	s.commits.Add(1)
+	err := s.db.Update(func(btx *bbolt.Tx) error {
+		tx := &writeTx{readTx{tx: btx}}
+		for _, c := range batch {
+			s.running = c
+			if err := callFn(c.fn, tx); err != nil {
+				return errBatchFailed
+			}
+		}
+		return nil
+	})
+	s.running = nil
+	if err == nil {
+		for _, c := range batch {
+			c.answer(nil)
+		}
+		return
+	}
+	// Either a function failed or the commit did: nothing of the group
+	// landed. Give every caller the result of its own function alone.
+	for _, c := range batch {
+		c.answer(s.runOne(c))
+	}
+}
+
+// runOne runs one function in its own transaction.
+func (s *Store) runOne(c *call) error {
+	var fnErr error
+	s.commits.Add(1)
+	s.running = c
+	err := s.db.Update(func(btx *bbolt.Tx) error {
+		fnErr = callFn(c.fn, &writeTx{readTx{tx: btx}})
+		return fnErr
+	})
+	s.running = nil
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("commit to store %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// callFn runs fn, turning a panic into an error so that the transaction is
+// rolled back and the committer survives.
+func callFn(fn func(storage.Tx) error, tx storage.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &panicError{value: r, stack: debug.Stack()}
+		}
+	}()
+	return fn(tx)
+}
+
+// panicError reports a panicking update function. The stack is kept for
+// debuggers but left out of the message, which may reach a client.
+type panicError struct {
+	value any
+	stack []byte
+}
+
+func (e *panicError) Error() string {
+	return fmt.Sprintf("update function panicked: %v; nothing was written", e.value)
+}
+
+// Unwrap exposes the panic value when it is an error.
+func (e *panicError) Unwrap() error {
+	err, _ := e.value.(error)
+	return err
+}
+
+// View runs fn in a read-only transaction. fn sees one consistent snapshot.
+func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("view store %s: %w", s.path, err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("view store %s: %w", s.path, storage.ErrClosed)
+	}
+	var fnErr error
+	err := s.db.View(func(btx *bbolt.Tx) error {
+		fnErr = fn(&readTx{tx: btx})
+		return fnErr
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	if err != nil {
+		return fmt.Errorf("view store %s: %w", s.path, s.dbError(err))
+	}
+	return nil
+}
+
+// dbError maps bbolt's "not open" to storage.ErrClosed.
+func (s *Store) dbError(err error) error {
+	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+		return fmt.Errorf("%w (%w)", storage.ErrClosed, err)
+	}
+	return err
+}
+
+// AuditRecords calls fn with every audit record whose sequence number is at
+// least from, in order. It reads auditChunk records per short read
+// transaction and calls fn outside any transaction, so a long export neither
+// pins old pages nor blocks the file from growing. ctx is checked between
+// chunks.
+func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint64, record []byte) error) error {
+	type rec struct {
+		seq  uint64
+		data []byte
+	}
+	chunk := make([]rec, 0, auditChunk)
+	for {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("read audit records of store %s: %w", s.path, err)
+		}
+		if s.closed.Load() {
+			return fmt.Errorf("read audit records of store %s: %w", s.path, storage.ErrClosed)
+		}
+		chunk = chunk[:0]
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			c := tx.Bucket(bucketAudit).Cursor()
+			for k, v := c.Seek(u64key(from)); k != nil && len(chunk) < auditChunk; k, v = c.Next() {
+				chunk = append(chunk, rec{seq: be64(k), data: clone(v)})
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read audit records of store %s from %d: %w", s.path, from, s.dbError(err))
+		}
+		for _, r := range chunk {
+			if err := fn(r.seq, r.data); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < auditChunk {
+			return nil
+		}
+		from = chunk[len(chunk)-1].seq + 1
+	}
+}
+
+// Ping reports whether the store is open and its file readable.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ping store %s: %w", s.path, err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("ping store %s: %w", s.path, storage.ErrClosed)
+	}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if tx.Bucket(bucketRequests) == nil {
+			return errors.New("requests bucket missing")
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ping store %s: %w", s.path, s.dbError(err))
+	}
+	return nil
+}
+
+// Backup writes a consistent copy of the whole database file to w while the
+// store stays in use (a hot backup), and returns the number of bytes written.
+// The copy opens with Open like the original. Writers are not blocked, but
+// the copy is of the moment Backup started.
+func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("back up store %s: %w", s.path, err)
+	}
+	if s.closed.Load() {
+		return 0, fmt.Errorf("back up store %s: %w", s.path, storage.ErrClosed)
+	}
+	var n int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(&ctxWriter{ctx: ctx, w: w})
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("back up store %s: %w", s.path, s.dbError(err))
+	}
+	return n, nil
+}
+
+// ctxWriter stops a backup once ctx is done.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (cw *ctxWriter) Write(p []byte) (int, error) {
+	if err := cw.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return cw.w.Write(p)
+}
+
+// Close stops accepting work, waits until every Update already queued has
+// committed, and closes the file. Later calls return storage.ErrClosed
+// errors; calling Close again returns the first Close's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed.Store(true)
+		close(s.calls)
+		s.mu.Unlock()
+
+		<-s.loopDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
+		}
+	})
+	return s.closeErr
+}
