@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signoff-dev/signoff"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
@@ -39,13 +40,18 @@ loopback only, keeps its database under ./signoff-data/ and, without --config,
 loads config.example.yaml. SIGTERM or Ctrl-C stops it gracefully.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var data []byte
 			if cfgPath == "" {
 				if !dev {
 					return usageErrorf("serve needs --config FILE (or --dev to try signoff locally with config.example.yaml)")
 				}
 				cfgPath = "config.example.yaml"
+				if _, err := os.Stat(cfgPath); err != nil {
+					// Outside a checkout: the copy built into the binary.
+					data = signoff.ExampleConfig
+				}
 			}
-			cfg, err := loadConfig(cfgPath)
+			cfg, err := loadConfigData(cfgPath, data)
 			if err != nil {
 				return err
 			}
@@ -59,8 +65,12 @@ loads config.example.yaml. SIGTERM or Ctrl-C stops it gracefully.`,
 
 // loadConfig loads and validates a config file; every problem is reported
 // with its key and exit code 2.
-func loadConfig(path string) (*config.Config, error) {
-	cfg, err := config.Load(config.LoadOptions{Path: path, LookupEnv: os.LookupEnv})
+func loadConfig(path string) (*config.Config, error) { return loadConfigData(path, nil) }
+
+// loadConfigData is loadConfig for YAML already in memory (data) when not
+// nil; path then only names it in messages.
+func loadConfigData(path string, data []byte) (*config.Config, error) {
+	cfg, err := config.Load(config.LoadOptions{Path: path, Data: data, LookupEnv: os.LookupEnv})
 	if err != nil {
 		return nil, withCode(exitUsage, err)
 	}
@@ -96,9 +106,10 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return withCode(exitUsage, err)
 	}
 	var signingKey ed25519.PrivateKey
-	if cfg.Audit.SigningKeyFile != "" {
-		if signingKey, err = audit.ReadPrivateKeyFile(cfg.Audit.SigningKeyFile); err != nil {
-			return withCode(exitUsage, fmt.Errorf("audit.signing_key_file: %w", err))
+	if cfg.Audit.SigningKey.IsSet() {
+		// Load already read audit.signing_key_file into SigningKey.
+		if signingKey, err = audit.ParsePrivateKeyPEM([]byte(cfg.Audit.SigningKey.Reveal())); err != nil {
+			return withCode(exitUsage, fmt.Errorf("audit.signing_key: %w", err))
 		}
 	}
 	store, err := boltstore.Open(cfg.Storage.Path, boltstore.Options{LockTimeout: time.Second})
