@@ -206,6 +206,72 @@ type OutboxEntry struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
+// IdentityLink ties a chat account (platform, workspace, platform user) to
+// the identity the company's IdP vouched for. A vote from that chat account
+// counts only through this identity (DESIGN invariant 2). A link made in one
+// workspace never authorizes in another: the workspace is part of the key.
+type IdentityLink struct {
+	Platform     string `json:"platform"`
+	Workspace    string `json:"workspace"`
+	PlatformUser string `json:"platform_user"`
+
+	Issuer            string   `json:"issuer"`
+	Subject           string   `json:"subject"`
+	Email             string   `json:"email,omitempty"`
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Groups            []string `json:"groups,omitempty"`
+
+	// LinkedAt is when the browser sign-in made the link; VerifiedAt when the
+	// IdP last confirmed the identity and groups (a sign-in or a refresh).
+	LinkedAt   time.Time `json:"linked_at"`
+	VerifiedAt time.Time `json:"verified_at"`
+	// AuthTime, ACR and AMR describe the last interactive sign-in.
+	AuthTime time.Time `json:"auth_time,omitzero"`
+	ACR      string    `json:"acr,omitempty"`
+	AMR      []string  `json:"amr,omitempty"`
+	// RefreshToken is sealed by the oidc package (AES-256-GCM); the store
+	// never sees it in clear.
+	RefreshToken []byte `json:"refresh_token,omitempty"`
+	// Stale marks a link the IdP no longer backs (refresh refused); the
+	// person must link again.
+	Stale       bool   `json:"stale,omitempty"`
+	StaleReason string `json:"stale_reason,omitempty"`
+}
+
+// LinkAttempt is a pending browser sign-in: an account link or a step-up
+// for one vote. Its ID is single use and expires.
+type LinkAttempt struct {
+	// ID is unguessable (at least 128 random bits) and is the key.
+	ID string `json:"id"`
+	// Purpose is "link" or "step_up".
+	Purpose      string `json:"purpose"`
+	Platform     string `json:"platform"`
+	Workspace    string `json:"workspace"`
+	PlatformUser string `json:"platform_user"`
+	// RequestID and Decision say which vote a step-up sign-in completes.
+	RequestID string `json:"request_id,omitempty"`
+	Decision  string `json:"decision,omitempty"`
+	// State, Nonce and PKCEVerifier are set when the browser starts the
+	// flow; BrowserBinding is a digest of the cookie that ties the attempt
+	// to that browser.
+	State          string    `json:"state,omitempty"`
+	Nonce          string    `json:"nonce,omitempty"`
+	PKCEVerifier   string    `json:"pkce_verifier,omitempty"`
+	BrowserBinding string    `json:"browser_binding,omitempty"`
+	StartedAt      time.Time `json:"started_at,omitzero"`
+	CreatedAt      time.Time `json:"created_at"`
+	ExpiresAt      time.Time `json:"expires_at"`
+}
+
+// LinkFilter selects identity links for listing. Zero values match all.
+type LinkFilter struct {
+	Platform  string
+	Workspace string
+	// Subject selects the links of one IdP identity.
+	Subject string
+}
+
 // RequestFilter selects requests for listing. Zero values match everything.
 type RequestFilter struct {
 	States []State
@@ -233,6 +299,12 @@ type ReadTx interface {
 	// DueOutbox returns up to limit entries whose NextAttempt and LeaseUntil
 	// are both at or before now, in ID order.
 	DueOutbox(now time.Time, limit int) ([]OutboxEntry, error)
+	// Link returns the link of one chat account, or ErrNotFound.
+	Link(platform, workspace, platformUser string) (IdentityLink, error)
+	// Links lists links matching f, ordered by platform, workspace, user.
+	Links(f LinkFilter) ([]IdentityLink, error)
+	// LinkAttempt returns a pending sign-in by id, or ErrNotFound.
+	LinkAttempt(id string) (LinkAttempt, error)
 }
 
 // Tx is a read-write transaction. Nothing written through it is visible to
@@ -257,6 +329,21 @@ type Tx interface {
 	PutOutbox(e OutboxEntry) error
 	// DeleteOutbox removes a delivered entry; ErrNotFound if absent.
 	DeleteOutbox(id uint64) error
+	// PutLink creates or replaces the link of l's chat account.
+	PutLink(l IdentityLink) error
+	// DeleteLink removes a chat account's link; ErrNotFound if absent.
+	DeleteLink(platform, workspace, platformUser string) error
+	// CreateLinkAttempt stores a new attempt; ErrAlreadyExists if the id is
+	// taken.
+	CreateLinkAttempt(a LinkAttempt) error
+	// PutLinkAttempt replaces an existing attempt; ErrNotFound if absent.
+	PutLinkAttempt(a LinkAttempt) error
+	// DeleteLinkAttempt removes an attempt (it is used up); ErrNotFound if
+	// absent.
+	DeleteLinkAttempt(id string) error
+	// DeleteExpiredLinkAttempts removes attempts whose ExpiresAt is before t
+	// and returns how many.
+	DeleteExpiredLinkAttempts(t time.Time) (int, error)
 }
 
 // Store is a durable backend. Implementations are safe for concurrent use.
