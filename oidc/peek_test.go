@@ -1,0 +1,203 @@
+package oidc
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Seeds: a real-looking token and the usual suspects.
+var tokenSeeds = []string{
+	"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsxIiwidHlwIjoiSldUIn0.eyJhdWQiOiJzaWdub2ZmIiwiZXhwIjoxNzQ4ODU0OTAwLCJpc3MiOiJodHRwczovL3Rva2VuLmFjdGlvbnMuZ2l0aHVidXNlcmNvbnRlbnQuY29tIiwic3ViIjoicmVwbzphY21lL2FwaSJ9.c2ln",
+	"eyJhbGciOiJub25lIn0.eyJpc3MiOiJ4In0.",
+	"eyJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJ4IiwiYXVkIjpbImEiLDFdfQ.c2ln",
+	"e30.e30.e30",
+	"..",
+	"a.b.c.d.e",
+	"",
+	"bnVsbA.bnVsbA.",
+	"eyJhbGciOm51bGx9.eyJpc3MiOm51bGx9.x",
+}
+
+func FuzzPeekIssuer(f *testing.F) {
+	for _, s := range tokenSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, terr := peekToken(raw)
+		if (p == nil) == (terr == nil) {
+			t.Fatalf("peekToken returned %v and %v", p, terr)
+		}
+		if terr != nil {
+			if terr.Reason != ReasonMalformed {
+				t.Fatalf("reason %s", terr.Reason)
+			}
+			return
+		}
+		if p.iss == "" || p.alg == "" {
+			t.Fatalf("accepted without iss or alg: %+v", p)
+		}
+	})
+}
+
+func FuzzClaims(f *testing.F) {
+	for _, s := range []string{
+		`{"iss":"x","exp":1748854900,"nbf":1.5,"iat":-1,"groups":["a",1,null],"run_id":12345678901234567890,"ok":true}`,
+		`{"exp":1e300,"nbf":"x","iat":null,"aud":["a",{}]}`,
+		`[]`, `null`, `{}`, `{"a":1} {}`, `{"exp":-9e18}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		m, err := decodeClaims(payload)
+		if err != nil {
+			return
+		}
+		flattenClaims(m)
+		for _, name := range []string{"exp", "nbf", "iat"} {
+			if ts, ok, err := numericDate(m, name); ok && err == nil && (ts.Unix() > maxUnixSeconds || ts.Unix() < -maxUnixSeconds-1) {
+				t.Fatalf("%s = %s out of range", name, ts)
+			}
+		}
+		stringList(m["groups"])
+		_, _ = audienceOf(m["aud"])
+	})
+}
+
+// staticKeySet returns a keySet holding keys that never downloads.
+func staticKeySet(keys ...jose.JSONWebKey) *keySet {
+	now := time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
+	return &keySet{
+		issuer:          "https://issuer.example",
+		jwksURL:         "https://issuer.example/keys",
+		client:          &http.Client{Transport: noNetwork{}},
+		now:             func() time.Time { return now },
+		refreshInterval: time.Hour,
+		retryInterval:   time.Hour,
+		maxAge:          24 * time.Hour,
+		log:             slog.New(slog.DiscardHandler),
+		keys:            keys,
+		fetchedAt:       now,
+		attemptAt:       now,
+	}
+}
+
+type noNetwork struct{}
+
+func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
+	panic("the key set tried to use the network")
+}
+
+func FuzzKeySetVerify(f *testing.F) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ks := staticKeySet(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"})
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: "k1"}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(`{"iss":"https://issuer.example"}`))
+	if err != nil {
+		f.Fatal(err)
+	}
+	good, err := jws.CompactSerialize()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	for _, s := range tokenSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		payload, err := ks.VerifySignature(context.Background(), raw)
+		if err == nil && raw != good && len(payload) == 0 {
+			t.Fatalf("verified with an empty payload")
+		}
+	})
+}
+
+// The key set refuses HMAC on its own, not only because the verifier
+// checked alg first.
+func TestKeySetRefusesHMACWithThePublicKey(t *testing.T) {
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := staticKeySet(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "k1", Use: "sig"})
+	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	in := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","kid":"k1"}`)) + "." +
+		base64.RawURLEncoding.EncodeToString([]byte(`{"iss":"https://issuer.example"}`))
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(in))
+	raw := in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+
+	_, err = ks.VerifySignature(context.Background(), raw)
+	te, ok := err.(*TokenError)
+	if !ok || te.Reason != ReasonBadAlgorithm {
+		t.Fatalf("err = %v, want bad_algorithm", err)
+	}
+}
+
+func TestFetchJWKSKeepsOnlyUsablePublicKeys(t *testing.T) {
+	// One usable RSA key, plus keys that must be skipped: a symmetric key,
+	// an encryption key, an unsupported algorithm, a weak RSA key, a
+	// private key (kept, but only its public half) and garbage.
+	priv, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, err := rsa.GenerateKey(rand.Reader, 1024)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubJSON, _ := jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "good", Algorithm: "RS256", Use: "sig"}.MarshalJSON()
+	privJSON, _ := jose.JSONWebKey{Key: priv, KeyID: "leaked-private", Use: "sig"}.MarshalJSON()
+	weakJSON, _ := jose.JSONWebKey{Key: &weak.PublicKey, KeyID: "weak"}.MarshalJSON()
+	encJSON, _ := jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "enc", Use: "enc"}.MarshalJSON()
+	body := `{"keys":[` + string(pubJSON) + `,` + string(privJSON) + `,` + string(weakJSON) + `,` + string(encJSON) + `,
+		{"kty":"oct","kid":"hmac","k":"c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0"},
+		{"kty":"EC","kid":"k256","alg":"ES256K","crv":"secp256k1","x":"AA","y":"AA"},
+		{"kty":"nonsense","kid":"junk"}]}`
+	client := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		rec.Header().Set("Content-Type", "application/json")
+		_, _ = rec.WriteString(body)
+		return rec.Result(), nil
+	})}
+	keys, err := fetchJWKS(context.Background(), client, "https://issuer.example/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, k := range keys {
+		ids = append(ids, k.KeyID)
+		if !k.IsPublic() {
+			t.Errorf("key %s is not public", k.KeyID)
+		}
+	}
+	if len(ids) != 2 || ids[0] != "good" || ids[1] != "leaked-private" {
+		t.Fatalf("kept keys %v, want [good leaked-private]", ids)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }

@@ -1,0 +1,600 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults and limits for VerifierOptions and TrustedIssuer.
+const (
+	// DefaultMaxSkew is the clock skew tolerated on exp, nbf and iat.
+	DefaultMaxSkew = 60 * time.Second
+	// MaxSkewLimit is the largest MaxSkew NewRequesterVerifier accepts.
+	MaxSkewLimit = 2 * time.Minute
+	// DefaultDiscoveryRetry is how long a failed discovery (or a failed
+	// first key set download) is remembered before the issuer is tried
+	// again.
+	DefaultDiscoveryRetry = 10 * time.Second
+	// DefaultKeyRefreshInterval is the minimum time between two key set
+	// downloads from one issuer triggered by tokens naming unknown kids.
+	DefaultKeyRefreshInterval = time.Minute
+	// DefaultKeyMaxAge is how long downloaded keys are used before they are
+	// fetched again, so keys an issuer withdraws stop being trusted.
+	DefaultKeyMaxAge = time.Hour
+	// DefaultPersonClaim is the claim naming the person behind a request
+	// when TrustedIssuer.PersonClaim is empty.
+	DefaultPersonClaim = "sub"
+)
+
+// allowedAlgs are the only JWS algorithms a requester token may use: no
+// "none", no HMAC (whose "key" an attacker could take from the issuer's
+// public key set), nothing go-oidc does not support.
+var allowedAlgs = []string{gooidc.RS256, gooidc.ES256, gooidc.PS256, gooidc.EdDSA}
+
+var allowedJOSEAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA}
+
+// TrustedIssuer is one OpenID issuer whose tokens CI may present (a
+// requesters entry of the config). Several entries may share an Issuer as
+// long as their Audiences differ; a token then goes to the entry its aud
+// names.
+type TrustedIssuer struct {
+	// Name is the short name policy rules use ("github", "gitlab", "dev").
+	Name string
+	// Issuer is the issuer URL exactly as tokens carry it in iss, e.g.
+	// "https://token.actions.githubusercontent.com" or "https://gitlab.com".
+	// Discovery reads Issuer + "/.well-known/openid-configuration".
+	Issuer string
+	// Audience must be one of the token's aud values.
+	Audience string
+	// PersonClaim names the claim identifying the person behind a request
+	// (GitHub Actions: actor; GitLab CI: user_login); DefaultPersonClaim
+	// when empty.
+	PersonClaim string
+	// NameClaim, EmailClaim and GroupsClaim optionally name the claims
+	// holding the person's display name, email and groups.
+	NameClaim   string
+	EmailClaim  string
+	GroupsClaim string
+}
+
+// VerifierOptions tunes a RequesterVerifier. The zero value is usable.
+type VerifierOptions struct {
+	// HTTPClient is used for discovery and key set downloads. Default: a
+	// client with a 15-second timeout.
+	HTTPClient *http.Client
+	// Now is the clock for token times and for pacing network retries.
+	// Default: time.Now.
+	Now func() time.Time
+	// MaxSkew is the clock skew tolerated between signoff and the issuer:
+	// a token is accepted up to MaxSkew after its exp, and its nbf and iat
+	// may be up to MaxSkew ahead. Zero means DefaultMaxSkew; it may not be
+	// negative nor exceed MaxSkewLimit.
+	MaxSkew time.Duration
+	// DiscoveryRetry is how soon an issuer whose discovery failed is tried
+	// again (meanwhile its tokens are refused at once). Zero means
+	// DefaultDiscoveryRetry.
+	DiscoveryRetry time.Duration
+	// KeyRefreshInterval is the minimum time between two key set downloads
+	// from one issuer when tokens name unknown kids. Zero means
+	// DefaultKeyRefreshInterval.
+	KeyRefreshInterval time.Duration
+	// KeyMaxAge is how long a downloaded key set is used before the next
+	// verification fetches it again. Zero means DefaultKeyMaxAge.
+	KeyMaxAge time.Duration
+	// Logger receives discovery and key set events (never tokens). Default:
+	// discard.
+	Logger *slog.Logger
+}
+
+// RequesterToken is a verified CI token.
+type RequesterToken struct {
+	// IssuerName is the TrustedIssuer.Name the token was verified against.
+	IssuerName string
+	// Issuer is the token's iss.
+	Issuer string
+	// Subject is the token's sub (GitHub: "repo:acme/api:ref:refs/heads/main";
+	// GitLab: "project_path:acme/api:ref_type:branch:ref:main").
+	Subject string
+	// Person is the value of the issuer's PersonClaim: who is behind the
+	// request, for the no-self-approval rule. Never empty.
+	Person string
+	// Name, Email and Groups come from NameClaim, EmailClaim and
+	// GroupsClaim when configured and present.
+	Name   string
+	Email  string
+	Groups []string
+	// Claims holds every top-level string claim, plus numbers (as the
+	// issuer wrote them) and booleans ("true", "false"). Policy claim globs
+	// match these (repository, ref, environment, project_path, …).
+	Claims map[string]string
+	// Expiry is the token's exp.
+	Expiry time.Time
+}
+
+// RequesterVerifier verifies CI bearer tokens from the trusted issuers. It
+// is safe for concurrent use.
+//
+// A token is accepted only if: it is a compact JWS with one signature by
+// RS256, ES256, PS256 or EdDSA; its iss is exactly a trusted Issuer; the
+// signature verifies with a key that issuer publishes (found by OIDC
+// discovery, then its jwks_uri); aud contains the configured Audience; exp
+// is present and not more than MaxSkew past; nbf and iat, when present, are
+// not more than MaxSkew ahead; and sub and the configured person claim are
+// non-empty. Anything else is refused: a refusal is a *TokenError.
+//
+// Verify does NOT check which actions the token may request (that is
+// policy's job) nor replay: a token may be presented many times until it
+// expires.
+type RequesterVerifier struct {
+	issuers  []TrustedIssuer
+	byIssuer map[string][]int // issuer URL → indexes into issuers
+	remotes  map[string]*remoteIssuer
+	opts     VerifierOptions
+}
+
+// NewRequesterVerifier checks the issuer list and returns a verifier. It
+// does no network I/O: each issuer is discovered on the first token that
+// names it, so an issuer that is down at start-up only refuses its own
+// tokens until it answers. Use Discover to contact the issuers early.
+func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*RequesterVerifier, error) {
+	if len(issuers) == 0 {
+		return nil, errors.New("oidc: no requester issuers configured: add a requesters entry (name, issuer, audience)")
+	}
+	if opts.MaxSkew < 0 || opts.MaxSkew > MaxSkewLimit {
+		return nil, fmt.Errorf("oidc: MaxSkew %s is out of range: it must be between 0 (meaning %s) and %s", opts.MaxSkew, DefaultMaxSkew, MaxSkewLimit)
+	}
+	if opts.DiscoveryRetry < 0 || opts.KeyRefreshInterval < 0 || opts.KeyMaxAge < 0 {
+		return nil, errors.New("oidc: DiscoveryRetry, KeyRefreshInterval and KeyMaxAge must not be negative")
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.MaxSkew = orDefault(opts.MaxSkew, DefaultMaxSkew)
+	opts.DiscoveryRetry = orDefault(opts.DiscoveryRetry, DefaultDiscoveryRetry)
+	opts.KeyRefreshInterval = orDefault(opts.KeyRefreshInterval, DefaultKeyRefreshInterval)
+	opts.KeyMaxAge = orDefault(opts.KeyMaxAge, DefaultKeyMaxAge)
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+
+	v := &RequesterVerifier{
+		byIssuer: map[string][]int{},
+		remotes:  map[string]*remoteIssuer{},
+		opts:     opts,
+	}
+	names := map[string]bool{}
+	for i, ti := range issuers {
+		if ti.Name == "" {
+			return nil, fmt.Errorf("oidc: requester issuer %d has no name", i)
+		}
+		if names[ti.Name] {
+			return nil, fmt.Errorf("oidc: requester issuer name %q is used twice", ti.Name)
+		}
+		names[ti.Name] = true
+		if err := checkIssuerURL(ti.Issuer); err != nil {
+			return nil, fmt.Errorf("oidc: requester issuer %q: %w", ti.Name, err)
+		}
+		if ti.Audience == "" {
+			return nil, fmt.Errorf("oidc: requester issuer %q has no audience; tokens minted for other services would be accepted", ti.Name)
+		}
+		for _, j := range v.byIssuer[ti.Issuer] {
+			if v.issuers[j].Audience == ti.Audience {
+				return nil, fmt.Errorf("oidc: requester issuers %q and %q have the same issuer and audience; a token could not tell which one it belongs to", v.issuers[j].Name, ti.Name)
+			}
+		}
+		if ti.PersonClaim == "" {
+			ti.PersonClaim = DefaultPersonClaim
+		}
+		v.issuers = append(v.issuers, ti)
+		v.byIssuer[ti.Issuer] = append(v.byIssuer[ti.Issuer], i)
+		if v.remotes[ti.Issuer] == nil {
+			v.remotes[ti.Issuer] = &remoteIssuer{issuer: ti.Issuer, opts: &v.opts}
+		}
+	}
+	return v, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d
+}
+
+// checkIssuerURL accepts absolute https URLs, and http ones only on a
+// loopback host (the dev issuer, tests).
+func checkIssuerURL(s string) error {
+	if s == "" {
+		return errors.New("no issuer URL")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("issuer %q is not a URL: %w", s, err)
+	}
+	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("issuer %q must be an absolute URL with a host and no query, fragment or user info", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !isLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("issuer %q uses http; only https is trusted except on a loopback address", s)
+		}
+	default:
+		return fmt.Errorf("issuer %q must use https", s)
+	}
+	return nil
+}
+
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Verify verifies rawToken (the bearer value, without "Bearer ") and
+// returns what it says. Every refusal is a *TokenError, except when ctx
+// ends while discovery or a key download is under way (then ctx's error,
+// wrapped).
+func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*RequesterToken, error) {
+	p, terr := peekToken(rawToken)
+	if terr != nil {
+		return nil, terr
+	}
+	if !slices.Contains(allowedAlgs, p.alg) {
+		return nil, badAlgorithm(p.alg)
+	}
+	entry, terr := v.pick(p)
+	if terr != nil {
+		return nil, terr
+	}
+	keys, err := v.remotes[entry.Issuer].keySet(ctx)
+	if err != nil {
+		return nil, err
+	}
+
+	now := v.opts.Now()
+	skew := v.opts.MaxSkew
+	// go-oidc checks exp with no leeway (and nbf with a fixed 5 minutes):
+	// showing it a clock MaxSkew behind gives its exp check exactly our
+	// leeway. Our own checks below bound exp, nbf and iat precisely; with
+	// MaxSkew ≤ MaxSkewLimit go-oidc's nbf check is never the stricter one.
+	verifier := gooidc.NewVerifier(entry.Issuer, keys, &gooidc.Config{
+		ClientID:             entry.Audience,
+		SupportedSigningAlgs: allowedAlgs,
+		Now:                  func() time.Time { return now.Add(-skew) },
+	})
+	rec := &sigRecord{}
+	_, verr := verifier.Verify(context.WithValue(ctx, sigRecorderKey{}, rec), rawToken)
+	if verr != nil && ctx.Err() != nil {
+		// A key download was cut short by the caller; whatever the token
+		// is, it was not verified.
+		return nil, fmt.Errorf("oidc: verifying token: %w", ctx.Err())
+	}
+	switch {
+	case rec.err != nil:
+		return nil, rec.err
+	case !rec.verified && verr != nil:
+		// go-oidc refused the token before asking for its signature.
+		return nil, tokenErrorf(ReasonMalformed, verr, "the token is not a valid signed JWT: %s", causeText(verr))
+	case !rec.verified:
+		return nil, tokenErrorf(ReasonInvalidToken, nil, "the token's signature was not checked; refusing it")
+	}
+	tok, terr := v.checkClaims(entry, rec.payload, now)
+	if terr != nil {
+		return nil, terr
+	}
+	if verr != nil {
+		return nil, tokenErrorf(ReasonInvalidToken, verr, "the token was refused: %s", causeText(verr))
+	}
+	return tok, nil
+}
+
+func badAlgorithm(alg string) *TokenError {
+	return tokenErrorf(ReasonBadAlgorithm, nil, "the token is signed with alg %s; signoff accepts only %s (never none or HMAC): use the OIDC token your CI system issues", quote(alg), strings.Join(allowedAlgs, ", "))
+}
+
+// pick routes a token to its TrustedIssuer by its unverified iss (and aud,
+// when several entries share the issuer). Nothing is trusted yet: the
+// chosen entry's issuer and audience are verified afterwards.
+func (v *RequesterVerifier) pick(p *peeked) (*TrustedIssuer, *TokenError) {
+	idx := v.byIssuer[p.iss]
+	if len(idx) == 0 {
+		configured := make([]string, len(v.issuers))
+		for i, ti := range v.issuers {
+			configured[i] = fmt.Sprintf("%s (%s)", ti.Name, ti.Issuer)
+		}
+		return nil, tokenErrorf(ReasonUnknownIssuer, nil, "tokens issued by %s are not accepted; trusted issuers: %s. Use a token from one of them, or add the issuer to the requesters list of the config", quote(p.iss), strings.Join(configured, ", "))
+	}
+	if len(idx) == 1 {
+		return &v.issuers[idx[0]], nil
+	}
+	var match []int
+	var want []string
+	for _, i := range idx {
+		want = append(want, quote(v.issuers[i].Audience))
+		if slices.Contains(p.aud, v.issuers[i].Audience) {
+			match = append(match, i)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return &v.issuers[match[0]], nil
+	case 0:
+		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but tokens from %s must be issued for one of %s: request the token with that audience", quoteList(p.aud), p.iss, strings.Join(want, ", "))
+	default:
+		return nil, tokenErrorf(ReasonAmbiguousAudience, nil, "the token's audience %s names more than one signoff requester configured for %s; request a token with exactly one of %s", quoteList(p.aud), p.iss, strings.Join(want, ", "))
+	}
+}
+
+func quoteList(l []string) string {
+	if len(l) == 0 {
+		return "empty"
+	}
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// checkClaims checks the verified claims against entry at time now and
+// maps them into a RequesterToken.
+func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, now time.Time) (*RequesterToken, *TokenError) {
+	m, err := decodeClaims(payload)
+	if err != nil {
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", causeText(err))
+	}
+	claims := flattenClaims(m)
+	if iss, _ := m["iss"].(string); iss != entry.Issuer {
+		return nil, tokenErrorf(ReasonWrongIssuer, nil, "the token's iss is %s, not %s", quote(iss), entry.Issuer)
+	}
+	aud, err := audienceOf(m["aud"])
+	if err != nil {
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's aud claim is neither a string nor a list of strings")
+	}
+	if !slices.Contains(aud, entry.Audience) {
+		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but requester %s expects %q: request the token with audience %q (GitHub Actions: core.getIDToken(%q); GitLab CI: id_tokens with aud: %s)", quoteList(aud), entry.Name, entry.Audience, entry.Audience, entry.Audience, entry.Audience)
+	}
+
+	skew := v.opts.MaxSkew
+	exp, ok, err := numericDate(m, "exp")
+	switch {
+	case err != nil:
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+	case !ok:
+		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no exp (expiry) claim; signoff accepts only tokens that expire")
+	case now.After(exp.Add(skew)):
+		return nil, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", fmtTime(exp), fmtTime(now), skew)
+	}
+	nbf, ok, err := numericDate(m, "nbf")
+	switch {
+	case err != nil:
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+	case ok && nbf.After(now.Add(skew)):
+		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token is not valid before %s (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", fmtTime(nbf), fmtTime(now), skew)
+	}
+	iat, ok, err := numericDate(m, "iat")
+	switch {
+	case err != nil:
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+	case ok && iat.After(now.Add(skew)):
+		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", fmtTime(iat), fmtTime(now), skew)
+	}
+
+	sub, _ := m["sub"].(string)
+	if sub == "" {
+		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no sub (subject) claim")
+	}
+	person := claims[entry.PersonClaim]
+	if person == "" {
+		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no %q claim, which requester %s uses to name the person behind a request (person_claim); set person_claim to a claim %s puts in its tokens", entry.PersonClaim, entry.Name, entry.Issuer)
+	}
+	tok := &RequesterToken{
+		IssuerName: entry.Name,
+		Issuer:     entry.Issuer,
+		Subject:    sub,
+		Person:     person,
+		Claims:     claims,
+		Expiry:     exp,
+	}
+	if entry.NameClaim != "" {
+		tok.Name = claims[entry.NameClaim]
+	}
+	if entry.EmailClaim != "" {
+		tok.Email = claims[entry.EmailClaim]
+	}
+	if entry.GroupsClaim != "" {
+		tok.Groups = stringList(m[entry.GroupsClaim])
+	}
+	return tok, nil
+}
+
+func audienceOf(v any) ([]string, error) {
+	switch v := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return []string{v}, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return nil, errors.New("aud holds a non-string")
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, errors.New("aud is neither a string nor a list")
+}
+
+func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// Discover contacts every trusted issuer that has not been discovered yet,
+// and downloads its keys (both honouring DiscoveryRetry), and returns the
+// failures joined. It is
+// optional: Verify discovers on demand. Calling it at start-up surfaces a
+// misconfigured issuer in the log before the first CI job does.
+func (v *RequesterVerifier) Discover(ctx context.Context) error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, ti := range v.issuers {
+		if seen[ti.Issuer] {
+			continue
+		}
+		seen[ti.Issuer] = true
+		ks, err := v.remotes[ti.Issuer].keySet(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if _, terr := ks.currentKeys(ctx); terr != nil {
+			errs = append(errs, terr)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// remoteIssuer is the lazily discovered state of one issuer URL.
+type remoteIssuer struct {
+	issuer string
+	opts   *VerifierOptions
+
+	mu          sync.Mutex
+	keys        *keySet // set once discovery succeeded
+	lastErr     error
+	lastAttempt time.Time
+	inflight    *discovery
+}
+
+type discovery struct {
+	done chan struct{}
+	keys *keySet
+	err  error
+}
+
+// keySet returns the issuer's key set, running discovery first if it has
+// not succeeded yet. A failed discovery is remembered for DiscoveryRetry:
+// meanwhile callers get the remembered error without network I/O.
+func (r *remoteIssuer) keySet(ctx context.Context) (*keySet, error) {
+	r.mu.Lock()
+	if r.keys != nil {
+		defer r.mu.Unlock()
+		return r.keys, nil
+	}
+	d := r.inflight
+	if d == nil {
+		now := r.opts.Now()
+		if !r.lastAttempt.IsZero() && now.Before(r.lastAttempt.Add(r.opts.DiscoveryRetry)) {
+			defer r.mu.Unlock()
+			return nil, r.unavailable(r.lastErr)
+		}
+		d = &discovery{done: make(chan struct{})}
+		r.inflight = d
+		r.lastAttempt = now
+		// Discovery outlives a caller that gives up, so the next caller
+		// finds its result instead of starting over.
+		go r.discover(context.WithoutCancel(ctx), d)
+	}
+	r.mu.Unlock()
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("oidc: waiting for discovery of issuer %s: %w", r.issuer, ctx.Err())
+	case <-d.done:
+	}
+	if d.err != nil {
+		return nil, r.unavailable(d.err)
+	}
+	return d.keys, nil
+}
+
+func (r *remoteIssuer) unavailable(err error) *TokenError {
+	var mismatch *gooidc.IssuerMismatchError
+	if errors.As(err, &mismatch) {
+		return tokenErrorf(ReasonIssuerUnavailable, err, "issuer %s is misconfigured: its discovery document names issuer %q; the requesters entry must match it exactly (watch for a trailing slash). Requests from it are refused until this is fixed", r.issuer, mismatch.Discovered)
+	}
+	return tokenErrorf(ReasonIssuerUnavailable, err, "issuer %s is unreachable: %s; requests from it are refused until it answers (signoff retries every %s)", r.issuer, causeText(err), r.opts.DiscoveryRetry)
+}
+
+func (r *remoteIssuer) discover(ctx context.Context, d *discovery) {
+	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	defer cancel()
+	log := r.opts.Logger
+	keys, err := r.discoverKeys(ctx)
+	r.mu.Lock()
+	if err == nil {
+		r.keys, r.lastErr = keys, nil
+	} else {
+		r.lastErr = err
+	}
+	r.inflight = nil
+	r.mu.Unlock()
+	if err != nil {
+		log.Warn("requester issuer discovery failed; its tokens are refused until it succeeds", "issuer", r.issuer, "retry_in", r.opts.DiscoveryRetry, "err", err)
+	} else {
+		log.Info("requester issuer discovered", "issuer", r.issuer, "jwks_uri", keys.jwksURL)
+	}
+	d.keys, d.err = keys, err
+	close(d.done)
+}
+
+func (r *remoteIssuer) discoverKeys(ctx context.Context) (*keySet, error) {
+	provider, err := gooidc.NewProvider(gooidc.ClientContext(ctx, r.opts.HTTPClient), r.issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&meta); err != nil {
+		return nil, fmt.Errorf("discovery: reading the discovery document: %w", err)
+	}
+	if err := checkJWKSURL(r.issuer, meta.JWKSURI); err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	return &keySet{
+		issuer:          r.issuer,
+		jwksURL:         meta.JWKSURI,
+		client:          r.opts.HTTPClient,
+		now:             r.opts.Now,
+		refreshInterval: r.opts.KeyRefreshInterval,
+		retryInterval:   r.opts.DiscoveryRetry,
+		maxAge:          r.opts.KeyMaxAge,
+		log:             r.opts.Logger,
+	}, nil
+}
+
+// checkJWKSURL requires an absolute jwks_uri, over https when the issuer
+// itself is https.
+func checkJWKSURL(issuer, jwks string) error {
+	if jwks == "" {
+		return errors.New("the discovery document has no jwks_uri")
+	}
+	u, err := url.Parse(jwks)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		return fmt.Errorf("the discovery document's jwks_uri %q is not an absolute http(s) URL", jwks)
+	}
+	if strings.HasPrefix(issuer, "https:") && u.Scheme != "https" {
+		return fmt.Errorf("the discovery document's jwks_uri %q is not https", jwks)
+	}
+	return nil
+}
