@@ -127,7 +127,7 @@ func knownRecord() Record {
 //	print(s); print(hashlib.sha256(s.encode()).hexdigest())'
 const (
 	knownCanonical = `{"action":"deploy-prod","actor":{"email":"zoe@example.com","issuer":"https://token.actions.githubusercontent.com","name":"Zoë Ñúñez","platform":"slack","platform_user":"U0456","subject":"repo:acme/api:ref:refs/heads/main","workspace":"T0123"},"data":{"big":9007199254740991,"count":3,"dry_run":false,"links":[{"title":"PR #42","url":"https://example.com/pr/42?a=1&b=2"}],"neg":-42,"params":{"note":"naïve café ☕ 日本 ` + "\U0001F600" + `","service":"api","version":"1.4.2"},"reason":"ship <fix> & \"verify\"` + "\u2028line\u2029para" + `\ttab\u0001ctl` + "\x7f" + `\\","ticket":null},"prev":"0000000000000000000000000000000000000000000000000000000000000000","request_id":"req_01HXAMPLE","seq":1,"source":"api","time":"2024-05-01T12:34:56.789Z","type":"request.created"}`
-	knownHash = "7ac2d143696909f9a546f39dec36174692e4b60520f14a80baff77bcc1ef29b3"
+	knownHash      = "7ac2d143696909f9a546f39dec36174692e4b60520f14a80baff77bcc1ef29b3"
 )
 
 func TestKnownAnswer(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -165,4 +166,24 @@ func FuzzScanner(f *testing.F) {
 			}
 		}
 	})
+}
+
+// plain8 must agree with strPlain on every byte value in every lane, next
+// to any neighbour (borrows between lanes are the classic pitfall).
+func TestPlain8(t *testing.T) {
+	for v := range 256 {
+		for _, fill := range []byte{'a', 0x00, 0x1f, 0x20, 0x21, '"', '\\', 0x7f, 0x80, 0xff} {
+			for lane := range 8 {
+				w := bytes.Repeat([]byte{fill}, 8)
+				w[lane] = byte(v)
+				want := true
+				for _, c := range w {
+					want = want && strPlain[c]
+				}
+				if got := plain8(binary.LittleEndian.Uint64(w)); got != want {
+					t.Fatalf("plain8(%q) = %v, want %v", w, got, want)
+				}
+			}
+		}
+	}
 }

@@ -6,6 +6,11 @@
 // serialized as RFC 8785 (JSON Canonicalization Scheme). Its "prev" is the
 // previous record's hash, or 64 zeros for seq 1. Records hold no
 // floating-point numbers, so any RFC 8785 implementation reproduces the hash.
+//
+// Seal makes the next record and its export line; NewCheckpoint makes a
+// signed checkpoint record (checkpoint.go describes its data). A Verifier
+// (or VerifyJSONL for an export file) checks a log offline; ExportJSONL,
+// CSVWriter and Filter produce exports.
 package audit
 
 import (
@@ -132,7 +137,7 @@ func Seal(r Record, prevSeq uint64, prevHash string) (Record, []byte, error) {
 // canon does not look like a record (the caller then canonicalizes anew).
 func insertHash(canon []byte, h string) ([]byte, bool) {
 	var f topFields
-	if err := scanTop(canon, &f); err != nil || len(f.unknown) > 0 || f.val[fHash].ok() {
+	if err := scanTop(canon, &f); err != nil || f.unknown.len() > 0 || f.val[fHash].ok() {
 		return nil, false
 	}
 	at := -1 // the first member sorting after "hash"

@@ -20,9 +20,10 @@ import (
 //     whitespace, members strictly sorted by UTF-16 code units at every level,
 //     strings with exactly the escapes RFC 8785 emits, integers of at most 15
 //     digits and no "-0"). Anything unusual — floats, exponents, big
-//     integers, escaped keys that would need decoding to compare — is
-//     reported as "not canonical" and the caller canonicalizes the full
-//     record with jcs instead, which is always correct, only slower;
+//     integers, escapes RFC 8785 would not write — is reported as "not
+//     canonical" and the caller canonicalizes the full record with jcs
+//     instead, which is always correct, only slower. FuzzScanner checks
+//     that jcs leaves every line the scanner calls canonical unchanged;
 //   - locates the top-level members the audit code needs (seq, prev, hash,
 //     type, …) without decoding the rest, and refuses a top-level member
 //     that appears twice.
@@ -102,8 +103,47 @@ type topFields struct {
 	key [numFields]int
 	// unknown holds the names of top-level members that are not known
 	// fields, to refuse repeats of those too.
-	unknown    [][]byte
-	unknownBuf [4][]byte
+	unknown nameSet
+}
+
+// nameSet is a set of member names: a short list, turned into a map when
+// an object has many members, so that finding repeats stays linear.
+type nameSet struct {
+	list [][]byte
+	buf  [4][]byte
+	m    map[string]struct{}
+}
+
+func (n *nameSet) len() int { return len(n.list) + len(n.m) }
+
+// add adds name and reports whether it was new.
+func (n *nameSet) add(name []byte) bool {
+	if n.m != nil {
+		if _, dup := n.m[string(name)]; dup {
+			return false
+		}
+		n.m[string(name)] = struct{}{}
+		return true
+	}
+	for _, u := range n.list {
+		if bytes.Equal(u, name) {
+			return false
+		}
+	}
+	if len(n.list) < 16 {
+		if n.list == nil {
+			n.list = n.buf[:0]
+		}
+		n.list = append(n.list, name)
+		return true
+	}
+	n.m = make(map[string]struct{}, 2*len(n.list))
+	for _, u := range n.list {
+		n.m[string(u)] = struct{}{}
+	}
+	n.list = nil
+	n.m[string(name)] = struct{}{}
+	return true
 }
 
 // syntaxError is a malformed line.
@@ -118,8 +158,9 @@ func (e *syntaxError) Error() string {
 
 // duplicateKeyError is an object that repeats a member name. It is never
 // accepted: JSON readers disagree on which of the values counts (Go and
-// Python take the last, others the first), so a record with a repeated
-// member could show one thing to the verifier and another to a person.
+// Python take the last, some readers the first, some refuse), so a record
+// with a repeated member could show one thing to the verifier and another
+// to a person.
 type duplicateKeyError struct{ key string }
 
 func (e *duplicateKeyError) Error() string {
@@ -141,7 +182,6 @@ type scanner struct {
 // of the line that was still canonical, any member).
 func scanTop(line []byte, f *topFields) error {
 	*f = topFields{}
-	f.unknown = f.unknownBuf[:0]
 	s := scanner{b: line, canonical: true}
 	i := s.ws(0)
 	if i >= len(line) {
@@ -179,12 +219,9 @@ func (f *topFields) member(s *scanner, ks, ke, vs, ve int, esc bool) error {
 		f.key[k] = ks
 		return nil
 	}
-	for _, u := range f.unknown {
-		if bytes.Equal(u, name) {
-			return &duplicateKeyError{key: string(name)}
-		}
+	if !f.unknown.add(name) {
+		return &duplicateKeyError{key: string(name)}
 	}
-	f.unknown = append(f.unknown, name)
 	return nil
 }
 
@@ -602,7 +639,7 @@ func forEachMember(line []byte, obj span, fn func(name string, val span) error) 
 	}
 	sub := line[:obj.e]
 	s := scanner{b: sub, canonical: true}
-	var seen []string
+	var seen nameSet
 	i := s.ws(obj.s + 1)
 	if i < len(sub) && sub[i] == '}' {
 		return nil
@@ -616,12 +653,9 @@ func forEachMember(line []byte, obj span, fn func(name string, val span) error) 
 		if err != nil {
 			return err
 		}
-		for _, n := range seen {
-			if n == string(name) {
-				return &duplicateKeyError{key: n}
-			}
+		if !seen.add(name) {
+			return &duplicateKeyError{key: string(name)}
 		}
-		seen = append(seen, string(name))
 		vs := s.ws(s.ws(ke) + 1) // skip ':' and whitespace
 		ve, err := s.value(vs, 2)
 		if err != nil {

@@ -62,7 +62,7 @@ type VerifyOptions struct {
 
 // Summary describes a verified (or partly verified) log.
 type Summary struct {
-	// Records is the number of records verified.
+	// Records is the number of records verified, checkpoints included.
 	Records int
 	// LastSeq and LastHash are the seq and hash of the last record verified.
 	LastSeq  uint64

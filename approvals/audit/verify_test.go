@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -524,4 +524,24 @@ func TestVerifyCheckpoints(t *testing.T) {
 			t.Errorf("%+v %v", sum, err)
 		}
 	})
+}
+
+// Many members, and a repeat among them, are handled in linear time.
+func TestManyMembers(t *testing.T) {
+	var b bytes.Buffer
+	b.WriteString(`{"seq":1`)
+	for i := range 50000 {
+		fmt.Fprintf(&b, `,"k%d":%d`, i, i)
+	}
+	b.WriteString(`,"k7":0}`)
+	var f topFields
+	err := scanTop(b.Bytes(), &f)
+	var dup *duplicateKeyError
+	if !errors.As(err, &dup) || dup.key != "k7" {
+		t.Fatalf("got %v, want a duplicate k7", err)
+	}
+	actor := []byte(strings.Replace(b.String(), `{"seq":1`, `{"seq":1,"type":"x","actor":{"a":0`, 1) + "}")
+	if err := NewCSVWriter(&bytes.Buffer{}).Write(actor); err == nil || !strings.Contains(err.Error(), `actor: duplicate key "k7"`) {
+		t.Errorf("CSV of an actor with a repeated member: %v", err)
+	}
 }

@@ -192,7 +192,10 @@ must verify too, so a log rewritten end to end without the key fails.`,
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d records, last seq %d, last hash %s", sum.Records, sum.LastSeq, sum.LastHash)
 			if pubkey != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), ", %d signed checkpoints verified", sum.Checkpoints)
+				fmt.Fprintf(cmd.OutOrStdout(), ", %d signed checkpoints verified, signed through seq %d", sum.Checkpoints, sum.SignedThrough)
+				if sum.SignedThrough < sum.LastSeq {
+					fmt.Fprintf(cmd.OutOrStdout(), " (records after it are chained but not yet covered by a signature)")
+				}
 			}
 			fmt.Fprintln(cmd.OutOrStdout())
 			return nil
