@@ -1,22 +1,36 @@
 // Package boltstore is the embedded storage backend: one bbolt file holds
-// requests, the audit chain and the outbox.
+// requests, the audit chain, the outbox and the identity links.
 //
 // # Layout
 //
 // The file has these buckets (all keys big-endian so that byte order is
 // numeric order):
 //
-//	requests           id → Request as JSON
-//	requests_by_scope  idempotency scope → id
-//	requests_by_expiry time(ExpiresAt) ‖ id → nil; exactly the pending requests
-//	requests_by_time   time(CreatedAt) ‖ id → state; for listing newest first
-//	audit              seq (8 bytes) → record, stored exactly as given
-//	outbox             id (8 bytes) → OutboxEntry as JSON; ids from NextSequence
-//	meta               "schema" → schema version, "audit_head" → seq (8 bytes) ‖ hash
+//	requests                id → Request as JSON
+//	requests_by_scope       idempotency scope → id
+//	requests_by_expiry      time(ExpiresAt) ‖ id → nil; exactly the pending requests
+//	requests_by_time        time(CreatedAt) ‖ id → state; for listing newest first
+//	audit                   seq (8 bytes) → record, stored exactly as given
+//	outbox                  id (8 bytes) → OutboxEntry as JSON; ids from NextSequence
+//	meta                    "schema" → schema version, "audit_head" → seq (8 bytes) ‖ hash
+//	links                   part(platform) ‖ part(workspace) ‖ part(user) → IdentityLink as JSON
+//	link_attempts           id → LinkAttempt as JSON
+//	link_attempts_by_expiry time(ExpiresAt) ‖ id → nil; exactly the attempts
 //
 // A time key is 12 bytes: the Unix seconds with the sign bit flipped (so that
 // times before 1970 sort first) followed by the nanoseconds, which orders and
 // round-trips every time.Time exactly.
+//
+// A part is a string with every 0x00 byte written as 0x00 0xff, followed by
+// the terminator 0x00 0x01. The terminator never occurs inside an encoded
+// part, so a link key splits into (platform, workspace, user) in exactly one
+// way, and byte order of the keys is the order of the string triples (see
+// linkKey).
+//
+// The three link buckets were added to the layout later than the others.
+// Adding buckets leaves the schema version alone (a signoff that does not know
+// them ignores them): a read-write Open creates them when missing, and a
+// read-only Open of a file that lacks them reads them as empty.
 //
 // # Group commit
 //
@@ -43,6 +57,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -221,14 +236,25 @@ var (
 	bucketOutbox   = []byte("outbox")
 	bucketMeta     = []byte("meta")
 
-	allBuckets = [][]byte{bucketRequests, bucketByScope, bucketByExpiry, bucketByTime, bucketAudit, bucketOutbox, bucketMeta}
+	bucketLinks            = []byte("links")
+	bucketAttempts         = []byte("link_attempts")
+	bucketAttemptsByExpiry = []byte("link_attempts_by_expiry")
+
+	// coreBuckets are in every signoff database; a file without one of them
+	// is not a signoff store.
+	coreBuckets = [][]byte{bucketRequests, bucketByScope, bucketByExpiry, bucketByTime, bucketAudit, bucketOutbox, bucketMeta}
+	// laterBuckets were added after files were already in use: a read-write
+	// Open creates them, a read-only one treats a missing one as empty.
+	laterBuckets = [][]byte{bucketLinks, bucketAttempts, bucketAttemptsByExpiry}
 
 	keySchema    = []byte("schema")
 	keyAuditHead = []byte("audit_head")
 )
 
 func createLayout(tx *bbolt.Tx, path string) error {
-	for _, name := range allBuckets {
+	// A file from before laterBuckets existed gains them here, in the same
+	// transaction as everything else Open writes.
+	for _, name := range slices.Concat(coreBuckets, laterBuckets) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
@@ -244,7 +270,7 @@ func createLayout(tx *bbolt.Tx, path string) error {
 }
 
 func checkLayout(tx *bbolt.Tx, path string) error {
-	for _, name := range allBuckets {
+	for _, name := range coreBuckets {
 		if tx.Bucket(name) == nil {
 			return fmt.Errorf("%s has no %q bucket: it is not a signoff database, "+
 				"or no signoff has opened it for writing yet; check the path", path, name)

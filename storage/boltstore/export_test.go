@@ -13,3 +13,6 @@ func Closing(s *Store) bool { return s.closed.Load() }
 
 // DB returns the underlying bolt database.
 func DB(s *Store) *bbolt.DB { return s.db }
+
+// LinkKey is the key an identity link is stored under.
+var LinkKey = linkKey

@@ -63,6 +63,15 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"OutboxEnqueue", testOutboxEnqueue},
 		{"OutboxDue", testOutboxDue},
 		{"OutboxPutAndDelete", testOutboxPutDelete},
+		{"LinkEmpty", testLinkEmpty},
+		{"LinkPutGetReplace", testLinkPutGetReplace},
+		{"LinkTenantBoundary", testLinkTenantBoundary},
+		{"LinksFilter", testLinksFilter},
+		{"LinkDelete", testLinkDelete},
+		{"LinkTxSeesOwnWrites", testLinkTxSeesOwnWrites},
+		{"LinkAttempts", testLinkAttempts},
+		{"LinkAttemptSingleUse", testLinkAttemptSingleUse},
+		{"DeleteExpiredLinkAttempts", testDeleteExpiredLinkAttempts},
 		{"UpdateErrorWritesNothing", testUpdateErrorAtomic},
 		{"UpdatePanicWritesNothing", testUpdatePanic},
 		{"UpdateCancelledContext", testUpdateCancelled},
@@ -87,8 +96,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 }
 
 // RunReopen checks that a store keeps everything across a close and reopen:
-// requests, their indexes, the audit chain and the outbox with its id
-// sequence. open must open the store kept in dir, creating it on the first
+// requests, their indexes, the audit chain, the outbox with its id sequence,
+// and the identity links and link attempts with their expiry. open must open the store kept in dir, creating it on the first
 // call; RunReopen calls it twice with the same dir and closes what it opens.
 func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) {
 	t.Helper()
@@ -123,7 +132,20 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		// The newest id is deleted: it must not be handed out again.
 		deletedID = entries[2].ID
 		entries = entries[:2]
-		return tx.DeleteOutbox(deletedID)
+		if err := tx.DeleteOutbox(deletedID); err != nil {
+			return err
+		}
+		for _, l := range reopenLinks {
+			if err := tx.PutLink(l); err != nil {
+				return err
+			}
+		}
+		for _, a := range reopenAttempts {
+			if err := tx.CreateLinkAttempt(a); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -174,6 +196,32 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		for i := range due {
 			checkOutbox(t, due[i], entries[i])
 		}
+		links, err := tx.Links(storage.LinkFilter{})
+		if err != nil {
+			return err
+		}
+		wantLinks := slices.SortedFunc(slices.Values(reopenLinks), compareLinks)
+		if len(links) != len(wantLinks) {
+			t.Fatalf("Links after reopen = %q, want %q", linkNames(links), linkNames(wantLinks))
+		}
+		for i := range links {
+			checkLink(t, links[i], wantLinks[i])
+		}
+		for _, want := range reopenLinks {
+			got, err := tx.Link(want.Platform, want.Workspace, want.PlatformUser)
+			if err != nil {
+				return fmt.Errorf("Link(%s) after reopen: %w", linkName(want), err)
+			}
+			checkLink(t, got, want)
+		}
+		linkMissing(t, tx, "slack", "T2", "U1")
+		for _, want := range reopenAttempts {
+			got, err := tx.LinkAttempt(want.ID)
+			if err != nil {
+				return fmt.Errorf("LinkAttempt(%s) after reopen: %w", want.ID, err)
+			}
+			checkAttempt(t, got, want)
+		}
 		return nil
 	})
 	checkAudit(t, s, 1, 3)
@@ -209,9 +257,47 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		if got.Version != 2 {
 			t.Errorf("version after UpdateRequest = %d, want 2", got.Version)
 		}
+
+		if err := tx.CreateLinkAttempt(reopenAttempts[0]); !errors.Is(err, storage.ErrAlreadyExists) {
+			t.Errorf("CreateLinkAttempt with an id taken before reopen: err = %v, want ErrAlreadyExists", err)
+		}
+		// The expiry index survived: only the expired attempt goes.
+		n, err := tx.DeleteExpiredLinkAttempts(base)
+		if err != nil {
+			return fmt.Errorf("DeleteExpiredLinkAttempts after reopen: %w", err)
+		}
+		if n != 1 {
+			t.Errorf("DeleteExpiredLinkAttempts(base) after reopen = %d, want 1", n)
+		}
+		if _, err := tx.LinkAttempt(reopenAttempts[1].ID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("expired attempt after DeleteExpiredLinkAttempts: err = %v, want ErrNotFound", err)
+		}
+		if err := tx.DeleteLinkAttempt(reopenAttempts[0].ID); err != nil {
+			return fmt.Errorf("DeleteLinkAttempt after reopen: %w", err)
+		}
+		if err := tx.DeleteLink(reopenLinks[1].Platform, reopenLinks[1].Workspace, reopenLinks[1].PlatformUser); err != nil {
+			return fmt.Errorf("DeleteLink after reopen: %w", err)
+		}
+		if n, err := tx.DeleteExpiredLinkAttempts(farFuture); err != nil || n != 0 {
+			t.Errorf("DeleteExpiredLinkAttempts(far future) with no attempt left = (%d, %v), want 0", n, err)
+		}
 		return nil
 	})
 }
+
+// The links and attempts RunReopen writes before it reopens the store; the
+// second attempt has expired by base.
+var (
+	reopenLinks = []storage.IdentityLink{
+		sampleLink("teams", "tenant-a", "aad-1"),
+		sampleLink("slack", "T1", "U1"),
+		minimalLink("slack", "T1", "U0", "sub-0"),
+	}
+	reopenAttempts = []storage.LinkAttempt{
+		sampleAttempt("reopen-attempt-1", base.Add(time.Hour)),
+		sampleAttempt("reopen-attempt-2", base.Add(-time.Hour)),
+	}
+)
 
 // tracked remembers whether a test closed its store itself.
 type tracked struct {
@@ -836,6 +922,19 @@ func testTxUsableAfterRefusal(t *testing.T, s storage.Store) {
 		if err := tx.PutOutbox(missing); !errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("PutOutbox of a missing entry: err = %v, want ErrNotFound", err)
 		}
+		dupAttempt := sampleAttempt(seedAttempts[0].ID, farFuture)
+		if err := tx.CreateLinkAttempt(dupAttempt); !errors.Is(err, storage.ErrAlreadyExists) {
+			return fmt.Errorf("CreateLinkAttempt with a taken id: err = %v, want ErrAlreadyExists", err)
+		}
+		if err := tx.PutLinkAttempt(sampleAttempt("missing-attempt", base)); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("PutLinkAttempt of a missing attempt: err = %v, want ErrNotFound", err)
+		}
+		if err := tx.DeleteLinkAttempt("missing-attempt"); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("DeleteLinkAttempt of a missing attempt: err = %v, want ErrNotFound", err)
+		}
+		if err := tx.DeleteLink("slack", "T2", "U1"); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("DeleteLink of a missing link: err = %v, want ErrNotFound", err)
+		}
 		// Nothing was changed by the refusals, and the tx still writes.
 		return tx.AppendAudit(2, "h2", auditBytes(2))
 	})
@@ -850,7 +949,7 @@ func testTxUsableAfterRefusal(t *testing.T, s storage.Store) {
 			return err
 		}
 		checkOutbox(t, got, e)
-		return nil
+		return checkOnlySeedLinks(t, tx)
 	})
 }
 
@@ -1204,7 +1303,8 @@ func testOutboxPutDelete(t *testing.T, s storage.Store) {
 	})
 }
 
-// seed writes one request, audit record 1 and one outbox entry.
+// seed writes one request, audit record 1, one outbox entry, and the links
+// and link attempts of seedLinkRecords.
 func seed(t *testing.T, s storage.Store) (storage.Request, storage.OutboxEntry) {
 	t.Helper()
 	r := minimalRequest("seed", storage.StatePending, base, base.Add(time.Hour))
@@ -1218,8 +1318,10 @@ func seed(t *testing.T, s storage.Store) (storage.Request, storage.OutboxEntry) 
 			return err
 		}
 		var err error
-		e, err = tx.Enqueue(sampleOutbox("seed", base))
-		return err
+		if e, err = tx.Enqueue(sampleOutbox("seed", base)); err != nil {
+			return err
+		}
+		return seedLinkRecords(tx)
 	})
 	r.Version = 1
 	return r, e
@@ -1247,7 +1349,7 @@ func writeEverything(tx storage.Tx, seeded storage.Request, seededEntry storage.
 	if err := tx.PutOutbox(seededEntry); err != nil {
 		return err
 	}
-	return nil
+	return writeLinkRecords(tx)
 }
 
 // checkOnlySeed checks that the store holds what seed wrote and nothing else.
@@ -1286,7 +1388,7 @@ func checkOnlySeed(t *testing.T, s storage.Store, r storage.Request, e storage.O
 			t.Fatalf("DueOutbox: %d entries, want only the seeded one", len(due))
 		}
 		checkOutbox(t, due[0], e)
-		return nil
+		return checkOnlySeedLinks(t, tx)
 	})
 	checkAudit(t, s, 1, 1)
 }
