@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/signoff-dev/signoff/policy"
@@ -88,18 +87,13 @@ func (s *Service) Claim(ctx context.Context, kindPrefix string, limit int, lease
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		claimed = claimed[:0]
 		now := s.clock.Now().UTC()
-		// Entries of other kinds may be due too; look a bit further so a
-		// busy neighbour kind cannot starve this one.
-		due, err := tx.DueOutbox(now, limit*8+8)
+		due, err := tx.DueOutbox(now, kindPrefix, limit)
 		if err != nil {
 			return err
 		}
 		for _, e := range due {
 			if len(claimed) == limit {
 				break
-			}
-			if !strings.HasPrefix(e.Kind, kindPrefix) {
-				continue
 			}
 			e.LeaseUntil = now.Add(lease)
 			e.Attempts++

@@ -174,7 +174,7 @@ func (h *harness) outbox(kindPrefix string) []storage.OutboxEntry {
 	h.t.Helper()
 	var out []storage.OutboxEntry
 	err := h.store.View(context.Background(), func(tx storage.ReadTx) error {
-		due, err := tx.DueOutbox(time.Unix(1<<40, 0), 10000)
+		due, err := tx.DueOutbox(time.Unix(1<<40, 0), "", 10000)
 		for _, e := range due {
 			if len(e.Kind) >= len(kindPrefix) && e.Kind[:len(kindPrefix)] == kindPrefix {
 				out = append(out, e)

@@ -245,7 +245,7 @@ func (h *harness) entry(id string) (storage.OutboxEntry, bool) {
 		found bool
 	)
 	err := h.store.View(context.Background(), func(tx storage.ReadTx) error {
-		all, err := tx.DueOutbox(time.Unix(1<<40, 0), 0)
+		all, err := tx.DueOutbox(time.Unix(1<<40, 0), "", 0)
 		for _, e := range all {
 			if e.RequestID == id && e.Kind == approvals.KindExecute {
 				out, found = e, true

@@ -296,9 +296,11 @@ type ReadTx interface {
 	AuditHead() (seq uint64, hash string, err error)
 	// Outbox returns one outbox entry, or ErrNotFound.
 	Outbox(id uint64) (OutboxEntry, error)
-	// DueOutbox returns up to limit entries whose NextAttempt and LeaseUntil
-	// are both at or before now, in ID order.
-	DueOutbox(now time.Time, limit int) ([]OutboxEntry, error)
+	// DueOutbox returns up to limit entries whose Kind starts with
+	// kindPrefix ("" for all) and whose NextAttempt and LeaseUntil are both
+	// at or before now, in ID order. Filtering happens in the store, so a
+	// backlog of one kind never hides due entries of another.
+	DueOutbox(now time.Time, kindPrefix string, limit int) ([]OutboxEntry, error)
 	// Link returns the link of one chat account, or ErrNotFound.
 	Link(platform, workspace, platformUser string) (IdentityLink, error)
 	// Links lists links matching f, ordered by platform, workspace, user.

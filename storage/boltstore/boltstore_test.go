@@ -352,7 +352,7 @@ func checkCreated(t *testing.T, s *boltstore.Store, n int) {
 		if seq != uint64(n) {
 			return fmt.Errorf("AuditHead = %d, want %d", seq, n)
 		}
-		due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 0)
+		due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "", 0)
 		if len(due) != n {
 			return fmt.Errorf("%d outbox entries, want %d", len(due), n)
 		}
@@ -447,7 +447,7 @@ func TestGroupCommitFailingNeighbour(t *testing.T) {
 				if seq != callers-1 {
 					return fmt.Errorf("AuditHead = %d, want %d", seq, callers-1)
 				}
-				due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), 0)
+				due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "", 0)
 				for _, e := range due {
 					if e.RequestID == "bad" {
 						return errors.New("the failing caller's outbox entry landed")

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -160,7 +161,7 @@ func decodeOutbox(id uint64, v []byte) (storage.OutboxEntry, error) {
 
 // DueOutbox returns up to limit entries whose NextAttempt and LeaseUntil are
 // both at or before now, in id order. A limit of 0 or less means no cap.
-func (t *readTx) DueOutbox(now time.Time, limit int) ([]storage.OutboxEntry, error) {
+func (t *readTx) DueOutbox(now time.Time, kindPrefix string, limit int) ([]storage.OutboxEntry, error) {
 	var out []storage.OutboxEntry
 	c := t.bucket(bucketOutbox).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
@@ -168,7 +169,7 @@ func (t *readTx) DueOutbox(now time.Time, limit int) ([]storage.OutboxEntry, err
 		if err != nil {
 			return nil, err
 		}
-		if e.NextAttempt.After(now) || e.LeaseUntil.After(now) {
+		if e.NextAttempt.After(now) || e.LeaseUntil.After(now) || !strings.HasPrefix(e.Kind, kindPrefix) {
 			continue
 		}
 		out = append(out, e)

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"AuditRecordsCancelled", testAuditRecordsCancelled},
 		{"OutboxEnqueue", testOutboxEnqueue},
 		{"OutboxDue", testOutboxDue},
+		{"OutboxDueByKind", testOutboxDueByKind},
 		{"OutboxPutAndDelete", testOutboxPutDelete},
 		{"LinkEmpty", testLinkEmpty},
 		{"LinkPutGetReplace", testLinkPutGetReplace},
@@ -186,7 +187,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		if seq != 3 || hash != "h3" {
 			t.Errorf("AuditHead after reopen = (%d, %q), want (3, \"h3\")", seq, hash)
 		}
-		due, err := tx.DueOutbox(farFuture, 100)
+		due, err := tx.DueOutbox(farFuture, "", 100)
 		if err != nil {
 			return err
 		}
@@ -1184,6 +1185,48 @@ func testOutboxEnqueue(t *testing.T, s storage.Store) {
 	}
 }
 
+// testOutboxDueByKind: a backlog of one kind never hides another kind's
+// due entries, however long it is.
+func testOutboxDueByKind(t *testing.T, s storage.Store) {
+	var want []uint64
+	update(t, s, func(tx storage.Tx) error {
+		for i := 0; i < 300; i++ {
+			e := sampleOutbox("req", base.Add(-time.Hour))
+			e.Kind = "notify.slack"
+			if _, err := tx.Enqueue(e); err != nil {
+				return err
+			}
+		}
+		for i := 0; i < 3; i++ {
+			e := sampleOutbox("req", base.Add(-time.Minute))
+			e.Kind = "execute"
+			got, err := tx.Enqueue(e)
+			if err != nil {
+				return err
+			}
+			want = append(want, got.ID)
+		}
+		return nil
+	})
+	view(t, s, func(tx storage.ReadTx) error {
+		due, err := tx.DueOutbox(base, "execute", 2)
+		if err != nil {
+			return err
+		}
+		if len(due) != 2 || due[0].ID != want[0] || due[1].ID != want[1] {
+			t.Errorf("DueOutbox(execute, 2) = %v, want ids %v", due, want[:2])
+		}
+		all, err := tx.DueOutbox(base, "notify.", 0)
+		if err != nil {
+			return err
+		}
+		if len(all) != 300 {
+			t.Errorf("DueOutbox(notify.) = %d entries, want 300", len(all))
+		}
+		return nil
+	})
+}
+
 func testOutboxDue(t *testing.T, s storage.Store) {
 	now := base
 	entry := func(next, lease time.Time) storage.OutboxEntry {
@@ -1215,7 +1258,7 @@ func testOutboxDue(t *testing.T, s storage.Store) {
 		t.Helper()
 		var out []uint64
 		view(t, s, func(tx storage.ReadTx) error {
-			es, err := tx.DueOutbox(at, limit)
+			es, err := tx.DueOutbox(at, "", limit)
 			for _, e := range es {
 				out = append(out, e.ID)
 			}
@@ -1265,7 +1308,7 @@ func testOutboxPutDelete(t *testing.T, s storage.Store) {
 			return err
 		}
 		checkOutbox(t, got, retry)
-		due, err := tx.DueOutbox(base, 10)
+		due, err := tx.DueOutbox(base, "", 10)
 		if err != nil {
 			return err
 		}
@@ -1292,7 +1335,7 @@ func testOutboxPutDelete(t *testing.T, s storage.Store) {
 		if _, err := tx.Outbox(b.ID); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("Outbox of a deleted entry: err = %v, want ErrNotFound", err)
 		}
-		due, err := tx.DueOutbox(farFuture, 10)
+		due, err := tx.DueOutbox(farFuture, "", 10)
 		if err != nil {
 			return err
 		}
@@ -1380,7 +1423,7 @@ func checkOnlySeed(t *testing.T, s storage.Store, r storage.Request, e storage.O
 		if seq, hash, err := tx.AuditHead(); err != nil || seq != 1 || hash != "h1" {
 			t.Errorf("AuditHead = (%d, %q, %v), want (1, h1, nil)", seq, hash, err)
 		}
-		due, err := tx.DueOutbox(farFuture, 100)
+		due, err := tx.DueOutbox(farFuture, "", 100)
 		if err != nil {
 			return err
 		}
