@@ -21,22 +21,36 @@ type Options struct {
 	Logger  *slog.Logger
 	// Version is reported by /healthz.
 	Version string
+	// Verifier authenticates the bearer tokens of the CI API (/v1). When
+	// nil, no issuer is trusted and every API call is refused with 401.
+	Verifier TokenVerifier
+	// RequestURL, when set, returns where a person can look at a request
+	// (RequestView.URL), e.g. the dev console in dev mode.
+	RequestURL func(id string) string
 }
 
-// Server routes signoff's HTTP endpoints.
+// Server routes signoff's HTTP endpoints. Every response passes through a
+// recover middleware (a panic becomes a 500 "internal" error, never a stack
+// trace) and an access log (method, path, status, duration, request id;
+// never headers or bodies).
 type Server struct {
 	opts Options
 	mux  *http.ServeMux
+	// drain ends long-polls when shutdown begins (see Drain).
+	drain     context.Context
+	stopDrain context.CancelFunc
 }
 
-// New builds the router.
+// New builds the router, with the CI API (see api.go) mounted under /v1.
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s.drain, s.stopDrain = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	s.mountAPI()
 	return s
 }
 
@@ -44,8 +58,20 @@ func New(opts Options) *Server {
 // front door.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandleFunc mounts a handler function on the front door.
+func (s *Server) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Request)) {
+	s.mux.HandleFunc(pattern, h)
+}
+
+// Drain tells handlers that the server is shutting down: long-polls in
+// flight (GET /v1/requests/{id}?wait=…) answer at once with the request as
+// it stands, and audit streams stop, so http.Server.Shutdown need not wait
+// for them. Register it with http.Server.RegisterOnShutdown. Safe to call
+// more than once.
+func (s *Server) Drain() { s.stopDrain() }
+
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serveLogged(w, r) }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": s.opts.Version})

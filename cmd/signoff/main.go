@@ -1,5 +1,6 @@
 // Command signoff is the approval bot: the server (serve), the CI client
-// (request), and the operator's and auditor's tools (audit, config).
+// (request), dev mode's token minter (dev token), and the operator's and
+// auditor's tools (audit, config).
 package main
 
 import (
@@ -31,6 +32,8 @@ const (
 type exitError struct {
 	code int
 	err  error
+	// quiet means the command already told the user; run prints nothing.
+	quiet bool
 }
 
 func (e *exitError) Error() string { return e.err.Error() }
@@ -66,11 +69,14 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "signoff: %v\n", err)
 	var ee *exitError
 	if errors.As(err, &ee) {
+		if !ee.quiet {
+			fmt.Fprintf(stderr, "signoff: %v\n", err)
+		}
 		return ee.code
 	}
+	fmt.Fprintf(stderr, "signoff: %v\n", err)
 	if isUsageError(err) {
 		return exitUsage
 	}
@@ -85,7 +91,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitUsage, err) })
-	root.AddCommand(newServeCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
 	return root
 }
 

@@ -9,7 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +25,13 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/executor"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/devissuer"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
@@ -37,7 +49,10 @@ func newServeCommand() *cobra.Command {
 		Long: `Run the signoff server: the HTTP front door, the expiry loop and the store.
 --dev runs a local trial with no Slack, Teams or IdP account: it listens on
 loopback only, keeps its database under ./signoff-data/ and, without --config,
-loads config.example.yaml. SIGTERM or Ctrl-C stops it gracefully.`,
+loads config.example.yaml. It adds a built-in OpenID issuer, trusted as the
+requester named dev (mint its tokens with 'signoff dev token'), and the dev
+console at /dev, where you approve or deny as a configured dev approver.
+SIGTERM or Ctrl-C stops it gracefully: long-polls in flight answer at once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var data []byte
@@ -86,6 +101,10 @@ type serveOptions struct {
 	stderr io.Writer
 	// ready, when set, receives the listener's address once serving.
 	ready chan<- string
+	// onService, when set, is called with the approvals service before
+	// the server starts serving. Tests vote through it: they cannot open
+	// the store while serve holds it.
+	onService func(*approvals.Service)
 }
 
 // serve runs the server until ctx ends, then stops within shutdownGrace:
@@ -123,21 +142,34 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		SigningKey:      signingKey,
 		CheckpointEvery: cfg.Audit.CheckpointEvery,
 	})
-	front := bot.New(bot.Options{Service: svc, Store: store, Logger: logger, Version: version})
+	if o.onService != nil {
+		o.onService(svc)
+	}
 
+	// Listen first: in dev mode the dev issuer's URL follows the address
+	// actually bound (listen: 127.0.0.1:0 picks a free port).
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("listen: cannot listen on %s: %w", cfg.Listen, err))
+	}
+	addr := ln.Addr().String()
+	front, devIss, err := newFrontDoor(cfg, o.dev, addr, svc, store, logger)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	httpSrv := &http.Server{
 		Handler:           front,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		// Long enough for a ?wait= long-poll of up to a minute.
-		WriteTimeout: 90 * time.Second,
+		// Must exceed the longest ?wait= long-poll (bot.MaxWait, a minute).
+		WriteTimeout: bot.MaxWait + 30*time.Second,
 		IdleTimeout:  120 * time.Second,
 		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for in-flight requests; long-polls and audit streams
+	// end as soon as it starts instead of running out their wait.
+	httpSrv.RegisterOnShutdown(front.Drain)
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
 	loops.Add(1)
@@ -147,13 +179,25 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			logger.Error("expiry loop stopped", "err", err)
 		}
 	}()
+	// Approved actions run through the outbox; the executor stops with the
+	// other loops, before the store closes.
+	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
+	loops.Add(1)
+	go func() {
+		defer loops.Done()
+		if err := runner.Run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
+			logger.Error("executor stopped", "err", err)
+		}
+	}()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
-	addr := ln.Addr().String()
 	logger.Info("signoff listening", "addr", addr, "store", cfg.Storage.Path, "actions", len(pol.Actions), "dev", o.dev, "version", version)
 	if o.dev {
-		fmt.Fprintf(o.stdout, "signoff (dev mode) is running on http://%s\n  database: %s\n  health:   http://%s/healthz\nPress Ctrl-C to stop.\n", addr, cfg.Storage.Path, addr)
+		base := "http://" + addr
+		fmt.Fprintf(o.stdout, "signoff (dev mode) is running on %s\n  database:   %s\n  console:    %s/dev\n  dev issuer: %s\n  health:     %s/healthz\n",
+			base, cfg.Storage.Path, base, devIss.URL(), base)
+		fmt.Fprintf(o.stdout, "Ask for an approval (then approve it in the console):\n  %s\nPress Ctrl-C to stop.\n", exampleRequestCommand(pol, base))
 	}
 	if o.ready != nil {
 		o.ready <- addr
@@ -208,4 +252,197 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newFrontDoor builds the HTTP front door: the CI API with a verifier for
+// the configured requester issuers and, in dev mode, the dev issuer, its
+// token endpoint and the dev console. devIss is nil outside dev mode.
+func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Service, store storage.Store, logger *slog.Logger) (front *bot.Server, devIss *devissuer.Issuer, err error) {
+	issuers, devIss, err := requesterIssuers(cfg, dev, addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !dev {
+		for _, ti := range issuers {
+			if u, err := url.Parse(ti.Issuer); err == nil && u.Scheme == "http" {
+				logger.Warn("a requester issuer is trusted over plain http on a loopback address; outside dev mode this only works if something on this machine serves it", "requester", ti.Name, "issuer", ti.Issuer)
+			}
+		}
+	}
+	var verifier bot.TokenVerifier
+	if len(issuers) > 0 {
+		v, err := oidc.NewRequesterVerifier(issuers, oidc.VerifierOptions{Logger: logger})
+		if err != nil {
+			return nil, nil, withCode(exitUsage, fmt.Errorf("requesters: %w", err))
+		}
+		verifier = v
+	} else {
+		logger.Warn("no requesters configured: every CI API call is refused until a requesters entry is added")
+	}
+	opts := bot.Options{Service: svc, Store: store, Logger: logger, Version: version, Verifier: verifier}
+	if dev {
+		consoleURL := "http://" + addr + "/dev"
+		opts.RequestURL = func(string) string { return consoleURL }
+	}
+	front = bot.New(opts)
+	if !dev {
+		return front, nil, nil
+	}
+	// The dev issuer, on this listener at its issuer URL's path.
+	u, _ := url.Parse(devIss.URL()) // requesterIssuers built it
+	if p := strings.TrimSuffix(u.Path, "/"); p == "" {
+		front.Handle("GET "+devissuer.DiscoveryPath, devIss.Handler())
+		front.Handle("GET "+devissuer.JWKSPath, devIss.Handler())
+	} else {
+		front.Handle(p+"/", devIss.Handler())
+	}
+	front.Handle("POST /dev/token", devTokenHandler(devIss, devAudience(issuers), logger))
+	approvers := make([]devconsole.Approver, 0, len(cfg.Dev.Approvers))
+	for _, a := range cfg.Dev.Approvers {
+		approvers = append(approvers, devconsole.Approver{Name: a.Name, Email: a.Email, Groups: a.Groups})
+	}
+	devconsole.New(devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger}).Register(front)
+	return front, devIss, nil
+}
+
+// devRequesterName is the requester entry dev mode's built-in issuer
+// stands in for (DESIGN.md, "Dev mode").
+const devRequesterName = "dev"
+
+// defaultDevIssuerPath is the dev issuer's path when the config has no
+// requester named dev.
+const defaultDevIssuerPath = "/dev/oidc"
+
+// requesterIssuers turns cfg.Requesters into the verifier's trusted
+// issuers.
+//
+// In dev mode it also creates the dev issuer, whose signing key lives next
+// to the database (dev-issuer-key.pem). The requester named "dev" is
+// trusted as that issuer: its issuer URL keeps its path but takes the host
+// and port signoff actually listens on (so listen: 127.0.0.1:0, or another
+// port than the example's 8080, still verifies), and it is added (audience
+// signoff, person claim sub) when the config has no such entry. When it
+// names no groups_claim, dev mode reads groups from "groups", so
+// `signoff dev token --claim groups=audit` makes an auditor token.
+//
+// Outside dev mode nothing is rewritten or added: a requester named dev is
+// an issuer like any other, and as nothing serves it, its tokens fail.
+func requesterIssuers(cfg *config.Config, dev bool, addr string) ([]oidc.TrustedIssuer, *devissuer.Issuer, error) {
+	out := make([]oidc.TrustedIssuer, 0, len(cfg.Requesters)+1)
+	devIdx := -1
+	for _, r := range cfg.Requesters {
+		if r.Name == devRequesterName {
+			devIdx = len(out)
+		}
+		out = append(out, oidc.TrustedIssuer{
+			Name: r.Name, Issuer: r.Issuer, Audience: r.Audience,
+			PersonClaim: r.PersonClaim, NameClaim: r.NameClaim, EmailClaim: r.EmailClaim, GroupsClaim: r.GroupsClaim,
+		})
+	}
+	if !dev {
+		return out, nil, nil
+	}
+	if devIdx < 0 {
+		out = append(out, oidc.TrustedIssuer{Name: devRequesterName, Issuer: "http://127.0.0.1" + defaultDevIssuerPath, Audience: "signoff", PersonClaim: "sub"})
+		devIdx = len(out) - 1
+	}
+	entry := &out[devIdx]
+	u, err := url.Parse(entry.Issuer)
+	if err != nil {
+		return nil, nil, withCode(exitUsage, fmt.Errorf("requesters: %s: issuer %q: %w", devRequesterName, entry.Issuer, err))
+	}
+	u.Scheme, u.Host = "http", addr
+	entry.Issuer = u.String()
+	if entry.GroupsClaim == "" {
+		entry.GroupsClaim = "groups"
+	}
+	keyFile := filepath.Join(filepath.Dir(cfg.Storage.Path), "dev-issuer-key.pem")
+	devIss, err := devissuer.New(entry.Issuer, keyFile)
+	if err != nil {
+		return nil, nil, withCode(exitUsage, fmt.Errorf("dev issuer: %w", err))
+	}
+	return out, devIss, nil
+}
+
+// devAudience is the audience the dev requester entry expects.
+func devAudience(issuers []oidc.TrustedIssuer) string {
+	for _, ti := range issuers {
+		if ti.Name == devRequesterName {
+			return ti.Audience
+		}
+	}
+	return defaultAudience
+}
+
+// exampleRequestCommand is the ready-to-paste `signoff request` command
+// dev mode prints: the first action the dev issuer may request (deploy-prod
+// when it exists), with a value for each required parameter.
+func exampleRequestCommand(pol *policy.Policy, base string) string {
+	names := make([]string, 0, len(pol.Actions))
+	for name, a := range pol.Actions {
+		for _, r := range a.Requesters {
+			if r.Issuer == devRequesterName {
+				names = append(names, name)
+				break
+			}
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("(no action lets the %q requester ask; add {issuer: dev, claims: {sub: \"*\"}} to an action's requesters)", devRequesterName)
+	}
+	sort.Strings(names)
+	name := names[0]
+	if slices.Contains(names, "deploy-prod") {
+		name = "deploy-prod"
+	}
+	a := pol.Actions[name]
+	var b strings.Builder
+	self := selfCommand()
+	fmt.Fprintf(&b, "%s request --server %s --action %s", self, base, name)
+	params := make([]string, 0, len(a.Params))
+	for p, decl := range a.Params {
+		if decl.Required {
+			params = append(params, p)
+		}
+	}
+	sort.Strings(params)
+	for _, p := range params {
+		fmt.Fprintf(&b, " --param %s=%s", p, exampleValue(p, a.Params[p]))
+	}
+	fmt.Fprintf(&b, ` --reason "trying signoff" --token "$(%s dev token --server %s)" --wait`, self, base)
+	return b.String()
+}
+
+func exampleValue(name string, p policy.Param) string {
+	candidates := []string{"api", "example", "main", "1"}
+	if strings.Contains(name, "version") {
+		candidates = append([]string{"1.4.2"}, candidates...)
+	}
+	for _, c := range candidates {
+		if p.Pattern == nil || p.Pattern.MatchString(c) {
+			return c
+		}
+	}
+	return "VALUE"
+}
+
+// selfCommand is how the printed commands should invoke signoff: "signoff"
+// when that is on PATH and is this binary, "go run ./cmd/signoff" when this
+// process was started by go run (its binary is a temporary build), else
+// this binary's absolute path.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "signoff"
+	}
+	exe, _ = filepath.EvalSymlinks(exe)
+	if onPath, err := exec.LookPath("signoff"); err == nil {
+		if p, _ := filepath.EvalSymlinks(onPath); p == exe {
+			return "signoff"
+		}
+	}
+	if strings.Contains(exe, string(filepath.Separator)+"go-build") {
+		return "go run ./cmd/signoff"
+	}
+	return exe
 }

@@ -1,0 +1,812 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	randv2 "math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Exit codes of `signoff request` for a decided (or undecided) request
+// (DESIGN.md, "CLI"). exitOK is approved, or created without --wait.
+const (
+	exitDenied    = 10
+	exitExpired   = 11
+	exitCancelled = 12
+	exitPending   = 13
+)
+
+const (
+	// defaultAudience is the aud `signoff request` asks CI for.
+	defaultAudience = "signoff"
+	// defaultRequestTimeout is how long --wait waits without --timeout.
+	defaultRequestTimeout = time.Hour
+	// pollWait is the long-poll the client asks the server for; the server
+	// caps it at bot.MaxWait.
+	pollWait = 30 * time.Second
+	// createAttempts bounds the tries of the initial POST without --wait
+	// (with --wait, it is retried until --timeout).
+	createAttempts = 5
+	// backoffBase and backoffMax shape the retry delays: exponential from
+	// backoffBase, capped at backoffMax, with jitter.
+	backoffBase = 500 * time.Millisecond
+	backoffMax  = 15 * time.Second
+	// callTimeout bounds one API call, beyond the long-poll wait it asks for.
+	callTimeout = 30 * time.Second
+	// gitLabTokenEnv is the id_tokens variable tried by default.
+	gitLabTokenEnv = "SIGNOFF_ID_TOKEN"
+)
+
+type requestOptions struct {
+	server   string // base URL, no trailing slash
+	body     bot.CreateRequestBody
+	wait     bool
+	timeout  time.Duration
+	token    string
+	tokenEnv string // "" unless --token-env was given
+	audience string
+	json     bool
+	idemKey  string
+}
+
+func newRequestCommand() *cobra.Command {
+	var (
+		o              requestOptions
+		params, links  []string
+		output         string
+		server, action string
+		reason         string
+	)
+	cmd := &cobra.Command{
+		Use:   "request --server URL --action NAME [--param k=v]... [--reason TEXT] [--link TITLE=URL]... [--wait] [--timeout DUR]",
+		Short: "Ask for an approval (from a CI job) and optionally wait for the decision",
+		Long: `Ask signoff for an approval and, with --wait, wait for the decision.
+
+The token (an OIDC ID token for audience --audience) comes from the first of:
+--token; --token-env NAME (a variable holding it); $SIGNOFF_TOKEN; GitHub
+Actions (needs "permissions: id-token: write": the token is fetched from
+$ACTIONS_ID_TOKEN_REQUEST_URL, and fetched again if it expires while waiting);
+$SIGNOFF_ID_TOKEN (GitLab CI: "id_tokens: SIGNOFF_ID_TOKEN: {aud: signoff}").
+The token is never printed.
+
+Idempotency: the request is sent with an Idempotency-Key, so retries never
+create a second request. Without --idempotency-key it is derived from the CI
+run: on GitHub Actions from GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT, GITHUB_JOB and
+a digest of the action, params, reason and links; on GitLab CI from CI_JOB_ID
+and that digest. So running the same step again within one run attempt (a
+retry wrapper, a restarted runner) finds the same request, while a re-run of
+the workflow (a new attempt) or different params ask anew. Outside CI the key
+is random per invocation (it only protects this command's own retries).
+
+With --wait it long-polls until the request is decided or --timeout runs out,
+riding out server restarts and network errors (connection refused, 5xx, 429)
+with capped exponential backoff. Progress goes to standard error; the outcome
+to standard output (--output json: the request as JSON on standard output).
+
+Exit codes: 0 approved (or created, without --wait), 10 denied, 11 expired,
+12 cancelled, 13 still pending when --timeout ran out, 2 usage or config
+error, 3 authentication or policy refusal, 1 anything else (server
+unreachable, …).`,
+		Example: `  signoff request --server https://signoff.example.com --action deploy-prod \
+    --param service=api --param version=1.4.2 --reason "release 1.4.2" \
+    --link "CI run=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID" --wait`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if o.server, err = parseServerURL(server); err != nil {
+				return err
+			}
+			if strings.TrimSpace(action) == "" {
+				return usageErrorf("--action is required: the name of an action declared in the server's config")
+			}
+			o.body = bot.CreateRequestBody{Action: action, Reason: reason}
+			if o.body.Params, err = parseParams(params); err != nil {
+				return err
+			}
+			if o.body.Links, err = parseLinks(links); err != nil {
+				return err
+			}
+			switch output {
+			case "text":
+			case "json":
+				o.json = true
+			default:
+				return usageErrorf("--output %q: use text or json", output)
+			}
+			if o.timeout <= 0 {
+				return usageErrorf("--timeout %s: use a positive duration such as 30m", o.timeout)
+			}
+			if o.audience == "" {
+				return usageErrorf("--audience must not be empty")
+			}
+			if cmd.Flags().Changed("token-env") && o.tokenEnv == "" {
+				return usageErrorf("--token-env needs the name of an environment variable")
+			}
+			return runRequest(cmd.Context(), o, os.Getenv, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", os.Getenv("SIGNOFF_SERVER"), "base URL of the signoff server ($SIGNOFF_SERVER)")
+	f.StringVar(&action, "action", "", "the action to ask approval for")
+	f.StringArrayVar(&params, "param", nil, "a parameter NAME=VALUE (repeatable)")
+	f.StringVar(&reason, "reason", "", "why, shown to the approvers")
+	f.StringArrayVar(&links, "link", nil, "a link TITLE=URL shown to the approvers (repeatable)")
+	f.BoolVar(&o.wait, "wait", false, "wait for the decision; the exit code tells it")
+	f.DurationVar(&o.timeout, "timeout", defaultRequestTimeout, "with --wait, how long to wait for a decision (exit 13 when it runs out)")
+	f.StringVar(&o.token, "token", "", "the OIDC token to present (default: $SIGNOFF_TOKEN, then GitHub Actions or GitLab CI)")
+	f.StringVar(&o.tokenEnv, "token-env", "", "the environment variable holding the token (GitLab CI id_tokens; default tries "+gitLabTokenEnv+")")
+	f.StringVar(&o.audience, "audience", defaultAudience, "the audience to request the GitHub Actions token for")
+	f.StringVar(&output, "output", "text", "text or json")
+	f.StringVar(&o.idemKey, "idempotency-key", "", "the Idempotency-Key (default: derived from the CI run)")
+	return cmd
+}
+
+// parseServerURL checks --server and returns it without a trailing slash.
+func parseServerURL(s string) (string, error) {
+	if s == "" {
+		return "", usageErrorf("--server is required: the signoff server's base URL, e.g. https://signoff.example.com (or set $SIGNOFF_SERVER)")
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", usageErrorf("--server %q: use an http(s) URL without query or credentials, e.g. https://signoff.example.com", s)
+	}
+	return strings.TrimSuffix(u.String(), "/"), nil
+}
+
+func parseParams(args []string) (map[string]string, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	out := make(map[string]string, len(args))
+	for _, a := range args {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, usageErrorf("--param %q: use NAME=VALUE", a)
+		}
+		if _, dup := out[k]; dup {
+			return nil, usageErrorf("--param %s is given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseLinks reads TITLE=URL; the split is at the "=" before http:// or
+// https:// when there is one, so titles and URLs may both hold "=".
+func parseLinks(args []string) ([]storage.Link, error) {
+	var out []storage.Link
+	for _, a := range args {
+		i := strings.Index(a, "=https://")
+		if i < 0 {
+			i = strings.Index(a, "=http://")
+		}
+		if i < 0 {
+			i = strings.Index(a, "=")
+		}
+		if i <= 0 || i == len(a)-1 {
+			return nil, usageErrorf("--link %q: use TITLE=URL", a)
+		}
+		out = append(out, storage.Link{Title: a[:i], URL: a[i+1:]})
+	}
+	return out, nil
+}
+
+// runRequest creates the request and, with --wait, waits for its decision.
+func runRequest(ctx context.Context, o requestOptions, getenv func(string) string, stdout, stderr io.Writer) error {
+	start := time.Now()
+	deadline := start.Add(o.timeout)
+	httpc := newHTTPClient()
+	if u, _ := url.Parse(o.server); u.Scheme == "http" && !loopbackHost(u.Host) {
+		fmt.Fprintf(stderr, "warning: %s is plain http: the token travels unencrypted; use https\n", o.server)
+	}
+	tok, err := resolveToken(ctx, o, getenv, httpc)
+	if err != nil {
+		return err
+	}
+	key, keyOrigin := o.idemKey, "--idempotency-key"
+	if key == "" {
+		key, keyOrigin = deriveIdempotencyKey(getenv, o.body)
+	}
+	c := &apiClient{base: o.server, http: httpc, tok: tok, stderr: stderr}
+	body, err := json.Marshal(o.body)
+	if err != nil {
+		return fmt.Errorf("encode request: %w", err)
+	}
+
+	attempts := createAttempts
+	if o.wait {
+		attempts = 0 // until the deadline
+	}
+	v, created, err := c.create(ctx, body, key, deadline, attempts)
+	if err != nil {
+		return err
+	}
+	if !created {
+		fmt.Fprintf(stderr, "request %s already existed for this idempotency key (%s); using it\n", v.ID, keyOrigin)
+	}
+	if !o.wait {
+		if v.State == storage.StatePending {
+			if o.json {
+				return writeViewJSON(stdout, v)
+			}
+			fmt.Fprintf(stdout, "created request %s (%s): %s\n", v.ID, v.Action, pendingSummary(v))
+			if v.URL != "" {
+				fmt.Fprintf(stdout, "  %s\n", v.URL)
+			}
+			return nil
+		}
+		return finish(v, o, time.Since(start), stdout, stderr)
+	}
+	if v.State != storage.StatePending {
+		return finish(v, o, time.Since(start), stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "waiting for a decision on request %s (%s), up to %s (request expires %s)\n", v.ID, v.Action, o.timeout, v.ExpiresAt.UTC().Format(time.RFC3339))
+	if v.URL != "" {
+		fmt.Fprintf(stderr, "  see %s\n", v.URL)
+	}
+	v, err = c.wait(ctx, v, deadline)
+	if err != nil {
+		return err
+	}
+	return finish(v, o, time.Since(start), stdout, stderr)
+}
+
+// finish reports the request's final (or, at --timeout, pending) state and
+// returns the matching exit code.
+func finish(v bot.RequestView, o requestOptions, waited time.Duration, stdout, stderr io.Writer) error {
+	code, line := outcome(v, o.timeout)
+	if o.json {
+		fmt.Fprintln(stderr, line)
+		if err := writeViewJSON(stdout, v); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(stdout, line)
+	}
+	if code == exitOK {
+		return nil
+	}
+	return &exitError{code: code, err: errors.New(line), quiet: true}
+}
+
+func writeViewJSON(w io.Writer, v bot.RequestView) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return fmt.Errorf("write JSON: %w", err)
+	}
+	return nil
+}
+
+// outcome maps a request's state to the exit code and a line saying it.
+func outcome(v bot.RequestView, timeout time.Duration) (int, string) {
+	what := fmt.Sprintf("request %s (%s)", v.ID, v.Action)
+	switch v.State {
+	case storage.StateApproved:
+		return exitOK, fmt.Sprintf("approved: %s by %s", what, voters(v, storage.DecisionApprove))
+	case storage.StateDenied:
+		line := fmt.Sprintf("denied: %s by %s", what, voters(v, storage.DecisionDeny))
+		for _, vote := range v.Votes {
+			if vote.Decision == storage.DecisionDeny && vote.Reason != "" {
+				line += ": " + oneLine(vote.Reason)
+				break
+			}
+		}
+		return exitDenied, line
+	case storage.StateExpired:
+		return exitExpired, fmt.Sprintf("expired: %s was not decided by %s (%d of %d approvals)", what, v.ExpiresAt.UTC().Format(time.RFC3339), v.Approvals, v.MinApprovals)
+	case storage.StateCancelled:
+		return exitCancelled, fmt.Sprintf("cancelled: %s was cancelled by its requester", what)
+	case storage.StatePending:
+		return exitPending, fmt.Sprintf("still pending: %s after waiting %s: %s", what, timeout, pendingSummary(v))
+	}
+	return exitFailure, fmt.Sprintf("%s is in an unknown state %q", what, v.State)
+}
+
+func voters(v bot.RequestView, d storage.Decision) string {
+	var names []string
+	for _, vote := range v.Votes {
+		if vote.Decision == d {
+			names = append(names, voterName(vote))
+		}
+	}
+	if len(names) == 0 {
+		return "nobody recorded"
+	}
+	return strings.Join(names, ", ")
+}
+
+func voterName(v bot.VoteView) string {
+	switch {
+	case v.Name != "":
+		return oneLine(v.Name)
+	case v.Email != "":
+		return oneLine(v.Email)
+	}
+	return oneLine(v.Subject)
+}
+
+// oneLine keeps server-supplied text on one line of the CI log.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+// pendingSummary says how far a pending request has come.
+func pendingSummary(v bot.RequestView) string {
+	s := fmt.Sprintf("%d of %d approvals, %d more needed", v.Approvals, v.MinApprovals, v.Remaining)
+	if len(v.Votes) > 0 {
+		s += "; approved by " + voters(v, storage.DecisionApprove)
+	}
+	return s
+}
+
+// apiClient talks to the signoff API with retries.
+type apiClient struct {
+	base   string
+	http   *http.Client
+	tok    *tokenSource
+	stderr io.Writer
+	// lastNote avoids repeating the same retry message.
+	lastNote string
+}
+
+func newHTTPClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	return &http.Client{
+		Transport: tr,
+		// A redirect would carry the token elsewhere or turn the POST
+		// into a GET; report it instead.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type apiResult struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (c *apiClient) call(ctx context.Context, method, path string, body []byte, key string, timeout time.Duration) (apiResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return apiResult{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.tok.value)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "signoff/"+version)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return apiResult{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return apiResult{}, fmt.Errorf("reading the answer: %w", err)
+	}
+	return apiResult{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// transientStatus is an answer worth retrying: the server (or a proxy in
+// front of it) is restarting, overloaded or failing for now.
+func transientStatus(status int) bool {
+	return status >= 500 || status == http.StatusTooManyRequests || status == http.StatusRequestTimeout
+}
+
+// permanentTransportError is a transport error retrying cannot fix.
+func permanentTransportError(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	return errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr)
+}
+
+// refusal turns a non-2xx, non-transient answer into an error with the exit
+// code the DESIGN gives it.
+func (c *apiClient) refusal(res apiResult, what string) error {
+	text := apiErrorText(res.status, res.body)
+	switch res.status {
+	case http.StatusUnauthorized:
+		return withCode(exitRefused, fmt.Errorf("the server at %s refused the token (from %s): %s", c.base, c.tok.origin, text))
+	case http.StatusForbidden, http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge:
+		return withCode(exitRefused, fmt.Errorf("the server refused to %s: %s", what, text))
+	}
+	if res.status >= 300 && res.status < 400 {
+		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, res.status, res.header.Get("Location"))
+	}
+	if res.status == http.StatusNotFound && !isAPIError(res.body) {
+		return fmt.Errorf("%s does not serve the signoff API (404 for /v1/requests): check --server", c.base)
+	}
+	return fmt.Errorf("could not %s: %s", what, text)
+}
+
+func isAPIError(body []byte) bool {
+	var eb bot.ErrorBody
+	return json.Unmarshal(body, &eb) == nil && eb.Error.Code != ""
+}
+
+// apiErrorText renders an error answer: "403 forbidden: message".
+func apiErrorText(status int, body []byte) string {
+	var eb bot.ErrorBody
+	if err := json.Unmarshal(body, &eb); err == nil && eb.Error.Code != "" {
+		return fmt.Sprintf("%d %s: %s", status, eb.Error.Code, oneLine(eb.Error.Message))
+	}
+	return fmt.Sprintf("%d %s", status, http.StatusText(status))
+}
+
+// note prints a progress or retry message unless it repeats the last one.
+func (c *apiClient) note(msg string) {
+	if msg == c.lastNote {
+		return
+	}
+	c.lastNote = msg
+	fmt.Fprintln(c.stderr, msg)
+}
+
+// create POSTs the request, retrying transient failures (safe: the
+// Idempotency-Key makes a repeat return the same request) up to attempts
+// times (0: until deadline).
+func (c *apiClient) create(ctx context.Context, body []byte, key string, deadline time.Time, attempts int) (bot.RequestView, bool, error) {
+	bo := newBackoff()
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		res, err := c.call(ctx, http.MethodPost, "/v1/requests", body, key, callTimeout)
+		var problem string
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", ctx.Err())
+		case err != nil && permanentTransportError(err):
+			return bot.RequestView{}, false, fmt.Errorf("cannot reach signoff at %s: %w", c.base, err)
+		case err != nil:
+			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
+		case res.status == http.StatusOK || res.status == http.StatusCreated:
+			var v bot.RequestView
+			if err := json.Unmarshal(res.body, &v); err != nil || v.ID == "" {
+				return bot.RequestView{}, false, fmt.Errorf("the server at %s answered %d with something that is not a request", c.base, res.status)
+			}
+			return v, res.status == http.StatusCreated, nil
+		case res.status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
+			refreshed = true
+			if err := c.tok.renew(ctx); err != nil {
+				return bot.RequestView{}, false, err
+			}
+			continue
+		case transientStatus(res.status):
+			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
+		default:
+			return bot.RequestView{}, false, c.refusal(res, "create the request")
+		}
+		delay := bo.next(res.header)
+		if (attempts > 0 && attempt >= attempts) || time.Now().Add(delay).After(deadline) {
+			return bot.RequestView{}, false, fmt.Errorf("%s; gave up after %d attempts", problem, attempt)
+		}
+		c.note(fmt.Sprintf("%s; retrying", problem))
+		if err := sleep(ctx, delay); err != nil {
+			return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
+		}
+	}
+}
+
+// wait long-polls the request until it leaves pending or the deadline
+// passes, and returns it as last seen. Transient failures (the server
+// restarting, network errors) are retried with backoff until the deadline.
+func (c *apiClient) wait(ctx context.Context, v bot.RequestView, deadline time.Time) (bot.RequestView, error) {
+	path := "/v1/requests/" + url.PathEscape(v.ID)
+	bo := newBackoff()
+	lastProgress := pendingSummary(v)
+	lost := ""
+	refreshed := false
+	for {
+		wait := min(time.Until(deadline), pollWait).Truncate(time.Millisecond)
+		if wait < 100*time.Millisecond {
+			return v, nil
+		}
+		res, err := c.call(ctx, http.MethodGet, path+"?wait="+wait.String(), nil, "", wait+callTimeout)
+		var problem string
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return v, fmt.Errorf("interrupted while waiting; request %s is still %s: %w", v.ID, v.State, ctx.Err())
+		case err != nil:
+			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
+		case res.status == http.StatusOK:
+			var got bot.RequestView
+			if err := json.Unmarshal(res.body, &got); err != nil || got.ID != v.ID {
+				problem = fmt.Sprintf("the server at %s answered with something that is not request %s", c.base, v.ID)
+				break
+			}
+			v, refreshed = got, false
+			bo.reset()
+			if lost != "" {
+				fmt.Fprintf(c.stderr, "reached signoff at %s again\n", c.base)
+				lost, c.lastNote = "", ""
+			}
+			if v.State != storage.StatePending {
+				return v, nil
+			}
+			if p := pendingSummary(v); p != lastProgress {
+				lastProgress = p
+				fmt.Fprintf(c.stderr, "request %s: %s\n", v.ID, p)
+			}
+			continue
+		case res.status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
+			// CI tokens are short-lived: fetch a fresh one and carry on.
+			refreshed = true
+			if err := c.tok.renew(ctx); err != nil {
+				return v, err
+			}
+			continue
+		case res.status == http.StatusUnauthorized:
+			return v, withCode(exitRefused, fmt.Errorf("the server at %s no longer accepts the token (from %s) while waiting for %s: %s; the token may have expired: use a longer-lived token or a shorter --timeout",
+				c.base, c.tok.origin, v.ID, apiErrorText(res.status, res.body)))
+		case res.status == http.StatusNotFound:
+			return v, fmt.Errorf("the server at %s no longer knows request %s (%s): was its database replaced?", c.base, v.ID, apiErrorText(res.status, res.body))
+		case transientStatus(res.status):
+			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
+		default:
+			return v, c.refusal(res, "read request "+v.ID)
+		}
+		if lost == "" {
+			lost = problem
+		}
+		delay := bo.next(res.header)
+		c.note(fmt.Sprintf("%s; retrying (request %s was last seen %s)", problem, v.ID, v.State))
+		if until := time.Until(deadline); delay > until {
+			delay = until
+		}
+		if err := sleep(ctx, delay); err != nil {
+			return v, fmt.Errorf("interrupted while waiting; request %s is still %s: %w", v.ID, v.State, err)
+		}
+	}
+}
+
+// backoff is capped exponential backoff with jitter.
+type backoff struct{ n int }
+
+func newBackoff() *backoff { return &backoff{} }
+
+func (b *backoff) reset() { b.n = 0 }
+
+// next returns the delay before the next try: Retry-After when the server
+// sent one (capped), else base·2ⁿ capped at backoffMax, with jitter
+// (between half and all of it).
+func (b *backoff) next(h http.Header) time.Duration {
+	if h != nil {
+		if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s >= 0 {
+			b.n++
+			return min(time.Duration(s)*time.Second, backoffMax)
+		}
+	}
+	d := backoffBase << min(b.n, 10)
+	d = min(d, backoffMax)
+	b.n++
+	return d/2 + randv2.N(d/2+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// tokenSource is where the bearer token came from, and how to get a fresh
+// one when it can be renewed (GitHub Actions).
+type tokenSource struct {
+	origin  string
+	value   string
+	refresh func(ctx context.Context) (string, error)
+}
+
+func (t *tokenSource) renew(ctx context.Context) error {
+	v, err := t.refresh(ctx)
+	if err != nil {
+		return err
+	}
+	t.value = v
+	return nil
+}
+
+// resolveToken finds the token: --token, --token-env, $SIGNOFF_TOKEN,
+// GitHub Actions, $SIGNOFF_ID_TOKEN (GitLab CI), in that order.
+func resolveToken(ctx context.Context, o requestOptions, getenv func(string) string, httpc *http.Client) (*tokenSource, error) {
+	if t := strings.TrimSpace(o.token); t != "" {
+		return &tokenSource{origin: "--token", value: t}, nil
+	}
+	if o.tokenEnv != "" {
+		t := strings.TrimSpace(getenv(o.tokenEnv))
+		if t == "" {
+			return nil, usageErrorf("--token-env %s: the variable is not set or empty; on GitLab CI declare it under id_tokens: with aud: %s", o.tokenEnv, o.audience)
+		}
+		return &tokenSource{origin: "$" + o.tokenEnv, value: t}, nil
+	}
+	if t := strings.TrimSpace(getenv("SIGNOFF_TOKEN")); t != "" {
+		return &tokenSource{origin: "$SIGNOFF_TOKEN", value: t}, nil
+	}
+	if reqURL, reqTok := getenv("ACTIONS_ID_TOKEN_REQUEST_URL"), getenv("ACTIONS_ID_TOKEN_REQUEST_TOKEN"); reqURL != "" && reqTok != "" {
+		fetch := func(ctx context.Context) (string, error) {
+			return fetchGitHubToken(ctx, httpc, reqURL, reqTok, o.audience)
+		}
+		t, err := fetch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &tokenSource{origin: "GitHub Actions", value: t, refresh: fetch}, nil
+	}
+	if t := strings.TrimSpace(getenv(gitLabTokenEnv)); t != "" {
+		return &tokenSource{origin: "$" + gitLabTokenEnv, value: t}, nil
+	}
+	hint := ""
+	if getenv("GITHUB_ACTIONS") == "true" {
+		hint = "\nThis is GitHub Actions, but ACTIONS_ID_TOKEN_REQUEST_URL is not set: give the job `permissions: id-token: write`."
+	}
+	return nil, usageErrorf(`no token to authenticate with; give one of:
+  --token TOKEN, or $SIGNOFF_TOKEN
+  GitHub Actions: run with "permissions: id-token: write" (the token is fetched for audience %s)
+  GitLab CI: "id_tokens: %s: {aud: %s}" (or name another variable with --token-env NAME)
+  dev mode: --token "$(signoff dev token --server URL)"%s`, o.audience, gitLabTokenEnv, o.audience, hint)
+}
+
+// fetchGitHubToken gets an OIDC token for audience from GitHub Actions'
+// token endpoint, retrying network errors and 5xx a few times.
+func fetchGitHubToken(ctx context.Context, httpc *http.Client, reqURL, reqToken, audience string) (string, error) {
+	u, err := url.Parse(reqURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", usageErrorf("ACTIONS_ID_TOKEN_REQUEST_URL is not an http(s) URL")
+	}
+	q := u.Query()
+	q.Set("audience", audience)
+	u.RawQuery = q.Encode()
+	bo := newBackoff()
+	const attempts = 4
+	for attempt := 1; ; attempt++ {
+		tok, retry, err := githubTokenOnce(ctx, httpc, u.String(), reqToken)
+		if err == nil || !retry || attempt == attempts {
+			return tok, err
+		}
+		if err := sleep(ctx, bo.next(nil)); err != nil {
+			return "", fmt.Errorf("fetching the GitHub Actions OIDC token: %w", err)
+		}
+	}
+}
+
+func githubTokenOnce(ctx context.Context, httpc *http.Client, reqURL, reqToken string) (tok string, retry bool, err error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, reqURL, nil)
+	if err != nil {
+		return "", false, fmt.Errorf("fetching the GitHub Actions OIDC token: %w", err)
+	}
+	req.Header.Set("Authorization", "bearer "+reqToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := httpc.Do(req)
+	if err != nil {
+		return "", ctx.Err() == nil, fmt.Errorf("cannot reach GitHub's OIDC token endpoint: %w", redactURLError(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return "", true, fmt.Errorf("reading GitHub's OIDC token: %w", err)
+	}
+	switch {
+	case transientStatus(resp.StatusCode):
+		return "", true, fmt.Errorf("GitHub's OIDC token endpoint answered %s", resp.Status)
+	case resp.StatusCode != http.StatusOK:
+		return "", false, withCode(exitRefused, fmt.Errorf("GitHub refused to issue an OIDC token (%s): does the job have `permissions: id-token: write`?", resp.Status))
+	}
+	var out struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(data, &out); err != nil || out.Value == "" {
+		return "", false, errors.New("GitHub's OIDC token endpoint answered without a token (no \"value\")")
+	}
+	return out.Value, false, nil
+}
+
+// redactURLError drops the URL from a transport error: the caller names
+// the server already, and GitHub's token URL may carry per-job material.
+func redactURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// deriveIdempotencyKey returns the Idempotency-Key for a request when
+// --idempotency-key is not given, and says where it came from.
+//
+// GitHub Actions: run id + run attempt + a digest of (job, action, params,
+// reason, links). GitLab CI: job id (a retried job gets a new one) + a
+// digest of (action, params, reason, links). The same step run again in
+// the same attempt (a retry wrapper, a restarted runner) reuses the
+// request; a new attempt or a different ask creates a new one, and matrix
+// legs asking for different params do not collide. Outside CI: a random
+// key, which only makes this command's own retries safe.
+func deriveIdempotencyKey(getenv func(string) string, body bot.CreateRequestBody) (key, origin string) {
+	digest := func(parts ...string) string {
+		h := sha256.New()
+		for _, p := range parts {
+			h.Write([]byte(p))
+			h.Write([]byte{0})
+		}
+		b, _ := json.Marshal(body)
+		h.Write(b)
+		return hex.EncodeToString(h.Sum(nil))[:32]
+	}
+	if getenv("GITHUB_ACTIONS") == "true" && getenv("GITHUB_RUN_ID") != "" {
+		attempt := getenv("GITHUB_RUN_ATTEMPT")
+		if attempt == "" {
+			attempt = "1"
+		}
+		return fmt.Sprintf("github-%s-%s-%s", safeKeyPart(getenv("GITHUB_RUN_ID")), safeKeyPart(attempt), digest(getenv("GITHUB_JOB"))),
+			"derived from the GitHub Actions run"
+	}
+	if getenv("GITLAB_CI") == "true" && getenv("CI_JOB_ID") != "" {
+		return fmt.Sprintf("gitlab-%s-%s", safeKeyPart(getenv("CI_JOB_ID")), digest()), "derived from the GitLab CI job"
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "cli-" + hex.EncodeToString(b[:]), "random for this invocation"
+}
+
+// safeKeyPart keeps an environment value short and printable inside a key.
+func safeKeyPart(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 40 {
+			break
+		}
+		if r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == '_' || r == '.' {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
