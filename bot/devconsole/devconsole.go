@@ -4,6 +4,10 @@
 // configured dev approvers. Votes go through the same approvals API and
 // audit log as the chat adapters' votes, with platform "dev".
 //
+// It also plays the deploy system: POST /dev/webhook receives on_approve
+// webhook calls, checks their signature like a real receiver, and lists
+// them on the page.
+//
 // It exists only in `signoff serve --dev`, which listens on loopback only.
 // Its form posts carry a CSRF token bound to a cookie, so another site open
 // in the same browser cannot vote through it.
@@ -52,9 +56,10 @@ type Options struct {
 
 // Console serves the dev console.
 type Console struct {
-	opts   Options
-	secret []byte
-	page   *template.Template
+	opts     Options
+	secret   []byte
+	page     *template.Template
+	webhooks webhookLog
 }
 
 const csrfCookie = "signoff_dev_csrf"
@@ -77,13 +82,17 @@ func New(opts Options) *Console {
 	return &Console{opts: opts, secret: secret, page: template.Must(template.New("page").Funcs(funcs).Parse(pageHTML))}
 }
 
-// Register mounts the console's routes (GET /dev, POST /dev/vote) on mux.
+// Register mounts the console's routes on mux: GET /dev (the page),
+// POST /dev/vote, and the built-in webhook receiver POST /dev/webhook (GET
+// lists the calls it got, as JSON).
 func (c *Console) Register(mux interface {
 	HandleFunc(string, func(http.ResponseWriter, *http.Request))
 }) {
 	mux.HandleFunc("GET /dev", c.index)
 	mux.HandleFunc("GET /dev/{$}", c.index)
 	mux.HandleFunc("POST /dev/vote", c.vote)
+	mux.HandleFunc("POST /dev/webhook", c.receiveWebhook)
+	mux.HandleFunc("GET /dev/webhook", c.listWebhooks)
 }
 
 // Handler returns the console as a standalone handler (for tests).
@@ -107,6 +116,7 @@ type pageData struct {
 	Flash     string
 	FlashKind string
 	Now       time.Time
+	Webhooks  []WebhookCall
 }
 
 func (c *Console) index(w http.ResponseWriter, r *http.Request) {
@@ -128,7 +138,7 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 		}
 		return false
 	})
-	data := pageData{Approvers: c.opts.Approvers, CSRF: c.csrfToken(cookie), Now: c.opts.Clock.Now(),
+	data := pageData{Approvers: c.opts.Approvers, CSRF: c.csrfToken(cookie), Now: c.opts.Clock.Now(), Webhooks: c.webhooks.list(),
 		Flash: r.URL.Query().Get("msg"), FlashKind: r.URL.Query().Get("kind")}
 	if data.FlashKind != "ok" {
 		data.FlashKind = "err"

@@ -1,7 +1,9 @@
 package devconsole_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/devconsole"
+	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -41,6 +44,7 @@ func newFixture(t *testing.T) *fixture {
 			Params:     map[string]policy.Param{"service": {}},
 			Approvers:  policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
 			TTL:        time.Hour,
+			OnApprove:  &policy.OnApprove{Webhook: &policy.Webhook{URL: "http://127.0.0.1/dev/webhook", Secret: "s3cret", Timeout: time.Second}},
 		},
 	}}
 	svc := approvals.New(st, pol, approvals.Options{Logger: slog.New(slog.DiscardHandler)})
@@ -159,4 +163,50 @@ func TestConsoleRefusesForgedOrBadVotes(t *testing.T) {
 	if !strings.Contains(body, "carol&#39;s vote was not counted") || !strings.Contains(body, "may not approve") {
 		t.Fatalf("refusal not shown:\n%s", body)
 	}
+}
+
+func TestBuiltInWebhookReceiverChecksSignatures(t *testing.T) {
+	f := newFixture(t)
+	body := []byte(`{"id":"req_1","action":"deploy","decision":"approved"}`)
+	post := func(sig string) int {
+		req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/dev/webhook", bytes.NewReader(body))
+		req.Header.Set(executor.HeaderSignature, sig)
+		req.Header.Set(executor.HeaderIdempotencyKey, "req_1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(executor.Sign([]byte("wrong"), time.Now(), body)); code != http.StatusUnauthorized {
+		t.Fatalf("wrong secret: %d", code)
+	}
+	if code := post(executor.Sign([]byte("s3cret"), time.Now().Add(-time.Hour), body)); code != http.StatusUnauthorized {
+		t.Fatalf("stale signature: %d", code)
+	}
+	if code := post(executor.Sign([]byte("s3cret"), time.Now(), body)); code != http.StatusOK {
+		t.Fatalf("good signature: %d", code)
+	}
+	var calls []devconsole.WebhookCall
+	if err := json.Unmarshal([]byte(getBody(t, f.srv.URL+"/dev/webhook")), &calls); err != nil {
+		t.Fatal(err)
+	}
+	if len(calls) != 3 || !calls[0].SignatureValid || calls[1].SignatureValid || calls[2].SignatureValid || calls[0].RequestID != "req_1" {
+		t.Fatalf("calls %+v", calls)
+	}
+	if page := f.page(t); !strings.Contains(page, "signature valid") || !strings.Contains(page, "refused") {
+		t.Fatal("console does not list the webhook calls")
+	}
+}
+
+func getBody(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -61,6 +61,13 @@ select { font: inherit; padding: 5px; }
   {{end}}
 </section>
 {{end}}
+{{if .Webhooks}}
+<section class="card" id="webhooks">
+  <h2>Webhook calls received</h2>
+  <div class="meta">The built-in receiver at /dev/webhook stands in for your deploy system; it checks each call's Signoff-Signature.</div>
+  <ul class="votes">{{range .Webhooks}}<li data-request="{{.RequestID}}">{{fmtTime .Time}} · {{.Action}} · {{.RequestID}} · {{if .SignatureValid}}<strong>signature valid</strong>{{else}}<strong>refused</strong>: {{.Problem}}{{end}}</li>{{end}}</ul>
+</section>
+{{end}}
 </main>
 </body>
 </html>

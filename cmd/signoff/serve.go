@@ -153,6 +153,9 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return withCode(exitUsage, fmt.Errorf("listen: cannot listen on %s: %w", cfg.Listen, err))
 	}
 	addr := ln.Addr().String()
+	if o.dev {
+		followListenAddress(pol, addr, logger)
+	}
 	front, devIss, err := newFrontDoor(cfg, o.dev, addr, svc, store, logger)
 	if err != nil {
 		ln.Close()
@@ -445,4 +448,26 @@ func selfCommand() string {
 		return "go run ./cmd/signoff"
 	}
 	return exe
+}
+
+// followListenAddress points dev-mode webhooks aimed at the dev console's
+// built-in receiver (path /dev/webhook on a loopback host) at the address
+// signoff actually bound, so a port override (SIGNOFF_LISTEN, listen:
+// 127.0.0.1:0) keeps the example's on_approve working.
+func followListenAddress(pol *policy.Policy, bound string, logger *slog.Logger) {
+	for name, a := range pol.Actions {
+		if a.OnApprove == nil || a.OnApprove.Webhook == nil {
+			continue
+		}
+		u, err := url.Parse(a.OnApprove.Webhook.URL)
+		if err != nil || u.Path != "/dev/webhook" || u.Host == bound {
+			continue
+		}
+		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			continue
+		}
+		u.Scheme, u.Host = "http", bound
+		a.OnApprove.Webhook.URL = u.String()
+		logger.Info("dev mode: webhook to the built-in receiver follows the bound address", "action", name, "url", u.String())
+	}
 }
