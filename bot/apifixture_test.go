@@ -27,7 +27,7 @@ import (
 // apiFixture is the CI API over a real service, a real bbolt store and a
 // real OIDC verifier that trusts two dev issuers served on loopback.
 type apiFixture struct {
-	t     *testing.T
+	t     testing.TB
 	svc   *approvals.Service
 	store storage.Store
 	front *bot.Server
@@ -63,7 +63,7 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-func testPolicy(t *testing.T) *policy.Policy {
+func testPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
 	pat, err := policy.CompilePattern("[a-z-]+")
 	if err != nil {
@@ -86,7 +86,7 @@ func testPolicy(t *testing.T) *policy.Policy {
 	}
 }
 
-func newAPIFixture(t *testing.T) *apiFixture {
+func newAPIFixture(t testing.TB) *apiFixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &apiFixture{t: t, logs: &syncBuffer{}}
@@ -160,7 +160,7 @@ func (f *apiFixture) token(sub string, extra map[string]any) string {
 	return mint(f.t, f.ci, sub, "signoff", claims)
 }
 
-func mint(t *testing.T, iss *devissuer.Issuer, sub, aud string, claims map[string]any) string {
+func mint(t testing.TB, iss *devissuer.Issuer, sub, aud string, claims map[string]any) string {
 	t.Helper()
 	tok, err := iss.Mint(sub, aud, claims, time.Hour)
 	if err != nil {
@@ -187,7 +187,7 @@ func (r response) errorMessage() string {
 	return eb.Error.Message
 }
 
-func (r response) view(t *testing.T) bot.RequestView {
+func (r response) view(t testing.TB) bot.RequestView {
 	t.Helper()
 	var v bot.RequestView
 	if err := json.Unmarshal(r.body, &v); err != nil {
