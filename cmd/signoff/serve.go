@@ -182,6 +182,21 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			logger.Error("expiry loop stopped", "err", err)
 		}
 	}()
+	if cfg.IdP.Configured() {
+		linker, err := newLinker(cfg, store, svc, logger)
+		if err != nil {
+			stopLoops()
+			loops.Wait()
+			ln.Close()
+			return err
+		}
+		linker.Register(front)
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			linker.RunCleanup(loopCtx)
+		}()
+	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
 	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
@@ -470,4 +485,34 @@ func followListenAddress(pol *policy.Policy, bound string, logger *slog.Logger) 
 		a.OnApprove.Webhook.URL = u.String()
 		logger.Info("dev mode: webhook to the built-in receiver follows the bound address", "action", name, "url", u.String())
 	}
+}
+
+// newLinker builds the approver account-link flow from the idp section:
+// the redirect URL is public_url + /link/callback; refresh tokens are kept
+// (sealed) only when idp.token_encryption_key is set.
+func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
+	var tokenKey []byte
+	if cfg.IdP.TokenEncryptionKey.IsSet() {
+		tokenKey = []byte(cfg.IdP.TokenEncryptionKey.Reveal())
+	}
+	linker, err := oidc.NewLinker(oidc.LinkerOptions{
+		Issuer:       cfg.IdP.Issuer,
+		ClientID:     cfg.IdP.ClientID,
+		ClientSecret: cfg.IdP.ClientSecret.Reveal(),
+		Scopes:       cfg.IdP.Scopes,
+		GroupsClaim:  cfg.IdP.GroupsClaim,
+		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + oidc.CallbackPath,
+		LinkMaxAge:   cfg.IdP.LinkMaxAge,
+		GroupsMaxAge: cfg.IdP.GroupsMaxAge,
+		TokenKey:     tokenKey,
+		Store:        store,
+		Links:        svc,
+		Logger:       logger,
+		OnStepUp:     svc.StepUpVote(),
+		StepUpPolicy: svc.StepUpPolicy(),
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("idp: %w", err))
+	}
+	return linker, nil
 }

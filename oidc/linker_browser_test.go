@@ -1,0 +1,62 @@
+package oidc_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/signoff-dev/signoff/internal/browsertest"
+)
+
+// TestLinkFlowInBrowser links a chat account the way a person does, in
+// headless Chromium: open the link from the chat, sign in at the IdP's
+// form, land on signoff's page. The browser carries the link cookie from
+// signoff (localhost) through the IdP (127.0.0.1) and back.
+func TestLinkFlowInBrowser(t *testing.T) {
+	e := newEnv(t)
+	u := e.begin(slackU1)
+	ctx := browsertest.New(t, 60*time.Second)
+
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(u),
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), alice.Username),
+		chromedp.SendKeys(chromedp.CSS(`#password`), alice.Password),
+		chromedp.Click(chromedp.CSS(`#signin`)),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome]`)),
+	); err != nil {
+		t.Fatalf("link flow in the browser: %v", err)
+	}
+	outcome, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`main`), "data-outcome"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if outcome.Value != "linked" || !strings.Contains(text, "alice@example.com") || !strings.Contains(text, "U1") {
+		t.Fatalf("landing page (outcome %q):\n%s", outcome.Value, text)
+	}
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || !strings.HasPrefix(loc, e.baseURL+"/link/callback?") {
+		t.Fatalf("landed on %q (%v)", loc, err)
+	}
+
+	l := e.mustLink(slackU1)
+	if l.Subject != "sub-alice" || !slices.Equal(l.Groups, []string{"sre"}) {
+		t.Fatalf("stored link = %+v", l)
+	}
+	if _, err := e.resolve(slackU1); err != nil {
+		t.Fatalf("Resolve after the browser link: %v", err)
+	}
+
+	// Reloading the landing page does not link again: the answer was
+	// single use.
+	if err := chromedp.Do(ctx, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`main[data-outcome="error"]`))); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+}

@@ -1,0 +1,501 @@
+package oidc
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// completionTimeout bounds the writes after a sign-in was verified. They
+// run detached from the browser's request, so closing the tab at the
+// wrong moment does not lose a verified link or vote.
+const completionTimeout = 30 * time.Second
+
+// How to retry, for the error pages.
+const (
+	retryNewLink = "Go back to the chat and click Approve or Deny again (or ask the bot to link your account): signoff sends you a new sign-in link. Each link works once, in one browser, for 10 minutes."
+	retryLater   = "Nothing was changed. Try again in a minute; if it keeps failing, tell the people who run signoff."
+)
+
+// handleStart serves GET /link/start?id=…: it binds the attempt to this
+// browser with a cookie and sends the browser to the IdP.
+func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
+	if headOnly(w, r) {
+		return
+	}
+	ctx := r.Context()
+	id := r.URL.Query().Get("id")
+	if !validToken(id) {
+		l.renderPage(w, errorPage(http.StatusBadRequest, "This sign-in link is incomplete",
+			"The link carries no valid id; it may have been cut short when it was copied.", retryNewLink))
+		return
+	}
+	var a storage.LinkAttempt
+	err := l.opts.Store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		a, err = tx.LinkAttempt(id)
+		return err
+	})
+	if errors.Is(err, storage.ErrNotFound) {
+		l.renderPage(w, usedPage())
+		return
+	}
+	if err != nil {
+		l.internalError(w, "read sign-in attempt", err)
+		return
+	}
+	if pe := l.checkStartable(a); pe != nil {
+		if pe.status == http.StatusGone {
+			l.deleteAttempt(ctx, id)
+		}
+		l.renderPage(w, pe)
+		return
+	}
+
+	// Everything that can fail for reasons not the person's (the IdP is
+	// down, the policy cannot be read) comes before the link is used up,
+	// so the same link works once the cause is gone.
+	d, err := l.idp.get(ctx)
+	if err != nil {
+		w.Header().Set("Retry-After", "60")
+		l.renderPage(w, errorPage(http.StatusServiceUnavailable, "The identity provider cannot be reached",
+			fmt.Sprintf("signoff could not reach %s to start your sign-in.", l.opts.Issuer),
+			"Nothing was changed and this link still works until it expires: open it again in a minute. If it keeps failing, tell the people who run signoff."))
+		l.log.Warn("sign-in could not start: identity provider unavailable", "attempt", attemptRef(id), "err", err)
+		return
+	}
+	params := authParams{}
+	if a.Purpose == PurposeStepUp {
+		params.stepUp = true
+		if l.opts.StepUpPolicy != nil {
+			su, err := l.opts.StepUpPolicy(ctx, a.RequestID)
+			if err != nil {
+				l.internalError(w, "read the step-up rule of request "+a.RequestID, err)
+				return
+			}
+			if su != nil {
+				params.maxAge, params.acrValues = su.MaxAge, su.ACRValues
+			}
+		}
+	}
+	var secrets [3]string
+	for i := range secrets {
+		if secrets[i], err = randomToken(); err != nil {
+			l.internalError(w, "make sign-in secrets", err)
+			return
+		}
+	}
+	params.state = id + "." + secrets[0]
+	params.nonce = secrets[1]
+	params.verifier = oauth2.GenerateVerifier()
+	cookieSecret := secrets[2]
+
+	now := l.clock.Now().UTC()
+	var pe *pageError
+	err = l.opts.Store.Update(ctx, func(tx storage.Tx) error {
+		pe = nil
+		a, err := tx.LinkAttempt(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			pe = usedPage()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if pe = l.checkStartable(a); pe != nil {
+			return nil
+		}
+		a.State, a.Nonce, a.PKCEVerifier = params.state, params.nonce, params.verifier
+		a.BrowserBinding = browserBinding(cookieSecret)
+		a.StartedAt = now
+		// From here the person has AttemptTTL to finish signing in.
+		a.ExpiresAt = now.Add(l.opts.AttemptTTL)
+		return tx.PutLinkAttempt(a)
+	})
+	if err != nil {
+		l.internalError(w, "start sign-in attempt", err)
+		return
+	}
+	if pe != nil {
+		l.renderPage(w, pe)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name:     cookieName(id),
+		Value:    cookieSecret,
+		Path:     l.cookiePath,
+		MaxAge:   int(l.opts.AttemptTTL / time.Second),
+		HttpOnly: true,
+		Secure:   l.secure,
+		SameSite: http.SameSiteLaxMode,
+	})
+	setPageHeaders(w)
+	l.log.Info("sign-in started", "purpose", a.Purpose, "platform", a.Platform, "workspace", a.Workspace, "platform_user", a.PlatformUser, "attempt", attemptRef(id))
+	http.Redirect(w, r, d.authURL(params), http.StatusFound)
+}
+
+// headOnly answers a HEAD request (link checkers, previews) without
+// touching the attempt, so that it cannot use a sign-in link up.
+func headOnly(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodHead {
+		return false
+	}
+	setPageHeaders(w)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	return true
+}
+
+// checkStartable refuses an attempt that is expired or already opened.
+func (l *Linker) checkStartable(a storage.LinkAttempt) *pageError {
+	if !l.clock.Now().Before(a.ExpiresAt) {
+		return expiredPage()
+	}
+	if !a.StartedAt.IsZero() {
+		return errorPage(http.StatusConflict, "This sign-in link was already opened",
+			"It was opened before, in this browser or another one. A link works once, in one browser, so that nobody else can complete your sign-in.", retryNewLink)
+	}
+	return nil
+}
+
+// handleCallback serves GET /link/callback: the IdP's answer.
+func (l *Linker) handleCallback(w http.ResponseWriter, r *http.Request) {
+	if headOnly(w, r) {
+		return
+	}
+	ctx := r.Context()
+	q := r.URL.Query()
+	state := q.Get("state")
+	id, _, _ := strings.Cut(state, ".")
+	if !validToken(id) {
+		id = ""
+	}
+	if idpErr := q.Get("error"); idpErr != "" {
+		if id != "" {
+			// The answer ends this sign-in, if it is really this browser's.
+			if _, _, used, _ := l.consume(ctx, r, id, state); used {
+				clearCookie(w, id, l.cookiePath, l.secure)
+			}
+		}
+		l.renderPage(w, idpErrorPage(idpErr, q.Get("error_description")))
+		l.log.Info("identity provider answered a sign-in with an error", "error", quote(idpErr), "attempt", attemptRef(id))
+		return
+	}
+	code := q.Get("code")
+	if id == "" || code == "" {
+		l.renderPage(w, errorPage(http.StatusBadRequest, "This sign-in answer is incomplete",
+			"The address lacks the state or code the identity provider sends back, so it cannot belong to a sign-in signoff started.", retryNewLink))
+		return
+	}
+	a, pe, used, err := l.consume(ctx, r, id, state)
+	if used {
+		clearCookie(w, id, l.cookiePath, l.secure)
+	}
+	if err != nil {
+		l.internalError(w, "use up sign-in attempt", err)
+		return
+	}
+	if pe != nil {
+		l.log.Info("sign-in answer refused", "attempt", attemptRef(id), "status", pe.status, "why", pe.title)
+		l.renderPage(w, pe)
+		return
+	}
+
+	// The attempt is used up; what follows must finish even if the
+	// browser goes away.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completionTimeout)
+	defer cancel()
+	log := l.log.With("purpose", a.Purpose, "platform", a.Platform, "workspace", a.Workspace, "platform_user", a.PlatformUser, "attempt", attemptRef(id))
+	d, err := l.idp.get(ctx)
+	if err == nil {
+		var res *signInResult
+		res, err = l.idp.exchange(ctx, d, code, a.PKCEVerifier, a.Nonce)
+		if err == nil {
+			switch a.Purpose {
+			case PurposeStepUp:
+				l.completeStepUp(ctx, w, a, res)
+			default:
+				l.completeLink(ctx, w, a, res)
+			}
+			return
+		}
+	}
+	var refused *idpRefusal
+	if errors.As(err, &refused) {
+		log.Warn("sign-in refused: the identity provider's answer did not verify", "why", refused.reason)
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your sign-in could not be verified",
+			"signoff refused the identity provider's answer: "+refused.reason+". Nothing was linked or counted.", retryNewLink))
+		return
+	}
+	log.Warn("sign-in failed: identity provider unavailable", "err", err)
+	l.renderPage(w, errorPage(http.StatusBadGateway, "The identity provider did not answer",
+		fmt.Sprintf("signoff could not complete your sign-in at %s. Nothing was linked or counted.", l.opts.Issuer),
+		"Wait a minute, then go back to the chat and click again for a new sign-in link. If it keeps failing, tell the people who run signoff."))
+}
+
+// consume checks that the answer belongs to a started attempt (state) and
+// comes from the browser that started it (cookie), and uses the attempt
+// up (used reports whether it is gone now). An answer that fails the state
+// check leaves the attempt and the cookie alone (it did not come from the
+// IdP for this sign-in); one with the right state but from another browser
+// uses it up, since its state has leaked.
+func (l *Linker) consume(ctx context.Context, r *http.Request, id, state string) (_ storage.LinkAttempt, _ *pageError, used bool, _ error) {
+	var cookieValue string
+	if c, err := r.Cookie(cookieName(id)); err == nil {
+		cookieValue = c.Value
+	}
+	now := l.clock.Now()
+	var (
+		got storage.LinkAttempt
+		pe  *pageError
+	)
+	err := l.opts.Store.Update(ctx, func(tx storage.Tx) error {
+		got, pe, used = storage.LinkAttempt{}, nil, true
+		a, err := tx.LinkAttempt(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			pe = usedPage()
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		switch {
+		case !now.Before(a.ExpiresAt):
+			pe = expiredPage()
+			return tx.DeleteLinkAttempt(id)
+		case a.StartedAt.IsZero() || subtle.ConstantTimeCompare([]byte(a.State), []byte(state)) != 1:
+			pe = errorPage(http.StatusBadRequest, "This sign-in answer does not match",
+				"Its state does not belong to the sign-in signoff started, so it may have been forged or tampered with. Nothing was linked or counted.", retryNewLink)
+			used = false
+			return nil
+		case cookieValue == "":
+			pe = errorPage(http.StatusForbidden, "This sign-in was finished in another browser",
+				"The sign-in link was opened in one browser but the identity provider's answer arrived in another (or cookies are blocked), so signoff cannot tell that it is you. Nothing was linked or counted, and this link no longer works.",
+				"Go back to the chat, click again for a new sign-in link, and open it in the browser where you then sign in. Allow cookies for signoff.")
+			return tx.DeleteLinkAttempt(id)
+		case subtle.ConstantTimeCompare([]byte(browserBinding(cookieValue)), []byte(a.BrowserBinding)) != 1:
+			pe = errorPage(http.StatusForbidden, "This sign-in belongs to another browser",
+				"The identity provider's answer is for a sign-in that another browser started. Nothing was linked or counted, and this link no longer works.", retryNewLink)
+			return tx.DeleteLinkAttempt(id)
+		}
+		got = a
+		return tx.DeleteLinkAttempt(id)
+	})
+	if err != nil {
+		return storage.LinkAttempt{}, nil, false, err
+	}
+	return got, pe, used, nil
+}
+
+// completeLink stores the link a verified sign-in made.
+func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a storage.LinkAttempt, res *signInResult) {
+	now := l.clock.Now().UTC()
+	c := res.claims
+	link := storage.IdentityLink{
+		Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser,
+		Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name, PreferredUsername: c.PreferredUsername,
+		Groups: c.Groups, LinkedAt: now, VerifiedAt: now, AuthTime: c.AuthTime, ACR: c.ACR, AMR: c.AMR,
+	}
+	if l.sealer != nil && res.refreshToken != "" {
+		sealed, err := l.sealer.seal(res.refreshToken, link)
+		if err != nil {
+			l.internalError(w, "seal refresh token", err)
+			return
+		}
+		link.RefreshToken = sealed
+	}
+	if err := l.opts.Links.SaveLink(ctx, link); err != nil {
+		l.internalError(w, "save link", err)
+		return
+	}
+	l.renderPage(w, &pageError{
+		status:  http.StatusOK,
+		outcome: "linked",
+		title:   "Account linked",
+		paragraphs: []string{
+			fmt.Sprintf("Your %s account %s is now linked to %s, as signed in at %s.", a.Platform, a.PlatformUser, displayOf(c), c.Issuer),
+			"Your clicks on Approve and Deny from that chat account now count as yours. You can close this tab, go back to the chat and click again.",
+		},
+		facts: []fact{
+			{"Chat platform", a.Platform},
+			{"Workspace", a.Workspace},
+			{"Chat user", a.PlatformUser},
+			{"Signed in as", displayOf(c)},
+			{"Subject", c.Subject},
+			{"Groups", groupsText(c.Groups)},
+			{"Linked at", fmtTime(now)},
+		},
+	})
+}
+
+// completeStepUp casts the vote a step-up sign-in was for.
+func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a storage.LinkAttempt, res *signInResult) {
+	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser}
+	c := res.claims
+	var link storage.IdentityLink
+	err := l.opts.Store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		link, err = tx.Link(p.Platform, p.Workspace, p.UserID)
+		return err
+	})
+	notLinked := errors.Is(err, storage.ErrNotFound)
+	if err != nil && !notLinked {
+		l.internalError(w, "read link for step-up", err)
+		return
+	}
+	now := l.clock.Now()
+	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge {
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted",
+			"Your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it.",
+			"Go back to the chat and click again: signoff sends you a link to link your account first."))
+		return
+	}
+	if link.Subject != c.Subject {
+		l.log.Warn("step-up sign-in by another identity than the linked one refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "linked_subject", link.Subject, "signed_in_subject", c.Subject)
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted",
+			fmt.Sprintf("You signed in as %s, but this chat account is linked to another identity. A vote counts only for the person the chat account is linked to.", displayOf(c)),
+			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
+		return
+	}
+	updated := link
+	updated.Groups = c.Groups
+	updated.Email = cmp.Or(c.Email, link.Email)
+	updated.Name = cmp.Or(c.Name, link.Name)
+	updated.PreferredUsername = cmp.Or(c.PreferredUsername, link.PreferredUsername)
+	updated.VerifiedAt = now.UTC()
+	updated.AuthTime, updated.ACR, updated.AMR = c.AuthTime, c.ACR, c.AMR
+	if l.sealer != nil && res.refreshToken != "" {
+		if updated.RefreshToken, err = l.sealer.seal(res.refreshToken, updated); err != nil {
+			l.internalError(w, "seal refresh token", err)
+			return
+		}
+	}
+	if err := l.opts.Links.RefreshLink(ctx, updated); err != nil {
+		l.internalError(w, "store step-up sign-in", err)
+		return
+	}
+	msg, err := l.opts.OnStepUp(ctx, a, identityOf(updated))
+	if err != nil {
+		if msg == "" {
+			l.internalError(w, "record step-up vote on "+a.RequestID, err)
+			return
+		}
+		l.log.Info("step-up vote refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "request", a.RequestID, "err", err)
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", msg,
+			"If the message says what to change, do so, then go back to the chat and click again for a new sign-in link."))
+		return
+	}
+	l.log.Info("step-up vote recorded", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "request", a.RequestID, "decision", a.Decision)
+	l.renderPage(w, &pageError{
+		status:     http.StatusOK,
+		outcome:    "voted",
+		title:      "Vote recorded",
+		paragraphs: []string{msg, "You can close this tab and go back to the chat."},
+		facts: []fact{
+			{"Request", a.RequestID},
+			{"Your vote", a.Decision},
+			{"Signed in as", displayOf(c)},
+			{"Signed in at", fmtTime(c.AuthTime)},
+		},
+	})
+}
+
+func (l *Linker) deleteAttempt(ctx context.Context, id string) {
+	err := l.opts.Store.Update(ctx, func(tx storage.Tx) error {
+		if err := tx.DeleteLinkAttempt(id); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		l.log.Warn("removing an expired sign-in attempt failed", "attempt", attemptRef(id), "err", err)
+	}
+}
+
+func (l *Linker) internalError(w http.ResponseWriter, what string, err error) {
+	l.log.Error("account-link flow failed", "step", what, "err", err)
+	l.renderPage(w, errorPage(http.StatusInternalServerError, "Something went wrong on signoff's side",
+		"signoff could not finish this step because of an internal error; the details are in its log.",
+		"Go back to the chat and click again for a new sign-in link. If it keeps failing, tell the people who run signoff."))
+}
+
+// cookieName is the per-attempt cookie, so that two sign-ins in one
+// browser (a link and a step-up) do not disturb each other.
+func cookieName(id string) string {
+	sum := sha256.Sum256([]byte("signoff-link-cookie\x00" + id))
+	return "signoff_link_" + hex.EncodeToString(sum[:8])
+}
+
+// browserBinding is what the store keeps of the cookie: its digest.
+func browserBinding(cookieValue string) string {
+	sum := sha256.Sum256([]byte("signoff-browser-binding\x00" + cookieValue))
+	return hex.EncodeToString(sum[:])
+}
+
+func clearCookie(w http.ResponseWriter, id, path string, secure bool) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName(id), Value: "", Path: path, MaxAge: -1, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode})
+}
+
+func displayOf(c idClaims) string {
+	switch {
+	case c.Email != "":
+		return c.Email
+	case c.PreferredUsername != "":
+		return c.PreferredUsername
+	case c.Name != "":
+		return c.Name
+	}
+	return c.Subject
+}
+
+func groupsText(g []string) string {
+	if len(g) == 0 {
+		return "(none)"
+	}
+	return strings.Join(g, ", ")
+}
+
+func usedPage() *pageError {
+	return errorPage(http.StatusNotFound, "This sign-in link is not valid any more",
+		"It was already used, or it never existed. Each sign-in link works once.", retryNewLink)
+}
+
+func expiredPage() *pageError {
+	return errorPage(http.StatusGone, "This sign-in link has expired",
+		"Sign-in links work for a short time only (10 minutes by default), so that an old link found later cannot be used.", retryNewLink)
+}
+
+// idpErrorPage explains an error answer (RFC 6749 §4.1.2.1) from the IdP.
+// Whatever the error, the status is 4xx: the answer arrives through the
+// browser, which anyone can send, so it is never treated as signoff's or
+// the IdP's failure.
+func idpErrorPage(code, desc string) *pageError {
+	what := "The identity provider did not sign you in; it answered " + quote(code)
+	if desc != "" {
+		what += " (" + quote(desc) + ")"
+	}
+	what += ". Nothing was linked or counted."
+	switch {
+	case code == "access_denied":
+		return errorPage(http.StatusForbidden, "Sign-in cancelled or refused", what,
+			"If you cancelled by mistake, go back to the chat and click again for a new sign-in link. If the identity provider refused you, ask its administrators whether you may use signoff.")
+	case strings.HasSuffix(code, "_required"):
+		return errorPage(http.StatusForbidden, "The identity provider did not sign you in", what, retryNewLink)
+	case code == "server_error" || code == "temporarily_unavailable":
+		return errorPage(http.StatusBadRequest, "The identity provider had a problem", what,
+			"Wait a minute, then go back to the chat and click again for a new sign-in link. If it keeps failing, tell the people who run signoff.")
+	}
+	return errorPage(http.StatusBadRequest, "The identity provider did not sign you in", what,
+		retryNewLink+" If it keeps failing, tell the people who run signoff: the identity provider may not accept signoff's settings.")
+}
