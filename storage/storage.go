@@ -272,6 +272,20 @@ type LinkFilter struct {
 	Subject string
 }
 
+// Conversation is what a chat platform told signoff about a place it can
+// post to: Teams gives each conversation a service URL (learned from
+// installation and conversationUpdate activities) that later posts must
+// use.
+type Conversation struct {
+	Platform string `json:"platform"`
+	// ID is the Slack channel id or the Teams conversation id.
+	ID         string    `json:"id"`
+	ServiceURL string    `json:"service_url,omitempty"`
+	TenantID   string    `json:"tenant_id,omitempty"`
+	Name       string    `json:"name,omitempty"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
 // RequestFilter selects requests for listing. Zero values match everything.
 type RequestFilter struct {
 	States []State
@@ -307,6 +321,9 @@ type ReadTx interface {
 	Links(f LinkFilter) ([]IdentityLink, error)
 	// LinkAttempt returns a pending sign-in by id, or ErrNotFound.
 	LinkAttempt(id string) (LinkAttempt, error)
+	// Conversation returns what is known of a platform's conversation, or
+	// ErrNotFound.
+	Conversation(platform, id string) (Conversation, error)
 }
 
 // Tx is a read-write transaction. Nothing written through it is visible to
@@ -346,6 +363,8 @@ type Tx interface {
 	// DeleteExpiredLinkAttempts removes attempts whose ExpiresAt is before t
 	// and returns how many.
 	DeleteExpiredLinkAttempts(t time.Time) (int, error)
+	// PutConversation creates or replaces a conversation reference.
+	PutConversation(c Conversation) error
 }
 
 // Store is a durable backend. Implementations are safe for concurrent use.

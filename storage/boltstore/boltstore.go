@@ -239,13 +239,14 @@ var (
 	bucketLinks            = []byte("links")
 	bucketAttempts         = []byte("link_attempts")
 	bucketAttemptsByExpiry = []byte("link_attempts_by_expiry")
+	bucketConversations    = []byte("conversations")
 
 	// coreBuckets are in every signoff database; a file without one of them
 	// is not a signoff store.
 	coreBuckets = [][]byte{bucketRequests, bucketByScope, bucketByExpiry, bucketByTime, bucketAudit, bucketOutbox, bucketMeta}
 	// laterBuckets were added after files were already in use: a read-write
 	// Open creates them, a read-only one treats a missing one as empty.
-	laterBuckets = [][]byte{bucketLinks, bucketAttempts, bucketAttemptsByExpiry}
+	laterBuckets = [][]byte{bucketLinks, bucketAttempts, bucketAttemptsByExpiry, bucketConversations}
 
 	keySchema    = []byte("schema")
 	keyAuditHead = []byte("audit_head")

@@ -18,7 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
-var linkBuckets = []string{"links", "link_attempts", "link_attempts_by_expiry"}
+var linkBuckets = []string{"links", "link_attempts", "link_attempts_by_expiry", "conversations"}
 
 // bucketNames lists the top-level buckets of the bolt file at path.
 func bucketNames(t *testing.T, path string) []string {

@@ -845,3 +845,32 @@ func checkOnlySeedLinks(t *testing.T, tx storage.ReadTx) error {
 	}
 	return nil
 }
+
+// testConversations: references round-trip, are replaced, and one
+// platform's id never answers for another's.
+func testConversations(t *testing.T, s storage.Store) {
+	c := storage.Conversation{Platform: "teams", ID: "19:abc@thread.tacv2", ServiceURL: "https://smba.example/teams/", TenantID: "tenant-a", Name: "deploys", UpdatedAt: base}
+	update(t, s, func(tx storage.Tx) error { return tx.PutConversation(c) })
+	view(t, s, func(tx storage.ReadTx) error {
+		got, err := tx.Conversation("teams", c.ID)
+		if err != nil {
+			return err
+		}
+		if got.ServiceURL != c.ServiceURL || got.TenantID != c.TenantID || got.Name != c.Name || !got.UpdatedAt.Equal(base) {
+			t.Errorf("conversation round trip: %+v, want %+v", got, c)
+		}
+		if _, err := tx.Conversation("slack", c.ID); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("another platform's conversation: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	c.ServiceURL = "https://smba.example/other/"
+	update(t, s, func(tx storage.Tx) error { return tx.PutConversation(c) })
+	view(t, s, func(tx storage.ReadTx) error {
+		got, err := tx.Conversation("teams", c.ID)
+		if err != nil || got.ServiceURL != c.ServiceURL {
+			t.Errorf("replaced conversation: %+v %v", got, err)
+		}
+		return nil
+	})
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"LinkAttempts", testLinkAttempts},
 		{"LinkAttemptSingleUse", testLinkAttemptSingleUse},
 		{"DeleteExpiredLinkAttempts", testDeleteExpiredLinkAttempts},
+		{"Conversations", testConversations},
 		{"UpdateErrorWritesNothing", testUpdateErrorAtomic},
 		{"UpdatePanicWritesNothing", testUpdatePanic},
 		{"UpdateCancelledContext", testUpdateCancelled},
