@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,19 +44,24 @@ func openReadOnly(path string) (*boltstore.Store, error) {
 
 func newAuditExportCommand() *cobra.Command {
 	var (
-		db, format, out, since, until, request string
+		db, server, token, format, out, since, until, request string
 	)
 	cmd := &cobra.Command{
-		Use:   "export --db FILE [--format jsonl|csv] [--since T] [--until T] [--request ID] [-o FILE]",
+		Use:   "export (--db FILE | --server URL) [--format jsonl|csv] [--since T] [--until T] [--request ID] [-o FILE]",
 		Short: "Write the audit log as JSON lines or CSV",
 		Long: `Write the audit log, oldest first, as JSON lines (one canonical record a line,
 exactly as hashed, so the output verifies with 'signoff audit verify') or CSV.
 --since (inclusive) and --until (exclusive) take RFC 3339 times; --request keeps
-one request's records. A filtered export has gaps, so verify unfiltered ones.`,
+one request's records. A filtered export has gaps, so verify unfiltered ones.
+
+--db reads a database file directly (the server must be stopped: bbolt lets one
+process hold it). --server reads a running server's GET /v1/audit with an
+auditor's token (--token or $SIGNOFF_TOKEN; its groups must include one of
+auditors.groups).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if db == "" {
-				return usageErrorf("audit export needs --db FILE (the server's storage.path)")
+			if (db == "") == (server == "") {
+				return usageErrorf("audit export needs either --db FILE (the server's storage.path) or --server URL")
 			}
 			if format != "jsonl" && format != "csv" {
 				return usageErrorf("--format %q: use jsonl or csv", format)
@@ -62,11 +70,6 @@ one request's records. A filtered export has gaps, so verify unfiltered ones.`,
 			if err != nil {
 				return err
 			}
-			st, err := openReadOnly(db)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
 			w := cmd.OutOrStdout()
 			var file *os.File
 			if out != "" && out != "-" {
@@ -77,7 +80,23 @@ one request's records. A filtered export has gaps, so verify unfiltered ones.`,
 				defer file.Close()
 				w = file
 			}
-			n, err := exportAudit(cmd.Context(), st, w, format, filter)
+			var n int
+			if server != "" {
+				if token == "" {
+					token = os.Getenv("SIGNOFF_TOKEN")
+				}
+				if token == "" {
+					return usageErrorf("audit export --server needs an auditor's token: --token or $SIGNOFF_TOKEN")
+				}
+				n, err = exportAuditFromServer(cmd.Context(), server, token, w, format, filter)
+			} else {
+				st, oerr := openReadOnly(db)
+				if oerr != nil {
+					return oerr
+				}
+				defer st.Close()
+				n, err = exportAudit(cmd.Context(), st, w, format, filter)
+			}
 			if err != nil {
 				return err
 			}
@@ -92,6 +111,8 @@ one request's records. A filtered export has gaps, so verify unfiltered ones.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/audit)")
+	f.StringVar(&token, "token", "", "with --server: an auditor's OIDC token (default $SIGNOFF_TOKEN)")
 	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
 	f.StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
 	f.StringVar(&since, "since", "", "only records at or after this RFC 3339 time")
@@ -118,13 +139,76 @@ func parseFilter(since, until, request string) (audit.Filter, error) {
 
 // exportAudit streams the log in constant memory.
 func exportAudit(ctx context.Context, st storage.Store, w io.Writer, format string, filter audit.Filter) (int, error) {
+	return writeAudit(w, format, filter, func(emit func(seq uint64, line []byte) error) error {
+		return st.AuditRecords(ctx, 1, emit)
+	})
+}
+
+// exportAuditFromServer streams GET /v1/audit (the server applies the
+// filter) in constant memory.
+func exportAuditFromServer(ctx context.Context, server, token string, w io.Writer, format string, filter audit.Filter) (int, error) {
+	q := url.Values{}
+	if !filter.Since.IsZero() {
+		q.Set("since", filter.Since.Format(time.RFC3339))
+	}
+	if !filter.Until.IsZero() {
+		q.Set("until", filter.Until.Format(time.RFC3339))
+	}
+	if filter.RequestID != "" {
+		q.Set("request", filter.RequestID)
+	}
+	u := strings.TrimSuffix(server, "/") + "/v1/audit"
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, withCode(exitUsage, fmt.Errorf("--server %q: %w", server, err))
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := newHTTPClient().Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("cannot reach signoff at %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		code := exitFailure
+		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+			code = exitRefused
+		}
+		return 0, withCode(code, fmt.Errorf("GET /v1/audit: %s", apiErrorText(resp.StatusCode, body)))
+	}
+	return writeAudit(w, format, audit.Filter{}, func(emit func(seq uint64, line []byte) error) error {
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), audit.MaxLineBytes)
+		var n uint64
+		for sc.Scan() {
+			if len(sc.Bytes()) == 0 {
+				continue
+			}
+			n++
+			if err := emit(n, sc.Bytes()); err != nil {
+				return err
+			}
+		}
+		if err := sc.Err(); err != nil {
+			return fmt.Errorf("read the audit stream (it may have been cut off): %w", err)
+		}
+		return nil
+	})
+}
+
+// writeAudit writes the records walk yields that match filter, as JSON
+// lines or CSV.
+func writeAudit(w io.Writer, format string, filter audit.Filter, walk func(emit func(seq uint64, line []byte) error) error) (int, error) {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	var csvw *audit.CSVWriter
 	if format == "csv" {
 		csvw = audit.NewCSVWriter(bw)
 	}
 	n := 0
-	err := st.AuditRecords(ctx, 1, func(seq uint64, line []byte) error {
+	err := walk(func(seq uint64, line []byte) error {
 		ok, err := filter.Match(line)
 		if err != nil {
 			return fmt.Errorf("audit record %d: %w", seq, err)

@@ -554,3 +554,31 @@ func TestDeriveIdempotencyKey(t *testing.T) {
 		t.Errorf("outside CI: %q %q", a, b)
 	}
 }
+
+// TestAuditExportFromServer reads a running server's log over GET
+// /v1/audit with an auditor's token; the export verifies offline.
+func TestAuditExportFromServer(t *testing.T) {
+	clearCIEnv(t)
+	ts := startDevServer(t)
+	tok := devToken(t, ts)
+	if code, _, stderr := runCmd(t, requestArgs(ts, tok)...); code != 0 {
+		t.Fatalf("request: %s", stderr)
+	}
+	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
+	out := filepath.Join(t.TempDir(), "audit.jsonl")
+	code, _, stderr := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "-o", out)
+	if code != 0 {
+		t.Fatalf("export --server: exit %d: %s", code, stderr)
+	}
+	if code, stdout, stderr := runCmd(t, "audit", "verify", out); code != 0 || !strings.Contains(stdout, "1 records") {
+		t.Fatalf("verify the server export: %d %s %s", code, stdout, stderr)
+	}
+	code, csv, _ := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--format", "csv")
+	if code != 0 || !strings.Contains(csv, "request.created") {
+		t.Fatalf("csv over the API: %d %s", code, csv)
+	}
+	// A requester's token is not an auditor's.
+	if code, _, stderr := runCmd(t, "audit", "export", "--server", ts.base, "--token", tok); code != 3 || !strings.Contains(stderr, "403") {
+		t.Fatalf("non-auditor export: exit %d: %s", code, stderr)
+	}
+}
