@@ -1,0 +1,201 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+	"weak"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// CallbackRejectedPerMinute caps the callback.rejected records written per
+// platform and reason in one minute (on the service's clock). A flood of
+// forged callbacks thus costs at most this many audit writes a minute; the
+// ones left out are counted in the "dropped" member of the next record
+// written for the same platform and reason.
+const CallbackRejectedPerMinute = 10
+
+// ReasonNotLinked is the vote.rejected reason for a click from a chat
+// account that is not linked to an IdP identity.
+const ReasonNotLinked = "not_linked"
+
+// maxCallbackField bounds the strings a rejected-callback record carries;
+// they may come from an unauthenticated caller.
+const maxCallbackField = 128
+
+// RecordRejectedCallback appends a callback.rejected audit record: a
+// platform callback failed verification (bad or missing signature, stale
+// timestamp) or came from a workspace or tenant that is not configured.
+// platform is "slack" or "teams"; workspace the team or tenant id the
+// callback claimed, if known ("" before the payload could be trusted);
+// reason a short stable code ("bad_signature", "stale_timestamp",
+// "wrong_workspace", …); source where it arrived (e.g. "POST
+// /slack/interactions"). The record holds {platform, reason} (and the
+// count of records left out, see CallbackRejectedPerMinute): never the
+// body or headers of the callback.
+//
+// Under a flood the records are sampled: a nil error with no record
+// written means the call was counted towards the next record's "dropped".
+func (s *Service) RecordRejectedCallback(ctx context.Context, platform, workspace, reason, source string) error {
+	platform, workspace = clip(platform), clip(workspace)
+	reason, source = clip(reason), clip(source)
+	key := platform + "\x00" + reason
+	sampler := s.rejectedSampler()
+	ok, dropped := sampler.admit(key, s.clock.Now())
+	if !ok {
+		return nil
+	}
+	data := map[string]any{"platform": platform, "reason": reason}
+	if dropped > 0 {
+		data["dropped"] = dropped
+	}
+	rec := audit.Record{Type: audit.TypeCallbackRejected, Source: source, Data: data}
+	if workspace != "" {
+		rec.Actor = &audit.Actor{Platform: platform, Workspace: workspace}
+	}
+	err := s.update(ctx, func(tx storage.Tx) error { return s.appendAudit(tx, rec) })
+	if err != nil {
+		// Not written: count it (and the ones it carried) for the next.
+		sampler.giveBack(key, dropped+1)
+		return fmt.Errorf("record rejected %s callback (%s): %w", platform, reason, err)
+	}
+	s.log.Info("callback rejected", "platform", platform, "workspace", workspace, "reason", reason, "source", source, "dropped_before", dropped)
+	return nil
+}
+
+// UnverifiedVote is a click that never reached Vote because the chat
+// account could not be tied to a verified identity: it is not linked, or
+// its link expired or went stale.
+type UnverifiedVote struct {
+	RequestID string
+	Source    Source
+	Decision  storage.Decision
+	// Reason is ReasonNotLinked or ReasonStaleIdentity.
+	Reason string
+	// Message is what the person was told.
+	Message string
+	// Detail optionally refines Reason (e.g. the linker's "link_expired").
+	Detail string
+}
+
+// RecordUnverifiedVote appends a vote.rejected audit record for a click
+// from a chat account without a usable link. The actor is the chat account
+// (platform, workspace, platform user); there is no IdP identity to name.
+// The request's action is filled in when the request exists.
+func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) error {
+	err := s.update(ctx, func(tx storage.Tx) error {
+		now := s.clock.Now().UTC()
+		data := map[string]any{"reason": in.Reason, "message": in.Message, "decision": string(in.Decision)}
+		if in.Detail != "" {
+			data["detail"] = in.Detail
+		}
+		rec := audit.Record{
+			Time: audit.FormatTime(now), Type: audit.TypeVoteRejected, RequestID: in.RequestID,
+			Actor:  &audit.Actor{Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser},
+			Source: in.Source.CallbackID, Data: data,
+		}
+		r, err := tx.Request(in.RequestID)
+		switch {
+		case err == nil:
+			rec.Action = r.Action
+		case !errors.Is(err, storage.ErrNotFound):
+			return err
+		}
+		return s.appendAudit(tx, rec)
+	})
+	if err != nil {
+		return fmt.Errorf("record unverified vote on %s: %w", in.RequestID, err)
+	}
+	s.log.Info("vote refused", "request", in.RequestID, "platform", in.Source.Platform, "platform_user", in.Source.PlatformUser, "reason", in.Reason)
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) <= maxCallbackField {
+		return s
+	}
+	// Cut on a rune boundary.
+	cut := maxCallbackField
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut]
+}
+
+// callbackSamplers holds each Service's rejected-callback sampler, keyed by
+// a weak pointer so that a collected Service takes its entry with it. (The
+// state belongs to the Service; it lives here to keep this feature in one
+// file.)
+var callbackSamplers sync.Map // weak.Pointer[Service] → *callbackSampler
+
+func (s *Service) rejectedSampler() *callbackSampler {
+	key := weak.Make(s)
+	if v, ok := callbackSamplers.Load(key); ok {
+		return v.(*callbackSampler)
+	}
+	v, loaded := callbackSamplers.LoadOrStore(key, &callbackSampler{windows: map[string]*sampleWindow{}})
+	if !loaded {
+		runtime.AddCleanup(s, func(k weak.Pointer[Service]) { callbackSamplers.Delete(k) }, key)
+	}
+	return v.(*callbackSampler)
+}
+
+// callbackSampler admits at most CallbackRejectedPerMinute records per key
+// in each one-minute window and counts the rest.
+type callbackSampler struct {
+	mu      sync.Mutex
+	windows map[string]*sampleWindow
+}
+
+type sampleWindow struct {
+	start   time.Time
+	written int
+	dropped int
+}
+
+// maxSampleKeys bounds the sampler's memory; keys are platform+reason
+// pairs the adapters choose from a small set, so this is never reached in
+// practice.
+const maxSampleKeys = 1024
+
+// admit reports whether a record may be written now for key and, if so,
+// how many were left out before it (which the caller reports).
+func (c *callbackSampler) admit(key string, now time.Time) (ok bool, dropped int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := c.windows[key]
+	if w == nil {
+		if len(c.windows) >= maxSampleKeys {
+			clear(c.windows)
+		}
+		w = &sampleWindow{start: now}
+		c.windows[key] = w
+	}
+	if now.Sub(w.start) >= time.Minute || now.Before(w.start) {
+		w.start, w.written = now, 0
+	}
+	if w.written >= CallbackRejectedPerMinute {
+		w.dropped++
+		return false, 0
+	}
+	w.written++
+	dropped, w.dropped = w.dropped, 0
+	return true, dropped
+}
+
+// giveBack counts n records as left out after a failed write.
+func (c *callbackSampler) giveBack(key string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if w := c.windows[key]; w != nil {
+		w.dropped += n
+		if w.written > 0 {
+			w.written--
+		}
+	}
+}

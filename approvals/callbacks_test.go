@@ -1,0 +1,117 @@
+package approvals_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+func TestRecordRejectedCallback(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	ctx := context.Background()
+	if err := h.svc.RecordRejectedCallback(ctx, "slack", "", "bad_signature", "POST /slack/interactions"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.svc.RecordRejectedCallback(ctx, "slack", "T999", "wrong_workspace", "POST /slack/commands"); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	if len(recs) != 2 {
+		t.Fatalf("records: %v", types(recs))
+	}
+	r := recs[0]
+	if r.Type != audit.TypeCallbackRejected || r.Source != "POST /slack/interactions" || r.Actor != nil {
+		t.Errorf("first record: %+v", r)
+	}
+	if r.Data["platform"] != "slack" || r.Data["reason"] != "bad_signature" || len(r.Data) != 2 {
+		t.Errorf("first record data: %v", r.Data)
+	}
+	if a := recs[1].Actor; a == nil || a.Workspace != "T999" || a.Platform != "slack" {
+		t.Errorf("second record actor: %+v", a)
+	}
+}
+
+func TestRecordRejectedCallbackSampledUnderFlood(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	ctx := context.Background()
+	flood := approvals.CallbackRejectedPerMinute + 5
+	for range flood {
+		if err := h.svc.RecordRejectedCallback(ctx, "slack", "", "bad_signature", "POST /slack/interactions"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another reason has its own budget.
+	if err := h.svc.RecordRejectedCallback(ctx, "slack", "", "stale_timestamp", "POST /slack/interactions"); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(h.records()); got != approvals.CallbackRejectedPerMinute+1 {
+		t.Fatalf("%d records written during the flood, want %d", got, approvals.CallbackRejectedPerMinute+1)
+	}
+	h.clock.Advance(time.Minute)
+	if err := h.svc.RecordRejectedCallback(ctx, "slack", "", "bad_signature", "POST /slack/interactions"); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	last := recs[len(recs)-1]
+	if n, _ := last.Data["dropped"].(float64); int(n) != flood-approvals.CallbackRejectedPerMinute {
+		t.Errorf("dropped = %v, want %d", last.Data["dropped"], flood-approvals.CallbackRejectedPerMinute)
+	}
+	// The count was reported once; the next record carries none.
+	if err := h.svc.RecordRejectedCallback(ctx, "slack", "", "bad_signature", "POST /slack/interactions"); err != nil {
+		t.Fatal(err)
+	}
+	recs = h.records()
+	if _, ok := recs[len(recs)-1].Data["dropped"]; ok {
+		t.Errorf("dropped reported twice: %v", recs[len(recs)-1].Data)
+	}
+}
+
+func TestRecordRejectedCallbackClipsInput(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	long := strings.Repeat("é", 500)
+	if err := h.svc.RecordRejectedCallback(context.Background(), "slack", long, "wrong_workspace", long); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	if len(recs[0].Actor.Workspace) > 128 || len(recs[0].Source) > 128 {
+		t.Errorf("not clipped: %d, %d bytes", len(recs[0].Actor.Workspace), len(recs[0].Source))
+	}
+	line, _ := json.Marshal(recs[0])
+	if !json.Valid(line) {
+		t.Error("record not valid JSON")
+	}
+}
+
+func TestRecordUnverifiedVote(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	r := h.create("deploy-prod", deployParams())
+	err := h.svc.RecordUnverifiedVote(context.Background(), approvals.UnverifiedVote{
+		RequestID: r.ID, Decision: storage.DecisionApprove,
+		Source: approvals.Source{Platform: "slack", Workspace: "T1", PlatformUser: "U9", CallbackID: "trig-1"},
+		Reason: approvals.ReasonNotLinked, Message: "link your account first",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	last := recs[len(recs)-1]
+	if last.Type != audit.TypeVoteRejected || last.RequestID != r.ID || last.Action != "deploy-prod" || last.Source != "trig-1" {
+		t.Errorf("record: %+v", last)
+	}
+	if last.Actor == nil || last.Actor.PlatformUser != "U9" || last.Actor.Subject != "" {
+		t.Errorf("actor: %+v", last.Actor)
+	}
+	if last.Data["reason"] != approvals.ReasonNotLinked || last.Data["decision"] != "approve" {
+		t.Errorf("data: %v", last.Data)
+	}
+	got, err := h.svc.Get(context.Background(), r.ID)
+	if err != nil || len(got.Votes) != 0 {
+		t.Errorf("votes after unverified click: %v, %v", got.Votes, err)
+	}
+}

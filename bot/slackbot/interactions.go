@@ -1,0 +1,389 @@
+package slackbot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// maxRequestIDLen bounds the request id a button may carry.
+const maxRequestIDLen = 200
+
+// handleInteractions serves POST /slack/interactions: button clicks
+// (block_actions) and the reason dialog's submission (view_submission).
+// It verifies before it parses, answers within Slack's three seconds, and
+// does the rest after the answer.
+func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
+	const source = "POST " + InteractionsPath
+	body, ok := b.verifiedBody(w, r, source)
+	if !ok {
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	payload := form.Get("payload")
+	if err != nil || payload == "" {
+		writeError(w, http.StatusBadRequest, "bad_payload", "the body has no payload form field")
+		return
+	}
+	var cb slack.InteractionCallback
+	if err := json.Unmarshal([]byte(payload), &cb); err != nil {
+		writeError(w, http.StatusBadRequest, "bad_payload", "the payload is not an interaction JSON object")
+		return
+	}
+	if why := b.tenantProblem(cb.Team.ID, cb.Enterprise.ID); why != "" {
+		b.rejectCallback(r.Context(), cb.Team.ID, why, source)
+		writeError(w, http.StatusForbidden, why, "this signoff does not serve that Slack workspace")
+		return
+	}
+	if !b.firstDelivery(r) {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	b.acceptInteraction(cb)
+	w.WriteHeader(http.StatusOK)
+}
+
+// verifiedBody reads the body and checks its signature. It answers the
+// request itself when it returns false.
+func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string) ([]byte, bool) {
+	body, err := readBody(w, r, b.opts.MaxBodyBytes)
+	if err == nil {
+		err = verifySignature(r.Header, body, b.opts.SigningSecret, b.clock.Now())
+	}
+	if err != nil {
+		reason := "bad_signature"
+		var se *signatureError
+		if errors.As(err, &se) {
+			reason = se.Reason
+		}
+		b.rejectCallback(r.Context(), "", reason, source)
+		b.log.Warn("slack callback refused", "path", r.URL.Path, "reason", reason, "err", err)
+		status := http.StatusUnauthorized
+		switch reason {
+		case rejectBodyTooLarge:
+			status = http.StatusRequestEntityTooLarge
+		case rejectUnreadableBody:
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, reason, "the request could not be verified as coming from Slack")
+		return nil, false
+	}
+	return body, true
+}
+
+// firstDelivery reports whether this verified callback is seen for the
+// first time; a replay of the same signed request is acknowledged but not
+// acted on again.
+func (b *Bot) firstDelivery(r *http.Request) bool {
+	if b.replays.replayed(r.Header.Get(headerSignature), b.clock.Now()) {
+		b.log.Info("slack callback replayed; ignoring it", "path", r.URL.Path)
+		return false
+	}
+	return true
+}
+
+// acceptInteraction starts the work an interaction asks for. It never
+// blocks on Slack, the IdP or the store.
+func (b *Bot) acceptInteraction(cb slack.InteractionCallback) {
+	switch cb.Type {
+	case slack.InteractionTypeBlockActions:
+		for _, a := range cb.ActionCallback.BlockActions {
+			if a == nil {
+				continue
+			}
+			var d storage.Decision
+			switch a.ActionID {
+			case ActionApprove:
+				d = storage.DecisionApprove
+			case ActionDeny:
+				d = storage.DecisionDeny
+			default:
+				continue
+			}
+			action := *a
+			if !b.spawn(func(ctx context.Context) { b.handleClick(ctx, cb, action, d) }) {
+				b.log.Warn("slack click arrived during shutdown; not acted on", "user", cb.User.ID)
+			}
+			return // one vote per callback
+		}
+	case slack.InteractionTypeViewSubmission:
+		if cb.View.CallbackID != ReasonCallbackID {
+			return
+		}
+		if !b.spawn(func(ctx context.Context) { b.handleReasonSubmission(ctx, cb) }) {
+			b.log.Warn("slack dialog submission arrived during shutdown; not acted on", "user", cb.User.ID)
+		}
+	}
+}
+
+// click is one vote attempt from Slack, however it arrived.
+type click struct {
+	team, user  string
+	channel     string
+	responseURL string
+	callbackID  string
+	requestID   string
+	decision    storage.Decision
+	reason      string
+}
+
+func (c click) platformUser() oidc.PlatformUser {
+	return oidc.PlatformUser{Platform: Platform, Workspace: c.team, UserID: c.user}
+}
+
+func (c click) source() approvals.Source {
+	return approvals.Source{Platform: Platform, Workspace: c.team, PlatformUser: c.user, CallbackID: c.callbackID}
+}
+
+// handleClick handles an Approve or Deny button: it opens the reason
+// dialog when the action wants a reason, sends a step-up sign-in link when
+// it wants a fresh sign-in, and otherwise casts the vote.
+func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a slack.BlockAction, d storage.Decision) {
+	c := click{
+		team: cb.Team.ID, user: cb.User.ID, channel: cb.Channel.ID, responseURL: cb.ResponseURL,
+		callbackID: cb.TriggerID, requestID: strings.TrimSpace(a.Value), decision: d,
+	}
+	if c.channel == "" {
+		c.channel = cb.Container.ChannelID
+	}
+	if c.callbackID == "" {
+		c.callbackID = a.ActionTs
+	}
+	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || c.user == "" {
+		b.log.Warn("slack click without a usable request id or user; ignoring it")
+		return
+	}
+	req, err := b.svc.Get(ctx, c.requestID)
+	var action *policy.Action
+	if err == nil {
+		action, _ = b.svc.Policy().Action(req.Action)
+	}
+	if err == nil && action != nil && req.State == storage.StatePending {
+		if needsReason(action, d) {
+			if action.StepUp != nil {
+				b.reply(ctx, c, ":warning: Action *"+escapeText(action.Name)+"* needs both a reason and a fresh sign-in to "+string(d)+
+					", which a Slack vote cannot carry together yet. Nothing was counted; ask an operator to record this decision another way.")
+				return
+			}
+			b.openReasonDialog(ctx, c, cb.TriggerID, req)
+			return
+		}
+		if action.StepUp != nil {
+			b.stepUp(ctx, c)
+			return
+		}
+	}
+	// Unknown or decided requests go through Vote too: approvals refuses
+	// them and writes the refusal to the audit log.
+	b.castVote(ctx, c)
+}
+
+// needsReason reports whether the action wants a reason for decision d.
+func needsReason(a *policy.Action, d storage.Decision) bool {
+	return (d == storage.DecisionDeny && a.RequireDenyReason) || (d == storage.DecisionApprove && a.RequireApproveReason)
+}
+
+// openReasonDialog opens the dialog that asks for the vote's reason; the
+// vote is cast when the signed view_submission arrives.
+func (b *Bot) openReasonDialog(ctx context.Context, c click, triggerID string, req storage.Request) {
+	view, err := renderReasonModal(req, c.decision, c.channel, b.requestURL(req.ID))
+	if err == nil {
+		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+		defer cancel()
+		_, err = b.api.OpenViewContext(callCtx, triggerID, view)
+	}
+	if err != nil {
+		b.log.Warn("could not open the reason dialog", "request", req.ID, "user", c.user, "err", err)
+		b.reply(ctx, c, ":warning: Could not open the dialog that asks for your reason (Slack allows three seconds for it). Nothing was counted; click again.")
+	}
+}
+
+// handleReasonSubmission casts the vote the reason dialog completes.
+func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCallback) {
+	var meta reasonMetadata
+	if err := json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta); err != nil {
+		b.log.Warn("reason dialog with unreadable metadata; ignoring it", "user", cb.User.ID)
+		return
+	}
+	c := click{
+		team: cb.Team.ID, user: cb.User.ID, channel: meta.Channel, callbackID: cb.TriggerID,
+		requestID: meta.RequestID, decision: storage.Decision(meta.Decision),
+	}
+	if c.callbackID == "" {
+		c.callbackID = "view:" + cb.View.ID
+	}
+	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || c.user == "" ||
+		(c.decision != storage.DecisionApprove && c.decision != storage.DecisionDeny) {
+		b.log.Warn("reason dialog without a usable request, decision or user; ignoring it")
+		return
+	}
+	if cb.View.State != nil {
+		c.reason = strings.TrimSpace(cb.View.State.Values["reason"]["reason"].Value)
+	}
+	if !utf8.ValidString(c.reason) {
+		c.reason = strings.ToValidUTF8(c.reason, "\uFFFD")
+	}
+	if utf8.RuneCountInString(c.reason) > maxReasonInput {
+		c.reason = string([]rune(c.reason)[:maxReasonInput])
+	}
+	if c.reason == "" {
+		b.reply(ctx, c, ":warning: A reason is required. Nothing was counted; click again and fill in the reason.")
+		return
+	}
+	b.castVote(ctx, c)
+}
+
+// stepUp sends a one-time sign-in link; the linker casts the vote once the
+// fresh sign-in completes.
+func (b *Bot) stepUp(ctx context.Context, c click) {
+	u, err := b.res.BeginStepUp(ctx, c.platformUser(), c.requestID, string(c.decision))
+	if err != nil {
+		b.identityProblem(ctx, c, err)
+		return
+	}
+	b.reply(ctx, c, fmt.Sprintf(":closed_lock_with_key: This action needs a fresh sign-in before your %s counts. <%s|Sign in to %s> (the link works once and expires in a few minutes); your vote is recorded when the sign-in completes.",
+		c.decision, escapeURL(u), c.decision))
+}
+
+// castVote resolves the clicking account to its linked identity and votes.
+func (b *Bot) castVote(ctx context.Context, c click) {
+	id, err := b.res.Resolve(ctx, c.platformUser())
+	if err != nil {
+		b.identityProblem(ctx, c, err)
+		return
+	}
+	res, err := b.svc.Vote(ctx, approvals.VoteInput{
+		RequestID: c.requestID, Approver: id, Source: c.source(), Decision: c.decision, Reason: c.reason,
+	})
+	var refused *approvals.RefusalError
+	switch {
+	case errors.As(err, &refused):
+		b.reply(ctx, c, ":no_entry_sign: Not counted: "+escapeText(refused.Message))
+	case err != nil:
+		b.log.Error("recording a slack vote failed", "request", c.requestID, "user", c.user, "err", err)
+		b.reply(ctx, c, ":warning: Your vote could not be recorded because of an internal error; nothing was counted. Try again in a minute.")
+	case res.Duplicate:
+		b.reply(ctx, c, fmt.Sprintf("You already voted %s on this request; it counts once.", c.decision))
+	case res.Counted:
+		b.reply(ctx, c, countedText(res.Request, c.decision))
+	}
+}
+
+// identityProblem tells the clicker why their click could not count yet:
+// a sign-in link when the account needs (re-)linking, else a retry hint.
+// A link problem is written to the audit log as vote.rejected.
+func (b *Bot) identityProblem(ctx context.Context, c click, err error) {
+	var lr *oidc.LinkRequiredError
+	if errors.As(err, &lr) {
+		reason := approvals.ReasonStaleIdentity
+		if lr.Reason == oidc.LinkReasonNotLinked {
+			reason = approvals.ReasonNotLinked
+		}
+		if aerr := b.svc.RecordUnverifiedVote(ctx, approvals.UnverifiedVote{
+			RequestID: c.requestID, Source: c.source(), Decision: c.decision,
+			Reason: reason, Detail: lr.Reason, Message: lr.Message,
+		}); aerr != nil {
+			b.log.Error("could not audit a vote from an unlinked account", "request", c.requestID, "err", aerr)
+		}
+		b.reply(ctx, c, linkText(lr.Message, lr.URL)+" Nothing was counted this time.")
+		return
+	}
+	b.log.Warn("could not resolve a slack account's identity", "user", c.user, "team", c.team, "err", err)
+	b.reply(ctx, c, ":warning: Your identity could not be confirmed with the identity provider right now, so nothing was counted. Try again in a minute.")
+}
+
+// linkText is the private message with a sign-in link.
+func linkText(message, u string) string {
+	msg := ":link: " + escapeText(message)
+	if u != "" {
+		msg += " <" + escapeURL(u) + "|Sign in to link your account> (the link works once and expires in a few minutes)."
+	}
+	return msg
+}
+
+// countedText confirms a counted vote and what it did.
+func countedText(r storage.Request, d storage.Decision) string {
+	approvals := 0
+	for _, v := range r.Votes {
+		if v.Decision == storage.DecisionApprove {
+			approvals++
+		}
+	}
+	what := "*" + escapeText(r.Action) + "* (`" + escapeText(r.ID) + "`)"
+	switch {
+	case d == storage.DecisionDeny:
+		return ":no_entry: Your deny of " + what + " was counted; the request is denied."
+	case r.State == storage.StateApproved:
+		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); the request is approved.", what, approvals, r.MinApprovals)
+	default:
+		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); %d more needed.", what, approvals, r.MinApprovals, max(r.MinApprovals-approvals, 0))
+	}
+}
+
+// reply sends text privately to the clicker: an ephemeral message in the
+// channel, or, where the app cannot post (a DM, a channel it is not in),
+// through the callback's response_url.
+func (b *Bot) reply(ctx context.Context, c click, text string) {
+	if c.channel != "" {
+		err := b.postEphemeral(ctx, c.channel, c.user, text)
+		if err == nil {
+			return
+		}
+		b.log.Warn("could not send a private slack reply", "user", c.user, "channel", c.channel, "err", err)
+	}
+	if c.responseURL != "" && b.responseURLAllowed(c.responseURL) {
+		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+		defer cancel()
+		err := slack.PostWebhookCustomHTTPContext(callCtx, c.responseURL, b.opts.HTTPClient, &slack.WebhookMessage{
+			ResponseType: slack.ResponseTypeEphemeral, Text: text,
+		})
+		if err != nil {
+			b.log.Warn("could not reply through the response_url", "user", c.user, "err", err)
+		}
+	}
+}
+
+// postEphemeral calls chat.postEphemeral, waiting out one short rate
+// limit.
+func (b *Bot) postEphemeral(ctx context.Context, channel, user, text string) error {
+	for attempt := 0; ; attempt++ {
+		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
+		_, err := b.api.PostEphemeralContext(callCtx, channel, user,
+			slack.MsgOptionText(text, false), slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+		cancel()
+		var rl *slack.RateLimitedError
+		if err == nil || attempt > 0 || !errors.As(err, &rl) || rl.RetryAfter > 10*time.Second {
+			if err != nil {
+				return fmt.Errorf("chat.postEphemeral: %w", err)
+			}
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("chat.postEphemeral: %w", ctx.Err())
+		case <-b.clock.After(max(rl.RetryAfter, minRateLimitWait)):
+		}
+	}
+}
+
+// writeError answers a refused callback with a small JSON error (Slack
+// ignores the body; it helps whoever debugs with curl).
+func writeError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
+}
