@@ -8,6 +8,13 @@
 // webhook calls, checks their signature like a real receiver, and lists
 // them on the page.
 //
+// With a Linker it also has a "Chat users" panel: one pretend chat account
+// (platform and workspace "dev") per dev approver, which can be linked
+// through the real account-link flow (at the dev issuer, or at the
+// configured IdP) and then vote the way a Slack or Teams click does: the
+// vote counts under the identity the link vouches for, or the console
+// shows the sign-in link the chat adapters would send.
+//
 // It exists only in `signoff serve --dev`, which listens on loopback only.
 // Its form posts carry a CSRF token bound to a cookie, so another site open
 // in the same browser cannot vote through it.
@@ -52,6 +59,9 @@ type Options struct {
 	Logger    *slog.Logger
 	// MaxRequests caps how many requests the page lists (default 50).
 	MaxRequests int
+	// Linker, when set, adds the "Chat users" panel and the "as chat
+	// user" votes (see Linker). nil hides them.
+	Linker Linker
 }
 
 // Console serves the dev console.
@@ -84,7 +94,8 @@ func New(opts Options) *Console {
 
 // Register mounts the console's routes on mux: GET /dev (the page),
 // POST /dev/vote, and the built-in webhook receiver POST /dev/webhook (GET
-// lists the calls it got, as JSON).
+// lists the calls it got, as JSON). With a Linker, also POST /dev/link
+// (start linking a chat user) and POST /dev/chat-vote (vote as one).
 func (c *Console) Register(mux interface {
 	HandleFunc(string, func(http.ResponseWriter, *http.Request))
 }) {
@@ -93,6 +104,10 @@ func (c *Console) Register(mux interface {
 	mux.HandleFunc("POST /dev/vote", c.vote)
 	mux.HandleFunc("POST /dev/webhook", c.receiveWebhook)
 	mux.HandleFunc("GET /dev/webhook", c.listWebhooks)
+	if c.opts.Linker != nil {
+		mux.HandleFunc("POST /dev/link", c.startLink)
+		mux.HandleFunc("POST /dev/chat-vote", c.chatVote)
+	}
 }
 
 // Handler returns the console as a standalone handler (for tests).
@@ -112,9 +127,12 @@ type cardView struct {
 type pageData struct {
 	Cards     []cardView
 	Approvers []Approver
+	ChatUsers []chatUserView
 	CSRF      string
 	Flash     string
 	FlashKind string
+	// FlashLink is a sign-in link the flash message refers to.
+	FlashLink string
 	Now       time.Time
 	Webhooks  []WebhookCall
 }
@@ -143,6 +161,10 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 	if data.FlashKind != "ok" {
 		data.FlashKind = "err"
 	}
+	data.FlashLink = c.flashLink(r.URL.Query())
+	if c.opts.Linker != nil {
+		data.ChatUsers = c.chatUsers(r.Context())
+	}
 	for _, req := range reqs {
 		cv := cardView{Request: req, Pending: req.State == storage.StatePending}
 		for _, v := range req.Votes {
@@ -155,36 +177,19 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 		}
 		data.Cards = append(data.Cards, cv)
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	setConsoleHeaders(w, "'self'")
 	if err := c.page.Execute(w, data); err != nil {
 		c.opts.Logger.Error("dev console: render", "err", err)
 	}
 }
 
 func (c *Console) vote(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if err := r.ParseForm(); err != nil {
-		http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	cookie, err := r.Cookie(csrfCookie)
-	if err != nil || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(c.csrfToken(cookie.Value))) {
-		http.Error(w, "this form has expired or did not come from the dev console; reload the console and try again", http.StatusForbidden)
+	if !c.checkForm(w, r) {
 		return
 	}
 	id := r.PostForm.Get("request")
-	var decision storage.Decision
-	switch r.PostForm.Get("decision") {
-	case "approve":
-		decision = storage.DecisionApprove
-	case "deny":
-		decision = storage.DecisionDeny
-	default:
-		http.Error(w, "decision must be approve or deny", http.StatusBadRequest)
+	decision, ok := formDecision(w, r)
+	if !ok {
 		return
 	}
 	who, ok := c.approver(r.PostForm.Get("approver"))
@@ -216,6 +221,34 @@ func (c *Console) vote(w http.ResponseWriter, r *http.Request) {
 		msg = fmt.Sprintf("%s voted %s on %s; it is now %s", who.Name, decision, id, res.Request.State)
 	}
 	http.Redirect(w, r, "/dev?"+url.Values{"msg": {msg}, "kind": {kind}}.Encode()+"#"+id, http.StatusSeeOther)
+}
+
+// checkForm reads a console form and checks its CSRF token against the
+// browser's cookie; on failure it has answered.
+func (c *Console) checkForm(w http.ResponseWriter, r *http.Request) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "the form could not be read: "+err.Error(), http.StatusBadRequest)
+		return false
+	}
+	cookie, err := r.Cookie(csrfCookie)
+	if err != nil || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(c.csrfToken(cookie.Value))) {
+		http.Error(w, "this form has expired or did not come from the dev console; reload the console and try again", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
+// formDecision reads the decision field; on failure it has answered.
+func formDecision(w http.ResponseWriter, r *http.Request) (storage.Decision, bool) {
+	switch r.PostForm.Get("decision") {
+	case "approve":
+		return storage.DecisionApprove, true
+	case "deny":
+		return storage.DecisionDeny, true
+	}
+	http.Error(w, "decision must be approve or deny", http.StatusBadRequest)
+	return "", false
 }
 
 func (c *Console) approver(name string) (Approver, bool) {

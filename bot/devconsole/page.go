@@ -1,6 +1,6 @@
 package devconsole
 
-// pageHTML is the console's only page. Everything it shows from a request
+// pageHTML is the console's page. Everything it shows from a request
 // goes through html/template's contextual escaping.
 const pageHTML = `<!doctype html>
 <html lang="en">
@@ -31,13 +31,21 @@ button { font: inherit; padding: 6px 14px; border-radius: 6px; border: 1px solid
 button.approve { background: #1f883d; color: #fff; } button.deny { background: #cf222e; color: #fff; }
 input[type=text] { font: inherit; padding: 5px 8px; border: 1px solid #c5c9d0; border-radius: 6px; min-width: 220px; }
 select { font: inherit; padding: 5px; }
+button.chat-approve { background: #1f883d; color: #fff; } button.chat-deny { background: #cf222e; color: #fff; }
+button.link { background: #0969da; color: #fff; }
+form.chat { border-top: 1px dashed #d9dce1; padding-top: 10px; }
+ul.chat-users { list-style: none; padding: 0; margin: 8px 0 0; }
+li.chat-user { display: flex; justify-content: space-between; align-items: center; gap: 12px; padding: 8px 0; border-top: 1px solid #eceef1; }
+li.chat-user form { margin: 0; }
+.flash a { font-weight: 600; }
+.flash code { display: block; word-break: break-all; font-size: 12px; margin-top: 4px; }
 .empty { color: #5f6672; text-align: center; padding: 40px 0; }
 </style>
 </head>
 <body>
 <header><strong>signoff · dev console</strong><a href="/dev">Refresh</a></header>
 <main>
-{{if .Flash}}<div class="flash {{.FlashKind}}" role="status">{{.Flash}}</div>{{end}}
+{{if .Flash}}<div class="flash {{.FlashKind}}" role="status">{{.Flash}}{{if .FlashLink}}<br><a class="signin-link" href="{{.FlashLink}}" rel="noreferrer">Open the sign-in link</a> (as the chat adapters would send it)<code>{{.FlashLink}}</code>{{end}}</div>{{end}}
 {{if not .Cards}}<p class="empty">No requests yet. Create one with the <code>signoff request</code> command signoff printed at start, then refresh.</p>{{end}}
 {{range .Cards}}
 <section class="card" id="{{.ID}}" data-state="{{.State}}">
@@ -58,7 +66,34 @@ select { font: inherit; padding: 5px; }
     <button class="approve" type="submit" name="decision" value="approve">Approve</button>
     <button class="deny" type="submit" name="decision" value="deny">Deny</button>
   </form>
+  {{if $.ChatUsers}}
+  <form class="vote chat" method="post" action="/dev/chat-vote">
+    <input type="hidden" name="csrf" value="{{$.CSRF}}">
+    <input type="hidden" name="request" value="{{.ID}}">
+    <label>as chat user <select name="chat_user">{{range $.ChatUsers}}<option value="{{.Name}}">chat:{{.Name}}{{if not .Linked}} (not linked){{end}}</option>{{end}}</select></label>
+    <input type="text" name="reason" placeholder="reason (optional)" maxlength="500">
+    <button class="chat-approve" type="submit" name="decision" value="approve">Approve</button>
+    <button class="chat-deny" type="submit" name="decision" value="deny">Deny</button>
+  </form>
   {{end}}
+  {{end}}
+</section>
+{{end}}
+{{if .ChatUsers}}
+<section class="card" id="chat-users">
+  <h2>Chat users</h2>
+  <div class="meta">Pretend chat accounts (platform dev, workspace dev), one per dev approver. Like a Slack or Teams click, a vote "as chat user" counts only through the identity the account is linked to; Link runs the real sign-in flow.</div>
+  <ul class="chat-users">
+  {{range .ChatUsers}}<li class="chat-user" data-chat-user="{{.Name}}" data-linked="{{.Linked}}">
+    <span><strong>chat:{{.Name}}</strong> ·
+    {{if .Problem}}{{.Problem}}{{else if .Linked}}linked to <strong class="identity">{{.Who}}</strong> ({{.Link.Subject}} at {{.Link.Issuer}}) · groups {{if .Link.Groups}}{{join .Link.Groups ", "}}{{else}}(none){{end}} · verified {{.VerifiedAgo}} ago{{if .Link.Stale}} · <strong>stale</strong>{{if .Link.StaleReason}}: {{.Link.StaleReason}}{{end}}{{end}}{{else}}<span class="unlinked">not linked</span>{{end}}</span>
+    <form method="post" action="/dev/link">
+      <input type="hidden" name="csrf" value="{{$.CSRF}}">
+      <input type="hidden" name="chat_user" value="{{.Name}}">
+      <button class="link" type="submit">{{if .Linked}}Link again{{else}}Link{{end}}</button>
+    </form>
+  </li>
+  {{end}}</ul>
 </section>
 {{end}}
 {{if .Webhooks}}

@@ -25,7 +25,6 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
-	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/oidc"
@@ -197,6 +196,23 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			linker.RunCleanup(loopCtx)
 		}()
 	}
+	if o.dev {
+		// The dev console; its chat users link at the dev issuer (devlink.go).
+		devLinker, err := mountDevConsole(front, cfg, devIss, addr, store, svc, logger)
+		if err != nil {
+			stopLoops()
+			loops.Wait()
+			ln.Close()
+			return err
+		}
+		if devLinker != nil {
+			loops.Add(1)
+			go func() {
+				defer loops.Done()
+				devLinker.RunCleanup(loopCtx)
+			}()
+		}
+	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
 	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
@@ -273,8 +289,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 // newFrontDoor builds the HTTP front door: the CI API with a verifier for
-// the configured requester issuers and, in dev mode, the dev issuer, its
-// token endpoint and the dev console. devIss is nil outside dev mode.
+// the configured requester issuers and, in dev mode, the dev issuer and its
+// token endpoint. devIss is nil outside dev mode.
 func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Service, store storage.Store, logger *slog.Logger) (front *bot.Server, devIss *devissuer.Issuer, err error) {
 	issuers, devIss, err := requesterIssuers(cfg, dev, addr)
 	if err != nil {
@@ -315,11 +331,7 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 		front.Handle(p+"/", devIss.Handler())
 	}
 	front.Handle("POST /dev/token", devTokenHandler(devIss, devAudience(issuers), logger))
-	approvers := make([]devconsole.Approver, 0, len(cfg.Dev.Approvers))
-	for _, a := range cfg.Dev.Approvers {
-		approvers = append(approvers, devconsole.Approver{Name: a.Name, Email: a.Email, Groups: a.Groups})
-	}
-	devconsole.New(devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger}).Register(front)
+	// serve mounts the dev console (mountDevConsole, devlink.go).
 	return front, devIss, nil
 }
 

@@ -1,7 +1,10 @@
 // Package devissuer is the OpenID issuer built into signoff's dev mode
 // (`signoff serve --dev`): it serves a discovery document and a key set,
 // and mints CI-style tokens (`signoff dev token`) so a newcomer can request
-// approvals without GitHub, GitLab or a company IdP.
+// approvals without GitHub, GitLab or a company IdP. With EnableLogin it
+// is also a minimal OpenID Provider for the authorization-code flow with
+// PKCE, whose sign-in page lists the dev approvers, so approvers' chat
+// accounts can be linked without a company IdP too.
 //
 // Tokens it mints are trusted only in dev mode: the caller adds
 // [Issuer.TrustedIssuer] to the requester issuers only when --dev is
@@ -31,6 +34,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -57,7 +61,10 @@ type Issuer struct {
 	kid      string
 	signer   jose.Signer
 	jwks     []byte
+
+	mu       sync.RWMutex
 	metadata []byte
+	login    *login // nil until EnableLogin
 }
 
 // New returns the dev issuer whose iss is issuerURL (e.g.
@@ -106,27 +113,51 @@ func New(issuerURL string, keyFile string) (*Issuer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devissuer: encoding the key set: %w", err)
 	}
-	base := strings.TrimSuffix(u.Path, "/")
-	metadata, err := json.Marshal(map[string]any{
-		"issuer":                                issuerURL,
-		"jwks_uri":                              strings.TrimSuffix(issuerURL, "/") + JWKSPath,
-		"response_types_supported":              []string{"id_token"},
-		"subject_types_supported":               []string{"public"},
-		"id_token_signing_alg_values_supported": []string{string(alg)},
-		"claims_supported":                      []string{"iss", "sub", "aud", "iat", "nbf", "exp", "jti"},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("devissuer: encoding the discovery document: %w", err)
-	}
-	return &Issuer{
+	iss := &Issuer{
 		issuer:   issuerURL,
-		basePath: base,
+		basePath: strings.TrimSuffix(u.Path, "/"),
 		alg:      alg,
 		kid:      pub.KeyID,
 		signer:   signer,
 		jwks:     jwks,
-		metadata: metadata,
-	}, nil
+	}
+	if iss.metadata, err = iss.discovery(false); err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// discovery encodes the discovery document; withLogin adds the
+// authorization-code flow's endpoints and capabilities.
+func (i *Issuer) discovery(withLogin bool) ([]byte, error) {
+	base := strings.TrimSuffix(i.issuer, "/")
+	m := map[string]any{
+		"issuer":                                i.issuer,
+		"jwks_uri":                              base + JWKSPath,
+		"response_types_supported":              []string{"id_token"},
+		"subject_types_supported":               []string{"public"},
+		"id_token_signing_alg_values_supported": []string{string(i.alg)},
+		"claims_supported":                      []string{"iss", "sub", "aud", "iat", "nbf", "exp", "jti"},
+	}
+	if withLogin {
+		m["authorization_endpoint"] = base + AuthorizePath
+		m["token_endpoint"] = base + TokenPath
+		m["response_types_supported"] = []string{"code"}
+		m["response_modes_supported"] = []string{"query"}
+		m["grant_types_supported"] = []string{"authorization_code"}
+		m["code_challenge_methods_supported"] = []string{"S256"}
+		m["token_endpoint_auth_methods_supported"] = []string{"none"}
+		m["scopes_supported"] = []string{"openid", "email", "profile", "groups"}
+		m["prompt_values_supported"] = []string{"none", "login"}
+		m["authorization_response_iss_parameter_supported"] = true
+		m["claims_supported"] = []string{"iss", "sub", "aud", "iat", "exp", "auth_time", "nonce", "amr", "acr",
+			"email", "email_verified", "name", "preferred_username", "groups"}
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("devissuer: encoding the discovery document: %w", err)
+	}
+	return b, nil
 }
 
 func isLoopback(host string) bool {
@@ -153,21 +184,53 @@ func (i *Issuer) TrustedIssuer(name, audience string) oidc.TrustedIssuer {
 
 // Handler serves GET (and HEAD) on the discovery document,
 // <issuer path>/.well-known/openid-configuration, and the key set,
-// <issuer path>/jwks; every other path is 404. It matches full request
-// paths, so mount it without stripping a prefix. For the issuer
-// http://127.0.0.1:8080/dev/oidc:
+// <issuer path>/jwks; once EnableLogin was called, also GET and POST on
+// <issuer path>/authorize and POST on <issuer path>/token. Every other
+// path is 404. It matches full request paths, so mount it without
+// stripping a prefix. For the issuer http://127.0.0.1:8080/dev/oidc:
 //
 //	mux.Handle("/dev/oidc/", iss.Handler())
 //
-// (for an issuer URL without a path, mount the two paths themselves:
-// mux.Handle("/.well-known/openid-configuration", h) and
-// mux.Handle("/jwks", h)).
+// (for an issuer URL without a path, mount the paths themselves:
+// mux.Handle("/.well-known/openid-configuration", h),
+// mux.Handle("/jwks", h), and with login mux.Handle("/authorize", h) and
+// mux.Handle("/token", h)).
 func (i *Issuer) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case i.basePath + AuthorizePath:
+			l := i.loginState()
+			switch {
+			case l == nil:
+				http.NotFound(w, r)
+			case r.Method == http.MethodGet:
+				i.authorize(l, w, r)
+			case r.Method == http.MethodPost:
+				i.signIn(l, w, r)
+			default:
+				w.Header().Set("Allow", "GET, POST")
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			}
+			return
+		case i.basePath + TokenPath:
+			l := i.loginState()
+			switch {
+			case l == nil:
+				http.NotFound(w, r)
+			case r.Method == http.MethodPost:
+				i.token(l, w, r)
+			default:
+				w.Header().Set("Allow", "POST")
+				http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			}
+			return
+		}
 		var body []byte
 		switch r.URL.Path {
 		case i.basePath + DiscoveryPath:
+			i.mu.RLock()
 			body = i.metadata
+			i.mu.RUnlock()
 		case i.basePath + JWKSPath:
 			body = i.jwks
 		default:
@@ -222,17 +285,26 @@ func (i *Issuer) Mint(sub string, audience string, extra map[string]any, ttl tim
 	claims["nbf"] = now.Unix()
 	claims["exp"] = now.Add(ttl).Unix()
 	claims["jti"] = hex.EncodeToString(jti[:])
+	tok, err := i.sign(claims)
+	if err != nil {
+		return "", fmt.Errorf("devissuer: mint: %w", err)
+	}
+	return tok, nil
+}
+
+// sign returns claims as a signed compact JWT.
+func (i *Issuer) sign(claims map[string]any) (string, error) {
 	payload, err := json.Marshal(claims)
 	if err != nil {
-		return "", fmt.Errorf("devissuer: mint: encoding claims: %w", err)
+		return "", fmt.Errorf("encoding claims: %w", err)
 	}
 	jws, err := i.signer.Sign(payload)
 	if err != nil {
-		return "", fmt.Errorf("devissuer: mint: signing: %w", err)
+		return "", fmt.Errorf("signing: %w", err)
 	}
 	tok, err := jws.CompactSerialize()
 	if err != nil {
-		return "", fmt.Errorf("devissuer: mint: serializing: %w", err)
+		return "", fmt.Errorf("serializing: %w", err)
 	}
 	return tok, nil
 }
