@@ -17,6 +17,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -79,11 +80,22 @@ func startTestServer(t *testing.T, dev bool, listen, db string) *testServer {
 	if err := os.WriteFile(cfgPath, []byte(requestTestConfig), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return startServeConfig(t, cfgPath, dev, func(cfg *config.Config) { cfg.Listen, cfg.Storage.Path = listen, db })
+}
+
+// startServeConfig runs serve in-process with the config file at cfgPath,
+// adjusted by each of adjust; without an adjustment of storage.path the
+// database goes to a fresh temporary folder.
+func startServeConfig(t *testing.T, cfgPath string, dev bool, adjust ...func(*config.Config)) *testServer {
+	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Listen, cfg.Storage.Path = listen, db
+	cfg.Storage.Path = filepath.Join(t.TempDir(), "data", "signoff.db")
+	for _, a := range adjust {
+		a(cfg)
+	}
 	ts := &testServer{log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)

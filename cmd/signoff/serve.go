@@ -25,6 +25,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/slackbot"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/oidc"
@@ -137,6 +138,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	defer store.Close()
 	svc := approvals.New(store, pol, approvals.Options{
 		Logger:          logger,
+		Platforms:       chatPlatforms(cfg),
 		GroupsMaxAge:    cfg.IdP.GroupsMaxAge,
 		SigningKey:      signingKey,
 		CheckpointEvery: cfg.Audit.CheckpointEvery,
@@ -174,55 +176,67 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	httpSrv.RegisterOnShutdown(front.Drain)
 	loopCtx, stopLoops := context.WithCancel(context.Background())
 	var loops sync.WaitGroup
-	loops.Add(1)
-	go func() {
-		defer loops.Done()
-		if err := svc.RunExpiry(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error("expiry loop stopped", "err", err)
-		}
-	}()
-	if cfg.IdP.Configured() {
-		linker, err := newLinker(cfg, store, svc, logger)
-		if err != nil {
-			stopLoops()
-			loops.Wait()
-			ln.Close()
-			return err
-		}
-		linker.Register(front)
+	// startLoop runs a background loop until the loops are stopped, after
+	// the HTTP server has drained and before the store closes.
+	startLoop := func(name string, run func(context.Context) error) {
 		loops.Add(1)
 		go func() {
 			defer loops.Done()
-			linker.RunCleanup(loopCtx)
+			if err := run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error(name+" stopped", "err", err)
+			}
 		}()
+	}
+	abort := func(err error) error {
+		stopLoops()
+		loops.Wait()
+		ln.Close()
+		return err
+	}
+	startLoop("expiry loop", svc.RunExpiry)
+	// approverLinker is where chat accounts link to an identity: the
+	// company IdP when idp is configured, else in dev mode the dev issuer.
+	var approverLinker *oidc.Linker
+	if cfg.IdP.Configured() {
+		linker, err := newLinker(cfg, store, svc, logger)
+		if err != nil {
+			return abort(err)
+		}
+		linker.Register(front)
+		startLoop("link cleanup", func(ctx context.Context) error { linker.RunCleanup(ctx); return nil })
+		approverLinker = linker
 	}
 	if o.dev {
 		// The dev console; its chat users link at the dev issuer (devlink.go).
 		devLinker, err := mountDevConsole(front, cfg, devIss, addr, store, svc, logger)
 		if err != nil {
-			stopLoops()
-			loops.Wait()
-			ln.Close()
-			return err
+			return abort(err)
 		}
 		if devLinker != nil {
-			loops.Add(1)
-			go func() {
-				defer loops.Done()
-				devLinker.RunCleanup(loopCtx)
-			}()
+			startLoop("dev link cleanup", func(ctx context.Context) error { devLinker.RunCleanup(ctx); return nil })
+			if approverLinker == nil {
+				approverLinker = devLinker
+			}
+		}
+	}
+	var slack *slackbot.Bot
+	if cfg.Slack.Configured() {
+		if approverLinker == nil {
+			return abort(withCode(exitUsage, errors.New("slack: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
+		}
+		if slack, err = newSlackBot(cfg, svc, approverLinker, logger); err != nil {
+			return abort(err)
+		}
+		slack.Register(front)
+		startLoop("slack outbox", slack.RunOutbox)
+		if cfg.Slack.AppToken.IsSet() {
+			startLoop("slack socket mode", func(ctx context.Context) error { return slack.RunSocketMode(ctx) })
 		}
 	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
 	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
-	loops.Add(1)
-	go func() {
-		defer loops.Done()
-		if err := runner.Run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
-			logger.Error("executor stopped", "err", err)
-		}
-	}()
+	startLoop("executor", runner.Run)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
@@ -249,6 +263,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		logger.Warn("http shutdown incomplete", "err", err)
 		_ = httpSrv.Close()
+	}
+	if slack != nil {
+		// Clicks already acknowledged to Slack finish their vote.
+		if err := slack.Shutdown(shutCtx); err != nil {
+			logger.Warn("slack shutdown incomplete", "err", err)
+		}
 	}
 	stopLoops()
 	loops.Wait()
@@ -527,4 +547,38 @@ func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, 
 		return nil, withCode(exitUsage, fmt.Errorf("idp: %w", err))
 	}
 	return linker, nil
+}
+
+// chatPlatforms lists the chat adapters the config turns on; the lifecycle
+// queues card posts and updates for each.
+func chatPlatforms(cfg *config.Config) []string {
+	var out []string
+	if cfg.Slack.Configured() {
+		out = append(out, "slack")
+	}
+	if cfg.Teams.Configured() {
+		out = append(out, "teams")
+	}
+	return out
+}
+
+// newSlackBot builds the Slack adapter from the slack section; votes go
+// through linker's identities.
+func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, logger *slog.Logger) (*slackbot.Bot, error) {
+	sb, err := slackbot.New(slackbot.Options{
+		Service:       svc,
+		Resolver:      linker,
+		BotToken:      cfg.Slack.BotToken.Reveal(),
+		SigningSecret: cfg.Slack.SigningSecret.Reveal(),
+		AppToken:      cfg.Slack.AppToken.Reveal(),
+		TeamID:        cfg.Slack.TeamID,
+		EnterpriseID:  cfg.Slack.EnterpriseID,
+		APIURL:        cfg.Slack.APIURL,
+		PublicURL:     cfg.PublicURL,
+		Logger:        logger,
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("slack: %w", err))
+	}
+	return sb, nil
 }

@@ -1,0 +1,286 @@
+package main
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+)
+
+const slackE2ESecret = "e2e-signing-secret"
+
+// slackE2EConfig: dev mode (its issuer is where approvers link) plus a
+// Slack workspace pointed at a slacktest stand-in; deploy needs two
+// approvals and is announced in channel C1.
+const slackE2EConfig = `listen: 127.0.0.1:0
+requesters:
+  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
+slack:
+  bot_token: xoxb-e2e
+  signing_secret: ` + slackE2ESecret + `
+  team_id: T0E2E
+  api_url: %API%
+actions:
+  deploy:
+    description: Deploy a service
+    requesters: [{issuer: dev, claims: {sub: "*"}}]
+    params: {service: {required: true, pattern: "^[a-z-]+$"}}
+    approvers: {groups: [sre], min_approvals: 2}
+    ttl: 1h
+    notify: {slack: [C1]}
+dev:
+  approvers:
+    - {name: alice, email: alice@example.com, groups: [sre]}
+    - {name: bob, email: bob@example.com, groups: [sre]}
+auditors: {groups: [audit]}
+log: {level: warn}
+`
+
+// slackStandIn is slacktest's server recording the Web API calls signoff
+// makes.
+type slackStandIn struct {
+	srv   *slacktest.Server
+	mu    sync.Mutex
+	calls []url.Values
+	names []string
+	seq   int
+}
+
+func newSlackStandIn(t *testing.T) *slackStandIn {
+	s := &slackStandIn{}
+	s.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
+		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral"} {
+			c.Handle("/"+m, s.record(m))
+		}
+	})
+	s.srv.Start()
+	t.Cleanup(s.srv.Stop)
+	return s
+}
+
+func (s *slackStandIn) record(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		s.mu.Lock()
+		s.calls, s.names = append(s.calls, form), append(s.names, method)
+		s.seq++
+		ts := fmt.Sprintf("1772366400.%06d", s.seq)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if method == "chat.postEphemeral" {
+			fmt.Fprintf(w, `{"ok":true,"message_ts":%q}`, ts)
+			return
+		}
+		if form.Get("ts") != "" {
+			ts = form.Get("ts")
+		}
+		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), ts)
+	}
+}
+
+// find returns the calls of method whose form mentions substr.
+func (s *slackStandIn) find(method, substr string) []url.Values {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []url.Values
+	for i, c := range s.calls {
+		if s.names[i] == method && strings.Contains(c.Encode(), url.QueryEscape(substr)) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// signedPost sends body to path the way Slack does: v0 signature over the
+// timestamp and raw body.
+func signedPost(t *testing.T, base, path, body string) {
+	t.Helper()
+	ts := strconv.FormatInt(time.Now().Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(slackE2ESecret))
+	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", ts)
+	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST %s answered %d", path, resp.StatusCode)
+	}
+}
+
+var linkURLRE = regexp.MustCompile(`http://[0-9.:]+/link/start\?id=[A-Za-z0-9_-]+`)
+
+// linkSlackUser runs `/signoff link` as user, opens the link it gets back
+// and signs in as person at the dev issuer.
+func linkSlackUser(t *testing.T, ts *testServer, slack *slackStandIn, user, person string) {
+	t.Helper()
+	signedPost(t, ts.base, "/slack/commands", url.Values{
+		"token": {"unused"}, "team_id": {"T0E2E"}, "team_domain": {"acme"}, "channel_id": {"C1"}, "channel_name": {"deploys"},
+		"user_id": {user}, "user_name": {person}, "command": {"/signoff"}, "text": {"link"},
+		"response_url": {"https://hooks.slack.com/commands/T0E2E/1/x"}, "trigger_id": {"1.2." + user},
+	}.Encode())
+	var link string
+	waitFor(t, 20*time.Second, "the link message", func() bool {
+		for _, c := range slack.find("chat.postEphemeral", user) {
+			if m := linkURLRE.FindString(c.Encode()); m != "" {
+				link = m
+			}
+			if m := linkURLRE.FindString(c.Get("text") + c.Get("blocks")); m != "" {
+				link = m
+			}
+		}
+		return link != ""
+	})
+	b := newConsoleBrowser(t, ts.base)
+	resp, body := b.read(b.c.Get(link))
+	page, action, csrf := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body), consoleCSRFRE.FindStringSubmatch(body)
+	if resp.StatusCode != http.StatusOK || page == nil || action == nil || csrf == nil {
+		t.Fatalf("sign-in page: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
+	}
+	target, _ := resp.Request.URL.Parse(html.UnescapeString(action[1]))
+	_, body = b.read(b.c.PostForm(target.String(), url.Values{"page": {page[1]}, "csrf": {csrf[1]}, "person": {person}}))
+	if !strings.Contains(body, `data-outcome="linked"`) {
+		t.Fatalf("linking %s ended on:\n%s", user, body)
+	}
+}
+
+// clickPayload is a block_actions payload shaped like Slack's.
+func clickPayload(user, requestID, actionID, trigger string) string {
+	raw, _ := json.Marshal(map[string]any{
+		"type":       "block_actions",
+		"user":       map[string]any{"id": user, "team_id": "T0E2E"},
+		"team":       map[string]any{"id": "T0E2E", "domain": "acme"},
+		"api_app_id": "A0SIGNOFF",
+		"trigger_id": trigger,
+		"container":  map[string]any{"type": "message", "message_ts": "1772366400.000001", "channel_id": "C1"},
+		"channel":    map[string]any{"id": "C1", "name": "deploys"},
+		"actions": []any{map[string]any{
+			"action_id": actionID, "block_id": "actions", "type": "button", "value": requestID,
+			"action_ts": "1772366400." + trigger,
+		}},
+	})
+	return url.Values{"payload": {string(raw)}}.Encode()
+}
+
+// TestSlackEndToEnd is the Slack issue's "done when": a request created by
+// CI appears as a card in the stand-in Slack, two linked approvers approve
+// by signed clicks, the card shows the final state, `signoff request
+// --wait` exits 0, and the audit log holds every step with Slack's user,
+// team and callback ids.
+func TestSlackEndToEnd(t *testing.T) {
+	clearCIEnv(t)
+	slack := newSlackStandIn(t)
+	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServeConfig(t, cfgPath, true)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.log)
+		}
+	})
+
+	linkSlackUser(t, ts, slack, "U0ALICE", "alice")
+	linkSlackUser(t, ts, slack, "U0BOB", "bob")
+
+	tok := devToken(t, ts)
+	stderr, result := runAsync("request", "--server", ts.base, "--action", "deploy", "--param", "service=api",
+		"--reason", "release <!channel>", "--token", tok, "--wait", "--timeout", "2m")
+	var id string
+	waitFor(t, 30*time.Second, "the card in Slack", func() bool {
+		posts := slack.find("chat.postMessage", "req_")
+		if len(posts) == 0 {
+			return false
+		}
+		id = regexp.MustCompile(`req_[a-z0-9]+`).FindString(posts[0].Encode())
+		return id != ""
+	})
+	if posts := slack.find("chat.postMessage", id); len(posts) != 1 || posts[0].Get("channel") != "C1" || strings.Contains(posts[0].Encode(), url.QueryEscape("<!channel>")) {
+		t.Fatalf("card posts %v", posts)
+	}
+
+	signedPost(t, ts.base, "/slack/interactions", clickPayload("U0ALICE", id, "signoff_approve", "111"))
+	signedPost(t, ts.base, "/slack/interactions", clickPayload("U0BOB", id, "signoff_approve", "222"))
+	select {
+	case res := <-result:
+		if res.code != 0 {
+			t.Fatalf("request --wait exited %d:\n%s", res.code, stderr)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("request --wait still waiting:\n%s", stderr)
+	}
+	waitFor(t, 30*time.Second, "the final card", func() bool {
+		for _, u := range slack.find("chat.update", id) {
+			if strings.Contains(strings.ToLower(u.Encode()), "approved") && !strings.Contains(u.Get("blocks"), "signoff_approve") {
+				return true
+			}
+		}
+		return false
+	})
+
+	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
+	code, export, errOut := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--request", id)
+	if code != 0 {
+		t.Fatalf("audit export: %s", errOut)
+	}
+	var recs []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
+		r, err := audit.ParseRecord([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	var votes int
+	for _, r := range recs {
+		if r.Type == audit.TypeVoteApprove {
+			votes++
+			if r.Actor.Platform != "slack" || r.Actor.Workspace != "T0E2E" || !strings.HasPrefix(r.Actor.PlatformUser, "U0") || r.Source == "" {
+				t.Fatalf("vote record without Slack's ids: %+v", r)
+			}
+		}
+	}
+	if votes != 2 || !hasType(recs, audit.TypeRequestCreated) || !hasType(recs, audit.TypeRequestApproved) {
+		t.Fatalf("audit for %s: %v", id, typesOf(recs))
+	}
+}
+
+func hasType(recs []audit.Record, typ string) bool {
+	for _, r := range recs {
+		if r.Type == typ {
+			return true
+		}
+	}
+	return false
+}
+
+func typesOf(recs []audit.Record) []string {
+	out := make([]string, len(recs))
+	for i, r := range recs {
+		out[i] = r.Type
+	}
+	return out
+}
