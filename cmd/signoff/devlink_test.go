@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"html"
 	"io"
 	"net/http"
@@ -61,42 +60,8 @@ func startDevLinkServer(t *testing.T, listen, idp string) *testServer {
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := loadConfig(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.Storage.Path = filepath.Join(t.TempDir(), "data", "signoff.db")
-	ts := &testServer{log: &lockedBuffer{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serve(ctx, cfg, serveOptions{dev: true, stdout: ts.log, stderr: ts.log, ready: ready,
-			onService: func(s *approvals.Service) { ts.svc = s }})
-	}()
-	select {
-	case ts.addr = <-ready:
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve exited at start: %v\n%s", err, ts.log)
-	case <-time.After(20 * time.Second):
-		cancel()
-		t.Fatal("serve did not start")
-	}
-	ts.base = "http://" + ts.addr
-	ts.stop = func() error {
-		cancel()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(15 * time.Second):
-			return errors.New("serve did not stop within 15s")
-		}
-	}
+	ts := startServeConfig(t, cfgPath, true)
 	t.Cleanup(func() {
-		if err := ts.stop(); err != nil {
-			t.Errorf("serve: %v", err)
-		}
 		if t.Failed() {
 			t.Logf("server log:\n%s", ts.log)
 		}
