@@ -91,7 +91,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitUsage, err) })
-	root.AddCommand(newServeCommand(), newLinksCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newLinksCommand(), newTeamsCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
 	return root
 }
 

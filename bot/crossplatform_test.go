@@ -1,0 +1,419 @@
+package bot_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/slackbot"
+	"github.com/signoff-dev/signoff/bot/teamsbot"
+	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
+)
+
+const (
+	xpSlackSecret = "xp-slack-signing-secret-0123456789"
+	xpSlackTeam   = "T0XPTEAM"
+	xpSlackChan   = "C0XPDEPLOY"
+	xpTeamsChan   = "19:xpdeploys0000000000000000000000@thread.tacv2"
+)
+
+// xpLinks maps chat accounts on both platforms to IdP identities (the
+// account-link component is tested in package oidc).
+type xpLinks struct {
+	mu  sync.Mutex
+	ids map[string]oidc.Identity
+}
+
+func (l *xpLinks) key(p oidc.PlatformUser) string {
+	return p.Platform + "/" + p.Workspace + "/" + p.UserID
+}
+
+func (l *xpLinks) link(p oidc.PlatformUser, id oidc.Identity) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids[l.key(p)] = id
+}
+
+func (l *xpLinks) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id, ok := l.ids[l.key(p)]
+	if !ok {
+		return oidc.Identity{}, &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=x", Reason: oidc.LinkReasonNotLinked, Message: "not linked"}
+	}
+	return id, nil
+}
+
+func (l *xpLinks) Begin(context.Context, oidc.PlatformUser) (string, error) {
+	return "https://signoff.example.com/link/start?id=x", nil
+}
+
+func (l *xpLinks) BeginStepUp(context.Context, oidc.PlatformUser, string, string) (string, error) {
+	return "https://signoff.example.com/link/start?id=x", nil
+}
+
+// xpSlack is slacktest's server recording the Web API calls signoff makes.
+type xpSlack struct {
+	srv       *slacktest.Server
+	mu        sync.Mutex
+	calls     []url.Values
+	methods   []string
+	n         int
+	ephemeral chan string
+}
+
+func newXPSlack(t *testing.T) *xpSlack {
+	f := &xpSlack{ephemeral: make(chan string, 20)}
+	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
+		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.delete"} {
+			c.Handle("/"+m, f.handler(m))
+		}
+	})
+	f.srv.Start()
+	t.Cleanup(f.srv.Stop)
+	return f
+}
+
+func (f *xpSlack) handler(method string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		form, _ := url.ParseQuery(string(body))
+		f.mu.Lock()
+		f.calls = append(f.calls, form)
+		f.methods = append(f.methods, method)
+		f.n++
+		ts := fmt.Sprintf("1772366400.%06d", f.n)
+		f.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		switch method {
+		case "chat.postEphemeral":
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "message_ts": ts})
+			f.ephemeral <- form.Get("text")
+		default:
+			if form.Get("ts") != "" {
+				ts = form.Get("ts")
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
+		}
+	}
+}
+
+// of returns the forms sent to method, in order.
+func (f *xpSlack) of(method string) []url.Values {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []url.Values
+	for i, m := range f.methods {
+		if m == method {
+			out = append(out, f.calls[i])
+		}
+	}
+	return out
+}
+
+func (f *xpSlack) nextEphemeral(t *testing.T) string {
+	t.Helper()
+	select {
+	case s := <-f.ephemeral:
+		return s
+	case <-time.After(10 * time.Second):
+		t.Fatal("no ephemeral Slack reply")
+		return ""
+	}
+}
+
+// xpSlackClick is a block_actions callback shaped like Slack's.
+func xpSlackClick(user, requestID string, seq int) string {
+	payload := map[string]any{
+		"type":         "block_actions",
+		"user":         map[string]any{"id": user, "username": strings.ToLower(user), "team_id": xpSlackTeam},
+		"api_app_id":   "A0SIGNOFF",
+		"container":    map[string]any{"type": "message", "message_ts": "1772366400.000001", "channel_id": xpSlackChan},
+		"trigger_id":   fmt.Sprintf("%d.4744562912.%032x", 8000000000+seq, seq),
+		"team":         map[string]any{"id": xpSlackTeam, "domain": "acme"},
+		"channel":      map[string]any{"id": xpSlackChan, "name": "deploys"},
+		"response_url": "https://hooks.slack.com/actions/" + xpSlackTeam + "/1/abc",
+		"actions": []any{map[string]any{
+			"action_id": slackbot.ActionApprove, "block_id": "actions", "type": "button", "value": requestID,
+			"text": map[string]any{"type": "plain_text", "text": "Approve"}, "action_ts": fmt.Sprintf("1772366400.%06d", seq),
+		}},
+	}
+	raw, _ := json.Marshal(payload)
+	return url.Values{"payload": {string(raw)}}.Encode()
+}
+
+// xpSigned signs body the way Slack does (v0 HMAC over the raw body).
+func xpSigned(body string, now time.Time) http.Header {
+	ts := strconv.FormatInt(now.Unix(), 10)
+	mac := hmac.New(sha256.New, []byte(xpSlackSecret))
+	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
+	h := http.Header{}
+	h.Set("X-Slack-Request-Timestamp", ts)
+	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	h.Set("Content-Type", "application/x-www-form-urlencoded")
+	return h
+}
+
+func xpServe(mux http.Handler, path string, body []byte, h http.Header) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+	req.Header = h
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	return rec
+}
+
+// TestCrossPlatformQuorum carries one request in Slack and Teams: a vote
+// in each platform counts toward one quorum, the same person voting in
+// both counts once, both cards end in the same final state, and one
+// execution is queued.
+func TestCrossPlatformQuorum(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	logger := slog.New(slog.DiscardHandler)
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	pol := &policy.Policy{Actions: map[string]*policy.Action{
+		"deploy-prod": {
+			Name: "deploy-prod", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 2},
+			TTL:       time.Hour,
+			Notify:    policy.Notify{Slack: []string{xpSlackChan}, Teams: []string{xpTeamsChan}},
+			OnApprove: &policy.OnApprove{Webhook: &policy.Webhook{URL: "https://deploy.example/hook", Timeout: time.Second}},
+		},
+	}}
+	svc := approvals.New(st, pol, approvals.Options{Clock: clk, Logger: logger, Platforms: []string{"slack", "teams"}})
+	links := &xpLinks{ids: map[string]oidc.Identity{}}
+	mux := http.NewServeMux()
+
+	fs := newXPSlack(t)
+	sb, err := slackbot.New(slackbot.Options{
+		Service: svc, Resolver: links, BotToken: "xoxb-test", SigningSecret: xpSlackSecret, TeamID: xpSlackTeam,
+		APIURL: fs.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sb.Shutdown(context.Background()) })
+	sb.Register(mux)
+
+	bf := teamstest.NewServer(teamstest.Options{Now: clk.Now})
+	t.Cleanup(bf.Close)
+	tb, err := teamsbot.New(teamsbot.Options{
+		Service: svc, Store: st, Resolver: links,
+		AppID: bf.AppID(), AppPassword: bf.AppPassword(), TenantIDs: []string{bf.TenantID()},
+		OpenIDMetadataURL: bf.OpenIDMetadataURL(), TokenURL: bf.TokenURL(),
+		PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tb.Shutdown(context.Background()) })
+	tb.Register(mux)
+
+	teams := func(act map[string]any) *httptest.ResponseRecorder {
+		body, _ := json.Marshal(act)
+		h := http.Header{}
+		h.Set("Content-Type", "application/json")
+		h.Set("Authorization", bf.Authorization(act))
+		return xpServe(mux, teamsbot.MessagesPath, body, h)
+	}
+	place := teamstest.Place{Conversation: xpTeamsChan, TeamID: "19:xpteam@thread.tacv2", TeamName: "Ops", ChannelName: "deploys"}
+	if rec := teams(bf.Installed(place, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
+		t.Fatalf("install: %d", rec.Code)
+	}
+	deliver := func() {
+		t.Helper()
+		for range 20 {
+			n1, err1 := sb.DeliverOnce(context.Background())
+			n2, err2 := tb.DeliverOnce(context.Background())
+			if err1 != nil || err2 != nil {
+				t.Fatalf("deliver: %v %v", err1, err2)
+			}
+			if n1+n2 == 0 {
+				return
+			}
+		}
+		t.Fatal("outboxes never drained")
+	}
+	slackClicks := 0
+	slackApprove := func(user, requestID string) string {
+		t.Helper()
+		slackClicks++
+		body := xpSlackClick(user, requestID, slackClicks)
+		if rec := xpServe(mux, slackbot.InteractionsPath, []byte(body), xpSigned(body, clk.Now())); rec.Code != http.StatusOK {
+			t.Fatalf("slack click: %d %s", rec.Code, rec.Body)
+		}
+		return fs.nextEphemeral(t)
+	}
+	teamsApprove := func(u teamstest.User, requestID, replyTo string) (map[string]any, string) {
+		t.Helper()
+		rec := teams(bf.Invoke(teamstest.Click{Place: place, User: u, ReplyToID: replyTo, Verb: "approve",
+			Data: map[string]any{"signoff": "signoff.vote", "requestId": requestID, "decision": "approve"}}))
+		var ans struct {
+			Type  string          `json:"type"`
+			Value json.RawMessage `json:"value"`
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &ans) != nil {
+			t.Fatalf("teams invoke: %d %s", rec.Code, rec.Body)
+		}
+		var card map[string]any
+		var msg string
+		if ans.Type == "application/vnd.microsoft.card.adaptive" {
+			_ = json.Unmarshal(ans.Value, &card)
+		} else {
+			_ = json.Unmarshal(ans.Value, &msg)
+		}
+		return card, msg
+	}
+
+	r, _, err := svc.Create(context.Background(), approvals.CreateInput{
+		Requester: storage.Requester{Issuer: "github", Subject: "repo:acme/api:ref:refs/heads/main", Person: "octocat"},
+		Action:    "deploy-prod",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deliver()
+	if p := fs.of("chat.postMessage"); len(p) != 1 {
+		t.Fatalf("%d Slack posts", len(p))
+	}
+	if p := bf.Posted(); len(p) != 1 {
+		t.Fatalf("%d Teams posts", len(p))
+	}
+	cards := svcGet(t, svc, r.ID).Cards
+	if len(cards) != 2 {
+		t.Fatalf("cards: %+v", cards)
+	}
+	teamsCard := ""
+	for _, c := range cards {
+		if c.Platform == "teams" {
+			teamsCard = c.MessageID
+		}
+	}
+
+	alice := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-alice", Email: "alice@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
+	bob := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-bob", Email: "bob@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
+	aliceTeams := teamstest.NewUser("alice")
+	links.link(oidc.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: aliceTeams.AADObjectID}, alice)
+	links.link(oidc.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UALICE"}, alice)
+	links.link(oidc.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UBOB"}, bob)
+
+	// Alice approves in Teams, then again in Slack: it counts once.
+	if card, msg := teamsApprove(aliceTeams, r.ID, teamsCard); card == nil {
+		t.Fatalf("alice's Teams approval: %q", msg)
+	}
+	if msg := slackApprove("UALICE", r.ID); !strings.Contains(msg, "already voted approve") {
+		t.Errorf("alice's Slack approval: %q", msg)
+	}
+	if got := svcGet(t, svc, r.ID); got.State != storage.StatePending || len(got.Votes) != 1 {
+		t.Fatalf("after alice twice: %s with %d votes", got.State, len(got.Votes))
+	}
+	deliver()
+
+	// Bob approves in Slack: quorum.
+	if msg := slackApprove("UBOB", r.ID); !strings.Contains(msg, "the request is approved") {
+		t.Errorf("bob's Slack approval: %q", msg)
+	}
+	deliver()
+	// A late click in Teams changes nothing.
+	carol := teamstest.NewUser("carol")
+	links.link(oidc.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: carol.AADObjectID},
+		oidc.Identity{Issuer: "https://idp.example", Subject: "sub-carol", Email: "carol@example.com", Groups: []string{"sre"}, VerifiedAt: t0})
+	if _, msg := teamsApprove(carol, r.ID, teamsCard); !strings.Contains(msg, "already approved") {
+		t.Errorf("late Teams click: %q", msg)
+	}
+	deliver()
+
+	got := svcGet(t, svc, r.ID)
+	if got.State != storage.StateApproved || len(got.Votes) != 2 {
+		t.Fatalf("request: %s with %d votes", got.State, len(got.Votes))
+	}
+	if got.Votes[0].Approver.Platform != "teams" || got.Votes[1].Approver.Platform != "slack" {
+		t.Errorf("votes: %+v", got.Votes)
+	}
+
+	// Both cards end in the same final state.
+	updates := fs.of("chat.update")
+	slackFinal := updates[len(updates)-1].Get("blocks")
+	if !strings.Contains(slackFinal, "Approved") || !strings.Contains(slackFinal, "alice@example.com approved") || !strings.Contains(slackFinal, "bob@example.com approved") ||
+		strings.Contains(slackFinal, slackbot.ActionApprove) {
+		t.Errorf("final Slack card: %s", slackFinal)
+	}
+	puts := bf.OK(http.MethodPut)
+	teamsFinal, _ := json.Marshal(puts[len(puts)-1].Card())
+	if !strings.Contains(string(teamsFinal), "Approved") || !strings.Contains(string(teamsFinal), "alice@example.com approved") ||
+		!strings.Contains(string(teamsFinal), "bob@example.com approved") || strings.Contains(string(teamsFinal), "Action.Execute") {
+		t.Errorf("final Teams card: %s", teamsFinal)
+	}
+	if n := len(bf.Posted()); n != 1 {
+		t.Errorf("%d Teams posts", n)
+	}
+	if n := len(fs.of("chat.postMessage")); n != 1 {
+		t.Errorf("%d Slack posts", n)
+	}
+
+	// One decision, one execution.
+	var executions []storage.OutboxEntry
+	if err := st.View(context.Background(), func(tx storage.ReadTx) error {
+		var err error
+		executions, err = tx.DueOutbox(clk.Now().Add(time.Hour), approvals.KindExecute, 0)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(executions) != 1 || got.Execution == nil || got.Execution.Status != storage.ExecutionPending {
+		t.Errorf("executions: %+v, request execution %+v", executions, got.Execution)
+	}
+	approved, approves := 0, 0
+	if err := st.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
+		rec, err := audit.ParseRecord(line)
+		switch rec.Type {
+		case audit.TypeRequestApproved:
+			approved++
+		case audit.TypeVoteApprove:
+			approves++
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if approved != 1 || approves != 2 {
+		t.Errorf("%d request.approved and %d vote.approve records", approved, approves)
+	}
+}
+
+func svcGet(t *testing.T, svc *approvals.Service, id string) storage.Request {
+	t.Helper()
+	r, err := svc.Get(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}

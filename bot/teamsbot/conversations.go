@@ -1,0 +1,155 @@
+package teamsbot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// maxRememberedConversations bounds conversationCache; past it the cache is
+// cleared (it only saves writes).
+const maxRememberedConversations = 10_000
+
+// conversationCache remembers the conversation references stored lately,
+// so that not every activity writes to the store.
+type conversationCache struct {
+	mu   sync.Mutex
+	seen map[string]string // conversation id → tenant + service URL stored
+}
+
+func newConversationCache() *conversationCache {
+	return &conversationCache{seen: map[string]string{}}
+}
+
+func (c *conversationCache) known(id, value string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.seen[id] == value
+}
+
+func (c *conversationCache) remember(id, value string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.seen) >= maxRememberedConversations {
+		clear(c.seen)
+	}
+	c.seen[id] = value
+}
+
+// baseConversationID strips the ";messageid=…" Teams appends to a
+// channel conversation's id when an activity belongs to a thread.
+func baseConversationID(id string) string {
+	base, _, _ := strings.Cut(id, ";")
+	return base
+}
+
+// conversationRefs lists the conversations a verified activity tells us
+// the service URL of: its own conversation and, in a team, the channel and
+// the team (whose id is its General channel's).
+func conversationRefs(act *activity, cd channelData, tenant string) []storage.Conversation {
+	var out []storage.Conversation
+	add := func(id, name string) {
+		if id == "" {
+			return
+		}
+		for i := range out {
+			if out[i].ID == id {
+				if out[i].Name == "" {
+					out[i].Name = clipText(name, 200)
+				}
+				return
+			}
+		}
+		out = append(out, storage.Conversation{Platform: Platform, ID: id, ServiceURL: act.ServiceURL, TenantID: tenant, Name: clipText(name, 200)})
+	}
+	add(baseConversationID(act.Conversation.ID), firstNonEmpty(cd.Channel.Name, act.Conversation.Name))
+	add(cd.Channel.ID, cd.Channel.Name)
+	add(cd.Team.ID, cd.Team.Name)
+	return out
+}
+
+// learn stores the conversation references a verified activity carries,
+// skipping those already stored with the same service URL.
+func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant string) error {
+	if act.ServiceURL == "" {
+		return nil
+	}
+	var todo []storage.Conversation
+	for _, c := range conversationRefs(act, cd, tenant) {
+		if !b.convs.known(c.ID, c.TenantID+"\x00"+c.ServiceURL) {
+			todo = append(todo, c)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	now := b.clock.Now().UTC()
+	err := b.store.Update(ctx, func(tx storage.Tx) error {
+		for _, c := range todo {
+			prev, err := tx.Conversation(Platform, c.ID)
+			switch {
+			case err == nil:
+				if prev.ServiceURL == c.ServiceURL && prev.TenantID == c.TenantID && (c.Name == "" || prev.Name == c.Name) {
+					continue
+				}
+				if c.Name == "" {
+					c.Name = prev.Name
+				}
+			case !errors.Is(err, storage.ErrNotFound):
+				return fmt.Errorf("read conversation %s: %w", c.ID, err)
+			}
+			c.UpdatedAt = now
+			if err := tx.PutConversation(c); err != nil {
+				return fmt.Errorf("store conversation %s: %w", c.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("teamsbot: remember conversations: %w", err)
+	}
+	for _, c := range todo {
+		b.convs.remember(c.ID, c.TenantID+"\x00"+c.ServiceURL)
+		b.log.Debug("learned a teams conversation", "conversation", c.ID, "service_url", c.ServiceURL, "tenant", c.TenantID)
+	}
+	return nil
+}
+
+// serviceURLFor returns the service URL to reach conversation through: the
+// one learned from its latest activity, else the one its card was posted
+// through (cardURL, for updates), else the configured teams.service_url.
+// It fails with a clear error wrapping errNoServiceURL when none is known.
+func (b *Bot) serviceURLFor(ctx context.Context, conversation, cardURL string) (string, error) {
+	var c storage.Conversation
+	err := b.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		c, err = tx.Conversation(Platform, conversation)
+		return err
+	})
+	switch {
+	case err == nil && c.ServiceURL != "":
+		return c.ServiceURL, nil
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return "", fmt.Errorf("read conversation %s: %w", conversation, err)
+	}
+	if cardURL != "" {
+		return cardURL, nil
+	}
+	if b.opts.ServiceURL != "" {
+		return b.opts.ServiceURL, nil
+	}
+	return "", fmt.Errorf("cannot reach Teams conversation %q: %w for it (signoff learns it when the app is installed in the team or chat, or from any activity there); install the signoff app there, or set teams.service_url (e.g. https://smba.trafficmanager.net/teams/)", conversation, errNoServiceURL)
+}
+
+func firstNonEmpty(v ...string) string {
+	for _, s := range v {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

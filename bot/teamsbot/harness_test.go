@@ -1,0 +1,498 @@
+package teamsbot
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
+)
+
+// The Linker is the resolver serve wires in.
+var _ IdentityResolver = (*oidc.Linker)(nil)
+
+var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+const (
+	idpIssuer = "https://idp.example"
+	// chanOps is the channel the actions notify; teamOps its team.
+	chanOps = "19:0a1b2c3d4e5f60718293a4b5c6d7e8f9@thread.tacv2"
+	teamOps = "19:f9e8d7c6b5a4938271605f4e3d2c1b0a@thread.tacv2"
+	// chanNowhere is a conversation signoff never heard from.
+	chanNowhere = "19:nowhere00000000000000000000000@thread.tacv2"
+)
+
+var opsPlace = teamstest.Place{Conversation: chanOps, TeamID: teamOps, TeamName: "Ops", ChannelName: "deploys"}
+
+func testPolicy() *policy.Policy {
+	pattern := func(p string) *regexp.Regexp {
+		re, err := policy.CompilePattern(p)
+		if err != nil {
+			panic(err)
+		}
+		return re
+	}
+	teams := policy.Notify{Teams: []string{chanOps}}
+	return &policy.Policy{Actions: map[string]*policy.Action{
+		"deploy-prod": {
+			Name: "deploy-prod", Description: "Deploy a service to production",
+			Requesters: []policy.RequesterRule{{Issuer: "github"}},
+			Params: map[string]policy.Param{
+				"service": {Required: true, Pattern: pattern("[a-z-]+")},
+				"version": {Required: true},
+				"note":    {MaxLength: 1000},
+			},
+			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 2},
+			TTL:       time.Hour,
+			Notify:    teams,
+			OnApprove: &policy.OnApprove{Webhook: &policy.Webhook{URL: "https://deploy.example/hook", Timeout: time.Second}},
+		},
+		"restart": {
+			Name: "restart", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+			Approvers:         policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+			TTL:               time.Hour,
+			Notify:            teams,
+			RequireDenyReason: true,
+		},
+		"break-glass": {
+			Name: "break-glass", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+			TTL:       time.Hour,
+			Notify:    teams,
+			StepUp:    &policy.StepUp{MaxAge: 5 * time.Minute, RequireMFA: true},
+		},
+		"lost": {
+			Name: "lost", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+			TTL:       time.Hour,
+			Notify:    policy.Notify{Teams: []string{chanNowhere}},
+		},
+	}}
+}
+
+var requester = storage.Requester{
+	Issuer: "github", IssuerURL: "https://token.actions.githubusercontent.com",
+	Subject: "repo:acme/api:ref:refs/heads/main", Person: "octocat", Name: "octocat",
+	Claims: map[string]string{"repository": "acme/api", "actor": "octocat"},
+}
+
+func deployParams() map[string]string { return map[string]string{"service": "api", "version": "1.4.2"} }
+
+// linkTable is the test double of the account-link component (tested in
+// package oidc): a map from Teams account to identity.
+type linkTable struct {
+	mu      sync.Mutex
+	ids     map[string]oidc.Identity
+	stale   map[string]bool
+	down    bool
+	stepUps []string
+	calls   int
+	// slow, when set, makes Resolve announce itself on entered and wait
+	// for release.
+	slow    bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newLinkTable() *linkTable {
+	return &linkTable{ids: map[string]oidc.Identity{}, stale: map[string]bool{},
+		entered: make(chan struct{}, 10), release: make(chan struct{})}
+}
+
+func linkKey(p oidc.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
+
+func (l *linkTable) link(p oidc.PlatformUser, id oidc.Identity) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.ids[linkKey(p)] = id
+}
+
+func (l *linkTable) markStale(p oidc.PlatformUser) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stale[linkKey(p)] = true
+}
+
+func (l *linkTable) required(p oidc.PlatformUser) error {
+	if l.stale[linkKey(p)] {
+		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=relink-" + p.UserID, Reason: oidc.LinkReasonStale,
+			Message: "your account link is no longer valid (user disabled): open the link to sign in again, then click again"}
+	}
+	if _, ok := l.ids[linkKey(p)]; !ok {
+		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=link-" + p.UserID, Reason: oidc.LinkReasonNotLinked,
+			Message: "your chat account is not linked to your company sign-in yet: open the link to sign in once, then click again"}
+	}
+	return nil
+}
+
+func (l *linkTable) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+	l.mu.Lock()
+	l.calls++
+	slow := l.slow
+	l.mu.Unlock()
+	if slow {
+		l.entered <- struct{}{}
+		select {
+		case <-l.release:
+		case <-ctx.Done():
+			return oidc.Identity{}, ctx.Err()
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.down {
+		return oidc.Identity{}, fmt.Errorf("refresh: %w", oidc.ErrIdPUnavailable)
+	}
+	if err := l.required(p); err != nil {
+		return oidc.Identity{}, err
+	}
+	return l.ids[linkKey(p)], nil
+}
+
+func (l *linkTable) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
+	return "https://signoff.example.com/link/start?id=link-" + p.UserID, nil
+}
+
+func (l *linkTable) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.required(p); err != nil {
+		return "", err
+	}
+	l.stepUps = append(l.stepUps, p.UserID+":"+requestID+":"+decision)
+	return "https://signoff.example.com/link/start?id=stepup-" + p.UserID, nil
+}
+
+func identity(name string, groups ...string) oidc.Identity {
+	return oidc.Identity{
+		Issuer: idpIssuer, Subject: "sub-" + name, Email: name + "@example.com", Name: name,
+		PreferredUsername: name, Groups: groups, VerifiedAt: t0.Add(-time.Minute),
+	}
+}
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type env struct {
+	t     *testing.T
+	clock *clock.Fake
+	store storage.Store
+	svc   *approvals.Service
+	bot   *Bot
+	bf    *teamstest.Server
+	links *linkTable
+	mux   *http.ServeMux
+	logs  *syncBuffer
+}
+
+// newEnv starts the stand-in, a bolt store, the approvals service and the
+// bot, and installs the app in the ops channel (so its service URL is
+// known). mutate, when given, adjusts the bot's options.
+func newEnv(t *testing.T, mutate ...func(*Options)) *env {
+	t.Helper()
+	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &syncBuffer{}}
+	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
+	t.Cleanup(e.bf.Close)
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	e.store = st
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"teams"}})
+	opts := Options{
+		Service: e.svc, Store: st, Resolver: e.links,
+		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
+		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
+		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	e.bot, err = New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
+	e.bot.Register(e.mux)
+	if rec := e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
+		t.Fatalf("installation answered %d: %s", rec.Code, rec.Body)
+	}
+	return e
+}
+
+func (e *env) create(action string, params map[string]string, reason string, links ...storage.Link) storage.Request {
+	e.t.Helper()
+	r, created, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: reason, Links: links})
+	if err != nil || !created {
+		e.t.Fatalf("create %s: created=%v err=%v", action, created, err)
+	}
+	return r
+}
+
+// deliver runs outbox passes until nothing due is left.
+func (e *env) deliver() {
+	e.t.Helper()
+	for range 20 {
+		n, err := e.bot.DeliverOnce(context.Background())
+		if err != nil {
+			e.t.Fatalf("DeliverOnce: %v", err)
+		}
+		if n == 0 {
+			return
+		}
+	}
+	e.t.Fatal("outbox never drained")
+}
+
+func (e *env) get(id string) storage.Request {
+	e.t.Helper()
+	r, err := e.svc.Get(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// records returns the audit log, checking the chain.
+func (e *env) records() []audit.Record {
+	e.t.Helper()
+	var out []audit.Record
+	v := audit.NewVerifier(audit.VerifyOptions{})
+	err := e.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
+		if err := v.Add(line); err != nil {
+			return err
+		}
+		r, err := audit.ParseRecord(line)
+		out = append(out, r)
+		return err
+	})
+	if err != nil {
+		e.t.Fatalf("audit records: %v", err)
+	}
+	if _, err := v.Finish(); err != nil {
+		e.t.Fatalf("audit chain: %v", err)
+	}
+	return out
+}
+
+func (e *env) recordsOf(typ string) []audit.Record {
+	var out []audit.Record
+	for _, r := range e.records() {
+		if r.Type == typ {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// sendWith posts activity to the bot's endpoint with the Authorization
+// header auth ("" for none) and waits for the work it started.
+func (e *env) sendWith(activity map[string]any, auth string) *httptest.ResponseRecorder {
+	e.t.Helper()
+	body, err := json.Marshal(activity)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json; charset=utf-8")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	e.mux.ServeHTTP(rec, req)
+	e.bot.inflight.Wait()
+	return rec
+}
+
+// send posts activity with the token the Bot Connector would send.
+func (e *env) send(activity map[string]any) *httptest.ResponseRecorder {
+	e.t.Helper()
+	return e.sendWith(activity, e.bf.Authorization(activity))
+}
+
+// decodedInvoke is an invoke response as Teams reads it.
+type decodedInvoke struct {
+	StatusCode int             `json:"statusCode"`
+	Type       string          `json:"type"`
+	Value      json.RawMessage `json:"value"`
+}
+
+func (d decodedInvoke) message() string {
+	var s string
+	_ = json.Unmarshal(d.Value, &s)
+	return s
+}
+
+func (d decodedInvoke) card() map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(d.Value, &m)
+	return m
+}
+
+// invokeActivity answers an invoke activity and decodes the answer.
+func (e *env) invokeActivity(act map[string]any) decodedInvoke {
+	e.t.Helper()
+	rec := e.send(act)
+	if rec.Code != http.StatusOK {
+		e.t.Fatalf("invoke answered HTTP %d: %s", rec.Code, rec.Body)
+	}
+	var d decodedInvoke
+	if err := json.Unmarshal(rec.Body.Bytes(), &d); err != nil {
+		e.t.Fatalf("invoke answer %q: %v", rec.Body, err)
+	}
+	return d
+}
+
+// click is the invoke a press of verb on request's card by user sends.
+func (e *env) click(user teamstest.User, requestID, verb string, extra map[string]any) map[string]any {
+	data := map[string]any{"signoff": "signoff.vote", "requestId": requestID, "decision": verb}
+	for k, v := range extra {
+		data[k] = v
+	}
+	replyTo := ""
+	if r, err := e.svc.Get(context.Background(), requestID); err == nil {
+		if c, ok := findCard(r, chanOps); ok {
+			replyTo = c.MessageID
+		}
+	}
+	return e.bf.Invoke(teamstest.Click{Place: opsPlace, User: user, ReplyToID: replyTo, Verb: verb, Data: data})
+}
+
+// vote presses verb as user and returns the decoded answer.
+func (e *env) vote(user teamstest.User, requestID, verb string) decodedInvoke {
+	e.t.Helper()
+	return e.invokeActivity(e.click(user, requestID, verb, nil))
+}
+
+// teamsUser returns the Teams account of name as the link table keys it.
+func (e *env) teamsUser(name string) (teamstest.User, oidc.PlatformUser) {
+	u := teamstest.NewUser(name)
+	return u, oidc.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID}
+}
+
+// linked returns a Teams user linked to name's identity in groups.
+func (e *env) linked(name string, groups ...string) teamstest.User {
+	u, p := e.teamsUser(name)
+	e.links.link(p, identity(name, groups...))
+	return u
+}
+
+// element finds the card element (or action) with id, searching
+// containers.
+func element(card map[string]any, id string) map[string]any {
+	var walk func(items []any) map[string]any
+	walk = func(items []any) map[string]any {
+		for _, it := range items {
+			m, _ := it.(map[string]any)
+			if m == nil {
+				continue
+			}
+			if m["id"] == id {
+				return m
+			}
+			for _, k := range []string{"items", "actions", "columns"} {
+				if sub, ok := m[k].([]any); ok {
+					if f := walk(sub); f != nil {
+						return f
+					}
+				}
+			}
+		}
+		return nil
+	}
+	body, _ := card["body"].([]any)
+	if f := walk(body); f != nil {
+		return f
+	}
+	acts, _ := card["actions"].([]any)
+	return walk(acts)
+}
+
+// facts returns a FactSet's facts as "title=value" lines.
+func facts(card map[string]any, id string) []string {
+	fs := element(card, id)
+	var out []string
+	list, _ := fs["facts"].([]any)
+	for _, f := range list {
+		m := f.(map[string]any)
+		out = append(out, fmt.Sprint(m["title"])+"="+fmt.Sprint(m["value"]))
+	}
+	return out
+}
+
+// runText returns a RichTextBlock's text.
+func runText(el map[string]any) string {
+	var b strings.Builder
+	inl, _ := el["inlines"].([]any)
+	for _, i := range inl {
+		m, _ := i.(map[string]any)
+		b.WriteString(fmt.Sprint(m["text"]))
+	}
+	return b.String()
+}
+
+// statusText returns every text of the card's status container.
+func statusText(card map[string]any) string {
+	st := element(card, "status")
+	var lines []string
+	items, _ := st["items"].([]any)
+	for _, it := range items {
+		m := it.(map[string]any)
+		if m["type"] == "RichTextBlock" {
+			lines = append(lines, runText(m))
+		} else {
+			lines = append(lines, fmt.Sprint(m["text"]))
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// lastCard returns the card of the last successful post or update.
+func (e *env) lastCard() map[string]any {
+	e.t.Helper()
+	calls := e.bf.Calls()
+	for i := len(calls) - 1; i >= 0; i-- {
+		if calls[i].OK() && calls[i].Card() != nil {
+			return calls[i].Card()
+		}
+	}
+	e.t.Fatal("no card was posted")
+	return nil
+}
+
+var errInjected = errors.New("injected failure")

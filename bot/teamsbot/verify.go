@@ -1,0 +1,544 @@
+package teamsbot
+
+import (
+	"context"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signoff-dev/signoff/clock"
+)
+
+// Reasons an activity is refused, as written to callback.rejected records.
+const (
+	rejectMissingToken    = "missing_token"
+	rejectMalformedToken  = "malformed_token"
+	rejectBadAlgorithm    = "bad_algorithm"
+	rejectUnknownKey      = "unknown_key"
+	rejectBadSignature    = "bad_signature"
+	rejectWrongIssuer     = "wrong_issuer"
+	rejectWrongAudience   = "wrong_audience"
+	rejectExpired         = "expired_token"
+	rejectNotYetValid     = "token_not_yet_valid"
+	rejectNoServiceURL    = "missing_service_url_claim"
+	rejectServiceURL      = "service_url_mismatch"
+	rejectNotEndorsed     = "channel_not_endorsed"
+	rejectKeysUnavailable = "keys_unavailable"
+	rejectInvalidToken    = "invalid_token"
+	rejectWrongTenant     = "wrong_tenant"
+	rejectBodyTooLarge    = "body_too_large"
+	rejectUnreadableBody  = "unreadable_body"
+)
+
+// Key set pacing.
+const (
+	// keyRefreshInterval is the least time between two downloads of the
+	// metadata and keys triggered by tokens naming an unknown kid.
+	keyRefreshInterval = time.Minute
+	// keyRetryInterval replaces it while no download has succeeded.
+	keyRetryInterval = 10 * time.Second
+	// keyMaxAge is how long downloaded keys are used before they are
+	// fetched again (Microsoft rotates them, and withdrawn keys must stop
+	// being trusted). A failed refresh keeps the cached keys.
+	keyMaxAge = 24 * time.Hour
+	// maxMetadataBytes bounds the metadata and key set documents.
+	maxMetadataBytes = 1 << 20
+	// minRSABits is the smallest RSA key trusted.
+	minRSABits = 2048
+)
+
+// allowedAlgs are the JWS algorithms the Bot Connector signs with (the Bot
+// Framework SDKs accept the same three): never "none" or HMAC.
+var allowedAlgs = []string{gooidc.RS256, gooidc.RS384, gooidc.RS512}
+
+var allowedJOSEAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512}
+
+// authError is an activity refused before its body was trusted. Reason is
+// the stable code for the audit record, Status the HTTP answer.
+type authError struct {
+	Reason string
+	Detail string
+	Status int
+}
+
+func (e *authError) Error() string { return "bot framework token: " + e.Detail }
+
+func unauthorized(reason, format string, args ...any) *authError {
+	return &authError{Reason: reason, Detail: fmt.Sprintf(format, args...), Status: http.StatusUnauthorized}
+}
+
+// botKey is one signing key of the Bot Connector and the channels that
+// key is endorsed for.
+type botKey struct {
+	jwk jose.JSONWebKey
+	// endorsed is true when the key set lists "endorsements" for the key;
+	// then an activity it signs must come from one of them.
+	endorsed     bool
+	endorsements []string
+}
+
+// keySet is the Bot Connector's signing keys: found through the configured
+// OpenID metadata document (its jwks_uri), downloaded, cached and
+// refreshed. It implements go-oidc's KeySet. Downloads are paced: a token
+// naming an unknown kid triggers one only if the last started at least
+// keyRefreshInterval ago (keyRetryInterval while none has succeeded), so a
+// sender spraying random kids costs Microsoft at most one request a
+// minute. Keys older than keyMaxAge are fetched again before use; if that
+// fails, the cached keys stay in use.
+type keySet struct {
+	metadataURL string
+	client      *http.Client
+	clock       clock.Clock
+	log         *slog.Logger
+
+	mu        sync.Mutex
+	keys      []botKey
+	fetchedAt time.Time // last successful download; zero before the first
+	attemptAt time.Time // start of the last download
+	lastErr   error
+	inflight  *keyFetch
+}
+
+type keyFetch struct {
+	done chan struct{}
+}
+
+func newKeySet(metadataURL string, client *http.Client, clk clock.Clock, log *slog.Logger) *keySet {
+	return &keySet{metadataURL: metadataURL, client: client, clock: clk, log: log}
+}
+
+var _ gooidc.KeySet = (*keySet)(nil)
+
+// sigRecorderKey carries a *sigRecord through go-oidc's Verify into
+// VerifySignature: the verifier learns which key verified the token (for
+// its endorsements) and the typed reason of a failure.
+type sigRecorderKey struct{}
+
+type sigRecord struct {
+	verified bool
+	payload  []byte
+	key      *botKey
+	err      *authError
+}
+
+// VerifySignature parses jwt (compact, one signature, RS256/384/512, a
+// kid), finds the key its kid names (refreshing the cached keys if needed
+// and allowed) and returns the verified payload. It checks nothing else;
+// the claims are tokenVerifier's.
+func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	payload, key, aerr := k.verify(ctx, jwt)
+	if rec, ok := ctx.Value(sigRecorderKey{}).(*sigRecord); ok {
+		rec.verified, rec.payload, rec.key, rec.err = aerr == nil, payload, key, aerr
+	}
+	if aerr != nil {
+		return nil, aerr
+	}
+	return payload, nil
+}
+
+func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *botKey, *authError) {
+	jws, err := jose.ParseSignedCompact(jwt, allowedJOSEAlgs)
+	if err != nil {
+		var algErr *jose.ErrUnexpectedSignatureAlgorithm
+		if errors.As(err, &algErr) {
+			return nil, nil, unauthorized(rejectBadAlgorithm, "the token is signed with %q; only %s are accepted", algErr.Got, strings.Join(allowedAlgs, ", "))
+		}
+		return nil, nil, unauthorized(rejectMalformedToken, "the token is not a signed JWT")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, nil, unauthorized(rejectMalformedToken, "the token carries %d signatures; exactly one is accepted", len(jws.Signatures))
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	alg := jws.Signatures[0].Header.Algorithm
+	if kid == "" {
+		return nil, nil, unauthorized(rejectMalformedToken, "the token names no signing key (kid)")
+	}
+	keys, aerr := k.current(ctx)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	key := findKey(keys, kid)
+	if key == nil {
+		// The kid is new to us: Microsoft may have rotated. refresh is
+		// paced; whatever it did, look at the newest keys.
+		k.refresh(ctx)
+		key = findKey(k.snapshot(), kid)
+	}
+	if key == nil {
+		return nil, nil, unauthorized(rejectUnknownKey, "the token is signed with key %q, which the OpenID metadata's key set does not list", kid)
+	}
+	if key.jwk.Algorithm != "" && key.jwk.Algorithm != alg {
+		return nil, nil, unauthorized(rejectBadAlgorithm, "the token is signed with %s but key %q is published for %s", alg, kid, key.jwk.Algorithm)
+	}
+	payload, err := jws.Verify(key.jwk.Key)
+	if err != nil {
+		return nil, nil, unauthorized(rejectBadSignature, "the token's signature does not verify with key %q", kid)
+	}
+	return payload, key, nil
+}
+
+func findKey(keys []botKey, kid string) *botKey {
+	for i := range keys {
+		if keys[i].jwk.KeyID == kid {
+			k := keys[i]
+			return &k
+		}
+	}
+	return nil
+}
+
+// current returns the cached keys, downloading them first when there are
+// none or they are older than keyMaxAge.
+func (k *keySet) current(ctx context.Context) ([]botKey, *authError) {
+	k.mu.Lock()
+	stale := k.keys == nil || k.clock.Now().Sub(k.fetchedAt) > keyMaxAge
+	k.mu.Unlock()
+	if stale {
+		k.refresh(ctx)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.keys == nil {
+		return nil, unauthorized(rejectKeysUnavailable, "the Bot Framework signing keys could not be fetched from %s, so no token can be verified: %v", k.metadataURL, k.lastErr)
+	}
+	return k.keys, nil
+}
+
+func (k *keySet) snapshot() []botKey {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.keys
+}
+
+// prefetch downloads the keys unless they are cached and fresh.
+func (k *keySet) prefetch(ctx context.Context) error {
+	if _, aerr := k.current(ctx); aerr != nil {
+		return errors.New(aerr.Detail)
+	}
+	return nil
+}
+
+// refresh downloads the metadata and keys unless the last download started
+// too recently; concurrent callers share one download.
+func (k *keySet) refresh(ctx context.Context) {
+	k.mu.Lock()
+	if f := k.inflight; f != nil {
+		k.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+		}
+		return
+	}
+	now := k.clock.Now()
+	interval := keyRefreshInterval
+	if k.keys == nil {
+		interval = keyRetryInterval
+	}
+	if !k.attemptAt.IsZero() && now.Sub(k.attemptAt) < interval {
+		k.mu.Unlock()
+		return
+	}
+	f := &keyFetch{done: make(chan struct{})}
+	k.inflight, k.attemptAt = f, now
+	k.mu.Unlock()
+
+	// The download is not cut short by one caller's context: others may
+	// be waiting for it.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultCallTimeout)
+	defer cancel()
+	keys, err := k.fetch(fctx)
+	k.mu.Lock()
+	if err == nil {
+		k.keys, k.fetchedAt, k.lastErr = keys, k.clock.Now(), nil
+	} else {
+		k.lastErr = err
+	}
+	k.inflight = nil
+	k.mu.Unlock()
+	if err != nil {
+		k.log.Warn("fetching the Bot Framework signing keys failed", "metadata", k.metadataURL, "err", err)
+	} else {
+		k.log.Info("fetched the Bot Framework signing keys", "metadata", k.metadataURL, "kids", keyIDs(keys))
+	}
+	close(f.done)
+}
+
+func keyIDs(keys []botKey) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k.jwk.KeyID)
+	}
+	return out
+}
+
+// fetch reads the OpenID metadata, then the key set its jwks_uri names.
+func (k *keySet) fetch(ctx context.Context) ([]botKey, error) {
+	var meta struct {
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := getJSON(ctx, k.client, k.metadataURL, &meta); err != nil {
+		return nil, fmt.Errorf("OpenID metadata %s: %w", k.metadataURL, err)
+	}
+	ju, err := url.Parse(meta.JWKSURI)
+	if err != nil || (ju.Scheme != "https" && ju.Scheme != "http") || ju.Host == "" {
+		return nil, fmt.Errorf("OpenID metadata %s: jwks_uri %q is not an absolute http(s) URL", k.metadataURL, meta.JWKSURI)
+	}
+	if mu, _ := url.Parse(k.metadataURL); ju.Scheme == "http" && mu.Scheme == "https" {
+		return nil, fmt.Errorf("OpenID metadata %s: jwks_uri %q downgrades to http", k.metadataURL, meta.JWKSURI)
+	}
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := getJSON(ctx, k.client, meta.JWKSURI, &set); err != nil {
+		return nil, fmt.Errorf("key set %s: %w", meta.JWKSURI, err)
+	}
+	var keys []botKey
+	for _, raw := range set.Keys {
+		var jwk jose.JSONWebKey
+		if err := json.Unmarshal(raw, &jwk); err != nil {
+			continue // RFC 7517 §5: skip keys that cannot be used
+		}
+		if jwk.Use != "" && jwk.Use != "sig" {
+			continue
+		}
+		if jwk.Algorithm != "" && !slices.Contains(allowedAlgs, jwk.Algorithm) {
+			continue
+		}
+		pub := jwk.Public()
+		rk, ok := pub.Key.(*rsa.PublicKey)
+		if !ok || rk.N.BitLen() < minRSABits || !pub.Valid() || pub.KeyID == "" {
+			continue
+		}
+		var extra struct {
+			Endorsements *[]string `json:"endorsements"`
+		}
+		if err := json.Unmarshal(raw, &extra); err != nil {
+			continue // endorsements of the wrong type: do not guess
+		}
+		bk := botKey{jwk: pub}
+		if extra.Endorsements != nil {
+			bk.endorsed, bk.endorsements = true, *extra.Endorsements
+		}
+		keys = append(keys, bk)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("key set %s holds no usable RSA signing key", meta.JWKSURI)
+	}
+	return keys, nil
+}
+
+func getJSON(ctx context.Context, client *http.Client, u string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("fetch: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
+	if err != nil {
+		return fmt.Errorf("read: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("HTTP %s", resp.Status)
+	}
+	if len(body) > maxMetadataBytes {
+		return fmt.Errorf("document larger than %d bytes", maxMetadataBytes)
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	return nil
+}
+
+// botToken is a verified Bot Connector token.
+type botToken struct {
+	// serviceURL is the serviceurl (or serviceUrl) claim.
+	serviceURL string
+	// key is the key that signed it.
+	key *botKey
+}
+
+// tokenVerifier checks the bearer tokens the Bot Connector sends: a
+// compact JWS by RS256/384/512 with a key from the configured metadata,
+// iss exactly the channel service's issuer, aud containing the app id, exp
+// present and at most MaxSkew past, nbf at most MaxSkew ahead, and a
+// non-empty serviceurl claim. The checks that need the activity (the
+// serviceUrl and the key's endorsements) are checkActivity's.
+//
+// It does NOT prevent replay: a token may be presented until it expires.
+// The invoke cache keeps a replayed click from counting twice, and
+// approvals counts one vote per person anyway.
+type tokenVerifier struct {
+	keys     *keySet
+	issuer   string
+	appID    string
+	clock    clock.Clock
+	skew     time.Duration
+	verifier *gooidc.IDTokenVerifier
+}
+
+func newTokenVerifier(keys *keySet, issuer, appID string, clk clock.Clock, skew time.Duration) *tokenVerifier {
+	v := &tokenVerifier{keys: keys, issuer: issuer, appID: appID, clock: clk, skew: skew}
+	// go-oidc checks exp with no leeway (and nbf with a fixed five
+	// minutes): showing it a clock skew behind gives its exp check exactly
+	// our leeway; checkClaims bounds exp and nbf precisely.
+	v.verifier = gooidc.NewVerifier(issuer, keys, &gooidc.Config{
+		ClientID:             appID,
+		SupportedSigningAlgs: allowedAlgs,
+		Now:                  func() time.Time { return clk.Now().Add(-skew) },
+	})
+	return v
+}
+
+// verify checks the Authorization header's bearer token.
+func (v *tokenVerifier) verify(ctx context.Context, header string) (*botToken, *authError) {
+	scheme, raw, ok := strings.Cut(strings.TrimSpace(header), " ")
+	raw = strings.TrimSpace(raw)
+	if header == "" {
+		return nil, unauthorized(rejectMissingToken, "the request has no Authorization header")
+	}
+	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
+		return nil, unauthorized(rejectMissingToken, "the Authorization header is not a bearer token")
+	}
+	rec := &sigRecord{}
+	_, verr := v.verifier.Verify(context.WithValue(ctx, sigRecorderKey{}, rec), raw)
+	switch {
+	case rec.err != nil:
+		return nil, rec.err
+	case !rec.verified && verr != nil:
+		// go-oidc refused the token before asking for its signature:
+		// name the claim it objected to.
+		return nil, v.classify(raw, verr)
+	case !rec.verified:
+		return nil, unauthorized(rejectInvalidToken, "the token's signature was not checked; refusing it")
+	}
+	tok, aerr := v.checkClaims(rec.payload)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if verr != nil {
+		return nil, unauthorized(rejectInvalidToken, "the token was refused: %v", verr)
+	}
+	tok.key = rec.key
+	return tok, nil
+}
+
+// classify names why go-oidc refused an unverified token, from its
+// (untrusted) claims; it only chooses the reason code.
+func (v *tokenVerifier) classify(raw string, verr error) *authError {
+	var expired *gooidc.TokenExpiredError
+	if errors.As(verr, &expired) {
+		return unauthorized(rejectExpired, "the token expired at %s (allowed clock skew %s)", expired.Expiry.UTC().Format(time.RFC3339), v.skew)
+	}
+	parts := strings.Split(raw, ".")
+	if len(parts) == 3 {
+		if payload, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			if _, aerr := v.checkClaims(payload); aerr != nil {
+				return aerr
+			}
+		}
+		if hdr, err := base64.RawURLEncoding.DecodeString(parts[0]); err == nil {
+			var h struct {
+				Alg string `json:"alg"`
+			}
+			if json.Unmarshal(hdr, &h) == nil && !slices.Contains(allowedAlgs, h.Alg) {
+				return unauthorized(rejectBadAlgorithm, "the token is signed with %q; only %s are accepted", h.Alg, strings.Join(allowedAlgs, ", "))
+			}
+		}
+	}
+	return unauthorized(rejectMalformedToken, "the token is not a valid Bot Framework token")
+}
+
+// checkClaims checks iss, aud, exp, nbf and the serviceurl claim.
+func (v *tokenVerifier) checkClaims(payload []byte) (*botToken, *authError) {
+	var m map[string]any
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, unauthorized(rejectMalformedToken, "the token's claims are not a JSON object")
+	}
+	if iss, _ := m["iss"].(string); iss != v.issuer {
+		return nil, unauthorized(rejectWrongIssuer, "the token's issuer is %q, not %q", iss, v.issuer)
+	}
+	if !audienceContains(m["aud"], v.appID) {
+		return nil, unauthorized(rejectWrongAudience, "the token was not issued for this bot (audience %v, app id %q)", m["aud"], v.appID)
+	}
+	now := v.clock.Now()
+	exp, ok := numericDate(m["exp"])
+	if !ok {
+		return nil, unauthorized(rejectMalformedToken, "the token has no valid exp claim")
+	}
+	if now.After(exp.Add(v.skew)) {
+		return nil, unauthorized(rejectExpired, "the token expired at %s (allowed clock skew %s)", exp.UTC().Format(time.RFC3339), v.skew)
+	}
+	if raw, present := m["nbf"]; present {
+		nbf, ok := numericDate(raw)
+		if !ok {
+			return nil, unauthorized(rejectMalformedToken, "the token's nbf claim is not a number")
+		}
+		if nbf.After(now.Add(v.skew)) {
+			return nil, unauthorized(rejectNotYetValid, "the token is not valid before %s (allowed clock skew %s)", nbf.UTC().Format(time.RFC3339), v.skew)
+		}
+	}
+	su, _ := m["serviceurl"].(string)
+	if su == "" {
+		su, _ = m["serviceUrl"].(string)
+	}
+	if su == "" {
+		return nil, unauthorized(rejectNoServiceURL, "the token has no serviceurl claim")
+	}
+	return &botToken{serviceURL: su}, nil
+}
+
+func audienceContains(aud any, want string) bool {
+	switch a := aud.(type) {
+	case string:
+		return a == want
+	case []any:
+		for _, x := range a {
+			if s, _ := x.(string); s == want {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func numericDate(v any) (time.Time, bool) {
+	f, ok := v.(float64)
+	if !ok || f <= 0 {
+		return time.Time{}, false
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
+}
+
+// checkActivity checks what ties the verified token to this activity: the
+// serviceurl claim must equal the activity's serviceUrl, and when the
+// signing key lists endorsements, they must include the activity's
+// channelId.
+func (t *botToken) checkActivity(serviceURL, channelID string) *authError {
+	if t.serviceURL != serviceURL {
+		return unauthorized(rejectServiceURL, "the token's serviceurl claim %q does not match the activity's serviceUrl %q", t.serviceURL, serviceURL)
+	}
+	if t.key != nil && t.key.endorsed && !slices.ContainsFunc(t.key.endorsements, func(e string) bool { return strings.EqualFold(e, channelID) }) {
+		return unauthorized(rejectNotEndorsed, "the signing key %q is not endorsed for channel %q", t.key.jwk.KeyID, channelID)
+	}
+	return nil
+}
