@@ -26,6 +26,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/slackbot"
+	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/oidc"
@@ -233,6 +234,25 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			startLoop("slack socket mode", func(ctx context.Context) error { return slack.RunSocketMode(ctx) })
 		}
 	}
+	var teams *teamsbot.Bot
+	if cfg.Teams.Configured() {
+		if approverLinker == nil {
+			return abort(withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
+		}
+		if teams, err = newTeamsBot(cfg, svc, store, approverLinker, logger); err != nil {
+			return abort(err)
+		}
+		teams.Register(front)
+		startLoop("teams outbox", teams.RunOutbox)
+		// Fetch the Bot Framework signing keys early, so a problem shows in
+		// the log before the first click (verification retries anyway).
+		startLoop("teams key discovery", func(ctx context.Context) error {
+			if err := teams.Discover(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("teams: cannot fetch the Bot Framework signing keys yet; clicks are refused until they load", "err", err)
+			}
+			return nil
+		})
+	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
 	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
@@ -268,6 +288,11 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		// Clicks already acknowledged to Slack finish their vote.
 		if err := slack.Shutdown(shutCtx); err != nil {
 			logger.Warn("slack shutdown incomplete", "err", err)
+		}
+	}
+	if teams != nil {
+		if err := teams.Shutdown(shutCtx); err != nil {
+			logger.Warn("teams shutdown incomplete", "err", err)
 		}
 	}
 	stopLoops()
@@ -581,4 +606,27 @@ func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker
 		return nil, withCode(exitUsage, fmt.Errorf("slack: %w", err))
 	}
 	return sb, nil
+}
+
+// newTeamsBot builds the Teams adapter from the teams section; votes go
+// through linker's identities.
+func newTeamsBot(cfg *config.Config, svc *approvals.Service, store storage.Store, linker *oidc.Linker, logger *slog.Logger) (*teamsbot.Bot, error) {
+	tb, err := teamsbot.New(teamsbot.Options{
+		Service:           svc,
+		Store:             store,
+		Resolver:          linker,
+		AppID:             cfg.Teams.AppID,
+		AppPassword:       cfg.Teams.AppPassword.Reveal(),
+		TenantIDs:         cfg.Teams.TenantIDs,
+		OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL,
+		TokenURL:          cfg.Teams.TokenURL,
+		ServiceURL:        cfg.Teams.ServiceURL,
+		ChannelService:    cfg.Teams.ChannelService,
+		PublicURL:         cfg.PublicURL,
+		Logger:            logger,
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("teams: %w", err))
+	}
+	return tb, nil
 }
