@@ -126,6 +126,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 		return storage.Request{}, false, fmt.Errorf("create request for action %s: %w", in.Action, err)
 	}
 	if created {
+		s.metrics.requestCreated(req.Action)
 		s.log.Info("request created", "request", req.ID, "action", req.Action, "requester", req.Requester.Subject, "expires_at", req.ExpiresAt)
 		s.wakeExpiry()
 	}

@@ -101,6 +101,7 @@ func (s *Service) RecordExecution(ctx context.Context, claimed storage.OutboxEnt
 	if err != nil {
 		return storage.Request{}, fmt.Errorf("record execution of outbox entry %d: %w", claimed.ID, err)
 	}
+	s.metrics.executionRecorded(res)
 	s.watchers.notify(out.ID)
 	return out, nil
 }

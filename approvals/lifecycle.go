@@ -67,6 +67,7 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		}
 		return storage.Request{}, fmt.Errorf("cancel %s: %w", id, err)
 	}
+	s.metrics.decided(storage.StateCancelled, 1)
 	s.watchers.notify(id)
 	s.log.Info("request cancelled", "request", id)
 	return out, nil
@@ -123,6 +124,7 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("expire due requests: %w", err)
 		}
 		total += len(ids)
+		s.metrics.decided(storage.StateExpired, len(ids))
 		s.watchers.notify(ids...)
 		for _, id := range ids {
 			s.log.Info("request expired", "request", id)

@@ -64,6 +64,7 @@ type Service struct {
 	opts     Options
 	watchers *hub
 	wake     chan struct{}
+	metrics  counters // see metrics.go
 }
 
 // New returns a Service. It does not start the expiry loop; call RunExpiry.

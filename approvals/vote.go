@@ -57,17 +57,20 @@ type VoteResult struct {
 // it is written to the audit log as vote.rejected with its reason.
 func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 	if in.Decision != storage.DecisionApprove && in.Decision != storage.DecisionDeny {
+		s.metrics.voteRefused(ReasonInvalid)
 		return VoteResult{}, refusal(ErrInvalid, ReasonInvalid, "decision %q is neither approve nor deny", in.Decision)
 	}
 	if in.Approver.Issuer == "" || in.Approver.Subject == "" {
+		s.metrics.voteRefused(ReasonInvalid)
 		return VoteResult{}, refusal(ErrInvalid, ReasonInvalid, "the approver has no verified identity; link the chat account first")
 	}
 	var (
 		res     VoteResult
 		refused *RefusalError
+		expired bool // this transaction expired the request
 	)
 	err := s.update(ctx, func(tx storage.Tx) error {
-		res, refused = VoteResult{}, nil
+		res, refused, expired = VoteResult{}, nil, false
 		now := s.clock.Now().UTC()
 		r, err := tx.Request(in.RequestID)
 		if errors.Is(err, storage.ErrNotFound) {
@@ -88,7 +91,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			if r, err = s.expireInTx(tx, r, now); err != nil {
 				return err
 			}
-			res.Request = r
+			res.Request, expired = r, true
 		}
 		if refused = s.checkVote(r, in, now); refused != nil {
 			return s.appendAudit(tx, rejectedRecord(in, r, refused, now))
@@ -147,7 +150,11 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 	if err != nil {
 		return VoteResult{}, fmt.Errorf("vote on %s: %w", in.RequestID, err)
 	}
+	if expired {
+		s.metrics.decided(storage.StateExpired, 1)
+	}
 	if refused != nil {
+		s.metrics.voteRefused(refused.Reason)
 		s.log.Info("vote refused", "request", in.RequestID, "approver", in.Approver.Subject, "platform", in.Source.Platform, "reason", refused.Reason)
 		return res, refused
 	}
@@ -155,6 +162,10 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		s.watchers.notify(in.RequestID)
 	}
 	if res.Counted {
+		s.metrics.voteCounted(in.Decision)
+		if res.Decided {
+			s.metrics.decided(res.Request.State, 1)
+		}
 		s.log.Info("vote counted", "request", in.RequestID, "approver", in.Approver.Subject, "decision", in.Decision, "state", res.Request.State)
 	}
 	return res, nil

@@ -704,7 +704,9 @@ var quietPaths = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": 
 // serveLogged runs the router behind a recover middleware and writes one
 // access log line per request: method, path, status, duration, bytes and
 // the request id and error code when there are any. Never headers (which
-// hold tokens), query strings or bodies.
+// hold tokens), query strings or bodies. It also counts the request for
+// /metrics under the pattern the router matched (r.Pattern, which the
+// router sets on r), never the raw path.
 func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
@@ -725,6 +727,7 @@ func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.logAccess(r, rec, info, start, aborted)
+		s.metrics.observe(r.Pattern, r.Method, responseStatus(r, rec), time.Since(start))
 		if aborted {
 			// Headers are out: abort the connection so the client sees the
 			// response is incomplete.
@@ -734,15 +737,21 @@ func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-func (s *Server) logAccess(r *http.Request, rec *statusRecorder, info *requestInfo, start time.Time, aborted bool) {
-	status := rec.status
-	if status == 0 {
-		if r.Context().Err() != nil {
-			status = 499 // the client closed the connection first
-		} else {
-			status = http.StatusOK
-		}
+// responseStatus is the status the handler sent, 499 when it sent nothing
+// because the client went away first.
+func responseStatus(r *http.Request, rec *statusRecorder) int {
+	switch {
+	case rec.status != 0:
+		return rec.status
+	case r.Context().Err() != nil:
+		return 499 // the client closed the connection first
+	default:
+		return http.StatusOK
 	}
+}
+
+func (s *Server) logAccess(r *http.Request, rec *statusRecorder, info *requestInfo, start time.Time, aborted bool) {
+	status := responseStatus(r, rec)
 	level := slog.LevelInfo
 	if quietPaths[r.URL.Path] {
 		level = slog.LevelDebug

@@ -19,7 +19,7 @@ type Options struct {
 	Service *approvals.Service
 	Store   storage.Store
 	Logger  *slog.Logger
-	// Version is reported by /healthz.
+	// Version is reported by /healthz and /metrics.
 	Version string
 	// Verifier authenticates the bearer tokens of the CI API (/v1). When
 	// nil, no issuer is trusted and every API call is refused with 401.
@@ -31,25 +31,32 @@ type Options struct {
 
 // Server routes signoff's HTTP endpoints. Every response passes through a
 // recover middleware (a panic becomes a 500 "internal" error, never a stack
-// trace) and an access log (method, path, status, duration, request id;
-// never headers or bodies).
+// trace), an access log (method, path, status, duration, request id;
+// never headers or bodies) and the HTTP metrics (by route pattern, method
+// and status).
 type Server struct {
 	opts Options
 	mux  *http.ServeMux
 	// drain ends long-polls when shutdown begins (see Drain).
 	drain     context.Context
 	stopDrain context.CancelFunc
+	// metrics counts the requests served, for /metrics (see metrics.go).
+	metrics *httpMetrics
 }
 
-// New builds the router, with the CI API (see api.go) mounted under /v1.
+// New builds the router, with the CI API (see api.go) mounted under /v1 and
+// Prometheus metrics at /metrics (see metrics.go).
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux()}
+	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newHTTPMetrics()}
 	s.drain, s.stopDrain = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
+	// Unauthenticated like the probes: expose it to the operator's network
+	// only (see metrics.go).
+	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mountAPI()
 	return s
 }

@@ -1,0 +1,188 @@
+package approvals
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Metrics is a snapshot of the service's event counters since it started
+// (they live in memory: a restart starts them at 0, as Prometheus counters
+// expect). The maps are copies the caller owns. A counter moves only after
+// the transaction that made the change committed, never inside it, so a
+// transaction run twice (a retried compare-and-swap, a group commit run
+// again) counts once and a failed one not at all.
+type Metrics struct {
+	// RequestsCreated counts requests created, by action name. Every action
+	// the policy declares is present (0 until used); an idempotent retry
+	// that returned an earlier request does not count.
+	RequestsCreated map[string]uint64
+	// VotesCounted counts votes that were added to a request, by decision
+	// ("approve", "deny"). Duplicate clicks do not count.
+	VotesCounted map[string]uint64
+	// VotesRefused counts refused votes by refusal reason (Reason…
+	// constants, e.g. "not_eligible", "not_pending"): those refused in a
+	// committed transaction (which wrote vote.rejected) and those refused
+	// as malformed before any ("invalid_request").
+	VotesRefused map[string]uint64
+	// Decisions counts requests leaving pending, by the state they reached:
+	// "approved", "denied", "expired", "cancelled" (all always present).
+	// Expired counts both the expiry loop and a vote that arrived after the
+	// deadline and expired the request itself.
+	Decisions map[string]uint64
+	// ExecutionsFinished counts executions that reached a final status:
+	// "succeeded" or "failed" (both always present).
+	ExecutionsFinished map[string]uint64
+	// ExecutionAttempts counts every recorded execution attempt, including
+	// failed attempts that will be retried.
+	ExecutionAttempts uint64
+}
+
+// counters hold the service's event counts. The zero value is ready to use
+// and it is safe for concurrent use. Its methods are called only after a
+// commit succeeded, never from inside an Update function (which may run
+// more than once).
+type counters struct {
+	mu         sync.Mutex
+	created    map[string]uint64
+	votes      map[string]uint64
+	refused    map[string]uint64
+	decisions  map[string]uint64
+	executions map[string]uint64
+	attempts   uint64
+}
+
+// add adds n to (*m)[key]; the caller holds c.mu.
+func add(m *map[string]uint64, key string, n uint64) {
+	if *m == nil {
+		*m = make(map[string]uint64)
+	}
+	(*m)[key] += n
+}
+
+func (c *counters) inc(m *map[string]uint64, key string, n uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	add(m, key, n)
+}
+
+func (c *counters) requestCreated(action string) { c.inc(&c.created, action, 1) }
+
+func (c *counters) voteCounted(d storage.Decision) { c.inc(&c.votes, string(d), 1) }
+
+func (c *counters) voteRefused(reason string) { c.inc(&c.refused, reason, 1) }
+
+// decided counts n requests that reached state.
+func (c *counters) decided(state storage.State, n int) {
+	if n > 0 {
+		c.inc(&c.decisions, string(state), uint64(n))
+	}
+}
+
+// executionRecorded counts one recorded attempt and, when it ended the
+// execution, its final status.
+func (c *counters) executionRecorded(res ExecutionResult) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.attempts++
+	switch {
+	case res.OK:
+		add(&c.executions, string(storage.ExecutionSucceeded), 1)
+	case !res.Retry:
+		add(&c.executions, string(storage.ExecutionFailed), 1)
+	}
+}
+
+// Metrics returns a snapshot of the service's counters. Safe for concurrent
+// use.
+func (s *Service) Metrics() Metrics {
+	c := &s.metrics
+	c.mu.Lock()
+	m := Metrics{
+		RequestsCreated:    maps.Clone(c.created),
+		VotesCounted:       maps.Clone(c.votes),
+		VotesRefused:       maps.Clone(c.refused),
+		Decisions:          maps.Clone(c.decisions),
+		ExecutionsFinished: maps.Clone(c.executions),
+		ExecutionAttempts:  c.attempts,
+	}
+	c.mu.Unlock()
+	// Known label values are present from the start, so a rate over them
+	// works from the first event on.
+	zero := func(dst *map[string]uint64, keys ...string) {
+		if *dst == nil {
+			*dst = make(map[string]uint64, len(keys))
+		}
+		for _, k := range keys {
+			if _, ok := (*dst)[k]; !ok {
+				(*dst)[k] = 0
+			}
+		}
+	}
+	var actions []string
+	if s.policy != nil {
+		actions = make([]string, 0, len(s.policy.Actions))
+		for name := range s.policy.Actions {
+			actions = append(actions, name)
+		}
+	}
+	zero(&m.RequestsCreated, actions...)
+	zero(&m.VotesCounted, string(storage.DecisionApprove), string(storage.DecisionDeny))
+	zero(&m.VotesRefused)
+	zero(&m.Decisions, string(storage.StateApproved), string(storage.StateDenied), string(storage.StateExpired), string(storage.StateCancelled))
+	zero(&m.ExecutionsFinished, string(storage.ExecutionSucceeded), string(storage.ExecutionFailed))
+	return m
+}
+
+// MaxBacklogCount caps each count Backlog reports: a scrape never decodes
+// more than this many pending requests, nor more than this many outbox
+// entries of one kind, however large the backlog. A count equal to it means
+// "at least this many".
+const MaxBacklogCount = 10_000
+
+// Backlog is the work waiting in the store at one instant.
+type Backlog struct {
+	// Pending counts requests still pending (also those past their deadline
+	// that the expiry loop has not reached yet), at most MaxBacklogCount.
+	Pending int
+	// OutboxDue counts outbox entries due now (next attempt reached, not
+	// leased by a worker), by kind prefix: KindExecute, "notify.slack" and
+	// "notify.teams", always all three. Each at most MaxBacklogCount.
+	OutboxDue map[string]int
+}
+
+// backlogKinds are the outbox kind prefixes Backlog counts.
+var backlogKinds = []string{KindExecute, KindNotifyPrefix + "slack", KindNotifyPrefix + "teams"}
+
+// Backlog counts pending requests and due outbox entries in one read
+// transaction, each count stopping at MaxBacklogCount. The cap bounds what
+// is decoded and held; finding due entries still walks the outbox (the
+// store keeps no index by due time), which stays small while the workers
+// keep up.
+func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
+	b := Backlog{OutboxDue: make(map[string]int, len(backlogKinds))}
+	err := s.store.View(ctx, func(tx storage.ReadTx) error {
+		now := s.clock.Now().UTC()
+		pending, err := tx.PendingExpiring(time.Unix(1<<40, 0), MaxBacklogCount)
+		if err != nil {
+			return fmt.Errorf("count pending requests: %w", err)
+		}
+		b.Pending = len(pending)
+		for _, kind := range backlogKinds {
+			due, err := tx.DueOutbox(now, kind, MaxBacklogCount)
+			if err != nil {
+				return fmt.Errorf("count due %s outbox entries: %w", kind, err)
+			}
+			b.OutboxDue[kind] = len(due)
+		}
+		return nil
+	})
+	if err != nil {
+		return Backlog{}, fmt.Errorf("read backlog: %w", err)
+	}
+	return b, nil
+}
