@@ -10,6 +10,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -170,14 +171,14 @@ func renderCard(in cardInput) (string, []slack.Block) {
 	marker := truncMarker(in.RequestURL)
 	var blocks []slack.Block
 
-	blocks = append(blocks, slack.NewHeaderBlock(plain(fitPlain(oneLine(headerTitle(r)), maxHeaderText))))
+	blocks = append(blocks, slack.NewHeaderBlock(plain(fitPlain(oneLine(cards.Title(r)), maxHeaderText))))
 
 	// Who asks for what.
 	var summary strings.Builder
 	if in.Action != nil && in.Action.Description != "" {
 		summary.WriteString("*" + escapeText(oneLine(fitPlain(in.Action.Description, 300))) + "*\n")
 	}
-	summary.WriteString("Requested by *" + escapeText(oneLine(fitPlain(requesterName(r.Requester), 200))) + "*")
+	summary.WriteString("Requested by *" + escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*")
 	summary.WriteString(" (issuer " + escapeText(oneLine(fitPlain(r.Requester.Issuer, 100))) + ")")
 	if r.Requester.Subject != "" {
 		summary.WriteString("\nSubject: " + escapeText(oneLine(fitPlain(r.Requester.Subject, 500))))
@@ -219,7 +220,7 @@ func renderCard(in cardInput) (string, []slack.Block) {
 		blocks = blocks[:maxBlocks]
 	}
 
-	text := fitPlain(escapeText(oneLine(headerTitle(r)))+" ("+stateLabel(r)+")", 1000)
+	text := fitPlain(escapeText(oneLine(cards.Title(r)))+" ("+cards.StateLabel(r)+")", 1000)
 	return text, blocks
 }
 
@@ -241,19 +242,6 @@ func fitEscapedMrkdwn(s string, limit int, marker string) string {
 		b.WriteString(l)
 	}
 	return b.String() + marker
-}
-
-func headerTitle(r storage.Request) string {
-	return "Approval requested: " + r.Action
-}
-
-func requesterName(q storage.Requester) string {
-	for _, v := range []string{q.Name, q.Person, q.Email, q.Subject} {
-		if v != "" {
-			return v
-		}
-	}
-	return "unknown"
 }
 
 // paramSections renders params as section fields, ten to a section and at
@@ -342,7 +330,7 @@ func statusText(r storage.Request, marker string) string {
 		if v.Decision == storage.DecisionDeny {
 			verb, icon = "denied", ":no_entry:"
 		}
-		line := fmt.Sprintf("%s %s %s %s", icon, escapeText(oneLine(fitPlain(voterName(v.Approver), 200))), verb, slackDate(v.Time))
+		line := fmt.Sprintf("%s %s %s %s", icon, escapeText(oneLine(fitPlain(cards.VoterName(v.Approver), 200))), verb, slackDate(v.Time))
 		if v.Reason != "" {
 			line += ": " + fitEscaped(oneLine(v.Reason), maxVoteReason, "…")
 		}
@@ -363,22 +351,6 @@ func statusText(r storage.Request, marker string) string {
 		}
 	}
 	return fitEscapedMrkdwn(strings.Join(lines, "\n"), maxSectionText, marker)
-}
-
-func stateLabel(r storage.Request) string {
-	if r.Execution != nil && r.State == storage.StateApproved {
-		return string(r.State) + ", execution " + string(r.Execution.Status)
-	}
-	return string(r.State)
-}
-
-func voterName(a storage.Approver) string {
-	for _, v := range []string{a.Email, a.Name, a.PreferredUsername} {
-		if v != "" {
-			return v
-		}
-	}
-	return a.Subject
 }
 
 func plural(n int) string {
@@ -410,7 +382,7 @@ func renderReasonModal(r storage.Request, decision storage.Decision, channel, re
 	if decision == storage.DecisionDeny {
 		verb, title = "Deny", "Deny request"
 	}
-	summary := "*" + escapeText(oneLine(fitPlain(r.Action, 200))) + "* requested by *" + escapeText(oneLine(fitPlain(requesterName(r.Requester), 200))) + "*"
+	summary := "*" + escapeText(oneLine(fitPlain(r.Action, 200))) + "* requested by *" + escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*"
 	if r.Reason != "" {
 		summary += "\n" + fitEscaped(r.Reason, 1500, truncMarker(requestURL))
 	}

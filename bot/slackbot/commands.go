@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -196,7 +197,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 			}
 		}
 		fmt.Fprintf(&s, "\n• *%s* `%s` by %s, %d of %d approvals, expires %s",
-			escapeText(fitPlain(r.Action, 100)), escapeText(r.ID), escapeText(oneLine(fitPlain(requesterName(r.Requester), 100))),
+			escapeText(fitPlain(r.Action, 100)), escapeText(r.ID), escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 100))),
 			approved, r.MinApprovals, slackDate(r.ExpiresAt))
 		for _, card := range r.Cards {
 			if card.Platform == Platform && isConversationID(card.Conversation) {

@@ -22,6 +22,20 @@ import (
 // maxRequestIDLen bounds the request id a button may carry.
 const maxRequestIDLen = 200
 
+// maxUserIDLen bounds the clicker's user id (Slack's are about a dozen
+// characters) and maxCallbackIDLen the trigger id kept as a vote's source.
+// Both go into audit records, and unbounded ones could make a record
+// longer than audit.MaxLineBytes, which no verifier accepts.
+const (
+	maxUserIDLen     = 128
+	maxCallbackIDLen = 200
+)
+
+// usableUserID reports whether id can name the clicker in a vote.
+func usableUserID(id string) bool {
+	return id != "" && len(id) <= maxUserIDLen && utf8.ValidString(id)
+}
+
 // handleInteractions serves POST /slack/interactions: button clicks
 // (block_actions) and the reason dialog's submission (view_submission).
 // It verifies before it parses, answers within Slack's three seconds, and
@@ -145,7 +159,15 @@ func (c click) platformUser() oidc.PlatformUser {
 }
 
 func (c click) source() approvals.Source {
-	return approvals.Source{Platform: Platform, Workspace: c.team, PlatformUser: c.user, CallbackID: c.callbackID}
+	callbackID := strings.ToValidUTF8(c.callbackID, "\uFFFD")
+	if len(callbackID) > maxCallbackIDLen {
+		cut := maxCallbackIDLen
+		for cut > 0 && !utf8.RuneStart(callbackID[cut]) {
+			cut--
+		}
+		callbackID = callbackID[:cut]
+	}
+	return approvals.Source{Platform: Platform, Workspace: c.team, PlatformUser: c.user, CallbackID: callbackID}
 }
 
 // handleClick handles an Approve or Deny button: it opens the reason
@@ -162,7 +184,7 @@ func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a s
 	if c.callbackID == "" {
 		c.callbackID = a.ActionTs
 	}
-	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || c.user == "" {
+	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || !usableUserID(c.user) {
 		b.log.Warn("slack click without a usable request id or user; ignoring it")
 		return
 	}
@@ -225,7 +247,7 @@ func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCa
 	if c.callbackID == "" {
 		c.callbackID = "view:" + cb.View.ID
 	}
-	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || c.user == "" ||
+	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || !usableUserID(c.user) ||
 		(c.decision != storage.DecisionApprove && c.decision != storage.DecisionDeny) {
 		b.log.Warn("reason dialog without a usable request, decision or user; ignoring it")
 		return
@@ -355,6 +377,9 @@ func (b *Bot) reply(ctx context.Context, c click, text string) {
 		}
 	}
 }
+
+// minRateLimitWait is waited on rate_limited without a usable Retry-After.
+const minRateLimitWait = time.Second
 
 // postEphemeral calls chat.postEphemeral, waiting out one short rate
 // limit.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -200,7 +201,7 @@ func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 	if n := len(e.slack.ok("chat.update")); n != 0 {
 		t.Fatalf("%d updates landed during failures", n)
 	}
-	e.clock.Advance(backoff(2))
+	e.clock.Advance(cards.Backoff(2))
 	e.deliver()
 
 	calls := e.slack.all("chat.update")
@@ -232,7 +233,7 @@ func TestUpdateWaitsForPost(t *testing.T) {
 	}
 	for range 4 {
 		e.deliver()
-		e.clock.Advance(backoff(2))
+		e.clock.Advance(cards.Backoff(2))
 	}
 	var seq []string
 	for _, c := range e.slack.sequence() {
@@ -279,9 +280,9 @@ func TestSlackErrorsAreRetriedNotDropped(t *testing.T) {
 	r := e.create("deploy-prod", deployParams(), "")
 	e.slack.fail("chat.postMessage", slackError("not_in_channel"), slackError("channel_not_found"))
 	e.deliver()
-	e.clock.Advance(backoff(1))
+	e.clock.Advance(cards.Backoff(1))
 	e.deliver()
-	e.clock.Advance(backoff(2))
+	e.clock.Advance(cards.Backoff(2))
 	e.deliver()
 	if len(e.slack.ok("chat.postMessage")) != 1 || len(e.get(r.ID).Cards) != 1 {
 		t.Fatalf("card not posted after the channel was fixed")
@@ -328,7 +329,7 @@ func TestOrphanUpdatePostsCard(t *testing.T) {
 	if len(e.slack.all("chat.postMessage")) != 0 {
 		t.Fatal("posted before the grace period")
 	}
-	e.clock.Advance(orphanAfter)
+	e.clock.Advance(cards.OrphanAfter)
 	e.deliver()
 	posts := e.slack.ok("chat.postMessage")
 	if len(posts) != 1 || len(e.get(r.ID).Cards) != 1 {

@@ -31,6 +31,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
 )
@@ -154,7 +155,8 @@ type Bot struct {
 	closed   bool
 
 	replays *replayCache
-	out     *deliveryState
+	// out delivers the cards from the outbox.
+	out *cards.Deliverer
 
 	// responseURLAllowed vets a slash command's response_url before the
 	// fallback reply is posted to it (tests widen it to loopback).
@@ -224,9 +226,9 @@ func New(opts Options) (*Bot, error) {
 		clock:              opts.Clock,
 		log:                opts.Logger.With("component", "slackbot"),
 		replays:            newReplayCache(),
-		out:                newDeliveryState(),
 		responseURLAllowed: isSlackResponseURL,
 	}
+	b.out = newDeliverer(b)
 	b.base, b.stop = context.WithCancel(context.Background())
 	return b, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -225,14 +226,14 @@ func renderCard(in cardInput) map[string]any {
 	r := in.Request
 	marker := truncMarker(in.RequestURL)
 	body := []any{
-		textBlock("title", escapeMarkdown(oneLine(headerTitle(r))), map[string]any{"size": "Medium", "weight": "Bolder"}),
+		textBlock("title", escapeMarkdown(oneLine(cards.Title(r))), map[string]any{"size": "Medium", "weight": "Bolder"}),
 	}
 	if in.Action != nil && in.Action.Description != "" {
 		body = append(body, textBlock("description", escapeMarkdown(oneLine(fit(in.Action.Description, 300, "…"))), map[string]any{"isSubtle": true}))
 	}
 
 	requester := []any{
-		fact("Requested by", fit(requesterName(r.Requester), 200, "…")),
+		fact("Requested by", fit(cards.RequesterName(r.Requester), 200, "…")),
 		fact("Issuer", fit(r.Requester.Issuer, 100, "…")),
 	}
 	if r.Requester.Subject != "" {
@@ -269,7 +270,7 @@ func renderCard(in cardInput) map[string]any {
 		"type":         "AdaptiveCard",
 		"$schema":      cardSchema,
 		"version":      cardVersion,
-		"fallbackText": escapeMarkdown(oneLine(headerTitle(r))) + " (" + stateLabel(r) + ")",
+		"fallbackText": escapeMarkdown(oneLine(cards.Title(r))) + " (" + cards.StateLabel(r) + ")",
 		"msteams":      map[string]any{"width": "Full"},
 	}
 	if r.State == storage.StatePending {
@@ -313,19 +314,6 @@ func voteButton(requestID, verb, title, style string) map[string]any {
 		"data":     data,
 		"fallback": map[string]any{"type": "Action.Submit", "title": title, "style": style, "data": data},
 	}
-}
-
-func headerTitle(r storage.Request) string {
-	return "Approval requested: " + r.Action
-}
-
-func requesterName(q storage.Requester) string {
-	for _, v := range []string{q.Name, q.Person, q.Email, q.Subject} {
-		if v != "" {
-			return v
-		}
-	}
-	return "unknown"
 }
 
 // paramFacts renders params sorted by name, at most maxParamFacts; the
@@ -422,7 +410,7 @@ func statusContainer(r storage.Request, marker string) map[string]any {
 		if v.Decision == storage.DecisionDeny {
 			verb, icon = "denied", "⛔"
 		}
-		line := fmt.Sprintf("%s %s %s %s", icon, oneLine(fit(voterName(v.Approver), 200, "…")), verb, cardTime(v.Time))
+		line := fmt.Sprintf("%s %s %s %s", icon, oneLine(fit(cards.VoterName(v.Approver), 200, "…")), verb, cardTime(v.Time))
 		if v.Reason != "" {
 			line += ": " + oneLine(fit(v.Reason, maxVoteReason, "…"))
 		}
@@ -447,22 +435,6 @@ func statusContainer(r storage.Request, marker string) map[string]any {
 		}
 	}
 	return map[string]any{"type": "Container", "id": "status", "spacing": "Medium", "separator": true, "items": items}
-}
-
-func stateLabel(r storage.Request) string {
-	if r.Execution != nil && r.State == storage.StateApproved {
-		return string(r.State) + ", execution " + string(r.Execution.Status)
-	}
-	return string(r.State)
-}
-
-func voterName(a storage.Approver) string {
-	for _, v := range []string{a.Email, a.Name, a.PreferredUsername} {
-		if v != "" {
-			return v
-		}
-	}
-	return a.Subject
 }
 
 // cardTime formats t in UTC to the minute; zero is "-".

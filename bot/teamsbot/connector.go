@@ -92,8 +92,12 @@ func (e *apiError) Error() string {
 
 func (e *apiError) Unwrap() error { return e.Err }
 
-// opToken is apiError.Op when the bot's own token could not be had.
-const opToken = "get the bot's token"
+// Some apiError.Op values: the bot's own token could not be had; an
+// activity update failed.
+const (
+	opToken  = "get the bot's token"
+	opUpdate = "update activity"
+)
 
 // errNoServiceURL: a conversation has no known service URL.
 var errNoServiceURL = errors.New("no service URL known")
@@ -190,7 +194,7 @@ func (c *connector) reply(ctx context.Context, serviceURL, conversation, replyTo
 // update replaces an activity the bot sent.
 func (c *connector) update(ctx context.Context, serviceURL, conversation, activityID string, a outActivity) error {
 	a.ID = activityID
-	return c.do(ctx, "update activity", http.MethodPut, activitiesURL(serviceURL, conversation, activityID), a, nil)
+	return c.do(ctx, opUpdate, http.MethodPut, activitiesURL(serviceURL, conversation, activityID), a, nil)
 }
 
 // remove deletes an activity the bot sent.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
@@ -386,7 +387,7 @@ func (e *env) click(user teamstest.User, requestID, verb string, extra map[strin
 	}
 	replyTo := ""
 	if r, err := e.svc.Get(context.Background(), requestID); err == nil {
-		if c, ok := findCard(r, chanOps); ok {
+		if c, ok := cards.Find(r, Platform, chanOps); ok {
 			replyTo = c.MessageID
 		}
 	}

@@ -27,6 +27,12 @@ const invokeAdaptiveCardAction = "adaptiveCard/action"
 // maxRequestIDLen bounds the request id a button may carry.
 const maxRequestIDLen = 200
 
+// maxUserIDLen bounds the clicker's account id (an Entra object id is a
+// 36-character GUID). The id goes into audit records, and an unbounded one
+// could make a record longer than audit.MaxLineBytes, which no verifier
+// accepts.
+const maxUserIDLen = 128
+
 // activity is an incoming activity: schema.Activity with the fields whose
 // shape varies by activity type or client shadowed as raw JSON, so an
 // unexpected timestamp format or value type cannot fail the decoding of
@@ -213,6 +219,9 @@ func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
 	}
 	if c.user == "" {
 		return c, "Teams did not say who clicked (no Microsoft Entra object id), so the click cannot count. Guests and accounts outside the tenant cannot vote."
+	}
+	if len(c.user) > maxUserIDLen || !utf8.ValidString(c.user) {
+		return c, "Teams sent a Microsoft Entra object id signoff cannot use for who clicked, so the click cannot count."
 	}
 	if utf8.RuneCountInString(c.reason) > maxCommentInput {
 		c.reason = string([]rune(c.reason)[:maxCommentInput])

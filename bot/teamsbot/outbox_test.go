@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -86,7 +87,7 @@ func TestUpdatesRetriedInOrder(t *testing.T) {
 		t.Fatalf("after the 500: %+v", left)
 	}
 
-	e.clock.Advance(backoffMax)
+	e.clock.Advance(cards.BackoffMax)
 	e.deliver()
 	p := puts()
 	var statuses []int
@@ -208,7 +209,7 @@ func TestUnknownConversationIsAClearError(t *testing.T) {
 
 	// Once the app is added there, the card goes out.
 	e.send(e.bf.BotAdded(teamstest.Place{Conversation: chanNowhere, Type: "groupChat"}, teamstest.NewUser("admin")))
-	e.clock.Advance(backoffMax)
+	e.clock.Advance(cards.BackoffMax)
 	e.deliver()
 	if p := e.bf.Posted(); len(p) != 1 || p[0].Conversation != chanNowhere {
 		t.Fatalf("posts: %+v", p)
@@ -239,7 +240,7 @@ func TestRejectedTokenIsRenewed(t *testing.T) {
 	e.create("deploy-prod", deployParams(), "")
 	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusUnauthorized})
 	deliverN(t, e)
-	e.clock.Advance(backoffMax)
+	e.clock.Advance(cards.BackoffMax)
 	e.deliver()
 	if n := len(e.bf.Posted()); n != 1 {
 		t.Fatalf("%d posts", n)

@@ -59,6 +59,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
@@ -225,7 +226,8 @@ type Bot struct {
 
 	invokes *invokeCache
 	convs   *conversationCache
-	out     *deliveryState
+	// out delivers the cards from the outbox.
+	out *cards.Deliverer
 }
 
 // cloud is the set of Bot Framework endpoints of one channel service.
@@ -346,8 +348,8 @@ func New(opts Options) (*Bot, error) {
 		}),
 		invokes: newInvokeCache(),
 		convs:   newConversationCache(),
-		out:     newDeliveryState(),
 	}
+	b.out = newDeliverer(b)
 	b.base, b.stop = context.WithCancel(context.Background())
 	return b, nil
 }

@@ -1,0 +1,491 @@
+package cards
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Delivery tuning, the same for every platform.
+const (
+	// batch entries are claimed at a time and delivered one by one.
+	batch = 5
+	// lease is how long a claimed batch is ours. It exceeds batch × 2 ×
+	// MaxCallTimeout (a post, and a delete when a race was lost), so a
+	// claim cannot run out while its delivery is still in flight (which
+	// could post a card twice).
+	lease = 5 * time.Minute
+	// MaxCallTimeout is the largest Config.CallTimeout.
+	MaxCallTimeout = lease / (2 * batch)
+	// forgetAfter: what the engine remembers about an entry (a blocker, a
+	// delivery awaiting completion) is dropped when the entry has not come
+	// back for this long; another replica has handled it.
+	forgetAfter = 24 * time.Hour
+	// BackoffBase doubles with every attempt up to BackoffMax.
+	BackoffBase = 2 * time.Second
+	BackoffMax  = 10 * time.Minute
+	// waitForPost is how soon an update whose card is not posted yet is
+	// tried again.
+	waitForPost = 5 * time.Second
+	// OrphanAfter: an update whose card was never posted posts the card
+	// itself once it has waited this long.
+	OrphanAfter = 15 * time.Minute
+	// MinRateLimitWait is waited on a rate limit without a usable
+	// Retry-After.
+	MinRateLimitWait = time.Second
+)
+
+// Chat is what a Deliverer needs of a chat platform. A Deliverer calls it
+// from one goroutine at a time, with a context bounded by
+// Config.CallTimeout.
+type Chat interface {
+	// Post renders req as it stands and posts it to conversation target.
+	// It returns where the card landed: Conversation (the platform may
+	// name target differently), MessageID and, where the platform has
+	// one, ServiceURL. The Deliverer sets Platform.
+	Post(ctx context.Context, req storage.Request, target string) (storage.Card, error)
+	// Update renders req as it stands onto its card.
+	Update(ctx context.Context, req storage.Request, card storage.Card) error
+	// Delete removes a card: one this replica posted after another had
+	// posted the same card.
+	Delete(ctx context.Context, card storage.Card) error
+	// Classify says what an error of Post or Update means. conversation
+	// is where the card was to go.
+	Classify(err error, conversation string) Failure
+}
+
+// FailureKind is what a failed Post or Update calls for.
+type FailureKind int
+
+// The kinds of failure.
+const (
+	// Retry: an ordinary failure (a platform error, a timeout). The entry
+	// is retried after Backoff, or after Failure.Wait when that is longer.
+	Retry FailureKind = iota
+	// RateLimited: the platform asked to slow down. The entry, and the
+	// rest of the batch with it, waits Failure.Wait (at least
+	// MinRateLimitWait).
+	RateLimited
+	// Gone: the card no longer exists on the platform (deleted, or too old
+	// to edit). An update of it is completed and logged, not retried; a
+	// post classified Gone is retried like Retry.
+	Gone
+	// Unreachable: the platform was not called because the adapter does
+	// not know how to reach the conversation yet (configuration is
+	// missing). The entry is retried after Backoff and the failure logged
+	// as an error.
+	Unreachable
+)
+
+// Failure is the verdict on a failed Post or Update.
+type Failure struct {
+	Kind FailureKind
+	// Wait is the delay the platform asked for (its Retry-After), or 0.
+	Wait time.Duration
+	// Err is what is recorded on the entry and logged: the call's error,
+	// with a hint at the fix where the adapter knows one. Nil means the
+	// call's error as it is.
+	Err error
+	// Severe marks a failure only an operator can end (wrong credentials,
+	// a conversation the app is not in): it is logged as an error, not a
+	// warning.
+	Severe bool
+}
+
+// Config configures a Deliverer. Service, Platform and CallTimeout are
+// required.
+type Config struct {
+	// Service claims, reschedules and completes the outbox entries and
+	// reads the requests.
+	Service *approvals.Service
+	// Platform is the adapter's name ("slack"): its entries are those of
+	// kind approvals.KindNotifyPrefix + Platform, its cards are stored
+	// with this Platform, and log messages start with it.
+	Platform string
+	// Display is the platform's name in log messages about its cards
+	// ("Slack"); default Platform.
+	Display string
+	// API names what the adapter calls, in the error recorded while a rate
+	// limit is waited out ("Slack", "the Bot Connector"); default Display.
+	API string
+	// ConversationAttr is the log attribute that names a conversation
+	// ("channel"); default "conversation".
+	ConversationAttr string
+	// CallTimeout bounds one Chat call; at most MaxCallTimeout.
+	CallTimeout time.Duration
+	// PollInterval is how often Run looks for work when idle; default
+	// one second.
+	PollInterval time.Duration
+	// Clock drives leases, backoff and polling; default the wall clock.
+	Clock clock.Clock
+	// Logger receives the delivery logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Deliverer delivers one platform's cards from the outbox, as the package
+// doc describes. It is safe for concurrent use; deliveries run one batch
+// at a time.
+type Deliverer struct {
+	chat  Chat
+	cfg   Config
+	kind  string
+	svc   *approvals.Service
+	clock clock.Clock
+	log   *slog.Logger
+
+	// mu serializes DeliverOnce: entries of one request and conversation
+	// are delivered one at a time, in order.
+	mu sync.Mutex
+	// blocked holds, per request and conversation, the oldest entry that
+	// could not be delivered yet and when it is due again; younger entries
+	// for the same card wait behind it, so no update overtakes the post or
+	// an earlier update.
+	blocked map[string]blocker
+	// delivered remembers entries whose platform call succeeded but whose
+	// completion did not commit, so the next attempt completes them
+	// without calling the platform again (no second post or update).
+	delivered map[uint64]delivery
+}
+
+type blocker struct {
+	id    uint64
+	until time.Time
+}
+
+type delivery struct {
+	post bool
+	card storage.Card
+	at   time.Time
+}
+
+// NewDeliverer returns a Deliverer of cfg.Platform's cards through chat. It
+// panics when cfg lacks Service, Platform or a CallTimeout in (0,
+// MaxCallTimeout]: those are the adapter's constants, not configuration.
+func NewDeliverer(chat Chat, cfg Config) *Deliverer {
+	if chat == nil || cfg.Service == nil || cfg.Platform == "" {
+		panic("cards: NewDeliverer needs a Chat, a Service and a Platform")
+	}
+	if cfg.CallTimeout <= 0 || cfg.CallTimeout > MaxCallTimeout {
+		panic(fmt.Sprintf("cards: CallTimeout %s is not in (0, %s]", cfg.CallTimeout, MaxCallTimeout))
+	}
+	if cfg.Display == "" {
+		cfg.Display = cfg.Platform
+	}
+	if cfg.API == "" {
+		cfg.API = cfg.Display
+	}
+	if cfg.ConversationAttr == "" {
+		cfg.ConversationAttr = "conversation"
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Deliverer{
+		chat:      chat,
+		cfg:       cfg,
+		kind:      approvals.KindNotifyPrefix + cfg.Platform,
+		svc:       cfg.Service,
+		clock:     cfg.Clock,
+		log:       cfg.Logger,
+		blocked:   map[string]blocker{},
+		delivered: map[uint64]delivery{},
+	}
+}
+
+// Run delivers until ctx ends: it claims due entries, posts or updates the
+// cards, and sleeps PollInterval (on the configured clock) when there is
+// nothing to do. Errors are logged and retried; it returns ctx's error.
+func (d *Deliverer) Run(ctx context.Context) error {
+	for {
+		n, err := d.DeliverOnce(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			d.log.Error(d.cfg.Platform+" outbox pass failed; retrying", "err", err)
+		}
+		if n == batch && err == nil {
+			continue // more may be due
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.clock.After(d.cfg.PollInterval):
+		}
+	}
+}
+
+// DeliverOnce claims up to one batch of due entries and delivers them in
+// order, rescheduling those that fail. It returns how many entries it
+// claimed; an error only when none could be claimed or ctx ended (the
+// entries not reached stay claimed until their lease ends).
+func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prune(d.clock.Now())
+	entries, err := d.svc.Claim(ctx, d.kind, batch, lease)
+	if err != nil {
+		return 0, err
+	}
+	var pauseUntil time.Time // set by a rate limit: the rest of the batch waits too
+	for _, e := range entries {
+		if ctx.Err() != nil {
+			// The remaining entries stay claimed until their lease ends.
+			return len(entries), ctx.Err()
+		}
+		if d.clock.Now().Before(pauseUntil) {
+			d.reschedule(ctx, e, entryKey(e), pauseUntil, fmt.Errorf("waiting out %s's rate limit", d.cfg.API))
+			continue
+		}
+		if err := d.deliver(ctx, e, &pauseUntil); err != nil {
+			d.log.Error(d.cfg.Platform+" outbox entry failed", "entry", e.ID, "request", e.RequestID, "err", err)
+		}
+	}
+	return len(entries), nil
+}
+
+// deliver delivers one claimed entry or reschedules it.
+func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUntil *time.Time) error {
+	n, ok := notification(e)
+	if !ok {
+		// Not something any attempt could deliver: our own queue holds it.
+		d.log.Error(d.cfg.Platform+" outbox entry has an unreadable payload; removing it", "entry", e.ID, "request", e.RequestID)
+		return d.complete(ctx, e, "", nil)
+	}
+	key := cardKey(e.RequestID, n.Target)
+	now := d.clock.Now()
+
+	if bl, ok := d.blocked[key]; ok && bl.id != e.ID {
+		switch {
+		case bl.id > e.ID:
+			// A younger entry is waiting (e.g. for this post): go first.
+		case now.After(bl.until.Add(lease)):
+			// The blocker was not seen again here: another replica
+			// delivered it, or it is gone.
+			delete(d.blocked, key)
+		default:
+			d.reschedule(ctx, e, key, maxTime(bl.until, now), fmt.Errorf("waiting for outbox entry %d of the same card", bl.id))
+			return nil
+		}
+	}
+
+	if dl, ok := d.delivered[e.ID]; ok {
+		// The platform already has it; only the completion is missing.
+		return d.finish(ctx, e, key, n.Target, dl)
+	}
+
+	r, err := d.svc.Get(ctx, e.RequestID)
+	if err != nil {
+		if errors.Is(err, approvals.ErrUnknownRequest) {
+			d.log.Error(d.cfg.Platform+" outbox entry names an unknown request; removing it", "entry", e.ID, "request", e.RequestID)
+			return d.complete(ctx, e, key, nil)
+		}
+		d.reschedule(ctx, e, key, now.Add(Backoff(e.Attempts)), err)
+		return err
+	}
+	card, hasCard := Find(r, d.cfg.Platform, n.Target)
+
+	post := n.Event == approvals.EventCreated
+	if !post && !hasCard {
+		if now.Sub(e.CreatedAt) < OrphanAfter {
+			d.reschedule(ctx, e, key, now.Add(waitForPost), errors.New("the card is not posted yet"))
+			return nil
+		}
+		post = true // the card was never posted: post it now
+	}
+	if post && hasCard {
+		// Posted already (a race with another replica, or an update that
+		// posted an orphaned card): nothing left to do.
+		return d.complete(ctx, e, key, nil)
+	}
+
+	callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+	defer cancel()
+	var dl delivery
+	if post {
+		posted, err := d.chat.Post(callCtx, r, n.Target)
+		if err != nil {
+			return d.failed(ctx, e, key, n.Target, true, err, pauseUntil)
+		}
+		posted.Platform = d.cfg.Platform
+		dl = delivery{post: true, card: posted, at: now}
+	} else {
+		if err := d.chat.Update(callCtx, r, card); err != nil {
+			return d.failed(ctx, e, key, card.Conversation, false, err, pauseUntil)
+		}
+		dl = delivery{card: card, at: now}
+	}
+	d.delivered[e.ID] = dl
+	return d.finish(ctx, e, key, n.Target, dl)
+}
+
+// finish completes a delivered entry; a post stores its card in the same
+// transaction.
+func (d *Deliverer) finish(ctx context.Context, e storage.OutboxEntry, key, target string, dl delivery) error {
+	if !dl.post {
+		return d.complete(ctx, e, key, nil)
+	}
+	var duplicate bool
+	err := d.complete(ctx, e, key, func(tx storage.Tx) error {
+		duplicate = false
+		r, err := tx.Request(e.RequestID)
+		if err != nil {
+			return fmt.Errorf("read request %s: %w", e.RequestID, err)
+		}
+		if _, ok := Find(r, d.cfg.Platform, target); ok {
+			duplicate = true
+			return nil
+		}
+		if _, ok := Find(r, d.cfg.Platform, dl.card.Conversation); ok {
+			duplicate = true
+			return nil
+		}
+		r.Cards = append(r.Cards, dl.card)
+		return tx.UpdateRequest(r)
+	})
+	if err == nil && duplicate {
+		// Someone else posted this card first: take ours back.
+		callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
+		defer cancel()
+		if derr := d.chat.Delete(callCtx, dl.card); derr != nil {
+			d.log.Warn("could not delete a duplicate "+d.cfg.Display+" card", "request", e.RequestID, d.cfg.ConversationAttr, dl.card.Conversation, "err", derr)
+		}
+	}
+	return err
+}
+
+// complete removes a handled entry (running fn in the same transaction)
+// and forgets what was remembered about it. When the completion fails,
+// the entry is released for a prompt retry, which will complete it
+// without calling the platform again.
+func (d *Deliverer) complete(ctx context.Context, e storage.OutboxEntry, key string, fn func(storage.Tx) error) error {
+	err := d.svc.Complete(ctx, e.ID, fn)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		d.reschedule(ctx, e, key, d.clock.Now().Add(BackoffBase), err)
+		return err
+	}
+	// ErrNotFound: another worker completed it after our lease ran out.
+	delete(d.delivered, e.ID)
+	if bl, ok := d.blocked[key]; ok && bl.id == e.ID {
+		delete(d.blocked, key)
+	}
+	return nil
+}
+
+// failed handles a failed Post or Update as the Chat classifies it: it
+// gives up on the update of a card that is gone, else reschedules the
+// entry (after a rate limit's wait, pausing the rest of the batch too, or
+// with backoff).
+func (d *Deliverer) failed(ctx context.Context, e storage.OutboxEntry, key, conversation string, post bool, err error, pauseUntil *time.Time) error {
+	f := d.chat.Classify(err, conversation)
+	if f.Err == nil {
+		f.Err = err
+	}
+	if f.Kind == Gone && !post {
+		d.log.Error("the "+d.cfg.Display+" card of a request cannot be updated any more (deleted?); giving up on this update",
+			"request", e.RequestID, d.cfg.ConversationAttr, conversation, "err", f.Err)
+		return d.complete(ctx, e, key, nil)
+	}
+	now := d.clock.Now()
+	next := now.Add(Backoff(e.Attempts))
+	level, msg := d.log.Warn, d.cfg.Platform+" card delivery failed; will retry"
+	switch f.Kind {
+	case RateLimited:
+		next = now.Add(max(f.Wait, MinRateLimitWait))
+		*pauseUntil = next
+	case Unreachable:
+		level, msg = d.log.Error, d.cfg.Platform+" card cannot be delivered yet; will retry"
+	default:
+		next = maxTime(next, now.Add(f.Wait))
+	}
+	if f.Severe {
+		level = d.log.Error
+	}
+	d.reschedule(ctx, e, key, next, f.Err)
+	level(msg, "entry", e.ID, "request", e.RequestID, d.cfg.ConversationAttr, conversation, "attempt", e.Attempts, "retry_at", next, "err", f.Err)
+	return nil
+}
+
+// reschedule releases a claimed entry for another attempt at next and,
+// when key is set, makes younger entries of the same card wait behind it.
+func (d *Deliverer) reschedule(ctx context.Context, e storage.OutboxEntry, key string, next time.Time, cause error) {
+	if key != "" {
+		if bl, ok := d.blocked[key]; !ok || bl.id >= e.ID {
+			d.blocked[key] = blocker{id: e.ID, until: next}
+		}
+	}
+	if err := d.svc.Retry(context.WithoutCancel(ctx), e.ID, next, cause); err != nil {
+		// The lease runs out on its own; the entry is retried then.
+		d.log.Error("could not reschedule a "+d.cfg.Platform+" outbox entry", "entry", e.ID, "err", err)
+	}
+}
+
+// prune forgets what no longer matters: blockers long past due and
+// deliveries whose entries never came back.
+func (d *Deliverer) prune(now time.Time) {
+	for k, bl := range d.blocked {
+		if now.Sub(bl.until) > forgetAfter {
+			delete(d.blocked, k)
+		}
+	}
+	for id, dl := range d.delivered {
+		if now.Sub(dl.at) > forgetAfter {
+			delete(d.delivered, id)
+		}
+	}
+}
+
+// notification reads an entry's payload; false when it is unreadable or
+// names no conversation.
+func notification(e storage.OutboxEntry) (approvals.Notification, bool) {
+	var n approvals.Notification
+	if json.Unmarshal(e.Payload, &n) != nil || n.Target == "" {
+		return approvals.Notification{}, false
+	}
+	return n, true
+}
+
+// entryKey names the card an entry is for (request and conversation); ""
+// when the payload is unreadable.
+func entryKey(e storage.OutboxEntry) string {
+	n, ok := notification(e)
+	if !ok {
+		return ""
+	}
+	return cardKey(e.RequestID, n.Target)
+}
+
+func cardKey(requestID, conversation string) string {
+	return requestID + "\x00" + conversation
+}
+
+// Backoff is the wait after the given attempt: BackoffBase doubling, at
+// most BackoffMax.
+func Backoff(attempts int) time.Duration {
+	b := BackoffBase
+	for i := 1; i < attempts && b < BackoffMax; i++ {
+		b *= 2
+	}
+	return min(b, BackoffMax)
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
