@@ -186,6 +186,11 @@ func (s *Service) appendAudit(tx storage.Tx, rec audit.Record) error {
 	if err != nil {
 		return err
 	}
+	if len(line) > audit.MaxLineBytes {
+		// A record the verifier would refuse would make the whole log
+		// unverifiable; refuse the change instead.
+		return fmt.Errorf("audit record %s would be %d bytes, over the %d-byte limit: %w", rec.Type, len(line), audit.MaxLineBytes, ErrInvalid)
+	}
 	if err := tx.AppendAudit(sealed.Seq, sealed.Hash, line); err != nil {
 		return fmt.Errorf("append audit record %d (%s): %w", sealed.Seq, rec.Type, err)
 	}

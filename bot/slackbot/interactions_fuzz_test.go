@@ -1,0 +1,411 @@
+package slackbot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack/slacktest"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
+)
+
+// panicLog is a slog handler that keeps the error records about panics, so
+// a fuzz target sees a panic that spawn recovered in background work.
+type panicLog struct {
+	mu     sync.Mutex
+	panics []string
+}
+
+func (p *panicLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
+func (p *panicLog) WithAttrs([]slog.Attr) slog.Handler           { return p }
+func (p *panicLog) WithGroup(string) slog.Handler                { return p }
+func (p *panicLog) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, "panicked") {
+		return nil
+	}
+	msg := r.Message
+	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.panics = append(p.panics, msg)
+	return nil
+}
+
+func (p *panicLog) take() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := p.panics
+	p.panics = nil
+	return out
+}
+
+// loopbackOnly is a transport that reaches only the Slack stand-in, so no
+// input can make the bot call out to a host it names.
+type loopbackOnly struct{ host string }
+
+func (l loopbackOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Host != l.host {
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+		return nil, errors.New("fuzz: only the Slack stand-in is reachable")
+	}
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// fuzzSlackEnv is newEnv for a fuzz target: built once (it takes a
+// testing.TB), with a Slack stand-in that answers every call signoff makes
+// with success and records nothing, so it stays small however long the
+// target runs.
+type fuzzSlackEnv struct {
+	clock  *clock.Fake
+	svc    *approvals.Service
+	bot    *Bot
+	links  *linkTable
+	mux    *http.ServeMux
+	panics *panicLog
+	store  storage.Store
+	// audit verifies the audit log as it grows; seq is the last record
+	// it took.
+	audit *audit.Verifier
+	seq   uint64
+}
+
+func newFuzzSlackEnv(tb testing.TB) *fuzzSlackEnv {
+	tb.Helper()
+	e := &fuzzSlackEnv{clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), panics: &panicLog{}}
+	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
+		answer := func(v map[string]any) http.HandlerFunc {
+			return func(w http.ResponseWriter, r *http.Request) {
+				_ = r.ParseForm()
+				w.Header().Set("Content-Type", "application/json")
+				_ = json.NewEncoder(w).Encode(v)
+			}
+		}
+		c.Handle("/chat.postMessage", answer(map[string]any{"ok": true, "channel": "C1", "ts": "1772366400.000001"}))
+		c.Handle("/chat.update", answer(map[string]any{"ok": true, "channel": "C1", "ts": "1772366400.000001"}))
+		c.Handle("/chat.delete", answer(map[string]any{"ok": true, "channel": "C1", "ts": "1772366400.000001"}))
+		c.Handle("/chat.postEphemeral", answer(map[string]any{"ok": true, "message_ts": "1772366400.000002"}))
+		c.Handle("/views.open", answer(map[string]any{"ok": true, "view": map[string]any{"id": "V1"}}))
+	})
+	srv.Start()
+	tb.Cleanup(srv.Stop)
+	api, err := url.Parse(srv.GetAPIURL())
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	dir, err := os.MkdirTemp("/dev/shm", "signoff-fuzz-") // commits are frequent: keep them off the disk
+	if err != nil {
+		dir = tb.TempDir()
+	} else {
+		tb.Cleanup(func() { _ = os.RemoveAll(dir) })
+	}
+	st, err := boltstore.Open(filepath.Join(dir, "signoff.db"), boltstore.Options{})
+	if err != nil {
+		tb.Fatalf("open store: %v", err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	e.store, e.audit = st, audit.NewVerifier(audit.VerifyOptions{})
+	logger := slog.New(e.panics)
+	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"slack"}})
+	e.bot, err = New(Options{
+		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
+		APIURL: srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+		HTTPClient: &http.Client{Transport: loopbackOnly{host: api.Host}, Timeout: 10 * time.Second},
+	})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	e.bot.responseURLAllowed = func(string) bool { return false }
+	tb.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
+	e.bot.Register(e.mux)
+	return e
+}
+
+// postSigned signs body as Slack would, now, posts it to path and waits
+// for the work it started.
+func (e *fuzzSlackEnv) postSigned(path, body string) *httptest.ResponseRecorder {
+	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	req.Header = sign(testSecret, e.clock.Now().Unix(), body)
+	rec := httptest.NewRecorder()
+	e.mux.ServeHTTP(rec, req)
+	e.bot.inflight.Wait()
+	return rec
+}
+
+// checkAudit verifies the audit records written since the last check: each
+// a line a verifier accepts (at most audit.MaxLineBytes), chained to the
+// ones before.
+func (e *fuzzSlackEnv) checkAudit(tb testing.TB) {
+	tb.Helper()
+	err := e.store.AuditRecords(context.Background(), e.seq+1, func(seq uint64, line []byte) error {
+		if len(line) > audit.MaxLineBytes {
+			return fmt.Errorf("audit record %d is %d bytes, longer than audit.MaxLineBytes", seq, len(line))
+		}
+		if err := e.audit.Add(line); err != nil {
+			return err
+		}
+		e.seq = seq
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("the audit log no longer verifies: %v", err)
+	}
+}
+
+// payloadOf returns the payload form value of a callback body.
+func payloadOf(tb testing.TB, body string) string {
+	tb.Helper()
+	form, err := url.ParseQuery(body)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return form.Get("payload")
+}
+
+// FuzzInteractionPayload posts arbitrary payload= form values (or, with
+// raw set, arbitrary bodies), correctly signed so they pass the signature
+// gate, to POST /slack/interactions. Whatever the payload, the answer is
+// never a 5xx nor a panic (in the handler or in the work it starts), it
+// is 200, 400 bad_payload or 403 for another workspace, a refusal carries
+// a JSON error, and the audit log the callbacks write keeps verifying.
+func FuzzInteractionPayload(f *testing.F) {
+	e := newFuzzSlackEnv(f)
+	create := func(action string, params map[string]string) storage.Request {
+		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: "fuzz"})
+		if err != nil {
+			f.Fatalf("create %s: %v", action, err)
+		}
+		return r
+	}
+	deploy, restart, glass := create("deploy-prod", deployParams()), create("restart", nil), create("break-glass", nil)
+	e.links.link("UALICE", identity("alice", "sre"))
+	e.links.link("UBOB", identity("bob", "sre"))
+	e.links.link("UCAROL", identity("carol", "dev"))
+	e.links.link("UOCTO", identity("octocat", "sre"))
+	e.links.link("USTALE", identity("stale", "sre"))
+	e.links.markStale("USTALE")
+	e.checkAudit(f)
+
+	meta := func(id, decision, channel string) string {
+		b, _ := json.Marshal(reasonMetadata{RequestID: id, Decision: decision, Channel: channel})
+		return string(b)
+	}
+	for _, body := range []string{
+		blockActions(testTeam, "UALICE", "C1", ActionApprove, deploy.ID),
+		blockActions(testTeam, "UBOB", "C1", ActionDeny, deploy.ID),
+		blockActions(testTeam, "UALICE", "C2", ActionDeny, restart.ID),
+		blockActions(testTeam, "UALICE", "C3", ActionApprove, glass.ID),
+		blockActions(testTeam, "UNOBODY", "C1", ActionApprove, deploy.ID),
+		blockActions(testTeam, "USTALE", "C1", ActionApprove, deploy.ID),
+		blockActions(testTeam, "UCAROL", "C1", ActionApprove, deploy.ID),
+		blockActions(testTeam, "UOCTO", "C1", ActionApprove, deploy.ID),
+		blockActions(testTeam, "UALICE", "C1", ActionApprove, "req_nope"),
+		blockActions(testTeam, "UALICE", "", ActionApprove, deploy.ID),
+		blockActions(testTeam, "UALICE", "C1", "something_else", deploy.ID),
+		blockActions("T0OTHER", "UALICE", "C1", ActionApprove, deploy.ID),
+		viewSubmission(testTeam, "UALICE", meta(restart.ID, "deny", "C2"), "disk full <!channel>"),
+		viewSubmission(testTeam, "UALICE", meta(restart.ID, "deny", "C2"), ""),
+		viewSubmission(testTeam, "UALICE", meta(deploy.ID, "maybe", "C1"), "x"),
+		viewSubmission(testTeam, "UALICE", "not json", "x"),
+	} {
+		f.Add(payloadOf(f, body), false)
+	}
+	for _, p := range []string{"", "{}", "null", "[]", `"x"`, `{"type":"block_actions","team":{"id":"` + testTeam + `"},"actions":[null]}`,
+		`{"type":"block_actions","team":{"id":"` + testTeam + `"},"user":{"id":"UALICE"},"actions":[{"action_id":"` + ActionApprove + `","value":" ` + deploy.ID + ` "}]}`,
+		`{"type":"view_submission","team":{"id":"` + testTeam + `"},"user":{"id":"UALICE"},"view":{"callback_id":"` + ReasonCallbackID + `","private_metadata":"{\"r\":\"` + restart.ID + `\",\"d\":\"deny\"}","state":null}}`,
+		`{"type":"view_submission","team":{"id":"` + testTeam + `"},"user":{"id":"UALICE"},"view":{"callback_id":"` + ReasonCallbackID + `","private_metadata":"{\"r\":\"` + restart.ID + `\",\"d\":\"deny\"}","state":{"values":{"reason":{"reason":{"value":"\udfff"}}}}}}`,
+		`{"type":"shortcut","team":{"id":"` + testTeam + `"}}`, `{"type":"block_actions","team":{"id":"` + testTeam + `"},"enterprise":{"id":"E1"},"actions":{}}`,
+	} {
+		f.Add(p, false)
+	}
+	// A click as Slack sends it: the message carries the card's blocks.
+	text, blocks := renderCard(cardInput{Request: deploy, Action: testPolicy().Actions["deploy-prod"], RequestURL: "https://signoff.example.com/v1/requests/" + deploy.ID})
+	var click map[string]any
+	if err := json.Unmarshal([]byte(payloadOf(f, blockActions(testTeam, "UALICE", "C1", ActionApprove, deploy.ID))), &click); err != nil {
+		f.Fatal(err)
+	}
+	click["message"] = map[string]any{"type": "message", "ts": "1772366400.000001", "bot_id": "B0SIGNOFF", "text": text, "blocks": blocks}
+	withBlocks, err := json.Marshal(click)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(string(withBlocks), false)
+	f.Add("payload=%zz", true)
+	f.Add("payload=1&payload=2", true)
+	f.Add("a=b;c=d", true)
+	f.Add("", true)
+
+	f.Fuzz(func(t *testing.T, payload string, raw bool) {
+		body := payload
+		if !raw {
+			body = url.Values{"payload": {payload}}.Encode()
+		}
+		rec := e.postSigned(InteractionsPath, body)
+		if p := e.panics.take(); len(p) > 0 {
+			t.Fatalf("work started by the callback panicked: %q", p)
+		}
+		e.checkAudit(t)
+		switch rec.Code {
+		case http.StatusOK:
+			if rec.Body.Len() != 0 {
+				t.Fatalf("200 with a body %q (an empty 200 closes a dialog)", rec.Body)
+			}
+			return
+		case http.StatusBadRequest, http.StatusForbidden:
+		default:
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" {
+			t.Fatalf("status %d without a JSON error: %q", rec.Code, rec.Body)
+		}
+		if eb.Error.Code == rejectBadSignature || eb.Error.Code == rejectStaleTimestamp {
+			t.Fatalf("a correctly signed callback was refused: %s", rec.Body)
+		}
+	})
+}
+
+// FuzzInteractionFields complements FuzzInteractionPayload, whose
+// byte-level mutations mostly break the JSON: here the fuzzer picks the
+// fields of a click (action id, value, clicker, team, channel, trigger id,
+// response_url) or of a reason dialog's submission (its metadata and the
+// typed reason), and the payload around them stays well formed and
+// correctly signed, so every input reaches the click handling. The answer
+// is 200, or 403 for another workspace; nothing panics and the audit log
+// keeps verifying.
+func FuzzInteractionFields(f *testing.F) {
+	e := newFuzzSlackEnv(f)
+	var ids []string
+	for _, a := range []string{"deploy-prod", "restart", "break-glass", "wide"} {
+		params := map[string]string(nil)
+		if a == "deploy-prod" {
+			params = deployParams()
+		}
+		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: a, Params: params})
+		if err != nil {
+			f.Fatal(err)
+		}
+		ids = append(ids, r.ID)
+	}
+	for _, u := range []string{"UALICE", "UBOB"} {
+		e.links.link(u, identity(strings.ToLower(u[1:]), "sre"))
+	}
+	e.links.link("UCAROL", identity("carol", "dev"))
+	e.checkAudit(f)
+
+	// which picks the request (its low bits; past the requests, value as
+	// is) and, with 0x40, a view_submission whose private_metadata is
+	// value (or, for a picked request, the metadata of a deny on it).
+	f.Add(ActionApprove, "", "UALICE", testTeam, "C1", "7000000001.1.ab", "", "", uint8(0))
+	f.Add(ActionDeny, "", "UBOB", testTeam, "C2", "7000000002.1.ab", "", "", uint8(1))
+	f.Add(ActionApprove, "", "UALICE", testTeam, "C3", "", "https://hooks.slack.com/actions/T0TEAM/1/abc", "", uint8(2))
+	f.Add(ActionApprove, " req_nope ", "UCAROL", testTeam, "", "", "", "", uint8(7))
+	f.Add("signoff_maybe", "", "UALICE", testTeam, "C1", "7000000003.1.ab", "", "", uint8(3))
+	f.Add(ActionApprove, "", "UALICE", "T0OTHER", "C1", "7000000004.1.ab", "", "", uint8(0))
+	f.Add(ActionDeny, "", "UALICE", testTeam, "C2", "7000000005.1.ab", "", "disk full <!channel>", uint8(1|0x40))
+	f.Add(ActionDeny, `{"r":"req_x","d":"deny","c":"C2"}`, "UALICE", testTeam, "", "", "", "  ", uint8(7|0x40))
+	f.Add(ActionDeny, "not json", "", testTeam, "", "", "", "x", uint8(7|0x40))
+
+	f.Fuzz(func(t *testing.T, actionID, value, user, team, channel, trigger, responseURL, reason string, which uint8) {
+		if n := int(which & 7); n < len(ids) {
+			value = ids[n]
+			if which&0x40 != 0 {
+				b, _ := json.Marshal(reasonMetadata{RequestID: value, Decision: string(storage.DecisionDeny), Channel: channel})
+				value = string(b)
+			}
+		}
+		var payload map[string]any
+		if which&0x40 == 0 {
+			payload = map[string]any{
+				"type": "block_actions", "team": map[string]any{"id": team, "domain": "acme"},
+				"user": map[string]any{"id": user, "team_id": team}, "api_app_id": "A0SIGNOFF", "trigger_id": trigger,
+				"container": map[string]any{"type": "message", "message_ts": "1772366400.000001", "channel_id": channel},
+				"channel":   map[string]any{"id": channel}, "response_url": responseURL,
+				"actions": []any{map[string]any{"action_id": actionID, "block_id": "actions", "type": "button", "value": value, "action_ts": "1772366400.000002"}},
+			}
+		} else {
+			payload = map[string]any{
+				"type": "view_submission", "team": map[string]any{"id": team}, "user": map[string]any{"id": user, "team_id": team}, "trigger_id": trigger,
+				"view": map[string]any{
+					"id": "V0REASON", "type": "modal", "callback_id": ReasonCallbackID, "private_metadata": value,
+					"state": map[string]any{"values": map[string]any{"reason": map[string]any{"reason": map[string]any{"type": "plain_text_input", "value": reason}}}},
+				},
+			}
+		}
+		raw, _ := json.Marshal(payload)
+		rec := e.postSigned(InteractionsPath, url.Values{"payload": {string(raw)}}.Encode())
+		if p := e.panics.take(); len(p) > 0 {
+			t.Fatalf("work started by the callback panicked: %q", p)
+		}
+		e.checkAudit(t)
+		switch {
+		case rec.Code == http.StatusOK && rec.Body.Len() == 0:
+		case rec.Code == http.StatusForbidden && team != testTeam:
+		default:
+			t.Fatalf("a well-formed, signed callback answered %d: %q", rec.Code, rec.Body)
+		}
+	})
+}
+
+// TestOversizedSlackIDsKeepAuditVerifiable: a click whose user id and
+// trigger id fill a maximal body is ignored or clipped before anything is
+// audited; the ids used to reach vote.rejected whole (the actor's
+// platform_user and the source) and write a record longer than
+// audit.MaxLineBytes, after which the audit log no longer verified.
+func TestOversizedSlackIDsKeepAuditVerifiable(t *testing.T) {
+	e := newFuzzSlackEnv(t)
+	r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(user, trigger string) string {
+		raw, _ := json.Marshal(map[string]any{
+			"type": "block_actions", "team": map[string]any{"id": testTeam}, "user": map[string]any{"id": user}, "trigger_id": trigger,
+			"channel": map[string]any{"id": "C1"},
+			"actions": []any{map[string]any{"action_id": ActionApprove, "block_id": "actions", "type": "button", "value": r.ID}},
+		})
+		return url.Values{"payload": {string(raw)}}.Encode()
+	}
+	// The user id and the trigger id share what DefaultMaxBodyBytes leaves.
+	room := DefaultMaxBodyBytes - len(body("", ""))
+	long := body(strings.Repeat("U", room/2), strings.Repeat("7", room-room/2))
+	if len(long) != DefaultMaxBodyBytes {
+		t.Fatalf("body of %d bytes", len(long))
+	}
+	for _, b := range []string{long, body(strings.Repeat("U", maxUserIDLen+1), "7.1"), body("UNOBODY", strings.Repeat("7", 500_000))} {
+		if rec := e.postSigned(InteractionsPath, b); rec.Code != http.StatusOK {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		e.checkAudit(t)
+	}
+	// The unlinked clicker with a long trigger id was audited, its source
+	// clipped.
+	var last []byte
+	if err := e.store.AuditRecords(context.Background(), e.seq, func(_ uint64, line []byte) error { last = line; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := audit.ParseRecord(last)
+	if err != nil || rec.Type != audit.TypeVoteRejected || rec.Actor == nil || rec.Actor.PlatformUser != "UNOBODY" || len(rec.Source) != maxCallbackIDLen {
+		t.Fatalf("last record %+v (%v)", rec, err)
+	}
+}
