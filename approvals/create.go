@@ -81,6 +81,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 		CreatedAt:        now,
 		ExpiresAt:        now.Add(action.TTL),
 	}
+	// Canonicalize the audit record now, outside the serialized commit.
+	createdRec, err := audit.Prepare(createdRecord(fresh))
+	if err != nil {
+		return storage.Request{}, false, err
+	}
 	for attempt := 0; attempt < 2; attempt++ {
 		err = s.update(ctx, func(tx storage.Tx) error {
 			req, created = storage.Request{}, false
@@ -102,7 +107,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 				return fmt.Errorf("create request %s: %w", fresh.ID, err)
 			}
 			fresh.Version = 1
-			if err := s.appendAudit(tx, createdRecord(fresh)); err != nil {
+			if err := s.appendPrepared(tx, createdRec); err != nil {
 				return err
 			}
 			if err := s.queueNotify(tx, action, fresh, EventCreated); err != nil {

@@ -186,13 +186,32 @@ func (s *Service) appendAudit(tx storage.Tx, rec audit.Record) error {
 	if err != nil {
 		return err
 	}
+	return s.appendSealed(tx, sealed, line)
+}
+
+// appendPrepared is appendAudit for a record canonicalized before the
+// transaction (audit.Prepare), which keeps the serialized commit path
+// short on hot paths.
+func (s *Service) appendPrepared(tx storage.Tx, p *audit.Prepared) error {
+	seq, hash, err := tx.AuditHead()
+	if err != nil {
+		return fmt.Errorf("read audit head: %w", err)
+	}
+	sealed, line, err := audit.SealPrepared(p, seq, hash)
+	if err != nil {
+		return err
+	}
+	return s.appendSealed(tx, sealed, line)
+}
+
+func (s *Service) appendSealed(tx storage.Tx, sealed audit.Record, line []byte) error {
 	if len(line) > audit.MaxLineBytes {
 		// A record the verifier would refuse would make the whole log
 		// unverifiable; refuse the change instead.
-		return fmt.Errorf("audit record %s would be %d bytes, over the %d-byte limit: %w", rec.Type, len(line), audit.MaxLineBytes, ErrInvalid)
+		return fmt.Errorf("audit record %s would be %d bytes, over the %d-byte limit: %w", sealed.Type, len(line), audit.MaxLineBytes, ErrInvalid)
 	}
 	if err := tx.AppendAudit(sealed.Seq, sealed.Hash, line); err != nil {
-		return fmt.Errorf("append audit record %d (%s): %w", sealed.Seq, rec.Type, err)
+		return fmt.Errorf("append audit record %d (%s): %w", sealed.Seq, sealed.Type, err)
 	}
 	if s.opts.SigningKey != nil && sealed.Seq%uint64(s.opts.CheckpointEvery) == 0 {
 		return s.appendCheckpoint(tx, sealed.Seq, sealed.Hash)
