@@ -241,19 +241,7 @@ func TestSlackEndToEnd(t *testing.T) {
 		return false
 	})
 
-	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
-	code, export, errOut := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--request", id)
-	if code != 0 {
-		t.Fatalf("audit export: %s", errOut)
-	}
-	var recs []audit.Record
-	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
-		r, err := audit.ParseRecord([]byte(line))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
+	recs := requestAudit(t, ts, id)
 	var votes int
 	for _, r := range recs {
 		if r.Type == audit.TypeVoteApprove {
@@ -283,4 +271,25 @@ func typesOf(recs []audit.Record) []string {
 		out[i] = r.Type
 	}
 	return out
+}
+
+// requestAudit reads one request's audit records from a running server
+// the way an auditor does: signoff audit export --server with an
+// auditor's token.
+func requestAudit(t *testing.T, ts *testServer, id string) []audit.Record {
+	t.Helper()
+	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
+	code, export, errOut := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--request", id)
+	if code != 0 {
+		t.Fatalf("audit export: %s", errOut)
+	}
+	var recs []audit.Record
+	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
+		r, err := audit.ParseRecord([]byte(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
 }

@@ -194,19 +194,7 @@ func TestTeamsEndToEnd(t *testing.T) {
 		}
 	}
 
-	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
-	code, export, errOut := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--request", id)
-	if code != 0 {
-		t.Fatalf("audit export: %s", errOut)
-	}
-	var recs []audit.Record
-	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
-		r, err := audit.ParseRecord([]byte(line))
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, r)
-	}
+	recs := requestAudit(t, ts, id)
 	votes, refused := 0, 0
 	for _, r := range recs {
 		switch r.Type {
