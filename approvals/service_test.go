@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"regexp"
 	"sync"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -77,23 +76,19 @@ type harness struct {
 
 func newHarness(t *testing.T, opts approvals.Options) *harness {
 	t.Helper()
-	h := &harness{t: t, path: filepath.Join(t.TempDir(), "signoff.db"), clock: clock.NewFake(t0), opts: opts}
+	h := &harness{t: t, path: testenv.DBPath(t), clock: clock.NewFake(t0), opts: opts}
 	h.open()
-	t.Cleanup(func() { _ = h.store.Close() })
 	return h
 }
 
 func (h *harness) open() {
 	h.t.Helper()
-	st, err := boltstore.Open(h.path, boltstore.Options{})
-	if err != nil {
-		h.t.Fatalf("open store: %v", err)
-	}
+	st := testenv.OpenStoreAt(h.t, h.path)
 	h.store = st
 	opts := h.opts
 	opts.Clock = h.clock
 	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
+		opts.Logger = testenv.DiscardLogger()
 	}
 	h.svc = approvals.New(st, testPolicy(), opts)
 }
@@ -140,52 +135,23 @@ func (h *harness) vote(id string, who oidc.Identity, d storage.Decision) (approv
 // records returns the audit log as parsed records and checks the chain.
 func (h *harness) records() []audit.Record {
 	h.t.Helper()
+	// Decoded with encoding/json (numbers as float64), not audit.ParseRecord.
 	var out []audit.Record
-	v := audit.NewVerifier(audit.VerifyOptions{})
-	err := h.store.AuditRecords(context.Background(), 1, func(seq uint64, line []byte) error {
-		if err := v.Add(line); err != nil {
-			return err
-		}
+	for _, line := range testenv.AuditLines(h.t, h.store) {
 		var r audit.Record
 		if err := json.Unmarshal(line, &r); err != nil {
-			return err
+			h.t.Fatalf("audit records: %v", err)
 		}
 		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		h.t.Fatalf("audit records: %v", err)
-	}
-	if _, err := v.Finish(); err != nil {
-		h.t.Fatalf("audit chain broken: %v", err)
 	}
 	return out
 }
 
-func types(recs []audit.Record) []string {
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		out[i] = r.Type
-	}
-	return out
-}
+func types(recs []audit.Record) []string { return testenv.AuditTypes(recs) }
 
 func (h *harness) outbox(kindPrefix string) []storage.OutboxEntry {
 	h.t.Helper()
-	var out []storage.OutboxEntry
-	err := h.store.View(context.Background(), func(tx storage.ReadTx) error {
-		due, err := tx.DueOutbox(time.Unix(1<<40, 0), "", 10000)
-		for _, e := range due {
-			if len(e.Kind) >= len(kindPrefix) && e.Kind[:len(kindPrefix)] == kindPrefix {
-				out = append(out, e)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return out
+	return testenv.DueOutbox(h.t, h.store, kindPrefix)
 }
 
 func TestCreateRefusals(t *testing.T) {

@@ -9,11 +9,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +26,10 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 const (
@@ -193,12 +191,8 @@ func xpServe(mux http.Handler, path string, body []byte, h http.Header) *httptes
 func TestCrossPlatformQuorum(t *testing.T) {
 	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(t0)
-	logger := slog.New(slog.DiscardHandler)
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	logger := testenv.DiscardLogger()
+	st := testenv.OpenStore(t)
 	pol := &policy.Policy{Actions: map[string]*policy.Action{
 		"deploy-prod": {
 			Name: "deploy-prod", Requesters: []policy.RequesterRule{{Issuer: "github"}},

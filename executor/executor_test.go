@@ -6,11 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,9 +16,9 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/executor"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -127,11 +125,10 @@ type harness struct {
 func newHarness(t *testing.T, c *clock.Fake, webhookURL string, opts executor.Options) *harness {
 	t.Helper()
 	h := &harness{
-		t: t, path: filepath.Join(t.TempDir(), "signoff.db"), clock: c, opts: opts,
+		t: t, path: testenv.DBPath(t), clock: c, opts: opts,
 		webhook: policy.Webhook{URL: webhookURL, Secret: secret, Timeout: 5 * time.Second},
 	}
 	h.open()
-	t.Cleanup(func() { _ = h.store.Close() })
 	return h
 }
 
@@ -162,12 +159,9 @@ func (h *harness) policy() *policy.Policy {
 
 func (h *harness) open() {
 	h.t.Helper()
-	st, err := boltstore.Open(h.path, boltstore.Options{})
-	if err != nil {
-		h.t.Fatalf("open store: %v", err)
-	}
+	st := testenv.OpenStoreAt(h.t, h.path)
 	h.store = st
-	discard := slog.New(slog.DiscardHandler)
+	discard := testenv.DiscardLogger()
 	h.svc = approvals.New(st, h.policy(), approvals.Options{Clock: h.clock, Logger: discard})
 	opts := h.opts
 	opts.Clock = h.clock
@@ -264,16 +258,8 @@ func (h *harness) entry(id string) (storage.OutboxEntry, bool) {
 func (h *harness) auditLines() []string {
 	h.t.Helper()
 	var out []string
-	v := audit.NewVerifier(audit.VerifyOptions{})
-	err := h.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
+	for _, line := range testenv.AuditLines(h.t, h.store) {
 		out = append(out, string(line))
-		return v.Add(line)
-	})
-	if err != nil {
-		h.t.Fatalf("audit records: %v", err)
-	}
-	if _, err := v.Finish(); err != nil {
-		h.t.Fatalf("audit chain: %v", err)
 	}
 	return out
 }

@@ -3,7 +3,6 @@ package oidc_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -160,12 +159,8 @@ func newEnv(t testing.TB, options ...envOption) *env {
 		e.op.AddUser(u)
 	}
 
-	e.dbPath = filepath.Join(t.TempDir(), "signoff.db")
-	st, err := boltstore.Open(e.dbPath, boltstore.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	e.dbPath = testenv.DBPath(t)
+	st := testenv.OpenStoreAt(t, e.dbPath)
 	e.store = st
 	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clk, Logger: logger, GroupsMaxAge: 24 * time.Hour})
 
@@ -190,6 +185,7 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	for _, o := range options {
 		o(&e.opts)
 	}
+	var err error
 	e.linker, err = oidc.NewLinker(e.opts)
 	if err != nil {
 		t.Fatalf("NewLinker: %v", err)
@@ -286,31 +282,11 @@ func (e *env) resolve(p oidc.PlatformUser) (oidc.Identity, error) {
 // records returns the audit log, checking its chain.
 func (e *env) records() []audit.Record {
 	e.t.Helper()
-	var out []audit.Record
-	v := audit.NewVerifier(audit.VerifyOptions{})
-	err := e.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
-		if err := v.Add(line); err != nil {
-			return err
-		}
-		var r audit.Record
-		if err := json.Unmarshal(line, &r); err != nil {
-			return err
-		}
-		out = append(out, r)
-		return nil
-	})
-	if err != nil {
-		e.t.Fatalf("audit log: %v", err)
-	}
-	return out
+	return testenv.AuditRecords(e.t, e.store)
 }
 
 func (e *env) auditTypes() []string {
-	var out []string
-	for _, r := range e.records() {
-		out = append(out, r.Type)
-	}
-	return out
+	return testenv.AuditTypes(e.records())
 }
 
 func (e *env) auditText() string {

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,10 +18,10 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/devconsole"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // fakeLinker stands in for *oidc.Linker: links are read from the store
@@ -83,11 +81,7 @@ type chatFixture struct {
 // step-up sign-in.
 func newChatFixture(t *testing.T) *chatFixture {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t)
 	rule := []policy.RequesterRule{{Issuer: "dev", Claims: map[string]string{"sub": "*"}}}
 	pol := &policy.Policy{Actions: map[string]*policy.Action{
 		"deploy": {Name: "deploy", Requesters: rule, Params: map[string]policy.Param{"service": {}},
@@ -96,13 +90,13 @@ func newChatFixture(t *testing.T) *chatFixture {
 			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1}, TTL: time.Hour,
 			StepUp: &policy.StepUp{MaxAge: 5 * time.Minute, RequireMFA: true}},
 	}}
-	svc := approvals.New(st, pol, approvals.Options{Logger: slog.New(slog.DiscardHandler)})
+	svc := approvals.New(st, pol, approvals.Options{Logger: testenv.DiscardLogger()})
 	fl := &fakeLinker{svc: svc}
 	con := devconsole.New(devconsole.Options{
 		Service:   svc,
 		IssuerURL: "http://127.0.0.1/dev/oidc",
 		Approvers: []devconsole.Approver{{Name: "alice", Email: "alice@example.com", Groups: []string{"sre"}}, {Name: "bob", Email: "bob@example.com", Groups: []string{"sre"}}},
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    testenv.DiscardLogger(),
 		Linker:    fl,
 	})
 	srv := httptest.NewServer(con.Handler())

@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -19,9 +17,9 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/executor"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 type fixture struct {
@@ -32,11 +30,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t)
 	pol := &policy.Policy{Actions: map[string]*policy.Action{
 		"deploy": {
 			Name:       "deploy",
@@ -47,12 +41,12 @@ func newFixture(t *testing.T) *fixture {
 			OnApprove:  &policy.OnApprove{Webhook: &policy.Webhook{URL: "http://127.0.0.1/dev/webhook", Secret: "s3cret", Timeout: time.Second}},
 		},
 	}}
-	svc := approvals.New(st, pol, approvals.Options{Logger: slog.New(slog.DiscardHandler)})
+	svc := approvals.New(st, pol, approvals.Options{Logger: testenv.DiscardLogger()})
 	con := devconsole.New(devconsole.Options{
 		Service:   svc,
 		IssuerURL: "http://127.0.0.1/dev/oidc",
 		Approvers: []devconsole.Approver{{Name: "alice", Email: "alice@example.com", Groups: []string{"sre"}}, {Name: "carol", Email: "carol@example.com"}},
-		Logger:    slog.New(slog.DiscardHandler),
+		Logger:    testenv.DiscardLogger(),
 	})
 	srv := httptest.NewServer(con.Handler())
 	t.Cleanup(srv.Close)

@@ -9,11 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -27,10 +25,10 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // The Linker is the resolver serve wires in.
@@ -373,14 +371,11 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, clock: clock.NewFake(t0), slack: newFakeSlack(t), links: newLinkTable(), mux: http.NewServeMux()}
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.OpenStore(t)
 	e.store = &failingStore{Store: st}
-	logger := slog.New(slog.DiscardHandler)
+	logger := testenv.DiscardLogger()
 	e.svc = approvals.New(e.store, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"slack"}})
+	var err error
 	e.bot, err = New(Options{
 		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
 		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
@@ -430,23 +425,7 @@ func (e *env) get(id string) storage.Request {
 // records returns the audit log, checking the chain.
 func (e *env) records() []audit.Record {
 	e.t.Helper()
-	var out []audit.Record
-	v := audit.NewVerifier(audit.VerifyOptions{})
-	err := e.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
-		if err := v.Add(line); err != nil {
-			return err
-		}
-		r, err := audit.ParseRecord(line)
-		out = append(out, r)
-		return err
-	})
-	if err != nil {
-		e.t.Fatalf("audit records: %v", err)
-	}
-	if _, err := v.Finish(); err != nil {
-		e.t.Fatalf("audit chain: %v", err)
-	}
-	return out
+	return testenv.AuditRecords(e.t, e.store)
 }
 
 func (e *env) recordsOf(typ string) []audit.Record {

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -21,10 +20,10 @@ import (
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // The Linker is the resolver serve wires in.
@@ -227,11 +226,7 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &syncBuffer{}}
 	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
 	t.Cleanup(e.bf.Close)
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := testenv.OpenStore(t)
 	e.store = st
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"teams"}})
@@ -244,6 +239,7 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	for _, m := range mutate {
 		m(&opts)
 	}
+	var err error
 	e.bot, err = New(opts)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -292,23 +288,7 @@ func (e *env) get(id string) storage.Request {
 // records returns the audit log, checking the chain.
 func (e *env) records() []audit.Record {
 	e.t.Helper()
-	var out []audit.Record
-	v := audit.NewVerifier(audit.VerifyOptions{})
-	err := e.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
-		if err := v.Add(line); err != nil {
-			return err
-		}
-		r, err := audit.ParseRecord(line)
-		out = append(out, r)
-		return err
-	})
-	if err != nil {
-		e.t.Fatalf("audit records: %v", err)
-	}
-	if _, err := v.Finish(); err != nil {
-		e.t.Fatalf("audit chain: %v", err)
-	}
-	return out
+	return testenv.AuditRecords(e.t, e.store)
 }
 
 func (e *env) recordsOf(typ string) []audit.Record {
