@@ -457,7 +457,7 @@ func (e *env) post(path, body string, h http.Header) *httptest.ResponseRecorder 
 	req.Header = h
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, req)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	return rec
 }
 

@@ -146,7 +146,7 @@ func (e *fuzzSlackEnv) postSigned(path, body string) *httptest.ResponseRecorder 
 	req.Header = sign(testSecret, e.clock.Now().Unix(), body)
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, req)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	return rec
 }
 

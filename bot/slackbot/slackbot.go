@@ -25,12 +25,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
@@ -146,13 +146,9 @@ type Bot struct {
 	clock clock.Clock
 	log   *slog.Logger
 
-	// base bounds the work done after a callback was acknowledged; it
-	// ends with Shutdown.
-	base     context.Context
-	stop     context.CancelFunc
-	inflight sync.WaitGroup
-	mu       sync.Mutex
-	closed   bool
+	// work is what runs after a callback was acknowledged; it ends with
+	// Shutdown.
+	work *ackwork.Group
 
 	replays *replayCache
 	// out delivers the cards from the outbox.
@@ -229,7 +225,7 @@ func New(opts Options) (*Bot, error) {
 		responseURLAllowed: isSlackResponseURL,
 	}
 	b.out = newDeliverer(b)
-	b.base, b.stop = context.WithCancel(context.Background())
+	b.work = ackwork.New("slack callback", DefaultWorkTimeout, b.log)
 	return b, nil
 }
 
@@ -244,46 +240,16 @@ func (b *Bot) Register(mux Mux) {
 // what is left. Callbacks arriving afterwards are acknowledged but not
 // acted on (Slack shows the clicker an error and they click again).
 func (b *Bot) Shutdown(ctx context.Context) error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() { b.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-		b.stop()
-		return nil
-	case <-ctx.Done():
-		b.stop()
-		<-done
-		return fmt.Errorf("slackbot: shutdown: callback work cancelled: %w", ctx.Err())
+	if err := b.work.Shutdown(ctx); err != nil {
+		return fmt.Errorf("slackbot: %w", err)
 	}
+	return nil
 }
 
 // spawn runs fn after the callback has been acknowledged, bound to the
 // bot's lifetime and DefaultWorkTimeout. It reports false when the bot is
 // shutting down.
-func (b *Bot) spawn(fn func(ctx context.Context)) bool {
-	b.mu.Lock()
-	if b.closed {
-		b.mu.Unlock()
-		return false
-	}
-	b.inflight.Add(1)
-	b.mu.Unlock()
-	go func() {
-		defer b.inflight.Done()
-		ctx, cancel := context.WithTimeout(b.base, DefaultWorkTimeout)
-		defer cancel()
-		defer func() {
-			if p := recover(); p != nil {
-				b.log.Error("slack callback work panicked", "panic", fmt.Sprint(p))
-			}
-		}()
-		fn(ctx)
-	}()
-	return true
-}
+func (b *Bot) spawn(fn func(ctx context.Context)) bool { return b.work.Spawn(fn) }
 
 // requestURL returns where the request can be read in full, or "".
 func (b *Bot) requestURL(id string) string {

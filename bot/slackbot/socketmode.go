@@ -79,7 +79,7 @@ func (b *Bot) handleSocketEvent(evt *socketmode.Event, ack acker) {
 			return
 		}
 		if why := b.tenantProblem(cb.Team.ID, cb.Enterprise.ID); why != "" {
-			b.rejectCallback(b.base, cb.Team.ID, why, socketSource)
+			b.rejectCallback(b.work.Context(), cb.Team.ID, why, socketSource)
 			return
 		}
 		b.acceptInteraction(cb)
@@ -91,7 +91,7 @@ func (b *Bot) handleSocketEvent(evt *socketmode.Event, ack acker) {
 		}
 		if why := b.tenantProblem(cmd.TeamID, cmd.EnterpriseID); why != "" {
 			ackWith()
-			b.rejectCallback(b.base, cmd.TeamID, why, socketSource)
+			b.rejectCallback(b.work.Context(), cmd.TeamID, why, socketSource)
 			return
 		}
 		if immediate := b.acceptCommand(cmd); immediate != "" {

@@ -64,7 +64,7 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 	if !strings.Contains(msg.Form.Get("text"), "counted (1 of 2)") {
 		t.Errorf("reply: %q", msg.Form.Get("text"))
 	}
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	got := e.get(r.ID)
 	if len(got.Votes) != 1 || got.Votes[0].Approver.PlatformUser != "UALICE" || got.Votes[0].Source != "7100.4744562912.env-1" {
 		t.Fatalf("votes: %+v", got.Votes)
@@ -79,7 +79,7 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "link-UALICE") {
 		t.Errorf("link reply: %q", msg)
 	}
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 }
 
 func TestSocketModeAcksEveryEnvelope(t *testing.T) {
@@ -107,7 +107,7 @@ func TestSocketModeAcksEveryEnvelope(t *testing.T) {
 	e.bot.handleSocketEvent(&click, ack)
 	// A connection event without an envelope: nothing to acknowledge.
 	e.bot.handleSocketEvent(&socketmode.Event{Type: socketmode.EventTypeConnected}, ack)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 
 	var ids []string
 	for _, a := range ack.acks {

@@ -178,7 +178,7 @@ func (e *fuzzEnv) post(body []byte, auth string) *httptest.ResponseRecorder {
 	req.Header.Set("Authorization", auth)
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, req)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	return rec
 }
 

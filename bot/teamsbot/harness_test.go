@@ -316,7 +316,7 @@ func (e *env) sendWith(activity map[string]any, auth string) *httptest.ResponseR
 	}
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, req)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	return rec
 }
 

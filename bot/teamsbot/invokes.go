@@ -367,7 +367,7 @@ func (b *Bot) answerClick(c click) answer {
 		return answer{text: "signoff is restarting; nothing was counted. Click again in a moment."}
 	}
 	defer done()
-	ctx, cancel := context.WithTimeout(b.base, DefaultWorkTimeout)
+	ctx, cancel := context.WithTimeout(b.work.Context(), DefaultWorkTimeout)
 	defer cancel()
 
 	req, err := b.svc.Get(ctx, c.requestID)

@@ -294,7 +294,7 @@ func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 	}
 	// The check completes in the background; nothing was counted.
 	close(e.links.release)
-	e.bot.inflight.Wait()
+	e.bot.work.Wait()
 	if n := len(e.get(r.ID).Votes); n != 0 {
 		t.Errorf("%d votes after a timed-out identity check", n)
 	}

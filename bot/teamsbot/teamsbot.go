@@ -53,12 +53,12 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
@@ -216,13 +216,9 @@ type Bot struct {
 	verifier *tokenVerifier
 	api      *connector
 
-	// base bounds the work done after an activity was answered; it ends
-	// with Shutdown.
-	base     context.Context
-	stop     context.CancelFunc
-	inflight sync.WaitGroup
-	mu       sync.Mutex
-	closed   bool
+	// work is what runs after an activity was answered; it ends with
+	// Shutdown.
+	work *ackwork.Group
 
 	invokes *invokeCache
 	convs   *conversationCache
@@ -350,7 +346,7 @@ func New(opts Options) (*Bot, error) {
 		convs:   newConversationCache(),
 	}
 	b.out = newDeliverer(b)
-	b.base, b.stop = context.WithCancel(context.Background())
+	b.work = ackwork.New("teams activity", DefaultWorkTimeout, b.log)
 	return b, nil
 }
 
@@ -376,55 +372,18 @@ func (b *Bot) Discover(ctx context.Context) error {
 // and answered, but clicks are not acted on (the person is told to click
 // again).
 func (b *Bot) Shutdown(ctx context.Context) error {
-	b.mu.Lock()
-	b.closed = true
-	b.mu.Unlock()
-	done := make(chan struct{})
-	go func() { b.inflight.Wait(); close(done) }()
-	select {
-	case <-done:
-		b.stop()
-		return nil
-	case <-ctx.Done():
-		b.stop()
-		<-done
-		return fmt.Errorf("teamsbot: shutdown: activity work cancelled: %w", ctx.Err())
+	if err := b.work.Shutdown(ctx); err != nil {
+		return fmt.Errorf("teamsbot: %w", err)
 	}
+	return nil
 }
 
-// track counts work that Shutdown must wait for. It reports false (and
-// counts nothing) when the bot is shutting down; otherwise the caller
-// calls done when finished.
-func (b *Bot) track() (done func(), ok bool) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.closed {
-		return nil, false
-	}
-	b.inflight.Add(1)
-	return b.inflight.Done, true
-}
+// track counts work that Shutdown must wait for; see ackwork.Group.Track.
+func (b *Bot) track() (done func(), ok bool) { return b.work.Track() }
 
 // spawn runs fn in the background, bound to the bot's lifetime and
 // DefaultWorkTimeout. It reports false when the bot is shutting down.
-func (b *Bot) spawn(fn func(ctx context.Context)) bool {
-	done, ok := b.track()
-	if !ok {
-		return false
-	}
-	go func() {
-		defer done()
-		ctx, cancel := context.WithTimeout(b.base, DefaultWorkTimeout)
-		defer cancel()
-		defer func() {
-			if p := recover(); p != nil {
-				b.log.Error("teams activity work panicked", "panic", fmt.Sprint(p))
-			}
-		}()
-		fn(ctx)
-	}()
-	return true
-}
+func (b *Bot) spawn(fn func(ctx context.Context)) bool { return b.work.Spawn(fn) }
 
 // requestURL returns where the request can be read in full, or "".
 func (b *Bot) requestURL(id string) string {
