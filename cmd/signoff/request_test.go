@@ -594,3 +594,30 @@ func TestAuditExportFromServer(t *testing.T) {
 		t.Fatalf("non-auditor export: exit %d: %s", code, stderr)
 	}
 }
+
+// TestDevTokenEndpointRefusesBrowsers: /dev/token answers only a loopback
+// Host name (a DNS-rebinding page cannot read a token) and only a JSON body
+// (a cross-site form cannot post one).
+func TestDevTokenEndpointRefusesBrowsers(t *testing.T) {
+	ts := startDevServer(t)
+	post := func(host, contentType string) int {
+		req, _ := http.NewRequest(http.MethodPost, ts.base+"/dev/token", strings.NewReader(`{}`))
+		req.Host = host
+		req.Header.Set("Content-Type", contentType)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post("attacker.example:80", "application/json"); code != http.StatusForbidden {
+		t.Fatalf("rebound Host: %d, want 403", code)
+	}
+	if code := post(ts.addr, "application/x-www-form-urlencoded"); code != http.StatusBadRequest {
+		t.Fatalf("form body: %d, want 400", code)
+	}
+	if code := post(ts.addr, "application/json"); code != http.StatusOK {
+		t.Fatalf("loopback JSON: %d, want 200", code)
+	}
+}
