@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -266,5 +265,4 @@ func TestUsageErrorsExit2(t *testing.T) {
 	if code, out, _ := runCmd(t, "version"); code != 0 || !strings.HasPrefix(out, "signoff ") {
 		t.Errorf("version: %d %q", code, out)
 	}
-	_ = fmt.Sprint
 }
