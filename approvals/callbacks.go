@@ -87,12 +87,27 @@ type UnverifiedVote struct {
 // from a chat account without a usable link. The actor is the chat account
 // (platform, workspace, platform user); there is no IdP identity to name.
 // The request's action is filled in when the request exists.
+//
+// Any workspace member can click, so these records are sampled like
+// rejected callbacks: at most CallbackRejectedPerMinute a minute per
+// platform and reason, the ones left out counted in the next record's
+// "dropped". A nil error with no record written means the click was
+// counted that way.
 func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) error {
+	key := "vote.rejected\x00" + in.Source.Platform + "\x00" + in.Reason
+	sampler := s.rejectedSampler()
+	ok, dropped := sampler.admit(key, s.clock.Now())
+	if !ok {
+		return nil
+	}
 	err := s.update(ctx, func(tx storage.Tx) error {
 		now := s.clock.Now().UTC()
 		data := map[string]any{"reason": in.Reason, "message": in.Message, "decision": string(in.Decision)}
 		if in.Detail != "" {
 			data["detail"] = in.Detail
+		}
+		if dropped > 0 {
+			data["dropped"] = dropped
 		}
 		rec := audit.Record{
 			Time: audit.FormatTime(now), Type: audit.TypeVoteRejected, RequestID: in.RequestID,
@@ -109,6 +124,7 @@ func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) e
 		return s.appendAudit(tx, rec)
 	})
 	if err != nil {
+		sampler.giveBack(key, dropped+1)
 		return fmt.Errorf("record unverified vote on %s: %w", in.RequestID, err)
 	}
 	s.log.Info("vote refused", "request", in.RequestID, "platform", in.Source.Platform, "platform_user", in.Source.PlatformUser, "reason", in.Reason)

@@ -1,12 +1,14 @@
 package approvals
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -14,11 +16,21 @@ import (
 var ErrNotLinked = errors.New("chat account is not linked")
 
 // SaveLink stores a verified link of a chat account to an IdP identity,
-// with its audit record, in one transaction. A link that replaces one to
-// another identity is audited as identity.unlinked then identity.linked;
-// re-linking the same identity is audited as identity.linked again (a
-// fresh sign-in).
-func (s *Service) SaveLink(ctx context.Context, l storage.IdentityLink) error {
+// with its audit records and the notices to the chat accounts involved, in
+// one transaction. via names the conversation the account clicked in (for
+// platforms that need one to write to the person; may be empty).
+//
+// A link that replaces one to another identity is audited as
+// identity.unlinked then identity.linked; re-linking the same identity is
+// audited as identity.linked again (a fresh sign-in). One identity links
+// at most one chat account per platform and workspace: a link of another
+// account in the same workspace to the same identity is removed, audited
+// as identity.unlinked with the account that replaced it, and that account
+// is told.
+func (s *Service) SaveLink(ctx context.Context, l storage.IdentityLink, via string) error {
+	if via != "" {
+		l.Conversation = via
+	}
 	err := s.update(ctx, func(tx storage.Tx) error {
 		prev, err := tx.Link(l.Platform, l.Workspace, l.PlatformUser)
 		switch {
@@ -31,16 +43,94 @@ func (s *Service) SaveLink(ctx context.Context, l storage.IdentityLink) error {
 		case !errors.Is(err, storage.ErrNotFound):
 			return err
 		}
+		same, err := tx.Links(storage.LinkFilter{Platform: l.Platform, Workspace: l.Workspace, Subject: l.Subject})
+		if err != nil {
+			return fmt.Errorf("find other links of %s: %w", l.Subject, err)
+		}
+		for _, o := range same {
+			if o.Issuer != l.Issuer || o.PlatformUser == l.PlatformUser {
+				continue
+			}
+			if err := tx.DeleteLink(o.Platform, o.Workspace, o.PlatformUser); err != nil {
+				return fmt.Errorf("remove the replaced link of %s: %w", o.PlatformUser, err)
+			}
+			rec := linkRecord(audit.TypeIdentityUnlinked, o, "replaced: the same identity linked another chat account in this workspace")
+			rec.Data["replaced_by"] = l.PlatformUser
+			if err := s.appendAudit(tx, rec); err != nil {
+				return err
+			}
+			if err := s.queueNotice(tx, o.Platform, AccountNotice{Workspace: o.Workspace, User: o.PlatformUser, Conversation: o.Conversation, Text: fmt.Sprintf(
+				"signoff: this chat account is no longer linked to %s. That identity was just linked to another account in this workspace (%s), and an identity votes through one chat account only. If that was not you, tell the people who run signoff.",
+				identityName(l), l.PlatformUser),
+				Public: "signoff: a chat account that voted here was unlinked because its company identity was just linked to another chat account. If that was not you, tell the people who run signoff.",
+			}); err != nil {
+				return err
+			}
+		}
 		if err := tx.PutLink(l); err != nil {
 			return fmt.Errorf("store link: %w", err)
 		}
-		return s.appendAudit(tx, linkRecord(audit.TypeIdentityLinked, l, ""))
+		rec := linkRecord(audit.TypeIdentityLinked, l, "")
+		if l.MatchedBy != "" {
+			rec.Data["matched_by"] = l.MatchedBy
+		}
+		if err := s.appendAudit(tx, rec); err != nil {
+			return err
+		}
+		return s.queueNotice(tx, l.Platform, AccountNotice{Workspace: l.Workspace, User: l.PlatformUser, Conversation: via, Text: fmt.Sprintf(
+			"signoff: this chat account is now linked to %s (signed in at %s). Your Approve and Deny clicks count as that identity. If you did not just sign in, tell the people who run signoff at once.",
+			identityName(l), l.Issuer),
+			Public: "signoff: a chat account that voted here was just linked to its owner's company identity. If you did not link yours, tell the people who run signoff.",
+		})
 	})
 	if err != nil {
 		return fmt.Errorf("link %s user %s in %s: %w", l.Platform, l.PlatformUser, l.Workspace, err)
 	}
-	s.log.Info("identity linked", "platform", l.Platform, "workspace", l.Workspace, "platform_user", l.PlatformUser, "subject", l.Subject)
+	s.log.Info("identity linked", "platform", l.Platform, "workspace", l.Workspace, "platform_user", l.PlatformUser, "subject", l.Subject, "matched_by", l.MatchedBy)
 	return nil
+}
+
+// RefuseLink records a refused binding: an identity.link_refused audit
+// record naming both sides (never a token) and a notice to the chat
+// account, in one transaction. Nothing is linked.
+func (s *Service) RefuseLink(ctx context.Context, r oidc.LinkRefusal) error {
+	err := s.update(ctx, func(tx storage.Tx) error {
+		data := map[string]any{"reason": clip(r.Reason), "message": r.Message}
+		if r.AccountEmail != "" {
+			data["chat_email"] = clip(r.AccountEmail)
+		}
+		if r.AccountName != "" {
+			data["chat_name"] = clip(r.AccountName)
+		}
+		rec := audit.Record{
+			Type: audit.TypeIdentityLinkRefused,
+			Actor: &audit.Actor{
+				Issuer: r.Issuer, Subject: r.Subject, Email: r.Email, Name: r.Name,
+				Platform: r.Platform, Workspace: r.Workspace, PlatformUser: r.PlatformUser,
+			},
+			Data: data,
+		}
+		if err := s.appendAudit(tx, rec); err != nil {
+			return err
+		}
+		who := cmp.Or(r.Email, r.Name, r.Subject)
+		return s.queueNotice(tx, r.Platform, AccountNotice{Workspace: r.Workspace, User: r.PlatformUser, Conversation: r.Conversation, Text: fmt.Sprintf(
+			"signoff: a sign-in as %s tried to link this chat account and was refused: %s. Nothing was linked. Sign-in links work only for the person who owns the chat account; if you did not pass your link on, tell the people who run signoff.",
+			who, r.Message),
+			Public: "signoff: a sign-in link meant for a chat account here was completed by someone else and refused; nothing was linked. Sign-in links work only for the person they were sent to.",
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("record refused link of %s user %s: %w", r.Platform, r.PlatformUser, err)
+	}
+	s.log.Warn("identity link refused", "platform", r.Platform, "workspace", r.Workspace, "platform_user", r.PlatformUser, "subject", r.Subject, "reason", r.Reason)
+	return nil
+}
+
+// identityName names a link's identity for people: email, else name,
+// else subject.
+func identityName(l storage.IdentityLink) string {
+	return cmp.Or(l.Email, l.PreferredUsername, l.Name, l.Subject)
 }
 
 // RefreshLink stores what a token refresh at the IdP confirmed (groups,

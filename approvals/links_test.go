@@ -27,7 +27,7 @@ func TestLinkLifecycleIsAudited(t *testing.T) {
 	if _, err := h.svc.Link(ctx, "slack", "T1", "U1"); !errors.Is(err, approvals.ErrNotLinked) {
 		t.Fatalf("unlinked account: %v", err)
 	}
-	if err := h.svc.SaveLink(ctx, sampleLink("alice", "sre")); err != nil {
+	if err := h.svc.SaveLink(ctx, sampleLink("alice", "sre"), ""); err != nil {
 		t.Fatal(err)
 	}
 	// Another workspace is another account.
@@ -35,7 +35,7 @@ func TestLinkLifecycleIsAudited(t *testing.T) {
 		t.Fatalf("link leaked across workspaces: %v", err)
 	}
 	// Re-linking to another identity replaces the link: unlinked + linked.
-	if err := h.svc.SaveLink(ctx, sampleLink("bob", "sre")); err != nil {
+	if err := h.svc.SaveLink(ctx, sampleLink("bob", "sre"), ""); err != nil {
 		t.Fatal(err)
 	}
 	refreshed := sampleLink("bob", "dev")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/signoff-dev/signoff/policy"
@@ -16,7 +17,47 @@ const (
 	KindExecute = "execute"
 	// KindNotifyPrefix + platform ("notify.slack") posts or updates a card.
 	KindNotifyPrefix = "notify."
+	// KindNoticePrefix + platform ("notice.slack") sends a private message
+	// to one chat account (AccountNotice).
+	KindNoticePrefix = "notice."
 )
+
+// AccountNotice is the payload of a "notice.<platform>" outbox entry: a
+// message to one chat account about its link (made, refused, replaced),
+// so that the owner of the account learns what was done in its name.
+type AccountNotice struct {
+	Workspace string `json:"workspace"`
+	User      string `json:"user"`
+	// Conversation is where the account last clicked (Teams needs a
+	// conversation to write to); may be empty.
+	Conversation string `json:"conversation,omitempty"`
+	// Text is plain text; the adapter escapes it for its markup.
+	Text string `json:"text"`
+	// Public is the same news without names or emails, for a
+	// conversation other people read (a Teams channel, where a bot
+	// cannot write to one person privately).
+	Public string `json:"public,omitempty"`
+}
+
+// queueNotice queues a message to one chat account, when its platform's
+// adapter is running (Options.Platforms); otherwise nobody could deliver
+// it and it is skipped.
+func (s *Service) queueNotice(tx storage.Tx, platform string, n AccountNotice) error {
+	if !slices.Contains(s.opts.Platforms, platform) || n.User == "" {
+		return nil
+	}
+	payload, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encode notice: %w", err)
+	}
+	now := s.clock.Now().UTC()
+	if _, err := tx.Enqueue(storage.OutboxEntry{
+		Kind: KindNoticePrefix + platform, Payload: payload, NextAttempt: now, CreatedAt: now,
+	}); err != nil {
+		return fmt.Errorf("queue %s notice for %s: %w", platform, n.User, err)
+	}
+	return nil
+}
 
 // Events a notification entry announces.
 const (

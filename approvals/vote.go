@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -266,7 +267,11 @@ func findVote(r storage.Request, id oidc.Identity) *storage.Vote {
 }
 
 func personOf(id oidc.Identity) policy.Person {
-	return policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
+	p := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
+	for _, k := range slices.Sorted(maps.Keys(id.PersonClaims)) {
+		p.Handles = append(p.Handles, id.PersonClaims[k])
+	}
+	return p
 }
 
 func displayName(id oidc.Identity) string {

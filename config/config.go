@@ -185,7 +185,25 @@ type IdPConfig struct {
 	TokenEncryptionKey Secret `mapstructure:"token_encryption_key"`
 	// TokenEncryptionKeyFile is TokenEncryptionKey's file twin.
 	TokenEncryptionKeyFile string `mapstructure:"token_encryption_key_file"`
+	// LinkMatch is how signoff proves that whoever completes a sign-in
+	// link owns the chat account it was sent to: "email" (the default:
+	// the chat platform's email, or Teams' Entra object id, must match the
+	// IdP's verified answer) or "none" (no proof; see the README).
+	LinkMatch string `mapstructure:"link_match"`
+	// PersonClaims names approver ID-token claims that may hold a
+	// requester's CI handle (a GitHub login in a custom attribute), for the
+	// self-approval check; DefaultIdPPersonClaims when not set.
+	PersonClaims []string `mapstructure:"person_claims"`
 }
+
+// Link match modes (idp.link_match).
+const (
+	LinkMatchEmail = "email"
+	LinkMatchNone  = "none"
+)
+
+// DefaultIdPPersonClaims is idp.person_claims when not set.
+var DefaultIdPPersonClaims = []string{"preferred_username"}
 
 // Configured reports whether the IdP section was filled in (defaults alone
 // do not count).
@@ -433,6 +451,8 @@ func Default() *Config {
 			GroupsClaim:  DefaultIdPGroupsClaim,
 			LinkMaxAge:   DefaultLinkMaxAge,
 			GroupsMaxAge: DefaultGroupsMaxAge,
+			LinkMatch:    LinkMatchEmail,
+			PersonClaims: append([]string(nil), DefaultIdPPersonClaims...),
 		},
 		Audit: AuditConfig{CheckpointEvery: DefaultCheckpointEvery},
 		Log:   LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},

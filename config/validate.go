@@ -176,6 +176,14 @@ func (c *Config) validateIdP(ps *problems) {
 	if idp.TokenEncryptionKey == "" && slices.Contains(idp.Scopes, "offline_access") {
 		ps.add("idp.token_encryption_key", "required when idp.scopes includes offline_access: refresh tokens are stored encrypted; set idp.token_encryption_key_file")
 	}
+	if idp.LinkMatch != LinkMatchEmail && idp.LinkMatch != LinkMatchNone {
+		ps.add("idp.link_match", "must be %q (the default: a chat account links only to the identity whose verified email matches the chat platform's) or %q, got %q", LinkMatchEmail, LinkMatchNone, idp.LinkMatch)
+	}
+	for i, c := range idp.PersonClaims {
+		if strings.TrimSpace(c) == "" {
+			ps.add(fmt.Sprintf("idp.person_claims[%d]", i), "is empty: name an ID token claim, or remove the entry")
+		}
+	}
 	if idp.TokenEncryptionKey != "" && len(idp.TokenEncryptionKey) < 32 {
 		ps.add("idp.token_encryption_key", "is too short (%d characters); use at least 32 random bytes", len(idp.TokenEncryptionKey))
 	}
@@ -533,6 +541,14 @@ func (c *Config) Warnings() []Problem {
 	if len(c.Actions) == 0 {
 		ws.add("actions", "no actions are declared: nothing can be requested")
 	}
+	if c.IdP.Configured() && c.IdP.LinkMatch == LinkMatchNone {
+		ws.add("idp.link_match", "is none: signoff does not check that the person who completes a sign-in link owns the chat account it was sent to, so a link forwarded to (or by) an approver lets one person vote as another; use email unless your chat accounts carry no email")
+	}
+	if c.IdP.Configured() {
+		for i, r := range c.Requesters {
+			ws = append(ws, selfApprovalBlindSpot(fmt.Sprintf("requesters[%d]", i), r, c.IdP.PersonClaims)...)
+		}
+	}
 	for _, name := range sortedKeys(c.Actions) {
 		a := c.Actions[name]
 		key := "actions." + name
@@ -578,4 +594,34 @@ func devMayApprove(ap ApproversConfig, d DevApprover) bool {
 		}
 	}
 	return false
+}
+
+// selfApprovalBlindSpot warns when the person behind a GitHub Actions or
+// GitLab CI request can never be recognized among the approvers, so that
+// self-approval goes unnoticed: the requester's person claim is the
+// token's subject (a repository or project path, never a person), or
+// idp.person_claims is empty (a CI login is never an IdP subject or
+// email).
+func selfApprovalBlindSpot(key string, r RequesterConfig, personClaims []string) []Problem {
+	host := ""
+	if u, err := url.Parse(r.Issuer); err == nil {
+		host = strings.ToLower(u.Hostname())
+	}
+	ci := ""
+	switch {
+	case host == "token.actions.githubusercontent.com" || strings.HasSuffix(host, ".ghe.com"):
+		ci = "GitHub Actions"
+	case strings.Contains(host, "gitlab"):
+		ci = "GitLab CI"
+	default:
+		return nil
+	}
+	var ws problems
+	switch {
+	case r.PersonClaim == "sub":
+		ws.add(key+".person_claim", "is sub: a %s token's subject names a repository or project, never a person, so signoff cannot tell when requesters approve their own requests; use %s", ci, map[string]string{"GitHub Actions": "actor", "GitLab CI": "user_login"}[ci])
+	case len(personClaims) == 0:
+		ws.add("idp.person_claims", "is empty: the %s login of requester %s is never an IdP subject or email, so an approver approving their own request goes unnoticed; list the IdP claim that holds CI logins (e.g. preferred_username or a custom attribute)", ci, r.Name)
+	}
+	return ws
 }

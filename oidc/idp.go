@@ -31,6 +31,7 @@ type idpClient struct {
 	redirectURL  string
 	scopes       []string
 	groupsClaim  string
+	personClaims []string
 	httpClient   *http.Client
 	clock        clock.Clock
 	retry        time.Duration
@@ -189,6 +190,13 @@ type idClaims struct {
 	AuthTime          time.Time
 	ACR               string
 	AMR               []string
+	// EmailVerified is the email_verified claim; nil when absent.
+	EmailVerified *bool
+	// OID is Microsoft Entra ID's object id claim (oid), if sent.
+	OID string
+	// PersonClaims holds the string values of the claims named in
+	// idp.person_claims that the answer carried.
+	PersonClaims map[string]string
 }
 
 // signInResult is a verified code exchange.
@@ -338,6 +346,23 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 	out.Groups = stringList(m[c.groupsClaim])
 	out.ACR, _ = m["acr"].(string)
 	out.AMR = stringList(m["amr"])
+	out.OID, _ = m["oid"].(string)
+	switch v := m["email_verified"].(type) {
+	case bool:
+		out.EmailVerified = &v
+	case string: // some providers send "true" / "false"
+		if b, err := strconv.ParseBool(v); err == nil {
+			out.EmailVerified = &b
+		}
+	}
+	for _, name := range c.personClaims {
+		if v, ok := m[name].(string); ok && strings.TrimSpace(v) != "" {
+			if out.PersonClaims == nil {
+				out.PersonClaims = map[string]string{}
+			}
+			out.PersonClaims[name] = strings.TrimSpace(v)
+		}
+	}
 	at, ok, err := numericDate(m, "auth_time")
 	if err != nil {
 		return nil, &idpRefusal{reason: "the ID token's " + err.Error(), err: err}
@@ -384,7 +409,18 @@ func (c *idpClient) userinfo(ctx context.Context, d *discovered, tok *oauth2.Tok
 		return nil, &idpRefusal{reason: "the userinfo answer is for another subject than the ID token"}
 	}
 	base.Groups = got.Groups
-	base.Email = cmp.Or(base.Email, got.Email)
+	if base.Email == "" && got.Email != "" {
+		base.Email, base.EmailVerified = got.Email, got.EmailVerified
+	}
+	base.OID = cmp.Or(base.OID, got.OID)
+	for k, v := range got.PersonClaims {
+		if _, ok := base.PersonClaims[k]; !ok {
+			if base.PersonClaims == nil {
+				base.PersonClaims = map[string]string{}
+			}
+			base.PersonClaims[k] = v
+		}
+	}
 	base.Name = cmp.Or(base.Name, got.Name)
 	base.PreferredUsername = cmp.Or(base.PreferredUsername, got.PreferredUsername)
 	return base, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -31,10 +33,10 @@ var tokenKey = []byte("test-token-encryption-key-0123456789abcdef")
 
 // Users at the test IdP.
 var (
-	alice = testUser{Username: "alice", Password: "alice-pw", Email: "alice@example.com", Name: "Alice", Groups: []string{"sre"}}
-	bob   = testUser{Username: "bob", Password: "bob-pw", Email: "bob@example.com", Name: "Bob", Groups: []string{"sre"}}
-	dana  = testUser{Username: "dana", Password: "dana-pw", Email: "dana@example.com", Name: "Dana", Groups: []string{"sre"}, OTP: "424242"}
-	erin  = testUser{Username: "erin", Password: "erin-pw", Email: "erin@example.com", Name: "Erin", Groups: []string{"sre"}, OTP: "131313"}
+	alice = testop.User{Username: "alice", Password: "alice-pw", Email: "alice@example.com", Name: "Alice", Groups: []string{"sre"}}
+	bob   = testop.User{Username: "bob", Password: "bob-pw", Email: "bob@example.com", Name: "Bob", Groups: []string{"sre"}}
+	dana  = testop.User{Username: "dana", Password: "dana-pw", Email: "dana@example.com", Name: "Dana", Groups: []string{"sre"}, OTP: "424242"}
+	erin  = testop.User{Username: "erin", Password: "erin-pw", Email: "erin@example.com", Name: "Erin", Groups: []string{"sre"}, OTP: "131313"}
 )
 
 // Chat accounts.
@@ -64,7 +66,7 @@ func testPolicy() *policy.Policy {
 				Requesters: []policy.RequesterRule{{Issuer: "github"}},
 				Approvers:  policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
 				TTL:        time.Hour,
-				StepUp:     &policy.StepUp{MaxAge: 10 * time.Minute, ACRValues: []string{acrMFA}},
+				StepUp:     &policy.StepUp{MaxAge: 10 * time.Minute, ACRValues: []string{testop.ACRMFA}},
 			},
 		},
 	}
@@ -123,7 +125,7 @@ type env struct {
 	t       testing.TB
 	mux     *http.ServeMux
 	clk     *clock.Fake
-	op      *testOP
+	op      *testop.OP
 	srv     *httptest.Server
 	baseURL string
 	store   *boltstore.Store
@@ -133,6 +135,55 @@ type env struct {
 	logs    *syncBuffer
 	net     *switchTransport
 	opts    oidc.LinkerOptions
+	// dir is the chat platforms' record of who owns which account.
+	dir *directory
+}
+
+// directory stands in for a chat platform's account lookup (Slack
+// users.info, the Teams member lookup), which the platform adapters
+// implement against their real wire formats: the tests say who owns which
+// chat account (own), and err makes every lookup fail.
+type directory struct {
+	mu       sync.Mutex
+	accounts map[string]oidc.ChatAccount
+	err      error
+	lookups  int
+}
+
+func accountKey(p oidc.PlatformUser) string {
+	return p.Platform + "\x00" + p.Workspace + "\x00" + p.UserID
+}
+
+func (d *directory) LookupAccount(_ context.Context, p oidc.PlatformUser) (oidc.ChatAccount, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lookups++
+	if d.err != nil {
+		return oidc.ChatAccount{}, d.err
+	}
+	a, ok := d.accounts[accountKey(p)]
+	if !ok {
+		return oidc.ChatAccount{}, fmt.Errorf("no account %s: %w", p.UserID, oidc.ErrAccountNotFound)
+	}
+	return a, nil
+}
+
+func (d *directory) set(p oidc.PlatformUser, a oidc.ChatAccount) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.accounts[accountKey(p)] = a
+}
+
+func (d *directory) fail(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.err = err
+}
+
+// own records that the chat account p belongs to u (its platform
+// profile carries u's email).
+func (e *env) own(p oidc.PlatformUser, u testop.User) {
+	e.dir.set(p, oidc.ChatAccount{DisplayName: u.Name, Handle: u.Username, Email: u.Email})
 }
 
 type envOption func(*oidc.LinkerOptions)
@@ -154,20 +205,20 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	// signoff answers on "localhost", the IdP on 127.0.0.1, so the two
 	// keep their cookies apart as two sites would.
 	e.baseURL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
-	e.op = newTestOP(t, e.clk, e.baseURL+oidc.CallbackPath)
-	for _, u := range []testUser{alice, bob, dana, erin} {
+	e.op = testop.New(t, e.clk, e.baseURL+oidc.CallbackPath)
+	for _, u := range []testop.User{alice, bob, dana, erin} {
 		e.op.AddUser(u)
 	}
 
 	e.dbPath = testenv.DBPath(t)
 	st := testenv.OpenStoreAt(t, e.dbPath)
 	e.store = st
-	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clk, Logger: logger, GroupsMaxAge: 24 * time.Hour})
+	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clk, Logger: logger, GroupsMaxAge: 24 * time.Hour, Platforms: []string{"slack", "teams"}})
 
 	e.opts = oidc.LinkerOptions{
 		Issuer:       e.op.Issuer,
-		ClientID:     testClientID,
-		ClientSecret: testClientSecret,
+		ClientID:     testop.ClientID,
+		ClientSecret: testop.ClientSecret,
 		Scopes:       []string{"openid", "email", "profile", "groups", "offline_access"},
 		GroupsClaim:  "groups",
 		RedirectURL:  e.baseURL + oidc.CallbackPath,
@@ -190,6 +241,12 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	if err != nil {
 		t.Fatalf("NewLinker: %v", err)
 	}
+	e.dir = &directory{accounts: map[string]oidc.ChatAccount{}}
+	e.linker.SetDirectory("slack", e.dir)
+	// Unless a test says otherwise (own, linkAs), U1 is alice's and U2
+	// bob's.
+	e.own(slackU1, alice)
+	e.own(slackU2, bob)
 	e.linker.Register(mux)
 	t.Cleanup(e.checkNoSecretsLeaked)
 	return e
@@ -198,7 +255,7 @@ func newEnv(t testing.TB, options ...envOption) *env {
 // checkNoSecretsLeaked runs after every test: no code, token or secret
 // reached signoff's log or its audit log.
 func (e *env) checkNoSecretsLeaked() {
-	secrets := append(e.op.IssuedTokens(), testClientSecret, string(tokenKey))
+	secrets := append(e.op.IssuedTokens(), testop.ClientSecret, string(tokenKey))
 	logs := e.logs.String()
 	var auditLog strings.Builder
 	_ = e.store.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
@@ -263,9 +320,11 @@ func (e *env) noLink(p oidc.PlatformUser) {
 	}
 }
 
-// linkAs runs the whole flow in a fresh browser and expects success.
-func (e *env) linkAs(p oidc.PlatformUser, u testUser) *browser {
+// linkAs runs the whole flow in a fresh browser as the owner of p and
+// expects success.
+func (e *env) linkAs(p oidc.PlatformUser, u testop.User) *browser {
 	e.t.Helper()
+	e.own(p, u)
 	b := newBrowser(e.t)
 	b.open(e.begin(p))
 	status, body := b.login(u.Username, u.Password, u.OTP)
@@ -381,13 +440,53 @@ func (b *browser) get(u string) (int, string) {
 	return b.do(req)
 }
 
-// open follows a sign-in link to the IdP's login form.
+// open follows a sign-in link to the IdP's login form: the confirmation
+// page, then its Continue button.
 func (b *browser) open(startURL string) {
 	b.t.Helper()
-	status, body := b.get(startURL)
+	status, body := b.start(startURL)
 	if status != http.StatusOK || !strings.Contains(body, "Sign in to the test IdP") {
 		b.t.Fatalf("opening %s: status %d, want the IdP's login form\n%s", startURL, status, body)
 	}
+}
+
+var (
+	confirmIDField   = regexp.MustCompile(`<input type="hidden" name="id" value="([^"]+)">`)
+	confirmCSRFField = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]+)">`)
+)
+
+// start opens a sign-in link as a person does: it reads the confirmation
+// page and presses Continue. When the link shows no confirmation (used,
+// expired) it returns that page.
+func (b *browser) start(startURL string) (int, string) {
+	b.t.Helper()
+	status, body := b.get(startURL)
+	if status != http.StatusOK || !strings.Contains(body, `data-outcome="confirm"`) {
+		return status, body
+	}
+	id, csrf := confirmIDField.FindStringSubmatch(body), confirmCSRFField.FindStringSubmatch(body)
+	if id == nil || csrf == nil {
+		b.t.Fatalf("confirmation page without its form:\n%s", body)
+	}
+	return b.confirm(startURL, url.Values{"id": {id[1]}, "csrf": {csrf[1]}})
+}
+
+// confirm posts the confirmation form of startURL with vals, as signoff's
+// own page does.
+func (b *browser) confirm(startURL string, vals url.Values) (int, string) {
+	b.t.Helper()
+	u, err := url.Parse(startURL)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	u.RawQuery = ""
+	req, err := http.NewRequest(http.MethodPost, u.String(), strings.NewReader(vals.Encode()))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", u.Scheme+"://"+u.Host)
+	return b.do(req)
 }
 
 var authRequestIDField = regexp.MustCompile(`name="id" value="([^"]+)"`)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,7 +37,15 @@ const (
 	DefaultCleanupInterval = 5 * time.Minute
 	// DefaultGroupsClaim names the ID token claim holding the groups.
 	DefaultGroupsClaim = "groups"
+	// DefaultSignInLinksPerMinute caps the sign-in links per chat account
+	// and minute. A person needs one; a click flood gets no more.
+	DefaultSignInLinksPerMinute = 5
+	// lookupTimeout bounds one chat-platform account lookup.
+	lookupTimeout = 10 * time.Second
 )
+
+// DefaultPersonClaims is idp.person_claims when the operator sets none.
+var DefaultPersonClaims = []string{"preferred_username"}
 
 // Sign-in attempt purposes (storage.LinkAttempt.Purpose).
 const (
@@ -67,6 +76,9 @@ const (
 	// LinkReasonIssuerChanged: the link was made at another IdP than the
 	// one configured now.
 	LinkReasonIssuerChanged = "issuer_changed"
+	// LinkReasonRateLimited: the chat account was sent enough sign-in
+	// links for now; the error carries no URL.
+	LinkReasonRateLimited = "rate_limited"
 )
 
 // ErrIdPUnavailable means the IdP could not be reached (discovery, token
@@ -95,10 +107,14 @@ func (e *LinkRequiredError) Error() string { return e.Message }
 // PlatformUser names a chat account: the platform ("slack", "teams",
 // "dev"), the workspace (the Slack team id, the Teams tenant id) and the
 // platform's user id (the Slack user id, the Teams aadObjectId).
+// Conversation is not part of the account's name: it says where the
+// account clicked (a Teams conversation id), which the platform's member
+// lookup and the notices to the account need.
 type PlatformUser struct {
-	Platform  string
-	Workspace string
-	UserID    string
+	Platform     string
+	Workspace    string
+	UserID       string
+	Conversation string
 }
 
 // String names the chat account for messages and logs.
@@ -118,14 +134,46 @@ func (p PlatformUser) check() error {
 // audit records itself.
 type LinkWriter interface {
 	// SaveLink stores a link made by a browser sign-in (replacing any
-	// earlier link of that chat account).
-	SaveLink(ctx context.Context, l storage.IdentityLink) error
+	// earlier link of that chat account, and any link of another chat
+	// account in the same workspace to the same identity) and tells the
+	// chat account; via is the conversation it clicked in, if known.
+	SaveLink(ctx context.Context, l storage.IdentityLink, via string) error
+	// RefuseLink records a sign-in that did not prove to be the chat
+	// account's owner, and tells the chat account.
+	RefuseLink(ctx context.Context, r LinkRefusal) error
 	// RefreshLink stores what a refresh or step-up sign-in confirmed for
 	// the same identity (groups, verified_at, a rotated refresh token).
 	RefreshLink(ctx context.Context, l storage.IdentityLink) error
 	// MarkLinkStale records that the IdP no longer backs a link.
 	MarkLinkStale(ctx context.Context, platform, workspace, platformUser, reason string) error
 }
+
+// LinkRefusal is a sign-in that did not prove to be the chat account's
+// owner: the account the link was for, the identity that signed in, and
+// why they do not belong together. It never holds a token.
+type LinkRefusal struct {
+	// The chat account the sign-in link was for, and where it clicked.
+	Platform, Workspace, PlatformUser, Conversation string
+	// AccountName and AccountEmail are the chat platform's record of the
+	// account, when it could be read.
+	AccountName, AccountEmail string
+	// The identity that signed in at the IdP.
+	Issuer, Subject, Email, Name string
+	// Reason is a short stable code (the Refusal… constants); Message
+	// says what did not match, for people.
+	Reason, Message string
+}
+
+// Reasons a binding is refused (LinkRefusal.Reason).
+const (
+	RefusalMismatch       = "identity_mismatch"
+	RefusalNoIdPEmail     = "no_idp_email"
+	RefusalEmailUnverif   = "email_unverified"
+	RefusalNoChatEmail    = "no_chat_email"
+	RefusalLookupFailed   = "lookup_failed"
+	RefusalUnknownAccount = "unknown_account"
+	RefusalNoDirectory    = "no_directory"
+)
 
 // StepUpFunc completes a vote after a step-up sign-in: attempt names the
 // request, the decision and the chat account; id is the identity from the
@@ -157,6 +205,20 @@ type LinkerOptions struct {
 	// GroupsClaim names the claim with the person's groups; default
 	// "groups". When the ID token lacks it, the userinfo endpoint is asked.
 	GroupsClaim string
+	// LinkMatch is how a sign-in proves to be the chat account's owner
+	// before a link is saved: LinkMatchEmail (the default) or
+	// LinkMatchNone. With LinkMatchEmail, every platform that links
+	// accounts needs an AccountDirectory (SetDirectory).
+	LinkMatch string
+	// PersonClaims (idp.person_claims) names the ID token claims kept with
+	// a link for the self-approval check; nil means
+	// DefaultPersonClaims, an empty slice none.
+	PersonClaims []string
+	// SignInLinksPerMinute caps the sign-in links one chat account gets
+	// per minute (each one is a stored attempt); default
+	// DefaultSignInLinksPerMinute. Clicks beyond it get a
+	// *LinkRequiredError without a URL, saying when to try again.
+	SignInLinksPerMinute int
 	// RedirectURL is public_url + "/link/callback", registered at the IdP.
 	// The start links Begin returns share its scheme, host and prefix.
 	RedirectURL string
@@ -229,7 +291,29 @@ type Linker struct {
 	idp         *idpClient
 	userLocksMu sync.Mutex
 	userLocks   map[string]chan struct{}
+	linkLimits  *userLimiter
+
+	dirMu       sync.RWMutex
+	directories map[string]AccountDirectory
 }
+
+// SetDirectory makes d the account directory of platform: the chat
+// adapter that can say who owns one of its accounts. Call it while wiring,
+// before serving.
+func (l *Linker) SetDirectory(platform string, d AccountDirectory) {
+	l.dirMu.Lock()
+	defer l.dirMu.Unlock()
+	l.directories[platform] = d
+}
+
+func (l *Linker) directory(platform string) AccountDirectory {
+	l.dirMu.RLock()
+	defer l.dirMu.RUnlock()
+	return l.directories[platform]
+}
+
+// LinkMatch returns how this Linker proves a binding (LinkMatch…).
+func (l *Linker) LinkMatch() string { return l.opts.LinkMatch }
 
 // NewLinker checks opts and returns a Linker. It does no network I/O: the
 // IdP is discovered on first use and again after a failure (every
@@ -266,6 +350,19 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 	if opts.GroupsClaim == "" {
 		opts.GroupsClaim = DefaultGroupsClaim
 	}
+	switch opts.LinkMatch {
+	case "":
+		opts.LinkMatch = LinkMatchEmail
+	case LinkMatchEmail, LinkMatchNone:
+	default:
+		return nil, fmt.Errorf("oidc: idp.link_match %q is neither %q nor %q", opts.LinkMatch, LinkMatchEmail, LinkMatchNone)
+	}
+	if opts.PersonClaims == nil {
+		opts.PersonClaims = DefaultPersonClaims
+	}
+	if opts.SignInLinksPerMinute <= 0 {
+		opts.SignInLinksPerMinute = DefaultSignInLinksPerMinute
+	}
 	if opts.LinkMaxAge == 0 {
 		opts.LinkMaxAge = DefaultLinkMaxAge
 	}
@@ -292,13 +389,18 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 	}
 
 	l := &Linker{
-		opts:       opts,
-		clock:      opts.Clock,
-		log:        opts.Logger,
-		startURL:   (&url.URL{Scheme: redirect.Scheme, Host: redirect.Host, Path: prefix + StartPath}).String(),
-		cookiePath: prefix + "/link/",
-		secure:     redirect.Scheme == "https",
-		userLocks:  map[string]chan struct{}{},
+		opts:        opts,
+		clock:       opts.Clock,
+		log:         opts.Logger,
+		startURL:    (&url.URL{Scheme: redirect.Scheme, Host: redirect.Host, Path: prefix + StartPath}).String(),
+		cookiePath:  prefix + "/link/",
+		secure:      redirect.Scheme == "https",
+		userLocks:   map[string]chan struct{}{},
+		linkLimits:  newUserLimiter(opts.SignInLinksPerMinute),
+		directories: map[string]AccountDirectory{},
+	}
+	if opts.LinkMatch == LinkMatchNone {
+		l.log.Warn("idp.link_match is none: signoff does not check that the person who completes a sign-in link owns the chat account it was sent to; anyone an approver forwards a link to, or who forwards theirs to an approver, can vote as someone else. Set idp.link_match: email unless your chat accounts have no email.")
 	}
 	if opts.TokenKey != nil {
 		if l.sealer, err = newTokenSealer(opts.TokenKey); err != nil {
@@ -316,6 +418,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		redirectURL:  opts.RedirectURL,
 		scopes:       l.scopes,
 		groupsClaim:  opts.GroupsClaim,
+		personClaims: opts.PersonClaims,
 		httpClient:   opts.HTTPClient,
 		clock:        opts.Clock,
 		retry:        opts.DiscoveryRetry,
@@ -346,7 +449,11 @@ func (l *Linker) Begin(ctx context.Context, p PlatformUser) (string, error) {
 	if err := p.check(); err != nil {
 		return "", err
 	}
-	return l.newAttempt(ctx, storage.LinkAttempt{Purpose: PurposeLink, Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID})
+	if wait, ok := l.linkLimits.allow(p, l.clock.Now()); !ok {
+		return "", &LinkRequiredError{Reason: LinkReasonRateLimited, Message: fmt.Sprintf(
+			"you were sent %d sign-in links in the last minute; use the latest one, or click again in %s for a new one", l.opts.SignInLinksPerMinute, wait.Round(time.Second))}
+	}
+	return l.newAttempt(ctx, storage.LinkAttempt{Purpose: PurposeLink, Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, Conversation: p.Conversation})
 }
 
 // BeginStepUp creates a single-use sign-in link that, once the person
@@ -375,9 +482,13 @@ func (l *Linker) BeginStepUp(ctx context.Context, p PlatformUser, requestID, dec
 	if lr := l.checkLink(ctx, p, link); lr != nil {
 		return "", lr
 	}
+	if wait, ok := l.linkLimits.allow(p, l.clock.Now()); !ok {
+		return "", &LinkRequiredError{Reason: LinkReasonRateLimited, Message: fmt.Sprintf(
+			"you were sent %d sign-in links in the last minute; use the latest one, or click again in %s for a new one", l.opts.SignInLinksPerMinute, wait.Round(time.Second))}
+	}
 	return l.newAttempt(ctx, storage.LinkAttempt{
 		Purpose: PurposeStepUp, Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID,
-		RequestID: requestID, Decision: decision,
+		Conversation: p.Conversation, RequestID: requestID, Decision: decision,
 	})
 }
 
@@ -425,6 +536,9 @@ func (l *Linker) Resolve(ctx context.Context, p PlatformUser) (Identity, error) 
 	}
 	if lr := l.checkLink(ctx, p, link); lr != nil {
 		return Identity{}, lr
+	}
+	if link, err = l.checkLegacyBinding(ctx, p, link); err != nil {
+		return Identity{}, err
 	}
 	now := l.clock.Now()
 	if now.Sub(link.VerifiedAt) > l.opts.GroupsMaxAge {
@@ -477,6 +591,11 @@ func (l *Linker) checkLink(ctx context.Context, p PlatformUser, link storage.Ide
 // the URL cannot be made (the store failed), that error is returned.
 func (l *Linker) linkRequired(ctx context.Context, p PlatformUser, reason, message string) error {
 	u, err := l.Begin(ctx, p)
+	var limited *LinkRequiredError
+	if errors.As(err, &limited) {
+		// Enough links for now: say so instead of making another.
+		return &LinkRequiredError{Reason: reason, Message: message + " (" + limited.Message + ")"}
+	}
 	if err != nil {
 		return fmt.Errorf("oidc: %s (and no sign-in link could be made: %w)", message, err)
 	}
@@ -488,7 +607,8 @@ func identityOf(l storage.IdentityLink) Identity {
 	return Identity{
 		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name,
 		PreferredUsername: l.PreferredUsername, Groups: slices.Clone(l.Groups),
-		VerifiedAt: l.VerifiedAt, AuthTime: l.AuthTime, ACR: l.ACR, AMR: slices.Clone(l.AMR),
+		PersonClaims: maps.Clone(l.PersonClaims),
+		VerifiedAt:   l.VerifiedAt, AuthTime: l.AuthTime, ACR: l.ACR, AMR: slices.Clone(l.AMR),
 	}
 }
 
@@ -552,6 +672,9 @@ func (l *Linker) refresh(ctx context.Context, p PlatformUser, link storage.Ident
 	if res.claims.PreferredUsername != "" {
 		updated.PreferredUsername = res.claims.PreferredUsername
 	}
+	if len(res.claims.PersonClaims) > 0 {
+		updated.PersonClaims = res.claims.PersonClaims
+	}
 	updated.VerifiedAt = l.clock.Now().UTC()
 	if res.refreshToken != "" && res.refreshToken != rt {
 		if updated.RefreshToken, err = l.sealer.seal(res.refreshToken, updated); err != nil {
@@ -604,9 +727,11 @@ type Mux interface {
 	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }
 
-// Register mounts GET /link/start and GET /link/callback on mux.
+// Register mounts GET and POST /link/start (the confirmation page and its
+// Continue) and GET /link/callback on mux.
 func (l *Linker) Register(mux Mux) {
-	mux.HandleFunc("GET "+StartPath, l.handleStart)
+	mux.HandleFunc("GET "+StartPath, l.handleConfirm)
+	mux.HandleFunc("POST "+StartPath, l.handleStart)
 	mux.HandleFunc("GET "+CallbackPath, l.handleCallback)
 }
 

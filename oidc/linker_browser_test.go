@@ -20,8 +20,20 @@ func TestLinkFlowInBrowser(t *testing.T) {
 	u := e.begin(slackU1)
 	ctx := browsertest.New(t, 60*time.Second)
 
+	// The link first names the chat account it is for; Continue goes on
+	// to the IdP (the page's form-action policy must allow that redirect).
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(u),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome="confirm"]`)),
+	); err != nil {
+		t.Fatalf("confirmation page: %v", err)
+	}
+	confirm, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if err != nil || !strings.Contains(confirm, "Alice (@alice, U1)") || !strings.Contains(confirm, "T1") {
+		t.Fatalf("confirmation page does not name the chat account (%v):\n%s", err, confirm)
+	}
+	if err := chromedp.Do(ctx,
+		chromedp.Click(chromedp.CSS(`#continue`)),
 		chromedp.WaitVisible(chromedp.CSS(`#username`)),
 		chromedp.SendKeys(chromedp.CSS(`#username`), alice.Username),
 		chromedp.SendKeys(chromedp.CSS(`#password`), alice.Password),

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -85,7 +86,7 @@ func TestLinkFlowThenVoteCounts(t *testing.T) {
 	}
 
 	// No token, code or secret reaches the log or the audit log.
-	secrets := append(e.op.IssuedTokens(), code, testClientSecret, string(tokenKey))
+	secrets := append(e.op.IssuedTokens(), code, testop.ClientSecret, string(tokenKey))
 	if len(e.op.IssuedTokens()) < 3 {
 		t.Fatalf("the IdP issued %d tokens, want access, refresh and ID token", len(e.op.IssuedTokens()))
 	}
@@ -239,7 +240,7 @@ func TestLinkRefusals(t *testing.T) {
 		// A's link is opened elsewhere; its IdP address is passed to B.
 		bA := newBrowser(t)
 		bA.stopAtIdP = true
-		status, body := bA.get(e.begin(slackU1))
+		status, body := bA.start(e.begin(slackU1))
 		wantStatus(t, "A's start", status, http.StatusFound, body)
 		bB.get(bA.idpURL)
 		status, body = bB.login(bob.Username, bob.Password, "")
@@ -305,7 +306,7 @@ func TestIDTokenRefused(t *testing.T) {
 			c["azp"] = "some-other-app"
 		}, "does not verify"},
 		{"another audience next to ours", func(_ *env, c map[string]any) {
-			c["aud"] = []string{testClientID, "some-other-app"}
+			c["aud"] = []string{testop.ClientID, "some-other-app"}
 			c["azp"] = "some-other-app"
 		}, "authorized party"},
 		{"expired", func(e *env, c map[string]any) { c["exp"] = e.clk.Now().Add(-time.Hour).Unix() }, "expired"},
@@ -680,6 +681,7 @@ func TestConcurrentResolveRefreshesOnce(t *testing.T) {
 func TestPagesEscapeInput(t *testing.T) {
 	e := newEnv(t)
 	p := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: `U<script>alert(1)</script>`}
+	e.own(p, alice)
 	b := newBrowser(t)
 	b.open(e.begin(p))
 	status, body := b.login(alice.Username, alice.Password, "")

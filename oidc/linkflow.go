@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -28,18 +29,80 @@ const (
 	retryLater   = "Nothing was changed. Try again in a minute; if it keeps failing, tell the people who run signoff."
 )
 
-// handleStart serves GET /link/start?id=…: it binds the attempt to this
-// browser with a cookie and sends the browser to the IdP.
-func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
+// maxStartForm bounds the body of POST /link/start.
+const maxStartForm = 4 << 10
+
+// handleConfirm serves GET /link/start?id=…: a page that names the chat
+// account the link is for (and, for a step-up, the vote) with a Continue
+// button. It changes nothing, so a link preview or a checker fetching the
+// URL cannot use the link up, and nobody reaches the IdP without seeing
+// whose chat account they are about to vouch for.
+func (l *Linker) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	if headOnly(w, r) {
 		return
 	}
 	ctx := r.Context()
 	id := r.URL.Query().Get("id")
+	a, ok := l.startableAttempt(w, r, id)
+	if !ok {
+		return
+	}
+	if _, err := l.idp.get(ctx); err != nil {
+		l.idpDownPage(w, id, err)
+		return
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		l.internalError(w, "make a form token", err)
+		return
+	}
+	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}
+	var acct ChatAccount
+	if l.opts.LinkMatch != LinkMatchNone {
+		// Best effort: the page names the account as its platform knows
+		// it; the binding itself is checked after the sign-in.
+		acct, _, _ = l.lookupAccount(ctx, p)
+	}
+	label := accountLabel(p, acct)
+	http.SetCookie(w, &http.Cookie{
+		Name: csrfCookieName(id), Value: csrf, Path: l.cookiePath, MaxAge: int(l.opts.AttemptTTL / time.Second),
+		HttpOnly: true, Secure: l.secure, SameSite: http.SameSiteStrictMode,
+	})
+	page := &pageError{
+		status:  http.StatusOK,
+		outcome: "confirm",
+		title:   "Link your chat account",
+		paragraphs: []string{
+			fmt.Sprintf("You are linking %s to your company identity at %s.", label, l.opts.Issuer),
+			"Continue only if this chat account is yours. After you sign in, its Approve and Deny clicks count as you, and signoff checks with the chat platform that the account and your sign-in belong to the same person.",
+		},
+		facts: []fact{{"Chat account", label}, {"Identity provider", l.opts.Issuer}},
+		retry: "If this is not your chat account (someone sent you their link), close this tab: nobody can use the link to vote as you, and the person it belongs to must open it themselves.",
+		form: &pageForm{
+			Action: l.startURL, Button: "Continue to sign in",
+			Fields: []fact{{"id", id}, {"csrf", csrf}},
+		},
+	}
+	if a.Purpose == PurposeStepUp {
+		page.title = "Confirm your vote"
+		page.paragraphs = []string{
+			fmt.Sprintf("You are about to %s request %s as %s. Signing in again at %s completes the vote.", a.Decision, a.RequestID, label, l.opts.Issuer),
+			"Continue only if this chat account is yours and you meant to vote.",
+		}
+		page.facts = []fact{{"Chat account", label}, {"Request", a.RequestID}, {"Vote", a.Decision}}
+		page.retry = "If you did not click this vote, close this tab: nothing is counted."
+	}
+	l.renderPage(w, page)
+}
+
+// startableAttempt reads the attempt id names and checks it may still be
+// started; otherwise it answers the request itself.
+func (l *Linker) startableAttempt(w http.ResponseWriter, r *http.Request, id string) (storage.LinkAttempt, bool) {
+	ctx := r.Context()
 	if !validToken(id) {
 		l.renderPage(w, errorPage(http.StatusBadRequest, "This sign-in link is incomplete",
 			"The link carries no valid id; it may have been cut short when it was copied.", retryNewLink))
-		return
+		return storage.LinkAttempt{}, false
 	}
 	var a storage.LinkAttempt
 	err := l.opts.Store.View(ctx, func(tx storage.ReadTx) error {
@@ -49,17 +112,73 @@ func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		l.renderPage(w, usedPage())
-		return
+		return a, false
 	}
 	if err != nil {
 		l.internalError(w, "read sign-in attempt", err)
-		return
+		return a, false
 	}
 	if pe := l.checkStartable(a); pe != nil {
 		if pe.status == http.StatusGone {
 			l.deleteAttempt(ctx, id)
 		}
 		l.renderPage(w, pe)
+		return a, false
+	}
+	return a, true
+}
+
+func (l *Linker) idpDownPage(w http.ResponseWriter, id string, err error) {
+	w.Header().Set("Retry-After", "60")
+	l.renderPage(w, errorPage(http.StatusServiceUnavailable, "The identity provider cannot be reached",
+		fmt.Sprintf("signoff could not reach %s to start your sign-in.", l.opts.Issuer),
+		"Nothing was changed and this link still works until it expires: open it again in a minute. If it keeps failing, tell the people who run signoff."))
+	l.log.Warn("sign-in could not start: identity provider unavailable", "attempt", attemptRef(id), "err", err)
+}
+
+// sameOriginPost reports whether a form post comes from signoff's own page:
+// Sec-Fetch-Site, when the browser sends it, says same-origin, and so does
+// the Origin header when it names one ("null" is what a page with
+// Referrer-Policy no-referrer sends; the SameSite=Strict form-token cookie
+// still has to match).
+func (l *Linker) sameOriginPost(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" && o != "null" && o != originOf(l.startURL) {
+		return false
+	}
+	if s := r.Header.Get("Sec-Fetch-Site"); s != "" && s != "same-origin" {
+		return false
+	}
+	return true
+}
+
+// handleStart serves POST /link/start (the confirmation page's Continue):
+// it checks the form token, binds the attempt to this browser with a
+// cookie and sends the browser to the IdP.
+func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	r.Body = http.MaxBytesReader(w, r.Body, maxStartForm)
+	if err := r.ParseForm(); err != nil {
+		l.renderPage(w, errorPage(http.StatusBadRequest, "This form could not be read",
+			"signoff expected the confirmation form of a sign-in link.", retryNewLink))
+		return
+	}
+	id := r.PostForm.Get("id")
+	var cookie string
+	if validToken(id) {
+		if c, err := r.Cookie(csrfCookieName(id)); err == nil {
+			cookie = c.Value
+		}
+	}
+	form := r.PostForm.Get("csrf")
+	if !l.sameOriginPost(r) || cookie == "" || subtle.ConstantTimeCompare([]byte(cookie), []byte(form)) != 1 {
+		l.log.Info("sign-in confirmation refused: not posted from signoff's own page", "attempt", attemptRef(id))
+		l.renderPage(w, errorPage(http.StatusForbidden, "This confirmation did not come from signoff's page",
+			"The Continue button must be pressed on the page signoff showed for this link, in the same browser (with cookies allowed). Nothing was changed.",
+			"Open the sign-in link again and press Continue there."))
+		return
+	}
+	a, ok := l.startableAttempt(w, r, id)
+	if !ok {
 		return
 	}
 
@@ -68,11 +187,7 @@ func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
 	// so the same link works once the cause is gone.
 	d, err := l.idp.get(ctx)
 	if err != nil {
-		w.Header().Set("Retry-After", "60")
-		l.renderPage(w, errorPage(http.StatusServiceUnavailable, "The identity provider cannot be reached",
-			fmt.Sprintf("signoff could not reach %s to start your sign-in.", l.opts.Issuer),
-			"Nothing was changed and this link still works until it expires: open it again in a minute. If it keeps failing, tell the people who run signoff."))
-		l.log.Warn("sign-in could not start: identity provider unavailable", "attempt", attemptRef(id), "err", err)
+		l.idpDownPage(w, id, err)
 		return
 	}
 	params := authParams{}
@@ -298,14 +413,24 @@ func (l *Linker) consume(ctx context.Context, r *http.Request, id, state string)
 	return got, pe, used, nil
 }
 
-// completeLink stores the link a verified sign-in made.
+// completeLink stores the link a verified sign-in made, once the chat
+// platform confirmed that the account and the sign-in belong to the same
+// person (checkBinding); otherwise it records the refusal and links
+// nothing.
 func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a storage.LinkAttempt, res *signInResult) {
 	now := l.clock.Now().UTC()
 	c := res.claims
+	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}
+	matchedBy, acct, refusal := l.checkBinding(ctx, p, c)
+	if refusal != nil {
+		l.refuseBinding(ctx, w, p, acct, c, refusal)
+		return
+	}
 	link := storage.IdentityLink{
 		Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser,
 		Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name, PreferredUsername: c.PreferredUsername,
 		Groups: c.Groups, LinkedAt: now, VerifiedAt: now, AuthTime: c.AuthTime, ACR: c.ACR, AMR: c.AMR,
+		PersonClaims: c.PersonClaims, MatchedBy: matchedBy,
 	}
 	if l.sealer != nil && res.refreshToken != "" {
 		sealed, err := l.sealer.seal(res.refreshToken, link)
@@ -315,7 +440,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		}
 		link.RefreshToken = sealed
 	}
-	if err := l.opts.Links.SaveLink(ctx, link); err != nil {
+	if err := l.opts.Links.SaveLink(ctx, link, a.Conversation); err != nil {
 		l.internalError(w, "save link", err)
 		return
 	}
@@ -324,7 +449,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		outcome: "linked",
 		title:   "Account linked",
 		paragraphs: []string{
-			fmt.Sprintf("Your %s account %s is now linked to %s, as signed in at %s.", a.Platform, a.PlatformUser, displayOf(c), c.Issuer),
+			fmt.Sprintf("Your %s is now linked to %s, as signed in at %s.", accountLabel(p, acct), displayOf(c), c.Issuer),
 			"Your clicks on Approve and Deny from that chat account now count as yours. You can close this tab, go back to the chat and click again.",
 		},
 		facts: []fact{
@@ -334,9 +459,56 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 			{"Signed in as", displayOf(c)},
 			{"Subject", c.Subject},
 			{"Groups", groupsText(c.Groups)},
+			{"Proved by", matchedByText(matchedBy)},
 			{"Linked at", fmtTime(now)},
 		},
 	})
+}
+
+// refuseBinding records a refused binding and explains it: which chat
+// account the link was for, who signed in, why they do not match and what
+// to do.
+func (l *Linker) refuseBinding(ctx context.Context, w http.ResponseWriter, p PlatformUser, acct ChatAccount, c idClaims, r *LinkRefusal) {
+	if err := l.opts.Links.RefuseLink(ctx, *r); err != nil {
+		l.log.Error("could not record a refused link", "platform", p.Platform, "platform_user", p.UserID, "err", err)
+	}
+	status, title := http.StatusForbidden, "This chat account was not linked to you"
+	what := "Sign-in links work only for the person who owns the chat account they were sent to: send the link back unused, and if someone asked you to open theirs, tell the people who run signoff."
+	switch r.Reason {
+	case RefusalLookupFailed:
+		status, title = http.StatusServiceUnavailable, "signoff could not confirm whose chat account this is"
+		what = "Nothing was linked. Wait a minute, go back to the chat and click again for a new sign-in link. If it keeps failing, tell the people who run signoff."
+		w.Header().Set("Retry-After", "60")
+	case RefusalNoChatEmail, RefusalNoIdPEmail, RefusalEmailUnverif, RefusalNoDirectory:
+		what = "Nothing was linked. signoff links a chat account only when the chat platform and the identity provider name the same verified email; ask the people who run signoff to fix the missing email (or the link settings)."
+	}
+	l.renderPage(w, &pageError{
+		status:  status,
+		outcome: "refused",
+		title:   title,
+		paragraphs: []string{
+			fmt.Sprintf("This sign-in link was for %s, but the sign-in was %s: %s.", accountLabel(p, acct), displayOf(c), r.Message),
+			"Nothing was linked, and the owner of the chat account was told.",
+		},
+		facts: []fact{
+			{"Link was for", accountLabel(p, acct)},
+			{"Chat account's email", cmp.Or(r.AccountEmail, "(none)")},
+			{"Signed in as", displayOf(c)},
+			{"Why", r.Message},
+		},
+		retry: what,
+	})
+}
+
+// matchedByText says how a binding was proved, for the linked page.
+func matchedByText(by string) string {
+	switch by {
+	case MatchedByEmail:
+		return "the chat account's email equals your verified email"
+	case MatchedByOID:
+		return "the chat account's Microsoft Entra object id equals your oid"
+	}
+	return "not checked (idp.link_match: none)"
 }
 
 // completeStepUp casts the vote a step-up sign-in was for.
@@ -373,6 +545,9 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	updated.Email = cmp.Or(c.Email, link.Email)
 	updated.Name = cmp.Or(c.Name, link.Name)
 	updated.PreferredUsername = cmp.Or(c.PreferredUsername, link.PreferredUsername)
+	if len(c.PersonClaims) > 0 {
+		updated.PersonClaims = c.PersonClaims
+	}
 	updated.VerifiedAt = now.UTC()
 	updated.AuthTime, updated.ACR, updated.AMR = c.AuthTime, c.ACR, c.AMR
 	if l.sealer != nil && res.refreshToken != "" {
@@ -428,6 +603,22 @@ func (l *Linker) internalError(w http.ResponseWriter, what string, err error) {
 	l.renderPage(w, errorPage(http.StatusInternalServerError, "Something went wrong on signoff's side",
 		"signoff could not finish this step because of an internal error; the details are in its log.",
 		"Go back to the chat and click again for a new sign-in link. If it keeps failing, tell the people who run signoff."))
+}
+
+// csrfCookieName is the per-attempt cookie that the confirmation form's
+// token must match (SameSite=Strict: a cross-site post never carries it).
+func csrfCookieName(id string) string {
+	sum := sha256.Sum256([]byte("signoff-link-csrf\x00" + id))
+	return "signoff_confirm_" + hex.EncodeToString(sum[:8])
+}
+
+// originOf is the scheme://host of an absolute URL; "" when it has none.
+func originOf(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	return p.Scheme + "://" + p.Host
 }
 
 // cookieName is the per-attempt cookie, so that two sign-ins in one

@@ -36,8 +36,7 @@ func TestStartSetsBindingCookie(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := httptest.NewRecorder()
-		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, u, nil))
+		rec := confirmStart(t, mux, u)
 		if rec.Code != http.StatusFound || !strings.HasPrefix(rec.Header().Get("Location"), e.op.Issuer+"/authorize?") {
 			t.Fatalf("%s: start = %d, Location %q", tc.redirect, rec.Code, rec.Header().Get("Location"))
 		}
@@ -147,4 +146,29 @@ func TestGroupsFromUserinfo(t *testing.T) {
 	if l := e.mustLink(slackU1); len(l.Groups) != 1 || l.Groups[0] != "sre" {
 		t.Fatalf("groups = %v, want [sre] from userinfo", l.Groups)
 	}
+}
+
+// confirmStart opens the sign-in link u on mux and presses Continue on its
+// confirmation page, returning the answer to the press.
+func confirmStart(t *testing.T, mux http.Handler, u string) *httptest.ResponseRecorder {
+	t.Helper()
+	page := httptest.NewRecorder()
+	mux.ServeHTTP(page, httptest.NewRequest(http.MethodGet, u, nil))
+	id, csrf := confirmIDField.FindStringSubmatch(page.Body.String()), confirmCSRFField.FindStringSubmatch(page.Body.String())
+	if page.Code != http.StatusOK || id == nil || csrf == nil {
+		t.Fatalf("confirmation page: %d\n%s", page.Code, page.Body)
+	}
+	target, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target.RawQuery = ""
+	req := httptest.NewRequest(http.MethodPost, target.String(), strings.NewReader(url.Values{"id": {id[1]}, "csrf": {csrf[1]}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range page.Result().Cookies() {
+		req.AddCookie(c)
+	}
+	rec := httptest.NewRecorder()
+	mux.ServeHTTP(rec, req)
+	return rec
 }

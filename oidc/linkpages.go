@@ -18,6 +18,16 @@ type pageError struct {
 	paragraphs []string
 	facts      []fact
 	retry      string
+	// form, when set, is the page's one button (a POST back to signoff).
+	form *pageForm
+}
+
+// pageForm is a confirmation button: a POST to Action carrying the hidden
+// fields.
+type pageForm struct {
+	Action string
+	Fields []fact
+	Button string
 }
 
 // fact is one row of a page's summary table.
@@ -54,6 +64,10 @@ footer{margin-top:1.5rem;color:#777;font-size:.85rem}
 {{end}}{{if .Facts}}<dl>
 {{range .Facts}}<dt>{{.Name}}</dt><dd>{{.Value}}</dd>
 {{end}}</dl>
+{{end}}{{with .Form}}<form method="post" action="{{.Action}}">
+{{range .Fields}}<input type="hidden" name="{{.Name}}" value="{{.Value}}">
+{{end}}<button type="submit" id="continue" style="font-size:1rem;padding:.5rem 1.2rem;border-radius:6px;border:0;background:#1565c0;color:#fff;cursor:pointer">{{.Button}}</button>
+</form>
 {{end}}{{if .Retry}}<p class="retry"><strong>What to do:</strong> {{.Retry}}</p>
 {{end}}<footer>signoff · account link</footer>
 </main>
@@ -62,7 +76,8 @@ footer{margin-top:1.5rem;color:#777;font-size:.85rem}
 `))
 
 // setPageHeaders forbids caching, framing, scripts and referrers on every
-// link-flow response.
+// link-flow response; forms are forbidden too, except where setFormTargets
+// allows one.
 func setPageHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
@@ -71,6 +86,15 @@ func setPageHeaders(w http.ResponseWriter) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+}
+
+// allowFormRedirects lifts form-action on a page with a form: browsers
+// apply it to every redirect after the submission, and the IdP may send
+// the browser on through origins signoff cannot know (a federated login).
+// The page carries no script and escapes everything it shows, so no
+// other form can appear on it.
+func allowFormRedirects(w http.ResponseWriter) {
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'")
 }
 
 // renderPage writes p with its status code.
@@ -82,9 +106,12 @@ func (l *Linker) renderPage(w http.ResponseWriter, p *pageError) {
 	var buf bytes.Buffer
 	err := pageTemplate.Execute(&buf, map[string]any{
 		"Title": p.title, "Class": class, "Outcome": p.outcome,
-		"Paragraphs": p.paragraphs, "Facts": p.facts, "Retry": p.retry,
+		"Paragraphs": p.paragraphs, "Facts": p.facts, "Retry": p.retry, "Form": p.form,
 	})
 	setPageHeaders(w)
+	if p.form != nil {
+		allowFormRedirects(w)
+	}
 	if err != nil {
 		l.log.Error("rendering a link-flow page failed", "err", err)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

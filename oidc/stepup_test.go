@@ -12,6 +12,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -111,12 +112,12 @@ func TestStepUpAsksForFreshLogin(t *testing.T) {
 		want   url.Values
 	}{
 		{"break-glass", url.Values{"prompt": {"login"}, "max_age": {"300"}}},
-		{"drop-table", url.Values{"prompt": {"login"}, "max_age": {"600"}, "acr_values": {acrMFA}}},
+		{"drop-table", url.Values{"prompt": {"login"}, "max_age": {"600"}, "acr_values": {testop.ACRMFA}}},
 	} {
 		r := e.create(tc.action)
 		b := newBrowser(t)
 		b.stopAtIdP = true
-		status, body := b.get(e.beginStepUp(slackU1, r.ID, "approve"))
+		status, body := b.start(e.beginStepUp(slackU1, r.ID, "approve"))
 		wantStatus(t, "step-up start", status, http.StatusFound, body)
 		q := mustQuery(t, b.idpURL)
 		for k, v := range tc.want {
@@ -124,14 +125,14 @@ func TestStepUpAsksForFreshLogin(t *testing.T) {
 				t.Errorf("%s: %s = %q, want %q (URL %s)", tc.action, k, q.Get(k), v[0], b.idpURL)
 			}
 		}
-		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("client_id") != testClientID {
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("nonce") == "" || q.Get("client_id") != testop.ClientID {
 			t.Errorf("%s: authorization request %s lacks PKCE, nonce or client id", tc.action, b.idpURL)
 		}
 	}
 	// A plain link sign-in asks for nothing of the kind.
 	b := newBrowser(t)
 	b.stopAtIdP = true
-	b.get(e.begin(slackU2))
+	b.start(e.begin(slackU2))
 	q := mustQuery(t, b.idpURL)
 	if q.Has("prompt") || q.Has("max_age") || q.Get("code_challenge_method") != "S256" || !strings.Contains(q.Get("scope"), "offline_access") {
 		t.Errorf("link authorization request = %s", b.idpURL)
@@ -170,7 +171,7 @@ func TestStepUpRefusals(t *testing.T) {
 		// session's auth_time: signoff (approvals) refuses it.
 		e.op.IgnorePromptLogin(true)
 		r, b := stepUpSetup(t, e, "break-glass")
-		status, body := b.get(e.beginStepUp(slackU1, r.ID, "approve"))
+		status, body := b.start(e.beginStepUp(slackU1, r.ID, "approve"))
 		wantStatus(t, "step-up with an old sign-in", status, http.StatusForbidden, body)
 		wantPage(t, "step-up with an old sign-in", body, "not counted", "11m0s ago")
 		if got := e.request(r.ID); got.State != storage.StatePending {
@@ -198,8 +199,8 @@ func TestStepUpRefusals(t *testing.T) {
 				acr = rec.Data["acr"]
 			}
 		}
-		if acr != acrMFA {
-			t.Fatalf("vote.deny acr = %v, want %s", acr, acrMFA)
+		if acr != testop.ACRMFA {
+			t.Fatalf("vote.deny acr = %v, want %s", acr, testop.ACRMFA)
 		}
 	})
 

@@ -220,6 +220,10 @@ type Person struct {
 	Email             string
 	PreferredUsername string
 	Groups            []string
+	// Handles are the values of the claims listed in idp.person_claims
+	// (e.g. a GitHub login an IdP keeps in a custom attribute): the names
+	// this person may have in the requesters' identity systems.
+	Handles []string
 }
 
 // MayApprove reports whether p is eligible to vote on a: a member of one of
@@ -242,14 +246,15 @@ func (a *Action) MayApprove(p Person) bool {
 
 // IsSelf reports whether approver p is the person behind the request: the
 // requester's person (the issuer's person_claim, e.g. GitHub's actor) equals
-// p's subject, email or preferred username, compared case-insensitively. An
-// empty requester person never matches.
+// p's subject, email, preferred username or one of p's Handles (the
+// idp.person_claims values), compared case-insensitively after trimming.
+// An empty requester person never matches.
 func IsSelf(requesterPerson string, p Person) bool {
 	rp := strings.TrimSpace(requesterPerson)
 	if rp == "" {
 		return false
 	}
-	for _, v := range []string{p.Subject, p.Email, p.PreferredUsername} {
+	for _, v := range append([]string{p.Subject, p.Email, p.PreferredUsername}, p.Handles...) {
 		if v != "" && strings.EqualFold(rp, strings.TrimSpace(v)) {
 			return true
 		}

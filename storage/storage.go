@@ -237,6 +237,21 @@ type IdentityLink struct {
 	// person must link again.
 	Stale       bool   `json:"stale,omitempty"`
 	StaleReason string `json:"stale_reason,omitempty"`
+	// PersonClaims holds the values of the ID token claims the operator
+	// listed in idp.person_claims (e.g. a GitHub login kept in a custom
+	// attribute), so that self-approval can be judged across identity
+	// systems.
+	PersonClaims map[string]string `json:"person_claims,omitempty"`
+	// MatchedBy says how signoff proved that the chat account and the IdP
+	// identity belong to the same person when the link was made: "email"
+	// (the chat platform's email equals the IdP's verified email), "oid"
+	// (the Teams account's Entra object id equals the IdP's oid claim) or
+	// "none" (idp.link_match: none). Empty on links made before signoff
+	// checked this; they are checked at their next use.
+	MatchedBy string `json:"matched_by,omitempty"`
+	// Conversation is where the account clicked when it linked (a Teams
+	// conversation id): later notices to the account go there.
+	Conversation string `json:"conversation,omitempty"`
 }
 
 // LinkAttempt is a pending browser sign-in: an account link or a step-up
@@ -252,6 +267,10 @@ type LinkAttempt struct {
 	// RequestID and Decision say which vote a step-up sign-in completes.
 	RequestID string `json:"request_id,omitempty"`
 	Decision  string `json:"decision,omitempty"`
+	// Conversation is where the chat account clicked (a Teams conversation
+	// id): the platform's member lookup needs it to confirm who owns the
+	// account.
+	Conversation string `json:"conversation,omitempty"`
 	// State, Nonce and PKCEVerifier are set when the browser starts the
 	// flow; BrowserBinding is a digest of the cookie that ties the attempt
 	// to that browser.

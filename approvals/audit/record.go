@@ -43,8 +43,13 @@ const (
 	TypeExecutionFailed    = "execution.failed"
 	TypeIdentityLinked     = "identity.linked"
 	TypeIdentityUnlinked   = "identity.unlinked"
-	TypeCallbackRejected   = "callback.rejected"
-	TypeCheckpoint         = "checkpoint"
+	// TypeIdentityLinkRefused records a sign-in that would have linked a
+	// chat account to an identity that is not its owner's: both sides are
+	// named (the chat account in the actor's platform fields, the identity
+	// that signed in in its issuer and subject).
+	TypeIdentityLinkRefused = "identity.link_refused"
+	TypeCallbackRejected    = "callback.rejected"
+	TypeCheckpoint          = "checkpoint"
 )
 
 // Actor is who caused a record: a requester, an approver (with the chat

@@ -57,8 +57,11 @@ type Chat interface {
 	// Delete removes a card: one this replica posted after another had
 	// posted the same card.
 	Delete(ctx context.Context, card storage.Card) error
-	// Classify says what an error of Post or Update means. conversation
-	// is where the card was to go.
+	// Notify sends a notice privately to one chat account (a Slack
+	// direct message, a Teams message in the conversation it names).
+	Notify(ctx context.Context, n approvals.AccountNotice) error
+	// Classify says what an error of Post, Update or Notify means.
+	// conversation is where the card or notice was to go.
 	Classify(err error, conversation string) Failure
 }
 
@@ -134,12 +137,14 @@ type Config struct {
 // doc describes. It is safe for concurrent use; deliveries run one batch
 // at a time.
 type Deliverer struct {
-	chat  Chat
-	cfg   Config
-	kind  string
-	svc   *approvals.Service
-	clock clock.Clock
-	log   *slog.Logger
+	chat Chat
+	cfg  Config
+	kind string
+	// noticeKind is the platform's notice entries ("notice.slack").
+	noticeKind string
+	svc        *approvals.Service
+	clock      clock.Clock
+	log        *slog.Logger
 
 	// mu serializes DeliverOnce: entries of one request and conversation
 	// are delivered one at a time, in order.
@@ -195,14 +200,15 @@ func NewDeliverer(chat Chat, cfg Config) *Deliverer {
 		cfg.Logger = slog.Default()
 	}
 	return &Deliverer{
-		chat:      chat,
-		cfg:       cfg,
-		kind:      approvals.KindNotifyPrefix + cfg.Platform,
-		svc:       cfg.Service,
-		clock:     cfg.Clock,
-		log:       cfg.Logger,
-		blocked:   map[string]blocker{},
-		delivered: map[uint64]delivery{},
+		chat:       chat,
+		cfg:        cfg,
+		kind:       approvals.KindNotifyPrefix + cfg.Platform,
+		noticeKind: approvals.KindNoticePrefix + cfg.Platform,
+		svc:        cfg.Service,
+		clock:      cfg.Clock,
+		log:        cfg.Logger,
+		blocked:    map[string]blocker{},
+		delivered:  map[uint64]delivery{},
 	}
 }
 
@@ -229,14 +235,26 @@ func (d *Deliverer) Run(ctx context.Context) error {
 	}
 }
 
-// DeliverOnce claims up to one batch of due entries and delivers them in
-// order, rescheduling those that fail. It returns how many entries it
-// claimed; an error only when none could be claimed or ctx ended (the
-// entries not reached stay claimed until their lease ends).
+// DeliverOnce claims up to one batch of due card entries and delivers them
+// in order, rescheduling those that fail, then one batch of due notices to
+// chat accounts. It returns the larger of the two batches it claimed; an
+// error only when nothing could be claimed or ctx ended (the entries not
+// reached stay claimed until their lease ends).
 func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.prune(d.clock.Now())
+	n, err := d.deliverCards(ctx)
+	if ctx.Err() != nil {
+		return n, err
+	}
+	m, nerr := d.deliverNotices(ctx)
+	return max(n, m), errors.Join(err, nerr)
+}
+
+// deliverCards claims up to one batch of due card entries and delivers
+// them in order.
+func (d *Deliverer) deliverCards(ctx context.Context) (int, error) {
 	entries, err := d.svc.Claim(ctx, d.kind, batch, lease)
 	if err != nil {
 		return 0, err

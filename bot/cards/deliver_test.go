@@ -86,6 +86,10 @@ func (f *fakeChat) Delete(_ context.Context, c storage.Card) error {
 	return f.answer("delete", "", c.Conversation)
 }
 
+func (f *fakeChat) Notify(_ context.Context, n approvals.AccountNotice) error {
+	return f.answer("notice", n.User, n.Conversation)
+}
+
 // verdict is an error that carries the Failure the fake classifies it as.
 type verdict struct{ f Failure }
 
@@ -106,6 +110,7 @@ type env struct {
 	chat  *fakeChat
 	logs  *bytes.Buffer
 	d     *Deliverer
+	store storage.Store
 }
 
 func newEnv(t *testing.T) *env {
@@ -123,7 +128,7 @@ func newEnv(t *testing.T) *env {
 			Notify:    policy.Notify{Slack: []string{"C1"}},
 		},
 	}}
-	e := &env{t: t, clock: clock.NewFake(t0), chat: &fakeChat{fails: map[string][]error{}}, logs: &bytes.Buffer{}}
+	e := &env{t: t, clock: clock.NewFake(t0), chat: &fakeChat{fails: map[string][]error{}}, logs: &bytes.Buffer{}, store: st}
 	e.svc = approvals.New(st, pol, approvals.Options{Clock: e.clock, Logger: slog.New(slog.DiscardHandler), Platforms: []string{"slack"}})
 	e.d = NewDeliverer(e.chat, Config{
 		Service: e.svc, Platform: "slack", CallTimeout: time.Second, Clock: e.clock,

@@ -112,8 +112,8 @@ func (f *chatFixture) link(t *testing.T, name string, groups []string, authTime 
 	err := f.svc.SaveLink(context.Background(), storage.IdentityLink{
 		Platform: "dev", Workspace: "dev", PlatformUser: name,
 		Issuer: "http://127.0.0.1/dev/oidc", Subject: name, Email: name + "@example.com", Name: name, Groups: groups,
-		LinkedAt: now, VerifiedAt: now, AuthTime: authTime, AMR: []string{"pwd", "otp"},
-	})
+		LinkedAt: now, VerifiedAt: now, AuthTime: authTime, AMR: []string{"pwd", "otp"}, MatchedBy: "email",
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -64,7 +64,7 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if immediate := b.acceptCommand(cmd); immediate != "" {
+	if immediate := b.acceptCommand(cmd, source); immediate != "" {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write(mustJSON(map[string]string{"response_type": slack.ResponseTypeEphemeral, "text": immediate}))
 		return
@@ -75,7 +75,13 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 // acceptCommand starts the work a slash command asks for. When the answer
 // needs no work (help, an unknown subcommand) it returns it, to be sent
 // with the acknowledgement; else it returns "" and answers privately later.
-func (b *Bot) acceptCommand(cmd slack.SlashCommand) string {
+//
+// A slash command names only the team it was typed in (team_id), not the
+// team of its user, so before the work runs users.info tells whether the
+// user belongs to signoff's organisation; an account of another one (Slack
+// Connect) is refused (commandFromMember). source names the transport in
+// that audit record.
+func (b *Bot) acceptCommand(cmd slack.SlashCommand, source string) string {
 	fields := strings.Fields(cmd.Text)
 	sub := ""
 	if len(fields) > 0 {
@@ -98,7 +104,11 @@ func (b *Bot) acceptCommand(cmd slack.SlashCommand) string {
 	if c.user == "" {
 		return "This command needs a Slack user."
 	}
-	if !b.spawn(func(ctx context.Context) { work(ctx, c) }) {
+	if !b.spawn(func(ctx context.Context) {
+		if b.commandFromMember(ctx, c, source) {
+			work(ctx, c)
+		}
+	}) {
 		return "signoff is restarting; try again in a moment."
 	}
 	return ""

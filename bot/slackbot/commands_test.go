@@ -60,8 +60,8 @@ func TestCommandWhoami(t *testing.T) {
 	err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
 		Platform: "slack", Workspace: testTeam, PlatformUser: "UALICE",
 		Issuer: idpIssuer, Subject: "sub-alice", Email: "alice@example.com", Groups: []string{"sre", "oncall"},
-		LinkedAt: t0.Add(-72 * time.Hour), VerifiedAt: t0.Add(-3 * time.Hour),
-	})
+		LinkedAt: t0.Add(-72 * time.Hour), VerifiedAt: t0.Add(-3 * time.Hour), MatchedBy: "email",
+	}, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -117,12 +117,22 @@ type fakeSlack struct {
 	script map[string][]func(w http.ResponseWriter)
 	// ephemeral receives every chat.postEphemeral.
 	ephemeral chan apiCall
+	// users are the users.info records served, by user id, in Slack's
+	// wire format; a user not listed is a member of testTeam with the
+	// email <lower-case id>@example.com.
+	users map[string]map[string]any
+	// scopes is the X-OAuth-Scopes header auth.test answers with.
+	scopes string
 }
 
 func newFakeSlack(t *testing.T) *fakeSlack {
-	f := &fakeSlack{script: map[string][]func(http.ResponseWriter){}, ephemeral: make(chan apiCall, 100)}
+	f := &fakeSlack{
+		script: map[string][]func(http.ResponseWriter){}, ephemeral: make(chan apiCall, 100),
+		users:  map[string]map[string]any{},
+		scopes: "chat:write,commands,users:read,users:read.email",
+	}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "chat.delete"} {
+		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "chat.delete", "users.info", "auth.test"} {
 			c.Handle("/"+m, f.handler(m))
 		}
 	})
@@ -189,8 +199,66 @@ func (f *fakeSlack) handler(method string) http.HandlerFunc {
 			f.ephemeral <- call
 		case "views.open":
 			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "view": map[string]any{"id": "V1"}})
+		case "users.info":
+			_ = json.NewEncoder(w).Encode(f.userInfo(call.Form.Get("user")))
+		case "auth.test":
+			f.mu.Lock()
+			scopes := f.scopes
+			f.mu.Unlock()
+			if scopes != "-" {
+				w.Header().Set("X-OAuth-Scopes", scopes)
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"ok": true, "url": "https://acme.slack.com/", "team": "Acme Corp", "user": "signoff",
+				"team_id": testTeam, "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
+			})
 		}
 	}
+}
+
+// slackUser is a users.info user object as Slack sends it.
+func slackUser(id, team, name, realName, displayName, email string) map[string]any {
+	profile := map[string]any{
+		"avatar_hash": "g0123456789a", "real_name": realName, "real_name_normalized": realName,
+		"display_name": displayName, "display_name_normalized": displayName, "team": team,
+		"image_48": "https://avatars.slack-edge.com/48.png",
+	}
+	if email != "" {
+		profile["email"] = email
+	}
+	return map[string]any{
+		"id": id, "team_id": team, "name": name, "deleted": false, "color": "9f69e7",
+		"real_name": realName, "tz": "Europe/Berlin", "tz_label": "Central European Time", "tz_offset": 3600,
+		"profile": profile, "is_admin": false, "is_owner": false, "is_primary_owner": false,
+		"is_restricted": false, "is_ultra_restricted": false, "is_bot": false, "is_app_user": false,
+		"updated": 1772366400, "is_email_confirmed": true, "who_can_share_contact_card": "EVERYONE",
+	}
+}
+
+// setScopes sets the X-OAuth-Scopes header of auth.test ("-": none).
+func (f *fakeSlack) setScopes(scopes string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scopes = scopes
+}
+
+// setUser makes users.info answer with u for its id.
+func (f *fakeSlack) setUser(u map[string]any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.users[u["id"].(string)] = u
+}
+
+// userInfo is users.info's answer for id.
+func (f *fakeSlack) userInfo(id string) map[string]any {
+	f.mu.Lock()
+	u, ok := f.users[id]
+	f.mu.Unlock()
+	if !ok {
+		name := strings.ToLower(id)
+		u = slackUser(id, testTeam, name, strings.ToUpper(name[:min(1, len(name))])+name[min(1, len(name)):], name, name+"@example.com")
+	}
+	return map[string]any{"ok": true, "user": u}
 }
 
 func firstNonEmpty(a, b string) string {
@@ -263,6 +331,9 @@ type linkTable struct {
 	stale   map[string]bool
 	down    bool
 	stepUps []string
+	// asked lists every account Resolve, Begin or BeginStepUp was asked
+	// about.
+	asked []oidc.PlatformUser
 }
 
 func newLinkTable() *linkTable {
@@ -270,6 +341,13 @@ func newLinkTable() *linkTable {
 }
 
 func linkKey(p oidc.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
+
+// askedAbout returns the accounts the resolver was asked about.
+func (l *linkTable) askedAbout() []oidc.PlatformUser {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]oidc.PlatformUser(nil), l.asked...)
+}
 
 func (l *linkTable) link(user string, id oidc.Identity) {
 	l.mu.Lock()
@@ -298,6 +376,7 @@ func (l *linkTable) required(p oidc.PlatformUser) error {
 func (l *linkTable) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.asked = append(l.asked, p)
 	if l.down {
 		return oidc.Identity{}, fmt.Errorf("refresh: %w", oidc.ErrIdPUnavailable)
 	}
@@ -308,12 +387,16 @@ func (l *linkTable) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identi
 }
 
 func (l *linkTable) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked = append(l.asked, p)
 	return "https://signoff.example.com/link/start?id=link-" + p.UserID, nil
 }
 
 func (l *linkTable) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.asked = append(l.asked, p)
 	if err := l.required(p); err != nil {
 		return "", err
 	}

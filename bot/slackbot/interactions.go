@@ -1,6 +1,7 @@
 package slackbot
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -66,7 +67,7 @@ func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	b.acceptInteraction(cb)
+	b.acceptInteraction(cb, source)
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -110,8 +111,10 @@ func (b *Bot) firstDelivery(r *http.Request) bool {
 }
 
 // acceptInteraction starts the work an interaction asks for. It never
-// blocks on Slack, the IdP or the store.
-func (b *Bot) acceptInteraction(cb slack.InteractionCallback) {
+// blocks on Slack, the IdP or the store. A click or dialog submission by
+// an account of another organisation is refused instead (refuseForeign);
+// source names the transport in that audit record.
+func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		for _, a := range cb.ActionCallback.BlockActions {
@@ -127,6 +130,10 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback) {
 			default:
 				continue
 			}
+			if !b.memberTeam(cb.User.TeamID) {
+				b.refuseForeignInteraction(cb, cmp.Or(cb.Channel.ID, cb.Container.ChannelID), source)
+				return
+			}
 			action := *a
 			if !b.spawn(func(ctx context.Context) { b.handleClick(ctx, cb, action, d) }) {
 				b.log.Warn("slack click arrived during shutdown; not acted on", "user", cb.User.ID)
@@ -137,9 +144,25 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback) {
 		if cb.View.CallbackID != ReasonCallbackID {
 			return
 		}
+		if !b.memberTeam(cb.User.TeamID) {
+			var meta reasonMetadata
+			_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
+			b.refuseForeignInteraction(cb, meta.Channel, source)
+			return
+		}
 		if !b.spawn(func(ctx context.Context) { b.handleReasonSubmission(ctx, cb) }) {
 			b.log.Warn("slack dialog submission arrived during shutdown; not acted on", "user", cb.User.ID)
 		}
+	}
+}
+
+// refuseForeignInteraction refuses an interaction by an account of another
+// organisation: it is audited at once, and the person told privately (in
+// channel, or through the response_url) after the acknowledgement.
+func (b *Bot) refuseForeignInteraction(cb slack.InteractionCallback, channel, source string) {
+	c := click{team: cb.Team.ID, user: cb.User.ID, channel: channel, responseURL: cb.ResponseURL}
+	if !b.spawn(func(ctx context.Context) { b.refuseForeign(ctx, c, cb.User.TeamID, source) }) {
+		b.rejectCallback(b.work.Context(), c.team, rejectForeignUser, source)
 	}
 }
 
@@ -155,7 +178,7 @@ type click struct {
 }
 
 func (c click) platformUser() oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: c.team, UserID: c.user}
+	return oidc.PlatformUser{Platform: Platform, Workspace: c.team, UserID: c.user, Conversation: c.channel}
 }
 
 func (c click) source() approvals.Source {

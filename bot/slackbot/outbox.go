@@ -29,10 +29,11 @@ func newDeliverer(b *Bot) *cards.Deliverer {
 	})
 }
 
-// RunOutbox delivers "notify.slack" outbox entries until ctx ends: it
-// claims due entries, posts or updates the cards, and sleeps
-// PollInterval (on the bot's clock) when there is nothing to do. Errors
-// are logged and retried; it returns ctx's error.
+// RunOutbox delivers "notify.slack" outbox entries (cards) and
+// "notice.slack" ones (direct messages to one account, see Notify) until
+// ctx ends: it claims due entries, posts or updates the cards, sends the
+// notices, and sleeps PollInterval (on the bot's clock) when there is
+// nothing to do. Errors are logged and retried; it returns ctx's error.
 func (b *Bot) RunOutbox(ctx context.Context) error {
 	return b.out.Run(ctx)
 }
@@ -104,14 +105,69 @@ func (c slackChat) Delete(ctx context.Context, card storage.Card) error {
 	return err
 }
 
+// maxNoticeLen caps a notice's text (Slack shows at most about 4,000
+// characters of a message's text before "Show more").
+const maxNoticeLen = 3000
+
+// noticeError marks an error of Notify, whose conversation is a direct
+// message: Classify judges it differently from a card's. unusable marks a
+// notice that no retry can deliver.
+type noticeError struct {
+	err      error
+	unusable bool
+}
+
+func (e *noticeError) Error() string { return e.err.Error() }
+func (e *noticeError) Unwrap() error { return e.err }
+
+// Notify sends n.Text privately to n.User: chat.postMessage with the user
+// id as the channel, which Slack delivers as a direct message from the
+// app (its Messages tab). The text is escaped, so it cannot mention a
+// channel or disguise a link, and links are not unfurled.
+func (c slackChat) Notify(ctx context.Context, n approvals.AccountNotice) error {
+	if !usableUserID(n.User) {
+		return &noticeError{err: fmt.Errorf("chat.postMessage: %q is not a Slack user id", n.User), unusable: true}
+	}
+	_, _, err := c.b.api.PostMessageContext(ctx, n.User,
+		slack.MsgOptionText(fitEscaped(n.Text, maxNoticeLen, "…"), false),
+		slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
+	if err != nil {
+		return &noticeError{err: fmt.Errorf("chat.postMessage (direct message to %s): %w", n.User, err)}
+	}
+	return nil
+}
+
 // Classify: rate_limited waits out its Retry-After; a message that is
 // gone or can no longer be edited gives its update up; a channel the app
 // cannot post to and a refused token are errors with a hint at the fix.
+// For a notice (a direct message), an account Slack cannot write to any
+// more (deleted, unknown, the app's Messages tab turned off) gives the
+// notice up: it is a courtesy, and the audit log holds the event.
 func (slackChat) Classify(err error, _ string) cards.Failure {
 	f := cards.Failure{Err: err}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		f.Kind, f.Wait = cards.RateLimited, rl.RetryAfter
+	}
+	var notice *noticeError
+	if errors.As(err, &notice) {
+		if notice.unusable {
+			f.Kind = cards.Gone
+			return f
+		}
+		switch errorCode(err) {
+		case "ratelimited", "rate_limited":
+			f.Kind = cards.RateLimited
+		case "user_not_found", "channel_not_found", "user_disabled", "cannot_dm_bot", "is_archived", "not_in_channel":
+			f.Kind = cards.Gone
+		case "messages_tab_disabled":
+			f.Kind = cards.Gone
+			f.Err = fmt.Errorf("%w (turn on the Messages tab in the Slack app's App Home settings so that signoff can write to people directly)", err)
+		case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope":
+			f.Severe = true
+			f.Err = fmt.Errorf("%w (check slack.bot_token and the app's scopes)", err)
+		}
+		return f
 	}
 	switch errorCode(err) {
 	case "message_not_found", "cant_update_message", "edit_window_closed":

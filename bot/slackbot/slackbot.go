@@ -10,6 +10,11 @@
 //     clock; else 401 and a callback.rejected audit record;
 //   - the payload's team (and enterprise, when configured) against the
 //     configuration; else 403 and a callback.rejected audit record;
+//   - the clicking Slack account's own team (user.team_id; for a slash
+//     command, users.info) against the configured workspace or org: an
+//     account of another organisation (Slack Connect) gets a private
+//     refusal without a sign-in link and a callback.rejected record
+//     (reason foreign_user);
 //   - the clicking Slack account's link to an IdP identity (through an
 //     IdentityResolver); else a private message with a sign-in link and a
 //     vote.rejected audit record.
@@ -25,6 +30,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -157,6 +163,12 @@ type Bot struct {
 	// responseURLAllowed vets a slash command's response_url before the
 	// fallback reply is posted to it (tests widen it to loopback).
 	responseURLAllowed func(string) bool
+
+	// token is what CheckToken learned about the bot token (nil before).
+	token atomic.Pointer[tokenInfo]
+	// members caches which accounts belong to signoff's organisation, for
+	// the slash command check.
+	members memberCache
 }
 
 // New checks opts and returns a Bot. It does no network I/O.

@@ -82,7 +82,7 @@ func (b *Bot) handleSocketEvent(evt *socketmode.Event, ack acker) {
 			b.rejectCallback(b.work.Context(), cb.Team.ID, why, socketSource)
 			return
 		}
-		b.acceptInteraction(cb)
+		b.acceptInteraction(cb, socketSource)
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if !ok || redelivered {
@@ -94,7 +94,7 @@ func (b *Bot) handleSocketEvent(evt *socketmode.Event, ack acker) {
 			b.rejectCallback(b.work.Context(), cmd.TeamID, why, socketSource)
 			return
 		}
-		if immediate := b.acceptCommand(cmd); immediate != "" {
+		if immediate := b.acceptCommand(cmd, socketSource); immediate != "" {
 			ackWith(map[string]string{"response_type": slack.ResponseTypeEphemeral, "text": immediate})
 			return
 		}

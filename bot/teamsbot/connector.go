@@ -93,10 +93,13 @@ func (e *apiError) Error() string {
 func (e *apiError) Unwrap() error { return e.Err }
 
 // Some apiError.Op values: the bot's own token could not be had; an
-// activity update failed.
+// activity update failed; a notice to an account was not posted; a member
+// lookup failed.
 const (
 	opToken  = "get the bot's token"
 	opUpdate = "update activity"
+	opNotice = "post notice"
+	opMember = "get conversation member"
 )
 
 // errNoServiceURL: a conversation has no known service URL.
@@ -195,6 +198,26 @@ func (c *connector) reply(ctx context.Context, serviceURL, conversation, replyTo
 func (c *connector) update(ctx context.Context, serviceURL, conversation, activityID string, a outActivity) error {
 	a.ID = activityID
 	return c.do(ctx, opUpdate, http.MethodPut, activitiesURL(serviceURL, conversation, activityID), a, nil)
+}
+
+// notice posts a plain-text message into a conversation (a thread reply
+// when the conversation id names a thread, ";messageid=…").
+func (c *connector) notice(ctx context.Context, serviceURL, conversation, text string) error {
+	a := outActivity{Type: "message", Text: text, TextFormat: "plain"}
+	var rr schema.ResourceResponse
+	return c.do(ctx, opNotice, http.MethodPost, activitiesURL(serviceURL, conversation, ""), a, &rr)
+}
+
+// memberURL is {serviceUrl}/v3/conversations/{id}/members/{memberId}.
+func memberURL(serviceURL, conversation, memberID string) string {
+	return strings.TrimSuffix(serviceURL, "/") + "/v3/conversations/" + url.PathEscape(conversation) + "/members/" + url.PathEscape(memberID)
+}
+
+// member looks one member of a conversation up (GET …/members/{id}).
+func (c *connector) member(ctx context.Context, serviceURL, conversation, memberID string) (teamsMember, error) {
+	var m teamsMember
+	err := c.do(ctx, opMember, http.MethodGet, memberURL(serviceURL, conversation, memberID), nil, &m)
+	return m, err
 }
 
 // remove deletes an activity the bot sent.

@@ -15,14 +15,38 @@ import (
 const maxRememberedConversations = 10_000
 
 // conversationCache remembers the conversation references stored lately,
-// so that not every activity writes to the store.
+// so that not every activity writes to the store, and the team of each
+// channel seen lately.
 type conversationCache struct {
 	mu   sync.Mutex
 	seen map[string]string // conversation id → tenant + service URL stored
+	// teams maps a channel's id to its team's, as verified activities
+	// from the channel said.
+	teams map[string]string
 }
 
 func newConversationCache() *conversationCache {
-	return &conversationCache{seen: map[string]string{}}
+	return &conversationCache{seen: map[string]string{}, teams: map[string]string{}}
+}
+
+// rememberTeam notes that channel belongs to team.
+func (c *conversationCache) rememberTeam(channel, team string) {
+	if channel == "" || team == "" || channel == team {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.teams) >= maxRememberedConversations {
+		clear(c.teams)
+	}
+	c.teams[channel] = team
+}
+
+// teamOf returns the team of channel, or "" when no activity said.
+func (c *conversationCache) teamOf(channel string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.teams[channel]
 }
 
 func (c *conversationCache) known(id, value string) bool {
@@ -75,6 +99,7 @@ func conversationRefs(act *activity, cd channelData, tenant string) []storage.Co
 // learn stores the conversation references a verified activity carries,
 // skipping those already stored with the same service URL.
 func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant string) error {
+	b.convs.rememberTeam(cd.Channel.ID, cd.Team.ID)
 	if act.ServiceURL == "" {
 		return nil
 	}

@@ -105,6 +105,8 @@ type linkTable struct {
 	down    bool
 	stepUps []string
 	calls   int
+	// seen are the accounts Resolve and BeginStepUp were asked about.
+	seen []oidc.PlatformUser
 	// slow, when set, makes Resolve announce itself on entered and wait
 	// for release.
 	slow    bool
@@ -146,6 +148,7 @@ func (l *linkTable) required(p oidc.PlatformUser) error {
 func (l *linkTable) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
 	l.mu.Lock()
 	l.calls++
+	l.seen = append(l.seen, p)
 	slow := l.slow
 	l.mu.Unlock()
 	if slow {
@@ -174,11 +177,19 @@ func (l *linkTable) Begin(_ context.Context, p oidc.PlatformUser) (string, error
 func (l *linkTable) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.seen = append(l.seen, p)
 	if err := l.required(p); err != nil {
 		return "", err
 	}
 	l.stepUps = append(l.stepUps, p.UserID+":"+requestID+":"+decision)
 	return "https://signoff.example.com/link/start?id=stepup-" + p.UserID, nil
+}
+
+// asked returns the accounts Resolve and BeginStepUp were asked about.
+func (l *linkTable) asked() []oidc.PlatformUser {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]oidc.PlatformUser(nil), l.seen...)
 }
 
 func identity(name string, groups ...string) oidc.Identity {

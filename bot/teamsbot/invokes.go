@@ -185,8 +185,16 @@ type click struct {
 	reason       string
 }
 
+// platformUser names the clicking account, with the conversation it
+// clicked in: a sign-in attempt remembers it, so that signoff can ask
+// Teams who owns the account (LookupAccount) and write to it there. An id
+// too long to keep is left out (the lookup then asks for another click).
 func (c click) platformUser() oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: c.tenant, UserID: c.user}
+	conv := c.conversation
+	if len(conv) > maxConversationIDLen || !utf8.ValidString(conv) {
+		conv = ""
+	}
+	return oidc.PlatformUser{Platform: Platform, Workspace: c.tenant, UserID: c.user, Conversation: conv}
 }
 
 func (c click) source() approvals.Source {

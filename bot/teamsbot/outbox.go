@@ -5,14 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// OutboxKind is the kind of outbox entry this adapter delivers.
-const OutboxKind = approvals.KindNotifyPrefix + Platform
+// OutboxKind is the kind of outbox entry of the cards this adapter
+// delivers; NoticeKind that of its notices to accounts.
+const (
+	OutboxKind = approvals.KindNotifyPrefix + Platform
+	NoticeKind = approvals.KindNoticePrefix + Platform
+)
 
 // newDeliverer returns the engine that delivers b's cards.
 func newDeliverer(b *Bot) *cards.Deliverer {
@@ -28,17 +33,18 @@ func newDeliverer(b *Bot) *cards.Deliverer {
 	})
 }
 
-// RunOutbox delivers "notify.teams" outbox entries until ctx ends: it
-// claims due entries, posts or updates the cards, and sleeps PollInterval
-// (on the bot's clock) when there is nothing to do. Errors are logged and
-// retried; it returns ctx's error.
+// RunOutbox delivers "notify.teams" and "notice.teams" outbox entries
+// until ctx ends: it claims due entries, posts or updates the cards, posts
+// the notices, and sleeps PollInterval (on the bot's clock) when there is
+// nothing to do. Errors are logged and retried; it returns ctx's error.
 func (b *Bot) RunOutbox(ctx context.Context) error {
 	return b.out.Run(ctx)
 }
 
 // DeliverOnce claims up to one batch of due "notify.teams" entries and
-// delivers them in order. For an entry of event "created" it posts the
-// card (POST {serviceUrl}/v3/conversations/{id}/activities) and stores the
+// delivers them in order, then one batch of "notice.teams" entries (see
+// Notify). For an entry of event "created" it posts the card (POST
+// {serviceUrl}/v3/conversations/{id}/activities) and stores the
 // returned activity id, with the conversation and service URL, on the
 // request in the same transaction that completes the entry; for any other
 // event it updates that card (PUT …/activities/{activityId}) to the
@@ -55,7 +61,8 @@ func (b *Bot) RunOutbox(ctx context.Context) error {
 // …/activities/{activityId}). Package cards describes the guarantees in
 // full, and the one window in which a card may be posted twice.
 //
-// It returns how many entries it claimed.
+// It returns how many entries it claimed (the larger of the two
+// batches).
 func (b *Bot) DeliverOnce(ctx context.Context) (int, error) {
 	n, err := b.out.DeliverOnce(ctx)
 	if err != nil && err != ctx.Err() {
@@ -103,15 +110,59 @@ func (c teamsChat) Delete(ctx context.Context, card storage.Card) error {
 	return c.b.api.remove(ctx, card.ServiceURL, card.Conversation, card.MessageID)
 }
 
+// maxNoticeRunes bounds a notice's text (Teams takes messages of about
+// 28 KB; a notice is a few sentences).
+const maxNoticeRunes = 4000
+
+// Notify posts the notice as a plain-text message into the conversation
+// the account clicked in (POST {serviceUrl}/v3/conversations/{id}/
+// activities; a reply in the card's thread when the id names one), through
+// the conversation's service URL, as for cards. Teams cannot write to an
+// account outside a conversation the bot is in (the app is not installed
+// for personal chats), so a notice without a conversation, or for a tenant
+// no longer served, cannot be delivered: Classify says Gone and it is
+// dropped. In a channel or group chat the message is seen by the
+// conversation's members.
+func (c teamsChat) Notify(ctx context.Context, n approvals.AccountNotice) error {
+	if c.b.tenant(n.Workspace) == "" {
+		return fmt.Errorf("teamsbot: notice to Teams account %s in tenant %q: %w", n.User, n.Workspace, errTenantNotServed)
+	}
+	if n.Conversation == "" || len(n.Conversation) > maxConversationIDLen {
+		return fmt.Errorf("teamsbot: notice to Teams account %s: %w, and Teams cannot write to an account outside one", n.User, errNoConversation)
+	}
+	serviceURL, err := c.b.serviceURLFor(ctx, baseConversationID(n.Conversation), "")
+	if err != nil {
+		return err
+	}
+	text := n.Text
+	if !personalConversation(n.Conversation) && n.Public != "" {
+		// Others read a channel or group chat: no names, no emails.
+		text = n.Public
+	}
+	return c.b.api.notice(ctx, serviceURL, n.Conversation, clipText(text, maxNoticeRunes))
+}
+
+// personalConversation reports whether a Teams conversation id names a
+// one-to-one chat with the bot (Teams gives those ids an "a:" prefix;
+// channels and group chats have "19:" ids).
+func personalConversation(id string) bool {
+	return strings.HasPrefix(id, "a:")
+}
+
 // Classify: an error that is not the connector's means the service URL is
-// unknown (the connector was not called); a 429 waits out its
-// Retry-After, other failures back off (at least a 503's Retry-After); a
-// 404 on an update means the card is gone; a refused token, a
+// unknown (the connector was not called), or, for a notice, that it has no
+// conversation to go to (Gone); a 429 waits out its Retry-After, other
+// failures back off (at least a 503's Retry-After); a 404 on an update
+// means the card is gone, and a 404 or 403 on a notice that the
+// conversation is gone or the app no longer in it; a refused token, a
 // conversation the app is not in and a card the connector refuses are
 // errors, with a hint at the fix where there is one.
 func (teamsChat) Classify(err error, conversation string) cards.Failure {
 	var ae *apiError
 	if !errors.As(err, &ae) {
+		if errors.Is(err, errNoConversation) || errors.Is(err, errTenantNotServed) {
+			return cards.Failure{Kind: cards.Gone, Err: err}
+		}
 		return cards.Failure{Kind: cards.Unreachable, Err: err}
 	}
 	f := cards.Failure{Err: err, Wait: ae.RetryAfter}
@@ -120,6 +171,10 @@ func (teamsChat) Classify(err error, conversation string) cards.Failure {
 		f.Kind = cards.RateLimited
 	case ae.Status == http.StatusNotFound && ae.Op == opUpdate:
 		f.Kind = cards.Gone
+		return f
+	case ae.Op == opNotice && (ae.Status == http.StatusNotFound || ae.Status == http.StatusForbidden || ae.Status == http.StatusBadRequest):
+		f.Kind = cards.Gone
+		f.Err = fmt.Errorf("%w (the notice's conversation %q is gone, the signoff app is no longer in it, or the connector refused the message)", err, conversation)
 		return f
 	}
 	switch ae.Status {

@@ -2,7 +2,10 @@
 // requests as Adaptive Cards (posting them from the approvals outbox and
 // updating them on every state change), verifies the activities the Bot
 // Connector sends to POST /teams/messages, and turns a verified click by a
-// linked approver into an approvals vote.
+// linked approver into an approvals vote. It also tells the account-link
+// flow who owns a Teams account (LookupAccount, the Bot Connector's member
+// lookup, for oidc.AccountDirectory) and posts the messages the flow sends
+// to an account (Notify, from "notice.teams" outbox entries).
 //
 // What it checks, in order, before anything reaches approvals:
 //   - the Bot Framework JWT in the Authorization header: its signature

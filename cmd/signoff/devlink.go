@@ -40,10 +40,7 @@ var devLinkScopes = []string{"openid", "email", "profile", "groups"}
 //
 // Without dev approvers the panel is hidden and no flow is built.
 func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
-	approvers := make([]devconsole.Approver, 0, len(cfg.Dev.Approvers))
-	for _, a := range cfg.Dev.Approvers {
-		approvers = append(approvers, devconsole.Approver{Name: a.Name, Email: a.Email, Groups: a.Groups})
-	}
+	approvers := devApprovers(cfg)
 	opts := devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger}
 	var own *oidc.Linker
 	switch {
@@ -53,6 +50,7 @@ func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Is
 		if err != nil {
 			return nil, err
 		}
+		linker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(approvers))
 		opts.Linker = linker
 	default:
 		linker, err := newDevLinker(cfg, devIss, addr, store, svc, logger)
@@ -65,6 +63,7 @@ func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Is
 			front.Handle(devissuer.AuthorizePath, devIss.Handler())
 			front.Handle(devissuer.TokenPath, devIss.Handler())
 		}
+		linker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(approvers))
 		linker.Register(front)
 		opts.Linker, own = linker, linker
 	}
@@ -99,6 +98,8 @@ func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, sto
 		RedirectURL:  redirect,
 		LinkMaxAge:   cfg.IdP.LinkMaxAge,
 		GroupsMaxAge: groupsMaxAge,
+		LinkMatch:    cfg.IdP.LinkMatch,
+		PersonClaims: cfg.IdP.PersonClaims,
 		Store:        store,
 		Links:        svc,
 		Logger:       logger,
@@ -109,4 +110,13 @@ func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, sto
 		return nil, withCode(exitUsage, fmt.Errorf("dev account links: %w", err))
 	}
 	return linker, nil
+}
+
+// devApprovers are cfg's dev approvers as the dev console knows them.
+func devApprovers(cfg *config.Config) []devconsole.Approver {
+	out := make([]devconsole.Approver, 0, len(cfg.Dev.Approvers))
+	for _, a := range cfg.Dev.Approvers {
+		out = append(out, devconsole.Approver{Name: a.Name, Email: a.Email, Groups: a.Groups})
+	}
+	return out
 }

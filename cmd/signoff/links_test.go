@@ -45,7 +45,7 @@ func linksDB(t *testing.T) string {
 		{Platform: "teams", Workspace: "tenant-a", PlatformUser: "aad-carol", Issuer: "https://idp.example", Subject: "sub-carol\x1b[31m",
 			LinkedAt: now, VerifiedAt: now},
 	} {
-		if err := svc.SaveLink(ctx, l); err != nil {
+		if err := svc.SaveLink(ctx, l, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

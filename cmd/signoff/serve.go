@@ -25,6 +25,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/bot/slackbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/config"
@@ -38,6 +39,9 @@ import (
 
 // shutdownGrace bounds a graceful stop (DESIGN invariant 10: within 10 s).
 const shutdownGrace = 8 * time.Second
+
+// slackCheckTimeout bounds the check of the Slack bot token at start.
+const slackCheckTimeout = 10 * time.Second
 
 func newServeCommand() *cobra.Command {
 	var (
@@ -228,6 +232,20 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		if slack, err = newSlackBot(cfg, svc, approverLinker, logger); err != nil {
 			return abort(err)
 		}
+		// The bot token must carry the scopes signoff needs, users:read.email
+		// among them (the identity binding reads profile emails). A refused
+		// token or a missing scope stops the start; Slack being unreachable
+		// does not (the check is then only logged).
+		checkCtx, cancelCheck := context.WithTimeout(ctx, slackCheckTimeout)
+		err = slack.CheckToken(checkCtx, slackbot.RequiredScopes(approverLinker.LinkMatch()))
+		cancelCheck()
+		var tokenErr *slackbot.TokenError
+		switch {
+		case errors.As(err, &tokenErr):
+			return abort(withCode(exitUsage, fmt.Errorf("slack.bot_token: %w", err)))
+		case err != nil:
+			logger.Warn("slack: could not check the bot token at start; continuing", "err", err)
+		}
 		slack.Register(front)
 		startLoop("slack outbox", slack.RunOutbox)
 		if cfg.Slack.AppToken.IsSet() {
@@ -252,6 +270,20 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 			}
 			return nil
 		})
+	}
+	// Before a link is saved, the chat platform says who owns the account
+	// (idp.link_match): every platform that links accounts gets its
+	// directory on the Linker that completes sign-ins.
+	if approverLinker != nil {
+		if slack != nil {
+			approverLinker.SetDirectory(slackbot.Platform, slack)
+		}
+		if teams != nil {
+			approverLinker.SetDirectory(teamsbot.Platform, teams)
+		}
+		if o.dev {
+			approverLinker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(devApprovers(cfg)))
+		}
 	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
@@ -558,6 +590,8 @@ func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, 
 		ClientSecret: cfg.IdP.ClientSecret.Reveal(),
 		Scopes:       cfg.IdP.Scopes,
 		GroupsClaim:  cfg.IdP.GroupsClaim,
+		LinkMatch:    cfg.IdP.LinkMatch,
+		PersonClaims: cfg.IdP.PersonClaims,
 		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + oidc.CallbackPath,
 		LinkMaxAge:   cfg.IdP.LinkMaxAge,
 		GroupsMaxAge: cfg.IdP.GroupsMaxAge,

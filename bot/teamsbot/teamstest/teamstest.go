@@ -11,6 +11,11 @@
 //   - the connector endpoints /v3/conversations/{id}/activities[/{id}]
 //     under ServiceURL, which record what the bot posts, updates and
 //     deletes, answer with activity ids, and can be scripted to fail;
+//   - the member lookup /v3/conversations/{id}/members/{memberId} under
+//     ServiceURL, which answers with the members a test registers
+//     (AddMember) in Microsoft's wire format, finds them by Teams user id,
+//     Microsoft Entra object id or UPN as Teams does, and can be scripted
+//     to fail (Fail with method GET);
 //   - builders for the activities Teams sends (an invoke named
 //     adaptiveCard/action, conversationUpdate, installationUpdate, and the
 //     message an Action.Submit sends), in the shapes of Microsoft's docs.
@@ -73,10 +78,12 @@ type Answer struct {
 
 // Call is one request the connector endpoints answered.
 type Call struct {
-	// Method is POST, PUT or DELETE.
+	// Method is POST, PUT or DELETE (activities) or GET (member lookups).
 	Method string
 	// Conversation is the conversation id from the path (unescaped).
 	Conversation string
+	// MemberID is the member id a lookup asked for (unescaped).
+	MemberID string
 	// ActivityID is the id from the path (PUT, DELETE, replies) or the id
 	// the answer assigned (a successful POST of a new activity).
 	ActivityID string
@@ -127,6 +134,8 @@ type Server struct {
 	tokens        map[string]bool
 	tokenRequests int
 	metadataHits  int
+	// members are the members registered per conversation id.
+	members map[string][]Member
 }
 
 // NewServer starts a stand-in on loopback.
@@ -143,7 +152,7 @@ func NewServer(opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, script: map[string][]Answer{}, tokens: map[string]bool{}}
+	s := &Server{opts: opts, script: map[string][]Answer{}, tokens: map[string]bool{}, members: map[string][]Member{}}
 	s.keys = append(s.keys, signingKey{kid: MainKeyID, priv: poolKey(0), endorsements: []string{"msteams"}, published: true})
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/.well-known/openidconfiguration", s.metadata)
@@ -349,7 +358,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 }
 
 // Fail queues answers for the next connector calls of method (POST, PUT,
-// DELETE) or of the token endpoint ("TOKEN").
+// DELETE; GET for member lookups) or of the token endpoint ("TOKEN").
 func (s *Server) Fail(method string, answers ...Answer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -358,8 +367,13 @@ func (s *Server) Fail(method string, answers ...Answer) {
 
 func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	// /teams/v3/conversations/{conversation}/activities[/{activity}]
+	// /teams/v3/conversations/{conversation}/members/{member}
 	rest := strings.TrimPrefix(r.URL.EscapedPath(), "/teams/v3/conversations/")
 	parts := strings.Split(rest, "/")
+	if len(parts) == 3 && parts[1] == "members" {
+		s.member(w, r, parts[0], parts[2])
+		return
+	}
 	if len(parts) < 2 || parts[1] != "activities" || len(parts) > 3 {
 		writeJSON(w, http.StatusNotFound, errBody("NotFound", "no such endpoint"))
 		return
@@ -425,6 +439,157 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// Member is a member of a conversation, as the member lookup answers for
+// it (Microsoft's TeamsChannelAccount).
+type Member struct {
+	// ID is the Teams user id ("29:1…").
+	ID string
+	// Name is the display name.
+	Name               string
+	GivenName, Surname string
+	Email              string
+	UserPrincipalName  string
+	// AADObjectID is the Microsoft Entra object id.
+	AADObjectID string
+	// TenantID is the member's tenant; default the server's. OmitTenant
+	// leaves it out of the answer.
+	TenantID   string
+	OmitTenant bool
+	// UserRole is "user" (the default), "guest" or "anonymous".
+	UserRole string
+	// ObjectIDKey is the JSON member the object id is served under:
+	// "objectId" (the default, as Microsoft's REST reference shows) or
+	// "aadObjectId" (the name the Bot Framework SDKs' ChannelAccount
+	// uses).
+	ObjectIDKey string
+	// Extra is merged into the answer last, to serve answers Teams would
+	// not give (for tests of the bot's checks).
+	Extra map[string]any
+}
+
+// Member returns u as a conversation member with email as both its email
+// address and its UPN.
+func (u User) Member(email string) Member {
+	return Member{ID: u.ID, Name: u.Name, AADObjectID: u.AADObjectID, Email: email, UserPrincipalName: email}
+}
+
+// AddMember registers m as a member of conversation (replacing a member
+// with the same Teams user id). A team's members are not members of its
+// channels here: register them in each conversation a lookup names.
+func (s *Server) AddMember(conversation string, m Member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.members[conversation]
+	for i := range list {
+		if list[i].ID == m.ID {
+			list[i] = m
+			return
+		}
+	}
+	s.members[conversation] = append(list, m)
+}
+
+// RemoveMember removes the member with Teams user id id from
+// conversation.
+func (s *Server) RemoveMember(conversation, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.members[conversation]
+	for i := range list {
+		if list[i].ID == id {
+			s.members[conversation] = append(list[:i:i], list[i+1:]...)
+			return
+		}
+	}
+}
+
+// Lookups returns the member lookups made, in order (failed ones too).
+func (s *Server) Lookups() []Call {
+	var out []Call
+	for _, c := range s.Calls() {
+		if c.Method == http.MethodGet {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// member answers GET /v3/conversations/{conversation}/members/{member}.
+// Like Teams it finds the member by Teams user id, Microsoft Entra object
+// id or UPN (the last two without regard to case).
+func (s *Server) member(w http.ResponseWriter, r *http.Request, rawConv, rawMember string) {
+	conv, err1 := url.PathUnescape(rawConv)
+	id, err2 := url.PathUnescape(rawMember)
+	if err1 != nil || err2 != nil || conv == "" || id == "" {
+		writeJSON(w, http.StatusBadRequest, errBody("BadArgument", "bad conversation or member id"))
+		return
+	}
+	call := Call{Method: r.Method, Conversation: conv, MemberID: id, Authorization: r.Header.Get("Authorization")}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	record := func(status int) {
+		call.Status = status
+		s.calls = append(s.calls, call)
+	}
+	if !s.tokens[strings.TrimPrefix(call.Authorization, "Bearer ")] {
+		record(http.StatusUnauthorized)
+		writeJSON(w, http.StatusUnauthorized, errBody("Unauthorized", "Authorization has been denied for this request."))
+		return
+	}
+	if r.Method != http.MethodGet {
+		record(http.StatusMethodNotAllowed)
+		writeJSON(w, http.StatusMethodNotAllowed, errBody("MethodNotAllowed", r.Method))
+		return
+	}
+	if q := s.script[http.MethodGet]; len(q) > 0 {
+		a := q[0]
+		s.script[http.MethodGet] = q[1:]
+		record(a.Status)
+		if a.RetryAfter != "" {
+			w.Header().Set("Retry-After", a.RetryAfter)
+		}
+		writeJSON(w, a.Status, errBody(firstNonEmpty(a.Code, http.StatusText(a.Status)), "scripted failure"))
+		return
+	}
+	list, ok := s.members[conv]
+	if !ok {
+		record(http.StatusNotFound)
+		writeJSON(w, http.StatusNotFound, errBody("ConversationNotFound", "Conversation not found."))
+		return
+	}
+	for _, m := range list {
+		if m.ID == id || (m.AADObjectID != "" && strings.EqualFold(m.AADObjectID, id)) ||
+			(m.UserPrincipalName != "" && strings.EqualFold(m.UserPrincipalName, id)) {
+			record(http.StatusOK)
+			writeJSON(w, http.StatusOK, s.memberJSON(m))
+			return
+		}
+	}
+	record(http.StatusNotFound)
+	writeJSON(w, http.StatusNotFound, errBody("MemberNotFoundInConversation", "The member could not be found in the conversation."))
+}
+
+// memberJSON is m in the member lookup's wire format (s.mu held).
+func (s *Server) memberJSON(m Member) map[string]any {
+	out := map[string]any{"id": m.ID, "userRole": firstNonEmpty(m.UserRole, "user")}
+	set := func(k, v string) {
+		if v != "" {
+			out[k] = v
+		}
+	}
+	set("name", m.Name)
+	set("givenName", m.GivenName)
+	set("surname", m.Surname)
+	set("email", m.Email)
+	set("userPrincipalName", m.UserPrincipalName)
+	set(firstNonEmpty(m.ObjectIDKey, "objectId"), m.AADObjectID)
+	if !m.OmitTenant {
+		set("tenantId", firstNonEmpty(m.TenantID, s.opts.TenantID))
+	}
+	maps.Copy(out, m.Extra)
+	return out
+}
+
 // Calls returns every connector call, in order.
 func (s *Server) Calls() []Call {
 	s.mu.Lock()
@@ -454,7 +619,8 @@ func (s *Server) Posted() []Call {
 	return out
 }
 
-// Replies returns the text of the replies posted, in order.
+// Replies returns the text of the messages without a card posted (replies
+// to clicks and notices to accounts), in order.
 func (s *Server) Replies() []string {
 	var out []string
 	for _, c := range s.OK(http.MethodPost) {

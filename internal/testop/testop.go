@@ -1,11 +1,13 @@
-package oidc_test
-
-// A real OpenID Provider for the link-flow tests, built on
-// github.com/zitadel/oidc/v3/pkg/op with an in-memory op.Storage: users
-// with passwords, groups and an optional one-time code (MFA), a login page
-// the tests drive like a browser, SSO sessions that honour prompt=login and
-// max_age, authorization code + PKCE, refresh tokens with rotation, and
-// knobs to disable a user, change groups, or make the provider misbehave.
+// Package testop is a real OpenID Provider for signoff's tests only,
+// listening on loopback. It is built on github.com/zitadel/oidc/v3/pkg/op
+// with an in-memory op.Storage: users with passwords, groups and an
+// optional one-time code (MFA), a login page the tests drive like a
+// browser, SSO sessions that honour prompt=login and max_age,
+// authorization code + PKCE, refresh tokens with rotation, and knobs to
+// disable a user, change groups, or make the provider misbehave.
+//
+// It is for tests only; no production code may import it.
+package testop
 
 import (
 	"context"
@@ -19,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -35,25 +38,39 @@ import (
 )
 
 const (
-	testClientID     = "signoff-test"
-	testClientSecret = "client-s3cr3t-for-tests"
-	// ACR values the test provider reports.
-	acrPassword = "urn:signoff:test:pwd"
-	acrMFA      = "urn:signoff:test:mfa"
+	// ClientID and ClientSecret are the credentials of the signoff client
+	// registered at the provider.
+	ClientID     = "signoff-test"
+	ClientSecret = "client-s3cr3t-for-tests"
+	// ACRPassword and ACRMFA are the ACR values the provider reports (when
+	// the client asked for acr_values) after a password-only login and
+	// after a login with the one-time code.
+	ACRPassword = "urn:signoff:test:pwd"
+	ACRMFA      = "urn:signoff:test:mfa"
 )
 
-// testUser is an account at the test provider.
-type testUser struct {
+// User is an account at the test provider. ID (the subject) defaults to
+// "sub-" + Username.
+type User struct {
 	ID, Username, Password, Email, Name string
 	Groups                              []string
 	// OTP, when set, is a one-time code the login form accepts as a second
 	// factor (amr ["pwd","otp","mfa"]).
 	OTP      string
 	Disabled bool
+	// EmailVerified, when non-nil, is the email_verified claim carried
+	// (with the email scope) in the ID token and userinfo. When nil the
+	// provider claims email_verified: true whenever the email scope is
+	// granted (even if Email is empty).
+	EmailVerified *bool
+	// Extra claims put into the ID token and userinfo, e.g. "oid" or a
+	// custom "github_login". They never override a standard claim the
+	// provider sets itself.
+	Extra map[string]any
 }
 
-// testOP is the running provider.
-type testOP struct {
+// OP is the running provider.
+type OP struct {
 	t        testing.TB
 	srv      *httptest.Server
 	provider *op.Provider
@@ -61,30 +78,36 @@ type testOP struct {
 	Issuer   string
 }
 
-// newTestOP starts a provider on loopback whose auth_time follows clk and
-// registers the signoff client with redirectURL.
-func newTestOP(t testing.TB, clk clock.Clock, redirectURL string) *testOP {
+// New starts a provider on loopback whose auth_time follows clk and
+// registers the signoff client (ClientID, ClientSecret) with redirectURL;
+// redirectURL may be empty and further redirect URIs may be added with
+// AddRedirectURI. The provider stops when the test ends.
+func New(t testing.TB, clk clock.Clock, redirectURL string) *OP {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	var redirectURIs []string
+	if redirectURL != "" {
+		redirectURIs = []string{redirectURL}
+	}
 	st := &opStorage{
 		clock:         clk,
 		key:           key,
 		keyID:         "test-key-1",
-		users:         map[string]*testUser{},
+		users:         map[string]*User{},
 		authReqs:      map[string]*opAuthRequest{},
 		codes:         map[string]string{},
 		accessTokens:  map[string]*opAccessToken{},
 		refreshTokens: map[string]*opRefreshToken{},
 		sessions:      map[string]*opSession{},
-		clients: map[string]*opClient{testClientID: {
-			id: testClientID, secret: testClientSecret, redirectURIs: []string{redirectURL},
+		clients: map[string]*opClient{ClientID: {
+			id: ClientID, secret: ClientSecret, redirectURIs: redirectURIs,
 			idTokenLifetime: 1000 * time.Hour,
 		}},
 	}
-	o := &testOP{t: t, st: st}
+	o := &OP{t: t, st: st}
 	var handler http.Handler = http.NotFoundHandler()
 	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(o.srv.Close)
@@ -107,25 +130,39 @@ func newTestOP(t testing.TB, clk clock.Clock, redirectURL string) *testOP {
 	return o
 }
 
-// AddUser registers u.
-func (o *testOP) AddUser(u testUser) {
+// AddUser registers u (replacing any user of the same Username).
+func (o *OP) AddUser(u User) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	if u.ID == "" {
 		u.ID = "sub-" + u.Username
 	}
+	u.Groups = slices.Clone(u.Groups)
+	u.Extra = maps.Clone(u.Extra)
 	o.st.users[u.Username] = &u
 }
 
+// AddRedirectURI registers one more redirect URI for the signoff client,
+// e.g. once a test knows the address signoff listens on. It is safe to
+// call while the provider serves requests.
+func (o *OP) AddRedirectURI(u string) {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	// Copy on write: a client handed out earlier is never mutated.
+	c := *o.st.clients[ClientID]
+	c.redirectURIs = append(slices.Clone(c.redirectURIs), u)
+	o.st.clients[ClientID] = &c
+}
+
 // SetGroups replaces a user's groups.
-func (o *testOP) SetGroups(username string, groups ...string) {
+func (o *OP) SetGroups(username string, groups ...string) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	o.st.users[username].Groups = groups
 }
 
 // Disable disables a user: logins and refreshes are refused.
-func (o *testOP) Disable(username string) {
+func (o *OP) Disable(username string) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	o.st.users[username].Disabled = true
@@ -133,7 +170,7 @@ func (o *testOP) Disable(username string) {
 
 // IgnorePromptLogin makes the provider reuse an SSO session even when the
 // client asked for prompt=login or a max_age (a misbehaving provider).
-func (o *testOP) IgnorePromptLogin(v bool) {
+func (o *OP) IgnorePromptLogin(v bool) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	o.st.ignorePromptLogin = v
@@ -141,7 +178,7 @@ func (o *testOP) IgnorePromptLogin(v bool) {
 
 // RewriteIDToken makes the token endpoint re-sign every ID token after f
 // changed its claims (nil: off).
-func (o *testOP) RewriteIDToken(f func(claims map[string]any)) {
+func (o *OP) RewriteIDToken(f func(claims map[string]any)) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	o.st.rewrite = f
@@ -149,7 +186,7 @@ func (o *testOP) RewriteIDToken(f func(claims map[string]any)) {
 
 // RewriteRawIDToken makes the token endpoint replace every ID token by
 // f(token) (nil: off).
-func (o *testOP) RewriteRawIDToken(f func(raw string) string) {
+func (o *OP) RewriteRawIDToken(f func(raw string) string) {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	o.st.rewriteRaw = f
@@ -157,28 +194,28 @@ func (o *testOP) RewriteRawIDToken(f func(raw string) string) {
 
 // IssuedTokens returns every authorization code and every access, refresh
 // and ID token the provider handed out.
-func (o *testOP) IssuedTokens() []string {
+func (o *OP) IssuedTokens() []string {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	return slices.Clone(o.st.issued)
 }
 
 // RefreshTokens returns the refresh tokens handed out, oldest first.
-func (o *testOP) RefreshTokens() []string {
+func (o *OP) RefreshTokens() []string {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	return slices.Clone(o.st.issuedRefresh)
 }
 
 // LiveRefreshTokens counts refresh tokens the provider still honours.
-func (o *testOP) LiveRefreshTokens() int {
+func (o *OP) LiveRefreshTokens() int {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	return len(o.st.refreshTokens)
 }
 
 // Refreshes counts refresh grants answered.
-func (o *testOP) Refreshes() int {
+func (o *OP) Refreshes() int {
 	o.st.mu.Lock()
 	defer o.st.mu.Unlock()
 	return o.st.refreshes
@@ -203,7 +240,7 @@ const sessionCookie = "testop_session"
 
 // loginPage shows the form, or completes the request from an SSO session
 // when the client did not ask for a fresh login.
-func (o *testOP) loginPage(w http.ResponseWriter, r *http.Request) {
+func (o *OP) loginPage(w http.ResponseWriter, r *http.Request) {
 	id := r.URL.Query().Get("authRequestID")
 	s := o.st
 	s.mu.Lock()
@@ -234,12 +271,12 @@ func (o *testOP) loginPage(w http.ResponseWriter, r *http.Request) {
 	o.renderLogin(w, id, "")
 }
 
-func (o *testOP) renderLogin(w http.ResponseWriter, id, msg string) {
+func (o *OP) renderLogin(w http.ResponseWriter, id, msg string) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	_ = loginTemplate.Execute(w, map[string]string{"ID": id, "Error": msg})
 }
 
-func (o *testOP) loginSubmit(w http.ResponseWriter, r *http.Request) {
+func (o *OP) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -284,7 +321,7 @@ func (o *testOP) loginSubmit(w http.ResponseWriter, r *http.Request) {
 
 // rewriteTokens records what the token endpoint hands out and applies
 // the RewriteIDToken knob.
-func (o *testOP) rewriteTokens(next http.Handler) http.Handler {
+func (o *OP) rewriteTokens(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/oauth/token") {
 			next.ServeHTTP(w, r)
@@ -330,7 +367,7 @@ func (o *testOP) rewriteTokens(next http.Handler) http.Handler {
 
 // resign decodes a JWT's claims, lets f change them and signs them again
 // with the provider's key.
-func (o *testOP) resign(raw string, f func(map[string]any)) string {
+func (o *OP) resign(raw string, f func(map[string]any)) string {
 	parts := strings.Split(raw, ".")
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {
@@ -347,7 +384,7 @@ func (o *testOP) resign(raw string, f func(map[string]any)) string {
 }
 
 // sign signs claims with the provider's key (as the provider would).
-func (o *testOP) sign(claims map[string]any) string {
+func (o *OP) sign(claims map[string]any) string {
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: o.st.key},
 		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", o.st.keyID))
 	if err != nil {
@@ -385,7 +422,7 @@ type opStorage struct {
 	key               *ecdsa.PrivateKey
 	keyID             string
 	clients           map[string]*opClient
-	users             map[string]*testUser // by username
+	users             map[string]*User // by username
 	authReqs          map[string]*opAuthRequest
 	codes             map[string]string // code → auth request id
 	accessTokens      map[string]*opAccessToken
@@ -401,7 +438,7 @@ type opStorage struct {
 
 var _ op.Storage = (*opStorage)(nil)
 
-func (s *opStorage) userByID(id string) *testUser {
+func (s *opStorage) userByID(id string) *User {
 	for _, u := range s.users {
 		if u.ID == id {
 			return u
@@ -439,9 +476,9 @@ func (a *opAuthRequest) GetACR() string {
 		return ""
 	}
 	if slices.Contains(a.amr, "mfa") {
-		return acrMFA
+		return ACRMFA
 	}
-	return acrPassword
+	return ACRPassword
 }
 func (a *opAuthRequest) GetAMR() []string                      { return a.amr }
 func (a *opAuthRequest) GetAudience() []string                 { return []string{a.clientID} }
@@ -671,12 +708,21 @@ func (s *opStorage) setUserinfo(info *oidc.UserInfo, userID string, scopes []str
 	if u == nil || u.Disabled {
 		return errors.New("user not found or disabled")
 	}
+	// Extra claims first, so the provider's own claims win.
+	for k, v := range u.Extra {
+		info.AppendClaims(k, v)
+	}
 	for _, sc := range scopes {
 		switch sc {
 		case oidc.ScopeOpenID:
 			info.Subject = u.ID
 		case oidc.ScopeEmail:
 			info.Email, info.EmailVerified = u.Email, true
+			if u.EmailVerified != nil {
+				info.EmailVerified = oidc.Bool(*u.EmailVerified)
+				// The registered field is omitempty: carry false as a claim.
+				info.AppendClaims("email_verified", *u.EmailVerified)
+			}
 		case oidc.ScopeProfile:
 			info.Name, info.PreferredUsername = u.Name, u.Username
 		case "groups":

@@ -1,0 +1,271 @@
+package oidc
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Link match modes (idp.link_match): how signoff proves that the person who
+// signed in at the IdP owns the chat account the link was made for.
+const (
+	// LinkMatchEmail (the default) compares the chat platform's own record
+	// of the account with the IdP's answer: the account's email (Slack
+	// users.info, Teams member lookup: email or userPrincipalName) must
+	// equal the IdP's email claim, which must not be marked unverified;
+	// for a Teams account, the IdP's oid claim (Microsoft Entra ID) must
+	// equal the account's aadObjectId whenever the IdP sends one.
+	LinkMatchEmail = "email"
+	// LinkMatchNone skips the proof: whoever completes a sign-in link
+	// decides whom the chat account votes as. It exists for workspaces
+	// whose chat accounts carry no email; signoff warns about it loudly.
+	LinkMatchNone = "none"
+)
+
+// How a link's binding was proved (storage.IdentityLink.MatchedBy).
+const (
+	MatchedByEmail = "email"
+	MatchedByOID   = "oid"
+	MatchedByNone  = "none"
+)
+
+// ChatAccount is what a chat platform says about one of its accounts: its
+// own record, which the person cannot change by opening someone else's
+// sign-in link.
+type ChatAccount struct {
+	// DisplayName is the account's name as people see it ("Alice Smith").
+	DisplayName string
+	// Handle is the account's short name (a Slack @name), if any.
+	Handle string
+	// Email is the account's email address, if the platform has one.
+	Email string
+	// UPN is the Microsoft Entra userPrincipalName (Teams), often the
+	// same as the email.
+	UPN string
+	// ObjectID is the Microsoft Entra object id (Teams aadObjectId).
+	ObjectID string
+	// WorkspaceName names the workspace or tenant, if known.
+	WorkspaceName string
+}
+
+// AccountDirectory looks chat accounts up on their platform: Slack's
+// users.info, the Bot Connector's member lookup. The chat adapters
+// implement it; the Linker asks it before a link is saved.
+type AccountDirectory interface {
+	// LookupAccount returns the platform's record of the account. p's
+	// Conversation names where the account was last seen (Teams needs it
+	// for the member lookup). An error wrapping ErrDirectoryUnavailable
+	// means the platform could not be asked right now (network, 429,
+	// 5xx); ErrAccountNotFound that the platform does not know the
+	// account; anything else is a refusal to say.
+	LookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, error)
+}
+
+// Directory errors, for errors.Is.
+var (
+	// ErrDirectoryUnavailable: the chat platform could not be asked who
+	// owns an account right now; try again later.
+	ErrDirectoryUnavailable = errors.New("chat platform unavailable")
+	// ErrAccountNotFound: the chat platform does not know the account.
+	ErrAccountNotFound = errors.New("chat account not found")
+)
+
+// bindingVerdict is the outcome of comparing a chat account with a
+// sign-in.
+type bindingVerdict struct {
+	ok bool
+	// code is the Refusal… reason when not ok.
+	code string
+	// by is how it matched (MatchedBy…), when ok.
+	by string
+	// why says what did not match, for the page, the chat and the audit
+	// log: never a token.
+	why string
+}
+
+// matchAccount decides whether the chat account acct and the IdP claims c
+// belong to the same person, as LinkMatchEmail describes.
+func matchAccount(acct ChatAccount, c idClaims) bindingVerdict {
+	if c.OID != "" && acct.ObjectID != "" {
+		if strings.EqualFold(strings.TrimSpace(c.OID), strings.TrimSpace(acct.ObjectID)) {
+			return bindingVerdict{ok: true, by: MatchedByOID}
+		}
+		return bindingVerdict{code: RefusalMismatch, why: fmt.Sprintf("the identity provider's object id (oid %s) is not the chat account's Microsoft Entra object id (%s)", c.OID, acct.ObjectID)}
+	}
+	idpEmail := normalizeEmail(c.Email)
+	if idpEmail == "" {
+		return bindingVerdict{code: RefusalNoIdPEmail, why: "the identity provider sent no email for the identity that signed in, so signoff cannot tell whose chat account this is"}
+	}
+	if c.EmailVerified != nil && !*c.EmailVerified {
+		return bindingVerdict{code: RefusalEmailUnverif, why: fmt.Sprintf("the identity provider marks the email %s as not verified", c.Email)}
+	}
+	chat := chatEmails(acct)
+	if len(chat) == 0 {
+		return bindingVerdict{code: RefusalNoChatEmail, why: "the chat platform has no email for this chat account, so signoff cannot tell whose it is"}
+	}
+	for _, e := range chat {
+		if e == idpEmail {
+			return bindingVerdict{ok: true, by: MatchedByEmail}
+		}
+	}
+	return bindingVerdict{code: RefusalMismatch, why: fmt.Sprintf("the chat account's email (%s) is not the email of the identity that signed in (%s)", strings.Join(chat, " or "), idpEmail)}
+}
+
+// matchLegacyLink re-checks a link made before signoff proved bindings: the
+// chat account's email must equal the email the link's identity had.
+func matchLegacyLink(acct ChatAccount, linkEmail string) bindingVerdict {
+	return matchAccount(ChatAccount{Email: acct.Email, UPN: acct.UPN}, idClaims{Email: linkEmail})
+}
+
+// chatEmails lists the account's distinct, normalized addresses.
+func chatEmails(a ChatAccount) []string {
+	var out []string
+	for _, e := range []string{a.Email, a.UPN} {
+		if n := normalizeEmail(e); n != "" && !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// normalizeEmail trims and lower-cases an address; "" when it holds no @.
+func normalizeEmail(e string) string {
+	e = strings.ToLower(strings.TrimSpace(e))
+	if !strings.Contains(e, "@") {
+		return ""
+	}
+	return e
+}
+
+// accountLabel names a chat account for people: its display name and
+// handle when the platform told them, and always its id and workspace.
+func accountLabel(p PlatformUser, acct ChatAccount) string {
+	var b strings.Builder
+	b.WriteString(platformDisplay(p.Platform) + " user ")
+	switch {
+	case acct.Handle != "" && acct.DisplayName != "" && acct.Handle != acct.DisplayName:
+		fmt.Fprintf(&b, "%s (@%s, %s)", acct.DisplayName, acct.Handle, p.UserID)
+	case acct.Handle != "":
+		fmt.Fprintf(&b, "@%s (%s)", acct.Handle, p.UserID)
+	case acct.DisplayName != "":
+		fmt.Fprintf(&b, "%s (%s)", acct.DisplayName, p.UserID)
+	default:
+		b.WriteString(p.UserID)
+	}
+	b.WriteString(" in ")
+	if acct.WorkspaceName != "" {
+		fmt.Fprintf(&b, "%s (%s)", acct.WorkspaceName, p.Workspace)
+	} else {
+		b.WriteString(p.Workspace)
+	}
+	return b.String()
+}
+
+// platformDisplay is a platform's name as people write it.
+func platformDisplay(platform string) string {
+	switch platform {
+	case "slack":
+		return "Slack"
+	case "teams":
+		return "Microsoft Teams"
+	case "dev":
+		return "dev console"
+	}
+	return platform
+}
+
+// lookupAccount asks p's platform who owns the account, bounded by
+// lookupTimeout. Without a directory for the platform it fails with
+// RefusalNoDirectory.
+func (l *Linker) lookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, string, error) {
+	dir := l.directory(p.Platform)
+	if dir == nil {
+		return ChatAccount{}, RefusalNoDirectory, fmt.Errorf("signoff cannot look up %s accounts (no account directory is wired for the platform)", platformDisplay(p.Platform))
+	}
+	ctx, cancel := context.WithTimeout(ctx, lookupTimeout)
+	defer cancel()
+	acct, err := dir.LookupAccount(ctx, p)
+	switch {
+	case err == nil:
+		return acct, "", nil
+	case errors.Is(err, ErrAccountNotFound):
+		return acct, RefusalUnknownAccount, err
+	}
+	return acct, RefusalLookupFailed, err
+}
+
+// checkBinding decides whether the sign-in c may link p: with
+// LinkMatchNone always (MatchedByNone); else the platform's record of p
+// must match c (matchAccount). On a refusal it returns the refusal to
+// record; acct is what the platform said, when it answered.
+func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (by string, acct ChatAccount, refusal *LinkRefusal) {
+	if l.opts.LinkMatch == LinkMatchNone {
+		return MatchedByNone, ChatAccount{}, nil
+	}
+	refuse := func(reason, msg string) *LinkRefusal {
+		return &LinkRefusal{
+			Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, Conversation: p.Conversation,
+			AccountName: cmp.Or(acct.DisplayName, acct.Handle), AccountEmail: cmp.Or(acct.Email, acct.UPN),
+			Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name,
+			Reason: reason, Message: msg,
+		}
+	}
+	acct, code, err := l.lookupAccount(ctx, p)
+	if err != nil {
+		switch code {
+		case RefusalUnknownAccount:
+			return "", acct, refuse(code, fmt.Sprintf("%s does not know this chat account any more", platformDisplay(p.Platform)))
+		case RefusalNoDirectory:
+			return "", acct, refuse(code, err.Error())
+		}
+		l.log.Warn("looking up a chat account failed; no link made", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
+		return "", acct, refuse(code, fmt.Sprintf("signoff could not ask %s who owns this chat account (%s)", platformDisplay(p.Platform), causeText(err)))
+	}
+	v := matchAccount(acct, c)
+	if !v.ok {
+		return "", acct, refuse(v.code, v.why)
+	}
+	return v.by, acct, nil
+}
+
+// checkLegacyBinding re-checks a link made before signoff proved bindings
+// (MatchedBy empty): the chat platform's email for the account must equal
+// the email the link's identity had. A match is recorded on the link; a
+// mismatch makes the link stale and asks for a new one; a failed lookup
+// refuses the vote for now (fail closed) and changes nothing.
+func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link storage.IdentityLink) (storage.IdentityLink, error) {
+	if link.MatchedBy != "" || l.opts.LinkMatch == LinkMatchNone {
+		return link, nil
+	}
+	acct, code, err := l.lookupAccount(ctx, p)
+	var v bindingVerdict
+	switch {
+	case err == nil:
+		v = matchLegacyLink(acct, link.Email)
+	case code == RefusalUnknownAccount || code == RefusalNoDirectory:
+		v = bindingVerdict{code: code, why: err.Error()}
+	default:
+		l.log.Warn("re-checking an older link failed: the chat account could not be looked up", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
+		return link, fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
+	}
+	if !v.ok {
+		reason := "the chat account and the linked identity do not belong to the same person: " + v.why
+		l.log.Warn("an older link does not match its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "why", v.why)
+		if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
+			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
+		}
+		return link, l.linkRequired(ctx, p, LinkReasonStale, "your account link could not be confirmed ("+v.why+"): open the link to sign in again as yourself, then click again")
+	}
+	updated := link
+	updated.MatchedBy = v.by
+	if err := l.opts.Links.RefreshLink(ctx, updated); err != nil {
+		return link, fmt.Errorf("oidc: record the confirmed binding of %s: %w", p, err)
+	}
+	l.log.Info("an older link was confirmed against its chat account", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "matched_by", v.by)
+	return updated, nil
+}
