@@ -1052,3 +1052,66 @@ func TestLogConfig(t *testing.T) {
 		t.Errorf("log output %q", buf.String())
 	}
 }
+
+// TestIdentityBindingKeys: idp.link_match and idp.person_claims, their
+// defaults, env overrides, validation and warnings.
+func TestIdentityBindingKeys(t *testing.T) {
+	const idp = `
+public_url: "https://signoff.example.com"
+idp: {issuer: "https://login.example.com", client_id: signoff, scopes: [openid, email]`
+	c := mustLoad(t, base+idp+"}\n", nil)
+	if c.IdP.LinkMatch != config.LinkMatchEmail || !slices.Equal(c.IdP.PersonClaims, []string{"preferred_username"}) {
+		t.Errorf("defaults: link_match %q, person_claims %q", c.IdP.LinkMatch, c.IdP.PersonClaims)
+	}
+	if slices.Contains(keysOf(c.Warnings()), "idp.link_match") {
+		t.Error("a warning about link_match with the default")
+	}
+
+	c = mustLoad(t, base+idp+"}\n", map[string]string{"SIGNOFF_IDP_LINK_MATCH": "none", "SIGNOFF_IDP_PERSON_CLAIMS": "github_login, preferred_username"})
+	if c.IdP.LinkMatch != config.LinkMatchNone || !slices.Equal(c.IdP.PersonClaims, []string{"github_login", "preferred_username"}) {
+		t.Errorf("env: link_match %q, person_claims %q", c.IdP.LinkMatch, c.IdP.PersonClaims)
+	}
+	var warned bool
+	for _, w := range c.Warnings() {
+		if w.Key == "idp.link_match" && strings.Contains(w.Message, "vote as another") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no loud warning for link_match: none: %v", c.Warnings())
+	}
+
+	err := mustLoad(t, base+idp+", link_match: emial}\n", nil).Validate()
+	if err == nil || !strings.Contains(err.Error(), "idp.link_match") || !strings.Contains(err.Error(), `"emial"`) {
+		t.Errorf("a misspelt link_match: %v", err)
+	}
+}
+
+// TestSelfApprovalBlindSpotWarnings: config check says when a GitHub or
+// GitLab requester could approve their own request unnoticed.
+func TestSelfApprovalBlindSpotWarnings(t *testing.T) {
+	const cfg = `
+public_url: "https://signoff.example.com"
+requesters:
+  - {name: github, issuer: "https://token.actions.githubusercontent.com", audience: signoff, person_claim: %CLAIM%}
+idp: {issuer: "https://login.example.com", client_id: signoff, scopes: [openid], person_claims: %PC%}
+`
+	for _, tc := range []struct {
+		claim, pc, want string
+	}{
+		{"actor", "[preferred_username]", ""},
+		{"actor", "[]", "idp.person_claims"},
+		{"sub", "[preferred_username]", "requesters[0].person_claim"},
+	} {
+		c := mustLoad(t, strings.NewReplacer("%CLAIM%", tc.claim, "%PC%", tc.pc).Replace(cfg), nil)
+		var got []string
+		for _, k := range keysOf(c.Warnings()) {
+			if k == "idp.person_claims" || strings.HasPrefix(k, "requesters[") {
+				got = append(got, k)
+			}
+		}
+		if (tc.want == "" && len(got) > 0) || (tc.want != "" && !slices.Equal(got, []string{tc.want})) {
+			t.Errorf("person_claim %s, person_claims %s: warnings %q, want %q", tc.claim, tc.pc, got, tc.want)
+		}
+	}
+}

@@ -269,3 +269,11 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 	l.log.Info("an older link was confirmed against its chat account", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "matched_by", v.by)
 	return updated, nil
 }
+
+// DirectoryFunc adapts a function to an AccountDirectory.
+type DirectoryFunc func(ctx context.Context, p PlatformUser) (ChatAccount, error)
+
+// LookupAccount calls f.
+func (f DirectoryFunc) LookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, error) {
+	return f(ctx, p)
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/internal/browsertest"
+	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -110,6 +111,32 @@ func (b *consoleBrowser) read(resp *http.Response, err error) (*http.Response, s
 	return resp, string(body)
 }
 
+var (
+	confirmIDRE   = regexp.MustCompile(`<input type="hidden" name="id" value="([^"]+)">`)
+	confirmCSRFRE = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]+)">`)
+)
+
+// open follows a sign-in link as a person does: its confirmation page
+// (which names the chat account), then Continue. It returns the page that
+// follows (the sign-in page), or the link's page when it shows no
+// confirmation.
+func (b *consoleBrowser) open(link string) (*http.Response, string) {
+	b.t.Helper()
+	resp, body := b.read(b.c.Get(link))
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `data-outcome="confirm"`) {
+		return resp, body
+	}
+	id, csrf := confirmIDRE.FindStringSubmatch(body), confirmCSRFRE.FindStringSubmatch(body)
+	if id == nil || csrf == nil {
+		b.t.Fatalf("confirmation page without its form:\n%s", body)
+	}
+	target, err := resp.Request.URL.Parse(oidc.StartPath)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.read(b.c.PostForm(target.String(), url.Values{"id": {id[1]}, "csrf": {csrf[1]}}))
+}
+
 func (b *consoleBrowser) csrf() string {
 	b.t.Helper()
 	_, page := b.read(b.c.Get(b.base + "/dev"))
@@ -129,7 +156,7 @@ func (b *consoleBrowser) link(chatUser, person string) string {
 	if resp.StatusCode != http.StatusOK || m == nil {
 		b.t.Fatalf("Link: %d\n%s", resp.StatusCode, body)
 	}
-	resp, body = b.read(b.c.Get(html.UnescapeString(m[1])))
+	resp, body = b.open(html.UnescapeString(m[1]))
 	page, action := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body)
 	csrf := consoleCSRFRE.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || page == nil || action == nil || csrf == nil {
@@ -209,7 +236,9 @@ func TestDevConsoleUsesConfiguredIdP(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := idp.EnableLogin(devissuer.LoginOptions{ClientID: "signoff", RedirectURL: "http://" + addr + "/link/callback",
-		People: []devissuer.Person{{Name: "alice-corp", Email: "alice@corp.example", Groups: []string{"sre"}}}}); err != nil {
+		// The same person as dev approver alice: her pretend chat account
+		// carries the email the IdP vouches for (the binding check).
+		People: []devissuer.Person{{Name: "alice-corp", Email: "alice@example.com", Groups: []string{"sre"}}}}); err != nil {
 		t.Fatal(err)
 	}
 	mux.Handle("/", idp.Handler())
@@ -223,7 +252,7 @@ func TestDevConsoleUsesConfiguredIdP(t *testing.T) {
 		t.Fatalf("link flow ended on:\n%s", body)
 	}
 	r := createRequest(t, ts.svc, "deploy")
-	if body := b.chatVote(r.ID, "alice", "approve"); !strings.Contains(body, "chat:alice (alice@corp.example) voted approve") {
+	if body := b.chatVote(r.ID, "alice", "approve"); !strings.Contains(body, "chat:alice (alice@example.com) voted approve") {
 		t.Fatalf("vote:\n%s", body)
 	}
 	got, _ := ts.svc.Get(context.Background(), r.ID)
@@ -248,6 +277,9 @@ func TestDevConsoleChatUsersInBrowser(t *testing.T) {
 		chromedp.Navigate(ts.base+"/dev"),
 		chromedp.WaitVisible(chromedp.CSS(`li[data-chat-user="alice"][data-linked="false"] button.link`)),
 		chromedp.Click(chromedp.CSS(`li[data-chat-user="alice"] button.link`)),
+		// signoff's page naming the chat account being linked.
+		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome="confirm"] #continue`)),
+		chromedp.Click(chromedp.CSS(`#continue`)),
 		// The dev issuer's sign-in page.
 		chromedp.WaitVisible(chromedp.CSS(`li.person[data-person="alice"] button.signin`)),
 		chromedp.Click(chromedp.CSS(`li.person[data-person="alice"] button.signin`)),

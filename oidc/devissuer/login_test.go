@@ -191,6 +191,11 @@ func (s *loginServer) tokenForm(code, verifier string) url.Values {
 // (oidc.Linker, go-oidc discovery, x/oauth2 exchange) against the dev
 // issuer: a chat account is linked by signing in as alice, and Resolve
 // then vouches for alice with her groups and an MFA sign-in.
+var (
+	confirmIDRE   = regexp.MustCompile(`<input type="hidden" name="id" value="([^"]+)">`)
+	confirmCSRFRE = regexp.MustCompile(`<input type="hidden" name="csrf" value="([^"]+)">`)
+)
+
 func TestLinkerLinksAtDevIssuer(t *testing.T) {
 	s := startLogin(t)
 	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
@@ -211,6 +216,10 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 		t.Fatal(err)
 	}
 	linker.Register(s.mux)
+	// The chat account is alice's: its platform record carries her email.
+	linker.SetDirectory("dev", oidc.DirectoryFunc(func(context.Context, oidc.PlatformUser) (oidc.ChatAccount, error) {
+		return oidc.ChatAccount{Handle: "alice", Email: "alice@example.com"}, nil
+	}))
 	chat := oidc.PlatformUser{Platform: "dev", Workspace: "dev", UserID: "alice"}
 	ctx := context.Background()
 
@@ -222,7 +231,8 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The browser: /link/start → the dev issuer's sign-in page.
+	// The browser: /link/start (the page naming the chat account, then
+	// Continue) → the dev issuer's sign-in page.
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
 	resp, err := c.Get(start)
@@ -230,6 +240,16 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	confirmID, confirmCSRF := confirmIDRE.FindSubmatch(body), confirmCSRFRE.FindSubmatch(body)
+	if confirmID == nil || confirmCSRF == nil {
+		t.Fatalf("confirmation page: %d\n%s", resp.StatusCode, body)
+	}
+	resp, err = c.PostForm(strings.Split(start, "?")[0], url.Values{"id": {string(confirmID[1])}, "csrf": {string(confirmCSRF[1])}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/dev/oidc/authorize" || !strings.Contains(string(body), `data-person="alice"`) {
 		t.Fatalf("sign-in page: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
