@@ -150,13 +150,14 @@ type Backlog struct {
 	// that the expiry loop has not reached yet), at most MaxBacklogCount.
 	Pending int
 	// OutboxDue counts outbox entries due now (next attempt reached, not
-	// leased by a worker), by kind prefix: KindExecute, "notify.slack" and
-	// "notify.teams", always all three. Each at most MaxBacklogCount.
+	// leased by a worker), by kind prefix: KindExecute, "notify.slack",
+	// "notify.teams", "notice.slack" and "notice.teams", always all five.
+	// Each at most MaxBacklogCount.
 	OutboxDue map[string]int
 }
 
 // backlogKinds are the outbox kind prefixes Backlog counts.
-var backlogKinds = []string{KindExecute, KindNotifyPrefix + "slack", KindNotifyPrefix + "teams"}
+var backlogKinds = []string{KindExecute, KindNotifyPrefix + "slack", KindNotifyPrefix + "teams", KindNoticePrefix + "slack", KindNoticePrefix + "teams"}
 
 // Backlog counts pending requests and due outbox entries in one read
 // transaction, each count stopping at MaxBacklogCount. The cap bounds what

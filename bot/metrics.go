@@ -31,7 +31,7 @@ package bot
 //	signoff_executions_finished_total{result}            counter (succeeded, failed)
 //	signoff_execution_attempts_total                     counter
 //	signoff_requests_pending                             gauge, read from the store at scrape time
-//	signoff_outbox_due{kind}                             gauge (execute, notify.slack, notify.teams), idem
+//	signoff_outbox_due{kind}                             gauge (execute, notify.slack, notify.teams, notice.slack, notice.teams), idem
 //	signoff_http_requests_total{route,method,code}       counter
 //	signoff_http_request_duration_seconds{route,method}  histogram
 //

@@ -88,6 +88,8 @@ func TestMetricsAfterCreateAndVotes(t *testing.T) {
 		`signoff_outbox_due{kind="execute"} 0`,
 		`signoff_outbox_due{kind="notify.slack"} 0`,
 		`signoff_outbox_due{kind="notify.teams"} 0`,
+		`signoff_outbox_due{kind="notice.slack"} 0`,
+		`signoff_outbox_due{kind="notice.teams"} 0`,
 		`# TYPE signoff_http_requests_total counter`,
 		`signoff_http_requests_total{route="/v1/requests",method="POST",code="201"} 2`,
 		`signoff_http_requests_total{route="/v1/requests/{id}",method="GET",code="200"} 1`,

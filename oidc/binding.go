@@ -133,9 +133,16 @@ func chatEmails(a ChatAccount) []string {
 	return out
 }
 
-// normalizeEmail trims and lower-cases an address; "" when it holds no @.
+// normalizeEmail trims an address and lower-cases its ASCII letters; ""
+// when it holds no @. Only ASCII is folded: Unicode case mapping would
+// make different addresses equal (the Kelvin sign lower-cases to "k").
 func normalizeEmail(e string) string {
-	e = strings.ToLower(strings.TrimSpace(e))
+	e = strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + ('a' - 'A')
+		}
+		return r
+	}, strings.TrimSpace(e))
 	if !strings.Contains(e, "@") {
 		return ""
 	}

@@ -138,6 +138,8 @@ func TestEmailComparison(t *testing.T) {
 		{"no email on the chat side", oidc.ChatAccount{DisplayName: "Alice"}, alice, false, oidc.RefusalNoChatEmail, "has no email"},
 		{"no email at the IdP", oidc.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, oidc.RefusalNoIdPEmail, "sent no email"},
 		{"a prefix is not a match", oidc.ChatAccount{Email: "alice@example.com.evil"}, alice, false, oidc.RefusalMismatch, "is not the email"},
+		{"no Unicode case folding", oidc.ChatAccount{Email: "alice@example.com"}, withEmail(alice, "alice@exampLe.co\u1E3E"), false, oidc.RefusalMismatch, "is not the email"},
+		{"Kelvin sign is not k", oidc.ChatAccount{Email: "kate@example.com"}, withEmail(testop.User{Username: "kelvin", Password: "pw", Groups: []string{"sre"}}, "\u212Aate@example.com"), false, oidc.RefusalMismatch, "is not the email"},
 		{"no @ is no email", oidc.ChatAccount{Email: "alice"}, alice, false, oidc.RefusalNoChatEmail, "has no email"},
 	}
 	for _, tc := range cases {
@@ -159,6 +161,11 @@ func TestEmailComparison(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withEmail(u testop.User, email string) testop.User {
+	u.Email = email
+	return u
 }
 
 func withVerified(u testop.User, v *bool) testop.User {

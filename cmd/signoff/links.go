@@ -85,7 +85,7 @@ func writeLinksTable(w io.Writer, links []storage.IdentityLink, now time.Time) e
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLATFORM\tWORKSPACE\tUSER\tSUBJECT\tEMAIL\tGROUPS\tVERIFIED\tSTALE")
+	fmt.Fprintln(tw, "PLATFORM\tWORKSPACE\tUSER\tSUBJECT\tEMAIL\tGROUPS\tVERIFIED\tPROVED\tSTALE")
 	for _, l := range links {
 		groups := "-"
 		if len(l.Groups) > 0 {
@@ -98,9 +98,16 @@ func writeLinksTable(w io.Writer, links []storage.IdentityLink, now time.Time) e
 				stale += ": " + l.StaleReason
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		// PROVED: how the chat account was shown to be the identity's
+		// ("email", "oid", "none"); "pending" for a link made before
+		// signoff checked it, which is checked at its next click.
+		proved := l.MatchedBy
+		if proved == "" {
+			proved = "pending"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			termSafe(l.Platform), termSafe(orDash(l.Workspace)), termSafe(l.PlatformUser), termSafe(l.Subject),
-			termSafe(orDash(l.Email)), termSafe(groups), ageText(now, l.VerifiedAt), termSafe(stale))
+			termSafe(orDash(l.Email)), termSafe(groups), ageText(now, l.VerifiedAt), termSafe(proved), termSafe(stale))
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write links: %w", err)

@@ -65,13 +65,13 @@ func TestLinksList(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("want a header and 3 rows:\n%s", out)
 	}
-	for _, h := range []string{"PLATFORM", "WORKSPACE", "USER", "SUBJECT", "EMAIL", "GROUPS", "VERIFIED", "STALE"} {
+	for _, h := range []string{"PLATFORM", "WORKSPACE", "USER", "SUBJECT", "EMAIL", "GROUPS", "VERIFIED", "PROVED", "STALE"} {
 		if !strings.Contains(lines[0], h) {
 			t.Errorf("header lacks %s: %q", h, lines[0])
 		}
 	}
 	alice := rowOf(t, lines, "U1")
-	for _, want := range []string{"slack", "T1", "sub-alice", "alice@example.com", "sre,deploy", "2h5m ago", " no"} {
+	for _, want := range []string{"slack", "T1", "sub-alice", "alice@example.com", "sre,deploy", "2h5m ago", "pending", " no"} {
 		if !strings.Contains(alice, want) {
 			t.Errorf("alice's row lacks %q: %q", want, alice)
 		}
