@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -283,4 +284,43 @@ type DirectoryFunc func(ctx context.Context, p PlatformUser) (ChatAccount, error
 // LookupAccount calls f.
 func (f DirectoryFunc) LookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, error) {
 	return f(ctx, p)
+}
+
+// displayLookupTTL is how long the confirmation page reuses a chat
+// account's record, so that re-fetching a link (a preview crawler, a
+// reload loop) costs the chat platform at most one lookup per account
+// and TTL. The binding check never uses it: it always asks afresh.
+const displayLookupTTL = time.Minute
+
+// maxDisplayLookups bounds the cache of displayed accounts.
+const maxDisplayLookups = 10_000
+
+type displayedAccount struct {
+	acct ChatAccount
+	at   time.Time
+}
+
+// accountForDisplay returns p's record for the confirmation page: cached
+// for displayLookupTTL, empty when the platform cannot say (the page then
+// names the account by its ids only).
+func (l *Linker) accountForDisplay(ctx context.Context, p PlatformUser) ChatAccount {
+	key := p.Platform + "\x00" + p.Workspace + "\x00" + p.UserID
+	now := l.clock.Now()
+	l.displayMu.Lock()
+	d, ok := l.displayed[key]
+	l.displayMu.Unlock()
+	if ok && now.Sub(d.at) < displayLookupTTL {
+		return d.acct
+	}
+	acct, _, err := l.lookupAccount(ctx, p)
+	if err != nil {
+		acct = ChatAccount{}
+	}
+	l.displayMu.Lock()
+	defer l.displayMu.Unlock()
+	if len(l.displayed) >= maxDisplayLookups {
+		clear(l.displayed)
+	}
+	l.displayed[key] = displayedAccount{acct: acct, at: now}
+	return acct
 }

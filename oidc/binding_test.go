@@ -466,3 +466,31 @@ func TestSelfApprovalThroughPersonClaims(t *testing.T) {
 		t.Fatalf("vote without person_claims: %+v, %v", res, err)
 	}
 }
+
+// TestConfirmationPageLookupsAreBounded: fetching a link again and again
+// (a preview crawler, a reload loop) does not make signoff ask the chat
+// platform each time; the binding check after the sign-in still asks.
+func TestConfirmationPageLookupsAreBounded(t *testing.T) {
+	e := newEnv(t)
+	u := e.begin(slackU1)
+	b := newBrowser(t)
+	for range 20 {
+		if status, body := b.get(u); status != http.StatusOK {
+			t.Fatalf("confirmation: %d\n%s", status, body)
+		}
+	}
+	if e.dir.lookups != 1 {
+		t.Fatalf("%d lookups for 20 page views, want 1", e.dir.lookups)
+	}
+	e.clk.Advance(2 * time.Minute)
+	b.get(u)
+	if e.dir.lookups != 2 {
+		t.Fatalf("%d lookups after the cache expired, want 2", e.dir.lookups)
+	}
+	b.open(u)
+	status, body := b.login(alice.Username, alice.Password, "")
+	wantStatus(t, "link", status, http.StatusOK, body)
+	if e.dir.lookups != 3 {
+		t.Fatalf("%d lookups, want the binding check to ask afresh (3)", e.dir.lookups)
+	}
+}

@@ -295,6 +295,9 @@ type Linker struct {
 
 	dirMu       sync.RWMutex
 	directories map[string]AccountDirectory
+
+	displayMu sync.Mutex
+	displayed map[string]displayedAccount
 }
 
 // SetDirectory makes d the account directory of platform: the chat
@@ -398,6 +401,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		userLocks:   map[string]chan struct{}{},
 		linkLimits:  newUserLimiter(opts.SignInLinksPerMinute),
 		directories: map[string]AccountDirectory{},
+		displayed:   map[string]displayedAccount{},
 	}
 	if opts.LinkMatch == LinkMatchNone {
 		l.log.Warn("idp.link_match is none: signoff does not check that the person who completes a sign-in link owns the chat account it was sent to; anyone an approver forwards a link to, or who forwards theirs to an approver, can vote as someone else. Set idp.link_match: email unless your chat accounts have no email.")

@@ -60,8 +60,8 @@ func (l *Linker) handleConfirm(w http.ResponseWriter, r *http.Request) {
 	var acct ChatAccount
 	if l.opts.LinkMatch != LinkMatchNone {
 		// Best effort: the page names the account as its platform knows
-		// it; the binding itself is checked after the sign-in.
-		acct, _, _ = l.lookupAccount(ctx, p)
+		// it; the binding itself is checked afresh after the sign-in.
+		acct = l.accountForDisplay(ctx, p)
 	}
 	label := accountLabel(p, acct)
 	http.SetCookie(w, &http.Cookie{

@@ -53,26 +53,66 @@ auditors: {groups: [audit]}
 log: {level: warn}
 `
 
+// slackE2EScopes are the bot token scopes the stand-in's auth.test
+// reports (Slack sends them in the X-OAuth-Scopes header): the ones
+// signoff needs.
+const slackE2EScopes = "chat:write,commands,users:read,users:read.email"
+
 // slackStandIn is slacktest's server recording the Web API calls signoff
-// makes.
+// makes. Its auth.test names workspace T0E2E with slackE2EScopes, and its
+// users.info knows the accounts in users (U0ALICE and U0BOB to begin
+// with): any other id is user_not_found.
 type slackStandIn struct {
 	srv   *slacktest.Server
 	mu    sync.Mutex
 	calls []url.Values
 	names []string
 	seq   int
+	users map[string]slackAccount
+}
+
+// slackAccount is an account users.info answers for.
+type slackAccount struct {
+	ID, Team, Name, RealName, Email string
 }
 
 func newSlackStandIn(t *testing.T) *slackStandIn {
-	s := &slackStandIn{}
+	s := &slackStandIn{users: map[string]slackAccount{}}
+	s.addUser(slackAccount{ID: "U0ALICE", Team: "T0E2E", Name: "alice", RealName: "Alice", Email: "alice@example.com"})
+	s.addUser(slackAccount{ID: "U0BOB", Team: "T0E2E", Name: "bob", RealName: "Bob", Email: "bob@example.com"})
 	s.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral"} {
+		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "users.info", "auth.test"} {
 			c.Handle("/"+m, s.record(m))
 		}
 	})
 	s.srv.Start()
 	t.Cleanup(s.srv.Stop)
 	return s
+}
+
+// addUser makes users.info know a (replacing an account of the same id).
+func (s *slackStandIn) addUser(a slackAccount) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.users[a.ID] = a
+}
+
+// userInfo is users.info's answer for id, in Slack's wire format.
+func (s *slackStandIn) userInfo(id string) map[string]any {
+	s.mu.Lock()
+	a, ok := s.users[id]
+	s.mu.Unlock()
+	if !ok {
+		return map[string]any{"ok": false, "error": "user_not_found"}
+	}
+	return map[string]any{"ok": true, "user": map[string]any{
+		"id": a.ID, "team_id": a.Team, "name": a.Name, "deleted": false, "real_name": a.RealName,
+		"tz": "Europe/Berlin", "is_bot": false, "is_restricted": false, "is_ultra_restricted": false,
+		"profile": map[string]any{
+			"email": a.Email, "real_name": a.RealName, "real_name_normalized": a.RealName,
+			"display_name": a.Name, "display_name_normalized": a.Name, "team": a.Team,
+		},
+	}}
 }
 
 func (s *slackStandIn) record(method string) http.HandlerFunc {
@@ -85,14 +125,31 @@ func (s *slackStandIn) record(method string) http.HandlerFunc {
 		ts := fmt.Sprintf("1772366400.%06d", s.seq)
 		s.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
-		if method == "chat.postEphemeral" {
+		switch method {
+		case "auth.test":
+			w.Header().Set("X-OAuth-Scopes", slackE2EScopes)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "signoff",
+				"team_id": "T0E2E", "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
+			})
+			return
+		case "users.info":
+			_ = json.NewEncoder(w).Encode(s.userInfo(form.Get("user")))
+			return
+		case "chat.postEphemeral":
 			fmt.Fprintf(w, `{"ok":true,"message_ts":%q}`, ts)
 			return
 		}
 		if form.Get("ts") != "" {
 			ts = form.Get("ts")
 		}
-		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, form.Get("channel"), ts)
+		channel := form.Get("channel")
+		if method == "chat.postMessage" && strings.HasPrefix(channel, "U") {
+			// A message to a user id goes to the app's direct message
+			// channel with that user; Slack answers with its D… id.
+			channel = "D" + strings.TrimPrefix(channel, "U")
+		}
+		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, channel, ts)
 	}
 }
 
@@ -154,7 +211,7 @@ func linkSlackUser(t *testing.T, ts *testServer, slack *slackStandIn, user, pers
 		return link != ""
 	})
 	b := newConsoleBrowser(t, ts.base)
-	resp, body := b.read(b.c.Get(link))
+	resp, body := b.open(link)
 	page, action, csrf := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body), consoleCSRFRE.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || page == nil || action == nil || csrf == nil {
 		t.Fatalf("sign-in page: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
@@ -166,11 +223,19 @@ func linkSlackUser(t *testing.T, ts *testServer, slack *slackStandIn, user, pers
 	}
 }
 
-// clickPayload is a block_actions payload shaped like Slack's.
+// clickPayload is a block_actions payload shaped like Slack's, from a
+// member of workspace T0E2E.
 func clickPayload(user, requestID, actionID, trigger string) string {
+	return clickPayloadFrom(user, "T0E2E", requestID, actionID, trigger)
+}
+
+// clickPayloadFrom is clickPayload from an account of team userTeam (a
+// Slack Connect member's own organisation when it is not T0E2E), clicked
+// in workspace T0E2E.
+func clickPayloadFrom(user, userTeam, requestID, actionID, trigger string) string {
 	raw, _ := json.Marshal(map[string]any{
 		"type":       "block_actions",
-		"user":       map[string]any{"id": user, "team_id": "T0E2E"},
+		"user":       map[string]any{"id": user, "team_id": userTeam},
 		"team":       map[string]any{"id": "T0E2E", "domain": "acme"},
 		"api_app_id": "A0SIGNOFF",
 		"trigger_id": trigger,
@@ -278,13 +343,24 @@ func typesOf(recs []audit.Record) []string {
 // auditor's token.
 func requestAudit(t *testing.T, ts *testServer, id string) []audit.Record {
 	t.Helper()
+	return serverAudit(t, ts, "--request", id)
+}
+
+// serverAudit reads the audit records of a running server (all of them,
+// or those args select) with signoff audit export --server and an
+// auditor's token.
+func serverAudit(t *testing.T, ts *testServer, args ...string) []audit.Record {
+	t.Helper()
 	auditor := devToken(t, ts, "--sub", "auditor", "--claim", `groups=["audit"]`)
-	code, export, errOut := runCmd(t, "audit", "export", "--server", ts.base, "--token", auditor, "--request", id)
+	code, export, errOut := runCmd(t, append([]string{"audit", "export", "--server", ts.base, "--token", auditor}, args...)...)
 	if code != 0 {
 		t.Fatalf("audit export: %s", errOut)
 	}
 	var recs []audit.Record
 	for _, line := range strings.Split(strings.TrimSpace(export), "\n") {
+		if line == "" {
+			continue
+		}
 		r, err := audit.ParseRecord([]byte(line))
 		if err != nil {
 			t.Fatal(err)

@@ -80,7 +80,7 @@ func sendActivity(t *testing.T, base string, bf *teamstest.Server, activity map[
 func signIn(t *testing.T, base, link, person string) {
 	t.Helper()
 	b := newConsoleBrowser(t, base)
-	resp, body := b.read(b.c.Get(link))
+	resp, body := b.open(link)
 	page, action, csrf := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body), consoleCSRFRE.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || page == nil || action == nil || csrf == nil {
 		t.Fatalf("sign-in page: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
@@ -117,6 +117,11 @@ func TestTeamsEndToEnd(t *testing.T) {
 
 	place := teamstest.Place{Conversation: teamsE2EConversation, TeamID: "19:team0e2e@thread.tacv2", TeamName: "Platform", ChannelName: "deploys"}
 	alice, bob := teamstest.NewUser("alice"), teamstest.NewUser("bob")
+	// Teams' roster of the channel: before a link is saved, signoff asks
+	// it who owns the clicking account, and the email it names must be
+	// the one the approver signs in with at the dev issuer.
+	bf.AddMember(teamsE2EConversation, alice.Member("alice@example.com"))
+	bf.AddMember(teamsE2EConversation, bob.Member("bob@example.com"))
 	// Installing the bot in the team tells signoff the conversation's
 	// service URL.
 	sendActivity(t, ts.base, bf, bf.BotAdded(place, alice))
