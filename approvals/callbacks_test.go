@@ -115,3 +115,35 @@ func TestRecordUnverifiedVote(t *testing.T) {
 		t.Errorf("votes after unverified click: %v, %v", got.Votes, err)
 	}
 }
+
+// TestUnverifiedVotesSampledUnderFlood: any workspace member can click, so
+// a flood of clicks from unlinked accounts writes a bounded number of
+// vote.rejected records a minute; the rest are counted, not lost.
+func TestUnverifiedVotesSampledUnderFlood(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	ctx := context.Background()
+	flood := approvals.CallbackRejectedPerMinute + 7
+	click := func(i int) approvals.UnverifiedVote {
+		return approvals.UnverifiedVote{
+			RequestID: "req_unknown", Decision: storage.DecisionApprove, Reason: approvals.ReasonNotLinked, Message: "not linked",
+			Source: approvals.Source{Platform: "slack", Workspace: "T1", PlatformUser: "U" + strings.Repeat("X", i%3+1), CallbackID: "cb"},
+		}
+	}
+	for i := range flood {
+		if err := h.svc.RecordUnverifiedVote(ctx, click(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(h.records()); got != approvals.CallbackRejectedPerMinute {
+		t.Fatalf("%d vote.rejected records during the flood, want %d", got, approvals.CallbackRejectedPerMinute)
+	}
+	h.clock.Advance(time.Minute)
+	if err := h.svc.RecordUnverifiedVote(ctx, click(0)); err != nil {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	last := recs[len(recs)-1]
+	if n, _ := last.Data["dropped"].(float64); last.Type != audit.TypeVoteRejected || int(n) != flood-approvals.CallbackRejectedPerMinute {
+		t.Errorf("next record %s dropped = %v, want %d", last.Type, last.Data["dropped"], flood-approvals.CallbackRejectedPerMinute)
+	}
+}
