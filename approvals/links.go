@@ -145,6 +145,11 @@ func (s *Service) RefreshLink(ctx context.Context, l storage.IdentityLink) error
 		if prev.Issuer != l.Issuer || prev.Subject != l.Subject {
 			return fmt.Errorf("refresh would change the linked identity: %w", storage.ErrConflict)
 		}
+		if prev.Stale {
+			// Marked stale while the refresh was under way: a refresh
+			// read before that must not bring the link back.
+			return fmt.Errorf("the link went stale meanwhile (%s): %w", prev.StaleReason, storage.ErrConflict)
+		}
 		if err := tx.PutLink(l); err != nil {
 			return err
 		}

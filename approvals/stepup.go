@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -47,4 +48,45 @@ func (s *Service) StepUpPolicy() oidc.StepUpPolicyFunc {
 		}
 		return act.StepUp, nil
 	}
+}
+
+// RefuseStepUp records a step-up sign-in that did not cast its vote and
+// tells the chat account in the chat (the browser page alone is easy to
+// miss), in one transaction. With r.Audit it also appends a vote.rejected
+// record whose actor is the identity that signed in at the chat account
+// the vote was for; refusals Vote itself made are audited there already.
+func (s *Service) RefuseStepUp(ctx context.Context, r oidc.StepUpRefusal) error {
+	a := r.Attempt
+	err := s.update(ctx, func(tx storage.Tx) error {
+		if r.Audit {
+			rec := audit.Record{
+				Type: audit.TypeVoteRejected, RequestID: a.RequestID, Source: "step-up",
+				Actor: &audit.Actor{
+					Issuer: r.Identity.Issuer, Subject: r.Identity.Subject, Email: r.Identity.Email, Name: r.Identity.Name,
+					Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser,
+				},
+				Data: map[string]any{"reason": clip(r.Reason), "message": r.Message, "decision": a.Decision},
+			}
+			req, err := tx.Request(a.RequestID)
+			switch {
+			case err == nil:
+				rec.Action = req.Action
+			case !errors.Is(err, storage.ErrNotFound):
+				return err
+			}
+			if err := s.appendAudit(tx, rec); err != nil {
+				return err
+			}
+		}
+		return s.queueNotice(tx, a.Platform, AccountNotice{
+			Workspace: a.Workspace, User: a.PlatformUser, Conversation: a.Conversation,
+			Text:   fmt.Sprintf("signoff: your %s of request %s was not counted: %s", a.Decision, a.RequestID, r.Message),
+			Public: fmt.Sprintf("signoff: a %s of request %s after a fresh sign-in was not counted; the person who clicked sees why on the sign-in page.", a.Decision, a.RequestID),
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("record refused step-up on %s: %w", a.RequestID, err)
+	}
+	s.log.Info("step-up vote refused", "request", a.RequestID, "platform", a.Platform, "platform_user", a.PlatformUser, "reason", r.Reason)
+	return nil
 }

@@ -224,22 +224,10 @@ func stepUpProblem(su *policy.StepUp, id oidc.Identity, now time.Time) string {
 	if len(su.ACRValues) > 0 && !slices.Contains(su.ACRValues, id.ACR) {
 		return fmt.Sprintf("the sign-in's assurance level %q is not one of %v", id.ACR, su.ACRValues)
 	}
-	if su.RequireMFA && !hasMFA(id.AMR) {
-		return "the sign-in did not use multi-factor authentication"
+	if su.RequireMFA && !policy.IsMultiFactor(id.AMR, su.MFAMethods) {
+		return fmt.Sprintf("the sign-in did not use multi-factor authentication (methods %v: it needs two kinds of factor, e.g. a password and a one-time code, or \"mfa\")", id.AMR)
 	}
 	return ""
-}
-
-// hasMFA reports whether the amr values (RFC 8176) show more than one
-// factor.
-func hasMFA(amr []string) bool {
-	for _, m := range amr {
-		switch m {
-		case "mfa", "otp", "hwk", "swk", "sc", "fido", "face", "fpt", "iris", "retina", "vbm", "sms", "tel":
-			return true
-		}
-	}
-	return false
 }
 
 func tally(r storage.Request) policy.Outcome {
@@ -269,7 +257,7 @@ func findVote(r storage.Request, id oidc.Identity) *storage.Vote {
 func personOf(id oidc.Identity) policy.Person {
 	p := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
 	for _, k := range slices.Sorted(maps.Keys(id.PersonClaims)) {
-		p.Handles = append(p.Handles, id.PersonClaims[k])
+		p.Handles = append(p.Handles, id.PersonClaims[k]...)
 	}
 	return p
 }

@@ -80,6 +80,7 @@ func buildAction(name string, a ActionConfig) (*policy.Action, error) {
 			MaxAge:     s.MaxAge,
 			ACRValues:  slices.Clone(s.ACRValues),
 			RequireMFA: s.RequireMFA,
+			MFAMethods: slices.Clone(s.MFAMethods),
 		}
 	}
 	return out, nil

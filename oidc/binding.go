@@ -241,13 +241,20 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 	return v.by, acct, nil
 }
 
-// checkLegacyBinding re-checks a link made before signoff proved bindings
-// (MatchedBy empty): the chat platform's email for the account must equal
-// the email the link's identity had. A match is recorded on the link; a
+// unproven reports whether a link's binding was never proved the way this
+// Linker proves them: made before signoff checked bindings (MatchedBy
+// empty), or while idp.link_match was none.
+func (l *Linker) unproven(link storage.IdentityLink) bool {
+	return l.opts.LinkMatch != LinkMatchNone && (link.MatchedBy == "" || link.MatchedBy == MatchedByNone)
+}
+
+// checkLegacyBinding re-checks a link whose binding was never proved
+// (unproven): the chat platform's email for the account must equal the
+// email the link's identity had. A match is recorded on the link; a
 // mismatch makes the link stale and asks for a new one; a failed lookup
 // refuses the vote for now (fail closed) and changes nothing.
 func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link storage.IdentityLink) (storage.IdentityLink, error) {
-	if link.MatchedBy != "" || l.opts.LinkMatch == LinkMatchNone {
+	if !l.unproven(link) {
 		return link, nil
 	}
 	acct, code, err := l.lookupAccount(ctx, p)
@@ -262,12 +269,15 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 		return link, fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
 	}
 	if !v.ok {
-		reason := "the chat account and the linked identity do not belong to the same person: " + v.why
+		// The reason and the message name no address: a Teams click from
+		// an older client is answered where the whole channel reads it.
+		// The log holds the detail.
+		reason := "the chat platform's record of the account does not match the linked identity (" + v.code + ")"
 		l.log.Warn("an older link does not match its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "why", v.why)
 		if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
 			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
 		}
-		return link, l.linkRequired(ctx, p, LinkReasonStale, "your account link could not be confirmed ("+v.why+"): open the link to sign in again as yourself, then click again")
+		return link, l.linkRequired(ctx, p, LinkReasonStale, "your account link could not be confirmed: the chat platform's record of your account does not match the identity it was linked to. Open the link to sign in again as yourself, then click again")
 	}
 	updated := link
 	updated.MatchedBy = v.by

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -95,4 +96,35 @@ func numericDate(m map[string]any, name string) (t time.Time, present bool, err 
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
+}
+
+// maxPersonValues bounds how many values one person claim contributes.
+const maxPersonValues = 32
+
+// personValues reads a person claim (idp.person_claims): a string, a
+// number, or an array of them (a multi-valued attribute), trimmed, empty
+// ones left out. Anything else holds no name.
+func personValues(v any) []string {
+	one := func(e any) string {
+		switch e := e.(type) {
+		case string:
+			return strings.TrimSpace(e)
+		case json.Number:
+			return e.String()
+		}
+		return ""
+	}
+	var out []string
+	if list, ok := v.([]any); ok {
+		for _, e := range list {
+			if s := one(e); s != "" && len(out) < maxPersonValues {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	if s := one(v); s != "" {
+		out = append(out, s)
+	}
+	return out
 }

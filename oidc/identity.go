@@ -18,7 +18,7 @@ type Identity struct {
 	// PersonClaims holds the idp.person_claims values of this identity
 	// (claim name → value): the names the person may have in the
 	// requesters' identity systems, compared for self-approval.
-	PersonClaims map[string]string `json:"person_claims,omitempty"`
+	PersonClaims map[string][]string `json:"person_claims,omitempty"`
 	// VerifiedAt is when the provider last confirmed this identity and its
 	// groups (a login or a token refresh).
 	VerifiedAt time.Time `json:"verified_at"`

@@ -169,6 +169,11 @@ func (d *discovered) authURL(p authParams) string {
 		oauth2.S256ChallengeOption(p.verifier),
 		oauth2.SetAuthURLParam("nonce", p.nonce),
 	}
+	if !p.stepUp && slices.Contains(d.oauth.Scopes, "offline_access") {
+		// OpenID Connect Core §11: a provider may ignore offline_access
+		// (and issue no refresh token) unless consent is asked for.
+		opts = append(opts, oauth2.SetAuthURLParam("prompt", "consent"))
+	}
 	if p.stepUp {
 		opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"),
 			oauth2.SetAuthURLParam("max_age", strconv.FormatInt(int64(p.maxAge/time.Second), 10)))
@@ -194,9 +199,10 @@ type idClaims struct {
 	EmailVerified *bool
 	// OID is Microsoft Entra ID's object id claim (oid), if sent.
 	OID string
-	// PersonClaims holds the string values of the claims named in
-	// idp.person_claims that the answer carried.
-	PersonClaims map[string]string
+	// PersonClaims holds the values of the claims named in
+	// idp.person_claims that the answer carried: a string claim's value,
+	// or every string of an array claim (a multi-valued attribute).
+	PersonClaims map[string][]string
 }
 
 // signInResult is a verified code exchange.
@@ -356,11 +362,11 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 		}
 	}
 	for _, name := range c.personClaims {
-		if v, ok := m[name].(string); ok && strings.TrimSpace(v) != "" {
+		if vals := personValues(m[name]); len(vals) > 0 {
 			if out.PersonClaims == nil {
-				out.PersonClaims = map[string]string{}
+				out.PersonClaims = map[string][]string{}
 			}
-			out.PersonClaims[name] = strings.TrimSpace(v)
+			out.PersonClaims[name] = vals
 		}
 	}
 	at, ok, err := numericDate(m, "auth_time")
@@ -416,7 +422,7 @@ func (c *idpClient) userinfo(ctx context.Context, d *discovered, tok *oauth2.Tok
 	for k, v := range got.PersonClaims {
 		if _, ok := base.PersonClaims[k]; !ok {
 			if base.PersonClaims == nil {
-				base.PersonClaims = map[string]string{}
+				base.PersonClaims = map[string][]string{}
 			}
 			base.PersonClaims[k] = v
 		}

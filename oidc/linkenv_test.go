@@ -1,7 +1,6 @@
 package oidc_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -72,24 +71,6 @@ func testPolicy() *policy.Policy {
 	}
 }
 
-// syncBuffer collects log output from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // switchTransport fails every request while down is set (the IdP is
 // unreachable).
 type switchTransport struct {
@@ -132,7 +113,7 @@ type env struct {
 	dbPath  string
 	svc     *approvals.Service
 	linker  *oidc.Linker
-	logs    *syncBuffer
+	logs    *testenv.LogBuffer
 	net     *switchTransport
 	opts    oidc.LinkerOptions
 	// dir is the chat platforms' record of who owns which account.
@@ -193,7 +174,7 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	e := &env{
 		t:    t,
 		clk:  clock.NewFake(time.Now().UTC().Truncate(time.Second)),
-		logs: &syncBuffer{},
+		logs: &testenv.LogBuffer{},
 		net:  &switchTransport{},
 	}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))

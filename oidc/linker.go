@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/ratelimit"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -141,6 +142,9 @@ type LinkWriter interface {
 	// RefuseLink records a sign-in that did not prove to be the chat
 	// account's owner, and tells the chat account.
 	RefuseLink(ctx context.Context, r LinkRefusal) error
+	// RefuseStepUp records a step-up sign-in whose vote was not cast and
+	// tells the chat account.
+	RefuseStepUp(ctx context.Context, r StepUpRefusal) error
 	// RefreshLink stores what a refresh or step-up sign-in confirmed for
 	// the same identity (groups, verified_at, a rotated refresh token).
 	RefreshLink(ctx context.Context, l storage.IdentityLink) error
@@ -162,6 +166,19 @@ type LinkRefusal struct {
 	// Reason is a short stable code (the Refusal… constants); Message
 	// says what did not match, for people.
 	Reason, Message string
+}
+
+// StepUpRefusal is a step-up sign-in whose vote was not cast.
+type StepUpRefusal struct {
+	// Attempt names the chat account, the request and the decision.
+	Attempt storage.LinkAttempt
+	// Identity is who signed in (possibly not the linked identity).
+	Identity Identity
+	// Reason is a short stable code; Message says why, for people.
+	Reason, Message string
+	// Audit asks for a vote.rejected record; false when the refusal was
+	// audited already (approvals.Vote refused the vote).
+	Audit bool
 }
 
 // Reasons a binding is refused (LinkRefusal.Reason).
@@ -291,7 +308,7 @@ type Linker struct {
 	idp         *idpClient
 	userLocksMu sync.Mutex
 	userLocks   map[string]chan struct{}
-	linkLimits  *userLimiter
+	linkLimits  *ratelimit.Limiter
 
 	dirMu       sync.RWMutex
 	directories map[string]AccountDirectory
@@ -399,7 +416,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		cookiePath:  prefix + "/link/",
 		secure:      redirect.Scheme == "https",
 		userLocks:   map[string]chan struct{}{},
-		linkLimits:  newUserLimiter(opts.SignInLinksPerMinute),
+		linkLimits:  ratelimit.New(opts.SignInLinksPerMinute, opts.Clock),
 		directories: map[string]AccountDirectory{},
 		displayed:   map[string]displayedAccount{},
 	}
@@ -453,7 +470,7 @@ func (l *Linker) Begin(ctx context.Context, p PlatformUser) (string, error) {
 	if err := p.check(); err != nil {
 		return "", err
 	}
-	if wait, ok := l.linkLimits.allow(p, l.clock.Now()); !ok {
+	if wait, ok := l.linkLimits.Allow(signInKey(p)); !ok {
 		return "", &LinkRequiredError{Reason: LinkReasonRateLimited, Message: fmt.Sprintf(
 			"you were sent %d sign-in links in the last minute; use the latest one, or click again in %s for a new one", l.opts.SignInLinksPerMinute, wait.Round(time.Second))}
 	}
@@ -486,7 +503,12 @@ func (l *Linker) BeginStepUp(ctx context.Context, p PlatformUser, requestID, dec
 	if lr := l.checkLink(ctx, p, link); lr != nil {
 		return "", lr
 	}
-	if wait, ok := l.linkLimits.allow(p, l.clock.Now()); !ok {
+	// A step-up stands in for the linked identity: its binding must be
+	// proved like any click's.
+	if _, err := l.checkLegacyBinding(ctx, p, link); err != nil {
+		return "", err
+	}
+	if wait, ok := l.linkLimits.Allow(signInKey(p)); !ok {
 		return "", &LinkRequiredError{Reason: LinkReasonRateLimited, Message: fmt.Sprintf(
 			"you were sent %d sign-in links in the last minute; use the latest one, or click again in %s for a new one", l.opts.SignInLinksPerMinute, wait.Round(time.Second))}
 	}

@@ -444,14 +444,25 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		l.internalError(w, "save link", err)
 		return
 	}
+	var noRefresh string
+	if l.sealer != nil && res.refreshToken == "" {
+		// Refresh tokens were asked for (offline_access) but none came.
+		l.log.Warn("the identity provider issued no refresh token for a new link: groups cannot be re-checked in the background, so the approver signs in again whenever they are older than idp.groups_max_age; check that the client may use offline_access and refresh tokens at the identity provider",
+			"platform", a.Platform, "workspace", a.Workspace, "platform_user", a.PlatformUser, "subject", c.Subject)
+		noRefresh = fmt.Sprintf("The identity provider did not let signoff keep your sign-in fresh (no refresh token), so you will be asked to sign in again once your groups are older than %s.", l.opts.GroupsMaxAge)
+	}
+	paragraphs := []string{
+		fmt.Sprintf("Your %s is now linked to %s, as signed in at %s.", accountLabel(p, acct), displayOf(c), c.Issuer),
+		"Your clicks on Approve and Deny from that chat account now count as yours. You can close this tab, go back to the chat and click again.",
+	}
+	if noRefresh != "" {
+		paragraphs = append(paragraphs, noRefresh)
+	}
 	l.renderPage(w, &pageError{
-		status:  http.StatusOK,
-		outcome: "linked",
-		title:   "Account linked",
-		paragraphs: []string{
-			fmt.Sprintf("Your %s is now linked to %s, as signed in at %s.", accountLabel(p, acct), displayOf(c), c.Issuer),
-			"Your clicks on Approve and Deny from that chat account now count as yours. You can close this tab, go back to the chat and click again.",
-		},
+		status:     http.StatusOK,
+		outcome:    "linked",
+		title:      "Account linked",
+		paragraphs: paragraphs,
 		facts: []fact{
 			{"Chat platform", a.Platform},
 			{"Workspace", a.Workspace},
@@ -527,16 +538,21 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		return
 	}
 	now := l.clock.Now()
-	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge {
-		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted",
-			"Your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it.",
+	signedIn := Identity{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name}
+	// An unproven link (re-checked at BeginStepUp, but the check may have
+	// been skipped or the link changed since) cannot carry a vote either.
+	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge || l.unproven(link) {
+		msg := "your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it"
+		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: signedIn, Reason: LinkReasonStale, Message: msg, Audit: true})
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat and click again: signoff sends you a link to link your account first."))
 		return
 	}
 	if link.Subject != c.Subject {
 		l.log.Warn("step-up sign-in by another identity than the linked one refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "linked_subject", link.Subject, "signed_in_subject", c.Subject)
-		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted",
-			fmt.Sprintf("You signed in as %s, but this chat account is linked to another identity. A vote counts only for the person the chat account is linked to.", displayOf(c)),
+		msg := fmt.Sprintf("the sign-in was %s, but this chat account is linked to another identity; a vote counts only for the person the chat account is linked to", displayOf(c))
+		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: signedIn, Reason: stepUpIdentityMismatch, Message: msg, Audit: true})
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
 		return
 	}
@@ -567,6 +583,8 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 			return
 		}
 		l.log.Info("step-up vote refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "request", a.RequestID, "err", err)
+		// approvals audited the refusal; the chat account is told too.
+		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: identityOf(updated), Reason: "vote_refused", Message: msg})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", msg,
 			"If the message says what to change, do so, then go back to the chat and click again for a new sign-in link."))
 		return
@@ -584,6 +602,26 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 			{"Signed in at", fmtTime(c.AuthTime)},
 		},
 	})
+}
+
+// stepUpIdentityMismatch is the refusal reason of a step-up sign-in by
+// another identity than the linked one.
+const stepUpIdentityMismatch = "step_up_identity_mismatch"
+
+// refuseStepUp records a step-up whose vote was not cast; a failure to
+// record is logged (the page still tells the person).
+func (l *Linker) refuseStepUp(ctx context.Context, r StepUpRefusal) {
+	if err := l.opts.Links.RefuseStepUp(ctx, r); err != nil {
+		l.log.Error("could not record a refused step-up", "platform", r.Attempt.Platform, "platform_user", r.Attempt.PlatformUser, "request", r.Attempt.RequestID, "err", err)
+	}
+}
+
+// upperFirst capitalizes the first letter of an ASCII sentence.
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
 }
 
 func (l *Linker) deleteAttempt(ctx context.Context, id string) {

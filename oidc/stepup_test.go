@@ -129,12 +129,13 @@ func TestStepUpAsksForFreshLogin(t *testing.T) {
 			t.Errorf("%s: authorization request %s lacks PKCE, nonce or client id", tc.action, b.idpURL)
 		}
 	}
-	// A plain link sign-in asks for nothing of the kind.
+	// A plain link sign-in asks for no fresh login; only for consent, which
+	// offline_access needs (OpenID Connect Core §11).
 	b := newBrowser(t)
 	b.stopAtIdP = true
 	b.start(e.begin(slackU2))
 	q := mustQuery(t, b.idpURL)
-	if q.Has("prompt") || q.Has("max_age") || q.Get("code_challenge_method") != "S256" || !strings.Contains(q.Get("scope"), "offline_access") {
+	if q.Get("prompt") != "consent" || q.Has("max_age") || q.Get("code_challenge_method") != "S256" || !strings.Contains(q.Get("scope"), "offline_access") {
 		t.Errorf("link authorization request = %s", b.idpURL)
 	}
 }
@@ -282,4 +283,114 @@ func TestBeginStepUpNeedsALink(t *testing.T) {
 	asLinkRequired(t, err, oidc.LinkReasonStale)
 	_, err = e.linker.BeginStepUp(context.Background(), slackU1, r.ID, "approve")
 	asLinkRequired(t, err, oidc.LinkReasonStale)
+}
+
+// withAMR makes the test IdP report amr for the sign-ins that follow.
+func withAMR(e *env, amr ...string) {
+	vals := make([]any, len(amr))
+	for i, m := range amr {
+		vals[i] = m
+	}
+	e.op.RewriteIDToken(func(c map[string]any) { c["amr"] = vals })
+}
+
+// TestStepUpCountsOnlyRealMultiFactor: require_mfa is met by "mfa" or two
+// kinds of factor, never by one method alone, however strong it sounds.
+func TestStepUpCountsOnlyRealMultiFactor(t *testing.T) {
+	for _, tc := range []struct {
+		amr     []string
+		counted bool
+	}{
+		{[]string{"otp"}, false},
+		{[]string{"sms"}, false},
+		{[]string{"hwk"}, false},
+		{[]string{"otp", "sms"}, false},
+		{[]string{"pwd", "otp"}, true},
+		{[]string{"hwk", "fpt"}, true},
+		{[]string{"mfa"}, true},
+	} {
+		t.Run(strings.Join(tc.amr, "+"), func(t *testing.T) {
+			e := newEnv(t)
+			r, b := stepUpSetup(t, e, "break-glass")
+			withAMR(e, tc.amr...)
+			b.open(e.beginStepUp(slackU1, r.ID, "approve"))
+			status, body := b.login(dana.Username, dana.Password, dana.OTP)
+			got := e.request(r.ID)
+			if tc.counted {
+				wantStatus(t, "step-up", status, http.StatusOK, body)
+				if got.State != storage.StateApproved {
+					t.Fatalf("request = %s", got.State)
+				}
+				return
+			}
+			wantStatus(t, "step-up with one factor", status, http.StatusForbidden, body)
+			wantPage(t, "step-up with one factor", body, "did not use multi-factor authentication")
+			if got.State != storage.StatePending || len(got.Votes) != 0 {
+				t.Fatalf("request after a single-factor step-up: %s %+v", got.State, got.Votes)
+			}
+			// The clicker hears of it in the chat too.
+			if ns := e.notices(slackU1); len(ns) == 0 || !strings.Contains(ns[len(ns)-1].Text, "was not counted") {
+				t.Fatalf("notices: %+v", ns)
+			}
+		})
+	}
+}
+
+// TestStepUpByAnotherIdentityIsAudited: a step-up sign-in by someone other
+// than the linked identity casts nothing, is audited as vote.rejected
+// naming who signed in, and the chat account is told.
+func TestStepUpByAnotherIdentityIsAudited(t *testing.T) {
+	e := newEnv(t)
+	r, _ := stepUpSetup(t, e, "break-glass")
+	u := e.beginStepUp(slackU1, r.ID, "approve")
+	other := newBrowser(t)
+	other.open(u)
+	status, body := other.login(erin.Username, erin.Password, erin.OTP)
+	wantStatus(t, "step-up by erin", status, http.StatusForbidden, body)
+	if got := e.request(r.ID); len(got.Votes) != 0 {
+		t.Fatalf("votes: %+v", got.Votes)
+	}
+	var rec *audit.Record
+	for _, x := range e.records() {
+		if x.Type == audit.TypeVoteRejected && x.Data["reason"] == "step_up_identity_mismatch" {
+			rec = &x
+		}
+	}
+	if rec == nil || rec.Actor.Subject != "sub-erin" || rec.Actor.PlatformUser != "U1" || rec.RequestID != r.ID {
+		t.Fatalf("no vote.rejected naming erin at U1: %v", e.auditTypes())
+	}
+	if ns := e.notices(slackU1); len(ns) == 0 || !strings.Contains(ns[len(ns)-1].Text, "linked to another identity") {
+		t.Fatalf("notices: %+v", ns)
+	}
+}
+
+// TestRefreshTokenFromAStrictProvider: an OP that follows OpenID Connect
+// Core §11 drops offline_access unless the sign-in asks for consent;
+// signoff asks, so the link gets a refresh token. When the OP issues none
+// anyway, the person is told at link time.
+func TestRefreshTokenFromAStrictProvider(t *testing.T) {
+	e := newEnv(t)
+	e.op.ConsentForOfflineAccess(true)
+	b := newBrowser(t)
+	b.stopAtIdP = true
+	b.start(e.begin(slackU1))
+	if q := mustQuery(t, b.idpURL); q.Get("prompt") != "consent" || !strings.Contains(q.Get("scope"), "offline_access") {
+		t.Fatalf("authorization request %s", b.idpURL)
+	}
+	e.linkAs(slackU1, alice)
+	if l := e.mustLink(slackU1); len(l.RefreshToken) == 0 {
+		t.Fatal("no refresh token kept from a provider that needs prompt=consent")
+	}
+
+	e2 := newEnv(t)
+	e2.op.NoRefreshTokens(true)
+	e2.own(slackU1, alice)
+	b2 := newBrowser(t)
+	b2.open(e2.begin(slackU1))
+	status, body := b2.login(alice.Username, alice.Password, "")
+	wantStatus(t, "link without a refresh token", status, http.StatusOK, body)
+	wantPage(t, "link without a refresh token", body, "no refresh token", "sign in again")
+	if !strings.Contains(e2.logs.String(), "issued no refresh token") {
+		t.Fatal("the operator is not told that no refresh token came")
+	}
 }

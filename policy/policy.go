@@ -103,6 +103,43 @@ type StepUp struct {
 	MaxAge     time.Duration
 	ACRValues  []string
 	RequireMFA bool
+	// MFAMethods are amr values that count as multi-factor on their own
+	// for this action (an IdP that reports a security key with a PIN as
+	// "hwk" alone, say). Empty: only IsMultiFactor's rule.
+	MFAMethods []string
+}
+
+// Kinds of authentication methods (RFC 8176 amr values): something the
+// person knows, has, or is.
+const (
+	factorKnows = "knows"
+	factorHas   = "has"
+	factorIs    = "is"
+)
+
+// amrKinds sorts the RFC 8176 methods by kind. Methods not listed (geo,
+// mca, rba, user, wia, and anything unregistered) prove no factor.
+var amrKinds = map[string]string{
+	"pwd": factorKnows, "pin": factorKnows, "kba": factorKnows,
+	"hwk": factorHas, "swk": factorHas, "otp": factorHas, "sms": factorHas, "tel": factorHas, "sc": factorHas, "pop": factorHas,
+	"face": factorIs, "fpt": factorIs, "iris": factorIs, "retina": factorIs, "vbm": factorIs,
+}
+
+// IsMultiFactor reports whether a sign-in's amr values (RFC 8176) show
+// multi-factor authentication: "mfa", or methods of at least two different
+// kinds (something known, held, inherent: pwd + otp counts, otp + sms does
+// not), or one of strong, the methods an action accepts on their own.
+func IsMultiFactor(amr, strong []string) bool {
+	kinds := map[string]bool{}
+	for _, m := range amr {
+		if m == "mfa" || slices.Contains(strong, m) {
+			return true
+		}
+		if k, ok := amrKinds[m]; ok {
+			kinds[k] = true
+		}
+	}
+	return len(kinds) >= 2
 }
 
 // Refusal codes, stable across releases; the HTTP API returns them.

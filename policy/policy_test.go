@@ -218,3 +218,30 @@ func TestIsAuditor(t *testing.T) {
 		t.Fatal("IsAuditor wrong")
 	}
 }
+
+func TestIsMultiFactor(t *testing.T) {
+	cases := []struct {
+		amr, strong []string
+		want        bool
+	}{
+		{[]string{"mfa"}, nil, true},
+		{[]string{"pwd", "otp"}, nil, true},
+		{[]string{"pwd", "hwk"}, nil, true},
+		{[]string{"hwk", "fpt"}, nil, true},
+		{[]string{"otp"}, nil, false},               // one factor, however strong it sounds
+		{[]string{"sms"}, nil, false},               // likewise
+		{[]string{"hwk"}, nil, false},               // likewise
+		{[]string{"otp", "sms"}, nil, false},        // two methods, one kind (held)
+		{[]string{"pwd", "pin", "kba"}, nil, false}, // one kind (known)
+		{[]string{"pwd", "geo", "rba"}, nil, false}, // context, not factors
+		{[]string{"pwd", "fido"}, nil, false},       // not an RFC 8176 value
+		{[]string{"hwk"}, []string{"hwk"}, true},    // accepted on its own by the action
+		{[]string{"otp"}, []string{"hwk"}, false},
+		{nil, nil, false},
+	}
+	for _, c := range cases {
+		if got := IsMultiFactor(c.amr, c.strong); got != c.want {
+			t.Errorf("IsMultiFactor(%v, %v) = %v, want %v", c.amr, c.strong, got, c.want)
+		}
+	}
+}

@@ -241,7 +241,7 @@ type IdentityLink struct {
 	// listed in idp.person_claims (e.g. a GitHub login kept in a custom
 	// attribute), so that self-approval can be judged across identity
 	// systems.
-	PersonClaims map[string]string `json:"person_claims,omitempty"`
+	PersonClaims map[string][]string `json:"person_claims,omitempty"`
 	// MatchedBy says how signoff proved that the chat account and the IdP
 	// identity belong to the same person when the link was made: "email"
 	// (the chat platform's email equals the IdP's verified email), "oid"

@@ -168,6 +168,23 @@ func (o *OP) Disable(username string) {
 	o.st.users[username].Disabled = true
 }
 
+// ConsentForOfflineAccess makes the provider follow OpenID Connect Core
+// §11 strictly: offline_access is dropped (no refresh token) unless the
+// authorization request carries prompt=consent.
+func (o *OP) ConsentForOfflineAccess(v bool) {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	o.st.consentForOffline = v
+}
+
+// NoRefreshTokens makes the provider ignore offline_access always, as one
+// whose client may not use refresh tokens does.
+func (o *OP) NoRefreshTokens(v bool) {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	o.st.noRefreshTokens = v
+}
+
 // IgnorePromptLogin makes the provider reuse an SSO session even when the
 // client asked for prompt=login or a max_age (a misbehaving provider).
 func (o *OP) IgnorePromptLogin(v bool) {
@@ -429,6 +446,8 @@ type opStorage struct {
 	refreshTokens     map[string]*opRefreshToken
 	sessions          map[string]*opSession
 	ignorePromptLogin bool
+	consentForOffline bool
+	noRefreshTokens   bool
 	rewrite           func(map[string]any)
 	rewriteRaw        func(string) string
 	issued            []string
@@ -521,6 +540,11 @@ func (s *opStorage) CreateAuthRequest(_ context.Context, ar *oidc.AuthRequest, _
 	defer s.mu.Unlock()
 	if slices.Contains(ar.Prompt, oidc.PromptNone) {
 		return nil, oidc.ErrLoginRequired()
+	}
+	if s.noRefreshTokens || (s.consentForOffline && !slices.Contains(ar.Prompt, oidc.PromptConsent)) {
+		// OpenID Connect Core 1.0 §11: without prompt=consent the
+		// provider ignores offline_access (and issues no refresh token).
+		ar.Scopes = slices.DeleteFunc(slices.Clone(ar.Scopes), func(s string) bool { return s == oidc.ScopeOfflineAccess })
 	}
 	req := &opAuthRequest{
 		id: randomHex(), clientID: ar.ClientID, redirectURI: ar.RedirectURI, state: ar.State, nonce: ar.Nonce,
