@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,6 +12,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/gowebpki/jcs"
@@ -58,7 +60,31 @@ type VerifyOptions struct {
 	// any checkpoint fails. Without it checkpoints are still checked against
 	// the chain, but their signatures are not.
 	PublicKey ed25519.PublicKey
+	// Strict makes Finish fail (ErrUnsignedTail) when records follow the
+	// last checkpoint whose signature verified: nothing vouches for them,
+	// so a record forged and appended after that checkpoint would pass
+	// otherwise. A log written by a server that shut down cleanly ends with
+	// a checkpoint and passes. Strict needs PublicKey; without it Finish
+	// always fails.
+	Strict bool
+	// Anchors are checkpoint records known from outside the log (published
+	// as they were made; see ReadAnchors). The log must hold each of them
+	// unchanged, at its seq (ErrAnchorMismatch otherwise), and must reach
+	// the seq of every one (ErrTruncated otherwise), so a log cut after an
+	// earlier checkpoint, or rewritten, fails. They may come in any order.
+	Anchors []Anchor
 }
+
+// The causes (errors.Is) of the errors Strict and Anchors add.
+var (
+	// ErrUnsignedTail: records follow the last signed checkpoint.
+	ErrUnsignedTail = errors.New("records follow the last signed checkpoint")
+	// ErrAnchorMismatch: the log's record at an anchor's seq is not the
+	// anchor.
+	ErrAnchorMismatch = errors.New("the log differs from an anchor")
+	// ErrTruncated: the log ends before an anchor's seq.
+	ErrTruncated = errors.New("the log was truncated")
+)
 
 // Summary describes a verified (or partly verified) log.
 type Summary struct {
@@ -77,6 +103,13 @@ type Summary struct {
 	// signature: records 1…SignedThrough are vouched for by the key holder.
 	// Records after it are only as trustworthy as the file they came in.
 	SignedThrough uint64
+	// LastCheckpoint is the seq of the last checkpoint record whose
+	// signature verified (SignedThrough + 1), or 0. Records after it are
+	// the unsigned tail VerifyOptions.Strict refuses.
+	LastCheckpoint uint64
+	// Anchors is the number of VerifyOptions.Anchors found in the log
+	// unchanged.
+	Anchors int
 	// Recanonicalized counts the records that were not byte-for-byte in
 	// canonical form (the export was re-serialized by another tool) and
 	// were verified through full RFC 8785 canonicalization.
@@ -95,7 +128,14 @@ type Summary struct {
 //     a record was inserted or replaced);
 //   - for a checkpoint, that its data is {seq, hash, signature, key_id} with
 //     seq and hash those of the record just before it, and, with a public
-//     key, that the signature verifies.
+//     key, that the signature verifies;
+//   - for a record at the seq of an anchor, that it is the anchor: a
+//     checkpoint with the anchor's hash (both hashes were checked against
+//     their records, so the records are identical).
+//
+// Finish then checks the log as a whole: with a public key, that it holds a
+// checkpoint; that it reaches every anchor; with Strict, that it ends with a
+// signed checkpoint.
 //
 // The first problem is returned as a *ChainError, by Add and then by every
 // later call. Feed it with the lines of an unfiltered export or the records
@@ -128,6 +168,14 @@ type Verifier struct {
 	lastHash [64]byte
 	sum      Summary
 
+	// lastSignedLine is the line of the last checkpoint whose signature
+	// verified.
+	lastSignedLine int
+	// anchors are VerifyOptions.Anchors sorted by seq; anchors[nextAnchor]
+	// is the first one not yet reached.
+	anchors    []Anchor
+	nextAnchor int
+
 	h      hash.Hash
 	digest [sha256.Size]byte
 	hexsum [64]byte
@@ -140,6 +188,10 @@ func NewVerifier(opts VerifyOptions) *Verifier {
 	copy(v.lastHash[:], GenesisPrev)
 	if opts.PublicKey != nil {
 		v.kid = KeyID(opts.PublicKey)
+	}
+	if len(opts.Anchors) > 0 {
+		v.anchors = slices.Clone(opts.Anchors)
+		slices.SortStableFunc(v.anchors, func(a, b Anchor) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
 	return v
 }
@@ -229,6 +281,11 @@ func (v *Verifier) Add(line []byte) error {
 			return err
 		}
 	}
+	if v.nextAnchor < len(v.anchors) && v.anchors[v.nextAnchor].Seq == seq {
+		if err := v.matchAnchors(canon, typ, seq); err != nil {
+			return err
+		}
+	}
 
 	v.lastSeq = seq
 	copy(v.lastHash[:], v.hexsum[:])
@@ -260,19 +317,24 @@ func (v *Verifier) hashMatches(canon []byte, f *topFields) bool {
 	return bytes.Equal(v.hexsum[:], canon[hs.s+1:hs.e-1])
 }
 
-// checkpoint checks the checkpoint record at seq; its prev already matched.
-func (v *Verifier) checkpoint(canon []byte, f *topFields, seq uint64) error {
+// checkpointData is a checkpoint record's data member.
+type checkpointData struct {
+	seq            uint64
+	hash, sig, kid string
+}
+
+// readCheckpointData reads the data of a checkpoint record (canon, a
+// canonical line): exactly seq, hash, signature and key_id, well-typed.
+func readCheckpointData(canon []byte, data span) (checkpointData, error) {
 	var (
-		cseq          uint64
-		chash, sigB64 string
-		kid           string
-		have          int
+		d    checkpointData
+		have int
 	)
-	err := forEachMember(canon, f.val[fData], func(name string, val span) error {
+	err := forEachMember(canon, data, func(name string, val span) error {
 		var ok bool
 		switch name {
 		case "seq":
-			cseq, ok = parseSeq(canon, val)
+			d.seq, ok = parseSeq(canon, val)
 			if !ok {
 				return errors.New("data.seq is not a positive integer")
 			}
@@ -280,13 +342,13 @@ func (v *Verifier) checkpoint(canon []byte, f *topFields, seq uint64) error {
 			if !isHexString(canon, val) {
 				return errors.New("data.hash is not 64 lower-case hex digits")
 			}
-			chash = string(canon[val.s+1 : val.e-1])
+			d.hash = string(canon[val.s+1 : val.e-1])
 		case "signature":
-			if sigB64, ok = stringValue(canon, val); !ok {
+			if d.sig, ok = stringValue(canon, val); !ok {
 				return errors.New("data.signature is not a string")
 			}
 		case "key_id":
-			if kid, ok = stringValue(canon, val); !ok {
+			if d.kid, ok = stringValue(canon, val); !ok {
 				return errors.New("data.key_id is not a string")
 			}
 		default:
@@ -298,34 +360,80 @@ func (v *Verifier) checkpoint(canon []byte, f *topFields, seq uint64) error {
 	if err == nil && have != 4 {
 		err = errors.New("data must hold seq, hash, signature and key_id")
 	}
+	return d, err
+}
+
+// signature decodes d's signature.
+func (d checkpointData) signature() ([]byte, error) {
+	sig, err := base64.StdEncoding.DecodeString(d.sig)
+	if err == nil && len(sig) != ed25519.SignatureSize {
+		err = fmt.Errorf("%d bytes, not %d", len(sig), ed25519.SignatureSize)
+	}
+	return sig, err
+}
+
+// checkSignature checks d's signature (sig, decoded) with pub, whose key
+// id is kid.
+func (d checkpointData) checkSignature(pub ed25519.PublicKey, kid string, sig []byte) error {
+	if d.kid != kid {
+		return fmt.Errorf("checkpoint was signed by key id %q, but the public key given has key id %q", d.kid, kid)
+	}
+	if !ed25519.Verify(pub, CheckpointMessage(d.seq, d.hash), sig) {
+		return fmt.Errorf("checkpoint signature does not verify with the public key given (key id %s)", kid)
+	}
+	return nil
+}
+
+// checkpoint checks the checkpoint record at seq; its prev already matched.
+func (v *Verifier) checkpoint(canon []byte, f *topFields, seq uint64) error {
+	d, err := readCheckpointData(canon, f.val[fData])
 	if err != nil {
 		return v.fail(err, "malformed checkpoint: %v", err)
 	}
 	if seq == 1 {
 		return v.fail(nil, "a checkpoint cannot be the first record: it must cover the record before it")
 	}
-	if cseq != seq-1 {
-		return v.fail(nil, "checkpoint covers seq %d, but a checkpoint must cover the record just before it (seq %d)", cseq, seq-1)
+	if d.seq != seq-1 {
+		return v.fail(nil, "checkpoint covers seq %d, but a checkpoint must cover the record just before it (seq %d)", d.seq, seq-1)
 	}
-	if chash != string(v.lastHash[:]) {
-		return v.fail(nil, "checkpoint hash does not match the chain's hash at seq %d", cseq)
+	if d.hash != string(v.lastHash[:]) {
+		return v.fail(nil, "checkpoint hash does not match the chain's hash at seq %d", d.seq)
 	}
-	sig, err := base64.StdEncoding.DecodeString(sigB64)
-	if err != nil || len(sig) != ed25519.SignatureSize {
+	sig, err := d.signature()
+	if err != nil {
 		return v.fail(err, "malformed checkpoint: data.signature is not a base64 Ed25519 signature")
 	}
 	if v.opts.PublicKey == nil {
 		v.sum.CheckpointsUnchecked++
 		return nil
 	}
-	if kid != v.kid {
-		return v.fail(nil, "checkpoint was signed by key id %q, but the public key given has key id %q", kid, v.kid)
-	}
-	if !ed25519.Verify(v.opts.PublicKey, CheckpointMessage(cseq, chash), sig) {
-		return v.fail(nil, "checkpoint signature does not verify with the public key given (key id %s)", v.kid)
+	if err := d.checkSignature(v.opts.PublicKey, v.kid, sig); err != nil {
+		return v.fail(nil, "%v", err)
 	}
 	v.sum.Checkpoints++
-	v.sum.SignedThrough = cseq
+	v.sum.SignedThrough = d.seq
+	v.sum.LastCheckpoint = seq
+	v.lastSignedLine = v.line
+	return nil
+}
+
+// matchAnchors checks the record at seq (canon, a canonical line whose
+// hash is in v.hexsum; typ, its type) against every anchor at seq. Both
+// hashes were checked against their records' content, so equal hashes mean
+// identical records.
+func (v *Verifier) matchAnchors(canon []byte, typ span, seq uint64) error {
+	for ; v.nextAnchor < len(v.anchors) && v.anchors[v.nextAnchor].Seq == seq; v.nextAnchor++ {
+		a := &v.anchors[v.nextAnchor]
+		if string(canon[typ.s:typ.e]) != `"`+TypeCheckpoint+`"` {
+			return v.fail(ErrAnchorMismatch, "%s names a checkpoint at seq %d, but the log holds a %s record there: the log was rewritten at or before seq %d",
+				a.name(), seq, canon[typ.s:typ.e], seq)
+		}
+		if a.Hash != string(v.hexsum[:]) {
+			return v.fail(ErrAnchorMismatch, "this checkpoint (hash %s) is not the one %s names (hash %s): the log was rewritten at or before seq %d",
+				v.hexsum[:], a.name(), a.Hash, seq)
+		}
+		v.sum.Anchors++
+	}
 	return nil
 }
 
@@ -342,6 +450,9 @@ func (v *Verifier) Summary() Summary {
 // Finish ends the log and returns its summary with the first problem found,
 // if any. With a public key, a log without any checkpoint is an error
 // (wrapping ErrNoCheckpoint): nothing in it could be checked against the key.
+// A log that ends before an anchor's seq is an error (ErrTruncated), and so,
+// with Strict, is a log with records after its last signed checkpoint
+// (ErrUnsignedTail, naming the first of them).
 func (v *Verifier) Finish() (Summary, error) {
 	if v.err != nil {
 		return v.Summary(), v.err
@@ -351,6 +462,38 @@ func (v *Verifier) Finish() (Summary, error) {
 			Err: ErrNoCheckpoint,
 			Reason: fmt.Sprintf("%v: a public key was given, but none of the %d records is a checkpoint, so the log's authenticity cannot be checked",
 				ErrNoCheckpoint, v.sum.Records),
+		}
+	}
+	if v.nextAnchor < len(v.anchors) {
+		// Every anchor at or before the last seq was reached in Add.
+		a := v.anchors[v.nextAnchor]
+		v.err = &ChainError{
+			Err:    ErrTruncated,
+			Reason: fmt.Sprintf("the log ends at seq %d but an anchor names seq %d: the log was truncated (%s)", v.lastSeq, a.Seq, a.name()),
+		}
+		return v.Summary(), v.err
+	}
+	if v.opts.Strict {
+		if v.opts.PublicKey == nil {
+			v.err = &ChainError{
+				Err:    ErrUnsignedTail,
+				Reason: "strict verification needs the public key: without it no checkpoint signature is checked, so nothing in the log is vouched for",
+			}
+			return v.Summary(), v.err
+		}
+		if tail := v.lastSeq - v.sum.LastCheckpoint; tail > 0 {
+			first := v.sum.LastCheckpoint + 1
+			what, them := fmt.Sprintf("%d records (seq %d to %d) follow", tail, first, v.lastSeq), "them"
+			if tail == 1 {
+				what, them = fmt.Sprintf("1 record (seq %d) follows", first), "it"
+			}
+			v.err = &ChainError{
+				Seq:    first,
+				Line:   v.lastSignedLine + 1,
+				Err:    ErrUnsignedTail,
+				Reason: fmt.Sprintf("unsigned: %s the last signed checkpoint (seq %d), so no signature vouches for %s", what, v.sum.LastCheckpoint, them),
+			}
+			return v.Summary(), v.err
 		}
 	}
 	return v.Summary(), nil

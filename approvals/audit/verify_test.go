@@ -44,7 +44,7 @@ func TestVerifyIntactChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Summary{Records: chainLen, LastSeq: chainLen, LastHash: last["hash"].(string), Checkpoints: 2, SignedThrough: 16}
+	want := Summary{Records: chainLen, LastSeq: chainLen, LastHash: last["hash"].(string), Checkpoints: 2, SignedThrough: 16, LastCheckpoint: 17}
 	if sum != want {
 		t.Errorf("summary %+v, want %+v", sum, want)
 	}

@@ -237,26 +237,61 @@ func writeAudit(w io.Writer, format string, filter audit.Filter, walk func(emit 
 }
 
 func newAuditVerifyCommand() *cobra.Command {
-	var db, pubkey string
+	var (
+		db, pubkey, anchor string
+		strict             bool
+	)
 	cmd := &cobra.Command{
-		Use:   "verify (--db FILE | FILE.jsonl) [--pubkey FILE]",
+		Use:   "verify (--db FILE | FILE.jsonl) [--pubkey FILE [--strict]] [--anchor FILE]",
 		Short: "Check the audit log's hash chain (and signed checkpoints)",
 		Long: `Check every record's hash and its link to the record before. Exit 0 when the
 chain is intact; exit 1 naming the first bad record's seq when a record was
 changed, removed, inserted or reordered. With --pubkey, every signed checkpoint
-must verify too, so a log rewritten end to end without the key fails.`,
+must verify too, so a log rewritten end to end without the key fails.
+
+Two things a plain check lets through: records written after the last signed
+checkpoint are chained but no signature covers them (so a record forged and
+appended there passes), and a log cut right after an earlier checkpoint is still
+intact and signed. These options catch them:
+
+  --strict        (needs --pubkey) exit 1, naming the first unsigned record's
+                  seq, when any record follows the last signed checkpoint. A
+                  server that shuts down cleanly ends its log with a closing
+                  checkpoint, so verify a backup or --db file taken after the
+                  shutdown; a running server's log usually has an unsigned tail.
+  --anchor FILE   checkpoint records published elsewhere as they were made
+                  (one exported record a line, e.g. the "checkpoint" lines of
+                  earlier exports): exit 1 unless the log holds each of them
+                  unchanged, so a log cut after an earlier checkpoint, or
+                  rewritten from one, fails. With --pubkey their signatures are
+                  checked too. This is how to check a running server's export.
+
+Exit 2 for a usage error or an anchor file that cannot be read (naming the line).
+
+  signoff audit verify --db backup.db --pubkey audit.key.pub --strict --anchor checkpoints.jsonl
+  signoff audit verify audit.jsonl --pubkey audit.key.pub --anchor checkpoints.jsonl`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if (db == "") == (len(args) == 0) {
 				return usageErrorf("audit verify takes either --db FILE or one exported FILE.jsonl")
 			}
-			opts := audit.VerifyOptions{}
+			if strict && pubkey == "" {
+				return usageErrorf("--strict needs --pubkey FILE: it requires the log to end with a checkpoint whose signature verifies, and without the public key no signature can be checked")
+			}
+			opts := audit.VerifyOptions{Strict: strict}
 			if pubkey != "" {
 				pub, err := audit.ReadPublicKeyFile(pubkey)
 				if err != nil {
 					return withCode(exitUsage, fmt.Errorf("--pubkey: %w", err))
 				}
 				opts.PublicKey = pub
+			}
+			if anchor != "" {
+				anchors, err := readAnchorFile(anchor, opts.PublicKey)
+				if err != nil {
+					return err
+				}
+				opts.Anchors = anchors
 			}
 			var (
 				sum audit.Summary
@@ -269,25 +304,56 @@ must verify too, so a log rewritten end to end without the key fails.`,
 			}
 			var chainErr *audit.ChainError
 			if errors.As(err, &chainErr) {
-				return withCode(exitBadChain, fmt.Errorf("audit log is NOT intact: %w", err))
+				err = fmt.Errorf("audit log is NOT intact: %w", err)
+				if errors.Is(err, audit.ErrUnsignedTail) && opts.PublicKey != nil {
+					err = fmt.Errorf("%w\n(a running server's log usually ends with records written since its last checkpoint: for --strict, verify a backup or --db file taken after the server shut down cleanly, which ends with its closing checkpoint; to check a running server's export, verify it with --anchor FILE holding the checkpoints published so far, without --strict)", err)
+				}
+				return withCode(exitBadChain, err)
 			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "audit log intact: %d records, last seq %d, last hash %s", sum.Records, sum.LastSeq, sum.LastHash)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "audit log intact: %d records, last seq %d, last hash %s", sum.Records, sum.LastSeq, sum.LastHash)
 			if pubkey != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), ", %d signed checkpoints verified, signed through seq %d", sum.Checkpoints, sum.SignedThrough)
-				if sum.SignedThrough < sum.LastSeq {
-					fmt.Fprintf(cmd.OutOrStdout(), " (records after it are chained but not yet covered by a signature)")
+				fmt.Fprintf(w, ", %d signed checkpoints verified, signed through seq %d", sum.Checkpoints, sum.SignedThrough)
+				switch tail := sum.LastSeq - sum.LastCheckpoint; {
+				case tail == 1:
+					fmt.Fprintf(w, " (the record after the last checkpoint, seq %d, is chained but not yet covered by a signature)", sum.LastCheckpoint)
+				case tail > 1:
+					fmt.Fprintf(w, " (the %d records after the last checkpoint, seq %d, are chained but not yet covered by a signature)", tail, sum.LastCheckpoint)
+				default:
+					fmt.Fprintf(w, ", the log ends with a signed checkpoint")
 				}
 			}
-			fmt.Fprintln(cmd.OutOrStdout())
+			if anchor != "" {
+				fmt.Fprintf(w, ", %d anchors found unchanged", sum.Anchors)
+			}
+			fmt.Fprintln(w)
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
-	cmd.Flags().StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
+	f := cmd.Flags()
+	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	f.StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
+	f.BoolVar(&strict, "strict", false, "with --pubkey: fail when records follow the last signed checkpoint")
+	f.StringVar(&anchor, "anchor", "", "checkpoint records published elsewhere (JSON lines) the log must hold unchanged")
 	return cmd
+}
+
+// readAnchorFile reads --anchor FILE (see audit.ReadAnchors); any problem
+// is a usage error naming the file and line.
+func readAnchorFile(path string, pub ed25519.PublicKey) ([]audit.Anchor, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("--anchor: %w", err))
+	}
+	defer f.Close()
+	anchors, err := audit.ReadAnchors(f, pub)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("--anchor %s: %w", path, err))
+	}
+	return anchors, nil
 }
 
 func verifyFile(path string, opts audit.VerifyOptions) (audit.Summary, error) {
