@@ -9,6 +9,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/devconsole"
+	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
@@ -40,8 +41,12 @@ var devLinkScopes = []string{"openid", "email", "profile", "groups"}
 //
 // Without dev approvers the panel is hidden and no flow is built.
 func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
+	dev, err := devRoutes(front, addr)
+	if err != nil {
+		return nil, err
+	}
 	approvers := devApprovers(cfg)
-	opts := devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger}
+	opts := devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger, Clicks: front.Clicks()}
 	var own *oidc.Linker
 	switch {
 	case len(approvers) == 0:
@@ -60,15 +65,32 @@ func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Is
 		if u, _ := url.Parse(devIss.URL()); strings.TrimSuffix(u.Path, "/") == "" {
 			// newFrontDoor mounted only discovery and keys for an issuer
 			// without a path.
-			front.Handle(devissuer.AuthorizePath, devIss.Handler())
-			front.Handle(devissuer.TokenPath, devIss.Handler())
+			dev.Handle(devissuer.AuthorizePath, devIss.Handler())
+			dev.Handle(devissuer.TokenPath, devIss.Handler())
 		}
 		linker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(approvers))
-		linker.Register(front)
+		linker.Register(dev)
 		opts.Linker, own = linker, linker
 	}
-	devconsole.New(opts).Register(front)
+	devconsole.New(opts).Register(dev)
 	return own, nil
+}
+
+// devRoutes is where everything dev mode serves is mounted on front: the
+// dev issuer, /dev/token, the console with its webhook receiver and, when
+// the console links chat users at the dev issuer, /link/start and
+// /link/callback. Each answers only requests whose Host is a loopback name
+// or address with the listening port (addr, the address bound), and whose
+// Origin, when sent, is such a page too; anything else gets a page saying
+// why (DNS rebinding). The CI API, the chat callbacks and the probes are
+// mounted on front directly: CI, Slack and Teams reach them by whatever
+// name the operator gives signoff.
+func devRoutes(front *bot.Server, addr string) (loopback.Mux, error) {
+	g, err := loopback.NewGuard(addr)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("dev mode: %w", err))
+	}
+	return g.Mux(front), nil
 }
 
 // newDevLinker enables the dev issuer's sign-in (authorization code with

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 )
 
@@ -57,14 +58,15 @@ type devTokenResponse struct {
 
 // devTokenHandler serves POST /dev/token, which mints a token with the dev
 // issuer for `signoff dev token`. serve mounts it only in dev mode (which
-// listens on loopback only); on top of that it refuses callers that are not
-// on loopback, Host headers that are not loopback names (DNS rebinding:
-// a web page cannot make the browser read a token) and bodies that are not
-// JSON (a cross-site form cannot post one without a CORS preflight, which
-// signoff never grants).
+// listens on loopback only), behind the loopback Host and Origin check of
+// everything dev mode mounts (devRoutes: a page rebound to 127.0.0.1
+// cannot make the browser read a token). On top of that it refuses
+// callers that are not on loopback and bodies that are not JSON (a
+// cross-site form cannot post one without a CORS preflight, which signoff
+// never grants).
 func devTokenHandler(iss *devissuer.Issuer, audience string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !loopbackRemote(r.RemoteAddr) || !loopbackHost(r.Host) {
+		if !loopbackRemote(r.RemoteAddr) {
 			bot.WriteError(w, http.StatusForbidden, bot.CodeForbidden, "dev tokens are only handed out to callers on this machine, addressed as 127.0.0.1, ::1 or localhost")
 			return
 		}
@@ -115,17 +117,14 @@ func loopbackRemote(remote string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// loopbackHost reports whether hostport (host or host:port) names a
+// loopback host.
 func loopbackHost(hostport string) bool {
 	host, _, err := net.SplitHostPort(hostport)
 	if err != nil {
 		host = hostport
 	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return loopback.IsHost(host)
 }
 
 func newDevCommand() *cobra.Command {
@@ -225,6 +224,8 @@ func fetchDevToken(ctx context.Context, base string, in devTokenRequest) (string
 	switch {
 	case resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed:
 		return "", fmt.Errorf("%s has no dev token endpoint (%s): only `signoff serve --dev` mints dev tokens", base, resp.Status)
+	case resp.StatusCode == http.StatusMisdirectedRequest:
+		return "", withCode(exitUsage, fmt.Errorf("the dev server refused %s (%s): dev mode answers only when addressed as localhost, 127.0.0.1 or [::1] with its port; use --server http://127.0.0.1:PORT", base, resp.Status))
 	case resp.StatusCode != http.StatusOK:
 		return "", withCode(exitRefused, fmt.Errorf("the dev server refused: %s", apiErrorText(resp.StatusCode, data)))
 	}
