@@ -224,6 +224,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 		AppID: bf.AppID(), AppPassword: bf.AppPassword(), TenantIDs: []string{bf.TenantID()},
 		OpenIDMetadataURL: bf.OpenIDMetadataURL(), TokenURL: bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,
+		ServiceURLHosts: []string{bf.ServiceHost()},
 	})
 	if err != nil {
 		t.Fatal(err)

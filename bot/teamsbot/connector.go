@@ -19,6 +19,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 )
 
 // Content types of attachments and invoke responses.
@@ -105,18 +106,24 @@ const (
 // errNoServiceURL: a conversation has no known service URL.
 var errNoServiceURL = errors.New("no service URL known")
 
+// errHostNotAllowed: a call would have gone to a host that is not in
+// teams.service_url_hosts; it was not made.
+var errHostNotAllowed = errors.New("not in teams.service_url_hosts")
+
 // connector calls the Bot Connector REST API (v3) with the bot's token.
 type connector struct {
 	http   *http.Client
 	clock  clock.Clock
 	tokens *tokenCache
+	// hosts are the only hosts the bot's token is sent to.
+	hosts hostlist.List
 }
 
-func newConnector(client *http.Client, clk clock.Clock, conf *clientcredentials.Config) *connector {
+func newConnector(client *http.Client, clk clock.Clock, hosts hostlist.List, conf *clientcredentials.Config) *connector {
 	// Microsoft's token endpoint takes the client credentials in the form
 	// body.
 	conf.AuthStyle = oauth2.AuthStyleInParams
-	return &connector{http: client, clock: clk, tokens: &tokenCache{conf: conf, client: client, clock: clk}}
+	return &connector{http: client, clock: clk, hosts: hosts, tokens: &tokenCache{conf: conf, client: client, clock: clk}}
 }
 
 // tokenCache holds the bot's access token until shortly before it
@@ -226,6 +233,12 @@ func (c *connector) remove(ctx context.Context, serviceURL, conversation, activi
 }
 
 func (c *connector) do(ctx context.Context, op, method, u string, in, out any) error {
+	// The URL is built from a service URL that came over the network (an
+	// activity, then the store): check the host it really names before
+	// the token is even fetched.
+	if _, err := c.hosts.CheckURL(u); err != nil {
+		return fmt.Errorf("bot connector: %s: not called: %w (%w)", op, err, errHostNotAllowed)
+	}
 	token, err := c.tokens.get(ctx)
 	if err != nil {
 		return &apiError{Op: opToken, Err: err}

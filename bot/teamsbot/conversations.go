@@ -148,6 +148,9 @@ func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant s
 // one learned from its latest activity, else the one its card was posted
 // through (cardURL, for updates), else the configured teams.service_url.
 // It fails with a clear error wrapping errNoServiceURL when none is known.
+// A candidate whose host is not in teams.service_url_hosts (stored before
+// the list changed, say) is skipped with a warning: the bot's token never
+// goes there.
 func (b *Bot) serviceURLFor(ctx context.Context, conversation, cardURL string) (string, error) {
 	var c storage.Conversation
 	err := b.store.View(ctx, func(tx storage.ReadTx) error {
@@ -155,19 +158,26 @@ func (b *Bot) serviceURLFor(ctx context.Context, conversation, cardURL string) (
 		c, err = tx.Conversation(Platform, conversation)
 		return err
 	})
-	switch {
-	case err == nil && c.ServiceURL != "":
-		return c.ServiceURL, nil
-	case err != nil && !errors.Is(err, storage.ErrNotFound):
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return "", fmt.Errorf("read conversation %s: %w", conversation, err)
 	}
-	if cardURL != "" {
-		return cardURL, nil
+	refused := ""
+	for _, cand := range []struct{ from, url string }{
+		{"the conversation's stored reference", c.ServiceURL},
+		{"the card", cardURL},
+		{"teams.service_url", b.opts.ServiceURL},
+	} {
+		if cand.url == "" {
+			continue
+		}
+		if _, err := b.hosts.CheckURL(cand.url); err != nil {
+			b.log.Warn("a teams service URL is not used: its host is not in teams.service_url_hosts", "conversation", conversation, "from", cand.from, "service_url", clipText(cand.url, 200), "err", err)
+			refused = " (a service URL known for it names a host that is not in teams.service_url_hosts, and is not used)"
+			continue
+		}
+		return cand.url, nil
 	}
-	if b.opts.ServiceURL != "" {
-		return b.opts.ServiceURL, nil
-	}
-	return "", fmt.Errorf("cannot reach Teams conversation %q: %w for it (signoff learns it when the app is installed in the team or chat, or from any activity there); install the signoff app there, or set teams.service_url (e.g. https://smba.trafficmanager.net/teams/)", conversation, errNoServiceURL)
+	return "", fmt.Errorf("cannot reach Teams conversation %q: %w for it%s (signoff learns it when the app is installed in the team or chat, or from any activity there); install the signoff app there, or set teams.service_url (e.g. https://smba.trafficmanager.net/teams/)", conversation, errNoServiceURL, refused)
 }
 
 func firstNonEmpty(v ...string) string {

@@ -113,7 +113,8 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-		HTTPClient: &http.Client{Transport: loopbackOnly{host: u.Host}, Timeout: 10 * time.Second},
+		HTTPClient:      &http.Client{Transport: loopbackOnly{host: u.Host}, Timeout: 10 * time.Second},
+		ServiceURLHosts: []string{e.bf.ServiceHost(), "smba.other.example"},
 	})
 	if err != nil {
 		tb.Fatalf("New: %v", err)

@@ -145,7 +145,8 @@ func TestUpdateNeverOvertakesPost(t *testing.T) {
 }
 
 func TestConversationUpdateStoresConversations(t *testing.T) {
-	e := newEnv(t)
+	// Another region's Bot Connector host, allowed by the configuration.
+	e := newEnv(t, func(o *Options) { o.ServiceURLHosts = append(o.ServiceURLHosts, "smba.other.example") })
 	conv := func(id string) (storage.Conversation, error) {
 		var c storage.Conversation
 		err := e.store.View(context.Background(), func(tx storage.ReadTx) error {

@@ -35,6 +35,7 @@ const (
 	rejectNotYetValid     = "token_not_yet_valid"
 	rejectNoServiceURL    = "missing_service_url_claim"
 	rejectServiceURL      = "service_url_mismatch"
+	rejectServiceURLHost  = "service_url_not_allowed"
 	rejectNotEndorsed     = "channel_not_endorsed"
 	rejectKeysUnavailable = "keys_unavailable"
 	rejectInvalidToken    = "invalid_token"

@@ -182,6 +182,13 @@ func (s *Server) TokenURL() string { return s.URL + "/botframework.com/oauth2/v2
 // path and ends with "/").
 func (s *Server) ServiceURL() string { return s.URL + "/teams/" }
 
+// ServiceHost is ServiceURL's host (a loopback address), the entry to add
+// to teams.service_url_hosts.
+func (s *Server) ServiceHost() string {
+	u, _ := url.Parse(s.URL)
+	return u.Hostname()
+}
+
 // AddKey adds a signing key. A published key is listed in the key set,
 // with an endorsements member when endorsements is not nil; an unpublished
 // one can sign tokens nobody can verify.
