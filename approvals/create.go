@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
@@ -43,7 +44,8 @@ type CreateInput struct {
 // transaction. created is false when an idempotent retry returned the
 // request made earlier. Refusals are *policy.RefusalError (unknown action,
 // requester not allowed, bad params) or *RefusalError (bad input,
-// idempotency conflict).
+// idempotency conflict, ErrTooManyPending when the requester already has
+// Options.PendingPerRequester requests pending).
 func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Request, created bool, err error) {
 	action, err := s.policy.Action(in.Action)
 	if err != nil {
@@ -102,6 +104,13 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 				case !errors.Is(err, storage.ErrNotFound):
 					return fmt.Errorf("look up idempotency key: %w", err)
 				}
+			}
+			// Counted in the transaction that creates, so concurrent
+			// creates cannot together exceed the cap. An idempotent
+			// retry (above) is answered even at the cap: it creates
+			// nothing.
+			if err := s.checkPending(tx, in.Requester, now); err != nil {
+				return err
 			}
 			if err := tx.CreateRequest(fresh); err != nil {
 				return fmt.Errorf("create request %s: %w", fresh.ID, err)
@@ -237,4 +246,70 @@ func createdRecord(r storage.Request) audit.Record {
 		Actor:     requesterActor(r.Requester),
 		Data:      data,
 	}
+}
+
+// farFuture bounds PendingExpiring to list every pending request.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// checkPending refuses a new request when the requester (issuer and
+// subject) already has Options.PendingPerRequester requests pending. A
+// request past its expiry that the expiry loop has not reached yet no
+// longer counts.
+func (s *Service) checkPending(tx storage.Tx, r storage.Requester, now time.Time) error {
+	limit := s.opts.PendingPerRequester
+	if limit <= 0 {
+		return nil
+	}
+	pending, err := tx.PendingExpiring(farFuture, 0)
+	if err != nil {
+		return fmt.Errorf("count pending requests: %w", err)
+	}
+	n, oldest := 0, storage.Request{}
+	for _, p := range pending {
+		if p.Requester.Issuer != r.Issuer || p.Requester.Subject != r.Subject || !p.ExpiresAt.After(now) {
+			continue
+		}
+		if n == 0 || p.CreatedAt.Before(oldest.CreatedAt) {
+			oldest = p
+		}
+		n++
+	}
+	if n < limit {
+		return nil
+	}
+	requests := "requests"
+	if n == 1 {
+		requests = "request"
+	}
+	return refusal(ErrTooManyPending, ReasonTooManyPending,
+		"this requester (issuer %s, subject %s) has %d %s pending, the most one requester may have (limits.pending_per_requester); cancel one (POST /v1/requests/{id}/cancel; the oldest is %s) or wait until one is decided or expires, then ask again",
+		r.Issuer, r.Subject, n, requests, oldest.ID)
+}
+
+// Replay returns the request an earlier Create made for the same requester
+// and idempotency key, without creating anything: found is false when in
+// carries no key or nothing was created with it. A key used before with a
+// different body is refused as Create refuses it (ErrIdempotencyConflict).
+// A front door that refuses new requests (a rate limit) uses it to still
+// answer a faithful retry, which costs nothing.
+func (s *Service) Replay(ctx context.Context, in CreateInput) (req storage.Request, found bool, err error) {
+	if in.IdempotencyKey == "" || in.Requester.Subject == "" {
+		return storage.Request{}, false, nil
+	}
+	scope := idempotencyScope(in.Requester, in.IdempotencyKey)
+	err = s.store.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		req, err = tx.RequestByIdempotencyScope(scope)
+		return err
+	})
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.Request{}, false, nil
+	case err != nil:
+		return storage.Request{}, false, fmt.Errorf("look up idempotency key: %w", err)
+	case req.Fingerprint != fingerprint(in):
+		return storage.Request{}, false, refusal(ErrIdempotencyConflict, ReasonIdempotencyConf,
+			"idempotency key %q was already used for request %s with a different body; use a new key for a new request", in.IdempotencyKey, req.ID)
+	}
+	return req, true, nil
 }

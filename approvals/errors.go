@@ -35,6 +35,9 @@ var (
 	ErrIdempotencyConflict = errors.New("idempotency key reused with a different request")
 	// ErrInvalid: the request input is malformed (too long, bad link URL).
 	ErrInvalid = errors.New("invalid request")
+	// ErrTooManyPending: the requester already has as many pending
+	// requests as Options.PendingPerRequester allows.
+	ErrTooManyPending = errors.New("too many pending requests")
 )
 
 // Refusal reasons, stable strings written to the audit log's vote.rejected
@@ -51,6 +54,7 @@ const (
 	ReasonForbidden       = "forbidden"
 	ReasonIdempotencyConf = "conflict"
 	ReasonInvalid         = "invalid_request"
+	ReasonTooManyPending  = "too_many_pending"
 )
 
 // RefusalError is a refused operation: why (a stable Reason and a sentinel

@@ -53,6 +53,10 @@ type Options struct {
 	CheckpointEvery int
 	// NewID returns a fresh request id; default 128 random bits.
 	NewID func() string
+	// PendingPerRequester caps the requests one requester (issuer and
+	// subject) may have pending at once; Create refuses one more with
+	// ErrTooManyPending. 0 means no cap.
+	PendingPerRequester int
 }
 
 // Service runs the request lifecycle over a Store under a Policy.

@@ -139,6 +139,10 @@ func (c *Console) chatVote(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx, p, label := r.Context(), chatUser(name), "chat:"+name
+	if msg := c.opts.Clicks.Allow(p.Platform, p.Workspace, p.UserID); msg != "" {
+		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", label, msg), "err", "", id)
+		return
+	}
 	who, err := c.opts.Linker.Resolve(ctx, p)
 	var lr *oidc.LinkRequiredError
 	switch {

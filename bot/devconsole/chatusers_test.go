@@ -78,8 +78,8 @@ type chatFixture struct {
 }
 
 // newChatFixture is the console with a Linker; action "guarded" demands a
-// step-up sign-in.
-func newChatFixture(t *testing.T) *chatFixture {
+// step-up sign-in. mutate, when given, adjusts the console's options.
+func newChatFixture(t *testing.T, mutate ...func(*devconsole.Options)) *chatFixture {
 	t.Helper()
 	st := testenv.OpenStore(t)
 	rule := []policy.RequesterRule{{Issuer: "dev", Claims: map[string]string{"sub": "*"}}}
@@ -92,13 +92,17 @@ func newChatFixture(t *testing.T) *chatFixture {
 	}}
 	svc := approvals.New(st, pol, approvals.Options{Logger: testenv.DiscardLogger()})
 	fl := &fakeLinker{svc: svc}
-	con := devconsole.New(devconsole.Options{
+	opts := devconsole.Options{
 		Service:   svc,
 		IssuerURL: "http://127.0.0.1/dev/oidc",
 		Approvers: []devconsole.Approver{{Name: "alice", Email: "alice@example.com", Groups: []string{"sre"}}, {Name: "bob", Email: "bob@example.com", Groups: []string{"sre"}}},
 		Logger:    testenv.DiscardLogger(),
 		Linker:    fl,
-	})
+	}
+	for _, m := range mutate {
+		m(&opts)
+	}
+	con := devconsole.New(opts)
 	srv := httptest.NewServer(con.Handler())
 	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)

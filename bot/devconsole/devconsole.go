@@ -15,7 +15,9 @@
 // vote counts under the identity the link vouches for, or the console
 // shows the sign-in link the chat adapters would send.
 //
-// It exists only in `signoff serve --dev`, which listens on loopback only.
+// It exists only in `signoff serve --dev`, which listens on loopback only
+// and mounts it behind the loopback Host and Origin check of package
+// loopback, so a page rebound to 127.0.0.1 (DNS rebinding) cannot read it.
 // Its form posts carry a CSRF token bound to a cookie, so another site open
 // in the same browser cannot vote through it.
 package devconsole
@@ -37,6 +39,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
@@ -62,6 +65,10 @@ type Options struct {
 	// Linker, when set, adds the "Chat users" panel and the "as chat
 	// user" votes (see Linker). nil hides them.
 	Linker Linker
+	// Clicks limits the "as chat user" votes per chat user, as the
+	// Slack and Teams adapters limit clicks (limits.clicks_per_minute).
+	// nil: no limit.
+	Clicks *chatlimit.Limiter
 }
 
 // Console serves the dev console.

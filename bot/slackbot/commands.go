@@ -104,6 +104,12 @@ func (b *Bot) acceptCommand(cmd slack.SlashCommand, source string) string {
 	if c.user == "" {
 		return "This command needs a Slack user."
 	}
+	// Over the per-account limit the refusal goes with the
+	// acknowledgement; help and unknown subcommands above do no work and
+	// do not count.
+	if msg := b.opts.Clicks.Allow(Platform, c.team, c.user); msg != "" {
+		return ":hourglass: " + escapeText(msg)
+	}
 	if !b.spawn(func(ctx context.Context) {
 		if b.commandFromMember(ctx, c, source) {
 			work(ctx, c)

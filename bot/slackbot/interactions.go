@@ -130,6 +130,9 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 			default:
 				continue
 			}
+			if b.overLimit(click{team: cb.Team.ID, user: cb.User.ID, channel: cmp.Or(cb.Channel.ID, cb.Container.ChannelID), responseURL: cb.ResponseURL}) {
+				return
+			}
 			if !b.memberTeam(cb.User.TeamID) {
 				b.refuseForeignInteraction(cb, cmp.Or(cb.Channel.ID, cb.Container.ChannelID), source)
 				return
@@ -144,9 +147,12 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 		if cb.View.CallbackID != ReasonCallbackID {
 			return
 		}
+		var meta reasonMetadata
+		_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
+		if b.overLimit(click{team: cb.Team.ID, user: cb.User.ID, channel: meta.Channel}) {
+			return
+		}
 		if !b.memberTeam(cb.User.TeamID) {
-			var meta reasonMetadata
-			_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
 			b.refuseForeignInteraction(cb, meta.Channel, source)
 			return
 		}
@@ -154,6 +160,20 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 			b.log.Warn("slack dialog submission arrived during shutdown; not acted on", "user", cb.User.ID)
 		}
 	}
+}
+
+// overLimit counts a click, dialog submission or command of c's account
+// against Options.Clicks. Over the limit it tells the person privately
+// (after the acknowledgement) when to try again and reports true: the
+// caller then does nothing else, so nothing reaches approvals.
+func (b *Bot) overLimit(c click) bool {
+	msg := b.opts.Clicks.Allow(Platform, c.team, c.user)
+	if msg == "" {
+		return false
+	}
+	b.log.Debug("slack click or command over the per-account limit; not acted on", "user", c.user, "team", c.team)
+	b.spawn(func(ctx context.Context) { b.reply(ctx, c, ":hourglass: "+escapeText(msg)) })
+	return true
 }
 
 // refuseForeignInteraction refuses an interaction by an account of another

@@ -19,6 +19,11 @@
 //     IdentityResolver); else a private message with a sign-in link and a
 //     vote.rejected audit record.
 //
+// Between the tenant check and the rest, every click, dialog submission
+// and slash command (but help) counts against the account's limit
+// (Options.Clicks); one over it gets a private message saying when to try
+// again, and nothing else happens.
+//
 // Who may approve is never decided here: approvals.Service.Vote does.
 package slackbot
 
@@ -38,6 +43,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/oidc"
 )
@@ -139,6 +145,11 @@ type Options struct {
 	// PollInterval is how often RunOutbox looks for work when idle;
 	// default one second.
 	PollInterval time.Duration
+	// Clicks limits the clicks, dialog submissions and slash commands of
+	// each Slack account (limits.clicks_per_minute); over it the person
+	// is told privately when to try again and nothing is acted on. nil:
+	// no limit.
+	Clicks *chatlimit.Limiter
 }
 
 // Bot is the Slack adapter. It is safe for concurrent use. Create it with
@@ -169,6 +180,8 @@ type Bot struct {
 	// members caches which accounts belong to signoff's organisation, for
 	// the slash command check.
 	members memberCache
+	// socket is the state of the Socket Mode connection (socketstate.go).
+	socket socketState
 }
 
 // New checks opts and returns a Bot. It does no network I/O.

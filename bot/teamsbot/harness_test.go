@@ -199,24 +199,6 @@ func identity(name string, groups ...string) oidc.Identity {
 	}
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t     *testing.T
 	clock *clock.Fake
@@ -226,7 +208,7 @@ type env struct {
 	bf    *teamstest.Server
 	links *linkTable
 	mux   *http.ServeMux
-	logs  *syncBuffer
+	logs  *testenv.LogBuffer
 }
 
 // newEnv starts the stand-in, a bolt store, the approvals service and the
@@ -234,7 +216,7 @@ type env struct {
 // known). mutate, when given, adjusts the bot's options.
 func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	t.Helper()
-	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &syncBuffer{}}
+	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &testenv.LogBuffer{}}
 	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
 	t.Cleanup(e.bf.Close)
 	st := testenv.OpenStore(t)
@@ -246,6 +228,8 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+		// The stand-in serves the Bot Connector on loopback.
+		ServiceURLHosts: []string{e.bf.ServiceHost()},
 	}
 	for _, m := range mutate {
 		m(&opts)

@@ -115,6 +115,12 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 		b.refuse(w, r, "", aerr)
 		return
 	}
+	// The bot answers at serviceUrl with its own token: a host not listed
+	// is refused before anything is stored or called.
+	if _, err := b.hosts.CheckURL(act.ServiceURL); err != nil {
+		b.refuse(w, r, "", unauthorized(rejectServiceURLHost, "the activity's serviceUrl is refused: %s (teams.service_url_hosts lists the hosts accepted)", clipText(err.Error(), 300)))
+		return
+	}
 	var cd channelData
 	if len(act.ChannelData) > 0 {
 		_ = json.Unmarshal(act.ChannelData, &cd) // unreadable: no tenant, refused below
@@ -370,6 +376,12 @@ func (a answer) replyText(private bool) string {
 // and was told nothing counted.) Audit records of clicks that never
 // reached approvals are written after the answer.
 func (b *Bot) answerClick(c click) answer {
+	// Over the account's limit on clicks the answer says when to try
+	// again; nothing reaches approvals or the audit log.
+	if msg := b.opts.Clicks.Allow(Platform, c.tenant, c.user); msg != "" {
+		b.log.Debug("teams click over the per-account limit; not acted on", "user", c.user, "tenant", c.tenant)
+		return answer{text: "⏳ " + msg}
+	}
 	done, ok := b.track()
 	if !ok {
 		return answer{text: "signoff is restarting; nothing was counted. Click again in a moment."}

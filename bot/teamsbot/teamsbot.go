@@ -16,11 +16,22 @@
 //     serviceUrl and, when the signing key lists endorsements, that they
 //     include the activity's channelId; else 401 and a callback.rejected
 //     audit record;
+//   - the serviceUrl's host against teams.service_url_hosts (the bot
+//     sends its own token there when it answers); else 401 and a
+//     callback.rejected audit record (reason service_url_not_allowed).
+//     The same list is checked again before every Bot Connector call, so
+//     neither a stored conversation reference nor teams.service_url can
+//     send the token to another host;
 //   - the activity's tenant (channelData.tenant.id) against teams.
 //     tenant_ids; else 403 and a callback.rejected audit record;
 //   - the clicking account's link (tenant + aadObjectId) to an IdP identity
 //     (through an IdentityResolver); else the invoke response carries a
 //     sign-in link and a vote.rejected audit record is written.
+//
+// A click (an invoke, or an older client's Action.Submit message) that
+// passed these checks counts against its account's limit (Options.Clicks)
+// before anything else; over it, the answer says when to try again and
+// nothing reaches approvals.
 //
 // Who may approve is never decided here: approvals.Service.Vote does.
 //
@@ -63,7 +74,9 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -102,6 +115,24 @@ const (
 	GovIssuer            = "https://api.botframework.us"
 	GovScope             = "https://api.botframework.us/.default"
 )
+
+// DefaultServiceURLHosts is the default of Options.ServiceURLHosts (and of
+// teams.service_url_hosts): the Bot Connector service hosts of Microsoft's
+// public cloud (smba.trafficmanager.net, smba.onyx.prod.teams.
+// trafficmanager.net, and GCC's smba.infra.gcc.teams.microsoft.com) and of
+// the US Government clouds (GCC High's smba.infra.gov.teams.microsoft.us,
+// DoD's smba.infra.dod.teams.microsoft.us), as Microsoft's Teams SDK lists
+// them ("Service URL Validation",
+// https://microsoft.github.io/teams-sdk/csharp/essentials/app-configuration/service-url-validation).
+// Other sovereign clouds (21Vianet, Bleu, …) are not included: list their
+// hosts in teams.service_url_hosts.
+var DefaultServiceURLHosts = []string{
+	"smba.trafficmanager.net",
+	"smba.onyx.prod.teams.trafficmanager.net",
+	"smba.infra.gcc.teams.microsoft.com",
+	"smba.infra.gov.teams.microsoft.us",
+	"smba.infra.dod.teams.microsoft.us",
+}
 
 // Defaults for Options.
 const (
@@ -173,6 +204,16 @@ type Options struct {
 	// ServiceURL is used for conversations the bot has not seen an
 	// activity from yet (e.g. https://smba.trafficmanager.net/teams/).
 	ServiceURL string
+	// ServiceURLHosts are the hosts a serviceUrl may name: an activity
+	// whose serviceUrl names another host is refused (401, audited as
+	// callback.rejected "service_url_not_allowed") before anything is
+	// stored, and the bot never calls the Bot Connector, with its token,
+	// at a host not listed (a stored conversation reference or
+	// teams.service_url included). An entry is a host matched exactly, or
+	// "*." and a domain matching the hosts below it (package
+	// internal/hostlist). Default DefaultServiceURLHosts; a list given
+	// replaces it.
+	ServiceURLHosts []string
 	// ChannelService selects a sovereign cloud: "" for Microsoft's public
 	// cloud or GovChannelService. It sets the default metadata and token
 	// URLs, the expected token issuer and the bot's token scope.
@@ -202,6 +243,11 @@ type Options struct {
 	// MaxSkew is the clock skew tolerated on token times; default
 	// DefaultMaxSkew, at most MaxSkewLimit.
 	MaxSkew time.Duration
+	// Clicks limits the clicks of each Teams account (tenant and
+	// Microsoft Entra object id; limits.clicks_per_minute): over it the
+	// answer says when to try again and nothing is acted on. nil: no
+	// limit.
+	Clicks *chatlimit.Limiter
 }
 
 // Bot is the Teams adapter. It is safe for concurrent use. Create it with
@@ -215,6 +261,8 @@ type Bot struct {
 	clock   clock.Clock
 	log     *slog.Logger
 	tenants []string
+	// hosts are the service URL hosts the bot accepts and calls.
+	hosts hostlist.List
 
 	verifier *tokenVerifier
 	api      *connector
@@ -297,6 +345,20 @@ func New(opts Options) (*Bot, error) {
 			problems = append(problems, fmt.Sprintf("%s %q must be an absolute http(s) URL", u.key, u.val))
 		}
 	}
+	if opts.ServiceURLHosts == nil {
+		opts.ServiceURLHosts = DefaultServiceURLHosts
+	}
+	hosts, err := hostlist.Parse(opts.ServiceURLHosts)
+	switch {
+	case err != nil:
+		problems = append(problems, "teams.service_url_hosts: "+err.Error())
+	case hosts.Empty():
+		problems = append(problems, "teams.service_url_hosts is empty: list the Bot Connector hosts (default "+strings.Join(DefaultServiceURLHosts, ", ")+")")
+	case opts.ServiceURL != "":
+		if host, err := hosts.CheckURL(opts.ServiceURL); err != nil && host != "" {
+			problems = append(problems, fmt.Sprintf("teams.service_url %q: its host %q is not in teams.service_url_hosts; add it there or use a Bot Connector host", opts.ServiceURL, host))
+		}
+	}
 	if opts.MaxSkew < 0 || opts.MaxSkew > MaxSkewLimit {
 		problems = append(problems, fmt.Sprintf("the token clock skew %s must be between 0 (meaning %s) and %s", opts.MaxSkew, DefaultMaxSkew, MaxSkewLimit))
 	}
@@ -338,8 +400,9 @@ func New(opts Options) (*Bot, error) {
 		clock:    opts.Clock,
 		log:      log,
 		tenants:  tenants,
+		hosts:    hosts,
 		verifier: newTokenVerifier(keys, cl.issuer, opts.AppID, opts.Clock, opts.MaxSkew),
-		api: newConnector(opts.HTTPClient, opts.Clock, &clientcredentials.Config{
+		api: newConnector(opts.HTTPClient, opts.Clock, hosts, &clientcredentials.Config{
 			ClientID:     opts.AppID,
 			ClientSecret: opts.AppPassword,
 			TokenURL:     opts.TokenURL,

@@ -3,7 +3,10 @@
 // number of requests and time, then prints throughput, latency percentiles
 // and, given the server's pid, its peak memory.
 //
-// Typical use against a dev server (signoff serve --dev):
+// Typical use against a dev server (signoff serve --dev). Every create
+// comes from one requester, so start the server with its limits raised
+// (SIGNOFF_LIMITS_REQUESTS_PER_MINUTE=1000000
+// SIGNOFF_LIMITS_PENDING_PER_REQUESTER=1000000), or most answers are 429:
 //
 //	go run ./cmd/signoff-load --server http://127.0.0.1:8080 \
 //	  --token "$(go run ./cmd/signoff dev token)" --clients 32 --requests 5000 --pid $(pgrep -n signoff)

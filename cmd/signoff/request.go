@@ -102,10 +102,15 @@ riding out server restarts and network errors (connection refused, 5xx, 429)
 with capped exponential backoff. Progress goes to standard error; the outcome
 to standard output (--output json: the request as JSON on standard output).
 
+signoff's own limits (429 rate_limited: too many requests in a minute, or
+too many pending): with --wait the create is retried after the server's
+Retry-After until --timeout; without --wait the command fails at once (exit
+1) with the server's message, which says when to try again.
+
 Exit codes: 0 approved (or created, without --wait), 10 denied, 11 expired,
 12 cancelled, 13 still pending when --timeout ran out, 2 usage or config
 error, 3 authentication or policy refusal, 1 anything else (server
-unreachable, …).`,
+unreachable, a limit, …).`,
 		Example: `  signoff request --server https://signoff.example.com --action deploy-prod \
     --param service=api --param version=1.4.2 --reason "release 1.4.2" \
     --link "CI run=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID" --wait`,
@@ -459,6 +464,31 @@ func isAPIError(body []byte) bool {
 	return json.Unmarshal(body, &eb) == nil && eb.Error.Code != ""
 }
 
+// apiErrorCode returns the code of an API error answer, or "".
+func apiErrorCode(body []byte) string {
+	var eb bot.ErrorBody
+	if json.Unmarshal(body, &eb) != nil {
+		return ""
+	}
+	return eb.Error.Code
+}
+
+// rateLimitedDelay is how long to wait before retrying a create that
+// signoff refused with 429 rate_limited: its Retry-After in full (a
+// shorter wait would only be refused again), else the next backoff.
+//
+// Over limits.requests_per_minute the wait is seconds; over
+// limits.pending_per_requester it is a minute at a time, until one of the
+// requester's pending requests is decided, cancelled or expires. Only
+// --wait retries (until --timeout): without it the command fails at once
+// (exit 1) with the server's message, which says when to try again.
+func rateLimitedDelay(h http.Header, bo *backoff) time.Duration {
+	if s, err := strconv.Atoi(h.Get("Retry-After")); err == nil && s >= 0 {
+		return time.Duration(s) * time.Second
+	}
+	return bo.next(nil)
+}
+
 // apiErrorText renders an error answer: "403 forbidden: message".
 func apiErrorText(status int, body []byte) string {
 	var eb bot.ErrorBody
@@ -479,7 +509,9 @@ func (c *apiClient) note(msg string) {
 
 // create POSTs the request, retrying transient failures (safe: the
 // Idempotency-Key makes a repeat return the same request) up to attempts
-// times (0: until deadline).
+// times (0: until deadline). A refusal by signoff's limits (429
+// rate_limited) is retried after its Retry-After only when attempts is 0
+// (--wait), and fails at once otherwise.
 func (c *apiClient) create(ctx context.Context, body []byte, key string, deadline time.Time, attempts int) (bot.RequestView, bool, error) {
 	bo := newBackoff()
 	refreshed := false
@@ -503,6 +535,23 @@ func (c *apiClient) create(ctx context.Context, body []byte, key string, deadlin
 			refreshed = true
 			if err := c.tok.renew(ctx); err != nil {
 				return bot.RequestView{}, false, err
+			}
+			continue
+		case res.status == http.StatusTooManyRequests && apiErrorCode(res.body) == bot.CodeRateLimited:
+			// signoff's own limits (see rateLimitedDelay).
+			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
+			if attempts > 0 {
+				// An explicit code: the server's message must not be
+				// mistaken for a usage error (exit 2).
+				return bot.RequestView{}, false, withCode(exitFailure, fmt.Errorf("%s; not retried without --wait: run again later, or use --wait to wait it out", problem))
+			}
+			delay := rateLimitedDelay(res.header, bo)
+			if time.Now().Add(delay).After(deadline) {
+				return bot.RequestView{}, false, withCode(exitFailure, fmt.Errorf("%s; --timeout runs out before the retry it asks for (in %s)", problem, delay))
+			}
+			c.note(fmt.Sprintf("%s; retrying in %s", problem, delay))
+			if err := sleep(ctx, delay); err != nil {
+				return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
 			}
 			continue
 		case transientStatus(res.status):

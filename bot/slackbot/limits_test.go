@@ -1,0 +1,141 @@
+package slackbot
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
+)
+
+// TestClickFloodIsLimitedPerAccount: a linked Slack user clicking far more
+// than limits.clicks_per_minute gets at most that many clicks to
+// approvals (each one a vote.rejected record here, as the user may not
+// approve), and a private "try again" message for every other one; the
+// audit log grows by the limit, not by the flood. Another account is not
+// affected, and a minute later the account may click again.
+func TestClickFloodIsLimitedPerAccount(t *testing.T) {
+	const limit = 4
+	e := newEnv(t)
+	e.bot.opts.Clicks = chatlimit.New(limit, e.clock)
+	r := e.create("deploy-prod", deployParams(), "")
+	e.links.link("UEVE", identity("eve", "dev")) // linked, not an approver
+	before := len(e.records())
+
+	const flood = 5 * limit
+	for range flood {
+		e.click("UEVE", r.ID, ActionApprove, "C1")
+	}
+	refused, told := 0, 0
+	for range flood {
+		text := e.slack.nextEphemeral(t).Form.Get("text")
+		switch {
+		case strings.Contains(text, "Not counted"):
+			refused++
+		case strings.Contains(text, "more than 4 times in the last minute") && strings.Contains(text, "Try again in 15 seconds"):
+			told++
+		default:
+			t.Errorf("unexpected reply %q", text)
+		}
+	}
+	e.slack.noEphemeral(t)
+	if refused != limit || told != flood-limit {
+		t.Errorf("%d clicks reached approvals and %d were told to wait; want %d and %d", refused, told, limit, flood-limit)
+	}
+	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
+		t.Errorf("%d vote.rejected records, want %d", got, limit)
+	}
+	if grew := len(e.records()) - before; grew > limit {
+		t.Errorf("the audit log grew by %d records under a flood of %d clicks; want at most %d", grew, flood, limit)
+	}
+	if n := len(e.links.askedAbout()); n != limit {
+		t.Errorf("the identity of %d clicks was looked up, want %d", n, limit)
+	}
+	if got := e.svc.Metrics().VotesRefused[approvals.ReasonNotEligible]; got != limit {
+		t.Errorf("approvals saw %d votes, want %d", got, limit)
+	}
+	if got := e.bot.opts.Clicks.Refused(); got != flood-limit {
+		t.Errorf("limiter counted %d refusals, want %d", got, flood-limit)
+	}
+
+	// Another account clicks as usual.
+	e.links.link("UALICE", identity("alice", "sre"))
+	e.click("UALICE", r.ID, ActionApprove, "C1")
+	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "counted (1 of 2)") {
+		t.Errorf("alice's click: %q", text)
+	}
+
+	// Over the limit, a slash command is answered with the
+	// acknowledgement; help does not count.
+	rec := e.postSigned(CommandsPath, command("UEVE", "whoami"))
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK ||
+		body["response_type"] != "ephemeral" || !strings.Contains(body["text"], "Try again in") {
+		t.Errorf("limited command: %d %s", rec.Code, rec.Body)
+	}
+	if rec := e.postSigned(CommandsPath, command("UEVE", "help")); !strings.Contains(rec.Body.String(), "/signoff pending") {
+		t.Errorf("help while limited: %s", rec.Body)
+	}
+	e.slack.noEphemeral(t)
+
+	// The same limit holds over Socket Mode.
+	ack := &recordingAcker{}
+	evt := interactiveEvent(testTeam, "UEVE", "C1", ActionApprove, r.ID, "env-limit")
+	e.bot.handleSocketEvent(&evt, ack)
+	e.bot.work.Wait()
+	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
+		t.Errorf("socket mode click while limited: %q", text)
+	}
+	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
+		t.Errorf("a limited Socket Mode click reached approvals: %d vote.rejected records", got)
+	}
+
+	// A minute later the bucket is full again.
+	e.clock.Advance(time.Minute)
+	e.click("UEVE", r.ID, ActionApprove, "C1")
+	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Not counted") {
+		t.Errorf("a minute later: %q", text)
+	}
+}
+
+// TestReasonDialogCountsAgainstTheLimit: a dialog submission is a click
+// too; over the limit it casts no vote.
+func TestReasonDialogCountsAgainstTheLimit(t *testing.T) {
+	e := newEnv(t)
+	e.bot.opts.Clicks = chatlimit.New(1, e.clock)
+	r := e.create("restart", nil, "")
+	e.links.link("UALICE", identity("alice", "sre"))
+	meta, _ := json.Marshal(reasonMetadata{RequestID: r.ID, Decision: "deny", Channel: "C2"})
+	submit := func() {
+		e.bot.acceptInteraction(slack.InteractionCallback{
+			Type: slack.InteractionTypeViewSubmission, Team: slack.Team{ID: testTeam},
+			User: slack.User{ID: "UALICE", TeamID: testTeam}, TriggerID: "t",
+			View: slack.View{CallbackID: ReasonCallbackID, PrivateMetadata: string(meta), State: &slack.ViewState{
+				Values: map[string]map[string]slack.BlockAction{"reason": {"reason": {Value: "broken"}}},
+			}},
+		}, socketSource)
+		e.bot.work.Wait()
+	}
+	e.click("UALICE", r.ID, ActionDeny, "C2") // opens the dialog: the one click allowed
+	if got := e.slack.ok("views.open"); len(got) != 1 {
+		t.Fatalf("views.open calls: %d", len(got))
+	}
+	submit()
+	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
+		t.Errorf("limited submission: %q", text)
+	}
+	if got := e.get(r.ID); len(got.Votes) != 0 {
+		t.Fatalf("a limited submission voted: %+v", got.Votes)
+	}
+	e.clock.Advance(time.Minute)
+	submit()
+	if got := e.get(r.ID); len(got.Votes) != 1 {
+		t.Fatalf("after a minute the submission did not vote: %+v", got.Votes)
+	}
+}
