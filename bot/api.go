@@ -17,6 +17,10 @@ package bot
 // include one of auditors.groups). Anyone else gets 404 not_found, exactly as
 // for an id that does not exist, so request ids cannot be probed. An auditor
 // who is not the requester may read a request but not cancel it (403).
+//
+// Creates are limited per requester (limits.requests_per_minute and
+// limits.pending_per_requester): beyond either the answer is 429
+// rate_limited with Retry-After (see limits.go).
 
 import (
 	"bufio"
@@ -80,6 +84,7 @@ const (
 	CodeNotPending       = "not_pending"
 	CodePayloadTooLarge  = "payload_too_large"
 	CodeMethodNotAllowed = "method_not_allowed"
+	CodeRateLimited      = "rate_limited"
 	CodeInternal         = "internal"
 )
 
@@ -255,14 +260,30 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 	if len(keys) == 1 {
 		key = strings.TrimSpace(keys[0])
 	}
-	req, created, err := s.opts.Service.Create(r.Context(), approvals.CreateInput{
+	in := approvals.CreateInput{
 		Requester:      requesterOf(tok),
 		Action:         body.Action,
 		Params:         body.Params,
 		Reason:         body.Reason,
 		Links:          body.Links,
 		IdempotencyKey: key,
-	})
+	}
+	if wait, ok := s.requests.Allow(requesterKey(tok)); !ok {
+		// Over the limit, a faithful retry of a request already made is
+		// still answered (see limits.go): it creates nothing.
+		prev, found, err := s.opts.Service.Replay(r.Context(), in)
+		switch {
+		case err != nil:
+			s.serviceError(w, r, err)
+		case found:
+			setRequestID(r, prev.ID)
+			WriteJSON(w, http.StatusOK, s.view(prev))
+		default:
+			s.rateLimited(w, r, LimitRequestsPerMinute, wait, s.requestsLimitMessage(tok, wait))
+		}
+		return
+	}
+	req, created, err := s.opts.Service.Create(r.Context(), in)
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
@@ -318,11 +339,13 @@ func (s *Server) longPoll(ctx context.Context, req storage.Request, wait time.Du
 // waits beyond MaxWait are shortened to it.
 func parseWait(q url.Values) (time.Duration, string) {
 	vals := q["wait"]
+	if len(vals) > 1 {
+		// Proxies and clients disagree about which of several values
+		// wins; refuse rather than guess.
+		return 0, "wait is given more than once: give it once, e.g. wait=30s"
+	}
 	if len(vals) == 0 || vals[0] == "" {
 		return 0, ""
-	}
-	if len(vals) > 1 {
-		return 0, "wait is given more than once"
 	}
 	v := vals[0]
 	d, err := time.ParseDuration(v)
@@ -600,6 +623,8 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 			fail(w, r, http.StatusForbidden, CodeForbidden, ar.Message)
 		case approvals.ReasonIdempotencyConf:
 			fail(w, r, http.StatusConflict, CodeConflict, ar.Message)
+		case approvals.ReasonTooManyPending:
+			s.rateLimited(w, r, LimitPendingPerRequester, pendingRetryAfter, ar.Message)
 		default:
 			fail(w, r, http.StatusBadRequest, CodeInvalidRequest, ar.Message)
 		}

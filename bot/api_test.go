@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -474,7 +475,7 @@ func manyParams(n int) string {
 }
 
 func TestPanicIsAnInternalErrorWithoutDetails(t *testing.T) {
-	logs := &syncBuffer{}
+	logs := &testenv.LogBuffer{}
 	front := bot.New(bot.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	front.Handle("/boom", http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("secret detail") }))
 	srv := httptest.NewServer(front)
@@ -509,5 +510,22 @@ func TestNoVerifierRefusesEveryCall(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("%d", resp.StatusCode)
+	}
+}
+
+// TestWaitGivenTwiceIsRefused: a repeated wait= is a 400, whichever of
+// the values is empty.
+func TestWaitGivenTwiceIsRefused(t *testing.T) {
+	fx := newAPIFixture(t)
+	tok := fx.token("ci-user", nil)
+	r := fx.create("ci-user")
+	for _, q := range []string{"wait=30s&wait=1s", "wait=&wait=30s", "wait=1s&wait="} {
+		resp := fx.do(http.MethodGet, "/v1/requests/"+r.ID+"?"+q, tok, "")
+		if resp.status != http.StatusBadRequest || !strings.Contains(resp.errorMessage(), "more than once") {
+			t.Errorf("GET ?%s: %d %s", q, resp.status, resp.body)
+		}
+	}
+	if resp := fx.do(http.MethodGet, "/v1/requests/"+r.ID+"?wait=", tok, ""); resp.status != http.StatusOK {
+		t.Errorf("GET ?wait= (empty, once): %d %s", resp.status, resp.body)
 	}
 }

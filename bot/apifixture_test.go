@@ -1,7 +1,6 @@
 package bot_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,13 +9,15 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/policy"
@@ -40,27 +41,10 @@ type apiFixture struct {
 	forged, rogue *devissuer.Issuer
 	// clockOffset shifts the verifier's clock (to make tokens expire).
 	clockOffset atomic.Int64
-	logs        *syncBuffer
+	logs        *testenv.LogBuffer
 	// entered receives the path of each API request as it arrives, when
 	// not nil (long-poll tests use it to act while the server waits).
 	entered chan string
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func testPolicy(t testing.TB) *policy.Policy {
@@ -86,10 +70,22 @@ func testPolicy(t testing.TB) *policy.Policy {
 	}
 }
 
-func newAPIFixture(t testing.TB) *apiFixture {
+// apiLimits, given to newAPIFixture, sets the limits: the pending cap on
+// the service, the others on the front door (on clock).
+type apiLimits struct {
+	requestsPerMinute, pendingPerRequester int
+	clicks                                 *chatlimit.Limiter
+	clock                                  clock.Clock
+}
+
+func newAPIFixture(t testing.TB, limits ...apiLimits) *apiFixture {
 	t.Helper()
+	var lim apiLimits
+	for _, l := range limits {
+		lim = l
+	}
 	dir := t.TempDir()
-	f := &apiFixture{t: t, logs: &syncBuffer{}}
+	f := &apiFixture{t: t, logs: &testenv.LogBuffer{}}
 
 	// The issuers, all on one loopback server.
 	idp := httptest.NewUnstartedServer(nil)
@@ -131,10 +127,11 @@ func newAPIFixture(t testing.TB) *apiFixture {
 	t.Cleanup(func() { st.Close() })
 	f.store = st
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger})
+	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger, PendingPerRequester: lim.pendingPerRequester})
 	f.front = bot.New(bot.Options{
 		Service: f.svc, Store: st, Logger: logger, Version: "test", Verifier: verifier,
-		RequestURL: func(id string) string { return "http://console.example/dev#" + id },
+		RequestURL:        func(id string) string { return "http://console.example/dev#" + id },
+		RequestsPerMinute: lim.requestsPerMinute, Clicks: lim.clicks, Clock: lim.clock,
 	})
 	f.api = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if f.entered != nil {

@@ -34,6 +34,13 @@ package bot
 //	signoff_outbox_due{kind}                             gauge (execute, notify.slack, notify.teams, notice.slack, notice.teams), idem
 //	signoff_http_requests_total{route,method,code}       counter
 //	signoff_http_request_duration_seconds{route,method}  histogram
+//	signoff_rate_limited_total{limit}                    counter (requests_per_minute, pending_per_requester, clicks_per_minute)
+//
+// Components add families of their own with Server.AddMetrics (see
+// readiness.go); serve adds, when Slack Socket Mode is on:
+//
+//	signoff_slack_socket_connected                       gauge, 1 while a Socket Mode websocket is up, else 0
+//	signoff_slack_socket_connection_failures_total       counter, failed attempts to open one
 //
 // The two store gauges each count at most approvals.MaxBacklogCount
 // (10,000): a value at the cap means at least that many. When the store
@@ -176,6 +183,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	}
 
 	s.metrics.write(&e)
+	e.counterMap("signoff_rate_limited_total", "Calls refused by a limit, by limit (the limits.* config key): API creates and chat clicks or commands.", "limit", s.rateLimitedCounts())
+	s.writeExtraMetrics(&e)
 
 	w.Header().Set("Content-Type", metricsContentType)
 	w.Header().Set("Cache-Control", "no-store")

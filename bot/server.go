@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/ratelimit"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -27,6 +30,15 @@ type Options struct {
 	// RequestURL, when set, returns where a person can look at a request
 	// (RequestView.URL), e.g. the dev console in dev mode.
 	RequestURL func(id string) string
+	// RequestsPerMinute caps POST /v1/requests per requester identity
+	// (issuer and subject; limits.requests_per_minute); beyond it the
+	// answer is 429 rate_limited with Retry-After. 0: no cap.
+	RequestsPerMinute int
+	// Clicks is the per chat account limit the chat adapters share
+	// (limits.clicks_per_minute); /metrics counts its refusals. nil: none.
+	Clicks *chatlimit.Limiter
+	// Clock drives the rate limits; default the wall clock.
+	Clock clock.Clock
 }
 
 // Server routes signoff's HTTP endpoints. Every response passes through a
@@ -42,6 +54,13 @@ type Server struct {
 	stopDrain context.CancelFunc
 	// metrics counts the requests served, for /metrics (see metrics.go).
 	metrics *httpMetrics
+	// ext holds the readiness checks and metric sources components added
+	// (see readiness.go).
+	ext extensions
+	// requests limits creates per requester (Options.RequestsPerMinute);
+	// limited counts the calls refused by each limit (see limits.go).
+	requests *ratelimit.Limiter
+	limited  limitCounters
 }
 
 // New builds the router, with the CI API (see api.go) mounted under /v1 and
@@ -50,7 +69,10 @@ func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newHTTPMetrics()}
+	if opts.Clock == nil {
+		opts.Clock = clock.Real{}
+	}
+	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newHTTPMetrics(), requests: ratelimit.New(opts.RequestsPerMinute, opts.Clock)}
 	s.drain, s.stopDrain = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
@@ -60,6 +82,10 @@ func New(opts Options) *Server {
 	s.mountAPI()
 	return s
 }
+
+// Clicks returns the per chat account limit of Options.Clicks, for the
+// chat adapters mounted on the front door to share (nil: no limit).
+func (s *Server) Clicks() *chatlimit.Limiter { return s.opts.Clicks }
 
 // Handle mounts another handler (a chat adapter, the dev console) on the
 // front door.
@@ -90,6 +116,12 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		s.opts.Logger.Warn("readiness check failed", "err", err)
 		WriteError(w, http.StatusServiceUnavailable, "not_ready", "the store is not available: "+err.Error())
+		return
+	}
+	if failing := s.failingChecks(ctx); len(failing) > 0 {
+		msg := readinessMessage(failing)
+		s.opts.Logger.Warn("readiness check failed", "err", msg)
+		WriteError(w, http.StatusServiceUnavailable, "not_ready", msg)
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -80,6 +80,15 @@ const (
 	// DefaultLogLevel and DefaultLogFormat configure logging.
 	DefaultLogLevel  = "info"
 	DefaultLogFormat = "text"
+	// DefaultRequestsPerMinute caps the requests one CI identity creates
+	// in a minute: a pipeline asks for one approval per gated step.
+	DefaultRequestsPerMinute = 60
+	// DefaultPendingPerRequester caps the requests one CI identity has
+	// waiting at once.
+	DefaultPendingPerRequester = 20
+	// DefaultClicksPerMinute caps one chat account's clicks and commands
+	// in a minute: a person clicks a few times.
+	DefaultClicksPerMinute = 30
 )
 
 // Storage drivers.
@@ -118,6 +127,9 @@ type Config struct {
 	Teams TeamsConfig `mapstructure:"teams"`
 	// Audit configures the audit log's signed checkpoints.
 	Audit AuditConfig `mapstructure:"audit"`
+	// Limits caps what one requester or one chat account may do in a
+	// minute, and how many requests a requester may have pending.
+	Limits LimitsConfig `mapstructure:"limits"`
 	// Actions are the things CI may ask approval for, by name.
 	Actions map[string]ActionConfig `mapstructure:"actions"`
 	// Dev configures dev mode (`signoff serve --dev`).
@@ -268,6 +280,26 @@ type TeamsConfig struct {
 	// ChannelService selects a sovereign cloud (e.g.
 	// https://botframework.azure.us); empty for the public cloud.
 	ChannelService string `mapstructure:"channel_service"`
+	// ServiceURLHosts are the hosts an activity's serviceUrl may name
+	// (the bot sends its token there); activities naming another host are
+	// refused. Entries are hosts matched exactly or "*." and a domain;
+	// default DefaultTeamsServiceURLHosts. A list given replaces the
+	// default.
+	ServiceURLHosts []string `mapstructure:"service_url_hosts"`
+}
+
+// DefaultTeamsServiceURLHosts is the default of teams.service_url_hosts:
+// the Bot Connector hosts of Microsoft's public cloud and of the US
+// Government clouds (GCC, GCC High, DoD), as Microsoft's Teams SDK lists
+// them in "Service URL Validation"
+// (https://microsoft.github.io/teams-sdk/csharp/essentials/app-configuration/service-url-validation).
+// It equals teamsbot.DefaultServiceURLHosts.
+var DefaultTeamsServiceURLHosts = []string{
+	"smba.trafficmanager.net",
+	"smba.onyx.prod.teams.trafficmanager.net",
+	"smba.infra.gcc.teams.microsoft.com",
+	"smba.infra.gov.teams.microsoft.us",
+	"smba.infra.dod.teams.microsoft.us",
 }
 
 // Configured reports whether any Teams key is set.
@@ -285,6 +317,23 @@ type AuditConfig struct {
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	// CheckpointEvery is how many records lie between two checkpoints.
 	CheckpointEvery int `mapstructure:"checkpoint_every"`
+}
+
+// LimitsConfig caps what one caller may do; beyond a limit the API answers
+// 429 rate_limited with Retry-After, and a chat click or command is told
+// privately when to try again. The defaults are far above what an honest
+// CI run or approver does; they stop runaway loops and floods.
+type LimitsConfig struct {
+	// RequestsPerMinute caps POST /v1/requests per requester identity
+	// (issuer and subject of the CI token); DefaultRequestsPerMinute.
+	RequestsPerMinute int `mapstructure:"requests_per_minute"`
+	// PendingPerRequester caps the requests one requester identity may
+	// have pending at once; DefaultPendingPerRequester.
+	PendingPerRequester int `mapstructure:"pending_per_requester"`
+	// ClicksPerMinute caps the card clicks and chat commands per chat
+	// account (platform, workspace or tenant, user);
+	// DefaultClicksPerMinute.
+	ClicksPerMinute int `mapstructure:"clicks_per_minute"`
 }
 
 // ActionConfig is one kind of thing CI may ask approval for.
@@ -386,8 +435,12 @@ type StepUpConfig struct {
 	MaxAge time.Duration `mapstructure:"max_age"`
 	// ACRValues are requested from the IdP at the step-up sign-in.
 	ACRValues []string `mapstructure:"acr_values"`
-	// RequireMFA demands a multi-factor sign-in (amr claim).
+	// RequireMFA demands a multi-factor sign-in (amr claim): "mfa", or
+	// methods of two different kinds (see policy.IsMultiFactor).
 	RequireMFA bool `mapstructure:"require_mfa"`
+	// MFAMethods are amr values accepted as multi-factor on their own,
+	// for an IdP that reports one strong method (e.g. [hwk]).
+	MFAMethods []string `mapstructure:"mfa_methods"`
 }
 
 // DevConfig configures dev mode.
@@ -455,7 +508,13 @@ func Default() *Config {
 			PersonClaims: append([]string(nil), DefaultIdPPersonClaims...),
 		},
 		Audit: AuditConfig{CheckpointEvery: DefaultCheckpointEvery},
+		Limits: LimitsConfig{
+			RequestsPerMinute:   DefaultRequestsPerMinute,
+			PendingPerRequester: DefaultPendingPerRequester,
+			ClicksPerMinute:     DefaultClicksPerMinute,
+		},
 		Log:   LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Teams: TeamsConfig{ServiceURLHosts: append([]string(nil), DefaultTeamsServiceURLHosts...)},
 	}
 }
 

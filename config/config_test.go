@@ -322,7 +322,7 @@ slack: {bot_token: xoxb-1, signing_secret: s, team_id: T01, api_url: "http://127
 		{"slack socket mode ok", `
 slack: {bot_token: xoxb-1, app_token: xapp-1, team_id: T01}`, "", ""},
 		{"teams complete", `
-teams: {app_id: bot, app_password: pw, tenant_ids: [t1], service_url: "http://127.0.0.1:3978/"}`, "", ""},
+teams: {app_id: bot, app_password: pw, tenant_ids: [t1], service_url: "http://127.0.0.1:3978/", service_url_hosts: [127.0.0.1]}`, "", ""},
 		{"teams http url", `
 teams: {app_id: bot, app_password: pw, tenant_ids: [t1], token_url: "http://login.example.com/token"}`, "teams.token_url", "https"},
 		{"dev approver duplicate", `
@@ -1113,5 +1113,40 @@ idp: {issuer: "https://login.example.com", client_id: signoff, scopes: [openid],
 		if (tc.want == "" && len(got) > 0) || (tc.want != "" && !slices.Equal(got, []string{tc.want})) {
 			t.Errorf("person_claim %s, person_claims %s: warnings %q, want %q", tc.claim, tc.pc, got, tc.want)
 		}
+	}
+}
+
+// TestLoadAndValidateReportsEverything: an unknown key or a mistyped
+// value does not hide the other problems of the file.
+func TestLoadAndValidateReportsEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signoff.yaml")
+	text := base + `
+slak: {team_id: T1}
+listen: "127.0.0.1:http8080"
+audit: {checkpoint_every: lots}
+`
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.LoadAndValidate(config.LoadOptions{Path: path, LookupEnv: func(string) (string, bool) { return "", false }})
+	var ve *config.ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v", err)
+	}
+	got := keysOf(ve.Problems)
+	for _, want := range []string{"slak", "listen", "audit.checkpoint_every"} {
+		if !slices.Contains(got, want) {
+			t.Errorf("problems %q lack %s", got, want)
+		}
+	}
+	// A mistyped value is reported once, not again by validation.
+	n := 0
+	for _, k := range got {
+		if k == "audit.checkpoint_every" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("audit.checkpoint_every reported %d times: %v", n, ve.Problems)
 	}
 }

@@ -56,6 +56,17 @@ func EnvMap(m map[string]string) func(string) (string, bool) {
 //
 // Load does not call Validate.
 func Load(opts LoadOptions) (*Config, error) {
+	cfg, err := load(opts)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// load is Load, returning with a *ValidationError the config as far as it
+// could be decoded (for LoadAndValidate); nil when the file could not be
+// read or parsed.
+func load(opts LoadOptions) (*Config, error) {
 	lookup := opts.LookupEnv
 	if lookup == nil {
 		lookup = os.LookupEnv
@@ -146,9 +157,57 @@ func Load(opts LoadOptions) (*Config, error) {
 	}
 	resolveSecrets(reflect.ValueOf(cfg).Elem(), "", fromEnv, &ps)
 	if len(ps) > 0 {
-		return nil, ps.err()
+		return cfg, ps.err()
 	}
 	return cfg, nil
+}
+
+// LoadAndValidate is Load followed by Validate, reporting every problem
+// of both at once: an unknown key or a value of the wrong type does not
+// hide the rest. When loading found problems, the config is validated as
+// far as it could be decoded, and a validation problem of a key that
+// already has a loading problem (or lies under one) is left out, since it
+// only repeats it. On any problem it returns a *ValidationError and a nil
+// config; a file that cannot be read or parsed is returned as Load
+// returns it.
+func LoadAndValidate(opts LoadOptions) (*Config, error) {
+	partial, loadErr := load(opts)
+	var loadProblems *ValidationError
+	if loadErr != nil && !errors.As(loadErr, &loadProblems) {
+		return nil, loadErr
+	}
+	var all problems
+	if loadProblems != nil {
+		all = append(all, loadProblems.Problems...)
+	}
+	if err := partial.Validate(); err != nil {
+		var vp *ValidationError
+		if !errors.As(err, &vp) {
+			return nil, err
+		}
+		for _, p := range vp.Problems {
+			if !coveredBy(p.Key, all) {
+				all = append(all, p)
+			}
+		}
+	}
+	if len(all) > 0 {
+		return nil, all.err()
+	}
+	return partial, nil
+}
+
+// coveredBy reports whether key is, or lies under, a key with a problem.
+func coveredBy(key string, ps problems) bool {
+	for _, p := range ps {
+		if p.Key == "" {
+			continue
+		}
+		if key == p.Key || strings.HasPrefix(key, p.Key+".") || strings.HasPrefix(key, p.Key+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseYAML decodes a YAML document into a map with string keys at every

@@ -55,6 +55,8 @@ func (c *Config) Summary() string {
 		line("audit", "checkpoints unsigned (set audit.signing_key_file to sign one every %d records)", c.Audit.CheckpointEvery)
 	}
 	line("auditors", "%s", groupsOrNone(c.Auditors.Groups))
+	line("limits", "%d requests a minute and %d pending per requester; %d clicks and commands a minute per chat account",
+		c.Limits.RequestsPerMinute, c.Limits.PendingPerRequester, c.Limits.ClicksPerMinute)
 
 	b.WriteString("\nRequesters (CI token issuers)\n")
 	if len(c.Requesters) == 0 {

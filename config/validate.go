@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/policy"
 )
 
@@ -115,6 +116,18 @@ func (c *Config) validateServer(ps *problems) {
 
 	if c.Audit.CheckpointEvery < 1 {
 		ps.add("audit.checkpoint_every", "must be >= 1, got %d", c.Audit.CheckpointEvery)
+	}
+	for _, l := range []struct {
+		key      string
+		val, def int
+	}{
+		{"limits.requests_per_minute", c.Limits.RequestsPerMinute, DefaultRequestsPerMinute},
+		{"limits.pending_per_requester", c.Limits.PendingPerRequester, DefaultPendingPerRequester},
+		{"limits.clicks_per_minute", c.Limits.ClicksPerMinute, DefaultClicksPerMinute},
+	} {
+		if l.val <= 0 {
+			ps.add(l.key, "must be > 0, got %d (leave it out for the default, %d)", l.val, l.def)
+		}
 	}
 
 	devNames := map[string]int{}
@@ -250,6 +263,36 @@ func (c *Config) validateTeams(ps *problems) {
 		if u.val != "" {
 			checkURL(ps, u.key, u.val, urlRule{httpsUnlessLoopback: true, showValue: true})
 		}
+	}
+	c.validateTeamsServiceURLHosts(ps)
+}
+
+// validateTeamsServiceURLHosts checks teams.service_url_hosts (see package
+// internal/hostlist for the match rule) and that teams.service_url names
+// one of its hosts: the bot never sends its token to another.
+func (c *Config) validateTeamsServiceURLHosts(ps *problems) {
+	t := c.Teams
+	const key = "teams.service_url_hosts"
+	if len(t.ServiceURLHosts) == 0 {
+		ps.add(key, "is empty: list the Bot Connector hosts activities may name (leave the key out for the default: %s)", strings.Join(DefaultTeamsServiceURLHosts, ", "))
+		return
+	}
+	bad := false
+	for i, h := range t.ServiceURLHosts {
+		if err := hostlist.CheckEntry(h); err != nil {
+			ps.add(fmt.Sprintf("%s[%d]", key, i), "%v", err)
+			bad = true
+		}
+	}
+	if bad || t.ServiceURL == "" {
+		return
+	}
+	hosts, err := hostlist.Parse(t.ServiceURLHosts)
+	if err != nil {
+		return
+	}
+	if host, err := hosts.CheckURL(t.ServiceURL); err != nil && host != "" {
+		ps.add("teams.service_url", "its host %q is not in %s: add it there, or use a Bot Connector service URL (e.g. https://smba.trafficmanager.net/teams/)", host, key)
 	}
 }
 
@@ -394,6 +437,9 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 
 	if s := a.StepUp; s != nil {
 		sk := key + ".step_up"
+		if len(s.MFAMethods) > 0 && !s.RequireMFA {
+			ps.add(sk+".mfa_methods", "has no effect without require_mfa: true")
+		}
 		if s.MaxAge <= 0 {
 			ps.add(sk+".max_age", "must be > 0 (how recent the sign-in must be, e.g. 5m), got %s", fmtDuration(s.MaxAge))
 		}

@@ -490,7 +490,8 @@ func TestBindingTeamsForwardedLinkIsRefused(t *testing.T) {
   app_password: %APPPASSWORD%
   tenant_ids: [%TENANT%]
   openid_metadata_url: %METADATA%
-  token_url: %TOKEN%`)
+  token_url: %TOKEN%
+  service_url_hosts: [127.0.0.1]`)
 	// The IdP is Entra-like: ID tokens carry the person's object id.
 	idpAlice, idpMallory := bindingAlice, bindingMallory
 	idpAlice.Extra = map[string]any{"oid": alice.AADObjectID}

@@ -40,6 +40,7 @@ func startServer(t *testing.T, args ...string) (addr string, stop func() error) 
 			done <- err
 			return
 		}
+		withoutDevTrust(cfg) // a start without --dev refuses the dev requester
 		done <- serve(ctx, cfg, serveOptions{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, ready: ready})
 	}()
 	select {
@@ -220,7 +221,7 @@ func TestServeRefusesLockedDatabase(t *testing.T) {
 	defer st.Close()
 	t.Setenv("SIGNOFF_STORAGE_PATH", dbPath)
 	t.Setenv("SIGNOFF_LISTEN", "127.0.0.1:0")
-	code, _, stderr := runCmd(t, "serve", "--config", exampleConfig)
+	code, _, stderr := runCmd(t, "serve", "--config", productionExampleConfig(t))
 	if code == 0 || !strings.Contains(stderr, "locked by another signoff process") {
 		t.Fatalf("serve on a locked database: %d %s", code, stderr)
 	}
@@ -236,7 +237,7 @@ func TestDevModeRefusesNonLoopback(t *testing.T) {
 }
 
 func TestConfigCheck(t *testing.T) {
-	code, out, stderr := runCmd(t, "config", "check", "--config", exampleConfig)
+	code, out, stderr := runCmd(t, "config", "check", "--dev", "--config", exampleConfig)
 	if code != 0 || !strings.Contains(out, "deploy-prod") {
 		t.Fatalf("config check example: %d\n%s\n%s", code, out, stderr)
 	}
@@ -245,6 +246,13 @@ func TestConfigCheck(t *testing.T) {
 	code, _, stderr = runCmd(t, "config", "check", "--config", bad)
 	if code != 2 || !strings.Contains(stderr, "actions.deploy.") {
 		t.Fatalf("config check bad: %d %s", code, stderr)
+	}
+	// The unknown key (bogus) does not hide the rest: min_approvals and
+	// ttl are reported with it.
+	for _, want := range []string{"actions.deploy.bogus", "actions.deploy.ttl", "actions.deploy.approvers"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("config check names %s? stderr:\n%s", want, stderr)
+		}
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -44,31 +45,12 @@ dev:
 log: {level: warn}
 `
 
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader in two
-// goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // testServer is `signoff serve` running in-process.
 type testServer struct {
 	addr string
 	base string
 	svc  *approvals.Service
-	log  *lockedBuffer
+	log  *testenv.LogBuffer
 	stop func() error
 }
 
@@ -96,7 +78,7 @@ func startServeConfig(t *testing.T, cfgPath string, dev bool, adjust ...func(*co
 	for _, a := range adjust {
 		a(cfg)
 	}
-	ts := &testServer{log: &lockedBuffer{}}
+	ts := &testServer{log: &testenv.LogBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
@@ -168,8 +150,8 @@ type runResult struct {
 
 // runAsync runs a command line in the background; stderr is readable while
 // it runs.
-func runAsync(args ...string) (stderr *lockedBuffer, result <-chan runResult) {
-	stderr = &lockedBuffer{}
+func runAsync(args ...string) (stderr *testenv.LogBuffer, result <-chan runResult) {
+	stderr = &testenv.LogBuffer{}
 	ch := make(chan runResult, 1)
 	go func() {
 		var out bytes.Buffer
@@ -507,12 +489,13 @@ func TestRequestWaitSurvivesServerRestart(t *testing.T) {
 }
 
 // TestDevTokensOnlyInDevMode: a server without --dev has no /dev/token, and
-// a dev token is refused by it.
+// a dev token is refused by it (it cannot even be configured to trust the
+// dev issuer: TestServeRefusesDevIssuerWithoutDev).
 func TestDevTokensOnlyInDevMode(t *testing.T) {
 	clearCIEnv(t)
 	dev := startDevServer(t)
 	tok := devToken(t, dev, "--sub", "someone", "--claim", "repository=acme/api", "--claim", `groups=["audit"]`)
-	prod := startTestServer(t, false, "127.0.0.1:0", filepath.Join(t.TempDir(), "signoff.db"))
+	prod := startProdServer(t)
 
 	code, _, stderr := runCmd(t, "dev", "token", "--server", prod.base)
 	if code != exitFailure || !strings.Contains(stderr, "no dev token endpoint") {
@@ -596,8 +579,9 @@ func TestAuditExportFromServer(t *testing.T) {
 }
 
 // TestDevTokenEndpointRefusesBrowsers: /dev/token answers only a loopback
-// Host name (a DNS-rebinding page cannot read a token) and only a JSON body
-// (a cross-site form cannot post one).
+// Host name (a DNS-rebinding page cannot read a token: 421, see
+// TestDevRoutesRefuseForeignHost) and only a JSON body (a cross-site form
+// cannot post one).
 func TestDevTokenEndpointRefusesBrowsers(t *testing.T) {
 	ts := startDevServer(t)
 	post := func(host, contentType string) int {
@@ -611,8 +595,8 @@ func TestDevTokenEndpointRefusesBrowsers(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := post("attacker.example:80", "application/json"); code != http.StatusForbidden {
-		t.Fatalf("rebound Host: %d, want 403", code)
+	if code := post("attacker.example:80", "application/json"); code != http.StatusMisdirectedRequest {
+		t.Fatalf("rebound Host: %d, want 421", code)
 	}
 	if code := post(ts.addr, "application/x-www-form-urlencoded"); code != http.StatusBadRequest {
 		t.Fatalf("form body: %d, want 400", code)

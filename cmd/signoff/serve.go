@@ -25,6 +25,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/bot/slackbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot"
@@ -90,12 +91,17 @@ func loadConfig(path string) (*config.Config, error) { return loadConfigData(pat
 // loadConfigData is loadConfig for YAML already in memory (data) when not
 // nil; path then only names it in messages.
 func loadConfigData(path string, data []byte) (*config.Config, error) {
-	cfg, err := config.Load(config.LoadOptions{Path: path, Data: data, LookupEnv: os.LookupEnv})
+	// Every problem at once: an unknown key does not hide the rest.
+	cfg, err := config.LoadAndValidate(config.LoadOptions{Path: path, Data: data, LookupEnv: os.LookupEnv})
+	if data == nil && errors.Is(err, os.ErrNotExist) {
+		return nil, withCode(exitUsage, fmt.Errorf("config file %s does not exist: write one there (config.example.yaml documents every key) or, in a container, mount yours at that path", path))
+	}
+	var problems *config.ValidationError
+	if errors.As(err, &problems) {
+		return nil, withCode(exitUsage, fmt.Errorf("config %s has problems:\n%w", path, err))
+	}
 	if err != nil {
 		return nil, withCode(exitUsage, err)
-	}
-	if err := cfg.Validate(); err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("config %s has problems:\n%w", path, err))
 	}
 	return cfg, nil
 }
@@ -121,6 +127,8 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		if err := checkLoopback(cfg.Listen); err != nil {
 			return withCode(exitUsage, err)
 		}
+	} else if err := refuseDevTrust(cfg); err != nil {
+		return withCode(exitUsage, err)
 	}
 	if cfg.Storage.Driver != "" && cfg.Storage.Driver != "bolt" {
 		return withCode(exitUsage, fmt.Errorf("storage.driver: %q is not available in this build; use bolt", cfg.Storage.Driver))
@@ -147,6 +155,8 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		GroupsMaxAge:    cfg.IdP.GroupsMaxAge,
 		SigningKey:      signingKey,
 		CheckpointEvery: cfg.Audit.CheckpointEvery,
+		// Counted in the create transaction; the API answers 429.
+		PendingPerRequester: cfg.Limits.PendingPerRequester,
 	})
 	if o.onService != nil {
 		o.onService(svc)
@@ -229,7 +239,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		if approverLinker == nil {
 			return abort(withCode(exitUsage, errors.New("slack: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
 		}
-		if slack, err = newSlackBot(cfg, svc, approverLinker, logger); err != nil {
+		if slack, err = newSlackBot(cfg, svc, approverLinker, front.Clicks(), logger); err != nil {
 			return abort(err)
 		}
 		// The bot token must carry the scopes signoff needs, users:read.email
@@ -249,6 +259,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		slack.Register(front)
 		startLoop("slack outbox", slack.RunOutbox)
 		if cfg.Slack.AppToken.IsSet() {
+			watchSlackSocketMode(front, slack)
 			startLoop("slack socket mode", func(ctx context.Context) error { return slack.RunSocketMode(ctx) })
 		}
 	}
@@ -257,7 +268,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		if approverLinker == nil {
 			return abort(withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
 		}
-		if teams, err = newTeamsBot(cfg, svc, store, approverLinker, logger); err != nil {
+		if teams, err = newTeamsBot(cfg, svc, store, approverLinker, front.Clicks(), logger); err != nil {
 			return abort(err)
 		}
 		teams.Register(front)
@@ -391,6 +402,11 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 		logger.Warn("no requesters configured: every CI API call is refused until a requesters entry is added")
 	}
 	opts := bot.Options{Service: svc, Store: store, Logger: logger, Version: version, Verifier: verifier}
+	// The limits: creates per requester here; clicks per chat account in
+	// one limiter the chat adapters and the dev console share
+	// (front.Clicks()), so /metrics counts all of its refusals.
+	opts.RequestsPerMinute = cfg.Limits.RequestsPerMinute
+	opts.Clicks = chatlimit.New(cfg.Limits.ClicksPerMinute, nil)
 	if dev {
 		consoleURL := "http://" + addr + "/dev"
 		opts.RequestURL = func(string) string { return consoleURL }
@@ -399,15 +415,20 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 	if !dev {
 		return front, nil, nil
 	}
-	// The dev issuer, on this listener at its issuer URL's path.
+	// The dev issuer, on this listener at its issuer URL's path, behind
+	// the loopback Host check like everything dev mode mounts (devRoutes).
+	devMux, err := devRoutes(front, addr)
+	if err != nil {
+		return nil, nil, err
+	}
 	u, _ := url.Parse(devIss.URL()) // requesterIssuers built it
 	if p := strings.TrimSuffix(u.Path, "/"); p == "" {
-		front.Handle("GET "+devissuer.DiscoveryPath, devIss.Handler())
-		front.Handle("GET "+devissuer.JWKSPath, devIss.Handler())
+		devMux.Handle("GET "+devissuer.DiscoveryPath, devIss.Handler())
+		devMux.Handle("GET "+devissuer.JWKSPath, devIss.Handler())
 	} else {
-		front.Handle(p+"/", devIss.Handler())
+		devMux.Handle(p+"/", devIss.Handler())
 	}
-	front.Handle("POST /dev/token", devTokenHandler(devIss, devAudience(issuers), logger))
+	devMux.Handle("POST /dev/token", devTokenHandler(devIss, devAudience(issuers), logger))
 	// serve mounts the dev console (mountDevConsole, devlink.go).
 	return front, devIss, nil
 }
@@ -432,8 +453,8 @@ const defaultDevIssuerPath = "/dev/oidc"
 // names no groups_claim, dev mode reads groups from "groups", so
 // `signoff dev token --claim groups=audit` makes an auditor token.
 //
-// Outside dev mode nothing is rewritten or added: a requester named dev is
-// an issuer like any other, and as nothing serves it, its tokens fail.
+// Outside dev mode nothing is rewritten or added, and serve has already
+// refused a config that trusts a dev-mode issuer URL (refuseDevTrust).
 func requesterIssuers(cfg *config.Config, dev bool, addr string) ([]oidc.TrustedIssuer, *devissuer.Issuer, error) {
 	out := make([]oidc.TrustedIssuer, 0, len(cfg.Requesters)+1)
 	devIdx := -1
@@ -622,8 +643,8 @@ func chatPlatforms(cfg *config.Config) []string {
 }
 
 // newSlackBot builds the Slack adapter from the slack section; votes go
-// through linker's identities.
-func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, logger *slog.Logger) (*slackbot.Bot, error) {
+// through linker's identities; clicks limits each Slack account.
+func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*slackbot.Bot, error) {
 	sb, err := slackbot.New(slackbot.Options{
 		Service:       svc,
 		Resolver:      linker,
@@ -635,6 +656,7 @@ func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker
 		APIURL:        cfg.Slack.APIURL,
 		PublicURL:     cfg.PublicURL,
 		Logger:        logger,
+		Clicks:        clicks,
 	})
 	if err != nil {
 		return nil, withCode(exitUsage, fmt.Errorf("slack: %w", err))
@@ -643,8 +665,8 @@ func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker
 }
 
 // newTeamsBot builds the Teams adapter from the teams section; votes go
-// through linker's identities.
-func newTeamsBot(cfg *config.Config, svc *approvals.Service, store storage.Store, linker *oidc.Linker, logger *slog.Logger) (*teamsbot.Bot, error) {
+// through linker's identities; clicks limits each Teams account.
+func newTeamsBot(cfg *config.Config, svc *approvals.Service, store storage.Store, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*teamsbot.Bot, error) {
 	tb, err := teamsbot.New(teamsbot.Options{
 		Service:           svc,
 		Store:             store,
@@ -655,9 +677,11 @@ func newTeamsBot(cfg *config.Config, svc *approvals.Service, store storage.Store
 		OpenIDMetadataURL: cfg.Teams.OpenIDMetadataURL,
 		TokenURL:          cfg.Teams.TokenURL,
 		ServiceURL:        cfg.Teams.ServiceURL,
+		ServiceURLHosts:   cfg.Teams.ServiceURLHosts,
 		ChannelService:    cfg.Teams.ChannelService,
 		PublicURL:         cfg.PublicURL,
 		Logger:            logger,
+		Clicks:            clicks,
 	})
 	if err != nil {
 		return nil, withCode(exitUsage, fmt.Errorf("teams: %w", err))

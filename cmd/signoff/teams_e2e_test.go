@@ -37,6 +37,7 @@ teams:
   tenant_ids: [%TENANT%]
   openid_metadata_url: %METADATA%
   token_url: %TOKEN%
+  service_url_hosts: [127.0.0.1]   # the stand-in's Bot Connector
 actions:
   deploy:
     description: Deploy a service
