@@ -248,9 +248,6 @@ func createdRecord(r storage.Request) audit.Record {
 	}
 }
 
-// farFuture bounds PendingExpiring to list every pending request.
-var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // checkPending refuses a new request when the requester (issuer and
 // subject) already has Options.PendingPerRequester requests pending. A
 // request past its expiry that the expiry loop has not reached yet no
@@ -260,13 +257,15 @@ func (s *Service) checkPending(tx storage.Tx, r storage.Requester, now time.Time
 	if limit <= 0 {
 		return nil
 	}
-	pending, err := tx.PendingExpiring(farFuture, 0)
+	// The store's per-requester index: the cost follows this requester's
+	// pending requests, not everyone's.
+	pending, err := tx.PendingOf(r.Issuer, r.Subject)
 	if err != nil {
 		return fmt.Errorf("count pending requests: %w", err)
 	}
 	n, oldest := 0, storage.Request{}
 	for _, p := range pending {
-		if p.Requester.Issuer != r.Issuer || p.Requester.Subject != r.Subject || !p.ExpiresAt.After(now) {
+		if !p.ExpiresAt.After(now) {
 			continue
 		}
 		if n == 0 || p.CreatedAt.Before(oldest.CreatedAt) {

@@ -305,10 +305,28 @@ type Conversation struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
+// Nonce is a value that may be used once within its scope until it
+// expires, such as the jti of a Security Event Token from one issuer.
+// Recording it (Tx.RecordNonce) in the same transaction as the change it
+// allows makes a replay fail on every replica and after a restart, for as
+// long as the nonce is kept.
+type Nonce struct {
+	// Scope is what the value is unique within (e.g. "ssf" and the issuer).
+	Scope string `json:"scope"`
+	// Value is the one-time value.
+	Value string `json:"value"`
+	// ExpiresAt is when the nonce may be forgotten: a use after it is no
+	// longer refused by the store, so the caller must refuse such uses
+	// itself (e.g. by the age of what carries the value).
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
 // RequestFilter selects requests for listing. Zero values match everything.
 type RequestFilter struct {
 	States []State
-	// Limit caps the result; 0 means no cap.
+	// Action selects the requests of one action; "" all of them.
+	Action string
+	// Limit caps the result (after the other filters); 0 means no cap.
 	Limit int
 }
 
@@ -324,6 +342,10 @@ type ReadTx interface {
 	// PendingExpiring returns up to limit pending requests whose ExpiresAt
 	// is at or before t, soonest first.
 	PendingExpiring(t time.Time, limit int) ([]Request, error)
+	// PendingOf returns the pending requests of one requester (issuer and
+	// subject, compared exactly), oldest first, without reading anyone
+	// else's: the per-requester cap is checked in every create.
+	PendingOf(issuer, subject string) ([]Request, error)
 	// AuditHead returns the last audit record's sequence number and hash;
 	// (0, "") when the log is empty.
 	AuditHead() (seq uint64, hash string, err error)
@@ -384,6 +406,14 @@ type Tx interface {
 	DeleteExpiredLinkAttempts(t time.Time) (int, error)
 	// PutConversation creates or replaces a conversation reference.
 	PutConversation(c Conversation) error
+	// RecordNonce stores n and reports true, unless a nonce with the same
+	// Scope and Value is stored whose ExpiresAt is after now: then it
+	// stores nothing and reports false (a replay). An expired duplicate is
+	// replaced. Scope and Value must not be empty.
+	RecordNonce(n Nonce, now time.Time) (bool, error)
+	// DeleteExpiredNonces removes up to limit nonces whose ExpiresAt is
+	// before t, soonest first, and returns how many.
+	DeleteExpiredNonces(t time.Time, limit int) (int, error)
 }
 
 // Store is a durable backend. Implementations are safe for concurrent use.

@@ -16,6 +16,9 @@
 //	links                   part(platform) ‖ part(workspace) ‖ part(user) → IdentityLink as JSON
 //	link_attempts           id → LinkAttempt as JSON
 //	link_attempts_by_expiry time(ExpiresAt) ‖ id → nil; exactly the attempts
+//	conversations           part(platform) ‖ part(id) → Conversation as JSON
+//	nonces                  part(scope) ‖ part(value) → time(ExpiresAt)
+//	nonces_by_expiry        time(ExpiresAt) ‖ part(scope) ‖ part(value) → nil; exactly the nonces
 //
 // A time key is 12 bytes: the Unix seconds with the sign bit flipped (so that
 // times before 1970 sort first) followed by the nanoseconds, which orders and
@@ -27,7 +30,8 @@
 // way, and byte order of the keys is the order of the string triples (see
 // linkKey).
 //
-// The three link buckets were added to the layout later than the others.
+// The link, conversation and nonce buckets were added to the layout later
+// than the others.
 // Adding buckets leaves the schema version alone (a signoff that does not know
 // them ignores them): a read-write Open creates them when missing, and a
 // read-only Open of a file that lacks them reads them as empty.
@@ -240,13 +244,18 @@ var (
 	bucketAttempts         = []byte("link_attempts")
 	bucketAttemptsByExpiry = []byte("link_attempts_by_expiry")
 	bucketConversations    = []byte("conversations")
+	bucketNonces           = []byte("nonces")
+	bucketNoncesByExpiry   = []byte("nonces_by_expiry")
+	// bucketPendingBy indexes pending requests by requester (issuer,
+	// subject, creation time, id), for the per-requester cap.
+	bucketPendingBy = []byte("requests_pending_by_requester")
 
 	// coreBuckets are in every signoff database; a file without one of them
 	// is not a signoff store.
 	coreBuckets = [][]byte{bucketRequests, bucketByScope, bucketByExpiry, bucketByTime, bucketAudit, bucketOutbox, bucketMeta}
 	// laterBuckets were added after files were already in use: a read-write
 	// Open creates them, a read-only one treats a missing one as empty.
-	laterBuckets = [][]byte{bucketLinks, bucketAttempts, bucketAttemptsByExpiry, bucketConversations}
+	laterBuckets = [][]byte{bucketLinks, bucketAttempts, bucketAttemptsByExpiry, bucketConversations, bucketNonces, bucketNoncesByExpiry, bucketPendingBy}
 
 	keySchema    = []byte("schema")
 	keyAuditHead = []byte("audit_head")
@@ -255,9 +264,17 @@ var (
 func createLayout(tx *bbolt.Tx, path string) error {
 	// A file from before laterBuckets existed gains them here, in the same
 	// transaction as everything else Open writes.
+	backfillPendingBy := tx.Bucket(bucketPendingBy) == nil && tx.Bucket(bucketByExpiry) != nil
 	for _, name := range slices.Concat(coreBuckets, laterBuckets) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	if backfillPendingBy {
+		// A file from before the per-requester index: index the requests
+		// pending now, so the cap counts them too.
+		if err := indexPendingByRequester(tx); err != nil {
+			return fmt.Errorf("index pending requests by requester: %w", err)
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
@@ -552,22 +569,13 @@ func (s *Store) Ping(ctx context.Context) error {
 // The copy opens with Open like the original. Writers are not blocked, but
 // the copy is of the moment Backup started.
 func (s *Store) Backup(ctx context.Context, w io.Writer) (int64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("back up store %s: %w", s.path, err)
-	}
-	if s.closed.Load() {
-		return 0, fmt.Errorf("back up store %s: %w", s.path, storage.ErrClosed)
-	}
 	var n int64
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.Snapshot(ctx, func(img storage.BackupImage) error {
 		var err error
-		n, err = tx.WriteTo(&ctxWriter{ctx: ctx, w: w})
+		n, err = img.WriteTo(w)
 		return err
 	})
-	if err != nil {
-		return n, fmt.Errorf("back up store %s: %w", s.path, s.dbError(err))
-	}
-	return n, nil
+	return n, err
 }
 
 // ctxWriter stops a backup once ctx is done.

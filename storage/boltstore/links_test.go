@@ -18,7 +18,9 @@ import (
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
-var linkBuckets = []string{"links", "link_attempts", "link_attempts_by_expiry", "conversations"}
+// linkBuckets are the buckets added after the first files were in use
+// (links, then nonces, then the per-requester pending index).
+var linkBuckets = []string{"links", "link_attempts", "link_attempts_by_expiry", "conversations", "nonces", "nonces_by_expiry", "requests_pending_by_requester"}
 
 // bucketNames lists the top-level buckets of the bolt file at path.
 func bucketNames(t *testing.T, path string) []string {
@@ -46,7 +48,16 @@ func bucketNames(t *testing.T, path string) []string {
 func makeOldFile(t *testing.T, path string) {
 	t.Helper()
 	s := open(t, path, boltstore.Options{})
-	if err := s.Update(t.Context(), func(tx storage.Tx) error { return tx.AppendAudit(1, "h1", []byte("r1")) }); err != nil {
+	err := s.Update(t.Context(), func(tx storage.Tx) error {
+		pending := storage.Request{ID: "old-pending", Action: "deploy", State: storage.StatePending, MinApprovals: 1,
+			Requester: storage.Requester{Issuer: "github", Subject: "repo:acme/api"},
+			CreatedAt: time.Now(), ExpiresAt: time.Now().Add(time.Hour)}
+		if err := tx.CreateRequest(pending); err != nil {
+			return err
+		}
+		return tx.AppendAudit(1, "h1", []byte("r1"))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -134,6 +145,11 @@ func TestOldFileUpgraded(t *testing.T) {
 		}
 		if n, err := tx.DeleteExpiredLinkAttempts(time.Now()); err != nil || n != 1 {
 			t.Errorf("DeleteExpiredLinkAttempts = (%d, %v), want 1", n, err)
+		}
+		// The request pending before the per-requester index existed was
+		// indexed on the upgrade.
+		if rs, err := tx.PendingOf("github", "repo:acme/api"); err != nil || len(rs) != 1 || rs[0].ID != "old-pending" {
+			t.Errorf("PendingOf after upgrade = (%v, %v), want old-pending", rs, err)
 		}
 		return nil
 	})

@@ -95,6 +95,9 @@ func (t *readTx) Requests(f storage.RequestFilter) ([]storage.Request, error) {
 		if !found {
 			return nil, fmt.Errorf("list requests: index names missing request %q (the store is damaged)", id)
 		}
+		if f.Action != "" && r.Action != f.Action {
+			continue
+		}
 		out = append(out, r)
 		if f.Limit > 0 && len(out) >= f.Limit {
 			break
@@ -260,6 +263,9 @@ func (t *writeTx) addIndexes(r storage.Request) error {
 		if err := t.bucket(bucketByExpiry).Put(indexKey(r.ExpiresAt, r.ID), nil); err != nil {
 			return fmt.Errorf("index expiry: %w", err)
 		}
+		if err := t.bucket(bucketPendingBy).Put(pendingByKey(r), nil); err != nil {
+			return fmt.Errorf("index pending by requester: %w", err)
+		}
 	}
 	return nil
 }
@@ -275,6 +281,66 @@ func (t *writeTx) removeIndexes(r storage.Request) error {
 	}
 	if err := t.bucket(bucketByExpiry).Delete(indexKey(r.ExpiresAt, r.ID)); err != nil {
 		return fmt.Errorf("unindex expiry: %w", err)
+	}
+	if err := t.bucket(bucketPendingBy).Delete(pendingByKey(r)); err != nil {
+		return fmt.Errorf("unindex pending by requester: %w", err)
+	}
+	return nil
+}
+
+// pendingByKey is r's key in bucketPendingBy: issuer and subject (as
+// escaped parts), then creation time and id.
+func pendingByKey(r storage.Request) []byte {
+	k := requesterPrefix(r.Requester.Issuer, r.Requester.Subject)
+	return append(k, indexKey(r.CreatedAt, r.ID)...)
+}
+
+func requesterPrefix(issuer, subject string) []byte {
+	return appendPart(appendPart(nil, issuer), subject)
+}
+
+// PendingOf returns the requester's pending requests, oldest first.
+func (t *readTx) PendingOf(issuer, subject string) ([]storage.Request, error) {
+	b := t.bucket(bucketPendingBy)
+	if b == nil {
+		return nil, nil
+	}
+	prefix := requesterPrefix(issuer, subject)
+	var out []storage.Request
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		id := string(k[len(prefix)+timeKeyLen:])
+		r, found, err := t.getRequest(id)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("list pending requests of %s: index names missing request %q (the store is damaged)", subject, id)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// indexPendingByRequester fills bucketPendingBy from the pending requests
+// (bucketByExpiry lists them all).
+func indexPendingByRequester(tx *bbolt.Tx) error {
+	reqs, idx := tx.Bucket(bucketRequests), tx.Bucket(bucketPendingBy)
+	c := tx.Bucket(bucketByExpiry).Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		v := reqs.Get(k[timeKeyLen:])
+		if v == nil {
+			continue
+		}
+		var r storage.Request
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decode request %q: %w", k[timeKeyLen:], err)
+		}
+		if r.State == storage.StatePending {
+			if err := idx.Put(pendingByKey(r), nil); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

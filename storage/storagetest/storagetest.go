@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdateRequestNotFound", testUpdateRequestNotFound},
 		{"PendingExpiring", testPendingExpiring},
 		{"PendingExpiringFollowsUpdates", testPendingExpiringFollowsUpdates},
+		{"PendingOfRequester", testPendingOf},
 		{"RequestsFilter", testRequestsFilter},
 		{"TxSeesOwnWrites", testTxSeesOwnWrites},
 		{"TxUsableAfterRefusal", testTxUsableAfterRefusal},
@@ -74,6 +75,10 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"LinkAttemptSingleUse", testLinkAttemptSingleUse},
 		{"DeleteExpiredLinkAttempts", testDeleteExpiredLinkAttempts},
 		{"Conversations", testConversations},
+		{"Nonces", testNonces},
+		{"NoncesInTx", testNoncesInTx},
+		{"DeleteExpiredNonces", testDeleteExpiredNonces},
+		{"ConcurrentNonce", testConcurrentNonce},
 		{"UpdateErrorWritesNothing", testUpdateErrorAtomic},
 		{"UpdatePanicWritesNothing", testUpdatePanic},
 		{"UpdateCancelledContext", testUpdateCancelled},
@@ -99,7 +104,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 
 // RunReopen checks that a store keeps everything across a close and reopen:
 // requests, their indexes, the audit chain, the outbox with its id sequence,
-// and the identity links and link attempts with their expiry. open must open the store kept in dir, creating it on the first
+// the identity links and link attempts with their expiry, and the nonces
+// with theirs. open must open the store kept in dir, creating it on the first
 // call; RunReopen calls it twice with the same dir and closes what it opens.
 func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) {
 	t.Helper()
@@ -147,7 +153,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 				return err
 			}
 		}
-		return nil
+		return recordReopenNonces(tx)
 	})
 	if err := first.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -283,7 +289,7 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		if n, err := tx.DeleteExpiredLinkAttempts(farFuture); err != nil || n != 0 {
 			t.Errorf("DeleteExpiredLinkAttempts(far future) with no attempt left = (%d, %v), want 0", n, err)
 		}
-		return nil
+		return checkReopenNonces(t, tx)
 	})
 }
 
@@ -774,6 +780,46 @@ func testPendingExpiringFollowsUpdates(t *testing.T, s storage.Store) {
 	checkIDs(t, "after every request left pending", pendingIDs(t, s, farFuture, 100))
 }
 
+// testPendingOf: a requester's pending requests, oldest first, follow
+// state changes; other requesters' (a subject that is a prefix of
+// another, the same subject at another issuer) never show.
+func testPendingOf(t *testing.T, s storage.Store) {
+	m := time.Minute
+	by := func(r storage.Request, issuer, subject string) storage.Request {
+		r.Requester = storage.Requester{Issuer: issuer, Subject: subject}
+		return r
+	}
+	create(t, s,
+		by(minimalRequest("p2", storage.StatePending, base.Add(2*m), farFuture), "github", "repo:acme/api"),
+		by(minimalRequest("p1", storage.StatePending, base.Add(1*m), farFuture), "github", "repo:acme/api"),
+		by(minimalRequest("d1", storage.StateApproved, base, farFuture), "github", "repo:acme/api"),
+		by(minimalRequest("x1", storage.StatePending, base, farFuture), "github", "repo:acme/api-evil"),
+		by(minimalRequest("x2", storage.StatePending, base, farFuture), "gitlab", "repo:acme/api"),
+		by(minimalRequest("x3", storage.StatePending, base, farFuture), "github\x00repo:acme/api", ""),
+	)
+	pendingOf := func(issuer, subject string) []string {
+		t.Helper()
+		var ids []string
+		view(t, s, func(tx storage.ReadTx) error {
+			rs, err := tx.PendingOf(issuer, subject)
+			ids = requestIDs(rs)
+			return err
+		})
+		return ids
+	}
+	checkIDs(t, "PendingOf", pendingOf("github", "repo:acme/api"), "p1", "p2")
+	checkIDs(t, "PendingOf unknown requester", pendingOf("github", "repo:acme"))
+	update(t, s, func(tx storage.Tx) error {
+		r, err := tx.Request("p1")
+		if err != nil {
+			return err
+		}
+		r.State = storage.StateCancelled
+		return tx.UpdateRequest(r)
+	})
+	checkIDs(t, "PendingOf after p1 is cancelled", pendingOf("github", "repo:acme/api"), "p2")
+}
+
 func testRequestsFilter(t *testing.T, s storage.Store) {
 	m := time.Minute
 	// ids deliberately out of creation order.
@@ -818,6 +864,16 @@ func testRequestsFilter(t *testing.T, s storage.Store) {
 		checkRequest(t, rs[0], want)
 		return nil
 	})
+
+	// Action selects one action's requests; the limit counts only those.
+	other := minimalRequest("r-x", storage.StatePending, base.Add(6*m), farFuture)
+	other.Action = "rollback"
+	create(t, s, other)
+	checkIDs(t, "Requests(action rollback)", listIDs(t, s, storage.RequestFilter{Action: "rollback"}), "r-x")
+	checkIDs(t, "Requests(action deploy, limit 1)", listIDs(t, s, storage.RequestFilter{Action: "deploy", Limit: 1}), "r-d")
+	checkIDs(t, "Requests(pending, action deploy)", listIDs(t, s, storage.RequestFilter{States: []storage.State{storage.StatePending}, Action: "deploy"}), "r-c", "r-0")
+	checkIDs(t, "Requests(pending, action rollback)", listIDs(t, s, storage.RequestFilter{States: []storage.State{storage.StatePending}, Action: "rollback"}), "r-x")
+	checkIDs(t, "Requests(action none)", listIDs(t, s, storage.RequestFilter{Action: "none"}))
 }
 
 func testTxSeesOwnWrites(t *testing.T, s storage.Store) {
