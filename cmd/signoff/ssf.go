@@ -1,0 +1,90 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/bot/ssf"
+	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/oidc"
+)
+
+// newSSFReceiver builds the Shared Signals receiver from the ssf section
+// (nil when it is not configured), mounts POST /ssf/events on the front
+// door and adds its families to /metrics. discover fetches the
+// transmitter's keys once, so that a wrong ssf.jwks_url shows in the log at
+// start; SETs are verified whether or not it succeeded.
+func newSSFReceiver(front *bot.Server, cfg *config.Config, svc *approvals.Service, logger *slog.Logger) (discover func(context.Context) error, err error) {
+	if !cfg.SSF.Configured() {
+		return nil, nil
+	}
+	v, err := oidc.NewSETVerifier(oidc.SETVerifierOptions{
+		Issuer:   cfg.SSF.Issuer,
+		JWKSURL:  cfg.SSF.JWKSURL,
+		Audience: cfg.SSF.Audience,
+		Logger:   logger,
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("ssf: %w", err))
+	}
+	r, err := ssf.New(ssf.Options{
+		Verifier:    v,
+		Links:       svc,
+		BearerToken: cfg.SSF.BearerToken.Reveal(),
+		IdPIssuer:   cfg.IdP.Issuer,
+		Logger:      logger,
+	})
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("ssf: %w", err))
+	}
+	r.Register(front)
+	front.AddMetrics(func() []bot.Metric { return ssfMetrics(r.Stats()) })
+	if !cfg.SSF.BearerToken.IsSet() {
+		logger.Info("ssf: SETs are accepted from any client that presents one signed by the transmitter; set ssf.bearer_token_file to also require the stream's authorization header")
+	}
+	logger.Info("ssf: receiving Shared Signals", "path", ssf.Path, "issuer", cfg.SSF.Issuer, "jwks_url", cfg.SSF.JWKSURL, "audience", cfg.SSF.Audience)
+	return v.Discover, nil
+}
+
+// ssfMetrics are the Shared Signals families of /metrics (listed in
+// bot/metrics.go).
+func ssfMetrics(st ssf.Stats) []bot.Metric {
+	events := bot.Metric{
+		Name: "signoff_ssf_events_total", Type: "counter",
+		Help: "Security Event Tokens pushed to /ssf/events, by event type (session-revoked, credential-change, account-disabled, account-purged, verification, other; unverified when refused before its events could be trusted) and outcome (stale, no_match, unchanged, ignored, or the err code of a refusal).",
+	}
+	for _, k := range sortedSSFKeys(st.Events, func(a, b ssf.EventKey) int {
+		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Outcome, b.Outcome))
+	}) {
+		events.Samples = append(events.Samples, bot.MetricSample{Labels: []string{"type", k.Type, "outcome", k.Outcome}, Value: float64(st.Events[k])})
+	}
+	refusals := bot.Metric{
+		Name: "signoff_ssf_refusals_total", Type: "counter",
+		Help: "Refused Security Event Tokens, by the err code answered (RFC 8935, or temporarily_unavailable) and reason; nothing was changed.",
+	}
+	for _, k := range sortedSSFKeys(st.Refusals, func(a, b ssf.RefusalKey) int {
+		return cmp.Or(cmp.Compare(a.Err, b.Err), cmp.Compare(a.Reason, b.Reason))
+	}) {
+		refusals.Samples = append(refusals.Samples, bot.MetricSample{Labels: []string{"err", k.Err, "reason", k.Reason}, Value: float64(st.Refusals[k])})
+	}
+	stale := bot.Metric{
+		Name: "signoff_ssf_links_stale_total", Type: "counter",
+		Help:    "Approver links made stale by Security Event Tokens.",
+		Samples: []bot.MetricSample{{Value: float64(st.LinksStale)}},
+	}
+	return []bot.Metric{events, refusals, stale}
+}
+
+func sortedSSFKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, compare)
+	return keys
+}
