@@ -67,6 +67,12 @@ type TrustedIssuer struct {
 	NameClaim   string
 	EmailClaim  string
 	GroupsClaim string
+	// Login marks the entry for the ID tokens people get from the company
+	// IdP with `signoff login` (Audience is idp.cli_client_id). Tokens
+	// verified against it carry RequesterToken.Login: they name a person,
+	// not a CI job, and the API takes them on admin and auditor endpoints
+	// only.
+	Login bool
 }
 
 // VerifierOptions tunes a RequesterVerifier. The zero value is usable.
@@ -115,12 +121,21 @@ type RequesterToken struct {
 	Name   string
 	Email  string
 	Groups []string
+	// GroupsClaim names the claim Groups was read from: the entry's
+	// GroupsClaim, empty when it names none (then Groups is always empty).
+	// Refusals of admin and auditor endpoints name it.
+	GroupsClaim string
 	// Claims holds every top-level string claim, plus numbers (as the
 	// issuer wrote them) and booleans ("true", "false"). Policy claim globs
 	// match these (repository, ref, environment, project_path, …).
 	Claims map[string]string
 	// Expiry is the token's exp.
 	Expiry time.Time
+	// Login is set when the token is an IdP ID token from `signoff login`
+	// (verified against a TrustedIssuer with Login set): good for admin
+	// and auditor endpoints, never for creating or cancelling a request as
+	// its requester.
+	Login bool
 }
 
 // RequesterVerifier verifies CI bearer tokens from the trusted issuers. It
@@ -370,6 +385,9 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 	if err != nil {
 		return nil, tokenErrorf(ReasonMalformed, err, "the token's aud claim is neither a string nor a list of strings")
 	}
+	if !slices.Contains(aud, entry.Audience) && entry.Login {
+		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but ID tokens from %s are accepted only when issued to signoff's command-line client %q (idp.cli_client_id): sign in with signoff login", quoteList(aud), entry.Issuer, entry.Audience)
+	}
 	if !slices.Contains(aud, entry.Audience) {
 		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but requester %s expects %q: request the token with audience %q (GitHub Actions: core.getIDToken(%q); GitLab CI: id_tokens with aud: %s)", quoteList(aud), entry.Name, entry.Audience, entry.Audience, entry.Audience, entry.Audience)
 	}
@@ -414,6 +432,7 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 		Person:     person,
 		Claims:     claims,
 		Expiry:     exp,
+		Login:      entry.Login,
 	}
 	if entry.NameClaim != "" {
 		tok.Name = claims[entry.NameClaim]
@@ -423,6 +442,7 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 	}
 	if entry.GroupsClaim != "" {
 		tok.Groups = stringList(m[entry.GroupsClaim])
+		tok.GroupsClaim = entry.GroupsClaim
 	}
 	return tok, nil
 }

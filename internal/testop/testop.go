@@ -154,6 +154,19 @@ func (o *OP) AddRedirectURI(u string) {
 	o.st.clients[ClientID] = &c
 }
 
+// AddPublicClient registers a public client: a native application such as
+// a command line, with no secret, so PKCE is what protects its codes. As
+// RFC 8252 §7.3 asks of a provider, it may redirect to
+// http://127.0.0.1:PORT/callback at any port. Its ID tokens last an hour.
+func (o *OP) AddPublicClient(id string) {
+	o.st.mu.Lock()
+	defer o.st.mu.Unlock()
+	o.st.clients[id] = &opClient{
+		id: id, public: true, redirectURIs: []string{"http://127.0.0.1/callback"},
+		idTokenLifetime: time.Hour,
+	}
+}
+
 // SetGroups replaces a user's groups.
 func (o *OP) SetGroups(username string, groups ...string) {
 	o.st.mu.Lock()
@@ -792,13 +805,15 @@ type opClient struct {
 	id, secret      string
 	redirectURIs    []string
 	idTokenLifetime time.Duration
+	// public: a native application without a secret (AddPublicClient).
+	public bool
 }
 
 func (c *opClient) GetID() string                       { return c.id }
 func (c *opClient) RedirectURIs() []string              { return c.redirectURIs }
 func (c *opClient) PostLogoutRedirectURIs() []string    { return nil }
-func (c *opClient) ApplicationType() op.ApplicationType { return op.ApplicationTypeWeb }
-func (c *opClient) AuthMethod() oidc.AuthMethod         { return oidc.AuthMethodBasic }
+func (c *opClient) ApplicationType() op.ApplicationType { return c.appType() }
+func (c *opClient) AuthMethod() oidc.AuthMethod         { return c.authMethod() }
 func (c *opClient) ResponseTypes() []oidc.ResponseType {
 	return []oidc.ResponseType{oidc.ResponseTypeCode}
 }
@@ -817,4 +832,20 @@ func (c *opClient) RestrictAdditionalIdTokenScopes() func([]string) []string {
 }
 func (c *opClient) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 	return func(s []string) []string { return s }
+}
+
+// appType and authMethod: a public client is a native application that
+// authenticates with nothing but PKCE.
+func (c *opClient) appType() op.ApplicationType {
+	if c.public {
+		return op.ApplicationTypeNative
+	}
+	return op.ApplicationTypeWeb
+}
+
+func (c *opClient) authMethod() oidc.AuthMethod {
+	if c.public {
+		return oidc.AuthMethodNone
+	}
+	return oidc.AuthMethodBasic
 }
