@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
@@ -17,15 +18,29 @@ const expiryBatch = 100
 // the store, so requests created by other replicas expire on time too.
 const maxExpirySleep = time.Minute
 
-// Canceller identifies who asks to cancel: only the requester (same
-// configured issuer and subject) may.
+// Canceller identifies who asks to cancel: the requester (same
+// configured issuer and subject), or an admin.
 type Canceller struct {
 	Issuer  string
 	Subject string
+	// Admin, when set, cancels as an administrator (admins.groups): the
+	// request need not be theirs, Reason is required, and the
+	// request.cancelled record names Admin as its actor. The caller has
+	// checked that the token is an admin's.
+	Admin *audit.Actor
+	// Reason says why; required of an admin, written to the audit record.
+	Reason string
 }
 
-// Cancel moves a pending request to cancelled on its requester's word.
+// Cancel moves a pending request to cancelled on its requester's or an
+// admin's word.
 func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.Request, error) {
+	if by.Admin != nil && strings.TrimSpace(by.Reason) == "" {
+		return storage.Request{}, refusal(ErrInvalid, ReasonInvalid, "an admin's cancel of %s needs a reason, for the audit log", id)
+	}
+	if len(by.Reason) > MaxReasonBytes {
+		return storage.Request{}, refusal(ErrInvalid, ReasonInvalid, "the reason is %d bytes; at most %d allowed", len(by.Reason), MaxReasonBytes)
+	}
 	var out storage.Request
 	err := s.update(ctx, func(tx storage.Tx) error {
 		out = storage.Request{}
@@ -36,22 +51,35 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		if err != nil {
 			return err
 		}
-		if r.Requester.Issuer != by.Issuer || r.Requester.Subject != by.Subject {
+		if by.Admin == nil && (r.Requester.Issuer != by.Issuer || r.Requester.Subject != by.Subject) {
 			return refusal(ErrForbidden, ReasonForbidden, "only the requester of %s may cancel it", id)
 		}
 		if r.State != storage.StatePending {
 			return refusal(ErrNotPending, ReasonNotPending, "request %s is already %s and cannot be cancelled", id, r.State)
 		}
 		now := s.clock.Now().UTC()
+		rec := audit.Record{
+			Time: audit.FormatTime(now), Type: audit.TypeRequestCancelled, RequestID: r.ID,
+			Action: r.Action, Actor: requesterActor(r.Requester),
+		}
 		r.State, r.DecidedAt, r.DecidedBy = storage.StateCancelled, now, "requester"
+		if by.Admin != nil {
+			r.DecidedBy = "admin"
+			actor := *by.Admin
+			rec.Actor = &actor
+			rec.Data = map[string]any{"by": "admin"}
+		}
+		if by.Reason != "" {
+			if rec.Data == nil {
+				rec.Data = map[string]any{}
+			}
+			rec.Data["reason"] = by.Reason
+		}
 		if err := tx.UpdateRequest(r); err != nil {
 			return fmt.Errorf("store cancel of %s: %w", id, err)
 		}
 		r.Version++
-		if err := s.appendAudit(tx, audit.Record{
-			Time: audit.FormatTime(now), Type: audit.TypeRequestCancelled, RequestID: r.ID,
-			Action: r.Action, Actor: requesterActor(r.Requester),
-		}); err != nil {
+		if err := s.appendAudit(tx, rec); err != nil {
 			return err
 		}
 		if err := s.notifyAction(tx, r, EventDecided); err != nil {
@@ -69,7 +97,11 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 	}
 	s.metrics.decided(storage.StateCancelled, 1)
 	s.watchers.notify(id)
-	s.log.Info("request cancelled", "request", id)
+	if by.Admin != nil {
+		s.log.Info("request cancelled by an admin", "request", id, "admin", by.Admin.Subject)
+	} else {
+		s.log.Info("request cancelled", "request", id)
+	}
 	return out, nil
 }
 

@@ -199,7 +199,21 @@ func (s *Service) MarkLinkStale(ctx context.Context, platform, workspace, platfo
 // Unlink removes a chat account's link (an operator's revoke, or the
 // person's own), audited as identity.unlinked with the reason.
 func (s *Service) Unlink(ctx context.Context, platform, workspace, platformUser, reason string) error {
+	_, err := s.UnlinkBy(ctx, platform, workspace, platformUser, reason, nil)
+	return err
+}
+
+// UnlinkBy is Unlink on someone's word: the identity.unlinked record names
+// by as its actor (an admin revoking the link through the API) and holds
+// the link's chat account and identity in data ("link"). A nil by makes
+// the link's own identity the actor, as Unlink does. It returns the link
+// as it was; an account without a link is an error wrapping ErrNotLinked.
+// The next click of that account finds no link (the Linker reads the
+// store on every click), on every replica.
+func (s *Service) UnlinkBy(ctx context.Context, platform, workspace, platformUser, reason string, by *audit.Actor) (storage.IdentityLink, error) {
+	var removed storage.IdentityLink
 	err := s.update(ctx, func(tx storage.Tx) error {
+		removed = storage.IdentityLink{}
 		l, err := tx.Link(platform, workspace, platformUser)
 		if errors.Is(err, storage.ErrNotFound) {
 			return fmt.Errorf("%w: no link for %s user %s in %s", ErrNotLinked, platform, platformUser, workspace)
@@ -210,12 +224,30 @@ func (s *Service) Unlink(ctx context.Context, platform, workspace, platformUser,
 		if err := tx.DeleteLink(platform, workspace, platformUser); err != nil {
 			return err
 		}
-		return s.appendAudit(tx, linkRecord(audit.TypeIdentityUnlinked, l, reason))
+		rec := linkRecord(audit.TypeIdentityUnlinked, l, reason)
+		if by != nil {
+			linked := rec.Actor
+			actor := *by
+			rec.Actor = &actor
+			rec.Data["link"] = map[string]any{
+				"platform": linked.Platform, "workspace": linked.Workspace, "platform_user": linked.PlatformUser,
+				"issuer": linked.Issuer, "subject": linked.Subject, "email": linked.Email, "name": linked.Name,
+			}
+		}
+		if err := s.appendAudit(tx, rec); err != nil {
+			return err
+		}
+		removed = l
+		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("unlink %s user %s: %w", platform, platformUser, err)
+		return storage.IdentityLink{}, fmt.Errorf("unlink %s user %s: %w", platform, platformUser, err)
 	}
-	return nil
+	if by != nil {
+		s.log.Info("identity unlinked by an admin", "platform", platform, "workspace", workspace, "platform_user", platformUser, "subject", removed.Subject, "admin", by.Subject)
+	}
+	removed.RefreshToken = nil
+	return removed, nil
 }
 
 // Link returns a chat account's link, or an error wrapping ErrNotLinked.

@@ -30,6 +30,9 @@ type RequestView struct {
 	// URL is where a person can see the request (the dev console in dev
 	// mode), when known.
 	URL string `json:"url,omitempty"`
+	// DecidedBy says why the request left pending: "quorum", "deny",
+	// "requester" or "admin" (a cancel), "expiry".
+	DecidedBy string `json:"decided_by,omitempty"`
 }
 
 // RequesterView is who asked.
@@ -71,7 +74,7 @@ func NewRequestView(r storage.Request, url string) RequestView {
 	v := RequestView{
 		ID: r.ID, Action: r.Action, Params: r.Params, Reason: r.Reason, Links: r.Links, State: r.State,
 		Requester:    RequesterView{Issuer: r.Requester.Issuer, Subject: r.Requester.Subject, Person: r.Requester.Person, Name: r.Requester.Name},
-		MinApprovals: r.MinApprovals, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, URL: url,
+		MinApprovals: r.MinApprovals, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, URL: url, DecidedBy: r.DecidedBy,
 	}
 	for _, vote := range r.Votes {
 		if vote.Decision == storage.DecisionApprove {

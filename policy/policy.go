@@ -21,6 +21,9 @@ type Policy struct {
 	Actions map[string]*Action
 	// AuditorGroups may read the audit log and every request.
 	AuditorGroups []string
+	// AdminGroups may use the admin API: list and revoke links, list and
+	// cancel requests, take a backup.
+	AdminGroups []string
 }
 
 // Action is one kind of thing CI may ask approval for.
@@ -179,6 +182,11 @@ func (p *Policy) Action(name string) (*Action, error) {
 // IsAuditor reports whether any of groups is an auditor group.
 func (p *Policy) IsAuditor(groups []string) bool {
 	return intersects(p.AuditorGroups, groups)
+}
+
+// IsAdmin reports whether any of groups is an admin group.
+func (p *Policy) IsAdmin(groups []string) bool {
+	return intersects(p.AdminGroups, groups)
 }
 
 // CheckRequester decides whether a token from the named issuer with the

@@ -321,6 +321,9 @@ func statusText(r storage.Request, marker string) string {
 		head = ":hourglass: *Expired* " + slackDate(r.DecidedAt) + ": nobody decided in time"
 	case storage.StateCancelled:
 		head = ":heavy_multiplication_x: *Cancelled* by the requester " + slackDate(r.DecidedAt)
+		if r.DecidedBy == "admin" {
+			head = ":heavy_multiplication_x: *Cancelled* by a signoff admin " + slackDate(r.DecidedAt)
+		}
 	default:
 		head = "*Status:* " + escapeText(string(r.State))
 	}

@@ -395,6 +395,9 @@ func statusContainer(r storage.Request, marker string) map[string]any {
 		color = "Warning"
 	case storage.StateCancelled:
 		head = "✖️ Cancelled by the requester " + cardTime(r.DecidedAt)
+		if r.DecidedBy == "admin" {
+			head = "✖️ Cancelled by a signoff admin " + cardTime(r.DecidedAt)
+		}
 		color = "Warning"
 	default:
 		head = "Status: " + string(r.State)

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,12 +17,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
-// defaultRevokeReason is audited when revoke gets no --reason.
-const defaultRevokeReason = "revoked by an operator (signoff links revoke)"
+// defaultRevokeReason is audited when revoke gets no --reason;
+// defaultServerRevokeReason when it revokes through --server.
+const (
+	defaultRevokeReason       = "revoked by an operator (signoff links revoke)"
+	defaultServerRevokeReason = "revoked by an admin (signoff links revoke --server)"
+)
 
 // newLinksCommand is `signoff links`: the operator's view of which chat
 // accounts are linked to which IdP identities, and revocation.
@@ -29,52 +36,90 @@ func newLinksCommand() *cobra.Command {
 		Use:   "links",
 		Short: "List and revoke approvers' chat-account links to IdP identities",
 		Long: `An approver's click counts only through the IdP identity their chat account is
-linked to. 'links list' shows the links in a signoff database; 'links revoke'
-removes one (audited as identity.unlinked), so that person's clicks count again
-only after they sign in anew.`,
+linked to. 'links list' shows the links; 'links revoke' removes one (audited as
+identity.unlinked), so that person's clicks count again only after they sign in
+anew. With --server URL both work on a running server through its admin API
+(an admin's token: --token, $SIGNOFF_TOKEN or the sign-in of 'signoff login');
+with --db FILE on the database file of a stopped server.`,
 	}
 	cmd.AddCommand(newLinksListCommand(), newLinksRevokeCommand())
 	return cmd
 }
 
 func newLinksListCommand() *cobra.Command {
-	var db, platform, workspace string
+	var db, server, platform, workspace, user, email, output string
 	cmd := &cobra.Command{
-		Use:   "list --db FILE [--platform P] [--workspace W]",
+		Use:   "list (--server URL | --db FILE) [--platform P] [--workspace W] [--user U] [--email E] [--output text|json]",
 		Short: "Show linked chat accounts, their identity, groups and freshness",
 		Long: `Show every chat account linked to an IdP identity: platform, workspace, chat
 user, the IdP subject and email, the groups last confirmed by the IdP, how long
 ago they were confirmed (verified), and whether the link is stale (the IdP
-refused to confirm it; the person must link again).
+refused to confirm it; the person must link again). --output json prints
+{"links": […]} as GET /v1/links answers.
 
-The database is opened read-only; a running server holds it, so stop the
-server first or copy the file.`,
+--server URL asks a running server (GET /v1/links) with an admin's token.
+--db FILE opens a database file read-only; a running server holds it, so use
+--server then, or stop the server first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if db == "" {
-				return usageErrorf("links list needs --db FILE (the server's storage.path)")
+			if (db == "") == (server == "") {
+				return usageErrorf("links list needs either --server URL (a running server) or --db FILE (a stopped server's storage.path), not both")
 			}
-			st, err := openLinksDB(db, true)
-			if err != nil {
-				return err
+			if output != "text" && output != "json" {
+				return usageErrorf("--output %q: use text or json", output)
 			}
-			defer st.Close()
 			var links []storage.IdentityLink
-			err = st.View(cmd.Context(), func(tx storage.ReadTx) error {
-				var err error
-				links, err = tx.Links(storage.LinkFilter{Platform: platform, Workspace: workspace})
-				return err
-			})
-			if err != nil {
-				return fmt.Errorf("list links in %s: %w", db, err)
+			if server != "" {
+				c, err := newAdminClient(cmd, server)
+				if err != nil {
+					return err
+				}
+				views, err := listLinksFromServer(cmd.Context(), c, platform, workspace, user, email)
+				if err != nil {
+					return err
+				}
+				for _, v := range views {
+					links = append(links, linkOf(v))
+				}
+			} else {
+				st, err := openLinksDB(db, true)
+				if err != nil {
+					return err
+				}
+				defer st.Close()
+				err = st.View(cmd.Context(), func(tx storage.ReadTx) error {
+					var err error
+					links, err = tx.Links(storage.LinkFilter{Platform: platform, Workspace: workspace})
+					return err
+				})
+				if err != nil {
+					return fmt.Errorf("list links in %s: %w", db, err)
+				}
+				links = slices.DeleteFunc(links, func(l storage.IdentityLink) bool {
+					return (user != "" && l.PlatformUser != user) || (email != "" && !strings.EqualFold(l.Email, email))
+				})
+			}
+			if output == "json" {
+				out := bot.LinksResponse{Links: []bot.LinkView{}}
+				for _, l := range links {
+					out.Links = append(out.Links, bot.NewLinkView(l))
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
 			}
 			return writeLinksTable(cmd.OutOrStdout(), links, time.Now())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	f.StringVar(&db, "db", "", "bbolt database file of a stopped server (its storage.path)")
+	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/links)")
+	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&platform, "platform", "", "only links of this chat platform (slack, teams, dev)")
 	f.StringVar(&workspace, "workspace", "", "only links in this Slack team id or Teams tenant id")
+	f.StringVar(&user, "user", "", "only the link of this Slack user id or Teams aadObjectId")
+	f.StringVar(&email, "email", "", "only links whose identity has this email")
+	f.StringVar(&output, "output", "text", "text or json")
 	return cmd
 }
 
@@ -154,26 +199,42 @@ func termSafe(s string) string {
 }
 
 func newLinksRevokeCommand() *cobra.Command {
-	var db, platform, workspace, user, reason string
+	var db, server, platform, workspace, user, reason string
 	cmd := &cobra.Command{
-		Use:   "revoke --db FILE --platform P --workspace W --user U [--reason TEXT]",
+		Use:   "revoke (--server URL | --db FILE) --platform P --workspace W --user U [--reason TEXT]",
 		Short: "Remove a chat account's link (audited as identity.unlinked)",
 		Long: `Remove the link of one chat account, so that clicks from it count again only
 after the person signs in at the IdP anew. The removal is written to the audit
 log as identity.unlinked with --reason.
 
-The database is opened for writing, which a running signoff server prevents:
-stop the server first.`,
+--server URL revokes on a running server (DELETE /v1/links/…) with an admin's
+token: the link stops counting at that account's very next click, and the
+audit record names you as its actor. --db FILE opens the database file for
+writing, which a running signoff server prevents: use --server then, or stop
+the server first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if db != "" && server != "" {
+				return usageErrorf("links revoke takes --server URL (a running server) or --db FILE (a stopped server's storage.path), not both")
+			}
 			var missing []string
-			for _, f := range []struct{ name, v string }{{"--db", db}, {"--platform", platform}, {"--workspace", workspace}, {"--user", user}} {
+			for _, f := range []struct{ name, v string }{{"--server or --db", server + db}, {"--platform", platform}, {"--workspace", workspace}, {"--user", user}} {
 				if f.v == "" {
 					missing = append(missing, f.name)
 				}
 			}
 			if len(missing) > 0 {
 				return usageErrorf("links revoke needs %s (see 'signoff links list' for the values)", strings.Join(missing, ", "))
+			}
+			if server != "" {
+				c, err := newAdminClient(cmd, server)
+				if err != nil {
+					return err
+				}
+				if reason == "" {
+					reason = defaultServerRevokeReason
+				}
+				return revokeLinkOnServer(cmd.Context(), c, cmd.OutOrStdout(), platform, workspace, user, reason)
 			}
 			if reason == "" {
 				reason = defaultRevokeReason
@@ -187,7 +248,9 @@ stop the server first.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	f.StringVar(&db, "db", "", "bbolt database file of a stopped server (its storage.path)")
+	f.StringVar(&server, "server", "", "base URL of a running signoff server (DELETE /v1/links/…)")
+	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&platform, "platform", "", "chat platform of the account (slack, teams, dev)")
 	f.StringVar(&workspace, "workspace", "", "Slack team id or Teams tenant id of the account")
 	f.StringVar(&user, "user", "", "the Slack user id or Teams aadObjectId")
@@ -226,7 +289,7 @@ func openLinksDB(path string, readOnly bool) (*boltstore.Store, error) {
 	}
 	st, err := boltstore.Open(path, boltstore.Options{ReadOnly: readOnly, LockTimeout: 2 * time.Second})
 	if errors.Is(err, storage.ErrLocked) {
-		return nil, withCode(exitFailure, fmt.Errorf("%w\n(a running signoff server holds the database; stop it, then run this command again)", err))
+		return nil, withCode(exitFailure, fmt.Errorf("%w\n(a running signoff server holds the database; run this command against it with --server URL and an admin's token instead, or stop it and run this command again)", err))
 	}
 	if err != nil {
 		return nil, withCode(exitFailure, err)

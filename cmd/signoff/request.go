@@ -320,6 +320,9 @@ func outcome(v bot.RequestView, timeout time.Duration) (int, string) {
 	case storage.StateExpired:
 		return exitExpired, fmt.Sprintf("expired: %s was not decided by %s (%d of %d approvals)", what, v.ExpiresAt.UTC().Format(time.RFC3339), v.Approvals, v.MinApprovals)
 	case storage.StateCancelled:
+		if v.DecidedBy == "admin" {
+			return exitCancelled, fmt.Sprintf("cancelled: %s was cancelled by a signoff admin (the audit log has who and why)", what)
+		}
 		return exitCancelled, fmt.Sprintf("cancelled: %s was cancelled by its requester", what)
 	case storage.StatePending:
 		return exitPending, fmt.Sprintf("still pending: %s after waiting %s: %s", what, timeout, pendingSummary(v))

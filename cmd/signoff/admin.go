@@ -1,0 +1,437 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
+)
+
+// adminCallTimeout bounds one admin API call (not a backup download, which
+// takes as long as the copy needs).
+const adminCallTimeout = time.Minute
+
+// adminClient calls a running server's admin API as a person (an admin or
+// an auditor), with the token personToken finds.
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// newAdminClient checks --server and finds the token for it.
+func newAdminClient(cmd *cobra.Command, server string) (*adminClient, error) {
+	base, err := parseServerURL(server)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := personToken(cmd, base)
+	if err != nil {
+		return nil, err
+	}
+	return &adminClient{base: base, token: tok, http: newHTTPClient()}, nil
+}
+
+// send makes one call; body, when not nil, is sent as JSON. The caller
+// closes the response body. A transport failure says the server is out of
+// reach.
+func (c *adminClient) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("--server %q: %w", c.base, err))
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("User-Agent", "signoff/"+version)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach signoff at %s: %w", c.base, redactURLError(err))
+	}
+	return resp, nil
+}
+
+// call makes one call and decodes a 200 answer into out.
+func (c *adminClient) call(ctx context.Context, method, path string, body, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	defer cancel()
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return c.refused(resp, method, path)
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: the answer is not what signoff sends (%v); is --server a signoff server?", method, path, err)
+	}
+	return nil
+}
+
+// refused turns an error answer into an error with its exit code: 3 for a
+// refused token (401, 403), 1 otherwise.
+func (c *adminClient) refused(resp *http.Response, method, path string) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	what := method + " " + strings.SplitN(path, "?", 2)[0]
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized:
+		return withCode(exitRefused, fmt.Errorf("%s: the server at %s refused the token: %s", what, c.base, apiErrorText(resp.StatusCode, body)))
+	case resp.StatusCode == http.StatusForbidden:
+		return withCode(exitRefused, fmt.Errorf("%s: %s", what, apiErrorText(resp.StatusCode, body)))
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, resp.StatusCode, resp.Header.Get("Location"))
+	case resp.StatusCode == http.StatusNotFound && !isAPIError(body):
+		return fmt.Errorf("%s does not serve the signoff admin API (404 for %s): check --server", c.base, what)
+	}
+	return fmt.Errorf("%s: %s", what, apiErrorText(resp.StatusCode, body))
+}
+
+// listLinksFromServer reads GET /v1/links with the filters that are set.
+func listLinksFromServer(ctx context.Context, c *adminClient, platform, workspace, user, email string) ([]bot.LinkView, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"platform": platform, "workspace": workspace, "user": user, "email": email} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/v1/links"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out bot.LinksResponse
+	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Links, nil
+}
+
+// linkOf turns an API link back into the stored shape the table prints.
+func linkOf(v bot.LinkView) storage.IdentityLink {
+	return storage.IdentityLink{
+		Platform: v.Platform, Workspace: v.Workspace, PlatformUser: v.User,
+		Issuer: v.Issuer, Subject: v.Subject, Email: v.Email, Name: v.Name, Groups: v.Groups,
+		VerifiedAt: v.VerifiedAt, LinkedAt: v.LinkedAt, Stale: v.Stale, StaleReason: v.StaleReason, MatchedBy: v.MatchedBy,
+	}
+}
+
+// revokeLinkOnServer revokes a link with DELETE /v1/links/….
+func revokeLinkOnServer(ctx context.Context, c *adminClient, w io.Writer, platform, workspace, user, reason string) error {
+	path := "/v1/links/" + url.PathEscape(platform) + "/" + url.PathEscape(workspace) + "/" + url.PathEscape(user)
+	var out bot.RevokeResponse
+	if err := c.call(ctx, http.MethodDelete, path, bot.AdminReasonBody{Reason: reason}, &out); err != nil {
+		return err
+	}
+	who := out.Revoked.Subject
+	if out.Revoked.Email != "" {
+		who += " (" + out.Revoked.Email + ")"
+	}
+	fmt.Fprintf(w, "revoked the link of %s user %s in %s to %s; audited as identity.unlinked with you as the actor\n",
+		termSafe(platform), termSafe(user), termSafe(workspace), termSafe(who))
+	return nil
+}
+
+func newRequestsCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "requests",
+		Short: "List a running server's requests (admins and auditors)",
+	}
+	cmd.AddCommand(newRequestsListCommand())
+	return cmd
+}
+
+func newRequestsListCommand() *cobra.Command {
+	var server, state, action, output string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list --server URL [--state pending] [--action NAME] [--limit N] [--output text|json]",
+		Short: "List requests, newest first",
+		Long: `List the requests of a running signoff server, newest first, with GET
+/v1/requests: id, action, state, requester, approvals so far and when it was
+created and decided (or expires). --state takes pending, approved, denied,
+expired or cancelled (several separated by commas); without it every state is
+listed. --output json prints the server's answer, {"requests": […]}, each
+entry as GET /v1/requests/{id} shows it.
+
+The token (--token, $SIGNOFF_TOKEN, or the sign-in of 'signoff login') must
+hold one of admins.groups or auditors.groups.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return usageErrorf("--output %q: use text or json", output)
+			}
+			if limit < 1 || limit > bot.MaxRequestsLimit {
+				return usageErrorf("--limit %d: use 1 to %d", limit, bot.MaxRequestsLimit)
+			}
+			if server == "" {
+				server = os.Getenv("SIGNOFF_SERVER")
+			}
+			c, err := newAdminClient(cmd, server)
+			if err != nil {
+				return err
+			}
+			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			if state != "" {
+				q.Set("state", state)
+			}
+			if action != "" {
+				q.Set("action", action)
+			}
+			var out bot.RequestsResponse
+			if err := c.call(cmd.Context(), http.MethodGet, "/v1/requests?"+q.Encode(), nil, &out); err != nil {
+				return err
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(out)
+			}
+			if err := writeRequestsTable(cmd.OutOrStdout(), out.Requests, time.Now()); err != nil {
+				return err
+			}
+			if out.Truncated {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more requests match than --limit %d shows: narrow the listing (--state, --action) or raise --limit\n", limit)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "base URL of the signoff server (default $SIGNOFF_SERVER)")
+	f.String("token", "", "an admin's or auditor's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
+	f.StringVar(&state, "state", "", "only requests in this state: pending, approved, denied, expired, cancelled (comma-separated)")
+	f.StringVar(&action, "action", "", "only requests of this action")
+	f.IntVar(&limit, "limit", bot.DefaultRequestsLimit, "list at most this many")
+	f.StringVar(&output, "output", "text", "text or json")
+	return cmd
+}
+
+// writeRequestsTable prints requests as an aligned table.
+func writeRequestsTable(w io.Writer, reqs []bot.RequestView, now time.Time) error {
+	if len(reqs) == 0 {
+		_, err := fmt.Fprintln(w, "no requests")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tACTION\tSTATE\tREQUESTER\tAPPROVALS\tCREATED\tDECIDED/EXPIRES\tREASON")
+	for _, r := range reqs {
+		requester := r.Requester.Issuer + ":" + r.Requester.Subject
+		if r.Requester.Person != "" {
+			requester = r.Requester.Issuer + ":" + r.Requester.Person
+		}
+		when := "expires " + r.ExpiresAt.UTC().Format(time.RFC3339)
+		if r.DecidedAt != nil {
+			when = r.DecidedAt.UTC().Format(time.RFC3339)
+		}
+		reason := oneLine(r.Reason)
+		if len(reason) > 60 {
+			reason = reason[:60] + "…"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n",
+			termSafe(r.ID), termSafe(r.Action), termSafe(string(r.State)), termSafe(requester), r.Approvals, r.MinApprovals,
+			ageText(now, r.CreatedAt), when, termSafe(orDash(reason)))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write requests: %w", err)
+	}
+	return nil
+}
+
+func newBackupCommand() *cobra.Command {
+	var server, db, out string
+	cmd := &cobra.Command{
+		Use:   "backup (--server URL | --db FILE) -o FILE",
+		Short: "Copy the bbolt database consistently: from a running server, or a stopped one's file",
+		Long: `Write a consistent copy of signoff's bbolt database to FILE.
+
+--server URL asks a running server (GET /v1/backup) with an admin's token
+(--token, $SIGNOFF_TOKEN, or the sign-in of 'signoff login'; it must hold one
+of admins.groups). The server copies the database from one read transaction
+while it keeps serving, writes an admin.backup audit record first (so the copy
+holds it), and streams the copy. A server on PostgreSQL answers 501: back that
+up with pg_dump.
+
+--db FILE copies a database file no server holds (the same way, from a
+read-only open). While a server runs on the file, bbolt's lock refuses: use
+--server then.
+
+The copy is written next to FILE under a temporary name, checked to open as a
+signoff database, and then renamed to FILE, so FILE is either the old content
+or a complete copy. Restore: stop signoff, copy the backup to storage.path,
+start signoff.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if (db == "") == (server == "") {
+				return usageErrorf("backup needs either --server URL (a running server) or --db FILE (a stopped server's storage.path), not both")
+			}
+			if out == "" || out == "-" {
+				return usageErrorf("backup needs -o FILE: where to write the copy")
+			}
+			if db != "" {
+				if same, _ := sameFile(db, out); same {
+					return usageErrorf("-o %s is the database itself: write the copy somewhere else", out)
+				}
+				n, err := backupFile(cmd.Context(), db, out)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d bytes to %s: a consistent copy of %s\n", n, out, db)
+				return nil
+			}
+			c, err := newAdminClient(cmd, server)
+			if err != nil {
+				return err
+			}
+			n, err := backupFromServer(cmd.Context(), c, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "wrote %d bytes to %s: a consistent copy of the database of %s\n", n, out, c.base)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/backup)")
+	f.StringVar(&db, "db", "", "bbolt database file no server holds (a stopped server's storage.path)")
+	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
+	f.StringVarP(&out, "output", "o", "", "write the copy to FILE")
+	return cmd
+}
+
+// sameFile reports whether a and b name one existing file.
+func sameFile(a, b string) (bool, error) {
+	ai, err := os.Stat(a)
+	if err != nil {
+		return false, err
+	}
+	bi, err := os.Stat(b)
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(ai, bi), nil
+}
+
+// backupFile copies the database at db, which no server may hold, to out.
+func backupFile(ctx context.Context, db, out string) (int64, error) {
+	if _, err := os.Stat(db); err != nil {
+		return 0, withCode(exitUsage, fmt.Errorf("database %s: %w; pass the storage.path of a stopped signoff server with --db", db, err))
+	}
+	st, err := boltstore.Open(db, boltstore.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
+	if errors.Is(err, storage.ErrLocked) {
+		return 0, withCode(exitFailure, fmt.Errorf("%w\n(a running signoff server holds the database: take the backup from it while it serves, with 'signoff backup --server URL -o %s' and an admin's token)", err, out))
+	}
+	if err != nil {
+		return 0, withCode(exitFailure, err)
+	}
+	defer st.Close()
+	var n int64
+	err = writeAtomically(out, func(f *os.File) error {
+		return st.Snapshot(ctx, func(img storage.BackupImage) error {
+			var err error
+			n, err = img.WriteTo(f)
+			if err == nil && n != img.Size() {
+				err = fmt.Errorf("wrote %d bytes of a %d-byte copy", n, img.Size())
+			}
+			return err
+		})
+	})
+	return n, err
+}
+
+// backupFromServer downloads GET /v1/backup to out, refusing a copy
+// shorter than the Content-Length the server announced.
+func backupFromServer(ctx context.Context, c *adminClient, out string) (int64, error) {
+	resp, err := c.send(ctx, http.MethodGet, "/v1/backup", nil)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, c.refused(resp, http.MethodGet, "/v1/backup")
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
+		return 0, fmt.Errorf("GET /v1/backup answered with %q, not a database copy: is --server a signoff server?", ct)
+	}
+	var n int64
+	err = writeAtomically(out, func(f *os.File) error {
+		var err error
+		n, err = io.Copy(f, resp.Body)
+		if err != nil {
+			return fmt.Errorf("the copy was cut off after %d bytes (the server stopped, or the connection broke): %w; take it again", n, err)
+		}
+		if resp.ContentLength >= 0 && n != resp.ContentLength {
+			return fmt.Errorf("the copy was cut off after %d of %d bytes; take it again", n, resp.ContentLength)
+		}
+		return nil
+	})
+	return n, err
+}
+
+// writeAtomically has write fill a temporary file next to path, checks
+// that the result opens as a signoff database, and renames it to path.
+// On any failure path is left as it was.
+func writeAtomically(path string, write func(*os.File) error) (err error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".partial-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	check, err := boltstore.Open(tmp, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("the copy does not open as a signoff database, so %s was not written: %w", path, err)
+	}
+	if err := check.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if d, derr := os.Open(dir); derr == nil {
+		_ = d.Sync() // make the rename durable where the platform allows
+		d.Close()
+	}
+	return nil
+}
