@@ -44,6 +44,9 @@ const maxCallbackField = 128
 func (s *Service) RecordRejectedCallback(ctx context.Context, platform, workspace, reason, source string) error {
 	platform, workspace = clip(platform), clip(workspace)
 	reason, source = clip(reason), clip(source)
+	// Counted whether or not a record is written: /metrics sees the whole
+	// flood the sampling keeps out of the log.
+	s.metrics.callbackRejected(platform, reason)
 	key := platform + "\x00" + reason
 	sampler := s.rejectedSampler()
 	ok, dropped := sampler.admit(key, s.clock.Now())

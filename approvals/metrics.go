@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -40,6 +41,46 @@ type Metrics struct {
 	// ExecutionAttempts counts every recorded execution attempt, including
 	// failed attempts that will be retried.
 	ExecutionAttempts uint64
+	// CallbacksRejected counts platform callbacks that failed verification
+	// or came from a workspace or tenant not configured, by platform and
+	// reason: every RecordRejectedCallback call, including those whose
+	// callback.rejected record was sampled away.
+	CallbacksRejected map[CallbackRejection]uint64
+	// AdminActions counts the actions admins took through the admin API,
+	// by AdminAction… name (CountAdminAction). Every known action is
+	// present (0 until used).
+	AdminActions map[string]uint64
+}
+
+// CallbackRejection is the key of Metrics.CallbacksRejected.
+type CallbackRejection struct {
+	Platform, Reason string
+}
+
+// Admin actions (CountAdminAction, Metrics.AdminActions): one per admin
+// API operation.
+const (
+	AdminActionLinksList     = "links_list"
+	AdminActionLinkRevoke    = "link_revoke"
+	AdminActionRequestsList  = "requests_list"
+	AdminActionRequestCancel = "request_cancel"
+	AdminActionBackup        = "backup"
+	// AdminActionOther stands for any name not listed above, so that the
+	// label keeps a fixed set of values.
+	AdminActionOther = "other"
+)
+
+var adminActions = []string{AdminActionLinksList, AdminActionLinkRevoke, AdminActionRequestsList, AdminActionRequestCancel, AdminActionBackup}
+
+// CountAdminAction counts one action an admin took through the admin API
+// (an AdminAction… name; others count as AdminActionOther), for
+// signoff_admin_actions_total. Call it once the action succeeded (after its
+// audit record committed). Safe for concurrent use.
+func (s *Service) CountAdminAction(action string) {
+	if !slices.Contains(adminActions, action) {
+		action = AdminActionOther
+	}
+	s.metrics.inc(&s.metrics.admin, action, 1)
 }
 
 // counters hold the service's event counts. The zero value is ready to use
@@ -54,6 +95,8 @@ type counters struct {
 	decisions  map[string]uint64
 	executions map[string]uint64
 	attempts   uint64
+	callbacks  map[CallbackRejection]uint64
+	admin      map[string]uint64
 }
 
 // add adds n to (*m)[key]; the caller holds c.mu.
@@ -75,6 +118,15 @@ func (c *counters) requestCreated(action string) { c.inc(&c.created, action, 1) 
 func (c *counters) voteCounted(d storage.Decision) { c.inc(&c.votes, string(d), 1) }
 
 func (c *counters) voteRefused(reason string) { c.inc(&c.refused, reason, 1) }
+
+func (c *counters) callbackRejected(platform, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.callbacks == nil {
+		c.callbacks = make(map[CallbackRejection]uint64)
+	}
+	c.callbacks[CallbackRejection{Platform: platform, Reason: reason}]++
+}
 
 // decided counts n requests that reached state.
 func (c *counters) decided(state storage.State, n int) {
@@ -109,6 +161,8 @@ func (s *Service) Metrics() Metrics {
 		Decisions:          maps.Clone(c.decisions),
 		ExecutionsFinished: maps.Clone(c.executions),
 		ExecutionAttempts:  c.attempts,
+		CallbacksRejected:  maps.Clone(c.callbacks),
+		AdminActions:       maps.Clone(c.admin),
 	}
 	c.mu.Unlock()
 	// Known label values are present from the start, so a rate over them
@@ -135,6 +189,10 @@ func (s *Service) Metrics() Metrics {
 	zero(&m.VotesRefused)
 	zero(&m.Decisions, string(storage.StateApproved), string(storage.StateDenied), string(storage.StateExpired), string(storage.StateCancelled))
 	zero(&m.ExecutionsFinished, string(storage.ExecutionSucceeded), string(storage.ExecutionFailed))
+	zero(&m.AdminActions, adminActions...)
+	if m.CallbacksRejected == nil {
+		m.CallbacksRejected = map[CallbackRejection]uint64{}
+	}
 	return m
 }
 

@@ -277,6 +277,7 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 		if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
 			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
 		}
+		l.counters.markStale(StaleBindingMismatch)
 		return link, l.linkRequired(ctx, p, LinkReasonStale, "your account link could not be confirmed: the chat platform's record of your account does not match the identity it was linked to. Open the link to sign in again as yourself, then click again")
 	}
 	updated := link

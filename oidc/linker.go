@@ -283,6 +283,13 @@ type LinkerOptions struct {
 	DiscoveryRetry time.Duration
 	// CleanupInterval paces RunCleanup; default DefaultCleanupInterval.
 	CleanupInterval time.Duration
+	// SweepInterval paces RunSweep, the background refresh of links whose
+	// groups are older than GroupsMaxAge; default GroupsMaxAge/4, at least
+	// MinSweepInterval and at most MaxSweepInterval.
+	SweepInterval time.Duration
+	// SweepConcurrency bounds the refreshes one sweep pass runs at once;
+	// default DefaultSweepConcurrency.
+	SweepConcurrency int
 }
 
 // Linker runs the approver account-link flow (authorization code with PKCE
@@ -315,6 +322,11 @@ type Linker struct {
 
 	displayMu sync.Mutex
 	displayed map[string]displayedAccount
+
+	// counters are the identity events /metrics reports (see Metrics).
+	counters linkerCounters
+	// sweepGate lets one Sweep pass run at a time.
+	sweepGate chan struct{}
 }
 
 // SetDirectory makes d the account directory of platform: the chat
@@ -398,6 +410,12 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 	if opts.CleanupInterval == 0 {
 		opts.CleanupInterval = DefaultCleanupInterval
 	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = defaultSweepInterval(opts.GroupsMaxAge)
+	}
+	if opts.SweepConcurrency <= 0 {
+		opts.SweepConcurrency = DefaultSweepConcurrency
+	}
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
 	}
@@ -419,6 +437,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		linkLimits:  ratelimit.New(opts.SignInLinksPerMinute, opts.Clock),
 		directories: map[string]AccountDirectory{},
 		displayed:   map[string]displayedAccount{},
+		sweepGate:   make(chan struct{}, 1),
 	}
 	if opts.LinkMatch == LinkMatchNone {
 		l.log.Warn("idp.link_match is none: signoff does not check that the person who completes a sign-in link owns the chat account it was sent to; anyone an approver forwards a link to, or who forwards theirs to an approver, can vote as someone else. Set idp.link_match: email unless your chat accounts have no email.")
@@ -474,7 +493,11 @@ func (l *Linker) Begin(ctx context.Context, p PlatformUser) (string, error) {
 		return "", &LinkRequiredError{Reason: LinkReasonRateLimited, Message: fmt.Sprintf(
 			"you were sent %d sign-in links in the last minute; use the latest one, or click again in %s for a new one", l.opts.SignInLinksPerMinute, wait.Round(time.Second))}
 	}
-	return l.newAttempt(ctx, storage.LinkAttempt{Purpose: PurposeLink, Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, Conversation: p.Conversation})
+	u, err := l.newAttempt(ctx, storage.LinkAttempt{Purpose: PurposeLink, Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, Conversation: p.Conversation})
+	if err == nil {
+		l.counters.linkAttempt()
+	}
+	return u, err
 }
 
 // BeginStepUp creates a single-use sign-in link that, once the person
@@ -660,31 +683,96 @@ func (l *Linker) lockUser(ctx context.Context, p PlatformUser) (func(), error) {
 	}
 }
 
-// refresh re-reads the groups of link at the IdP with its refresh token.
+// refresh re-reads the groups of link at the IdP with its refresh token,
+// for a click (Resolve): what refreshGroups could not do becomes a
+// *LinkRequiredError with a fresh sign-in link, or the IdP's unavailability.
 func (l *Linker) refresh(ctx context.Context, p PlatformUser, link storage.IdentityLink) (storage.IdentityLink, error) {
 	age := l.clock.Now().Sub(link.VerifiedAt).Round(time.Second)
-	if l.sealer == nil || len(link.RefreshToken) == 0 {
+	updated, err := l.refreshGroups(ctx, p, link, refreshByClick)
+	var refused *refreshRefusedError
+	switch {
+	case err == nil:
+		return updated, nil
+	case errors.Is(err, errNoRefreshToken):
 		return link, l.linkRequired(ctx, p, LinkReasonReverify, fmt.Sprintf(
 			"your groups were last confirmed by the identity provider %s ago (at most %s allowed): open the link to sign in again, then click again", age, l.opts.GroupsMaxAge))
+	case errors.Is(err, errRefreshTokenUnreadable):
+		return link, l.linkRequired(ctx, p, LinkReasonReverify, fmt.Sprintf(
+			"your groups were last confirmed by the identity provider %s ago and could not be re-checked: open the link to sign in again, then click again", age))
+	case errors.As(err, &refused):
+		if refused.markErr != nil {
+			return link, fmt.Errorf("oidc: %s: %w", refused.reason, refused.markErr)
+		}
+		return link, l.linkRequired(ctx, p, LinkReasonStale, fmt.Sprintf(
+			"the identity provider no longer confirms your account link (%s): open the link to sign in again, then click again", refused.reason))
+	}
+	// The IdP is unavailable (or the store failed): the vote is refused for
+	// now and nothing was changed.
+	return link, err
+}
+
+// How a refresh was triggered (refreshGroups, the refresh counters).
+const (
+	refreshByClick = "click"
+	refreshBySweep = "sweep"
+)
+
+// errNoRefreshToken: the link holds no refresh token, or this Linker keeps
+// none (no TokenKey); only a new sign-in can confirm the groups.
+var errNoRefreshToken = errors.New("oidc: no refresh token is kept for this link")
+
+// errRefreshTokenUnreadable: the sealed refresh token does not open (the
+// token key changed, or the stored bytes were altered).
+var errRefreshTokenUnreadable = errors.New("oidc: the stored refresh token cannot be opened")
+
+// refreshRefusedError: the IdP refused the refresh (user disabled, consent
+// or token revoked) and the link was marked stale, unless markErr says
+// that could not be stored.
+type refreshRefusedError struct {
+	reason  string
+	markErr error
+}
+
+func (e *refreshRefusedError) Error() string {
+	if e.markErr != nil {
+		return "oidc: " + e.reason + ": " + e.markErr.Error()
+	}
+	return "oidc: the identity provider refused the refresh: " + e.reason
+}
+
+// refreshGroups re-reads the groups of link at the IdP with its refresh
+// token and stores what the IdP confirmed (RefreshLink). It is the one
+// refresh both a click (Resolve) and the background sweep (Sweep) use; the
+// caller holds p's lock (lockUser). It fails with errNoRefreshToken,
+// errRefreshTokenUnreadable, a *refreshRefusedError (the link was marked
+// stale), an error wrapping ErrIdPUnavailable (nothing changed), or a
+// storage error. trigger is refreshByClick or refreshBySweep.
+func (l *Linker) refreshGroups(ctx context.Context, p PlatformUser, link storage.IdentityLink, trigger string) (storage.IdentityLink, error) {
+	if l.sealer == nil || len(link.RefreshToken) == 0 {
+		return link, errNoRefreshToken
 	}
 	rt, err := l.sealer.open(link.RefreshToken, link)
 	if err != nil {
+		l.counters.refreshFailed(RefreshFailureTokenUnreadable)
 		l.log.Warn("stored refresh token cannot be opened; the approver must sign in again", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
-		return link, l.linkRequired(ctx, p, LinkReasonReverify, fmt.Sprintf(
-			"your groups were last confirmed by the identity provider %s ago and could not be re-checked: open the link to sign in again, then click again", age))
+		return link, errRefreshTokenUnreadable
 	}
 	res, err := l.idp.refresh(ctx, rt, link.Subject)
 	var refused *idpRefusal
 	switch {
 	case errors.As(err, &refused):
-		l.log.Info("identity provider refused to refresh a link; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "reason", refused.reason)
+		l.counters.refreshFailed(RefreshFailureRefused)
+		l.log.Info("identity provider refused to refresh a link; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "reason", refused.reason, "trigger", trigger)
 		if merr := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, refused.reason); merr != nil {
-			return link, fmt.Errorf("oidc: %s: %w", refused.reason, merr)
+			return link, &refreshRefusedError{reason: refused.reason, markErr: merr}
 		}
-		return link, l.linkRequired(ctx, p, LinkReasonStale, fmt.Sprintf(
-			"the identity provider no longer confirms your account link (%s): open the link to sign in again, then click again", refused.reason))
+		l.counters.markStale(StaleRefreshRefused)
+		return link, &refreshRefusedError{reason: refused.reason}
 	case err != nil:
-		l.log.Warn("refreshing a link at the identity provider failed; the vote is refused for now", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
+		if errors.Is(err, ErrIdPUnavailable) {
+			l.counters.refreshFailed(RefreshFailureUnavailable)
+		}
+		l.log.Warn("refreshing a link at the identity provider failed; nothing was changed", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "trigger", trigger, "err", err)
 		return link, err
 	}
 	updated := link
@@ -710,7 +798,8 @@ func (l *Linker) refresh(ctx context.Context, p PlatformUser, link storage.Ident
 	if err := l.opts.Links.RefreshLink(ctx, updated); err != nil {
 		return link, fmt.Errorf("oidc: store refreshed link of %s: %w", p, err)
 	}
-	l.log.Info("link refreshed at the identity provider", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "groups", updated.Groups, "rotated", res.refreshToken != "" && res.refreshToken != rt)
+	l.counters.refreshed(trigger)
+	l.log.Info("link refreshed at the identity provider", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "groups", updated.Groups, "rotated", res.refreshToken != "" && res.refreshToken != rt, "trigger", trigger)
 	return updated, nil
 }
 

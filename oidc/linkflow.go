@@ -347,6 +347,13 @@ func (l *Linker) handleCallback(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	var refused *idpRefusal
+	if a.Purpose != PurposeStepUp {
+		if errors.As(err, &refused) {
+			l.counters.linkOutcome(LinkOutcomeIdPRefused)
+		} else {
+			l.counters.linkOutcome(LinkOutcomeIdPUnavailable)
+		}
+	}
 	if errors.As(err, &refused) {
 		log.Warn("sign-in refused: the identity provider's answer did not verify", "why", refused.reason)
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your sign-in could not be verified",
@@ -444,6 +451,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		l.internalError(w, "save link", err)
 		return
 	}
+	l.counters.linkOutcome(LinkOutcomeLinked)
 	var noRefresh string
 	if l.sealer != nil && res.refreshToken == "" {
 		// Refresh tokens were asked for (offline_access) but none came.
@@ -480,6 +488,8 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 // account the link was for, who signed in, why they do not match and what
 // to do.
 func (l *Linker) refuseBinding(ctx context.Context, w http.ResponseWriter, p PlatformUser, acct ChatAccount, c idClaims, r *LinkRefusal) {
+	// Counted whether or not the audit record can be written.
+	l.counters.linkOutcome(r.Reason)
 	if err := l.opts.Links.RefuseLink(ctx, *r); err != nil {
 		l.log.Error("could not record a refused link", "platform", p.Platform, "platform_user", p.UserID, "err", err)
 	}

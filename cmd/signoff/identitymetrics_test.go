@@ -1,0 +1,85 @@
+package main
+
+import (
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testop"
+)
+
+// scrapeMetrics returns GET /metrics of ts.
+func scrapeMetrics(t *testing.T, ts *testServer) string {
+	t.Helper()
+	resp, err := http.Get(ts.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
+	}
+	return string(body)
+}
+
+// TestServeRunsLinkSweep: with idp and a token encryption key, serve
+// runs the link sweep (a first pass at start) and /metrics carries the
+// identity families.
+func TestServeRunsLinkSweep(t *testing.T) {
+	op := testop.New(t, clock.Real{}, "")
+	addr := freeLoopbackAddr(t)
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := "public_url: http://localhost:" + port + "\nidp: {issuer: \"" + op.Issuer + "\", client_id: " + testop.ClientID +
+		", client_secret: " + testop.ClientSecret + ", scopes: [openid, email, profile, groups, offline_access]," +
+		" token_encryption_key: \"0123456789abcdef0123456789abcdef-sweep\"}"
+	ts := startDevLinkServer(t, addr, idp)
+	var metrics string
+	waitFor(t, 20*time.Second, "the first sweep pass", func() bool {
+		metrics = scrapeMetrics(t, ts)
+		return strings.Contains(metrics, `signoff_link_sweeps_total{result="completed"} 1`+"\n")
+	})
+	for _, want := range []string{
+		"signoff_link_attempts_total 0\n",
+		`signoff_links_total{outcome="linked"} 0` + "\n",
+		`signoff_links_total{outcome="identity_mismatch"} 0` + "\n",
+		`signoff_idp_refresh_failures_total{reason="unavailable"} 0` + "\n",
+		`signoff_idp_refresh_failures_total{reason="refused"} 0` + "\n",
+		"signoff_links_need_sign_in 0\n",
+		`signoff_admin_actions_total{action="link_revoke"} 0` + "\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+}
+
+// TestServeCountsLinksOnMetrics: a chat account linked through the dev
+// console counts as a link attempt and a link on /metrics.
+func TestServeCountsLinksOnMetrics(t *testing.T) {
+	ts := startDevLinkServer(t, "127.0.0.1:0", "")
+	b := newConsoleBrowser(t, ts.base)
+	if body := b.link("bob", "bob"); !strings.Contains(body, `data-outcome="linked"`) {
+		t.Fatalf("linking bob:\n%s", body)
+	}
+	metrics := scrapeMetrics(t, ts)
+	for _, want := range []string{
+		"signoff_link_attempts_total 1\n",
+		`signoff_links_total{outcome="linked"} 1` + "\n",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, metrics)
+		}
+	}
+	// No sweep in dev mode without an idp section.
+	if !strings.Contains(metrics, `signoff_link_sweeps_total{result="completed"} 0`+"\n") {
+		t.Errorf("a sweep ran without refresh tokens:\n%s", metrics)
+	}
+}
