@@ -93,13 +93,14 @@ func (s *Server) mountAPI() {
 	// (the method patterns are more specific, so they win for their
 	// method); "/v1/" answers unknown paths with a JSON 404.
 	s.mux.HandleFunc("POST /v1/requests", s.authed(s.createRequest))
-	s.mux.HandleFunc("/v1/requests", methodNotAllowed("POST"))
+	s.mux.HandleFunc("/v1/requests", methodNotAllowed("GET, HEAD, POST"))
 	s.mux.HandleFunc("GET /v1/requests/{id}", s.authed(s.getRequest))
 	s.mux.HandleFunc("/v1/requests/{id}", methodNotAllowed("GET, HEAD"))
 	s.mux.HandleFunc("POST /v1/requests/{id}/cancel", s.authed(s.cancelRequest))
 	s.mux.HandleFunc("/v1/requests/{id}/cancel", methodNotAllowed("POST"))
 	s.mux.HandleFunc("GET /v1/audit", s.authed(s.auditLog))
 	s.mux.HandleFunc("/v1/audit", methodNotAllowed("GET, HEAD"))
+	s.mountAdmin() // admin.go
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusNotFound, CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit")
 	})
@@ -222,7 +223,9 @@ func requesterOf(tok *oidc.RequesterToken) storage.Requester {
 }
 
 func isRequester(tok *oidc.RequesterToken, r storage.Request) bool {
-	return tok.IssuerName == r.Requester.Issuer && tok.Subject == r.Requester.Subject
+	// A signoff login token is a person at the IdP, never a CI requester
+	// (login.go).
+	return !tok.Login && tok.IssuerName == r.Requester.Issuer && tok.Subject == r.Requester.Subject
 }
 
 func (s *Server) isAuditor(tok *oidc.RequesterToken) bool {
@@ -230,7 +233,7 @@ func (s *Server) isAuditor(tok *oidc.RequesterToken) bool {
 }
 
 func (s *Server) mayRead(tok *oidc.RequesterToken, r storage.Request) bool {
-	return isRequester(tok, r) || s.isAuditor(tok)
+	return isRequester(tok, r) || s.isAuditor(tok) || s.isAdmin(tok)
 }
 
 func (s *Server) view(r storage.Request) RequestView {
@@ -242,6 +245,9 @@ func (s *Server) view(r storage.Request) RequestView {
 }
 
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
+	if refuseLoginToken(w, r, tok) {
+		return
+	}
 	var body CreateRequestBody
 	if status, code, msg := readJSON(w, r, &body); status != 0 {
 		fail(w, r, status, code, msg)
@@ -378,7 +384,7 @@ func (s *Server) readable(w http.ResponseWriter, r *http.Request, tok *oidc.Requ
 }
 
 func notFound(w http.ResponseWriter, r *http.Request, id string) {
-	fail(w, r, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no request %q that this token may see: only its requester (same issuer and subject) and auditors can read it", truncate(id, 100)))
+	fail(w, r, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no request %q that this token may see: only its requester (same issuer and subject), auditors and admins can read it", truncate(id, 100)))
 }
 
 func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
@@ -389,7 +395,11 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 		return
 	}
 	if !isRequester(tok, req) {
-		fail(w, r, http.StatusForbidden, CodeForbidden, fmt.Sprintf("only the requester of %s may cancel it", req.ID))
+		if s.isAdmin(tok) {
+			s.adminCancel(w, r, tok, req) // admin.go: with a reason, audited as the admin
+			return
+		}
+		fail(w, r, http.StatusForbidden, CodeForbidden, fmt.Sprintf("only the requester of %s, or an admin (admins.groups) with a reason, may cancel it", req.ID))
 		return
 	}
 	out, err := s.opts.Service.Cancel(r.Context(), id, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject})
@@ -407,7 +417,7 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 // complete one.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	if !s.isAuditor(tok) {
-		fail(w, r, http.StatusForbidden, CodeForbidden, "only auditors may read the audit log: the token carries none of the auditor groups (auditors.groups in the config; the requester entry's groups_claim names the claim read)")
+		fail(w, r, http.StatusForbidden, CodeForbidden, "only auditors may read the audit log: the token carries none of the auditor groups (auditors.groups in the config; the requester entry's groups_claim, or idp.groups_claim for a signoff login token, names the claim read)")
 		return
 	}
 	filter, problem := parseAuditFilter(r.URL.Query())

@@ -389,8 +389,9 @@ func TestRoutingErrors(t *testing.T) {
 		status       int
 		code, allow  string
 	}{
-		{"PUT", "/v1/requests", 405, "method_not_allowed", "POST"},
-		{"GET", "/v1/requests", 405, "method_not_allowed", "POST"},
+		{"PUT", "/v1/requests", 405, "method_not_allowed", "GET, HEAD, POST"},
+		// GET /v1/requests lists requests, for admins and auditors only.
+		{"GET", "/v1/requests", 403, "forbidden", ""},
 		{"DELETE", "/v1/requests/req_x", 405, "method_not_allowed", "GET, HEAD"},
 		{"GET", "/v1/requests/req_x/cancel", 405, "method_not_allowed", "POST"},
 		{"POST", "/v1/audit", 405, "method_not_allowed", "GET, HEAD"},

@@ -55,6 +55,7 @@ func testPolicy(t testing.TB) *policy.Policy {
 	}
 	return &policy.Policy{
 		AuditorGroups: []string{"audit"},
+		AdminGroups:   []string{"signoff-admins"},
 		Actions: map[string]*policy.Action{
 			"deploy": {
 				Name:       "deploy",

@@ -35,12 +35,26 @@ package bot
 //	signoff_http_requests_total{route,method,code}       counter
 //	signoff_http_request_duration_seconds{route,method}  histogram
 //	signoff_rate_limited_total{limit}                    counter (requests_per_minute, pending_per_requester, clicks_per_minute)
+//	signoff_callback_rejected_total{platform,reason}     counter, every rejected callback (also those the audit log samples away)
+//	signoff_admin_actions_total{action}                  counter (links_list, link_revoke, requests_list, request_cancel, backup, other)
 //
 // Components add families of their own with Server.AddMetrics (see
 // readiness.go); serve adds, when Slack Socket Mode is on:
 //
 //	signoff_slack_socket_connected                       gauge, 1 while a Socket Mode websocket is up, else 0
 //	signoff_slack_socket_connection_failures_total       counter, failed attempts to open one
+//
+// and, with an approver Linker, the identity families of IdentityMetrics
+// (identitymetrics.go): signoff_link_attempts_total,
+// signoff_links_total{outcome}, signoff_idp_refresh_failures_total{reason},
+// signoff_idp_refreshes_total{trigger},
+// signoff_links_marked_stale_total{reason},
+// signoff_link_sweeps_total{result}, signoff_links_need_sign_in; and, with
+// the ssf section, the Shared Signals receiver's (cmd/signoff/ssf.go):
+//
+//	signoff_ssf_events_total{type,outcome}               counter, every pushed SET (type: session-revoked, credential-change, account-disabled, account-purged, verification, other, unverified; outcome: stale, no_match, unchanged, ignored, or a refusal's err)
+//	signoff_ssf_refusals_total{err,reason}               counter, refused SETs (nothing changed)
+//	signoff_ssf_links_stale_total                        counter, links made stale by SETs
 //
 // The two store gauges each count at most approvals.MaxBacklogCount
 // (10,000): a value at the cap means at least that many. When the store
@@ -165,6 +179,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 		e.counterMap("signoff_executions_finished_total", "Executions of approved actions that reached a final result.", "result", m.ExecutionsFinished)
 		e.family("signoff_execution_attempts_total", "counter", "Execution attempts recorded, including failures to be retried.")
 		e.sample("signoff_execution_attempts_total", strconv.FormatUint(m.ExecutionAttempts, 10))
+		writeCallbacksRejected(&e, m.CallbacksRejected)
+		e.counterMap("signoff_admin_actions_total", "Actions admins took through the admin API, by action.", "action", m.AdminActions)
 
 		ctx, cancel := context.WithTimeout(r.Context(), backlogTimeout)
 		b, err := svc.Backlog(ctx)
@@ -236,6 +252,28 @@ func (m *httpMetrics) write(e *expositionWriter) {
 			e.sample(name+"_sum", formatFloat(h.sum), "route", k.route, "method", k.method)
 			e.sample(name+"_count", strconv.FormatUint(h.count, 10), "route", k.route, "method", k.method)
 		}
+	}
+}
+
+// writeCallbacksRejected appends signoff_callback_rejected_total{platform,
+// reason}: every rejected platform callback, sampled out of the audit log
+// or not. The family is left out until the first rejection (its label
+// values are not known before).
+func writeCallbacksRejected(e *expositionWriter, m map[approvals.CallbackRejection]uint64) {
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]approvals.CallbackRejection, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b approvals.CallbackRejection) int {
+		return strings.Compare(a.Platform+"\x00"+a.Reason, b.Platform+"\x00"+b.Reason)
+	})
+	const name = "signoff_callback_rejected_total"
+	e.family(name, "counter", "Chat platform callbacks refused at the edge (failed verification, or a workspace or tenant not configured), by platform and reason; counts every one, also those the audit log samples away.")
+	for _, k := range keys {
+		e.sample(name, strconv.FormatUint(m[k], 10), "platform", k.Platform, "reason", k.Reason)
 	}
 }
 

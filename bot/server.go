@@ -39,6 +39,10 @@ type Options struct {
 	Clicks *chatlimit.Limiter
 	// Clock drives the rate limits; default the wall clock.
 	Clock clock.Clock
+	// Login, when set, is served at GET /v1/login-config for `signoff
+	// login` (idp.cli_client_id; see login.go). nil: that endpoint answers
+	// 404 saying the server does not offer it.
+	Login *LoginConfig
 }
 
 // Server routes signoff's HTTP endpoints. Every response passes through a
@@ -80,6 +84,7 @@ func New(opts Options) *Server {
 	// only (see metrics.go).
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mountAPI()
+	s.mountLogin()
 	return s
 }
 

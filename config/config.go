@@ -121,6 +121,8 @@ type Config struct {
 	IdP IdPConfig `mapstructure:"idp"`
 	// Auditors may read the audit log and every request.
 	Auditors AuditorsConfig `mapstructure:"auditors"`
+	// Admins may use the admin API (links, requests, backup).
+	Admins AdminsConfig `mapstructure:"admins"`
 	// Slack configures the Slack app; empty when Slack is not used.
 	Slack SlackConfig `mapstructure:"slack"`
 	// Teams configures the Microsoft Teams bot; empty when Teams is not used.
@@ -130,6 +132,9 @@ type Config struct {
 	// Limits caps what one requester or one chat account may do in a
 	// minute, and how many requests a requester may have pending.
 	Limits LimitsConfig `mapstructure:"limits"`
+	// SSF configures the Shared Signals receiver (POST /ssf/events); empty
+	// when no transmitter pushes security events.
+	SSF SSFConfig `mapstructure:"ssf"`
 	// Actions are the things CI may ask approval for, by name.
 	Actions map[string]ActionConfig `mapstructure:"actions"`
 	// Dev configures dev mode (`signoff serve --dev`).
@@ -206,6 +211,11 @@ type IdPConfig struct {
 	// requester's CI handle (a GitHub login in a custom attribute), for the
 	// self-approval check; DefaultIdPPersonClaims when not set.
 	PersonClaims []string `mapstructure:"person_claims"`
+	// CLIClientID is the public client (no secret; loopback redirect
+	// http://127.0.0.1/callback at any port, RFC 8252) registered at the
+	// provider for `signoff login`. When set, signoff accepts the
+	// provider's ID tokens issued to it on admin and auditor endpoints.
+	CLIClientID string `mapstructure:"cli_client_id"`
 }
 
 // Link match modes (idp.link_match).
@@ -227,6 +237,14 @@ func (c IdPConfig) Configured() bool {
 // AuditorsConfig names who may read the audit log.
 type AuditorsConfig struct {
 	// Groups are IdP groups whose members are auditors.
+	Groups []string `mapstructure:"groups"`
+}
+
+// AdminsConfig names who may use the admin API: list and revoke links,
+// list and cancel requests, take a backup. Matched like auditors.groups,
+// against the groups claim of a bearer token from a trusted issuer.
+type AdminsConfig struct {
+	// Groups are IdP groups whose members are admins. Empty: nobody is.
 	Groups []string `mapstructure:"groups"`
 }
 
@@ -317,6 +335,30 @@ type AuditConfig struct {
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	// CheckpointEvery is how many records lie between two checkpoints.
 	CheckpointEvery int `mapstructure:"checkpoint_every"`
+}
+
+// SSFConfig is the Shared Signals receiver: the transmitter (the company
+// IdP) whose Security Event Tokens may make approvers' links stale. Issuer,
+// JWKSURL and Audience are required together.
+type SSFConfig struct {
+	// Issuer is the transmitter's issuer: a SET's iss must equal it.
+	Issuer string `mapstructure:"issuer"`
+	// JWKSURL is where the transmitter publishes its signing keys.
+	JWKSURL string `mapstructure:"jwks_url"`
+	// Audience must be one of a SET's aud values.
+	Audience string `mapstructure:"audience"`
+	// BearerToken, when set, must come with every push as
+	// "Authorization: Bearer <token>" (the transmitter's stream
+	// configuration sets the header); other pushes are refused with
+	// authentication_failed before their SET is looked at.
+	BearerToken Secret `mapstructure:"bearer_token"`
+	// BearerTokenFile is BearerToken's file twin.
+	BearerTokenFile string `mapstructure:"bearer_token_file"`
+}
+
+// Configured reports whether any ssf key is set.
+func (c SSFConfig) Configured() bool {
+	return c.Issuer != "" || c.JWKSURL != "" || c.Audience != "" || c.BearerToken != "" || c.BearerTokenFile != ""
 }
 
 // LimitsConfig caps what one caller may do; beyond a limit the API answers

@@ -23,6 +23,7 @@ func (c *Config) Policy() (*policy.Policy, error) {
 	p := &policy.Policy{
 		Actions:       make(map[string]*policy.Action, len(c.Actions)),
 		AuditorGroups: slices.Clone(c.Auditors.Groups),
+		AdminGroups:   slices.Clone(c.Admins.Groups),
 	}
 	for _, name := range sortedKeys(c.Actions) {
 		a, err := buildAction(name, c.Actions[name])

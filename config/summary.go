@@ -55,6 +55,7 @@ func (c *Config) Summary() string {
 		line("audit", "checkpoints unsigned (set audit.signing_key_file to sign one every %d records)", c.Audit.CheckpointEvery)
 	}
 	line("auditors", "%s", groupsOrNone(c.Auditors.Groups))
+	line("admins", "%s", groupsOrNone(c.Admins.Groups))
 	line("limits", "%d requests a minute and %d pending per requester; %d clicks and commands a minute per chat account",
 		c.Limits.RequestsPerMinute, c.Limits.PendingPerRequester, c.Limits.ClicksPerMinute)
 
@@ -71,6 +72,11 @@ func (c *Config) Summary() string {
 		line("idp", "configured: %s, client %s, client secret %s", c.IdP.Issuer, c.IdP.ClientID, secretSource(c.IdP.ClientSecret, c.IdP.ClientSecretFile))
 		more("scopes %s; groups from claim %q, re-verified every %s; links last %s",
 			strings.Join(c.IdP.Scopes, " "), c.IdP.GroupsClaim, fmtDuration(c.IdP.GroupsMaxAge), fmtDuration(c.IdP.LinkMaxAge))
+		if c.IdP.CLIClientID != "" {
+			more("signoff login: public client %s; its ID tokens are accepted on admin and auditor endpoints", c.IdP.CLIClientID)
+		} else {
+			more("signoff login: off (set idp.cli_client_id to let people use their IdP sign-in with the API)")
+		}
 	} else {
 		line("idp", "not configured (approvers cannot link chat accounts; dev mode does not need it)")
 	}
@@ -91,6 +97,15 @@ func (c *Config) Summary() string {
 		line("teams", "configured: app %s, tenants %s, app password %s", orNotSet(t.AppID), strings.Join(t.TenantIDs, ", "), secretSource(t.AppPassword, t.AppPasswordFile))
 	} else {
 		line("teams", "not configured")
+	}
+	if f := c.SSF; f.Configured() {
+		bearer := "no bearer token"
+		if f.BearerToken != "" {
+			bearer = "bearer token " + secretSource(f.BearerToken, f.BearerTokenFile)
+		}
+		line("ssf", "receiving SETs at POST /ssf/events from %s (keys %s), audience %s, %s", f.Issuer, f.JWKSURL, f.Audience, bearer)
+	} else {
+		line("ssf", "not configured (no identity provider pushes security events)")
 	}
 	if len(c.Dev.Approvers) > 0 {
 		var ds []string

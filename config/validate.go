@@ -113,6 +113,7 @@ func (c *Config) validateServer(ps *problems) {
 	c.validateIdP(ps)
 	c.validateSlack(ps)
 	c.validateTeams(ps)
+	c.validateSSF(ps)
 
 	if c.Audit.CheckpointEvery < 1 {
 		ps.add("audit.checkpoint_every", "must be >= 1, got %d", c.Audit.CheckpointEvery)
@@ -162,6 +163,7 @@ func (c *Config) validateServer(ps *problems) {
 
 func (c *Config) validateIdP(ps *problems) {
 	idp := c.IdP
+	c.validateCLIClient(ps)
 	if !idp.Configured() {
 		return
 	}
@@ -301,6 +303,7 @@ func (c *Config) validateTeamsServiceURLHosts(ps *problems) {
 func (c *Config) validatePolicy(ps *problems) {
 	names := c.validateRequesters(ps)
 	checkNonEmpty(ps, "auditors.groups", c.Auditors.Groups)
+	checkNonEmpty(ps, "admins.groups", c.Admins.Groups)
 	for _, name := range sortedKeys(c.Actions) {
 		a := c.Actions[name]
 		c.validateAction(ps, name, &a, names)

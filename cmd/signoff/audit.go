@@ -56,8 +56,8 @@ one request's records. A filtered export has gaps, so verify unfiltered ones.
 
 --db reads a database file directly (the server must be stopped: bbolt lets one
 process hold it). --server reads a running server's GET /v1/audit with an
-auditor's token (--token or $SIGNOFF_TOKEN; its groups must include one of
-auditors.groups).`,
+auditor's token (--token, else $SIGNOFF_TOKEN, else the sign-in of 'signoff
+login --server URL'; its groups must include one of auditors.groups).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if (db == "") == (server == "") {
@@ -82,11 +82,10 @@ auditors.groups).`,
 			}
 			var n int
 			if server != "" {
-				if token == "" {
-					token = os.Getenv("SIGNOFF_TOKEN")
-				}
-				if token == "" {
-					return usageErrorf("audit export --server needs an auditor's token: --token or $SIGNOFF_TOKEN")
+				// --token, $SIGNOFF_TOKEN, or the signoff login sign-in.
+				token, terr := personToken(cmd, server)
+				if terr != nil {
+					return terr
 				}
 				n, err = exportAuditFromServer(cmd.Context(), server, token, w, format, filter)
 			} else {
@@ -112,7 +111,7 @@ auditors.groups).`,
 	f := cmd.Flags()
 	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
 	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/audit)")
-	f.StringVar(&token, "token", "", "with --server: an auditor's OIDC token (default $SIGNOFF_TOKEN)")
+	f.StringVar(&token, "token", "", "with --server: an auditor's OIDC token (default $SIGNOFF_TOKEN, then the signoff login sign-in)")
 	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
 	f.StringVarP(&out, "output", "o", "", "write to FILE instead of standard output")
 	f.StringVar(&since, "since", "", "only records at or after this RFC 3339 time")

@@ -92,6 +92,8 @@ func newRootCommand() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitUsage, err) })
 	root.AddCommand(newServeCommand(), newLinksCommand(), newTeamsCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
+	root.AddCommand(newLoginCommand())
+	root.AddCommand(newRequestsCommand(), newBackupCommand()) // admin.go
 	return root
 }
 

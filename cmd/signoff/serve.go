@@ -219,6 +219,15 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		}
 		linker.Register(front)
 		startLoop("link cleanup", func(ctx context.Context) error { linker.RunCleanup(ctx); return nil })
+		// Freshness without clicks: links whose groups are older than
+		// idp.groups_max_age are refreshed in the background, so a person
+		// removed at the IdP shows as stale before anyone clicks. Without
+		// kept refresh tokens there is nothing to refresh with.
+		if linker.KeepsRefreshTokens() {
+			startLoop("link sweep", func(ctx context.Context) error { linker.RunSweep(ctx); return nil })
+			logger.Info("link sweep on: links are refreshed at the identity provider once their groups are older than idp.groups_max_age",
+				"every", linker.SweepInterval(), "concurrency", oidc.DefaultSweepConcurrency)
+		}
 		approverLinker = linker
 	}
 	if o.dev {
@@ -233,6 +242,11 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 				approverLinker = devLinker
 			}
 		}
+	}
+	if approverLinker != nil {
+		// Identity signals on /metrics: link outcomes, IdP refreshes, the
+		// sweep (docs/operations.md).
+		front.AddMetrics(bot.IdentityMetrics(approverLinker))
 	}
 	var slack *slackbot.Bot
 	if cfg.Slack.Configured() {
@@ -295,6 +309,20 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		if o.dev {
 			approverLinker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(devApprovers(cfg)))
 		}
+	}
+	// Shared Signals (ssf section): the IdP's security events make links
+	// stale at once (ssf.go).
+	discoverSSF, err := newSSFReceiver(front, cfg, svc, logger)
+	if err != nil {
+		return abort(err)
+	}
+	if discoverSSF != nil {
+		startLoop("ssf key discovery", func(ctx context.Context) error {
+			if err := discoverSSF(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("ssf: cannot fetch the transmitter's signing keys yet; SETs are answered 503 until they load", "err", err)
+			}
+			return nil
+		})
 	}
 	// Approved actions run through the outbox; the executor stops with the
 	// other loops, before the store closes.
@@ -384,6 +412,9 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 	if err != nil {
 		return nil, nil, err
 	}
+	// signoff login's ID tokens (idp.cli_client_id), for admin and
+	// auditor endpoints only (login.go).
+	issuers = append(issuers, loginIssuers(cfg)...)
 	if !dev {
 		for _, ti := range issuers {
 			if u, err := url.Parse(ti.Issuer); err == nil && u.Scheme == "http" {
@@ -402,6 +433,7 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 		logger.Warn("no requesters configured: every CI API call is refused until a requesters entry is added")
 	}
 	opts := bot.Options{Service: svc, Store: store, Logger: logger, Version: version, Verifier: verifier}
+	opts.Login = loginConfig(cfg)
 	// The limits: creates per requester here; clicks per chat account in
 	// one limiter the chat adapters and the dev console share
 	// (front.Clicks()), so /metrics counts all of its refusals.
