@@ -9,13 +9,14 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
 // Seeds: a real-looking token and the usual suspects.
@@ -78,26 +79,17 @@ func FuzzClaims(f *testing.F) {
 
 // staticKeySet returns a keySet holding keys that never downloads.
 func staticKeySet(keys ...jose.JSONWebKey) *keySet {
-	now := time.Date(2025, 6, 2, 9, 0, 0, 0, time.UTC)
+	static := make([]jwks.Key, len(keys))
+	for i, k := range keys {
+		static[i] = jwks.Key{JSONWebKey: k}
+	}
 	return &keySet{
 		issuer:          "https://issuer.example",
 		jwksURL:         "https://issuer.example/keys",
-		client:          &http.Client{Transport: noNetwork{}},
-		now:             func() time.Time { return now },
 		refreshInterval: time.Hour,
 		retryInterval:   time.Hour,
-		maxAge:          24 * time.Hour,
-		log:             slog.New(slog.DiscardHandler),
-		keys:            keys,
-		fetchedAt:       now,
-		attemptAt:       now,
+		keys:            jwks.Static(static...),
 	}
-}
-
-type noNetwork struct{}
-
-func (noNetwork) RoundTrip(*http.Request) (*http.Response, error) {
-	panic("the key set tried to use the network")
 }
 
 func FuzzKeySetVerify(f *testing.F) {
@@ -182,7 +174,7 @@ func TestFetchJWKSKeepsOnlyUsablePublicKeys(t *testing.T) {
 		_, _ = rec.WriteString(body)
 		return rec.Result(), nil
 	})}
-	keys, err := fetchJWKS(context.Background(), client, "https://issuer.example/keys")
+	keys, err := jwks.Fetch(context.Background(), client, "https://issuer.example/keys", allowedAlgs)
 	if err != nil {
 		t.Fatal(err)
 	}

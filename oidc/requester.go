@@ -15,6 +15,8 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
 // Defaults and limits for VerifierOptions and TrustedIssuer.
@@ -591,16 +593,16 @@ func (r *remoteIssuer) discoverKeys(ctx context.Context) (*keySet, error) {
 	if err := checkJWKSURL(r.issuer, meta.JWKSURI); err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	return &keySet{
-		issuer:          r.issuer,
-		jwksURL:         meta.JWKSURI,
-		client:          r.opts.HTTPClient,
-		now:             r.opts.Now,
-		refreshInterval: r.opts.KeyRefreshInterval,
-		retryInterval:   r.opts.DiscoveryRetry,
-		maxAge:          r.opts.KeyMaxAge,
-		log:             r.opts.Logger,
-	}, nil
+	return newKeySet(r.issuer, jwks.Options{
+		URL:             meta.JWKSURI,
+		HTTPClient:      r.opts.HTTPClient,
+		Clock:           nowClock(r.opts.Now),
+		RefreshInterval: r.opts.KeyRefreshInterval,
+		RetryInterval:   r.opts.DiscoveryRetry,
+		MaxAge:          r.opts.KeyMaxAge,
+		FetchTimeout:    fetchTimeout,
+		Logger:          r.opts.Logger.With("issuer", r.issuer),
+	}), nil
 }
 
 // checkJWKSURL requires an absolute jwks_uri, over https when the issuer

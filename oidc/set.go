@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
 // DefaultSETMaxAge is how old (by iat) a Security Event Token may be when
@@ -203,16 +205,16 @@ func NewSETVerifier(opts SETVerifierOptions) (*SETVerifier, error) {
 	opts.KeyMaxAge = orDefault(opts.KeyMaxAge, DefaultKeyMaxAge)
 	return &SETVerifier{
 		opts: opts,
-		keys: &keySet{
-			issuer:          opts.Issuer,
-			jwksURL:         opts.JWKSURL,
-			client:          opts.HTTPClient,
-			now:             opts.Now,
-			refreshInterval: opts.KeyRefreshInterval,
-			retryInterval:   DefaultDiscoveryRetry,
-			maxAge:          opts.KeyMaxAge,
-			log:             opts.Logger,
-		},
+		keys: newKeySet(opts.Issuer, jwks.Options{
+			URL:             opts.JWKSURL,
+			HTTPClient:      opts.HTTPClient,
+			Clock:           nowClock(opts.Now),
+			RefreshInterval: opts.KeyRefreshInterval,
+			RetryInterval:   DefaultDiscoveryRetry,
+			MaxAge:          opts.KeyMaxAge,
+			FetchTimeout:    fetchTimeout,
+			Logger:          opts.Logger.With("issuer", opts.Issuer),
+		}),
 	}, nil
 }
 

@@ -2,24 +2,21 @@ package teamsbot
 
 import (
 	"context"
-	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
 // Reasons an activity is refused, as written to callback.rejected records.
@@ -44,7 +41,7 @@ const (
 	rejectUnreadableBody  = "unreadable_body"
 )
 
-// Key set pacing.
+// Key set pacing (internal/jwks does the caching).
 const (
 	// keyRefreshInterval is the least time between two downloads of the
 	// metadata and keys triggered by tokens naming an unknown kid.
@@ -55,10 +52,6 @@ const (
 	// fetched again (Microsoft rotates them, and withdrawn keys must stop
 	// being trusted). A failed refresh keeps the cached keys.
 	keyMaxAge = 24 * time.Hour
-	// maxMetadataBytes bounds the metadata and key set documents.
-	maxMetadataBytes = 1 << 20
-	// minRSABits is the smallest RSA key trusted.
-	minRSABits = 2048
 )
 
 // allowedAlgs are the JWS algorithms the Bot Connector signs with (the Bot
@@ -81,44 +74,31 @@ func unauthorized(reason, format string, args ...any) *authError {
 	return &authError{Reason: reason, Detail: fmt.Sprintf(format, args...), Status: http.StatusUnauthorized}
 }
 
-// botKey is one signing key of the Bot Connector and the channels that
-// key is endorsed for.
-type botKey struct {
-	jwk jose.JSONWebKey
-	// endorsed is true when the key set lists "endorsements" for the key;
-	// then an activity it signs must come from one of them.
-	endorsed     bool
-	endorsements []string
-}
-
-// keySet is the Bot Connector's signing keys: found through the configured
-// OpenID metadata document (its jwks_uri), downloaded, cached and
-// refreshed. It implements go-oidc's KeySet. Downloads are paced: a token
-// naming an unknown kid triggers one only if the last started at least
-// keyRefreshInterval ago (keyRetryInterval while none has succeeded), so a
-// sender spraying random kids costs Microsoft at most one request a
-// minute. Keys older than keyMaxAge are fetched again before use; if that
-// fails, the cached keys stay in use.
+// keySet is the Bot Connector's signing keys as go-oidc's KeySet: found
+// through the configured OpenID metadata document (its jwks_uri) and kept
+// by the shared key cache (internal/jwks), whose downloads are paced: a
+// token naming an unknown kid triggers one only if the last started at
+// least keyRefreshInterval ago (keyRetryInterval while none has
+// succeeded), so a sender spraying random kids costs Microsoft at most one
+// request a minute. Keys older than keyMaxAge are fetched again before
+// use; if that fails, the cached keys stay in use.
 type keySet struct {
 	metadataURL string
-	client      *http.Client
-	clock       clock.Clock
-	log         *slog.Logger
-
-	mu        sync.Mutex
-	keys      []botKey
-	fetchedAt time.Time // last successful download; zero before the first
-	attemptAt time.Time // start of the last download
-	lastErr   error
-	inflight  *keyFetch
-}
-
-type keyFetch struct {
-	done chan struct{}
+	keys        *jwks.Cache
 }
 
 func newKeySet(metadataURL string, client *http.Client, clk clock.Clock, log *slog.Logger) *keySet {
-	return &keySet{metadataURL: metadataURL, client: client, clock: clk, log: log}
+	return &keySet{metadataURL: metadataURL, keys: jwks.New(jwks.Options{
+		MetadataURL:     metadataURL,
+		Algorithms:      allowedAlgs,
+		HTTPClient:      client,
+		Clock:           clk,
+		RefreshInterval: keyRefreshInterval,
+		RetryInterval:   keyRetryInterval,
+		MaxAge:          keyMaxAge,
+		FetchTimeout:    DefaultCallTimeout,
+		Logger:          log,
+	})}
 }
 
 var _ gooidc.KeySet = (*keySet)(nil)
@@ -131,7 +111,7 @@ type sigRecorderKey struct{}
 type sigRecord struct {
 	verified bool
 	payload  []byte
-	key      *botKey
+	key      *jwks.Key
 	err      *authError
 }
 
@@ -150,7 +130,7 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	return payload, nil
 }
 
-func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *botKey, *authError) {
+func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *jwks.Key, *authError) {
 	jws, err := jose.ParseSignedCompact(jwt, allowedJOSEAlgs)
 	if err != nil {
 		var algErr *jose.ErrUnexpectedSignatureAlgorithm
@@ -167,204 +147,34 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *botKey, *auth
 	if kid == "" {
 		return nil, nil, unauthorized(rejectMalformedToken, "the token names no signing key (kid)")
 	}
-	keys, aerr := k.current(ctx)
-	if aerr != nil {
-		return nil, nil, aerr
-	}
-	key := findKey(keys, kid)
-	if key == nil {
-		// The kid is new to us: Microsoft may have rotated. refresh is
-		// paced; whatever it did, look at the newest keys.
-		k.refresh(ctx)
-		key = findKey(k.snapshot(), kid)
-	}
-	if key == nil {
+	payload, key, err := k.keys.Verify(ctx, jws)
+	switch {
+	case err == nil:
+		return payload, key, nil
+	case errors.Is(err, jwks.ErrUnavailable):
+		return nil, nil, k.unavailable(err)
+	case errors.Is(err, jwks.ErrUnknownKey):
 		return nil, nil, unauthorized(rejectUnknownKey, "the token is signed with key %q, which the OpenID metadata's key set does not list", kid)
-	}
-	if key.jwk.Algorithm != "" && key.jwk.Algorithm != alg {
-		return nil, nil, unauthorized(rejectBadAlgorithm, "the token is signed with %s but key %q is published for %s", alg, kid, key.jwk.Algorithm)
-	}
-	payload, err := jws.Verify(key.jwk.Key)
-	if err != nil {
+	case errors.Is(err, jwks.ErrAlgorithmMismatch):
+		return nil, nil, unauthorized(rejectBadAlgorithm, "the token is signed with %s but key %q is published for another algorithm", alg, kid)
+	default:
 		return nil, nil, unauthorized(rejectBadSignature, "the token's signature does not verify with key %q", kid)
 	}
-	return payload, key, nil
 }
 
-func findKey(keys []botKey, kid string) *botKey {
-	for i := range keys {
-		if keys[i].jwk.KeyID == kid {
-			k := keys[i]
-			return &k
-		}
+// unavailable is the refusal while no download of the keys has succeeded.
+func (k *keySet) unavailable(err error) *authError {
+	var fetchErr *jwks.FetchError
+	if errors.As(err, &fetchErr) {
+		err = fetchErr
 	}
-	return nil
-}
-
-// current returns the cached keys, downloading them first when there are
-// none or they are older than keyMaxAge.
-func (k *keySet) current(ctx context.Context) ([]botKey, *authError) {
-	k.mu.Lock()
-	stale := k.keys == nil || k.clock.Now().Sub(k.fetchedAt) > keyMaxAge
-	k.mu.Unlock()
-	if stale {
-		k.refresh(ctx)
-	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.keys == nil {
-		return nil, unauthorized(rejectKeysUnavailable, "the Bot Framework signing keys could not be fetched from %s, so no token can be verified: %v", k.metadataURL, k.lastErr)
-	}
-	return k.keys, nil
-}
-
-func (k *keySet) snapshot() []botKey {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.keys
+	return unauthorized(rejectKeysUnavailable, "the Bot Framework signing keys could not be fetched from %s, so no token can be verified: %v", k.metadataURL, err)
 }
 
 // prefetch downloads the keys unless they are cached and fresh.
 func (k *keySet) prefetch(ctx context.Context) error {
-	if _, aerr := k.current(ctx); aerr != nil {
-		return errors.New(aerr.Detail)
-	}
-	return nil
-}
-
-// refresh downloads the metadata and keys unless the last download started
-// too recently; concurrent callers share one download.
-func (k *keySet) refresh(ctx context.Context) {
-	k.mu.Lock()
-	if f := k.inflight; f != nil {
-		k.mu.Unlock()
-		select {
-		case <-f.done:
-		case <-ctx.Done():
-		}
-		return
-	}
-	now := k.clock.Now()
-	interval := keyRefreshInterval
-	if k.keys == nil {
-		interval = keyRetryInterval
-	}
-	if !k.attemptAt.IsZero() && now.Sub(k.attemptAt) < interval {
-		k.mu.Unlock()
-		return
-	}
-	f := &keyFetch{done: make(chan struct{})}
-	k.inflight, k.attemptAt = f, now
-	k.mu.Unlock()
-
-	// The download is not cut short by one caller's context: others may
-	// be waiting for it.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultCallTimeout)
-	defer cancel()
-	keys, err := k.fetch(fctx)
-	k.mu.Lock()
-	if err == nil {
-		k.keys, k.fetchedAt, k.lastErr = keys, k.clock.Now(), nil
-	} else {
-		k.lastErr = err
-	}
-	k.inflight = nil
-	k.mu.Unlock()
-	if err != nil {
-		k.log.Warn("fetching the Bot Framework signing keys failed", "metadata", k.metadataURL, "err", err)
-	} else {
-		k.log.Info("fetched the Bot Framework signing keys", "metadata", k.metadataURL, "kids", keyIDs(keys))
-	}
-	close(f.done)
-}
-
-func keyIDs(keys []botKey) []string {
-	out := make([]string, 0, len(keys))
-	for _, k := range keys {
-		out = append(out, k.jwk.KeyID)
-	}
-	return out
-}
-
-// fetch reads the OpenID metadata, then the key set its jwks_uri names.
-func (k *keySet) fetch(ctx context.Context) ([]botKey, error) {
-	var meta struct {
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := getJSON(ctx, k.client, k.metadataURL, &meta); err != nil {
-		return nil, fmt.Errorf("OpenID metadata %s: %w", k.metadataURL, err)
-	}
-	ju, err := url.Parse(meta.JWKSURI)
-	if err != nil || (ju.Scheme != "https" && ju.Scheme != "http") || ju.Host == "" {
-		return nil, fmt.Errorf("OpenID metadata %s: jwks_uri %q is not an absolute http(s) URL", k.metadataURL, meta.JWKSURI)
-	}
-	if mu, _ := url.Parse(k.metadataURL); ju.Scheme == "http" && mu.Scheme == "https" {
-		return nil, fmt.Errorf("OpenID metadata %s: jwks_uri %q downgrades to http", k.metadataURL, meta.JWKSURI)
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := getJSON(ctx, k.client, meta.JWKSURI, &set); err != nil {
-		return nil, fmt.Errorf("key set %s: %w", meta.JWKSURI, err)
-	}
-	var keys []botKey
-	for _, raw := range set.Keys {
-		var jwk jose.JSONWebKey
-		if err := json.Unmarshal(raw, &jwk); err != nil {
-			continue // RFC 7517 §5: skip keys that cannot be used
-		}
-		if jwk.Use != "" && jwk.Use != "sig" {
-			continue
-		}
-		if jwk.Algorithm != "" && !slices.Contains(allowedAlgs, jwk.Algorithm) {
-			continue
-		}
-		pub := jwk.Public()
-		rk, ok := pub.Key.(*rsa.PublicKey)
-		if !ok || rk.N.BitLen() < minRSABits || !pub.Valid() || pub.KeyID == "" {
-			continue
-		}
-		var extra struct {
-			Endorsements *[]string `json:"endorsements"`
-		}
-		if err := json.Unmarshal(raw, &extra); err != nil {
-			continue // endorsements of the wrong type: do not guess
-		}
-		bk := botKey{jwk: pub}
-		if extra.Endorsements != nil {
-			bk.endorsed, bk.endorsements = true, *extra.Endorsements
-		}
-		keys = append(keys, bk)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("key set %s holds no usable RSA signing key", meta.JWKSURI)
-	}
-	return keys, nil
-}
-
-func getJSON(ctx context.Context, client *http.Client, u string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return fmt.Errorf("build request: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return fmt.Errorf("fetch: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataBytes+1))
-	if err != nil {
-		return fmt.Errorf("read: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("HTTP %s", resp.Status)
-	}
-	if len(body) > maxMetadataBytes {
-		return fmt.Errorf("document larger than %d bytes", maxMetadataBytes)
-	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("decode: %w", err)
+	if _, err := k.keys.Keys(ctx); err != nil {
+		return fmt.Errorf("the Bot Framework signing keys could not be fetched from %s: %w", k.metadataURL, err)
 	}
 	return nil
 }
@@ -374,7 +184,7 @@ type botToken struct {
 	// serviceURL is the serviceurl (or serviceUrl) claim.
 	serviceURL string
 	// key is the key that signed it.
-	key *botKey
+	key *jwks.Key
 }
 
 // tokenVerifier checks the bearer tokens the Bot Connector sends: a
@@ -538,8 +348,8 @@ func (t *botToken) checkActivity(serviceURL, channelID string) *authError {
 	if t.serviceURL != serviceURL {
 		return unauthorized(rejectServiceURL, "the token's serviceurl claim %q does not match the activity's serviceUrl %q", t.serviceURL, serviceURL)
 	}
-	if t.key != nil && t.key.endorsed && !slices.ContainsFunc(t.key.endorsements, func(e string) bool { return strings.EqualFold(e, channelID) }) {
-		return unauthorized(rejectNotEndorsed, "the signing key %q is not endorsed for channel %q", t.key.jwk.KeyID, channelID)
+	if t.key != nil && !t.key.Endorses(channelID) {
+		return unauthorized(rejectNotEndorsed, "the signing key %q is not endorsed for channel %q", t.key.KeyID, channelID)
 	}
 	return nil
 }
