@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -27,6 +26,9 @@ const ReasonNotLinked = "not_linked"
 // maxCallbackField bounds the strings a rejected-callback record carries;
 // they may come from an unauthenticated caller.
 const maxCallbackField = 128
+
+// clip cuts such a string to maxCallbackField bytes.
+func clip(s string) string { return text.Cut(s, maxCallbackField) }
 
 // RecordRejectedCallback appends a callback.rejected audit record: a
 // platform callback failed verification (bad or missing signature, stale
@@ -48,8 +50,7 @@ func (s *Service) RecordRejectedCallback(ctx context.Context, platform, workspac
 	// flood the sampling keeps out of the log.
 	s.metrics.callbackRejected(platform, reason)
 	key := platform + "\x00" + reason
-	sampler := s.rejectedSampler()
-	ok, dropped := sampler.admit(key, s.clock.Now())
+	ok, dropped := s.rejected.admit(key, s.clock.Now())
 	if !ok {
 		return nil
 	}
@@ -64,7 +65,7 @@ func (s *Service) RecordRejectedCallback(ctx context.Context, platform, workspac
 	err := s.update(ctx, func(tx storage.Tx) error { return s.appendAudit(tx, rec) })
 	if err != nil {
 		// Not written: count it (and the ones it carried) for the next.
-		sampler.giveBack(key, dropped+1)
+		s.rejected.giveBack(key, dropped+1)
 		return fmt.Errorf("record rejected %s callback (%s): %w", platform, reason, err)
 	}
 	s.log.Info("callback rejected", "platform", platform, "workspace", workspace, "reason", reason, "source", source, "dropped_before", dropped)
@@ -98,8 +99,7 @@ type UnverifiedVote struct {
 // counted that way.
 func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) error {
 	key := "vote.rejected\x00" + in.Source.Platform + "\x00" + in.Reason
-	sampler := s.rejectedSampler()
-	ok, dropped := sampler.admit(key, s.clock.Now())
+	ok, dropped := s.rejected.admit(key, s.clock.Now())
 	if !ok {
 		return nil
 	}
@@ -127,45 +127,16 @@ func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) e
 		return s.appendAudit(tx, rec)
 	})
 	if err != nil {
-		sampler.giveBack(key, dropped+1)
+		s.rejected.giveBack(key, dropped+1)
 		return fmt.Errorf("record unverified vote on %s: %w", in.RequestID, err)
 	}
 	s.log.Info("vote refused", "request", in.RequestID, "platform", in.Source.Platform, "platform_user", in.Source.PlatformUser, "reason", in.Reason)
 	return nil
 }
 
-func clip(s string) string {
-	if len(s) <= maxCallbackField {
-		return s
-	}
-	// Cut on a rune boundary.
-	cut := maxCallbackField
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut]
-}
-
-// callbackSamplers holds each Service's rejected-callback sampler, keyed by
-// a weak pointer so that a collected Service takes its entry with it. (The
-// state belongs to the Service; it lives here to keep this feature in one
-// file.)
-var callbackSamplers sync.Map // weak.Pointer[Service] → *callbackSampler
-
-func (s *Service) rejectedSampler() *callbackSampler {
-	key := weak.Make(s)
-	if v, ok := callbackSamplers.Load(key); ok {
-		return v.(*callbackSampler)
-	}
-	v, loaded := callbackSamplers.LoadOrStore(key, &callbackSampler{windows: map[string]*sampleWindow{}})
-	if !loaded {
-		runtime.AddCleanup(s, func(k weak.Pointer[Service]) { callbackSamplers.Delete(k) }, key)
-	}
-	return v.(*callbackSampler)
-}
-
 // callbackSampler admits at most CallbackRejectedPerMinute records per key
-// in each one-minute window and counts the rest.
+// in each one-minute window and counts the rest. The zero value is ready to
+// use; each Service has its own (Service.rejected).
 type callbackSampler struct {
 	mu      sync.Mutex
 	windows map[string]*sampleWindow
@@ -189,6 +160,9 @@ func (c *callbackSampler) admit(key string, now time.Time) (ok bool, dropped int
 	defer c.mu.Unlock()
 	w := c.windows[key]
 	if w == nil {
+		if c.windows == nil {
+			c.windows = map[string]*sampleWindow{}
+		}
 		if len(c.windows) >= maxSampleKeys {
 			clear(c.windows)
 		}

@@ -57,36 +57,25 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		if r.State != storage.StatePending {
 			return refusal(ErrNotPending, ReasonNotPending, "request %s is already %s and cannot be cancelled", id, r.State)
 		}
-		now := s.clock.Now().UTC()
-		rec := audit.Record{
-			Time: audit.FormatTime(now), Type: audit.TypeRequestCancelled, RequestID: r.ID,
-			Action: r.Action, Actor: requesterActor(r.Requester),
+		d := decision{
+			state:  storage.StateCancelled,
+			by:     "requester",
+			record: audit.Record{Type: audit.TypeRequestCancelled, Actor: requesterActor(r.Requester)},
 		}
-		r.State, r.DecidedAt, r.DecidedBy = storage.StateCancelled, now, "requester"
 		if by.Admin != nil {
-			r.DecidedBy = "admin"
+			d.by = "admin"
 			actor := *by.Admin
-			rec.Actor = &actor
-			rec.Data = map[string]any{"by": "admin"}
+			d.record.Actor = &actor
+			d.record.Data = map[string]any{"by": "admin"}
 		}
 		if by.Reason != "" {
-			if rec.Data == nil {
-				rec.Data = map[string]any{}
+			if d.record.Data == nil {
+				d.record.Data = map[string]any{}
 			}
-			rec.Data["reason"] = by.Reason
+			d.record.Data["reason"] = by.Reason
 		}
-		if err := tx.UpdateRequest(r); err != nil {
-			return fmt.Errorf("store cancel of %s: %w", id, err)
-		}
-		r.Version++
-		if err := s.appendAudit(tx, rec); err != nil {
-			return err
-		}
-		if err := s.notifyAction(tx, r, EventDecided); err != nil {
-			return err
-		}
-		out = r
-		return nil
+		out, err = s.decide(tx, r, d, s.clock.Now().UTC())
+		return err
 	})
 	if err != nil {
 		var refused *RefusalError
@@ -105,6 +94,37 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 	return out, nil
 }
 
+// decision is how a pending request ends.
+type decision struct {
+	// state is the final state it reaches.
+	state storage.State
+	// by says who or what decided (storage.Request.DecidedBy).
+	by string
+	// record announces the decision in the audit log: its type, actor
+	// and data. decide fills in the time, the request and the action.
+	record audit.Record
+}
+
+// decide ends pending request r with d at now, inside tx: it stores r in
+// its final state, appends d's record and queues the card updates
+// (EventDecided). It returns r as stored. A cancel, an expiry and a vote
+// that reaches quorum or denies all end a request here, so every
+// decision is stored, audited and announced alike; what a vote adds (its
+// own record, the execution to queue) the caller does first.
+func (s *Service) decide(tx storage.Tx, r storage.Request, d decision, now time.Time) (storage.Request, error) {
+	r.State, r.DecidedAt, r.DecidedBy = d.state, now, d.by
+	if err := tx.UpdateRequest(r); err != nil {
+		return r, fmt.Errorf("store %s %s: %w", r.ID, d.state, err)
+	}
+	r.Version++
+	rec := d.record
+	rec.Time, rec.RequestID, rec.Action = audit.FormatTime(now), r.ID, r.Action
+	if err := s.appendAudit(tx, rec); err != nil {
+		return r, err
+	}
+	return r, s.notifyAction(tx, r, EventDecided)
+}
+
 // notifyAction queues card updates for r under its action, if the action is
 // still declared.
 func (s *Service) notifyAction(tx storage.Tx, r storage.Request, event string) error {
@@ -117,18 +137,14 @@ func (s *Service) notifyAction(tx storage.Tx, r storage.Request, event string) e
 
 // expireInTx moves a pending request to expired inside tx.
 func (s *Service) expireInTx(tx storage.Tx, r storage.Request, now time.Time) (storage.Request, error) {
-	r.State, r.DecidedAt, r.DecidedBy = storage.StateExpired, now, "expiry"
-	if err := tx.UpdateRequest(r); err != nil {
-		return r, fmt.Errorf("store expiry of %s: %w", r.ID, err)
-	}
-	r.Version++
-	if err := s.appendAudit(tx, audit.Record{
-		Time: audit.FormatTime(now), Type: audit.TypeRequestExpired, RequestID: r.ID, Action: r.Action,
-		Data: map[string]any{"expires_at": audit.FormatTime(r.ExpiresAt)},
-	}); err != nil {
-		return r, err
-	}
-	return r, s.notifyAction(tx, r, EventDecided)
+	return s.decide(tx, r, decision{
+		state: storage.StateExpired,
+		by:    "expiry",
+		record: audit.Record{
+			Type: audit.TypeRequestExpired,
+			Data: map[string]any{"expires_at": audit.FormatTime(r.ExpiresAt)},
+		},
+	}, now)
 }
 
 // ExpireDue expires every pending request whose deadline has passed and

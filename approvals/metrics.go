@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -214,8 +215,17 @@ type Backlog struct {
 	OutboxDue map[string]int
 }
 
-// backlogKinds are the outbox kind prefixes Backlog counts.
-var backlogKinds = []string{KindExecute, KindNotifyPrefix + "slack", KindNotifyPrefix + "teams", KindNoticePrefix + "slack", KindNoticePrefix + "teams"}
+// backlogKinds returns the outbox kind prefixes Backlog counts:
+// KindExecute, then the notify and the notice kind of every chat platform.
+func backlogKinds() []string {
+	kinds := []string{KindExecute}
+	for _, prefix := range []string{KindNotifyPrefix, KindNoticePrefix} {
+		for _, p := range platform.Chat() {
+			kinds = append(kinds, prefix+p)
+		}
+	}
+	return kinds
+}
 
 // Backlog counts pending requests and due outbox entries in one read
 // transaction, each count stopping at MaxBacklogCount. The cap bounds what
@@ -223,7 +233,8 @@ var backlogKinds = []string{KindExecute, KindNotifyPrefix + "slack", KindNotifyP
 // store keeps no index by due time), which stays small while the workers
 // keep up.
 func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
-	b := Backlog{OutboxDue: make(map[string]int, len(backlogKinds))}
+	kinds := backlogKinds()
+	b := Backlog{OutboxDue: make(map[string]int, len(kinds))}
 	err := s.store.View(ctx, func(tx storage.ReadTx) error {
 		now := s.clock.Now().UTC()
 		pending, err := tx.PendingExpiring(time.Unix(1<<40, 0), MaxBacklogCount)
@@ -231,7 +242,7 @@ func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
 			return fmt.Errorf("count pending requests: %w", err)
 		}
 		b.Pending = len(pending)
-		for _, kind := range backlogKinds {
+		for _, kind := range kinds {
 			due, err := tx.DueOutbox(now, kind, MaxBacklogCount)
 			if err != nil {
 				return fmt.Errorf("count due %s outbox entries: %w", kind, err)

@@ -80,14 +80,7 @@ type Notification struct {
 func (s *Service) queueNotify(tx storage.Tx, a *policy.Action, r storage.Request, event string) error {
 	now := s.clock.Now().UTC()
 	for _, p := range s.opts.Platforms {
-		var targets []string
-		switch p {
-		case "slack":
-			targets = a.Notify.Slack
-		case "teams":
-			targets = a.Notify.Teams
-		}
-		for _, t := range targets {
+		for _, t := range a.Notify.Targets(p) {
 			payload, err := json.Marshal(Notification{Event: event, Target: t})
 			if err != nil {
 				return fmt.Errorf("encode notification: %w", err)
@@ -172,20 +165,55 @@ func (s *Service) Retry(ctx context.Context, id uint64, next time.Time, cause er
 	return nil
 }
 
-// Complete removes a delivered entry. fn, when not nil, runs in the same
-// transaction (e.g. to store the posted card's message id).
-func (s *Service) Complete(ctx context.Context, id uint64, fn func(tx storage.Tx) error) error {
-	err := s.update(ctx, func(tx storage.Tx) error {
-		if err := tx.DeleteOutbox(id); err != nil {
-			return err
-		}
-		if fn != nil {
-			return fn(tx)
-		}
-		return nil
-	})
-	if err != nil {
+// Complete removes a delivered entry: a card update, a notice, or an entry
+// nothing can deliver. A card post is completed with RecordCardPosted.
+func (s *Service) Complete(ctx context.Context, id uint64) error {
+	if err := s.update(ctx, func(tx storage.Tx) error { return tx.DeleteOutbox(id) }); err != nil {
 		return fmt.Errorf("complete outbox entry %d: %w", id, err)
 	}
 	return nil
+}
+
+// RecordCardPosted completes outbox entry id, the post of a request's card
+// to conversation target, and stores where the card landed (card, with
+// its Platform set) on the request, in one transaction. When the request
+// already has a card of that platform in target or in card.Conversation
+// (another replica posted it first), the request is left as it is and
+// duplicate is true: the caller takes its own message back.
+//
+// An error wraps storage.ErrNotFound when the entry is gone (another
+// worker completed it) or the request is.
+func (s *Service) RecordCardPosted(ctx context.Context, id uint64, requestID, target string, card storage.Card) (duplicate bool, err error) {
+	err = s.update(ctx, func(tx storage.Tx) error {
+		duplicate = false
+		if err := tx.DeleteOutbox(id); err != nil {
+			return err
+		}
+		r, err := tx.Request(requestID)
+		if err != nil {
+			return fmt.Errorf("read request %s: %w", requestID, err)
+		}
+		for _, conversation := range []string{target, card.Conversation} {
+			if _, ok := FindCard(r, card.Platform, conversation); ok {
+				duplicate = true
+				return nil
+			}
+		}
+		r.Cards = append(r.Cards, card)
+		return tx.UpdateRequest(r)
+	})
+	if err != nil {
+		return false, fmt.Errorf("complete outbox entry %d: %w", id, err)
+	}
+	return duplicate, nil
+}
+
+// FindCard returns the request's card of platform in conversation.
+func FindCard(r storage.Request, platform, conversation string) (storage.Card, bool) {
+	for _, c := range r.Cards {
+		if c.Platform == platform && c.Conversation == conversation {
+			return c, true
+		}
+	}
+	return storage.Card{}, false
 }

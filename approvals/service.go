@@ -43,9 +43,9 @@ type Options struct {
 	// GroupsMaxAge is how long after the IdP last verified an approver their
 	// groups still count (DESIGN invariant 2). Default 24h.
 	GroupsMaxAge time.Duration
-	// Platforms names the chat adapters running ("slack", "teams"). For each
-	// one an action notifies, every state change queues an outbox entry of
-	// kind "notify.<platform>".
+	// Platforms names the chat adapters running (of platform.Chat: "slack",
+	// "teams"). For each one an action notifies, every state change queues
+	// an outbox entry of kind "notify.<platform>".
 	Platforms []string
 	// SigningKey, when set, signs a checkpoint record every CheckpointEvery
 	// records and on Close.
@@ -69,6 +69,10 @@ type Service struct {
 	watchers *hub
 	wake     chan struct{}
 	metrics  counters // see metrics.go
+	// rejected samples the audit records anyone can cause by clicking
+	// (callback.rejected, vote.rejected of unlinked accounts); see
+	// callbacks.go.
+	rejected callbackSampler
 }
 
 // New returns a Service. It does not start the expiry loop; call RunExpiry.

@@ -111,39 +111,25 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		if err := s.appendAudit(tx, voteRecord(in, r, now)); err != nil {
 			return err
 		}
-		event := EventVoted
-		if outcome := tally(r); outcome != policy.OutcomePending {
-			r.DecidedAt = now
-			event = EventDecided
-			res.Decided = true
-			rec := audit.Record{Time: audit.FormatTime(now), RequestID: r.ID, Action: r.Action, Actor: approverActor(in)}
-			if outcome == policy.OutcomeApproved {
-				r.State, r.DecidedBy = storage.StateApproved, "quorum"
-				rec.Type = audit.TypeRequestApproved
-				rec.Data = map[string]any{"approvers": approverSubjects(r), "min_approvals": r.MinApprovals}
-				if action.OnApprove != nil {
-					r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
-					if err := s.queueExecution(tx, r); err != nil {
-						return err
-					}
-				}
-			} else {
-				r.State, r.DecidedBy = storage.StateDenied, "deny"
-				rec.Type = audit.TypeRequestDenied
-				if in.Reason != "" {
-					rec.Data = map[string]any{"reason": in.Reason}
+		if d, ok := votesDecide(r, in); ok {
+			if d.state == storage.StateApproved && action.OnApprove != nil {
+				r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
+				if err := s.queueExecution(tx, r); err != nil {
+					return err
 				}
 			}
-			if err := s.appendAudit(tx, rec); err != nil {
+			if r, err = s.decide(tx, r, d, now); err != nil {
 				return err
 			}
-		}
-		if err := tx.UpdateRequest(r); err != nil {
-			return fmt.Errorf("store vote on %s: %w", r.ID, err)
-		}
-		r.Version++
-		if err := s.queueNotify(tx, action, r, event); err != nil {
-			return err
+			res.Decided = true
+		} else {
+			if err := tx.UpdateRequest(r); err != nil {
+				return fmt.Errorf("store vote on %s: %w", r.ID, err)
+			}
+			r.Version++
+			if err := s.queueNotify(tx, action, r, EventVoted); err != nil {
+				return err
+			}
 		}
 		res.Request, res.Counted = r, true
 		return nil
@@ -228,6 +214,26 @@ func stepUpProblem(su *policy.StepUp, id oidc.Identity, now time.Time) string {
 		return fmt.Sprintf("the sign-in did not use multi-factor authentication (methods %v: it needs two kinds of factor, e.g. a password and a one-time code, or \"mfa\")", id.AMR)
 	}
 	return ""
+}
+
+// votesDecide returns the decision r's votes, the latest being in's,
+// reach: approved at quorum, denied on a deny; false while the request is
+// still pending.
+func votesDecide(r storage.Request, in VoteInput) (decision, bool) {
+	switch tally(r) {
+	case policy.OutcomePending:
+		return decision{}, false
+	case policy.OutcomeApproved:
+		return decision{state: storage.StateApproved, by: "quorum", record: audit.Record{
+			Type: audit.TypeRequestApproved, Actor: approverActor(in),
+			Data: map[string]any{"approvers": approverSubjects(r), "min_approvals": r.MinApprovals},
+		}}, true
+	}
+	d := decision{state: storage.StateDenied, by: "deny", record: audit.Record{Type: audit.TypeRequestDenied, Actor: approverActor(in)}}
+	if in.Reason != "" {
+		d.record.Data = map[string]any{"reason": in.Reason}
+	}
+	return d, true
 }
 
 func tally(r storage.Request) policy.Outcome {

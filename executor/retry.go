@@ -8,6 +8,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/signoff-dev/signoff/internal/text"
 )
 
 // backoff returns the delay after the given failed attempt (1-based): a
@@ -55,7 +57,7 @@ const maxDuration = time.Duration(1<<63 - 1)
 // to record: the secret, if it appears, is replaced; invalid UTF-8 and
 // control characters (newlines, escapes) become spaces; runs of spaces
 // collapse; and the result is cut to at most limit bytes on a character
-// boundary, marked with "…".
+// boundary, marked with text.Ellipsis.
 func sanitize(s, secret string, limit int) string {
 	if secret != "" {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
@@ -80,12 +82,5 @@ func sanitize(s, secret string, limit int) string {
 		// Normalising may have rebuilt the secret (one with spaces in it).
 		out = strings.ReplaceAll(out, secret, "[redacted]")
 	}
-	if len(out) <= limit {
-		return out
-	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(out[cut]) {
-		cut--
-	}
-	return out[:cut] + "…"
+	return text.Truncate(out, limit)
 }

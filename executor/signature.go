@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/signoff-dev/signoff/internal/text"
 )
 
 // HeaderSignature is the header that carries a webhook delivery's
@@ -114,7 +116,7 @@ func parseSignature(header string) (string, [][]byte, error) {
 	for part := range strings.SplitSeq(header, ",") {
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
-			return "", nil, fmt.Errorf("%w: element %q is not key=value", ErrSignatureMalformed, clip(part))
+			return "", nil, fmt.Errorf("%w: element %q is not key=value", ErrSignatureMalformed, text.Truncate(part, maxQuoted))
 		}
 		switch k {
 		case "t":
@@ -122,7 +124,7 @@ func parseSignature(header string) (string, [][]byte, error) {
 				return "", nil, fmt.Errorf("%w: more than one t", ErrSignatureMalformed)
 			}
 			if !isDigits(v) || len(v) > 18 {
-				return "", nil, fmt.Errorf("%w: t=%q is not unix seconds", ErrSignatureMalformed, clip(v))
+				return "", nil, fmt.Errorf("%w: t=%q is not unix seconds", ErrSignatureMalformed, text.Truncate(v, maxQuoted))
 			}
 			ts = v
 		case "v1":
@@ -157,10 +159,5 @@ func isDigits(s string) bool {
 	return true
 }
 
-// clip shortens attacker-supplied text quoted in an error.
-func clip(s string) string {
-	if len(s) > 32 {
-		return s[:32] + "…"
-	}
-	return s
-}
+// maxQuoted bounds the attacker-supplied text an error quotes.
+const maxQuoted = 32

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -175,16 +176,16 @@ func accountLabel(p PlatformUser, acct ChatAccount) string {
 }
 
 // platformDisplay is a platform's name as people write it.
-func platformDisplay(platform string) string {
-	switch platform {
-	case "slack":
+func platformDisplay(name string) string {
+	switch name {
+	case platform.Slack:
 		return "Slack"
-	case "teams":
+	case platform.Teams:
 		return "Microsoft Teams"
-	case "dev":
+	case platform.Dev:
 		return "dev console"
 	}
-	return platform
+	return name
 }
 
 // lookupAccount asks p's platform who owns the account, bounded by

@@ -3,6 +3,8 @@ package oidc
 import (
 	"fmt"
 	"strings"
+
+	"github.com/signoff-dev/signoff/internal/text"
 )
 
 // Reasons a requester token is refused. They are stable: the HTTP API may
@@ -87,7 +89,7 @@ const maxQuoted = 120
 // truncated.
 func quote(s string) string {
 	if len(s) > maxQuoted {
-		return fmt.Sprintf("%q…", s[:maxQuoted])
+		return fmt.Sprintf("%q%s", text.Cut(s, maxQuoted), text.Ellipsis)
 	}
 	return fmt.Sprintf("%q", s)
 }
@@ -101,9 +103,5 @@ func causeText(err error) string {
 	if err == nil {
 		return "unknown error"
 	}
-	s := strings.Join(strings.Fields(err.Error()), " ")
-	if len(s) > maxCause {
-		s = s[:maxCause] + "…"
-	}
-	return s
+	return text.Truncate(strings.Join(strings.Fields(err.Error()), " "), maxCause)
 }

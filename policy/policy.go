@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/signoff-dev/signoff/internal/platform"
 )
 
 // Policy is the whole rule set, built from configuration.
@@ -87,6 +89,19 @@ type Approvers struct {
 type Notify struct {
 	Slack []string
 	Teams []string
+}
+
+// Targets returns the conversations on chat platform p (platform.Slack,
+// platform.Teams) where the request is announced; none for any other
+// platform.
+func (n Notify) Targets(p string) []string {
+	switch p {
+	case platform.Slack:
+		return n.Slack
+	case platform.Teams:
+		return n.Teams
+	}
+	return nil
 }
 
 // OnApprove is what runs once a request is approved.

@@ -11,8 +11,8 @@
 // and delivers them one by one. For an entry of event "created" it posts
 // the card (Chat.Post) and stores where it landed (a storage.Card) on the
 // request in the same transaction that completes the entry
-// (approvals.Service.Complete); for any other event it updates that card
-// (Chat.Update) to the request as it stands.
+// (approvals.Service.RecordCardPosted); for any other event it updates
+// that card (Chat.Update) to the request as it stands.
 //
 // # Ordering
 //
@@ -54,7 +54,10 @@
 // card, the loser deletes its message (Chat.Delete).
 package cards
 
-import "github.com/signoff-dev/signoff/storage"
+import (
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/storage"
+)
 
 // Title is the headline of a request's card.
 func Title(r storage.Request) string {
@@ -95,10 +98,5 @@ func VoterName(a storage.Approver) string {
 
 // Find returns the request's card of platform in conversation.
 func Find(r storage.Request, platform, conversation string) (storage.Card, bool) {
-	for _, c := range r.Cards {
-		if c.Platform == platform && c.Conversation == conversation {
-			return c, true
-		}
-	}
-	return storage.Card{}, false
+	return approvals.FindCard(r, platform, conversation)
 }

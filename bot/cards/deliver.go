@@ -282,7 +282,7 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 	if !ok {
 		// Not something any attempt could deliver: our own queue holds it.
 		d.log.Error(d.cfg.Platform+" outbox entry has an unreadable payload; removing it", "entry", e.ID, "request", e.RequestID)
-		return d.complete(ctx, e, "", nil)
+		return d.complete(ctx, e, "")
 	}
 	key := cardKey(e.RequestID, n.Target)
 	now := d.clock.Now()
@@ -310,7 +310,7 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 	if err != nil {
 		if errors.Is(err, approvals.ErrUnknownRequest) {
 			d.log.Error(d.cfg.Platform+" outbox entry names an unknown request; removing it", "entry", e.ID, "request", e.RequestID)
-			return d.complete(ctx, e, key, nil)
+			return d.complete(ctx, e, key)
 		}
 		d.reschedule(ctx, e, key, now.Add(Backoff(e.Attempts)), err)
 		return err
@@ -328,7 +328,7 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 	if post && hasCard {
 		// Posted already (a race with another replica, or an update that
 		// posted an orphaned card): nothing left to do.
-		return d.complete(ctx, e, key, nil)
+		return d.complete(ctx, e, key)
 	}
 
 	callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
@@ -355,26 +355,10 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 // transaction.
 func (d *Deliverer) finish(ctx context.Context, e storage.OutboxEntry, key, target string, dl delivery) error {
 	if !dl.post {
-		return d.complete(ctx, e, key, nil)
+		return d.complete(ctx, e, key)
 	}
-	var duplicate bool
-	err := d.complete(ctx, e, key, func(tx storage.Tx) error {
-		duplicate = false
-		r, err := tx.Request(e.RequestID)
-		if err != nil {
-			return fmt.Errorf("read request %s: %w", e.RequestID, err)
-		}
-		if _, ok := Find(r, d.cfg.Platform, target); ok {
-			duplicate = true
-			return nil
-		}
-		if _, ok := Find(r, d.cfg.Platform, dl.card.Conversation); ok {
-			duplicate = true
-			return nil
-		}
-		r.Cards = append(r.Cards, dl.card)
-		return tx.UpdateRequest(r)
-	})
+	duplicate, err := d.svc.RecordCardPosted(ctx, e.ID, e.RequestID, target, dl.card)
+	err = d.settle(ctx, e, key, err)
 	if err == nil && duplicate {
 		// Someone else posted this card first: take ours back.
 		callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
@@ -386,12 +370,16 @@ func (d *Deliverer) finish(ctx context.Context, e storage.OutboxEntry, key, targ
 	return err
 }
 
-// complete removes a handled entry (running fn in the same transaction)
-// and forgets what was remembered about it. When the completion fails,
-// the entry is released for a prompt retry, which will complete it
-// without calling the platform again.
-func (d *Deliverer) complete(ctx context.Context, e storage.OutboxEntry, key string, fn func(storage.Tx) error) error {
-	err := d.svc.Complete(ctx, e.ID, fn)
+// complete removes a handled entry and settles it.
+func (d *Deliverer) complete(ctx context.Context, e storage.OutboxEntry, key string) error {
+	return d.settle(ctx, e, key, d.svc.Complete(ctx, e.ID))
+}
+
+// settle acts on err, what completing e returned (Complete, or
+// RecordCardPosted for a post): on success it forgets what was remembered
+// about e; on failure it releases e for a prompt retry, which will complete
+// it without calling the platform again.
+func (d *Deliverer) settle(ctx context.Context, e storage.OutboxEntry, key string, err error) error {
 	if err != nil && !errors.Is(err, storage.ErrNotFound) {
 		d.reschedule(ctx, e, key, d.clock.Now().Add(BackoffBase), err)
 		return err
@@ -416,7 +404,7 @@ func (d *Deliverer) failed(ctx context.Context, e storage.OutboxEntry, key, conv
 	if f.Kind == Gone && !post {
 		d.log.Error("the "+d.cfg.Display+" card of a request cannot be updated any more (deleted?); giving up on this update",
 			"request", e.RequestID, d.cfg.ConversationAttr, conversation, "err", f.Err)
-		return d.complete(ctx, e, key, nil)
+		return d.complete(ctx, e, key)
 	}
 	now := d.clock.Now()
 	next := now.Add(Backoff(e.Attempts))

@@ -36,14 +36,14 @@ func (d *Deliverer) deliverNotice(ctx context.Context, e storage.OutboxEntry) {
 	var n approvals.AccountNotice
 	if json.Unmarshal(e.Payload, &n) != nil || n.User == "" || n.Text == "" {
 		d.log.Error(d.cfg.Platform+" notice has an unreadable payload; removing it", "entry", e.ID)
-		_ = d.complete(ctx, e, "", nil)
+		_ = d.complete(ctx, e, "")
 		return
 	}
 	callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
 	err := d.chat.Notify(callCtx, n)
 	cancel()
 	if err == nil {
-		if cerr := d.complete(ctx, e, "", nil); cerr != nil {
+		if cerr := d.complete(ctx, e, ""); cerr != nil {
 			d.log.Warn("a delivered "+d.cfg.Platform+" notice could not be completed; it may be sent again", "entry", e.ID, "err", cerr)
 		}
 		return
@@ -55,7 +55,7 @@ func (d *Deliverer) deliverNotice(ctx context.Context, e storage.OutboxEntry) {
 	if f.Kind == Gone || e.Attempts >= MaxNoticeAttempts {
 		d.log.Error("a "+d.cfg.Display+" notice to a chat account cannot be delivered; dropping it (the audit log holds the event)",
 			"entry", e.ID, "user", n.User, "attempts", e.Attempts, "err", f.Err)
-		_ = d.complete(ctx, e, "", nil)
+		_ = d.complete(ctx, e, "")
 		return
 	}
 	next := d.clock.Now().Add(max(Backoff(e.Attempts), f.Wait))

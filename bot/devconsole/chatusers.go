@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -22,7 +23,7 @@ import (
 // The chat accounts of the "Chat users" panel live on this platform and
 // workspace; their user id is the dev approver's name.
 const (
-	ChatPlatform  = "dev"
+	ChatPlatform  = platform.Dev
 	ChatWorkspace = "dev"
 )
 

@@ -41,6 +41,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -210,7 +211,7 @@ func (c *Console) vote(w http.ResponseWriter, r *http.Request) {
 			Issuer: c.opts.IssuerURL, Subject: who.Name, Email: who.Email, Name: who.Name,
 			PreferredUsername: who.Name, Groups: who.Groups, VerifiedAt: c.opts.Clock.Now(),
 		},
-		Source:   approvals.Source{Platform: "dev", Workspace: "dev", PlatformUser: who.Name, CallbackID: "dev-" + randomID()},
+		Source:   approvals.Source{Platform: platform.Dev, Workspace: "dev", PlatformUser: who.Name, CallbackID: "dev-" + randomID()},
 		Decision: decision,
 		Reason:   strings.TrimSpace(r.PostForm.Get("reason")),
 	})

@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -203,13 +204,7 @@ func (c click) platformUser() oidc.PlatformUser {
 
 func (c click) source() approvals.Source {
 	callbackID := strings.ToValidUTF8(c.callbackID, "\uFFFD")
-	if len(callbackID) > maxCallbackIDLen {
-		cut := maxCallbackIDLen
-		for cut > 0 && !utf8.RuneStart(callbackID[cut]) {
-			cut--
-		}
-		callbackID = callbackID[:cut]
-	}
+	callbackID = text.Cut(callbackID, maxCallbackIDLen)
 	return approvals.Source{Platform: Platform, Workspace: c.team, PlatformUser: c.user, CallbackID: callbackID}
 }
 
@@ -301,9 +296,7 @@ func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCa
 	if !utf8.ValidString(c.reason) {
 		c.reason = strings.ToValidUTF8(c.reason, "\uFFFD")
 	}
-	if utf8.RuneCountInString(c.reason) > maxReasonInput {
-		c.reason = string([]rune(c.reason)[:maxReasonInput])
-	}
+	c.reason = text.CutRunes(c.reason, maxReasonInput)
 	if c.reason == "" {
 		b.reply(ctx, c, ":warning: A reason is required. Nothing was counted; click again and fill in the reason.")
 		return

@@ -316,7 +316,7 @@ func TestOrphanUpdatePostsCard(t *testing.T) {
 	if err != nil || len(claimed) != 1 {
 		t.Fatal(claimed, err)
 	}
-	if err := e.svc.Complete(context.Background(), claimed[0].ID, nil); err != nil { // lose the post
+	if err := e.svc.Complete(context.Background(), claimed[0].ID); err != nil { // lose the post
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{

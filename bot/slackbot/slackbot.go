@@ -45,12 +45,13 @@ import (
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
 // Platform is the name this adapter uses for itself in votes, links, cards
 // and audit records.
-const Platform = "slack"
+const Platform = platform.Slack
 
 // Paths the Slack app's manifest points at.
 const (

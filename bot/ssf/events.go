@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -256,7 +257,7 @@ func stringField(m map[string]json.RawMessage, name string) (string, bool) {
 // shown quotes a value from a SET for a message, cut short.
 func shown(s string) string {
 	if len(s) > maxShown {
-		return strconv.Quote(s[:maxShown]) + "…"
+		return strconv.Quote(text.Cut(s, maxShown)) + text.Ellipsis
 	}
 	return strconv.Quote(s)
 }

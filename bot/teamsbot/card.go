@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -163,9 +164,7 @@ func fit(s string, limit int, marker string) string {
 	if utf8.RuneCountInString(s) <= limit {
 		return s
 	}
-	r := []rune(s)
-	keep := max(limit-utf8.RuneCountInString(marker), 0)
-	return strings.TrimRight(string(r[:keep]), " \n") + marker
+	return strings.TrimRight(text.CutRunes(s, limit-utf8.RuneCountInString(marker)), " \n") + marker
 }
 
 // truncMarker is the visible marker appended to cut text.

@@ -20,6 +20,7 @@ import (
 
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/hostlist"
+	"github.com/signoff-dev/signoff/internal/text"
 )
 
 // Content types of attachments and invoke responses.
@@ -280,7 +281,7 @@ func (c *connector) do(ctx context.Context, op, method, u string, in, out any) e
 	ae := &apiError{Op: op, Status: resp.StatusCode}
 	var er schema.ErrorResponse
 	if json.Unmarshal(raw, &er) == nil {
-		ae.Code, ae.Message = er.Error.Code, clipText(er.Error.Message, 300)
+		ae.Code, ae.Message = er.Error.Code, text.TruncateRunes(er.Error.Message, 300)
 	}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
 		ae.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), c.clock.Now())
@@ -304,13 +305,4 @@ func retryAfter(h string, now time.Time) time.Duration {
 		return min(t.Sub(now), time.Hour)
 	}
 	return 0
-}
-
-// clipText cuts s to at most n runes.
-func clipText(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return string(r[:n]) + "…"
 }

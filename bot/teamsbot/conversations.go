@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -83,12 +84,12 @@ func conversationRefs(act *activity, cd channelData, tenant string) []storage.Co
 		for i := range out {
 			if out[i].ID == id {
 				if out[i].Name == "" {
-					out[i].Name = clipText(name, 200)
+					out[i].Name = text.TruncateRunes(name, 200)
 				}
 				return
 			}
 		}
-		out = append(out, storage.Conversation{Platform: Platform, ID: id, ServiceURL: act.ServiceURL, TenantID: tenant, Name: clipText(name, 200)})
+		out = append(out, storage.Conversation{Platform: Platform, ID: id, ServiceURL: act.ServiceURL, TenantID: tenant, Name: text.TruncateRunes(name, 200)})
 	}
 	add(baseConversationID(act.Conversation.ID), firstNonEmpty(cd.Channel.Name, act.Conversation.Name))
 	add(cd.Channel.ID, cd.Channel.Name)
@@ -171,7 +172,7 @@ func (b *Bot) serviceURLFor(ctx context.Context, conversation, cardURL string) (
 			continue
 		}
 		if _, err := b.hosts.CheckURL(cand.url); err != nil {
-			b.log.Warn("a teams service URL is not used: its host is not in teams.service_url_hosts", "conversation", conversation, "from", cand.from, "service_url", clipText(cand.url, 200), "err", err)
+			b.log.Warn("a teams service URL is not used: its host is not in teams.service_url_hosts", "conversation", conversation, "from", cand.from, "service_url", text.TruncateRunes(cand.url, 200), "err", err)
 			refused = " (a service URL known for it names a host that is not in teams.service_url_hosts, and is not used)"
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -155,14 +156,14 @@ func memberLookupError(p oidc.PlatformUser, conv string, err error) error {
 func memberAccount(p oidc.PlatformUser, m teamsMember) (oidc.ChatAccount, error) {
 	oid, aad := strings.TrimSpace(m.ObjectID), strings.TrimSpace(m.AADObjectID)
 	if oid != "" && aad != "" && !strings.EqualFold(oid, aad) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s with two object ids (%q and %q): %w", p.UserID, clipText(oid, 64), clipText(aad, 64), oidc.ErrAccountNotFound)
+		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s with two object ids (%q and %q): %w", p.UserID, text.TruncateRunes(oid, 64), text.TruncateRunes(aad, 64), oidc.ErrAccountNotFound)
 	}
 	obj := cmp.Or(oid, aad)
 	if !strings.EqualFold(obj, p.UserID) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s about another account (Microsoft Entra object id %q): %w", p.UserID, clipText(obj, 64), oidc.ErrAccountNotFound)
+		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s about another account (Microsoft Entra object id %q): %w", p.UserID, text.TruncateRunes(obj, 64), oidc.ErrAccountNotFound)
 	}
 	if t := strings.TrimSpace(m.TenantID); t != "" && !strings.EqualFold(t, p.Workspace) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams says account %s belongs to tenant %q, not %q where it clicked: %w", p.UserID, clipText(t, 64), p.Workspace, oidc.ErrAccountNotFound)
+		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams says account %s belongs to tenant %q, not %q where it clicked: %w", p.UserID, text.TruncateRunes(t, 64), p.Workspace, oidc.ErrAccountNotFound)
 	}
 	return oidc.ChatAccount{
 		DisplayName: memberField(cmp.Or(strings.TrimSpace(m.Name), strings.TrimSpace(m.GivenName+" "+m.Surname))),
@@ -178,5 +179,5 @@ func memberField(s string) string {
 	if !utf8.ValidString(s) {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
-	return clipText(s, maxMemberFieldLen)
+	return text.TruncateRunes(s, maxMemberFieldLen)
 }

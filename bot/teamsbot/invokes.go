@@ -16,6 +16,7 @@ import (
 	"github.com/infracloudio/msbotbuilder-go/schema"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -118,7 +119,7 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 	// The bot answers at serviceUrl with its own token: a host not listed
 	// is refused before anything is stored or called.
 	if _, err := b.hosts.CheckURL(act.ServiceURL); err != nil {
-		b.refuse(w, r, "", unauthorized(rejectServiceURLHost, "the activity's serviceUrl is refused: %s (teams.service_url_hosts lists the hosts accepted)", clipText(err.Error(), 300)))
+		b.refuse(w, r, "", unauthorized(rejectServiceURLHost, "the activity's serviceUrl is refused: %s (teams.service_url_hosts lists the hosts accepted)", text.TruncateRunes(err.Error(), 300)))
 		return
 	}
 	var cd channelData
@@ -157,7 +158,7 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 // refuse answers an activity that failed verification and audits it.
 func (b *Bot) refuse(w http.ResponseWriter, r *http.Request, tenant string, aerr *authError) {
 	b.rejectCallback(r.Context(), tenant, aerr.Reason)
-	b.log.Warn("teams activity refused", "reason", aerr.Reason, "status", aerr.Status, "tenant", clipText(tenant, 64), "err", aerr.Detail)
+	b.log.Warn("teams activity refused", "reason", aerr.Reason, "status", aerr.Status, "tenant", text.TruncateRunes(tenant, 64), "err", aerr.Detail)
 	msg := "the request could not be verified as coming from the Bot Framework"
 	if aerr.Status == http.StatusForbidden {
 		msg = "this signoff does not serve that Microsoft Entra tenant"
@@ -214,7 +215,7 @@ func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
 		tenant: tenant, user: act.From.AadObjectID,
 		conversation: act.Conversation.ID, serviceURL: act.ServiceURL, replyTo: act.ReplyToID,
 		personal:   act.Conversation.ConversationType == "personal",
-		callbackID: clipText(act.ID, 200), requestID: strings.TrimSpace(d.RequestID),
+		callbackID: text.TruncateRunes(act.ID, 200), requestID: strings.TrimSpace(d.RequestID),
 		reason: strings.TrimSpace(strings.ToValidUTF8(d.Comment, "\uFFFD")),
 	}
 	if verb == "" {
@@ -226,7 +227,7 @@ func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
 	case VerbDeny:
 		c.decision = storage.DecisionDeny
 	default:
-		return c, fmt.Sprintf("unknown action %q; signoff's buttons are approve and deny", clipText(verb, 50))
+		return c, fmt.Sprintf("unknown action %q; signoff's buttons are approve and deny", text.TruncateRunes(verb, 50))
 	}
 	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || d.Kind != voteKind {
 		return c, "the card's button carries no signoff request id"
@@ -237,9 +238,7 @@ func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
 	if len(c.user) > maxUserIDLen || !utf8.ValidString(c.user) {
 		return c, "Teams sent a Microsoft Entra object id signoff cannot use for who clicked, so the click cannot count."
 	}
-	if utf8.RuneCountInString(c.reason) > maxCommentInput {
-		c.reason = string([]rune(c.reason)[:maxCommentInput])
-	}
+	c.reason = text.CutRunes(c.reason, maxCommentInput)
 	return c, ""
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -134,12 +135,12 @@ func (c teamsChat) Notify(ctx context.Context, n approvals.AccountNotice) error 
 	if err != nil {
 		return err
 	}
-	text := n.Text
+	msg := n.Text
 	if !personalConversation(n.Conversation) && n.Public != "" {
 		// Others read a channel or group chat: no names, no emails.
-		text = n.Public
+		msg = n.Public
 	}
-	return c.b.api.notice(ctx, serviceURL, n.Conversation, clipText(text, maxNoticeRunes))
+	return c.b.api.notice(ctx, serviceURL, n.Conversation, text.TruncateRunes(msg, maxNoticeRunes))
 }
 
 // personalConversation reports whether a Teams conversation id names a

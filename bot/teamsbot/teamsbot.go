@@ -77,13 +77,14 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/hostlist"
+	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // Platform is the name this adapter uses for itself in votes, links, cards,
 // conversations and audit records.
-const Platform = "teams"
+const Platform = platform.Teams
 
 // MessagesPath is the bot's messaging endpoint, registered with the Azure
 // Bot resource as public_url + MessagesPath.

@@ -67,6 +67,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -219,10 +220,10 @@ func (e *lockedError) Unwrap() []error { return []error{storage.ErrLocked, e.cau
 // do; it keeps the original error in the chain.
 func describeOpenError(path string, err error) error {
 	switch {
-	case errors.Is(err, bbolt.ErrTimeout):
+	case errors.Is(err, berrors.ErrTimeout):
 		return &lockedError{path: path, cause: err}
-	case errors.Is(err, bbolt.ErrInvalid), errors.Is(err, bbolt.ErrChecksum),
-		errors.Is(err, bbolt.ErrVersionMismatch), errors.Is(err, bbolt.ErrInvalidMapping):
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, berrors.ErrInvalidMapping):
 		return fmt.Errorf("%s is not a readable signoff database (%w); "+
 			"if it is the right file, it is damaged: restore it from a backup, or inspect it with `bbolt check %s`", path, err, path)
 	default:
@@ -320,7 +321,7 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 		return fmt.Errorf("update store %s: %w", s.path, err)
 	}
 	if s.readOnly {
-		return fmt.Errorf("update store %s: %w", s.path, bbolt.ErrDatabaseReadOnly)
+		return fmt.Errorf("update store %s: %w", s.path, berrors.ErrDatabaseReadOnly)
 	}
 	c := &call{fn: fn, done: make(chan error, 1)}
 
@@ -497,7 +498,7 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 
 // dbError maps bbolt's "not open" to storage.ErrClosed.
 func (s *Store) dbError(err error) error {
-	if errors.Is(err, bbolt.ErrDatabaseNotOpen) {
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		return fmt.Errorf("%w (%w)", storage.ErrClosed, err)
 	}
 	return err

@@ -214,7 +214,7 @@ func testLinkEmpty(t *testing.T, s storage.Store) {
 		linkMissing(t, tx, "", "", "")
 		ls, err := tx.Links(storage.LinkFilter{})
 		if err != nil {
-			return fmt.Errorf("Links on an empty store: %w", err)
+			return fmt.Errorf("tx.Links on an empty store: %w", err)
 		}
 		checkIDs(t, "Links on an empty store", linkNames(ls))
 		attemptMissing(t, tx, "missing")
@@ -713,7 +713,7 @@ func testLinkTxSeesOwnWrites(t *testing.T, s storage.Store) {
 		}
 		got, err := tx.Link(l.Platform, l.Workspace, l.PlatformUser)
 		if err != nil {
-			return fmt.Errorf("Link after PutLink in the same tx: %w", err)
+			return fmt.Errorf("tx.Link after PutLink in the same tx: %w", err)
 		}
 		checkLink(t, got, l)
 		ls, err := tx.Links(storage.LinkFilter{Subject: l.Subject})

@@ -885,7 +885,7 @@ func testTxSeesOwnWrites(t *testing.T, s storage.Store) {
 		}
 		got, err := tx.Request("own")
 		if err != nil {
-			return fmt.Errorf("Request after CreateRequest in the same tx: %w", err)
+			return fmt.Errorf("tx.Request after CreateRequest in the same tx: %w", err)
 		}
 		if got.Version != 1 {
 			t.Errorf("version in the same tx = %d, want 1", got.Version)
@@ -927,7 +927,7 @@ func testTxSeesOwnWrites(t *testing.T, s storage.Store) {
 		}
 		got2, err := tx.Outbox(e.ID)
 		if err != nil {
-			return fmt.Errorf("Outbox after Enqueue in the same tx: %w", err)
+			return fmt.Errorf("tx.Outbox after Enqueue in the same tx: %w", err)
 		}
 		checkOutbox(t, got2, e)
 		e2, err := tx.Enqueue(sampleOutbox("own", base))
