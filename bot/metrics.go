@@ -1,15 +1,10 @@
 package bot
 
-// GET /metrics: Prometheus metrics in the text exposition format, version
-// 0.0.4.
-//
-// The format is written here by hand rather than with
-// github.com/prometheus/client_golang: what signoff exposes is a dozen
-// families of counters, gauges and one histogram, the format for them is a
-// few lines of escaping, and the module stays free of client_golang's
-// dependency tree (protobuf, procfs, …) for a single endpoint. Should
-// signoff ever want process or Go runtime metrics, switching to
-// client_golang's registry is a local change to this file.
+// GET /metrics: Prometheus metrics, served by
+// github.com/prometheus/client_golang (promhttp) from a registry each
+// Server owns. signoff never uses the library's global default registry:
+// a process may hold more than one front door (the tests start many), and
+// each must count only its own.
 //
 // # Exposure
 //
@@ -38,8 +33,11 @@ package bot
 //	signoff_callback_rejected_total{platform,reason}     counter, every rejected callback (also those the audit log samples away)
 //	signoff_admin_actions_total{action}                  counter (links_list, link_revoke, requests_list, request_cancel, backup, other)
 //
+// beside client_golang's standard Go runtime and process collectors (go_…,
+// process_…: goroutines, memory, GC, CPU, open files, start time).
+//
 // Components add families of their own with Server.AddMetrics (see
-// readiness.go); serve adds, when Slack Socket Mode is on:
+// metricsource.go); serve adds, when Slack Socket Mode is on:
 //
 //	signoff_slack_socket_connected                       gauge, 1 while a Socket Mode websocket is up, else 0
 //	signoff_slack_socket_connection_failures_total       counter, failed attempts to open one
@@ -64,22 +62,44 @@ package bot
 // method), never the raw path, so ids in paths cannot grow the number of
 // series; a request no pattern matched counts under route "unmatched".
 // method is one of the standard methods or "OTHER".
+//
+// # Where client_golang stops
+//
+// Only this package imports client_golang. The core (approvals, oidc) and
+// the components (bot/ssf, bot/slackbot) keep their own counters and hand
+// out snapshots (approvals.Service.Metrics and Backlog, oidc.Linker.Metrics,
+// ssf.Receiver.Stats, slackbot.Bot.SocketModeStatus); collectors registered
+// here read them at every scrape: serviceCollector for the service, the
+// store gauges and the limits, and one collector per AddMetrics source.
+// What the front door observes itself, the HTTP requests, are client_golang
+// instruments.
 
 import (
-	"bytes"
 	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/signoff-dev/signoff/approvals"
 )
 
-// metricsContentType is the text exposition format's media type.
+// metricsContentType is the text exposition format's media type, as
+// /metrics answers it to a scraper that asks for nothing else.
 const metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+// escapedTextType is what promhttp answers when the scraper names no
+// escaping scheme for metric names. Escaping changes nothing for
+// signoff's names (all in the classic character set), so serveMetrics
+// answers metricsContentType instead, the media type /metrics has always
+// had. A scraper that asks for a scheme gets promhttp's answer unchanged.
+const escapedTextType = metricsContentType + "; escaping=underscores"
 
 // backlogTimeout bounds the store read of one scrape.
 const backlogTimeout = 5 * time.Second
@@ -93,47 +113,52 @@ var durationBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 // routeUnmatched is the route label of requests no pattern matched.
 const routeUnmatched = "unmatched"
 
-type httpKey struct{ route, method, code string }
-
-type routeKey struct{ route, method string }
-
-type histogram struct {
-	counts []uint64 // per bucket, not cumulative; the last is +Inf
-	sum    float64
-	count  uint64
+// serverMetrics are a Server's metrics: its registry, the handler that
+// serves it, and the HTTP instruments. Safe for concurrent use.
+type serverMetrics struct {
+	registry  *prometheus.Registry
+	handler   http.Handler
+	requests  *prometheus.CounterVec
+	durations *prometheus.HistogramVec
 }
 
-// httpMetrics counts the requests the front door served. Safe for
-// concurrent use.
-type httpMetrics struct {
-	mu        sync.Mutex
-	requests  map[httpKey]uint64
-	durations map[routeKey]*histogram
-}
-
-func newHTTPMetrics() *httpMetrics {
-	return &httpMetrics{requests: make(map[httpKey]uint64), durations: make(map[routeKey]*histogram)}
+// newServerMetrics builds the registry of s: the Go runtime and process
+// collectors, the HTTP instruments and the service's collector.
+func newServerMetrics(s *Server) *serverMetrics {
+	m := &serverMetrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signoff_http_requests_total",
+			Help: "HTTP requests served, by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		durations: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "signoff_http_request_duration_seconds",
+			Help:    "Time to serve HTTP requests (long-polls included), by route pattern and method.",
+			Buckets: durationBuckets,
+		}, []string{"route", "method"}),
+	}
+	m.registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests,
+		m.durations,
+		newServiceCollector(s),
+	)
+	m.handler = promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{
+		ErrorLog: scrapeErrorLog{s.opts.Logger},
+		// A collector that fails is logged and left out; the rest of the
+		// scrape is still served.
+		ErrorHandling: promhttp.ContinueOnError,
+	})
+	return m
 }
 
 // observe counts one request: pattern is the one the router matched (""
 // when none), status the status code sent.
-func (m *httpMetrics) observe(pattern, method string, status int, d time.Duration) {
-	route := routeOf(pattern)
-	method = methodLabel(method)
-	code := strconv.Itoa(status)
-	secs := d.Seconds()
-	i, _ := slices.BinarySearch(durationBuckets, secs) // first bound ≥ secs; len = +Inf
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.requests[httpKey{route, method, code}]++
-	h := m.durations[routeKey{route, method}]
-	if h == nil {
-		h = &histogram{counts: make([]uint64, len(durationBuckets)+1)}
-		m.durations[routeKey{route, method}] = h
-	}
-	h.counts[i]++
-	h.sum += secs
-	h.count++
+func (m *serverMetrics) observe(pattern, method string, status int, d time.Duration) {
+	route, method := labelValue(routeOf(pattern)), methodLabel(method)
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.durations.WithLabelValues(route, method).Observe(d.Seconds())
 }
 
 // routeOf turns a ServeMux pattern ("[METHOD ][HOST]/PATH") into the route
@@ -159,183 +184,144 @@ func methodLabel(m string) string {
 	return "OTHER"
 }
 
+// labelValue makes s a valid label value: client_golang refuses invalid
+// UTF-8, which becomes U+FFFD (the format's escapes are the library's).
+func labelValue(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
 // serveMetrics answers GET /metrics. See the file comment on who should be
 // able to reach it.
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	var e expositionWriter
-	version := s.opts.Version
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	s.metrics.handler.ServeHTTP(&metricsResponse{ResponseWriter: w}, r)
+}
+
+// metricsResponse answers escapedTextType as metricsContentType (see
+// escapedTextType).
+type metricsResponse struct {
+	http.ResponseWriter
+	started bool
+}
+
+func (m *metricsResponse) start() {
+	if m.started {
+		return
+	}
+	m.started = true
+	if h := m.Header(); h.Get("Content-Type") == escapedTextType {
+		h.Set("Content-Type", metricsContentType)
+	}
+}
+
+func (m *metricsResponse) WriteHeader(code int) {
+	m.start()
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *metricsResponse) Write(b []byte) (int, error) {
+	m.start()
+	return m.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (m *metricsResponse) Unwrap() http.ResponseWriter { return m.ResponseWriter }
+
+// scrapeErrorLog hands promhttp's errors (a collector that failed) to the
+// server's logger.
+type scrapeErrorLog struct{ logger *slog.Logger }
+
+func (l scrapeErrorLog) Println(v ...any) {
+	l.logger.Warn("metrics: part of the scrape left out", "err", fmt.Sprint(v...))
+}
+
+// serviceCollector reads, at every scrape, the build, the refusals of the
+// limits, and (with a service) the service's counters and the store's
+// backlog. Its families are described up front, so that the registry
+// refuses a second family of the same name when it is registered.
+type serviceCollector struct {
+	s *Server
+
+	buildInfo, rateLimited                           *prometheus.Desc
+	created, votes, refused, decisions, executions   *prometheus.Desc
+	attempts, callbacks, adminActions, pending, dues *prometheus.Desc
+}
+
+func newServiceCollector(s *Server) *serviceCollector {
+	capped := " Counts at most " + strconv.Itoa(approvals.MaxBacklogCount) + "."
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &serviceCollector{
+		s:            s,
+		buildInfo:    desc("signoff_build_info", "Build of this signoff server; always 1.", "version"),
+		rateLimited:  desc("signoff_rate_limited_total", "Calls refused by a limit, by limit (the limits.* config key): API creates and chat clicks or commands.", "limit"),
+		created:      desc("signoff_requests_created_total", "Requests created, by action (idempotent retries excluded).", "action"),
+		votes:        desc("signoff_votes_counted_total", "Votes added to a request, by decision.", "decision"),
+		refused:      desc("signoff_votes_refused_total", "Votes refused, by reason.", "reason"),
+		decisions:    desc("signoff_decisions_total", "Requests that left pending, by the state they reached.", "state"),
+		executions:   desc("signoff_executions_finished_total", "Executions of approved actions that reached a final result.", "result"),
+		attempts:     desc("signoff_execution_attempts_total", "Execution attempts recorded, including failures to be retried."),
+		callbacks:    desc("signoff_callback_rejected_total", "Chat platform callbacks refused at the edge (failed verification, or a workspace or tenant not configured), by platform and reason; counts every one, also those the audit log samples away.", "platform", "reason"),
+		adminActions: desc("signoff_admin_actions_total", "Actions admins took through the admin API, by action.", "action"),
+		pending:      desc("signoff_requests_pending", "Requests waiting for a decision."+capped),
+		dues:         desc("signoff_outbox_due", "Outbox entries due for delivery now, by kind."+capped, "kind"),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{
+		c.buildInfo, c.rateLimited, c.created, c.votes, c.refused, c.decisions,
+		c.executions, c.attempts, c.callbacks, c.adminActions, c.pending, c.dues,
+	} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector. A family with no sample (no
+// vote refused yet, no callback rejected yet) is left out of the scrape.
+func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
+	version := c.s.opts.Version
 	if version == "" {
 		version = "unknown"
 	}
-	e.family("signoff_build_info", "gauge", "Build of this signoff server; always 1.")
-	e.sample("signoff_build_info", "1", "version", version)
+	ch <- prometheus.MustNewConstMetric(c.buildInfo, prometheus.GaugeValue, 1, labelValue(version))
+	counterMap(ch, c.rateLimited, c.s.rateLimitedCounts())
 
-	if svc := s.opts.Service; svc != nil {
-		m := svc.Metrics()
-		e.counterMap("signoff_requests_created_total", "Requests created, by action (idempotent retries excluded).", "action", m.RequestsCreated)
-		e.counterMap("signoff_votes_counted_total", "Votes added to a request, by decision.", "decision", m.VotesCounted)
-		e.counterMap("signoff_votes_refused_total", "Votes refused, by reason.", "reason", m.VotesRefused)
-		e.counterMap("signoff_decisions_total", "Requests that left pending, by the state they reached.", "state", m.Decisions)
-		e.counterMap("signoff_executions_finished_total", "Executions of approved actions that reached a final result.", "result", m.ExecutionsFinished)
-		e.family("signoff_execution_attempts_total", "counter", "Execution attempts recorded, including failures to be retried.")
-		e.sample("signoff_execution_attempts_total", strconv.FormatUint(m.ExecutionAttempts, 10))
-		writeCallbacksRejected(&e, m.CallbacksRejected)
-		e.counterMap("signoff_admin_actions_total", "Actions admins took through the admin API, by action.", "action", m.AdminActions)
-
-		ctx, cancel := context.WithTimeout(r.Context(), backlogTimeout)
-		b, err := svc.Backlog(ctx)
-		cancel()
-		if err != nil {
-			s.opts.Logger.Warn("metrics: store gauges left out of the scrape", "err", err)
-		} else {
-			capped := " Counts at most " + strconv.Itoa(approvals.MaxBacklogCount) + "."
-			e.family("signoff_requests_pending", "gauge", "Requests waiting for a decision."+capped)
-			e.sample("signoff_requests_pending", strconv.Itoa(b.Pending))
-			e.family("signoff_outbox_due", "gauge", "Outbox entries due for delivery now, by kind."+capped)
-			for _, kind := range sortedKeys(b.OutboxDue) {
-				e.sample("signoff_outbox_due", strconv.Itoa(b.OutboxDue[kind]), "kind", kind)
-			}
-		}
-	}
-
-	s.metrics.write(&e)
-	e.counterMap("signoff_rate_limited_total", "Calls refused by a limit, by limit (the limits.* config key): API creates and chat clicks or commands.", "limit", s.rateLimitedCounts())
-	s.writeExtraMetrics(&e)
-
-	w.Header().Set("Content-Type", metricsContentType)
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(e.buf.Bytes())
-	}
-}
-
-// write appends the HTTP families.
-func (m *httpMetrics) write(e *expositionWriter) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if len(m.requests) > 0 {
-		keys := make([]httpKey, 0, len(m.requests))
-		for k := range m.requests {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b httpKey) int {
-			return strings.Compare(a.route+"\x00"+a.method+"\x00"+a.code, b.route+"\x00"+b.method+"\x00"+b.code)
-		})
-		e.family("signoff_http_requests_total", "counter", "HTTP requests served, by route pattern, method and status code.")
-		for _, k := range keys {
-			e.sample("signoff_http_requests_total", strconv.FormatUint(m.requests[k], 10), "route", k.route, "method", k.method, "code", k.code)
-		}
-	}
-	if len(m.durations) > 0 {
-		keys := make([]routeKey, 0, len(m.durations))
-		for k := range m.durations {
-			keys = append(keys, k)
-		}
-		slices.SortFunc(keys, func(a, b routeKey) int {
-			return strings.Compare(a.route+"\x00"+a.method, b.route+"\x00"+b.method)
-		})
-		const name = "signoff_http_request_duration_seconds"
-		e.family(name, "histogram", "Time to serve HTTP requests (long-polls included), by route pattern and method.")
-		for _, k := range keys {
-			h := m.durations[k]
-			var cum uint64
-			for i, c := range h.counts {
-				cum += c
-				le := "+Inf"
-				if i < len(durationBuckets) {
-					le = formatFloat(durationBuckets[i])
-				}
-				e.sample(name+"_bucket", strconv.FormatUint(cum, 10), "route", k.route, "method", k.method, "le", le)
-			}
-			e.sample(name+"_sum", formatFloat(h.sum), "route", k.route, "method", k.method)
-			e.sample(name+"_count", strconv.FormatUint(h.count, 10), "route", k.route, "method", k.method)
-		}
-	}
-}
-
-// writeCallbacksRejected appends signoff_callback_rejected_total{platform,
-// reason}: every rejected platform callback, sampled out of the audit log
-// or not. The family is left out until the first rejection (its label
-// values are not known before).
-func writeCallbacksRejected(e *expositionWriter, m map[approvals.CallbackRejection]uint64) {
-	if len(m) == 0 {
+	svc := c.s.opts.Service
+	if svc == nil {
 		return
 	}
-	keys := make([]approvals.CallbackRejection, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+	m := svc.Metrics()
+	counterMap(ch, c.created, m.RequestsCreated)
+	counterMap(ch, c.votes, m.VotesCounted)
+	counterMap(ch, c.refused, m.VotesRefused)
+	counterMap(ch, c.decisions, m.Decisions)
+	counterMap(ch, c.executions, m.ExecutionsFinished)
+	ch <- prometheus.MustNewConstMetric(c.attempts, prometheus.CounterValue, float64(m.ExecutionAttempts))
+	for k, n := range m.CallbacksRejected {
+		ch <- prometheus.MustNewConstMetric(c.callbacks, prometheus.CounterValue, float64(n), labelValue(k.Platform), labelValue(k.Reason))
 	}
-	slices.SortFunc(keys, func(a, b approvals.CallbackRejection) int {
-		return strings.Compare(a.Platform+"\x00"+a.Reason, b.Platform+"\x00"+b.Reason)
-	})
-	const name = "signoff_callback_rejected_total"
-	e.family(name, "counter", "Chat platform callbacks refused at the edge (failed verification, or a workspace or tenant not configured), by platform and reason; counts every one, also those the audit log samples away.")
-	for _, k := range keys {
-		e.sample(name, strconv.FormatUint(m[k], 10), "platform", k.Platform, "reason", k.Reason)
-	}
-}
+	counterMap(ch, c.adminActions, m.AdminActions)
 
-// expositionWriter builds a scrape in the text format.
-type expositionWriter struct {
-	buf bytes.Buffer
-}
-
-// family writes the HELP and TYPE lines that open a metric family.
-func (e *expositionWriter) family(name, typ, help string) {
-	e.buf.WriteString("# HELP " + name + " " + escapeHelp(help) + "\n")
-	e.buf.WriteString("# TYPE " + name + " " + typ + "\n")
-}
-
-// sample writes one line; labels are name, value pairs.
-func (e *expositionWriter) sample(name, value string, labels ...string) {
-	e.buf.WriteString(name)
-	if len(labels) > 0 {
-		e.buf.WriteByte('{')
-		for i := 0; i+1 < len(labels); i += 2 {
-			if i > 0 {
-				e.buf.WriteByte(',')
-			}
-			e.buf.WriteString(labels[i] + `="` + escapeLabelValue(labels[i+1]) + `"`)
-		}
-		e.buf.WriteByte('}')
-	}
-	e.buf.WriteString(" " + value + "\n")
-}
-
-// counterMap writes a counter family with one label, a sample per key in
-// order; nothing when m is empty.
-func (e *expositionWriter) counterMap(name, help, label string, m map[string]uint64) {
-	if len(m) == 0 {
+	// The scrape carries no context: the read is bounded by backlogTimeout
+	// and ends early when the server shuts down (Drain).
+	ctx, cancel := context.WithTimeout(c.s.drain, backlogTimeout)
+	b, err := svc.Backlog(ctx)
+	cancel()
+	if err != nil {
+		c.s.opts.Logger.Warn("metrics: store gauges left out of the scrape", "err", err)
 		return
 	}
-	e.family(name, "counter", help)
-	for _, k := range sortedKeys(m) {
-		e.sample(name, strconv.FormatUint(m[k], 10), label, k)
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(b.Pending))
+	for kind, n := range b.OutboxDue {
+		ch <- prometheus.MustNewConstMetric(c.dues, prometheus.GaugeValue, float64(n), labelValue(kind))
 	}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// counterMap sends a counter per key of m, under the one label of d.
+func counterMap(ch chan<- prometheus.Metric, d *prometheus.Desc, m map[string]uint64) {
+	for k, n := range m {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(n), labelValue(k))
 	}
-	slices.Sort(keys)
-	return keys
 }
-
-var (
-	helpEscaper  = strings.NewReplacer(`\`, `\\`, "\n", `\n`)
-	labelEscaper = strings.NewReplacer(`\`, `\\`, "\n", `\n`, `"`, `\"`)
-)
-
-func escapeHelp(s string) string { return helpEscaper.Replace(strings.ToValidUTF8(s, "\uFFFD")) }
-
-// escapeLabelValue escapes a label value as the format requires (backslash,
-// double quote, line feed); invalid UTF-8 becomes U+FFFD.
-func escapeLabelValue(s string) string {
-	return labelEscaper.Replace(strings.ToValidUTF8(s, "\uFFFD"))
-}
-
-func formatFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }

@@ -42,10 +42,31 @@ func (f *apiFixture) scrape() []string {
 func wantLines(t testing.TB, lines []string, want ...string) {
 	t.Helper()
 	for _, w := range want {
-		if !slices.Contains(lines, w) {
+		if !slices.ContainsFunc(lines, func(l string) bool { return sameLine(l, w) }) {
 			t.Errorf("no line %q in the scrape:\n%s", w, strings.Join(lines, "\n"))
 		}
 	}
+}
+
+// sameLine reports whether a scraped line says what want says: the same
+// text, or the same sample (name, labels and value) with its labels in
+// another order (client_golang writes them sorted by name).
+func sameLine(line, want string) bool {
+	if line == want {
+		return true
+	}
+	if strings.HasPrefix(line, "#") || strings.HasPrefix(want, "#") {
+		return false
+	}
+	name, labels, value, err := parseSample(line)
+	wName, wLabels, wValue, wErr := parseSample(want)
+	if err != nil || wErr != nil || name != wName || value != wValue || len(labels) != len(wLabels) {
+		return false
+	}
+	byName := func(a, b [2]string) int { return strings.Compare(a[0], b[0]) }
+	slices.SortFunc(labels, byName)
+	slices.SortFunc(wLabels, byName)
+	return slices.Equal(labels, wLabels)
 }
 
 // TestMetricsAfterCreateAndVotes drives the CI API and the service over a
@@ -334,6 +355,51 @@ func TestMetricsWithoutService(t *testing.T) {
 	}
 }
 
+// TestMetricsServeGoAndProcessCollectors: /metrics serves client_golang's
+// standard Go runtime and process families beside signoff's own.
+func TestMetricsServeGoAndProcessCollectors(t *testing.T) {
+	f := newAPIFixture(t)
+	lines := f.scrape()
+	wantLines(t, lines,
+		`# TYPE go_goroutines gauge`,
+		`# TYPE process_start_time_seconds gauge`,
+		`signoff_build_info{version="test"} 1`,
+	)
+	for _, name := range []string{"go_goroutines", "process_start_time_seconds", "process_cpu_seconds_total", "go_memstats_alloc_bytes"} {
+		i := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, name+" ") })
+		if i < 0 {
+			t.Errorf("no sample of %s in the scrape", name)
+			continue
+		}
+		if _, _, v, err := parseSample(lines[i]); err != nil || v <= 0 && name != "process_cpu_seconds_total" {
+			t.Errorf("%s: %q (%v)", name, lines[i], err)
+		}
+	}
+}
+
+// TestMetricsRegistryPerServer: each front door counts only what it
+// served, however many run in one process.
+func TestMetricsRegistryPerServer(t *testing.T) {
+	logger := slog.New(slog.DiscardHandler)
+	a := bot.New(bot.Options{Logger: logger, Version: "a"})
+	b := bot.New(bot.Options{Logger: logger, Version: "b"})
+	for range 3 {
+		a.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/healthz", nil))
+	}
+	scrape := func(front *bot.Server) []string {
+		rec := httptest.NewRecorder()
+		front.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		checkExposition(t, rec.Body.String())
+		return strings.Split(rec.Body.String(), "\n")
+	}
+	wantLines(t, scrape(a), `signoff_http_requests_total{route="/healthz",method="GET",code="200"} 3`, `signoff_build_info{version="a"} 1`)
+	lines := scrape(b)
+	wantLines(t, lines, `signoff_build_info{version="b"} 1`)
+	if body := strings.Join(lines, "\n"); strings.Contains(body, `route="/healthz"`) || strings.Contains(body, `version="a"`) {
+		t.Errorf("the second server shows the first's metrics:\n%s", body)
+	}
+}
+
 var (
 	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -345,6 +411,9 @@ var (
 // `name{label="value",…} value` with valid names, known escapes only, a
 // float value, no series twice, histogram buckets cumulative up to +Inf
 // equal to _count, counters named …_total, every name prefixed signoff_.
+// The families of client_golang's standard Go runtime and process
+// collectors (go_…, process_…) are the library's, not signoff's: their
+// lines are skipped.
 func checkExposition(t testing.TB, text string) {
 	t.Helper()
 	if text == "" || !strings.HasSuffix(text, "\n") {
@@ -367,6 +436,9 @@ func checkExposition(t testing.TB, text string) {
 		return name
 	}
 	for n, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if standardFamily(line) {
+			continue
+		}
 		fail := func(format string, args ...any) {
 			t.Helper()
 			t.Errorf("line %d %q: %s", n+1, line, fmt.Sprintf(format, args...))
@@ -466,6 +538,20 @@ func checkExposition(t testing.TB, text string) {
 			t.Errorf("histogram %s: +Inf bucket %v, count %v", k, inf, c)
 		}
 	}
+}
+
+// standardFamily reports whether line (a sample, HELP or TYPE) belongs to
+// a family of client_golang's Go runtime or process collectors.
+func standardFamily(line string) bool {
+	name := line
+	if rest, ok := strings.CutPrefix(line, "# "); ok {
+		kw, rest, _ := strings.Cut(rest, " ")
+		if kw != "HELP" && kw != "TYPE" {
+			return false
+		}
+		name = rest
+	}
+	return strings.HasPrefix(name, "go_") || strings.HasPrefix(name, "process_")
 }
 
 // parseSample splits `name{l="v",…} value` into its parts, unescaping

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/internal/testenv"
 )
@@ -39,7 +40,7 @@ func TestReadinessChecks(t *testing.T) {
 	})
 	front.AddReadinessCheck("always", func(context.Context) error { return nil })
 	rec := get(t, front, "/readyz")
-	var body bot.ErrorBody
+	var body api.ErrorBody
 	_ = json.Unmarshal(rec.Body.Bytes(), &body)
 	if rec.Code != http.StatusServiceUnavailable || body.Error.Code != "not_ready" ||
 		!strings.Contains(body.Error.Message, "socket: no connection for 45s; fix slack.app_token") || strings.Contains(body.Error.Message, "always") {

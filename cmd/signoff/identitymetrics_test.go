@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +26,35 @@ func scrapeMetrics(t *testing.T, ts *testServer) string {
 		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
 	}
 	return string(body)
+}
+
+// containsSample reports whether the scrape text has the sample line want
+// (`name{label="value",…} value`), its labels in any order: client_golang
+// writes them sorted by name.
+func containsSample(text, want string) bool {
+	want = sortedSample(want)
+	for line := range strings.SplitSeq(text, "\n") {
+		if sortedSample(line) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedSample is a sample line with its labels sorted. It splits labels at
+// `",`, enough for the label values signoff's tests look for.
+func sortedSample(line string) string {
+	open := strings.IndexByte(line, '{')
+	end := strings.LastIndex(line, "} ")
+	if strings.HasPrefix(line, "#") || open < 0 || end < open {
+		return line
+	}
+	labels := strings.Split(line[open+1:end], `",`)
+	for i := range len(labels) - 1 {
+		labels[i] += `"`
+	}
+	slices.Sort(labels)
+	return line[:open+1] + strings.Join(labels, ",") + line[end:]
 }
 
 // TestServeRunsLinkSweep: with idp and a token encryption key, serve

@@ -67,7 +67,7 @@ func TestServeReceivesSharedSignals(t *testing.T) {
 		`signoff_ssf_refusals_total{err="authentication_failed",reason="no_bearer_token"} 1`,
 		`signoff_ssf_links_stale_total 1`,
 	} {
-		if !strings.Contains(metrics, want) {
+		if !containsSample(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
