@@ -14,7 +14,8 @@ package bot
 // groups the token holds. Every change an admin makes is an audit record
 // whose actor is the admin (issuer URL, subject, name, email):
 // identity.unlinked for a revoke, request.cancelled for a cancel and
-// admin.backup for a backup. Listings are reads and are not audited.
+// admin.backup for a backup. Listings are reads and are not audited. The
+// bodies and answers are package api's types.
 
 import (
 	"cmp"
@@ -31,91 +32,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// CodeNotImplemented answers GET /v1/backup on a storage backend that
-// cannot copy itself (PostgreSQL: use pg_dump).
-const CodeNotImplemented = "not_implemented"
-
-// Listing limits of GET /v1/requests.
-const (
-	// DefaultRequestsLimit is how many requests a listing returns without
-	// ?limit.
-	DefaultRequestsLimit = 100
-	// MaxRequestsLimit caps ?limit.
-	MaxRequestsLimit = 1000
-)
-
 // DefaultAdminRevokeReason is audited for a revoke whose body gives no
 // reason.
 const DefaultAdminRevokeReason = "revoked by an admin (DELETE /v1/links)"
-
-// LinkView is a linked chat account as GET /v1/links lists it: the chat
-// account, the IdP identity it votes as, the groups the IdP last confirmed
-// and how fresh they are. Never the refresh token.
-type LinkView struct {
-	Platform  string `json:"platform"`
-	Workspace string `json:"workspace"`
-	// User is the Slack user id or the Teams aadObjectId.
-	User    string   `json:"user"`
-	Issuer  string   `json:"issuer"`
-	Subject string   `json:"subject"`
-	Email   string   `json:"email,omitempty"`
-	Name    string   `json:"name,omitempty"`
-	Groups  []string `json:"groups"`
-	// VerifiedAt is when the IdP last confirmed the identity and groups;
-	// LinkedAt when the person signed in to make the link.
-	VerifiedAt time.Time `json:"verified_at"`
-	LinkedAt   time.Time `json:"linked_at"`
-	// Stale marks a link the IdP stopped backing: its clicks count
-	// nothing until the person links again.
-	Stale       bool   `json:"stale"`
-	StaleReason string `json:"stale_reason,omitempty"`
-	// MatchedBy says how the chat account was proved to be the identity's
-	// ("email", "oid", "none"); empty for a link made before signoff
-	// checked this, which is checked at its next click.
-	MatchedBy string `json:"matched_by,omitempty"`
-}
-
-// NewLinkView renders a stored link for the API.
-func NewLinkView(l storage.IdentityLink) LinkView {
-	groups := l.Groups
-	if groups == nil {
-		groups = []string{}
-	}
-	return LinkView{
-		Platform: l.Platform, Workspace: l.Workspace, User: l.PlatformUser,
-		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name, Groups: groups,
-		VerifiedAt: l.VerifiedAt, LinkedAt: l.LinkedAt, Stale: l.Stale, StaleReason: l.StaleReason, MatchedBy: l.MatchedBy,
-	}
-}
-
-// LinksResponse is the body of GET /v1/links.
-type LinksResponse struct {
-	Links []LinkView `json:"links"`
-}
-
-// RevokeResponse is the body of a successful DELETE /v1/links/….
-type RevokeResponse struct {
-	Revoked LinkView `json:"revoked"`
-}
-
-// RequestsResponse is the body of GET /v1/requests. Truncated says that
-// more requests matched than the limit let through.
-type RequestsResponse struct {
-	Requests  []RequestView `json:"requests"`
-	Truncated bool          `json:"truncated,omitempty"`
-}
-
-// AdminReasonBody is the body of an admin's cancel (reason required) and
-// of a revoke (reason optional).
-type AdminReasonBody struct {
-	Reason string `json:"reason"`
-}
 
 func (s *Server) mountAdmin() {
 	s.mux.HandleFunc("GET /v1/links", s.authed(s.listLinks))
@@ -156,7 +82,7 @@ func (s *Server) requireRole(w http.ResponseWriter, r *http.Request, tok *oidc.R
 			}
 		}
 	}
-	fail(w, r, http.StatusForbidden, CodeForbidden, groupsRefusal(tok, what, roles))
+	fail(w, r, http.StatusForbidden, api.CodeForbidden, groupsRefusal(tok, what, roles))
 	return false
 }
 
@@ -248,7 +174,7 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, tok *oidc.Req
 	}
 	q := r.URL.Query()
 	if problem := queryParams(q, "platform", "workspace", "user", "email"); problem != "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, problem)
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, problem)
 		return
 	}
 	links, err := s.opts.Service.Links(r.Context(), storage.LinkFilter{Platform: q.Get("platform"), Workspace: q.Get("workspace")})
@@ -257,7 +183,7 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, tok *oidc.Req
 		return
 	}
 	user, email := q.Get("user"), asciiLower(strings.TrimSpace(q.Get("email")))
-	out := LinksResponse{Links: []LinkView{}}
+	out := api.LinkedAccounts{Links: []api.LinkedAccount{}}
 	for _, l := range links {
 		if user != "" && l.PlatformUser != user {
 			continue
@@ -265,7 +191,7 @@ func (s *Server) listLinks(w http.ResponseWriter, r *http.Request, tok *oidc.Req
 		if email != "" && asciiLower(l.Email) != email {
 			continue
 		}
-		out.Links = append(out.Links, NewLinkView(l))
+		out.Links = append(out.Links, APILinkedAccount(l))
 	}
 	s.opts.Service.CountAdminAction(approvals.AdminActionLinksList)
 	WriteJSON(w, http.StatusOK, out)
@@ -290,7 +216,7 @@ func (s *Server) revokeLink(w http.ResponseWriter, r *http.Request, tok *oidc.Re
 	platform, workspace, user := r.PathValue("platform"), r.PathValue("workspace"), r.PathValue("user")
 	body, status, msg := readReason(w, r)
 	if status != 0 {
-		fail(w, r, status, CodeInvalidRequest, msg)
+		fail(w, r, status, api.CodeInvalidRequest, msg)
 		return
 	}
 	reason := strings.TrimSpace(body.Reason)
@@ -298,13 +224,13 @@ func (s *Server) revokeLink(w http.ResponseWriter, r *http.Request, tok *oidc.Re
 		reason = DefaultAdminRevokeReason
 	}
 	if len(reason) > approvals.MaxReasonBytes {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("the reason is %d bytes; at most %d allowed", len(reason), approvals.MaxReasonBytes))
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf("the reason is %d bytes; at most %d allowed", len(reason), approvals.MaxReasonBytes))
 		return
 	}
 	actor := adminActor(tok)
 	removed, err := s.opts.Service.UnlinkBy(r.Context(), platform, workspace, user, reason, &actor)
 	if errors.Is(err, approvals.ErrNotLinked) {
-		fail(w, r, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no link of %s user %q in workspace %q: nothing to revoke (GET /v1/links lists the links)",
+		fail(w, r, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no link of %s user %q in workspace %q: nothing to revoke (GET /v1/links lists the links)",
 			truncate(platform, 40), truncate(user, 100), truncate(workspace, 100)))
 		return
 	}
@@ -313,13 +239,13 @@ func (s *Server) revokeLink(w http.ResponseWriter, r *http.Request, tok *oidc.Re
 		return
 	}
 	s.opts.Service.CountAdminAction(approvals.AdminActionLinkRevoke)
-	WriteJSON(w, http.StatusOK, RevokeResponse{Revoked: NewLinkView(removed)})
+	WriteJSON(w, http.StatusOK, api.Revoked{Revoked: APILinkedAccount(removed)})
 }
 
 // readReason decodes an optional {"reason": "…"} body: an empty body is no
 // reason. On failure it returns the status and message to answer with.
-func readReason(w http.ResponseWriter, r *http.Request) (AdminReasonBody, int, string) {
-	var body AdminReasonBody
+func readReason(w http.ResponseWriter, r *http.Request) (api.ReasonBody, int, string) {
+	var body api.ReasonBody
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -346,11 +272,11 @@ func readReason(w http.ResponseWriter, r *http.Request) (AdminReasonBody, int, s
 func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken, req storage.Request) {
 	body, status, msg := readReason(w, r)
 	if status != 0 {
-		fail(w, r, status, CodeInvalidRequest, msg)
+		fail(w, r, status, api.CodeInvalidRequest, msg)
 		return
 	}
 	if strings.TrimSpace(body.Reason) == "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
 		return
 	}
 	actor := adminActor(tok)
@@ -369,7 +295,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, tok *oidc.
 	}
 	q := r.URL.Query()
 	if problem := queryParams(q, "state", "action", "limit"); problem != "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, problem)
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, problem)
 		return
 	}
 	var f storage.RequestFilter
@@ -380,17 +306,17 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, tok *oidc.
 			case storage.StatePending, storage.StateApproved, storage.StateDenied, storage.StateExpired, storage.StateCancelled:
 				f.States = append(f.States, st)
 			default:
-				fail(w, r, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("state=%q: use pending, approved, denied, expired or cancelled (several separated by commas)", truncate(string(st), 40)))
+				fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf("state=%q: use pending, approved, denied, expired or cancelled (several separated by commas)", truncate(string(st), 40)))
 				return
 			}
 		}
 	}
 	f.Action = q.Get("action")
-	limit := DefaultRequestsLimit
+	limit := api.DefaultRequestsLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxRequestsLimit {
-			fail(w, r, http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("limit=%q: use a whole number from 1 to %d", truncate(v, 40), MaxRequestsLimit))
+		if err != nil || n < 1 || n > api.MaxRequestsLimit {
+			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf("limit=%q: use a whole number from 1 to %d", truncate(v, 40), api.MaxRequestsLimit))
 			return
 		}
 		limit = n
@@ -401,7 +327,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, tok *oidc.
 		s.serviceError(w, r, err)
 		return
 	}
-	out := RequestsResponse{Requests: []RequestView{}}
+	out := api.RequestList{Requests: []api.Request{}}
 	if len(reqs) > limit {
 		reqs, out.Truncated = reqs[:limit], true
 	}
@@ -428,7 +354,7 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request, tok *oidc.Reques
 	}
 	b, ok := s.opts.Store.(storage.Backuper)
 	if !ok {
-		fail(w, r, http.StatusNotImplemented, CodeNotImplemented,
+		fail(w, r, http.StatusNotImplemented, api.CodeNotImplemented,
 			"this server's storage backend cannot copy itself over the API (GET /v1/backup copies the embedded bbolt store, storage.driver: bolt); back up a PostgreSQL database with its own tools, e.g. pg_dump --format=custom --file signoff.dump \"$DSN\", and restore it with pg_restore")
 		return
 	}

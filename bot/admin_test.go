@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
@@ -98,7 +99,7 @@ func TestAdminEndpointsRefuse(t *testing.T) {
 	}
 	for _, e := range endpoints {
 		resp := f.do(e.method, e.path, "", e.body)
-		if resp.status != http.StatusUnauthorized || resp.errorCode() != bot.CodeUnauthenticated {
+		if resp.status != http.StatusUnauthorized || resp.errorCode() != api.CodeUnauthenticated {
 			t.Errorf("%s %s without a token: %d %s", e.method, e.path, resp.status, resp.body)
 		}
 	}
@@ -114,7 +115,7 @@ func TestAdminEndpointsRefuse(t *testing.T) {
 			continue
 		}
 		msg := resp.errorMessage()
-		if resp.status != http.StatusForbidden || resp.errorCode() != bot.CodeForbidden {
+		if resp.status != http.StatusForbidden || resp.errorCode() != api.CodeForbidden {
 			t.Errorf("%s %s as a non-admin: %d %s", e.method, e.path, resp.status, resp.body)
 			continue
 		}
@@ -190,7 +191,7 @@ func TestAdminListsLinks(t *testing.T) {
 	f := newAPIFixture(t)
 	seedLinks(t, f)
 	adm := f.adminToken()
-	list := func(query string) []bot.LinkView {
+	list := func(query string) []api.LinkedAccount {
 		t.Helper()
 		resp := f.do("GET", "/v1/links"+query, adm, "")
 		if resp.status != http.StatusOK {
@@ -199,13 +200,13 @@ func TestAdminListsLinks(t *testing.T) {
 		if bytes.Contains(resp.body, []byte("SEALED")) || bytes.Contains(resp.body, []byte("refresh_token")) {
 			t.Fatalf("the listing shows the refresh token: %s", resp.body)
 		}
-		var out bot.LinksResponse
+		var out api.LinkedAccounts
 		if err := json.Unmarshal(resp.body, &out); err != nil {
 			t.Fatal(err)
 		}
 		return out.Links
 	}
-	users := func(ls []bot.LinkView) string {
+	users := func(ls []api.LinkedAccount) string {
 		var u []string
 		for _, l := range ls {
 			u = append(u, l.User)
@@ -262,7 +263,7 @@ func TestAdminRevokesLink(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("revoke: %d %s", resp.status, resp.body)
 	}
-	var out bot.RevokeResponse
+	var out api.Revoked
 	if err := json.Unmarshal(resp.body, &out); err != nil || out.Revoked.User != "U1" || out.Revoked.Subject != "alice-sub" {
 		t.Fatalf("revoke answer: %s (%v)", resp.body, err)
 	}
@@ -289,7 +290,7 @@ func TestAdminRevokesLink(t *testing.T) {
 	// Again: nothing to revoke. An unknown account: 404 too.
 	for _, path := range []string{"/v1/links/slack/T1/U1", "/v1/links/slack/T9/U1", "/v1/links/teams/tenant-1/nobody"} {
 		resp := f.do("DELETE", path, adm, "")
-		if resp.status != http.StatusNotFound || resp.errorCode() != bot.CodeNotFound || !strings.Contains(resp.errorMessage(), "nothing to revoke") {
+		if resp.status != http.StatusNotFound || resp.errorCode() != api.CodeNotFound || !strings.Contains(resp.errorMessage(), "nothing to revoke") {
 			t.Errorf("DELETE %s: %d %s", path, resp.status, resp.body)
 		}
 	}
@@ -316,19 +317,19 @@ func TestAdminListsRequests(t *testing.T) {
 	r3 := f.create("alice")
 	f.vote(r2.ID, "carol", storage.DecisionApprove)
 	adm := f.adminToken()
-	list := func(token, query string) bot.RequestsResponse {
+	list := func(token, query string) api.RequestList {
 		t.Helper()
 		resp := f.do("GET", "/v1/requests"+query, token, "")
 		if resp.status != http.StatusOK {
 			t.Fatalf("GET /v1/requests%s: %d %s", query, resp.status, resp.body)
 		}
-		var out bot.RequestsResponse
+		var out api.RequestList
 		if err := json.Unmarshal(resp.body, &out); err != nil {
 			t.Fatal(err)
 		}
 		return out
 	}
-	ids := func(out bot.RequestsResponse) string {
+	ids := func(out api.RequestList) string {
 		var s []string
 		for _, r := range out.Requests {
 			s = append(s, r.ID)
@@ -363,7 +364,7 @@ func TestAdminListsRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var viaGet bot.RequestView
+	var viaGet api.Request
 	if err := json.Unmarshal(f.do("GET", "/v1/requests/"+r2.ID, adm, "").body, &viaGet); err != nil {
 		t.Fatal(err)
 	}
@@ -385,7 +386,7 @@ func TestAdminCancel(t *testing.T) {
 	adm := f.adminToken()
 	for _, body := range []string{"", `{}`, `{"reason":"  "}`, `{"reason":"x","force":true}`, `[1]`} {
 		resp := f.do("POST", "/v1/requests/"+req.ID+"/cancel", adm, body)
-		if resp.status != http.StatusBadRequest || resp.errorCode() != bot.CodeInvalidRequest || !strings.Contains(resp.errorMessage(), "reason") {
+		if resp.status != http.StatusBadRequest || resp.errorCode() != api.CodeInvalidRequest || !strings.Contains(resp.errorMessage(), "reason") {
 			t.Errorf("admin cancel with body %q: %d %s", body, resp.status, resp.body)
 		}
 	}
@@ -397,7 +398,7 @@ func TestAdminCancel(t *testing.T) {
 	if resp.status != http.StatusOK {
 		t.Fatalf("admin cancel: %d %s", resp.status, resp.body)
 	}
-	if v := resp.view(t); v.State != storage.StateCancelled || v.DecidedBy != "admin" || v.DecidedAt == nil {
+	if v := resp.view(t); v.State != api.StateCancelled || v.DecidedBy != "admin" || v.DecidedAt == nil {
 		t.Errorf("after the cancel: %+v", v)
 	}
 	rec := lastOfType(f.records(), audit.TypeRequestCancelled)
@@ -407,7 +408,7 @@ func TestAdminCancel(t *testing.T) {
 	}
 
 	resp = f.do("POST", "/v1/requests/"+req.ID+"/cancel", adm, `{"reason":"again"}`)
-	if resp.status != http.StatusConflict || resp.errorCode() != bot.CodeNotPending || !strings.Contains(resp.errorMessage(), "already cancelled") {
+	if resp.status != http.StatusConflict || resp.errorCode() != api.CodeNotPending || !strings.Contains(resp.errorMessage(), "already cancelled") {
 		t.Errorf("cancel of a cancelled request: %d %s", resp.status, resp.body)
 	}
 	other := f.create("bob")
@@ -507,9 +508,9 @@ func TestBackupEndpointNeedsCapableStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb bot.ErrorBody
+	var eb api.ErrorBody
 	_ = json.NewDecoder(resp.Body).Decode(&eb)
-	if resp.StatusCode != http.StatusNotImplemented || eb.Error.Code != bot.CodeNotImplemented || !strings.Contains(eb.Error.Message, "pg_dump") {
+	if resp.StatusCode != http.StatusNotImplemented || eb.Error.Code != api.CodeNotImplemented || !strings.Contains(eb.Error.Message, "pg_dump") {
 		t.Errorf("backup on a backend without the capability: %d %+v", resp.StatusCode, eb)
 	}
 	if lastOfType(f.records(), approvals.TypeAdminBackup) != nil {

@@ -7,10 +7,11 @@ package bot
 //	POST /v1/requests/{id}/cancel      cancel a pending request (its requester only)
 //	GET  /v1/audit[?since&until&request]  the audit log as JSON lines (auditors only)
 //
-// Every error is {"error":{"code","message"}} with one of the Code…
-// constants below. The bearer token is verified before anything else about
-// the call (its body, its id) is looked at; a refused token is a 401 whose
-// message says what is wrong with it, never the token itself.
+// Every error is {"error":{"code","message"}} with one of the api.Code…
+// constants; the bodies and answers are package api's types. The bearer
+// token is verified before anything else about the call (its body, its id)
+// is looked at; a refused token is a 401 whose message says what is wrong
+// with it, never the token itself.
 //
 // Who may read a request: the requester (same configured issuer name and
 // subject as the token that created it) and auditors (a token whose groups
@@ -42,6 +43,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc"
@@ -72,22 +74,6 @@ const (
 	auditWriteWindow = 30 * time.Second
 )
 
-// Stable error codes of the API.
-const (
-	CodeUnauthenticated  = "unauthenticated"
-	CodeForbidden        = "forbidden"
-	CodeUnknownAction    = "unknown_action"
-	CodeInvalidParams    = "invalid_params"
-	CodeInvalidRequest   = "invalid_request"
-	CodeNotFound         = "not_found"
-	CodeConflict         = "conflict"
-	CodeNotPending       = "not_pending"
-	CodePayloadTooLarge  = "payload_too_large"
-	CodeMethodNotAllowed = "method_not_allowed"
-	CodeRateLimited      = "rate_limited"
-	CodeInternal         = "internal"
-)
-
 func (s *Server) mountAPI() {
 	// Method-less twins of each route answer other methods with a JSON 405
 	// (the method patterns are more specific, so they win for their
@@ -102,14 +88,14 @@ func (s *Server) mountAPI() {
 	s.mux.HandleFunc("/v1/audit", methodNotAllowed("GET, HEAD"))
 	s.mountAdmin() // admin.go
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, r, http.StatusNotFound, CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit")
+		fail(w, r, http.StatusNotFound, api.CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit")
 	})
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", allow)
-		fail(w, r, http.StatusMethodNotAllowed, CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", truncate(r.Method, 20), allow))
+		fail(w, r, http.StatusMethodNotAllowed, api.CodeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; use %s", truncate(r.Method, 20), allow))
 	}
 }
 
@@ -140,12 +126,12 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*oidc.Req
 	raw, problem := bearerToken(r.Header)
 	if problem != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="signoff"`)
-		fail(w, r, http.StatusUnauthorized, CodeUnauthenticated, problem)
+		fail(w, r, http.StatusUnauthorized, api.CodeUnauthenticated, problem)
 		return nil, false
 	}
 	refuse := func(msg string) (*oidc.RequesterToken, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="signoff", error="invalid_token"`)
-		fail(w, r, http.StatusUnauthorized, CodeUnauthenticated, msg)
+		fail(w, r, http.StatusUnauthorized, api.CodeUnauthenticated, msg)
 		return nil, false
 	}
 	if s.opts.Verifier == nil {
@@ -236,30 +222,30 @@ func (s *Server) mayRead(tok *oidc.RequesterToken, r storage.Request) bool {
 	return isRequester(tok, r) || s.isAuditor(tok) || s.isAdmin(tok)
 }
 
-func (s *Server) view(r storage.Request) RequestView {
+func (s *Server) view(r storage.Request) api.Request {
 	link := ""
 	if s.opts.RequestURL != nil {
 		link = s.opts.RequestURL(r.ID)
 	}
-	return NewRequestView(r, link)
+	return APIRequest(r, link)
 }
 
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	if refuseLoginToken(w, r, tok) {
 		return
 	}
-	var body CreateRequestBody
+	var body api.CreateRequest
 	if status, code, msg := readJSON(w, r, &body); status != 0 {
 		fail(w, r, status, code, msg)
 		return
 	}
 	if strings.TrimSpace(body.Action) == "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, `the body names no action: send {"action": "<name>", "params": {…}}`)
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, `the body names no action: send {"action": "<name>", "params": {…}}`)
 		return
 	}
 	keys := r.Header.Values("Idempotency-Key")
 	if len(keys) > 1 {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, "more than one Idempotency-Key header; send at most one")
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, "more than one Idempotency-Key header; send at most one")
 		return
 	}
 	key := ""
@@ -271,7 +257,7 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 		Action:         body.Action,
 		Params:         body.Params,
 		Reason:         body.Reason,
-		Links:          body.Links,
+		Links:          storageLinks(body.Links),
 		IdempotencyKey: key,
 	}
 	if wait, ok := s.requests.Allow(requesterKey(tok)); !ok {
@@ -308,7 +294,7 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, tok *oidc.Re
 	setRequestID(r, id)
 	wait, problem := parseWait(r.URL.Query())
 	if problem != "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, problem)
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, problem)
 		return
 	}
 	req, ok := s.readable(w, r, tok, id)
@@ -384,7 +370,7 @@ func (s *Server) readable(w http.ResponseWriter, r *http.Request, tok *oidc.Requ
 }
 
 func notFound(w http.ResponseWriter, r *http.Request, id string) {
-	fail(w, r, http.StatusNotFound, CodeNotFound, fmt.Sprintf("no request %q that this token may see: only its requester (same issuer and subject), auditors and admins can read it", truncate(id, 100)))
+	fail(w, r, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no request %q that this token may see: only its requester (same issuer and subject), auditors and admins can read it", truncate(id, 100)))
 }
 
 func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
@@ -399,7 +385,7 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 			s.adminCancel(w, r, tok, req) // admin.go: with a reason, audited as the admin
 			return
 		}
-		fail(w, r, http.StatusForbidden, CodeForbidden, fmt.Sprintf("only the requester of %s, or an admin (admins.groups) with a reason, may cancel it", req.ID))
+		fail(w, r, http.StatusForbidden, api.CodeForbidden, fmt.Sprintf("only the requester of %s, or an admin (admins.groups) with a reason, may cancel it", req.ID))
 		return
 	}
 	out, err := s.opts.Service.Cancel(r.Context(), id, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject})
@@ -417,12 +403,12 @@ func (s *Server) cancelRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 // complete one.
 func (s *Server) auditLog(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	if !s.isAuditor(tok) {
-		fail(w, r, http.StatusForbidden, CodeForbidden, "only auditors may read the audit log: the token carries none of the auditor groups (auditors.groups in the config; the requester entry's groups_claim, or idp.groups_claim for a signoff login token, names the claim read)")
+		fail(w, r, http.StatusForbidden, api.CodeForbidden, "only auditors may read the audit log: the token carries none of the auditor groups (auditors.groups in the config; the requester entry's groups_claim, or idp.groups_claim for a signoff login token, names the claim read)")
 		return
 	}
 	filter, problem := parseAuditFilter(r.URL.Query())
 	if problem != "" {
-		fail(w, r, http.StatusBadRequest, CodeInvalidRequest, problem)
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, problem)
 		return
 	}
 	ctx, cancel := context.WithCancel(r.Context())
@@ -531,33 +517,34 @@ func parseAuditFilter(q url.Values) (audit.Filter, string) {
 // readJSON decodes the request body, at most MaxRequestBody bytes of one
 // JSON object with no unknown fields, into v. On failure it returns the
 // status, code and message to answer with.
-func readJSON(w http.ResponseWriter, r *http.Request, v any) (status int, code, msg string) {
+func readJSON(w http.ResponseWriter, r *http.Request, v any) (status int, code api.Code, msg string) {
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return http.StatusRequestEntityTooLarge, CodePayloadTooLarge, fmt.Sprintf("the body is larger than %d KiB; shorten the reason or send fewer params or links", MaxRequestBody>>10)
+			return http.StatusRequestEntityTooLarge, api.CodePayloadTooLarge, fmt.Sprintf("the body is larger than %d KiB; shorten the reason or send fewer params or links", MaxRequestBody>>10)
 		}
-		return http.StatusBadRequest, CodeInvalidRequest, "the body could not be read"
+		return http.StatusBadRequest, api.CodeInvalidRequest, "the body could not be read"
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
-		return http.StatusBadRequest, CodeInvalidRequest, `the body is empty: send a JSON object such as {"action": "deploy-prod", "params": {"service": "api"}}`
+		return http.StatusBadRequest, api.CodeInvalidRequest, `the body is empty: send a JSON object such as {"action": "deploy-prod", "params": {"service": "api"}}`
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return http.StatusBadRequest, CodeInvalidRequest, "the body is not valid: " + describeJSONError(data, err)
+		return http.StatusBadRequest, api.CodeInvalidRequest, "the body is not valid: " + describeJSONError(data, err, reflect.TypeOf(v))
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		line, col := position(data, dec.InputOffset())
-		return http.StatusBadRequest, CodeInvalidRequest, fmt.Sprintf("the body is not valid: unexpected data after the JSON object at line %d, column %d", line, col)
+		return http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf("the body is not valid: unexpected data after the JSON object at line %d, column %d", line, col)
 	}
 	return 0, "", ""
 }
 
-// describeJSONError says what is wrong with a JSON body and where, without
-// repeating more than a field name from it.
-func describeJSONError(data []byte, err error) string {
+// describeJSONError says what is wrong with a JSON body that a strict
+// decoder into a target of type t refused, and where, without repeating
+// more than a field name from it.
+func describeJSONError(data []byte, err error, t reflect.Type) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -573,28 +560,31 @@ func describeJSONError(data []byte, err error) string {
 		if field == "params" && typ.Type.Kind() == reflect.String {
 			return fmt.Sprintf("every value in \"params\" must be a string, not %s (line %d, column %d); quote numbers and booleans", typ.Value, line, col)
 		}
-		return fmt.Sprintf("field %q must be %s, not %s (line %d, column %d)", truncate(field, 60), jsonKind(typ.Type.String()), typ.Value, line, col)
+		return fmt.Sprintf("field %q must be %s, not %s (line %d, column %d)", truncate(field, 60), jsonKind(typ.Type), typ.Value, line, col)
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "the JSON ends too early"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return fmt.Sprintf("%s; accepted fields: action, params, reason, links (each link: title, url)", truncate(strings.TrimPrefix(err.Error(), "json: "), 100))
-	default:
-		return truncate(strings.TrimPrefix(err.Error(), "json: "), 200)
 	}
+	// What else a strict decoder refuses is a key the target has no field
+	// for (jsonfields.go finds it).
+	if name, ok := unknownField(data, t); ok {
+		return fmt.Sprintf("%s; accepted fields: action, params, reason, links (each link: title, url)", truncate(fmt.Sprintf("unknown field %q", name), 100))
+	}
+	return truncate(strings.TrimPrefix(err.Error(), "json: "), 200)
 }
 
-func jsonKind(goType string) string {
-	switch {
-	case goType == "string":
+// jsonKind names the JSON a value of Go type t is written as.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
 		return "a string"
-	case strings.HasPrefix(goType, "map["):
+	case reflect.Map:
 		return "an object of strings"
-	case strings.HasPrefix(goType, "[]"):
+	case reflect.Slice, reflect.Array:
 		return "a list"
-	case strings.HasPrefix(goType, "storage.") || strings.HasPrefix(goType, "bot."):
+	case reflect.Struct:
 		return "an object"
 	}
-	return goType
+	return t.String()
 }
 
 // position turns a byte offset into a 1-based line and column.
@@ -618,25 +608,30 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 	var ar *approvals.RefusalError
 	switch {
 	case errors.As(err, &pr):
-		status := http.StatusBadRequest
-		if pr.Code == policy.CodeForbidden {
-			status = http.StatusForbidden
+		switch pr.Code {
+		case policy.CodeForbidden:
+			fail(w, r, http.StatusForbidden, api.CodeForbidden, pr.Message)
+		case policy.CodeUnknownAction:
+			fail(w, r, http.StatusBadRequest, api.CodeUnknownAction, pr.Message)
+		case policy.CodeInvalidParams:
+			fail(w, r, http.StatusBadRequest, api.CodeInvalidParams, pr.Message)
+		default:
+			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, pr.Message)
 		}
-		fail(w, r, status, pr.Code, pr.Message)
 	case errors.As(err, &ar):
 		switch ar.Reason {
 		case approvals.ReasonUnknownRequest:
 			notFound(w, r, r.PathValue("id"))
 		case approvals.ReasonNotPending:
-			fail(w, r, http.StatusConflict, CodeNotPending, ar.Message)
+			fail(w, r, http.StatusConflict, api.CodeNotPending, ar.Message)
 		case approvals.ReasonForbidden:
-			fail(w, r, http.StatusForbidden, CodeForbidden, ar.Message)
+			fail(w, r, http.StatusForbidden, api.CodeForbidden, ar.Message)
 		case approvals.ReasonIdempotencyConf:
-			fail(w, r, http.StatusConflict, CodeConflict, ar.Message)
+			fail(w, r, http.StatusConflict, api.CodeConflict, ar.Message)
 		case approvals.ReasonTooManyPending:
 			s.rateLimited(w, r, LimitPendingPerRequester, pendingRetryAfter, ar.Message)
 		default:
-			fail(w, r, http.StatusBadRequest, CodeInvalidRequest, ar.Message)
+			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, ar.Message)
 		}
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
@@ -651,7 +646,7 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 func (s *Server) internalError(w http.ResponseWriter, r *http.Request, err error) {
 	ref := newRef()
 	s.opts.Logger.Error("internal error", "ref", ref, "method", r.Method, "path", r.URL.Path, "err", err)
-	fail(w, r, http.StatusInternalServerError, CodeInternal, "signoff could not complete this because of a fault on its side (reference "+ref+" in the server log); retry later")
+	fail(w, r, http.StatusInternalServerError, api.CodeInternal, "signoff could not complete this because of a fault on its side (reference "+ref+" in the server log); retry later")
 }
 
 func newRef() string {
@@ -661,7 +656,7 @@ func newRef() string {
 }
 
 // fail writes an API error and records its code for the access log.
-func fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+func fail(w http.ResponseWriter, r *http.Request, status int, code api.Code, msg string) {
 	if info := infoFrom(r); info != nil {
 		info.code = code
 	}
@@ -684,7 +679,7 @@ func truncate(s string, n int) string {
 type requestInfo struct {
 	requestID string
 	issuer    string
-	code      string
+	code      api.Code
 }
 
 type infoKey struct{}
@@ -755,8 +750,8 @@ func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request) {
 				s.opts.Logger.Error("panic while serving a request", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			}
 			if rec.status == 0 && v != http.ErrAbortHandler {
-				info.code = CodeInternal
-				WriteError(rec, http.StatusInternalServerError, CodeInternal, "signoff failed while handling this request (the server log has the details); retry later")
+				info.code = api.CodeInternal
+				WriteError(rec, http.StatusInternalServerError, api.CodeInternal, "signoff failed while handling this request (the server log has the details); retry later")
 			} else {
 				aborted = true
 			}
@@ -808,7 +803,7 @@ func (s *Server) logAccess(r *http.Request, rec *statusRecorder, info *requestIn
 		attrs = append(attrs, slog.String("issuer", info.issuer))
 	}
 	if info.code != "" {
-		attrs = append(attrs, slog.String("code", info.code))
+		attrs = append(attrs, slog.String("code", string(info.code)))
 	}
 	if aborted {
 		attrs = append(attrs, slog.Bool("aborted", true))

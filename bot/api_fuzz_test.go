@@ -12,25 +12,25 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // apiErrorStatus is the documented set of API error codes, each with the
 // status it is answered with (a policy refusal of an action's requester is
 // 403 forbidden, its other refusals 400).
-var apiErrorStatus = map[string][]int{
-	bot.CodeUnauthenticated:  {http.StatusUnauthorized},
-	bot.CodeForbidden:        {http.StatusForbidden},
-	bot.CodeUnknownAction:    {http.StatusBadRequest},
-	bot.CodeInvalidParams:    {http.StatusBadRequest},
-	bot.CodeInvalidRequest:   {http.StatusBadRequest},
-	bot.CodeNotFound:         {http.StatusNotFound},
-	bot.CodeConflict:         {http.StatusConflict},
-	bot.CodeNotPending:       {http.StatusConflict},
-	bot.CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge},
-	bot.CodeMethodNotAllowed: {http.StatusMethodNotAllowed},
+var apiErrorStatus = map[api.Code][]int{
+	api.CodeUnauthenticated:  {http.StatusUnauthorized},
+	api.CodeForbidden:        {http.StatusForbidden},
+	api.CodeUnknownAction:    {http.StatusBadRequest},
+	api.CodeInvalidParams:    {http.StatusBadRequest},
+	api.CodeInvalidRequest:   {http.StatusBadRequest},
+	api.CodeNotFound:         {http.StatusNotFound},
+	api.CodeConflict:         {http.StatusConflict},
+	api.CodeNotPending:       {http.StatusConflict},
+	api.CodePayloadTooLarge:  {http.StatusRequestEntityTooLarge},
+	api.CodeMethodNotAllowed: {http.StatusMethodNotAllowed},
 }
 
 // serve sends req through the fixture's front door (router, recover
@@ -57,7 +57,7 @@ func (f *apiFixture) checkLogs(t *testing.T, tokens []string) {
 // checkAPIAnswer checks what every answer of the API must be: no 5xx, one
 // JSON value, and either a request view (2xx) or an error of a documented
 // code with its status and a message.
-func checkAPIAnswer(t *testing.T, resp response) (bot.RequestView, bool) {
+func checkAPIAnswer(t *testing.T, resp response) (api.Request, bool) {
 	t.Helper()
 	if resp.status >= 500 {
 		t.Fatalf("server error %d: %s", resp.status, resp.body)
@@ -77,7 +77,7 @@ func checkAPIAnswer(t *testing.T, resp response) (bot.RequestView, bool) {
 		t.Fatalf("stack trace in the answer: %s", resp.body)
 	}
 	if resp.status == http.StatusOK || resp.status == http.StatusCreated {
-		var v bot.RequestView
+		var v api.Request
 		strict := json.NewDecoder(bytes.NewReader(resp.body))
 		strict.DisallowUnknownFields()
 		if err := strict.Decode(&v); err != nil {
@@ -88,7 +88,7 @@ func checkAPIAnswer(t *testing.T, resp response) (bot.RequestView, bool) {
 		}
 		return v, true
 	}
-	var eb bot.ErrorBody
+	var eb api.ErrorBody
 	strict := json.NewDecoder(bytes.NewReader(resp.body))
 	strict.DisallowUnknownFields()
 	if err := strict.Decode(&eb); err != nil {
@@ -108,7 +108,7 @@ func checkAPIAnswer(t *testing.T, resp response) (bot.RequestView, bool) {
 	if strings.TrimSpace(eb.Error.Message) == "" {
 		t.Fatalf("code %q without a message", eb.Error.Code)
 	}
-	return bot.RequestView{}, false
+	return api.Request{}, false
 }
 
 // auditTail verifies an audit log as it grows.
@@ -269,7 +269,7 @@ func FuzzCreateRequest(f *testing.F) {
 		case !idempotent:
 			t.Fatalf("status %d without an idempotency key: %s", resp.status, resp.body)
 		}
-		if v.State != storage.StatePending || v.Action != "deploy" || v.Requester.Subject != "fuzz-user" {
+		if v.State != api.StatePending || v.Action != "deploy" || v.Requester.Subject != "fuzz-user" {
 			t.Fatalf("created an unexpected request: %s", resp.body)
 		}
 		if !idempotent {
@@ -328,7 +328,7 @@ func FuzzWaitQuery(f *testing.F) {
 			if id != "req_doesnotexist" {
 				t.Fatalf("GET %s?%s: %d %s", id, req.URL.RawQuery, resp.status, resp.body)
 			}
-		case resp.status != http.StatusBadRequest || resp.errorCode() != bot.CodeInvalidRequest:
+		case resp.status != http.StatusBadRequest || resp.errorCode() != api.CodeInvalidRequest:
 			t.Fatalf("GET %s?%s: %d %s", id, req.URL.RawQuery, resp.status, resp.body)
 		}
 	})

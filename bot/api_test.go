@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
@@ -32,11 +33,11 @@ func TestCreateRequest(t *testing.T) {
 	if ct := resp.header.Get("Content-Type"); ct != "application/json" {
 		t.Errorf("Content-Type %q", ct)
 	}
-	if v.State != storage.StatePending || v.Action != "deploy" || v.Params["service"] != "api" || v.Reason != "release" ||
+	if v.State != api.StatePending || v.Action != "deploy" || v.Params["service"] != "api" || v.Reason != "release" ||
 		len(v.Links) != 1 || v.MinApprovals != 1 || v.Remaining != 1 || v.URL != "http://console.example/dev#"+v.ID {
 		t.Errorf("view: %+v", v)
 	}
-	if v.Requester != (bot.RequesterView{Issuer: "ci", Subject: "dev-user", Person: "octocat", Name: "Dev User"}) {
+	if v.Requester != (api.Requester{Issuer: "ci", Subject: "dev-user", Person: "octocat", Name: "Dev User"}) {
 		t.Errorf("requester: %+v", v.Requester)
 	}
 	// The stored requester carries the verified token's identity and claims.
@@ -166,7 +167,7 @@ func TestPolicyRefusals(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := f.do("POST", "/v1/requests", tc.token, tc.body)
-			if resp.status != tc.status || resp.errorCode() != tc.code || !strings.Contains(resp.errorMessage(), tc.want) {
+			if resp.status != tc.status || string(resp.errorCode()) != tc.code || !strings.Contains(resp.errorMessage(), tc.want) {
 				t.Fatalf("%d %s", resp.status, resp.body)
 			}
 		})
@@ -199,7 +200,7 @@ func TestBodyErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			resp := f.do("POST", "/v1/requests", tok, tc.body)
-			if resp.status != tc.status || resp.errorCode() != tc.code || !strings.Contains(resp.errorMessage(), tc.want) {
+			if resp.status != tc.status || string(resp.errorCode()) != tc.code || !strings.Contains(resp.errorMessage(), tc.want) {
 				t.Fatalf("%d %s", resp.status, resp.body)
 			}
 		})
@@ -247,7 +248,7 @@ func TestLongPoll(t *testing.T) {
 
 	// The wait ends with the request still pending.
 	resp := f.do("GET", path+"?wait=200ms", tok, "")
-	if resp.status != http.StatusOK || resp.view(t).State != storage.StatePending {
+	if resp.status != http.StatusOK || resp.view(t).State != api.StatePending {
 		t.Fatalf("short wait: %d %s", resp.status, resp.body)
 	}
 	// A decision ends the wait. The vote is cast once the long-poll has
@@ -261,11 +262,11 @@ func TestLongPoll(t *testing.T) {
 	f.vote(req.ID, "alice", storage.DecisionApprove)
 	resp = <-got
 	v := resp.view(t)
-	if resp.status != http.StatusOK || v.State != storage.StateApproved || v.Approvals != 1 || len(v.Votes) != 1 || v.Votes[0].Subject != "alice" {
+	if resp.status != http.StatusOK || v.State != api.StateApproved || v.Approvals != 1 || len(v.Votes) != 1 || v.Votes[0].Subject != "alice" {
 		t.Fatalf("wait for decision: %d %s", resp.status, resp.body)
 	}
 	// A decided request answers at once, whatever the wait.
-	if resp := f.do("GET", path+"?wait=60", tok, ""); resp.view(t).State != storage.StateApproved {
+	if resp := f.do("GET", path+"?wait=60", tok, ""); resp.view(t).State != api.StateApproved {
 		t.Fatalf("decided: %s", resp.body)
 	}
 	for _, bad := range []string{"abc", "-1s", "1e9h", "30s&wait=1s"} {
@@ -287,7 +288,7 @@ func TestDrainEndsLongPolls(t *testing.T) {
 	f.entered = nil
 	f.front.Drain()
 	resp := <-got
-	if resp.status != http.StatusOK || resp.view(t).State != storage.StatePending {
+	if resp.status != http.StatusOK || resp.view(t).State != api.StatePending {
 		t.Fatalf("drained long-poll: %d %s", resp.status, resp.body)
 	}
 }
@@ -304,7 +305,7 @@ func TestCancel(t *testing.T) {
 		t.Fatalf("auditor: %d %s", resp.status, resp.body)
 	}
 	resp := f.do("POST", path, f.token("dev-user", nil), "")
-	if resp.status != http.StatusOK || resp.view(t).State != storage.StateCancelled || resp.view(t).DecidedAt == nil {
+	if resp.status != http.StatusOK || resp.view(t).State != api.StateCancelled || resp.view(t).DecidedAt == nil {
 		t.Fatalf("requester: %d %s", resp.status, resp.body)
 	}
 	resp = f.do("POST", path, f.token("dev-user", nil), "")
@@ -400,7 +401,7 @@ func TestRoutingErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		resp := f.do(tc.method, tc.path, tok, "")
-		if resp.status != tc.status || resp.errorCode() != tc.code || resp.header.Get("Allow") != tc.allow {
+		if resp.status != tc.status || string(resp.errorCode()) != tc.code || resp.header.Get("Allow") != tc.allow {
 			t.Errorf("%s %s: %d %q %s", tc.method, tc.path, resp.status, resp.header.Get("Allow"), resp.body)
 		}
 	}
@@ -412,7 +413,7 @@ func TestNoServerErrorsForGarbage(t *testing.T) {
 	f := newAPIFixture(t)
 	tok := f.token("dev-user", nil)
 	auditor := f.token("auditor", map[string]any{"groups": []string{"audit"}})
-	codes := map[string]bool{"unauthenticated": true, "forbidden": true, "unknown_action": true, "invalid_params": true,
+	codes := map[api.Code]bool{"unauthenticated": true, "forbidden": true, "unknown_action": true, "invalid_params": true,
 		"invalid_request": true, "not_found": true, "conflict": true, "not_pending": true, "payload_too_large": true, "method_not_allowed": true}
 	type call struct {
 		name, method, path, token, body string
@@ -486,7 +487,7 @@ func TestPanicIsAnInternalErrorWithoutDetails(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var eb bot.ErrorBody
+	var eb api.ErrorBody
 	if err := json.NewDecoder(resp.Body).Decode(&eb); err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
@@ -173,21 +174,21 @@ type response struct {
 	body   []byte
 }
 
-func (r response) errorCode() string {
-	var eb bot.ErrorBody
+func (r response) errorCode() api.Code {
+	var eb api.ErrorBody
 	_ = json.Unmarshal(r.body, &eb)
 	return eb.Error.Code
 }
 
 func (r response) errorMessage() string {
-	var eb bot.ErrorBody
+	var eb api.ErrorBody
 	_ = json.Unmarshal(r.body, &eb)
 	return eb.Error.Message
 }
 
-func (r response) view(t testing.TB) bot.RequestView {
+func (r response) view(t testing.TB) api.Request {
 	t.Helper()
-	var v bot.RequestView
+	var v api.Request
 	if err := json.Unmarshal(r.body, &v); err != nil {
 		t.Fatalf("decode view (%d): %v: %s", r.status, err, r.body)
 	}
@@ -228,7 +229,7 @@ func (f *apiFixture) do(method, path, token, body string, headers ...string) res
 const validBody = `{"action":"deploy","params":{"service":"api","version":"1.4.2"},"reason":"release","links":[{"title":"CI run","url":"https://ci.example/run/1"}]}`
 
 // create makes a request as sub and returns it.
-func (f *apiFixture) create(sub string) bot.RequestView {
+func (f *apiFixture) create(sub string) api.Request {
 	f.t.Helper()
 	resp := f.do("POST", "/v1/requests", f.token(sub, nil), validBody)
 	if resp.status != http.StatusCreated {

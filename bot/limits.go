@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/internal/ratelimit"
 	"github.com/signoff-dev/signoff/oidc"
 )
@@ -71,7 +72,7 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limit strin
 		s.limited.pending.Add(1)
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(ratelimit.Seconds(retryAfter)))
-	fail(w, r, http.StatusTooManyRequests, CodeRateLimited, msg)
+	fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, msg)
 }
 
 // rateLimitedCounts returns the refusals by each limit, by label value.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/storage"
@@ -27,7 +27,7 @@ func TestCreateRateLimitedPerRequester(t *testing.T) {
 		}
 		return f.do("POST", "/v1/requests", tok, validBody, "Idempotency-Key", key)
 	}
-	var first bot.RequestView
+	var first api.Request
 	for i := range limit {
 		resp := create(tok, []string{"k1", "", ""}[i])
 		if resp.status != http.StatusCreated {
@@ -38,7 +38,7 @@ func TestCreateRateLimitedPerRequester(t *testing.T) {
 		}
 	}
 	resp := create(tok, "")
-	if resp.status != http.StatusTooManyRequests || resp.errorCode() != bot.CodeRateLimited {
+	if resp.status != http.StatusTooManyRequests || resp.errorCode() != api.CodeRateLimited {
 		t.Fatalf("create %d: %d %s; want 429 rate_limited", limit+1, resp.status, resp.body)
 	}
 	if ra := resp.header.Get("Retry-After"); ra != "20" {
@@ -103,7 +103,7 @@ func TestPendingCapOverAPI(t *testing.T) {
 	a := f.create("dev-user")
 	f.create("dev-user")
 	resp := f.do("POST", "/v1/requests", tok, validBody)
-	if resp.status != http.StatusTooManyRequests || resp.errorCode() != bot.CodeRateLimited || resp.header.Get("Retry-After") != "60" {
+	if resp.status != http.StatusTooManyRequests || resp.errorCode() != api.CodeRateLimited || resp.header.Get("Retry-After") != "60" {
 		t.Fatalf("third create: %d Retry-After %q %s; want 429 rate_limited with Retry-After 60", resp.status, resp.header.Get("Retry-After"), resp.body)
 	}
 	if msg := resp.errorMessage(); !strings.Contains(msg, "has 2 requests pending") || !strings.Contains(msg, "cancel one") || !strings.Contains(msg, a.ID) {

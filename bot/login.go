@@ -2,7 +2,7 @@ package bot
 
 // People at the API: `signoff login`.
 //
-//	GET /v1/login-config   public: what `signoff login --server URL` needs to sign in
+//	GET /v1/login-config   public: what `signoff login --server URL` needs to sign in (api.LoginConfig)
 //
 // A person signs in at the company IdP with the command line's public
 // client (idp.cli_client_id, authorization code + PKCE, loopback redirect)
@@ -18,35 +18,18 @@ package bot
 import (
 	"net/http"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
-// LoginConfigPath is the discovery endpoint of `signoff login`.
-const LoginConfigPath = "/v1/login-config"
-
-// LoginConfig is what `signoff login` needs to sign a person in at the
-// company IdP. It is public: the issuer and a public client's id are no
-// secrets.
-type LoginConfig struct {
-	// Issuer is idp.issuer.
-	Issuer string `json:"issuer"`
-	// ClientID is idp.cli_client_id, the command line's public client.
-	ClientID string `json:"client_id"`
-	// Scopes are requested at sign-in (idp.scopes).
-	Scopes []string `json:"scopes"`
-	// GroupsClaim is idp.groups_claim, so the command line can show the
-	// groups signoff will see.
-	GroupsClaim string `json:"groups_claim,omitempty"`
-}
-
 func (s *Server) mountLogin() {
-	s.mux.HandleFunc("GET "+LoginConfigPath, s.loginConfig)
-	s.mux.HandleFunc(LoginConfigPath, methodNotAllowed("GET, HEAD"))
+	s.mux.HandleFunc("GET "+api.LoginConfigPath, s.loginConfig)
+	s.mux.HandleFunc(api.LoginConfigPath, methodNotAllowed("GET, HEAD"))
 }
 
 func (s *Server) loginConfig(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Login == nil {
-		fail(w, r, http.StatusNotFound, CodeNotFound, "this signoff server does not offer signoff login: its operator has not set idp.cli_client_id. Pass a token from a trusted issuer with --token or $SIGNOFF_TOKEN instead")
+		fail(w, r, http.StatusNotFound, api.CodeNotFound, "this signoff server does not offer signoff login: its operator has not set idp.cli_client_id. Pass a token from a trusted issuer with --token or $SIGNOFF_TOKEN instead")
 		return
 	}
 	WriteJSON(w, http.StatusOK, s.opts.Login)
@@ -62,6 +45,6 @@ func refuseLoginToken(w http.ResponseWriter, r *http.Request, tok *oidc.Requeste
 	if !tok.Login {
 		return false
 	}
-	fail(w, r, http.StatusForbidden, CodeForbidden, loginTokenMessage)
+	fail(w, r, http.StatusForbidden, api.CodeForbidden, loginTokenMessage)
 	return true
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
@@ -44,7 +45,7 @@ func newLoginFixture(t *testing.T) (*apiFixture, *devissuer.Issuer) {
 	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs}
 	f.front = bot.New(bot.Options{
 		Service: base.svc, Store: base.store, Logger: slog.New(slog.DiscardHandler), Version: "test", Verifier: v,
-		Login: &bot.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
+		Login: &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
 	})
 	f.api = httptest.NewServer(f.front)
 	t.Cleanup(f.api.Close)
@@ -54,21 +55,21 @@ func newLoginFixture(t *testing.T) (*apiFixture, *devissuer.Issuer) {
 func TestLoginConfigEndpoint(t *testing.T) {
 	// Not configured: a 404 that says what is missing.
 	off := newAPIFixture(t)
-	resp := off.do("GET", bot.LoginConfigPath, "", "")
-	if resp.status != http.StatusNotFound || resp.errorCode() != bot.CodeNotFound || !strings.Contains(resp.errorMessage(), "idp.cli_client_id") {
+	resp := off.do("GET", api.LoginConfigPath, "", "")
+	if resp.status != http.StatusNotFound || resp.errorCode() != api.CodeNotFound || !strings.Contains(resp.errorMessage(), "idp.cli_client_id") {
 		t.Fatalf("without idp.cli_client_id: %d %s", resp.status, resp.body)
 	}
 
 	f, idp := newLoginFixture(t)
-	resp = f.do("GET", bot.LoginConfigPath, "", "")
-	var lc bot.LoginConfig
+	resp = f.do("GET", api.LoginConfigPath, "", "")
+	var lc api.LoginConfig
 	if resp.status != http.StatusOK || json.Unmarshal(resp.body, &lc) != nil {
 		t.Fatalf("login config: %d %s", resp.status, resp.body)
 	}
 	if lc.Issuer != idp.URL() || lc.ClientID != loginClientID || !slices.Equal(lc.Scopes, []string{"openid", "email", "groups"}) || lc.GroupsClaim != "groups" {
 		t.Errorf("login config = %+v", lc)
 	}
-	if resp := f.do("POST", bot.LoginConfigPath, "", ""); resp.status != http.StatusMethodNotAllowed {
+	if resp := f.do("POST", api.LoginConfigPath, "", ""); resp.status != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d %s", resp.status, resp.body)
 	}
 }
@@ -91,7 +92,7 @@ func TestLoginTokensServeAuditorsNotRequesters(t *testing.T) {
 	// No login token creates a request, an auditor's neither.
 	for name, tok := range map[string]string{"auditor": auditor, "plain": plain} {
 		resp := f.do("POST", "/v1/requests", tok, validBody)
-		if resp.status != http.StatusForbidden || resp.errorCode() != bot.CodeForbidden || !strings.Contains(resp.errorMessage(), "login tokens are for admin and auditor endpoints") {
+		if resp.status != http.StatusForbidden || resp.errorCode() != api.CodeForbidden || !strings.Contains(resp.errorMessage(), "login tokens are for admin and auditor endpoints") {
 			t.Errorf("create with the %s login token: %d %s", name, resp.status, resp.body)
 		}
 	}

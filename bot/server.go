@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
@@ -28,7 +29,7 @@ type Options struct {
 	// nil, no issuer is trusted and every API call is refused with 401.
 	Verifier TokenVerifier
 	// RequestURL, when set, returns where a person can look at a request
-	// (RequestView.URL), e.g. the dev console in dev mode.
+	// (api.Request.URL), e.g. the dev console in dev mode.
 	RequestURL func(id string) string
 	// RequestsPerMinute caps POST /v1/requests per requester identity
 	// (issuer and subject; limits.requests_per_minute); beyond it the
@@ -42,7 +43,7 @@ type Options struct {
 	// Login, when set, is served at GET /v1/login-config for `signoff
 	// login` (idp.cli_client_id; see login.go). nil: that endpoint answers
 	// 404 saying the server does not offer it.
-	Login *LoginConfig
+	Login *api.LoginConfig
 }
 
 // Server routes signoff's HTTP endpoints. Every response passes through a
@@ -56,10 +57,10 @@ type Server struct {
 	// drain ends long-polls when shutdown begins (see Drain).
 	drain     context.Context
 	stopDrain context.CancelFunc
-	// metrics counts the requests served, for /metrics (see metrics.go).
-	metrics *httpMetrics
-	// ext holds the readiness checks and metric sources components added
-	// (see readiness.go).
+	// metrics is the registry /metrics serves and the HTTP instruments
+	// (see metrics.go).
+	metrics *serverMetrics
+	// ext holds the readiness checks components added (see readiness.go).
 	ext extensions
 	// requests limits creates per requester (Options.RequestsPerMinute);
 	// limited counts the calls refused by each limit (see limits.go).
@@ -76,8 +77,9 @@ func New(opts Options) *Server {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newHTTPMetrics(), requests: ratelimit.New(opts.RequestsPerMinute, opts.Clock)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), requests: ratelimit.New(opts.RequestsPerMinute, opts.Clock)}
 	s.drain, s.stopDrain = context.WithCancel(context.Background())
+	s.metrics = newServerMetrics(s)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.HandleFunc("GET /readyz", s.readyz)
 	// Unauthenticated like the probes: expose it to the operator's network
@@ -120,13 +122,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	if err := s.opts.Store.Ping(ctx); err != nil {
 		s.opts.Logger.Warn("readiness check failed", "err", err)
-		WriteError(w, http.StatusServiceUnavailable, "not_ready", "the store is not available: "+err.Error())
+		WriteError(w, http.StatusServiceUnavailable, api.CodeNotReady, "the store is not available: "+err.Error())
 		return
 	}
 	if failing := s.failingChecks(ctx); len(failing) > 0 {
 		msg := readinessMessage(failing)
 		s.opts.Logger.Warn("readiness check failed", "err", msg)
-		WriteError(w, http.StatusServiceUnavailable, "not_ready", msg)
+		WriteError(w, http.StatusServiceUnavailable, api.CodeNotReady, msg)
 		return
 	}
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -142,18 +144,8 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
-// ErrorBody is the JSON shape of every API error.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail carries a stable code and a message that says what to do.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// WriteError writes {"error":{"code","message"}} with the given status.
-func WriteError(w http.ResponseWriter, status int, code, message string) {
-	WriteJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: message}})
+// WriteError writes {"error":{"code","message"}} (api.ErrorBody) with the
+// given status.
+func WriteError(w http.ResponseWriter, status int, code api.Code, message string) {
+	WriteJSON(w, status, api.ErrorBody{Error: api.ErrorDetail{Code: code, Message: message}})
 }

@@ -1,87 +1,27 @@
 package bot
 
-import (
-	"time"
+// How stored records are shown at the API: the wire types are package
+// api's; these turn the storage types into them.
 
+import (
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// RequestView is a request as the HTTP API returns it (GET, POST and cancel
-// answers, and `signoff request --output json`). Field names are part of the
-// API contract.
-type RequestView struct {
-	ID           string            `json:"id"`
-	Action       string            `json:"action"`
-	Params       map[string]string `json:"params,omitempty"`
-	Reason       string            `json:"reason,omitempty"`
-	Links        []storage.Link    `json:"links,omitempty"`
-	State        storage.State     `json:"state"`
-	Requester    RequesterView     `json:"requester"`
-	MinApprovals int               `json:"min_approvals"`
-	// Approvals counts the approve votes so far; Remaining is how many more
-	// the request needs while pending.
-	Approvals int            `json:"approvals"`
-	Remaining int            `json:"remaining"`
-	Votes     []VoteView     `json:"votes,omitempty"`
-	CreatedAt time.Time      `json:"created_at"`
-	ExpiresAt time.Time      `json:"expires_at"`
-	DecidedAt *time.Time     `json:"decided_at,omitempty"`
-	Execution *ExecutionView `json:"execution,omitempty"`
-	// URL is where a person can see the request (the dev console in dev
-	// mode), when known.
-	URL string `json:"url,omitempty"`
-	// DecidedBy says why the request left pending: "quorum", "deny",
-	// "requester" or "admin" (a cancel), "expiry".
-	DecidedBy string `json:"decided_by,omitempty"`
-}
-
-// RequesterView is who asked.
-type RequesterView struct {
-	Issuer  string `json:"issuer"`
-	Subject string `json:"subject"`
-	Person  string `json:"person,omitempty"`
-	Name    string `json:"name,omitempty"`
-}
-
-// VoteView is one counted vote.
-type VoteView struct {
-	Decision storage.Decision `json:"decision"`
-	Name     string           `json:"name,omitempty"`
-	Email    string           `json:"email,omitempty"`
-	Subject  string           `json:"subject"`
-	Platform string           `json:"platform,omitempty"`
-	Time     time.Time        `json:"time"`
-	Reason   string           `json:"reason,omitempty"`
-}
-
-// ExecutionView is the state of the approved action's run.
-type ExecutionView struct {
-	Status    storage.ExecutionStatus `json:"status"`
-	Attempts  int                     `json:"attempts"`
-	LastError string                  `json:"last_error,omitempty"`
-}
-
-// CreateRequestBody is the body of POST /v1/requests.
-type CreateRequestBody struct {
-	Action string            `json:"action"`
-	Params map[string]string `json:"params,omitempty"`
-	Reason string            `json:"reason,omitempty"`
-	Links  []storage.Link    `json:"links,omitempty"`
-}
-
-// NewRequestView renders a stored request for the API.
-func NewRequestView(r storage.Request, url string) RequestView {
-	v := RequestView{
-		ID: r.ID, Action: r.Action, Params: r.Params, Reason: r.Reason, Links: r.Links, State: r.State,
-		Requester:    RequesterView{Issuer: r.Requester.Issuer, Subject: r.Requester.Subject, Person: r.Requester.Person, Name: r.Requester.Name},
+// APIRequest renders a stored request for the API; url is where a person
+// can see it ("" when unknown).
+func APIRequest(r storage.Request, url string) api.Request {
+	v := api.Request{
+		ID: r.ID, Action: r.Action, Params: r.Params, Reason: r.Reason, Links: apiLinks(r.Links), State: api.State(r.State),
+		Requester:    api.Requester{Issuer: r.Requester.Issuer, Subject: r.Requester.Subject, Person: r.Requester.Person, Name: r.Requester.Name},
 		MinApprovals: r.MinApprovals, CreatedAt: r.CreatedAt, ExpiresAt: r.ExpiresAt, URL: url, DecidedBy: r.DecidedBy,
 	}
 	for _, vote := range r.Votes {
 		if vote.Decision == storage.DecisionApprove {
 			v.Approvals++
 		}
-		v.Votes = append(v.Votes, VoteView{
-			Decision: vote.Decision, Name: vote.Approver.Name, Email: vote.Approver.Email, Subject: vote.Approver.Subject,
+		v.Votes = append(v.Votes, api.Vote{
+			Decision: api.Decision(vote.Decision), Name: vote.Approver.Name, Email: vote.Approver.Email, Subject: vote.Approver.Subject,
 			Platform: vote.Approver.Platform, Time: vote.Time, Reason: vote.Reason,
 		})
 	}
@@ -93,7 +33,44 @@ func NewRequestView(r storage.Request, url string) RequestView {
 		v.DecidedAt = &t
 	}
 	if r.Execution != nil {
-		v.Execution = &ExecutionView{Status: r.Execution.Status, Attempts: r.Execution.Attempts, LastError: r.Execution.LastError}
+		v.Execution = &api.Execution{Status: api.ExecutionStatus(r.Execution.Status), Attempts: r.Execution.Attempts, LastError: r.Execution.LastError}
 	}
 	return v
+}
+
+func apiLinks(links []storage.Link) []api.Link {
+	if links == nil {
+		return nil
+	}
+	out := make([]api.Link, len(links))
+	for i, l := range links {
+		out[i] = api.Link{Title: l.Title, URL: l.URL}
+	}
+	return out
+}
+
+// storageLinks is the reverse of apiLinks, for a create.
+func storageLinks(links []api.Link) []storage.Link {
+	if links == nil {
+		return nil
+	}
+	out := make([]storage.Link, len(links))
+	for i, l := range links {
+		out[i] = storage.Link{Title: l.Title, URL: l.URL}
+	}
+	return out
+}
+
+// APILinkedAccount renders a stored link for the API (GET /v1/links, and
+// `signoff links list --db --output json`).
+func APILinkedAccount(l storage.IdentityLink) api.LinkedAccount {
+	groups := l.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	return api.LinkedAccount{
+		Platform: l.Platform, Workspace: l.Workspace, User: l.PlatformUser,
+		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name, Groups: groups,
+		VerifiedAt: l.VerifiedAt, LinkedAt: l.LinkedAt, Stale: l.Stale, StaleReason: l.StaleReason, MatchedBy: l.MatchedBy,
+	}
 }

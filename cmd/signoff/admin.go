@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,14 +10,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
@@ -30,9 +28,8 @@ const adminCallTimeout = time.Minute
 // adminClient calls a running server's admin API as a person (an admin or
 // an auditor), with the token personToken finds.
 type adminClient struct {
-	base  string
-	token string
-	http  *http.Client
+	base string
+	api  *api.Client
 }
 
 // newAdminClient checks --server and finds the token for it.
@@ -45,115 +42,72 @@ func newAdminClient(cmd *cobra.Command, server string) (*adminClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &adminClient{base: base, token: tok, http: newHTTPClient()}, nil
-}
-
-// send makes one call; body, when not nil, is sent as JSON. The caller
-// closes the response body. A transport failure says the server is out of
-// reach.
-func (c *adminClient) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	c, err := newAPIClient(base, api.StaticToken(tok), newHTTPClient())
 	if err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("--server %q: %w", c.base, err))
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("User-Agent", "signoff/"+version)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach signoff at %s: %w", c.base, redactURLError(err))
-	}
-	return resp, nil
-}
-
-// call makes one call and decodes a 200 answer into out.
-func (c *adminClient) call(ctx context.Context, method, path string, body, out any) error {
-	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
-	defer cancel()
-	resp, err := c.send(ctx, method, path, body)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return c.refused(resp, method, path)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
-		return fmt.Errorf("%s %s: the answer is not what signoff sends (%v); is --server a signoff server?", method, path, err)
-	}
-	return nil
-}
-
-// refused turns an error answer into an error with its exit code: 3 for a
-// refused token (401, 403), 1 otherwise.
-func (c *adminClient) refused(resp *http.Response, method, path string) error {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	what := method + " " + strings.SplitN(path, "?", 2)[0]
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return withCode(exitRefused, fmt.Errorf("%s: the server at %s refused the token: %s", what, c.base, apiErrorText(resp.StatusCode, body)))
-	case resp.StatusCode == http.StatusForbidden:
-		return withCode(exitRefused, fmt.Errorf("%s: %s", what, apiErrorText(resp.StatusCode, body)))
-	case resp.StatusCode >= 300 && resp.StatusCode < 400:
-		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, resp.StatusCode, resp.Header.Get("Location"))
-	case resp.StatusCode == http.StatusNotFound && !isAPIError(body):
-		return fmt.Errorf("%s does not serve the signoff admin API (404 for %s): check --server", c.base, what)
-	}
-	return fmt.Errorf("%s: %s", what, apiErrorText(resp.StatusCode, body))
-}
-
-// listLinksFromServer reads GET /v1/links with the filters that are set.
-func listLinksFromServer(ctx context.Context, c *adminClient, platform, workspace, user, email string) ([]bot.LinkView, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"platform": platform, "workspace": workspace, "user": user, "email": email} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	path := "/v1/links"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	var out bot.LinksResponse
-	if err := c.call(ctx, http.MethodGet, path, nil, &out); err != nil {
 		return nil, err
 	}
-	return out.Links, nil
+	return &adminClient{base: base, api: c}, nil
 }
 
-// linkOf turns an API link back into the stored shape the table prints.
-func linkOf(v bot.LinkView) storage.IdentityLink {
-	return storage.IdentityLink{
-		Platform: v.Platform, Workspace: v.Workspace, PlatformUser: v.User,
-		Issuer: v.Issuer, Subject: v.Subject, Email: v.Email, Name: v.Name, Groups: v.Groups,
-		VerifiedAt: v.VerifiedAt, LinkedAt: v.LinkedAt, Stale: v.Stale, StaleReason: v.StaleReason, MatchedBy: v.MatchedBy,
+// failed turns the error of a call (what: its method and path) into an
+// error with its exit code: 3 for a refused token (401, 403), 1 otherwise.
+func (c *adminClient) failed(err error, what string) error {
+	var answer *api.Error
+	var bad *api.AnswerError
+	switch {
+	case errors.As(err, &bad):
+		return fmt.Errorf("%s: the answer is not what signoff sends (%v); is --server a signoff server?", what, bad.Err)
+	case !errors.As(err, &answer):
+		return fmt.Errorf("cannot reach signoff at %s: %w", c.base, redactURLError(err))
+	case answer.Status == http.StatusUnauthorized:
+		return withCode(exitRefused, fmt.Errorf("%s: the server at %s refused the token: %s", what, c.base, apiErrorText(answer)))
+	case answer.Status == http.StatusForbidden:
+		return withCode(exitRefused, fmt.Errorf("%s: %s", what, apiErrorText(answer)))
+	case answer.Status >= 300 && answer.Status < 400:
+		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, answer.Status, answer.Header.Get("Location"))
+	case answer.Status == http.StatusNotFound && answer.Code == "":
+		return fmt.Errorf("%s does not serve the signoff admin API (404 for %s): check --server", c.base, what)
 	}
+	return fmt.Errorf("%s: %s", what, apiErrorText(answer))
 }
 
-// revokeLinkOnServer revokes a link with DELETE /v1/links/….
-func revokeLinkOnServer(ctx context.Context, c *adminClient, w io.Writer, platform, workspace, user, reason string) error {
-	path := "/v1/links/" + url.PathEscape(platform) + "/" + url.PathEscape(workspace) + "/" + url.PathEscape(user)
-	var out bot.RevokeResponse
-	if err := c.call(ctx, http.MethodDelete, path, bot.AdminReasonBody{Reason: reason}, &out); err != nil {
-		return err
+// listLinks reads GET /v1/links with the filters that are set.
+func (c *adminClient) listLinks(ctx context.Context, q api.LinkQuery) ([]api.LinkedAccount, error) {
+	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	defer cancel()
+	links, err := c.api.Links(ctx, q)
+	if err != nil {
+		return nil, c.failed(err, "GET /v1/links")
 	}
-	who := out.Revoked.Subject
-	if out.Revoked.Email != "" {
-		who += " (" + out.Revoked.Email + ")"
+	return links, nil
+}
+
+// revokeLink revokes a link with DELETE /v1/links/….
+func (c *adminClient) revokeLink(ctx context.Context, w io.Writer, platform, workspace, user, reason string) error {
+	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	defer cancel()
+	revoked, err := c.api.RevokeLink(ctx, platform, workspace, user, reason)
+	if err != nil {
+		return c.failed(err, "DELETE /v1/links/"+url.PathEscape(platform)+"/"+url.PathEscape(workspace)+"/"+url.PathEscape(user))
+	}
+	who := revoked.Subject
+	if revoked.Email != "" {
+		who += " (" + revoked.Email + ")"
 	}
 	fmt.Fprintf(w, "revoked the link of %s user %s in %s to %s; audited as identity.unlinked with you as the actor\n",
 		termSafe(platform), termSafe(user), termSafe(workspace), termSafe(who))
 	return nil
+}
+
+// listRequests reads GET /v1/requests.
+func (c *adminClient) listRequests(ctx context.Context, q api.RequestQuery) (api.RequestList, error) {
+	ctx, cancel := context.WithTimeout(ctx, adminCallTimeout)
+	defer cancel()
+	out, err := c.api.Requests(ctx, q)
+	if err != nil {
+		return api.RequestList{}, c.failed(err, "GET /v1/requests")
+	}
+	return out, nil
 }
 
 func newRequestsCommand() *cobra.Command {
@@ -185,8 +139,8 @@ hold one of admins.groups or auditors.groups.`,
 			if output != "text" && output != "json" {
 				return usageErrorf("--output %q: use text or json", output)
 			}
-			if limit < 1 || limit > bot.MaxRequestsLimit {
-				return usageErrorf("--limit %d: use 1 to %d", limit, bot.MaxRequestsLimit)
+			if limit < 1 || limit > api.MaxRequestsLimit {
+				return usageErrorf("--limit %d: use 1 to %d", limit, api.MaxRequestsLimit)
 			}
 			if server == "" {
 				server = os.Getenv("SIGNOFF_SERVER")
@@ -195,15 +149,14 @@ hold one of admins.groups or auditors.groups.`,
 			if err != nil {
 				return err
 			}
-			q := url.Values{"limit": {strconv.Itoa(limit)}}
+			q := api.RequestQuery{Action: action, Limit: limit}
 			if state != "" {
-				q.Set("state", state)
+				for _, st := range strings.Split(state, ",") {
+					q.States = append(q.States, api.State(st))
+				}
 			}
-			if action != "" {
-				q.Set("action", action)
-			}
-			var out bot.RequestsResponse
-			if err := c.call(cmd.Context(), http.MethodGet, "/v1/requests?"+q.Encode(), nil, &out); err != nil {
+			out, err := c.listRequests(cmd.Context(), q)
+			if err != nil {
 				return err
 			}
 			if output == "json" {
@@ -225,13 +178,13 @@ hold one of admins.groups or auditors.groups.`,
 	f.String("token", "", "an admin's or auditor's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&state, "state", "", "only requests in this state: pending, approved, denied, expired, cancelled (comma-separated)")
 	f.StringVar(&action, "action", "", "only requests of this action")
-	f.IntVar(&limit, "limit", bot.DefaultRequestsLimit, "list at most this many")
+	f.IntVar(&limit, "limit", api.DefaultRequestsLimit, "list at most this many")
 	f.StringVar(&output, "output", "text", "text or json")
 	return cmd
 }
 
 // writeRequestsTable prints requests as an aligned table.
-func writeRequestsTable(w io.Writer, reqs []bot.RequestView, now time.Time) error {
+func writeRequestsTable(w io.Writer, reqs []api.Request, now time.Time) error {
 	if len(reqs) == 0 {
 		_, err := fmt.Fprintln(w, "no requests")
 		return err
@@ -365,26 +318,24 @@ func backupFile(ctx context.Context, db, out string) (int64, error) {
 // backupFromServer downloads GET /v1/backup to out, refusing a copy
 // shorter than the Content-Length the server announced.
 func backupFromServer(ctx context.Context, c *adminClient, out string) (int64, error) {
-	resp, err := c.send(ctx, http.MethodGet, "/v1/backup", nil)
+	dl, err := c.api.Backup(ctx)
+	var bad *api.AnswerError
+	if errors.As(err, &bad) {
+		return 0, fmt.Errorf("GET /v1/backup answered with %q, not a database copy: is --server a signoff server?", bad.ContentType)
+	}
 	if err != nil {
-		return 0, err
+		return 0, c.failed(err, "GET /v1/backup")
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, c.refused(resp, http.MethodGet, "/v1/backup")
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/octet-stream" {
-		return 0, fmt.Errorf("GET /v1/backup answered with %q, not a database copy: is --server a signoff server?", ct)
-	}
+	defer dl.Body.Close()
 	var n int64
 	err = writeAtomically(out, func(f *os.File) error {
 		var err error
-		n, err = io.Copy(f, resp.Body)
+		n, err = io.Copy(f, dl.Body)
 		if err != nil {
 			return fmt.Errorf("the copy was cut off after %d bytes (the server stopped, or the connection broke): %w; take it again", n, err)
 		}
-		if resp.ContentLength >= 0 && n != resp.ContentLength {
-			return fmt.Errorf("the copy was cut off after %d of %d bytes; take it again", n, resp.ContentLength)
+		if dl.Size >= 0 && n != dl.Size {
+			return fmt.Errorf("the copy was cut off after %d of %d bytes; take it again", n, dl.Size)
 		}
 		return nil
 	})

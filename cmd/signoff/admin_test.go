@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -256,7 +256,7 @@ func TestBackupWhileCreatingThenRestore(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("requests list on the restored server: exit %d: %s", code, errOut)
 	}
-	var listed bot.RequestsResponse
+	var listed api.RequestList
 	if err := json.Unmarshal([]byte(stdout), &listed); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +342,7 @@ func lastRecordOfType(t *testing.T, path, typ string) *audit.Record {
 // TestRequestOutcomeNamesAdminCancel: `signoff request --wait` says who
 // cancelled (exit 12 either way).
 func TestRequestOutcomeNamesAdminCancel(t *testing.T) {
-	v := bot.RequestView{ID: "req_1", Action: "deploy", State: storage.StateCancelled, DecidedBy: "admin"}
+	v := api.Request{ID: "req_1", Action: "deploy", State: api.StateCancelled, DecidedBy: "admin"}
 	if code, line := outcome(v, time.Minute); code != exitCancelled || !strings.Contains(line, "by a signoff admin") {
 		t.Errorf("admin's cancel: %d %q", code, line)
 	}

@@ -8,13 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -146,40 +145,25 @@ func exportAudit(ctx context.Context, st storage.Store, w io.Writer, format stri
 // exportAuditFromServer streams GET /v1/audit (the server applies the
 // filter) in constant memory.
 func exportAuditFromServer(ctx context.Context, server, token string, w io.Writer, format string, filter audit.Filter) (int, error) {
-	q := url.Values{}
-	if !filter.Since.IsZero() {
-		q.Set("since", filter.Since.Format(time.RFC3339))
-	}
-	if !filter.Until.IsZero() {
-		q.Set("until", filter.Until.Format(time.RFC3339))
-	}
-	if filter.RequestID != "" {
-		q.Set("request", filter.RequestID)
-	}
-	u := strings.TrimSuffix(server, "/") + "/v1/audit"
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	c, err := newAPIClient(server, api.StaticToken(token), newHTTPClient())
 	if err != nil {
-		return 0, withCode(exitUsage, fmt.Errorf("--server %q: %w", server, err))
+		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := newHTTPClient().Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("cannot reach signoff at %s: %w", server, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	body, err := c.Audit(ctx, api.AuditQuery{Since: filter.Since, Until: filter.Until, Request: filter.RequestID})
+	var answer *api.Error
+	switch {
+	case errors.As(err, &answer):
 		code := exitFailure
-		if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden {
+		if answer.Status == http.StatusUnauthorized || answer.Status == http.StatusForbidden {
 			code = exitRefused
 		}
-		return 0, withCode(code, fmt.Errorf("GET /v1/audit: %s", apiErrorText(resp.StatusCode, body)))
+		return 0, withCode(code, fmt.Errorf("GET /v1/audit: %s", apiErrorText(answer)))
+	case err != nil:
+		return 0, fmt.Errorf("cannot reach signoff at %s: %w", server, err)
 	}
+	defer body.Close()
 	return writeAudit(w, format, audit.Filter{}, func(emit func(seq uint64, line []byte) error) error {
-		sc := bufio.NewScanner(resp.Body)
+		sc := bufio.NewScanner(body)
 		sc.Buffer(make([]byte, 64<<10), audit.MaxLineBytes)
 		var n uint64
 		for sc.Scan() {

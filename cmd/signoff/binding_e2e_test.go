@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testop"
@@ -121,7 +121,7 @@ func (s *bindingServer) requestDeploy(t *testing.T) string {
 	t.Helper()
 	code, out, stderr := runCmd(t, "request", "--server", s.base, "--action", "deploy", "--param", "service=api",
 		"--reason", "release", "--token", devToken(t, s.testServer), "--output", "json")
-	var v bot.RequestView
+	var v api.Request
 	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.ID == "" {
 		t.Fatalf("request: exit %d\n%s\n%s", code, out, stderr)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
@@ -67,18 +68,18 @@ type devTokenResponse struct {
 func devTokenHandler(iss *devissuer.Issuer, audience string, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackRemote(r.RemoteAddr) {
-			bot.WriteError(w, http.StatusForbidden, bot.CodeForbidden, "dev tokens are only handed out to callers on this machine, addressed as 127.0.0.1, ::1 or localhost")
+			bot.WriteError(w, http.StatusForbidden, api.CodeForbidden, "dev tokens are only handed out to callers on this machine, addressed as 127.0.0.1, ::1 or localhost")
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(strings.ToLower(ct), "application/json") {
-			bot.WriteError(w, http.StatusBadRequest, bot.CodeInvalidRequest, "send a JSON body with Content-Type: application/json")
+			bot.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest, "send a JSON body with Content-Type: application/json")
 			return
 		}
 		var in devTokenRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&in); err != nil && !errors.Is(err, io.EOF) {
-			bot.WriteError(w, http.StatusBadRequest, bot.CodeInvalidRequest, "the body is not a valid token request: "+err.Error())
+			bot.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest, "the body is not a valid token request: "+err.Error())
 			return
 		}
 		if in.Subject == "" {
@@ -91,14 +92,14 @@ func devTokenHandler(iss *devissuer.Issuer, audience string, logger *slog.Logger
 		if in.TTL != "" {
 			d, err := time.ParseDuration(in.TTL)
 			if err != nil || d <= 0 || d > maxDevTokenTTL {
-				bot.WriteError(w, http.StatusBadRequest, bot.CodeInvalidRequest, fmt.Sprintf("ttl %q must be a duration between 1s and %s", in.TTL, maxDevTokenTTL))
+				bot.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf("ttl %q must be a duration between 1s and %s", in.TTL, maxDevTokenTTL))
 				return
 			}
 			ttl = d
 		}
 		tok, err := iss.Mint(in.Subject, in.Audience, in.Claims, ttl)
 		if err != nil {
-			bot.WriteError(w, http.StatusBadRequest, bot.CodeInvalidRequest, err.Error())
+			bot.WriteError(w, http.StatusBadRequest, api.CodeInvalidRequest, err.Error())
 			return
 		}
 		logger.Info("dev token minted", "sub", in.Subject, "audience", in.Audience, "ttl", ttl)
@@ -227,7 +228,7 @@ func fetchDevToken(ctx context.Context, base string, in devTokenRequest) (string
 	case resp.StatusCode == http.StatusMisdirectedRequest:
 		return "", withCode(exitUsage, fmt.Errorf("the dev server refused %s (%s): dev mode answers only when addressed as localhost, 127.0.0.1 or [::1] with its port; use --server http://127.0.0.1:PORT", base, resp.Status))
 	case resp.StatusCode != http.StatusOK:
-		return "", withCode(exitRefused, fmt.Errorf("the dev server refused: %s", apiErrorText(resp.StatusCode, data)))
+		return "", withCode(exitRefused, fmt.Errorf("the dev server refused: %s", apiErrorText(api.ParseError(resp.StatusCode, resp.Header, data))))
 	}
 	var out devTokenResponse
 	if err := json.Unmarshal(data, &out); err != nil || out.Token == "" {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/config"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // startLimitedServer runs serve (dev mode) with the request test config
@@ -93,10 +93,10 @@ func TestRequestWaitRetriesAfterRetryAfter(t *testing.T) {
 		calls <- call{r.Header.Get("Idempotency-Key"), time.Now()}
 		if n.Add(1) == 1 {
 			w.Header().Set("Retry-After", "2")
-			bot.WriteError(w, http.StatusTooManyRequests, bot.CodeRateLimited, "too many; retry in 2 seconds (Retry-After)")
+			bot.WriteError(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many; retry in 2 seconds (Retry-After)")
 			return
 		}
-		bot.WriteJSON(w, http.StatusCreated, bot.RequestView{ID: "req_1", Action: "deploy", State: storage.StateApproved})
+		bot.WriteJSON(w, http.StatusCreated, api.Request{ID: "req_1", Action: "deploy", State: api.StateApproved})
 	}))
 	defer srv.Close()
 	code, out, stderr := runCmd(t, "request", "--server", srv.URL, "--action", "deploy", "--token", "x.y.z", "--wait", "--timeout", "30s")

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/storage"
@@ -68,45 +68,42 @@ refused to confirm it; the person must link again). --output json prints
 			if output != "text" && output != "json" {
 				return usageErrorf("--output %q: use text or json", output)
 			}
-			var links []storage.IdentityLink
+			links := []api.LinkedAccount{}
 			if server != "" {
 				c, err := newAdminClient(cmd, server)
 				if err != nil {
 					return err
 				}
-				views, err := listLinksFromServer(cmd.Context(), c, platform, workspace, user, email)
+				views, err := c.listLinks(cmd.Context(), api.LinkQuery{Platform: platform, Workspace: workspace, User: user, Email: email})
 				if err != nil {
 					return err
 				}
-				for _, v := range views {
-					links = append(links, linkOf(v))
-				}
+				links = append(links, views...)
 			} else {
 				st, err := openLinksDB(db, true)
 				if err != nil {
 					return err
 				}
 				defer st.Close()
+				var stored []storage.IdentityLink
 				err = st.View(cmd.Context(), func(tx storage.ReadTx) error {
 					var err error
-					links, err = tx.Links(storage.LinkFilter{Platform: platform, Workspace: workspace})
+					stored, err = tx.Links(storage.LinkFilter{Platform: platform, Workspace: workspace})
 					return err
 				})
 				if err != nil {
 					return fmt.Errorf("list links in %s: %w", db, err)
 				}
-				links = slices.DeleteFunc(links, func(l storage.IdentityLink) bool {
-					return (user != "" && l.PlatformUser != user) || (email != "" && !strings.EqualFold(l.Email, email))
-				})
+				for _, l := range stored {
+					if (user == "" || l.PlatformUser == user) && (email == "" || strings.EqualFold(l.Email, email)) {
+						links = append(links, bot.APILinkedAccount(l))
+					}
+				}
 			}
 			if output == "json" {
-				out := bot.LinksResponse{Links: []bot.LinkView{}}
-				for _, l := range links {
-					out.Links = append(out.Links, bot.NewLinkView(l))
-				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
-				return enc.Encode(out)
+				return enc.Encode(api.LinkedAccounts{Links: links})
 			}
 			return writeLinksTable(cmd.OutOrStdout(), links, time.Now())
 		},
@@ -124,7 +121,7 @@ refused to confirm it; the person must link again). --output json prints
 }
 
 // writeLinksTable prints links as an aligned table.
-func writeLinksTable(w io.Writer, links []storage.IdentityLink, now time.Time) error {
+func writeLinksTable(w io.Writer, links []api.LinkedAccount, now time.Time) error {
 	if len(links) == 0 {
 		_, err := fmt.Fprintln(w, "no linked chat accounts")
 		return err
@@ -151,7 +148,7 @@ func writeLinksTable(w io.Writer, links []storage.IdentityLink, now time.Time) e
 			proved = "pending"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			termSafe(l.Platform), termSafe(orDash(l.Workspace)), termSafe(l.PlatformUser), termSafe(l.Subject),
+			termSafe(l.Platform), termSafe(orDash(l.Workspace)), termSafe(l.User), termSafe(l.Subject),
 			termSafe(orDash(l.Email)), termSafe(groups), ageText(now, l.VerifiedAt), termSafe(proved), termSafe(stale))
 	}
 	if err := tw.Flush(); err != nil {
@@ -234,7 +231,7 @@ the server first.`,
 				if reason == "" {
 					reason = defaultServerRevokeReason
 				}
-				return revokeLinkOnServer(cmd.Context(), c, cmd.OutOrStdout(), platform, workspace, user, reason)
+				return c.revokeLink(cmd.Context(), cmd.OutOrStdout(), platform, workspace, user, reason)
 			}
 			if reason == "" {
 				reason = defaultRevokeReason

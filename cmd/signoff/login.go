@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/oidc"
 )
@@ -52,11 +51,11 @@ func loginIssuers(cfg *config.Config) []oidc.TrustedIssuer {
 
 // loginConfig is what GET /v1/login-config tells signoff login, or nil
 // when idp.cli_client_id is not set.
-func loginConfig(cfg *config.Config) *bot.LoginConfig {
+func loginConfig(cfg *config.Config) *api.LoginConfig {
 	if cfg.IdP.CLIClientID == "" || cfg.IdP.Issuer == "" {
 		return nil
 	}
-	return &bot.LoginConfig{
+	return &api.LoginConfig{
 		Issuer:      cfg.IdP.Issuer,
 		ClientID:    cfg.IdP.CLIClientID,
 		Scopes:      slices.Clone(cfg.IdP.Scopes),
@@ -187,32 +186,25 @@ func runLogin(ctx context.Context, base string, noBrowser bool, timeout time.Dur
 }
 
 // fetchLoginConfig asks the server where its people sign in.
-func fetchLoginConfig(ctx context.Context, base string) (*bot.LoginConfig, error) {
+func fetchLoginConfig(ctx context.Context, base string) (*api.LoginConfig, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+bot.LoginConfigPath, nil)
+	c, err := newAPIClient(base, nil, newHTTPClient())
 	if err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("--server %q: %w", base, err))
+		return nil, err
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := newHTTPClient().Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("cannot reach signoff at %s: %w", base, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return nil, fmt.Errorf("read GET %s from %s: %w", bot.LoginConfigPath, base, err)
-	}
+	lc, err := c.LoginConfig(ctx)
+	var answer *api.Error
+	var bad *api.AnswerError
 	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, withCode(exitUsage, fmt.Errorf("%s does not offer signoff login: %s", base, apiErrorText(resp.StatusCode, body)))
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("GET %s at %s: %s", bot.LoginConfigPath, base, apiErrorText(resp.StatusCode, body))
-	}
-	var lc bot.LoginConfig
-	if err := json.Unmarshal(body, &lc); err != nil || lc.Issuer == "" || lc.ClientID == "" {
-		return nil, fmt.Errorf("GET %s at %s did not answer with an issuer and a client id: is it a signoff server?", bot.LoginConfigPath, base)
+	case errors.As(err, &bad):
+		return nil, fmt.Errorf("GET %s at %s did not answer with an issuer and a client id: is it a signoff server?", api.LoginConfigPath, base)
+	case errors.As(err, &answer) && answer.Status == http.StatusNotFound:
+		return nil, withCode(exitUsage, fmt.Errorf("%s does not offer signoff login: %s", base, apiErrorText(answer)))
+	case errors.As(err, &answer):
+		return nil, fmt.Errorf("GET %s at %s: %s", api.LoginConfigPath, base, apiErrorText(answer))
+	case err != nil:
+		return nil, fmt.Errorf("cannot reach signoff at %s: %w", base, err)
 	}
 	return &lc, nil
 }

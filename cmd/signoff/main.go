@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -77,10 +76,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return ee.code
 	}
 	fmt.Fprintf(stderr, "signoff: %v\n", err)
-	if isUsageError(err) {
-		return exitUsage
+	var failed *commandFailed
+	if errors.As(err, &failed) {
+		return exitFailure
 	}
-	return exitFailure
+	// cobra refused the command line itself: an unknown command or flag,
+	// the wrong number of arguments.
+	return exitUsage
 }
 
 func newRootCommand() *cobra.Command {
@@ -94,18 +96,33 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newLinksCommand(), newTeamsCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
 	root.AddCommand(newLoginCommand())
 	root.AddCommand(newRequestsCommand(), newBackupCommand()) // admin.go
+	markFailures(root)
 	return root
 }
 
-// isUsageError recognises cobra's own argument errors.
-func isUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "unknown flag", "unknown shorthand flag", "accepts ", "requires at least", "required flag"} {
-		if strings.Contains(msg, p) {
-			return true
+// commandFailed is an error a command's RunE returned: cobra accepted the
+// command line and the command failed. Every other error cobra returns is
+// about the command line (an unknown command or flag, the wrong number of
+// arguments), a usage error.
+type commandFailed struct{ err error }
+
+func (e *commandFailed) Error() string { return e.err.Error() }
+func (e *commandFailed) Unwrap() error { return e.err }
+
+// markFailures makes the errors of c's RunE, and of every command below
+// it, a commandFailed. Call it once the command tree is complete.
+func markFailures(c *cobra.Command) {
+	if runE := c.RunE; runE != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if err := runE(cmd, args); err != nil {
+				return &commandFailed{err: err}
+			}
+			return nil
 		}
 	}
-	return false
+	for _, sub := range c.Commands() {
+		markFailures(sub)
+	}
 }
 
 func newVersionCommand() *cobra.Command {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -22,8 +21,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signoff-dev/signoff/bot"
-	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/api"
 )
 
 // Exit codes of `signoff request` for a decided (or undecided) request
@@ -41,7 +39,7 @@ const (
 	// defaultRequestTimeout is how long --wait waits without --timeout.
 	defaultRequestTimeout = time.Hour
 	// pollWait is the long-poll the client asks the server for; the server
-	// caps it at bot.MaxWait.
+	// caps it (at a minute).
 	pollWait = 30 * time.Second
 	// createAttempts bounds the tries of the initial POST without --wait
 	// (with --wait, it is retried until --timeout).
@@ -58,7 +56,7 @@ const (
 
 type requestOptions struct {
 	server   string // base URL, no trailing slash
-	body     bot.CreateRequestBody
+	body     api.CreateRequest
 	wait     bool
 	timeout  time.Duration
 	token    string
@@ -123,7 +121,7 @@ unreachable, a limit, …).`,
 			if strings.TrimSpace(action) == "" {
 				return usageErrorf("--action is required: the name of an action declared in the server's config")
 			}
-			o.body = bot.CreateRequestBody{Action: action, Reason: reason}
+			o.body = api.CreateRequest{Action: action, Reason: reason}
 			if o.body.Params, err = parseParams(params); err != nil {
 				return err
 			}
@@ -197,8 +195,8 @@ func parseParams(args []string) (map[string]string, error) {
 
 // parseLinks reads TITLE=URL; the split is at the "=" before http:// or
 // https:// when there is one, so titles and URLs may both hold "=".
-func parseLinks(args []string) ([]storage.Link, error) {
-	var out []storage.Link
+func parseLinks(args []string) ([]api.Link, error) {
+	var out []api.Link
 	for _, a := range args {
 		i := strings.Index(a, "=https://")
 		if i < 0 {
@@ -210,7 +208,7 @@ func parseLinks(args []string) ([]storage.Link, error) {
 		if i <= 0 || i == len(a)-1 {
 			return nil, usageErrorf("--link %q: use TITLE=URL", a)
 		}
-		out = append(out, storage.Link{Title: a[:i], URL: a[i+1:]})
+		out = append(out, api.Link{Title: a[:i], URL: a[i+1:]})
 	}
 	return out, nil
 }
@@ -231,17 +229,17 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	if key == "" {
 		key, keyOrigin = deriveIdempotencyKey(getenv, o.body)
 	}
-	c := &apiClient{base: o.server, http: httpc, tok: tok, stderr: stderr}
-	body, err := json.Marshal(o.body)
+	client, err := newAPIClient(o.server, tok.current, httpc)
 	if err != nil {
-		return fmt.Errorf("encode request: %w", err)
+		return err
 	}
+	c := &requestClient{api: client, base: o.server, tok: tok, stderr: stderr}
 
 	attempts := createAttempts
 	if o.wait {
 		attempts = 0 // until the deadline
 	}
-	v, created, err := c.create(ctx, body, key, deadline, attempts)
+	v, created, err := c.create(ctx, o.body, key, deadline, attempts)
 	if err != nil {
 		return err
 	}
@@ -249,7 +247,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 		fmt.Fprintf(stderr, "request %s already existed for this idempotency key (%s); using it\n", v.ID, keyOrigin)
 	}
 	if !o.wait {
-		if v.State == storage.StatePending {
+		if v.State == api.StatePending {
 			if o.json {
 				return writeViewJSON(stdout, v)
 			}
@@ -261,7 +259,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 		}
 		return finish(v, o, time.Since(start), stdout, stderr)
 	}
-	if v.State != storage.StatePending {
+	if v.State != api.StatePending {
 		return finish(v, o, time.Since(start), stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "waiting for a decision on request %s (%s), up to %s (request expires %s)\n", v.ID, v.Action, o.timeout, v.ExpiresAt.UTC().Format(time.RFC3339))
@@ -277,7 +275,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 
 // finish reports the request's final (or, at --timeout, pending) state and
 // returns the matching exit code.
-func finish(v bot.RequestView, o requestOptions, waited time.Duration, stdout, stderr io.Writer) error {
+func finish(v api.Request, o requestOptions, waited time.Duration, stdout, stderr io.Writer) error {
 	code, line := outcome(v, o.timeout)
 	if o.json {
 		fmt.Fprintln(stderr, line)
@@ -293,7 +291,7 @@ func finish(v bot.RequestView, o requestOptions, waited time.Duration, stdout, s
 	return &exitError{code: code, err: errors.New(line), quiet: true}
 }
 
-func writeViewJSON(w io.Writer, v bot.RequestView) error {
+func writeViewJSON(w io.Writer, v api.Request) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
@@ -303,34 +301,34 @@ func writeViewJSON(w io.Writer, v bot.RequestView) error {
 }
 
 // outcome maps a request's state to the exit code and a line saying it.
-func outcome(v bot.RequestView, timeout time.Duration) (int, string) {
+func outcome(v api.Request, timeout time.Duration) (int, string) {
 	what := fmt.Sprintf("request %s (%s)", v.ID, v.Action)
 	switch v.State {
-	case storage.StateApproved:
-		return exitOK, fmt.Sprintf("approved: %s by %s", what, voters(v, storage.DecisionApprove))
-	case storage.StateDenied:
-		line := fmt.Sprintf("denied: %s by %s", what, voters(v, storage.DecisionDeny))
+	case api.StateApproved:
+		return exitOK, fmt.Sprintf("approved: %s by %s", what, voters(v, api.DecisionApprove))
+	case api.StateDenied:
+		line := fmt.Sprintf("denied: %s by %s", what, voters(v, api.DecisionDeny))
 		for _, vote := range v.Votes {
-			if vote.Decision == storage.DecisionDeny && vote.Reason != "" {
+			if vote.Decision == api.DecisionDeny && vote.Reason != "" {
 				line += ": " + oneLine(vote.Reason)
 				break
 			}
 		}
 		return exitDenied, line
-	case storage.StateExpired:
+	case api.StateExpired:
 		return exitExpired, fmt.Sprintf("expired: %s was not decided by %s (%d of %d approvals)", what, v.ExpiresAt.UTC().Format(time.RFC3339), v.Approvals, v.MinApprovals)
-	case storage.StateCancelled:
-		if v.DecidedBy == "admin" {
+	case api.StateCancelled:
+		if v.DecidedBy == api.DecidedByAdmin {
 			return exitCancelled, fmt.Sprintf("cancelled: %s was cancelled by a signoff admin (the audit log has who and why)", what)
 		}
 		return exitCancelled, fmt.Sprintf("cancelled: %s was cancelled by its requester", what)
-	case storage.StatePending:
+	case api.StatePending:
 		return exitPending, fmt.Sprintf("still pending: %s after waiting %s: %s", what, timeout, pendingSummary(v))
 	}
 	return exitFailure, fmt.Sprintf("%s is in an unknown state %q", what, v.State)
 }
 
-func voters(v bot.RequestView, d storage.Decision) string {
+func voters(v api.Request, d api.Decision) string {
 	var names []string
 	for _, vote := range v.Votes {
 		if vote.Decision == d {
@@ -343,7 +341,7 @@ func voters(v bot.RequestView, d storage.Decision) string {
 	return strings.Join(names, ", ")
 }
 
-func voterName(v bot.VoteView) string {
+func voterName(v api.Vote) string {
 	switch {
 	case v.Name != "":
 		return oneLine(v.Name)
@@ -363,70 +361,24 @@ func oneLine(s string) string {
 }
 
 // pendingSummary says how far a pending request has come.
-func pendingSummary(v bot.RequestView) string {
+func pendingSummary(v api.Request) string {
 	s := fmt.Sprintf("%d of %d approvals, %d more needed", v.Approvals, v.MinApprovals, v.Remaining)
 	if len(v.Votes) > 0 {
-		s += "; approved by " + voters(v, storage.DecisionApprove)
+		s += "; approved by " + voters(v, api.DecisionApprove)
 	}
 	return s
 }
 
-// apiClient talks to the signoff API with retries.
-type apiClient struct {
+// requestClient makes the API calls of `signoff request` through an
+// api.Client, with the retries, token renewals and progress notes of a CI
+// step.
+type requestClient struct {
+	api    *api.Client
 	base   string
-	http   *http.Client
 	tok    *tokenSource
 	stderr io.Writer
 	// lastNote avoids repeating the same retry message.
 	lastNote string
-}
-
-func newHTTPClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	return &http.Client{
-		Transport: tr,
-		// A redirect would carry the token elsewhere or turn the POST
-		// into a GET; report it instead.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-}
-
-type apiResult struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (c *apiClient) call(ctx context.Context, method, path string, body []byte, key string, timeout time.Duration) (apiResult, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return apiResult{}, err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.tok.value)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "signoff/"+version)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return apiResult{}, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return apiResult{}, fmt.Errorf("reading the answer: %w", err)
-	}
-	return apiResult{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
 // transientStatus is an answer worth retrying: the server (or a proxy in
@@ -443,37 +395,23 @@ func permanentTransportError(err error) bool {
 	return errors.As(err, &certErr) || errors.As(err, &unknownCA) || errors.As(err, &hostErr)
 }
 
-// refusal turns a non-2xx, non-transient answer into an error with the exit
-// code the DESIGN gives it.
-func (c *apiClient) refusal(res apiResult, what string) error {
-	text := apiErrorText(res.status, res.body)
-	switch res.status {
+// refusal turns an error answer that is not worth retrying into an error
+// with the exit code the DESIGN gives it.
+func (c *requestClient) refusal(e *api.Error, what string) error {
+	text := apiErrorText(e)
+	switch e.Status {
 	case http.StatusUnauthorized:
 		return withCode(exitRefused, fmt.Errorf("the server at %s refused the token (from %s): %s", c.base, c.tok.origin, text))
 	case http.StatusForbidden, http.StatusBadRequest, http.StatusConflict, http.StatusRequestEntityTooLarge:
 		return withCode(exitRefused, fmt.Errorf("the server refused to %s: %s", what, text))
 	}
-	if res.status >= 300 && res.status < 400 {
-		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, res.status, res.header.Get("Location"))
+	if e.Status >= 300 && e.Status < 400 {
+		return fmt.Errorf("%s answered with a redirect (%d) to %q: use the final URL as --server", c.base, e.Status, e.Header.Get("Location"))
 	}
-	if res.status == http.StatusNotFound && !isAPIError(res.body) {
+	if e.Status == http.StatusNotFound && e.Code == "" {
 		return fmt.Errorf("%s does not serve the signoff API (404 for /v1/requests): check --server", c.base)
 	}
 	return fmt.Errorf("could not %s: %s", what, text)
-}
-
-func isAPIError(body []byte) bool {
-	var eb bot.ErrorBody
-	return json.Unmarshal(body, &eb) == nil && eb.Error.Code != ""
-}
-
-// apiErrorCode returns the code of an API error answer, or "".
-func apiErrorCode(body []byte) string {
-	var eb bot.ErrorBody
-	if json.Unmarshal(body, &eb) != nil {
-		return ""
-	}
-	return eb.Error.Code
 }
 
 // rateLimitedDelay is how long to wait before retrying a create that
@@ -492,17 +430,8 @@ func rateLimitedDelay(h http.Header, bo *backoff) time.Duration {
 	return bo.next(nil)
 }
 
-// apiErrorText renders an error answer: "403 forbidden: message".
-func apiErrorText(status int, body []byte) string {
-	var eb bot.ErrorBody
-	if err := json.Unmarshal(body, &eb); err == nil && eb.Error.Code != "" {
-		return fmt.Sprintf("%d %s: %s", status, eb.Error.Code, oneLine(eb.Error.Message))
-	}
-	return fmt.Sprintf("%d %s", status, http.StatusText(status))
-}
-
 // note prints a progress or retry message unless it repeats the last one.
-func (c *apiClient) note(msg string) {
+func (c *requestClient) note(msg string) {
 	if msg == c.lastNote {
 		return
 	}
@@ -515,60 +444,66 @@ func (c *apiClient) note(msg string) {
 // times (0: until deadline). A refusal by signoff's limits (429
 // rate_limited) is retried after its Retry-After only when attempts is 0
 // (--wait), and fails at once otherwise.
-func (c *apiClient) create(ctx context.Context, body []byte, key string, deadline time.Time, attempts int) (bot.RequestView, bool, error) {
+func (c *requestClient) create(ctx context.Context, body api.CreateRequest, key string, deadline time.Time, attempts int) (api.Request, bool, error) {
 	bo := newBackoff()
 	refreshed := false
 	for attempt := 1; ; attempt++ {
-		res, err := c.call(ctx, http.MethodPost, "/v1/requests", body, key, callTimeout)
+		callCtx, cancel := context.WithTimeout(ctx, callTimeout)
+		v, created, err := c.api.Create(callCtx, body, key)
+		cancel()
+		if err == nil {
+			return v, created, nil
+		}
+		var answer *api.Error
+		var bad *api.AnswerError
+		var header http.Header
 		var problem string
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", ctx.Err())
-		case err != nil && permanentTransportError(err):
-			return bot.RequestView{}, false, fmt.Errorf("cannot reach signoff at %s: %w", c.base, err)
-		case err != nil:
-			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
-		case res.status == http.StatusOK || res.status == http.StatusCreated:
-			var v bot.RequestView
-			if err := json.Unmarshal(res.body, &v); err != nil || v.ID == "" {
-				return bot.RequestView{}, false, fmt.Errorf("the server at %s answered %d with something that is not a request", c.base, res.status)
+		case errors.As(err, &bad):
+			return api.Request{}, false, fmt.Errorf("the server at %s answered %d with something that is not a request", c.base, bad.Status)
+		case errors.As(err, &answer):
+			header = answer.Header
+			switch {
+			case answer.Status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
+				refreshed = true
+				if err := c.tok.renew(ctx); err != nil {
+					return api.Request{}, false, err
+				}
+				continue
+			case answer.Status == http.StatusTooManyRequests && answer.Code == api.CodeRateLimited:
+				// signoff's own limits (see rateLimitedDelay).
+				problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(answer))
+				if attempts > 0 {
+					return api.Request{}, false, withCode(exitFailure, fmt.Errorf("%s; not retried without --wait: run again later, or use --wait to wait it out", problem))
+				}
+				delay := rateLimitedDelay(answer.Header, bo)
+				if time.Now().Add(delay).After(deadline) {
+					return api.Request{}, false, withCode(exitFailure, fmt.Errorf("%s; --timeout runs out before the retry it asks for (in %s)", problem, delay))
+				}
+				c.note(fmt.Sprintf("%s; retrying in %s", problem, delay))
+				if err := sleep(ctx, delay); err != nil {
+					return api.Request{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
+				}
+				continue
+			case transientStatus(answer.Status):
+				problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(answer))
+			default:
+				return api.Request{}, false, c.refusal(answer, "create the request")
 			}
-			return v, res.status == http.StatusCreated, nil
-		case res.status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
-			refreshed = true
-			if err := c.tok.renew(ctx); err != nil {
-				return bot.RequestView{}, false, err
-			}
-			continue
-		case res.status == http.StatusTooManyRequests && apiErrorCode(res.body) == bot.CodeRateLimited:
-			// signoff's own limits (see rateLimitedDelay).
-			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
-			if attempts > 0 {
-				// An explicit code: the server's message must not be
-				// mistaken for a usage error (exit 2).
-				return bot.RequestView{}, false, withCode(exitFailure, fmt.Errorf("%s; not retried without --wait: run again later, or use --wait to wait it out", problem))
-			}
-			delay := rateLimitedDelay(res.header, bo)
-			if time.Now().Add(delay).After(deadline) {
-				return bot.RequestView{}, false, withCode(exitFailure, fmt.Errorf("%s; --timeout runs out before the retry it asks for (in %s)", problem, delay))
-			}
-			c.note(fmt.Sprintf("%s; retrying in %s", problem, delay))
-			if err := sleep(ctx, delay); err != nil {
-				return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
-			}
-			continue
-		case transientStatus(res.status):
-			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
+		case ctx.Err() != nil:
+			return api.Request{}, false, fmt.Errorf("interrupted before the request was created: %w", ctx.Err())
+		case permanentTransportError(err):
+			return api.Request{}, false, fmt.Errorf("cannot reach signoff at %s: %w", c.base, err)
 		default:
-			return bot.RequestView{}, false, c.refusal(res, "create the request")
+			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
 		}
-		delay := bo.next(res.header)
+		delay := bo.next(header)
 		if (attempts > 0 && attempt >= attempts) || time.Now().Add(delay).After(deadline) {
-			return bot.RequestView{}, false, fmt.Errorf("%s; gave up after %d attempts", problem, attempt)
+			return api.Request{}, false, fmt.Errorf("%s; gave up after %d attempts", problem, attempt)
 		}
 		c.note(fmt.Sprintf("%s; retrying", problem))
 		if err := sleep(ctx, delay); err != nil {
-			return bot.RequestView{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
+			return api.Request{}, false, fmt.Errorf("interrupted before the request was created: %w", err)
 		}
 	}
 }
@@ -576,8 +511,7 @@ func (c *apiClient) create(ctx context.Context, body []byte, key string, deadlin
 // wait long-polls the request until it leaves pending or the deadline
 // passes, and returns it as last seen. Transient failures (the server
 // restarting, network errors) are retried with backoff until the deadline.
-func (c *apiClient) wait(ctx context.Context, v bot.RequestView, deadline time.Time) (bot.RequestView, error) {
-	path := "/v1/requests/" + url.PathEscape(v.ID)
+func (c *requestClient) wait(ctx context.Context, v api.Request, deadline time.Time) (api.Request, error) {
 	bo := newBackoff()
 	lastProgress := pendingSummary(v)
 	lost := ""
@@ -587,26 +521,22 @@ func (c *apiClient) wait(ctx context.Context, v bot.RequestView, deadline time.T
 		if wait < 100*time.Millisecond {
 			return v, nil
 		}
-		res, err := c.call(ctx, http.MethodGet, path+"?wait="+wait.String(), nil, "", wait+callTimeout)
+		callCtx, cancel := context.WithTimeout(ctx, wait+callTimeout)
+		got, err := c.api.Get(callCtx, v.ID, wait)
+		cancel()
+		var answer *api.Error
+		var bad *api.AnswerError
+		var header http.Header
 		var problem string
 		switch {
-		case err != nil && ctx.Err() != nil:
-			return v, fmt.Errorf("interrupted while waiting; request %s is still %s: %w", v.ID, v.State, ctx.Err())
-		case err != nil:
-			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
-		case res.status == http.StatusOK:
-			var got bot.RequestView
-			if err := json.Unmarshal(res.body, &got); err != nil || got.ID != v.ID {
-				problem = fmt.Sprintf("the server at %s answered with something that is not request %s", c.base, v.ID)
-				break
-			}
+		case err == nil:
 			v, refreshed = got, false
 			bo.reset()
 			if lost != "" {
 				fmt.Fprintf(c.stderr, "reached signoff at %s again\n", c.base)
 				lost, c.lastNote = "", ""
 			}
-			if v.State != storage.StatePending {
+			if v.State != api.StatePending {
 				return v, nil
 			}
 			if p := pendingSummary(v); p != lastProgress {
@@ -614,27 +544,37 @@ func (c *apiClient) wait(ctx context.Context, v bot.RequestView, deadline time.T
 				fmt.Fprintf(c.stderr, "request %s: %s\n", v.ID, p)
 			}
 			continue
-		case res.status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
-			// CI tokens are short-lived: fetch a fresh one and carry on.
-			refreshed = true
-			if err := c.tok.renew(ctx); err != nil {
-				return v, err
+		case errors.As(err, &bad):
+			problem = fmt.Sprintf("the server at %s answered with something that is not request %s", c.base, v.ID)
+		case errors.As(err, &answer):
+			header = answer.Header
+			switch {
+			case answer.Status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
+				// CI tokens are short-lived: fetch a fresh one and carry on.
+				refreshed = true
+				if err := c.tok.renew(ctx); err != nil {
+					return v, err
+				}
+				continue
+			case answer.Status == http.StatusUnauthorized:
+				return v, withCode(exitRefused, fmt.Errorf("the server at %s no longer accepts the token (from %s) while waiting for %s: %s; the token may have expired: use a longer-lived token or a shorter --timeout",
+					c.base, c.tok.origin, v.ID, apiErrorText(answer)))
+			case answer.Status == http.StatusNotFound:
+				return v, fmt.Errorf("the server at %s no longer knows request %s (%s): was its database replaced?", c.base, v.ID, apiErrorText(answer))
+			case transientStatus(answer.Status):
+				problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(answer))
+			default:
+				return v, c.refusal(answer, "read request "+v.ID)
 			}
-			continue
-		case res.status == http.StatusUnauthorized:
-			return v, withCode(exitRefused, fmt.Errorf("the server at %s no longer accepts the token (from %s) while waiting for %s: %s; the token may have expired: use a longer-lived token or a shorter --timeout",
-				c.base, c.tok.origin, v.ID, apiErrorText(res.status, res.body)))
-		case res.status == http.StatusNotFound:
-			return v, fmt.Errorf("the server at %s no longer knows request %s (%s): was its database replaced?", c.base, v.ID, apiErrorText(res.status, res.body))
-		case transientStatus(res.status):
-			problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(res.status, res.body))
+		case ctx.Err() != nil:
+			return v, fmt.Errorf("interrupted while waiting; request %s is still %s: %w", v.ID, v.State, ctx.Err())
 		default:
-			return v, c.refusal(res, "read request "+v.ID)
+			problem = fmt.Sprintf("cannot reach signoff at %s: %v", c.base, redactURLError(err))
 		}
 		if lost == "" {
 			lost = problem
 		}
-		delay := bo.next(res.header)
+		delay := bo.next(header)
 		c.note(fmt.Sprintf("%s; retrying (request %s was last seen %s)", problem, v.ID, v.State))
 		if until := time.Until(deadline); delay > until {
 			delay = until
@@ -689,6 +629,9 @@ type tokenSource struct {
 	value   string
 	refresh func(ctx context.Context) (string, error)
 }
+
+// current returns the token as it stands (an api.TokenFunc).
+func (t *tokenSource) current(context.Context) (string, error) { return t.value, nil }
 
 func (t *tokenSource) renew(ctx context.Context) error {
 	v, err := t.refresh(ctx)
@@ -815,7 +758,7 @@ func redactURLError(err error) error {
 // request; a new attempt or a different ask creates a new one, and matrix
 // legs asking for different params do not collide. Outside CI: a random
 // key, which only makes this command's own retries safe.
-func deriveIdempotencyKey(getenv func(string) string, body bot.CreateRequestBody) (key, origin string) {
+func deriveIdempotencyKey(getenv func(string) string, body api.CreateRequest) (key, origin string) {
 	digest := func(parts ...string) string {
 		h := sha256.New()
 		for _, p := range parts {

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
@@ -221,8 +221,8 @@ func TestRequestCreatesWithoutWaiting(t *testing.T) {
 	}
 	// JSON output is the API's view.
 	code, out, _ = runCmd(t, requestArgs(ts, tok, "--output", "json")...)
-	var v bot.RequestView
-	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.State != storage.StatePending || v.Action != "deploy" {
+	var v api.Request
+	if err := json.Unmarshal([]byte(out), &v); code != 0 || err != nil || v.State != api.StatePending || v.Action != "deploy" {
 		t.Fatalf("json: exit %d, %v: %s", code, err, out)
 	}
 }
@@ -247,8 +247,8 @@ func TestRequestWaitOutcomes(t *testing.T) {
 		r := pendingRequest(t, ts.svc)
 		vote(t, ts, r.ID, storage.DecisionDeny)
 		got := <-res
-		var v bot.RequestView
-		if err := json.Unmarshal([]byte(got.stdout), &v); err != nil || got.code != exitDenied || v.State != storage.StateDenied {
+		var v api.Request
+		if err := json.Unmarshal([]byte(got.stdout), &v); err != nil || got.code != exitDenied || v.State != api.StateDenied {
 			t.Fatalf("exit %d, %v\n%s\n%s", got.code, err, got.stdout, got.stderr)
 		}
 		if !strings.Contains(got.stderr, "denied: request "+r.ID+" (deploy) by Alice: not today") || strings.Contains(got.stderr, "signoff: ") {
@@ -410,7 +410,7 @@ func TestRequestGitHubActionsToken(t *testing.T) {
 	args := []string{"request", "--server", ts.base, "--action", "deploy", "--param", "service=api", "--output", "json"}
 
 	id := func(out string) string {
-		var v bot.RequestView
+		var v api.Request
 		if err := json.Unmarshal([]byte(out), &v); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
@@ -527,7 +527,7 @@ func TestDevTokensOnlyInDevMode(t *testing.T) {
 }
 
 func TestDeriveIdempotencyKey(t *testing.T) {
-	body := bot.CreateRequestBody{Action: "deploy", Params: map[string]string{"service": "api"}}
+	body := api.CreateRequest{Action: "deploy", Params: map[string]string{"service": "api"}}
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	gh := map[string]string{"GITHUB_ACTIONS": "true", "GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "deploy"}
 	k1, _ := deriveIdempotencyKey(env(gh), body)
