@@ -8,7 +8,7 @@ import (
 	"slices"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -93,7 +93,8 @@ func (s *Service) SaveLink(ctx context.Context, l storage.IdentityLink, via stri
 // RefuseLink records a refused binding: an identity.link_refused audit
 // record naming both sides (never a token) and a notice to the chat
 // account, in one transaction. Nothing is linked.
-func (s *Service) RefuseLink(ctx context.Context, r oidc.LinkRefusal) error {
+func (s *Service) RefuseLink(ctx context.Context, r identity.LinkRefusal) error {
+	acct, who := r.Account, r.Identity
 	err := s.update(ctx, func(tx storage.Tx) error {
 		data := map[string]any{"reason": clip(r.Reason), "message": r.Message}
 		if r.AccountEmail != "" {
@@ -103,27 +104,23 @@ func (s *Service) RefuseLink(ctx context.Context, r oidc.LinkRefusal) error {
 			data["chat_name"] = clip(r.AccountName)
 		}
 		rec := audit.Record{
-			Type: audit.TypeIdentityLinkRefused,
-			Actor: &audit.Actor{
-				Issuer: r.Issuer, Subject: r.Subject, Email: r.Email, Name: r.Name,
-				Platform: r.Platform, Workspace: r.Workspace, PlatformUser: r.PlatformUser,
-			},
-			Data: data,
+			Type:  audit.TypeIdentityLinkRefused,
+			Actor: actorOf(who, acct),
+			Data:  data,
 		}
 		if err := s.appendAudit(tx, rec); err != nil {
 			return err
 		}
-		who := cmp.Or(r.Email, r.Name, r.Subject)
-		return s.queueNotice(tx, r.Platform, AccountNotice{Workspace: r.Workspace, User: r.PlatformUser, Conversation: r.Conversation, Text: fmt.Sprintf(
+		return s.queueNotice(tx, acct.Platform, AccountNotice{Workspace: acct.Workspace, User: acct.User, Conversation: r.Conversation, Text: fmt.Sprintf(
 			"signoff: a sign-in as %s tried to link this chat account and was refused: %s. Nothing was linked. Sign-in links work only for the person who owns the chat account; if you did not pass your link on, tell the people who run signoff.",
-			who, r.Message),
+			cmp.Or(who.Email, who.Name, who.Subject), r.Message),
 			Public: "signoff: a sign-in link meant for a chat account here was completed by someone else and refused; nothing was linked. Sign-in links work only for the person they were sent to.",
 		})
 	})
 	if err != nil {
-		return fmt.Errorf("record refused link of %s user %s: %w", r.Platform, r.PlatformUser, err)
+		return fmt.Errorf("record refused link of %s user %s: %w", acct.Platform, acct.User, err)
 	}
-	s.log.Warn("identity link refused", "platform", r.Platform, "workspace", r.Workspace, "platform_user", r.PlatformUser, "subject", r.Subject, "reason", r.Reason)
+	s.log.Warn("identity link refused", "platform", acct.Platform, "workspace", acct.Workspace, "platform_user", acct.User, "subject", who.Subject, "reason", r.Reason)
 	return nil
 }
 
@@ -301,11 +298,8 @@ func linkRecord(typ string, l storage.IdentityLink, reason string) audit.Record 
 		data["amr"] = stringsAny(l.AMR)
 	}
 	return audit.Record{
-		Type: typ,
-		Actor: &audit.Actor{
-			Issuer: l.Issuer, Subject: l.Subject, Name: l.Name, Email: l.Email,
-			Platform: l.Platform, Workspace: l.Workspace, PlatformUser: l.PlatformUser,
-		},
-		Data: data,
+		Type:  typ,
+		Actor: actorOf(identity.FromLink(l), identity.LinkAccount(l)),
+		Data:  data,
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/internal/testenv"
-	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -118,14 +118,14 @@ func (h *harness) create(action string, params map[string]string) storage.Reques
 
 func deployParams() map[string]string { return map[string]string{"service": "api", "version": "1.4.2"} }
 
-func approver(name string, groups ...string) oidc.Identity {
-	return oidc.Identity{
+func approver(name string, groups ...string) identity.Identity {
+	return identity.Identity{
 		Issuer: "https://idp.example", Subject: "sub-" + name, Email: name + "@example.com",
 		Name: name, PreferredUsername: name, Groups: groups, VerifiedAt: t0.Add(-time.Minute),
 	}
 }
 
-func (h *harness) vote(id string, who oidc.Identity, d storage.Decision) (approvals.VoteResult, error) {
+func (h *harness) vote(id string, who identity.Identity, d storage.Decision) (approvals.VoteResult, error) {
 	return h.svc.Vote(context.Background(), approvals.VoteInput{
 		RequestID: id, Approver: who, Decision: d,
 		Source: approvals.Source{Platform: "slack", Workspace: "T1", PlatformUser: "U-" + who.Name, CallbackID: "cb-" + who.Name},
@@ -160,7 +160,7 @@ func TestCreateRefusals(t *testing.T) {
 	cases := []struct {
 		name string
 		in   approvals.CreateInput
-		code string
+		code policy.Reason
 	}{
 		{"undeclared action", approvals.CreateInput{Requester: requester, Action: "drop-db"}, policy.CodeUnknownAction},
 		{"requester claim mismatch", approvals.CreateInput{Requester: func() storage.Requester {
@@ -347,13 +347,13 @@ func TestVoteRefusalsAreAudited(t *testing.T) {
 	cases := []struct {
 		name   string
 		id     string
-		who    oidc.Identity
+		who    identity.Identity
 		want   error
 		reason string
 	}{
 		{"unknown request", "req_nope", approver("alice", "sre"), approvals.ErrUnknownRequest, approvals.ReasonUnknownRequest},
 		{"not in group", r.ID, approver("carol", "dev"), approvals.ErrNotEligible, approvals.ReasonNotEligible},
-		{"unverified identity", r.ID, oidc.Identity{Issuer: "https://idp.example", Subject: "x", Groups: []string{"sre"}}, approvals.ErrStaleIdentity, approvals.ReasonStaleIdentity},
+		{"unverified identity", r.ID, identity.Identity{Issuer: "https://idp.example", Subject: "x", Groups: []string{"sre"}}, approvals.ErrStaleIdentity, approvals.ReasonStaleIdentity},
 		{"stale identity", r.ID, stale, approvals.ErrStaleIdentity, approvals.ReasonStaleIdentity},
 		{"self-approval", r.ID, self, approvals.ErrSelfApproval, approvals.ReasonSelfApproval},
 	}
@@ -434,7 +434,7 @@ func TestStepUpAndReasons(t *testing.T) {
 	}
 }
 
-// TestConcurrentVotesDecideOnce is invariant 4: 50 approvers clicking
+// TestConcurrentVotesDecideOnce is invariant 4 (docs/architecture.md): 50 approvers clicking
 // approve and deny at once produce exactly one decision and at most one
 // queued execution.
 func TestConcurrentVotesDecideOnce(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"fmt"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -15,8 +15,8 @@ import (
 // vote completes: it casts that vote with the freshly signed-in identity.
 // A refusal returns its message for the person and the error; success
 // returns a message saying what the vote did.
-func (s *Service) StepUpVote() oidc.StepUpFunc {
-	return func(ctx context.Context, a storage.LinkAttempt, id oidc.Identity) (string, error) {
+func (s *Service) StepUpVote() identity.StepUpFunc {
+	return func(ctx context.Context, a storage.LinkAttempt, id identity.Identity) (string, error) {
 		res, err := s.Vote(ctx, VoteInput{
 			RequestID: a.RequestID,
 			Approver:  id,
@@ -36,7 +36,7 @@ func (s *Service) StepUpVote() oidc.StepUpFunc {
 
 // StepUpPolicy tells the identity linker which step-up rule (max_age,
 // acr_values) the request's action demands, to ask the IdP for it.
-func (s *Service) StepUpPolicy() oidc.StepUpPolicyFunc {
+func (s *Service) StepUpPolicy() identity.StepUpPolicyFunc {
 	return func(ctx context.Context, requestID string) (*policy.StepUp, error) {
 		r, err := s.Get(ctx, requestID)
 		if err != nil {
@@ -55,17 +55,14 @@ func (s *Service) StepUpPolicy() oidc.StepUpPolicyFunc {
 // miss), in one transaction. With r.Audit it also appends a vote.rejected
 // record whose actor is the identity that signed in at the chat account
 // the vote was for; refusals Vote itself made are audited there already.
-func (s *Service) RefuseStepUp(ctx context.Context, r oidc.StepUpRefusal) error {
+func (s *Service) RefuseStepUp(ctx context.Context, r identity.StepUpRefusal) error {
 	a := r.Attempt
 	err := s.update(ctx, func(tx storage.Tx) error {
 		if r.Audit {
 			rec := audit.Record{
 				Type: audit.TypeVoteRejected, RequestID: a.RequestID, Source: "step-up",
-				Actor: &audit.Actor{
-					Issuer: r.Identity.Issuer, Subject: r.Identity.Subject, Email: r.Identity.Email, Name: r.Identity.Name,
-					Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser,
-				},
-				Data: map[string]any{"reason": clip(r.Reason), "message": r.Message, "decision": a.Decision},
+				Actor: actorOf(r.Identity, identity.AttemptAccount(a)),
+				Data:  map[string]any{"reason": clip(r.Reason), "message": r.Message, "decision": a.Decision},
 			}
 			req, err := tx.Request(a.RequestID)
 			switch {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -27,11 +27,16 @@ type Source struct {
 	CallbackID string
 }
 
+// account is the chat account the click came from.
+func (s Source) account() identity.Account {
+	return identity.Account{Platform: s.Platform, Workspace: s.Workspace, User: s.PlatformUser}
+}
+
 // VoteInput is one click by an approver whose chat account the adapter has
 // already mapped to a linked, verified identity.
 type VoteInput struct {
 	RequestID string
-	Approver  oidc.Identity
+	Approver  identity.Identity
 	Source    Source
 	Decision  storage.Decision
 	// Reason is the approver's comment, required by some actions.
@@ -102,7 +107,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			return fmt.Errorf("request %s names action %s, which is no longer declared: %w", r.ID, r.Action, err)
 		}
 		r.Votes = append(r.Votes, storage.Vote{
-			Approver: approverOf(in),
+			Approver: identity.NewApprover(in.Source.account(), in.Approver),
 			Decision: in.Decision,
 			Time:     now,
 			Source:   in.Source.CallbackID,
@@ -200,7 +205,7 @@ func (s *Service) checkVote(r storage.Request, in VoteInput, now time.Time) *Ref
 
 // stepUpProblem says what about the approver's last sign-in falls short of
 // the action's step-up rule, or "" when it satisfies it.
-func stepUpProblem(su *policy.StepUp, id oidc.Identity, now time.Time) string {
+func stepUpProblem(su *policy.StepUp, id identity.Identity, now time.Time) string {
 	if id.AuthTime.IsZero() {
 		return "no sign-in time is known"
 	}
@@ -250,7 +255,7 @@ func tally(r storage.Request) policy.Outcome {
 
 // findVote returns the approver's earlier vote, matched by issuer and
 // subject, so the same person voting from Slack and Teams counts once.
-func findVote(r storage.Request, id oidc.Identity) *storage.Vote {
+func findVote(r storage.Request, id identity.Identity) *storage.Vote {
 	for i := range r.Votes {
 		v := &r.Votes[i]
 		if v.Approver.Issuer == id.Issuer && v.Approver.Subject == id.Subject {
@@ -260,7 +265,7 @@ func findVote(r storage.Request, id oidc.Identity) *storage.Vote {
 	return nil
 }
 
-func personOf(id oidc.Identity) policy.Person {
+func personOf(id identity.Identity) policy.Person {
 	p := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
 	for _, k := range slices.Sorted(maps.Keys(id.PersonClaims)) {
 		p.Handles = append(p.Handles, id.PersonClaims[k]...)
@@ -268,7 +273,7 @@ func personOf(id oidc.Identity) policy.Person {
 	return p
 }
 
-func displayName(id oidc.Identity) string {
+func displayName(id identity.Identity) string {
 	for _, v := range []string{id.Email, id.Name, id.PreferredUsername} {
 		if v != "" {
 			return v
@@ -277,20 +282,17 @@ func displayName(id oidc.Identity) string {
 	return id.Subject
 }
 
-func approverOf(in VoteInput) storage.Approver {
-	id := in.Approver
-	return storage.Approver{
-		Issuer: id.Issuer, Subject: id.Subject, Name: id.Name, Email: id.Email,
-		PreferredUsername: id.PreferredUsername, Groups: id.Groups, VerifiedAt: id.VerifiedAt.UTC(),
-		Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser,
-	}
+func approverActor(in VoteInput) *audit.Actor {
+	return actorOf(in.Approver, in.Source.account())
 }
 
-func approverActor(in VoteInput) *audit.Actor {
-	id := in.Approver
+// actorOf is the audit actor for id acting from chat account a: the one
+// place an identity becomes an audit.Actor (whose field names the record
+// format, and so every audit hash, depends on).
+func actorOf(id identity.Identity, a identity.Account) *audit.Actor {
 	return &audit.Actor{
 		Issuer: id.Issuer, Subject: id.Subject, Name: id.Name, Email: id.Email,
-		Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser,
+		Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.User,
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -212,16 +213,16 @@ func (l *Linker) lookupAccount(ctx context.Context, p PlatformUser) (ChatAccount
 // LinkMatchNone always (MatchedByNone); else the platform's record of p
 // must match c (matchAccount). On a refusal it returns the refusal to
 // record; acct is what the platform said, when it answered.
-func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (by string, acct ChatAccount, refusal *LinkRefusal) {
+func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (by string, acct ChatAccount, refusal *identity.LinkRefusal) {
 	if l.opts.LinkMatch == LinkMatchNone {
 		return MatchedByNone, ChatAccount{}, nil
 	}
-	refuse := func(reason, msg string) *LinkRefusal {
-		return &LinkRefusal{
-			Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, Conversation: p.Conversation,
+	refuse := func(reason, msg string) *identity.LinkRefusal {
+		return &identity.LinkRefusal{
+			Account: p.account(), Conversation: p.Conversation,
 			AccountName: cmp.Or(acct.DisplayName, acct.Handle), AccountEmail: cmp.Or(acct.Email, acct.UPN),
-			Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name,
-			Reason: reason, Message: msg,
+			Identity: c.asIdentity(l.clock.Now().UTC()),
+			Reason:   reason, Message: msg,
 		}
 	}
 	acct, code, err := l.lookupAccount(ctx, p)

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/identity"
 )
 
 // idpClient is the approvers' OpenID Provider as signoff's link flow sees
@@ -203,6 +204,16 @@ type idClaims struct {
 	// idp.person_claims that the answer carried: a string claim's value,
 	// or every string of an array claim (a multi-valued attribute).
 	PersonClaims map[string][]string
+}
+
+// asIdentity is the identity the claims vouch for, as verified at
+// verifiedAt.
+func (c idClaims) asIdentity(verifiedAt time.Time) identity.Identity {
+	return identity.Identity{
+		Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name, PreferredUsername: c.PreferredUsername,
+		Groups: c.Groups, PersonClaims: c.PersonClaims, VerifiedAt: verifiedAt,
+		AuthTime: c.AuthTime, ACR: c.ACR, AMR: c.AMR,
+	}
 }
 
 // signInResult is a verified code exchange.

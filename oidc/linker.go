@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -18,8 +17,8 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/internal/ratelimit"
-	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -123,6 +122,11 @@ func (p PlatformUser) String() string {
 	return fmt.Sprintf("%s user %s in %s", p.Platform, p.UserID, p.Workspace)
 }
 
+// account is the chat account p names, without where it clicked.
+func (p PlatformUser) account() identity.Account {
+	return identity.Account{Platform: p.Platform, Workspace: p.Workspace, User: p.UserID}
+}
+
 func (p PlatformUser) check() error {
 	if p.Platform == "" || p.UserID == "" {
 		return fmt.Errorf("oidc: a chat account needs a platform and a user id (got %q, %q)", p.Platform, p.UserID)
@@ -141,10 +145,10 @@ type LinkWriter interface {
 	SaveLink(ctx context.Context, l storage.IdentityLink, via string) error
 	// RefuseLink records a sign-in that did not prove to be the chat
 	// account's owner, and tells the chat account.
-	RefuseLink(ctx context.Context, r LinkRefusal) error
+	RefuseLink(ctx context.Context, r identity.LinkRefusal) error
 	// RefuseStepUp records a step-up sign-in whose vote was not cast and
 	// tells the chat account.
-	RefuseStepUp(ctx context.Context, r StepUpRefusal) error
+	RefuseStepUp(ctx context.Context, r identity.StepUpRefusal) error
 	// RefreshLink stores what a refresh or step-up sign-in confirmed for
 	// the same identity (groups, verified_at, a rotated refresh token).
 	RefreshLink(ctx context.Context, l storage.IdentityLink) error
@@ -152,36 +156,7 @@ type LinkWriter interface {
 	MarkLinkStale(ctx context.Context, platform, workspace, platformUser, reason string) error
 }
 
-// LinkRefusal is a sign-in that did not prove to be the chat account's
-// owner: the account the link was for, the identity that signed in, and
-// why they do not belong together. It never holds a token.
-type LinkRefusal struct {
-	// The chat account the sign-in link was for, and where it clicked.
-	Platform, Workspace, PlatformUser, Conversation string
-	// AccountName and AccountEmail are the chat platform's record of the
-	// account, when it could be read.
-	AccountName, AccountEmail string
-	// The identity that signed in at the IdP.
-	Issuer, Subject, Email, Name string
-	// Reason is a short stable code (the Refusal… constants); Message
-	// says what did not match, for people.
-	Reason, Message string
-}
-
-// StepUpRefusal is a step-up sign-in whose vote was not cast.
-type StepUpRefusal struct {
-	// Attempt names the chat account, the request and the decision.
-	Attempt storage.LinkAttempt
-	// Identity is who signed in (possibly not the linked identity).
-	Identity Identity
-	// Reason is a short stable code; Message says why, for people.
-	Reason, Message string
-	// Audit asks for a vote.rejected record; false when the refusal was
-	// audited already (approvals.Vote refused the vote).
-	Audit bool
-}
-
-// Reasons a binding is refused (LinkRefusal.Reason).
+// Reasons a binding is refused (identity.LinkRefusal.Reason).
 const (
 	RefusalMismatch       = "identity_mismatch"
 	RefusalNoIdPEmail     = "no_idp_email"
@@ -191,20 +166,6 @@ const (
 	RefusalUnknownAccount = "unknown_account"
 	RefusalNoDirectory    = "no_directory"
 )
-
-// StepUpFunc completes a vote after a step-up sign-in: attempt names the
-// request, the decision and the chat account; id is the identity from the
-// fresh ID token (VerifiedAt now, AuthTime, ACR and AMR of that sign-in).
-// The wiring calls approvals.Service.Vote. On success message is shown to
-// the approver. On a refusal it returns the refusal's message (shown, with
-// a 403) and the error; on an internal failure an empty message and the
-// error (a generic page is shown, the error is logged).
-type StepUpFunc func(ctx context.Context, attempt storage.LinkAttempt, id Identity) (message string, err error)
-
-// StepUpPolicyFunc returns the step-up rule of a request's action (nil when
-// it has none); the Linker asks the IdP for max_age and acr_values
-// accordingly. The checks themselves are approvals' (Vote).
-type StepUpPolicyFunc func(ctx context.Context, requestID string) (*policy.StepUp, error)
 
 // LinkerOptions configure a Linker. Issuer, ClientID, RedirectURL, Store
 // and Links are required.
@@ -273,11 +234,11 @@ type LinkerOptions struct {
 	Logger *slog.Logger
 	// OnStepUp completes a vote after a step-up sign-in. Without it,
 	// BeginStepUp fails.
-	OnStepUp StepUpFunc
+	OnStepUp identity.StepUpFunc
 	// StepUpPolicy tells the step-up sign-in which max_age and acr_values
 	// to ask for. Without it (or when it returns nil) the IdP is asked for
 	// a fresh login (prompt=login, max_age=0).
-	StepUpPolicy StepUpPolicyFunc
+	StepUpPolicy identity.StepUpPolicyFunc
 	// DiscoveryRetry is how soon a failed discovery is tried again;
 	// default DefaultDiscoveryRetry.
 	DiscoveryRetry time.Duration
@@ -567,35 +528,35 @@ func (l *Linker) newAttempt(ctx context.Context, a storage.LinkAttempt) (string,
 // *LinkRequiredError; when the IdP refuses the refresh the link is marked
 // stale and a *LinkRequiredError returned. When the IdP cannot be reached,
 // the error wraps ErrIdPUnavailable and nothing is marked.
-func (l *Linker) Resolve(ctx context.Context, p PlatformUser) (Identity, error) {
+func (l *Linker) Resolve(ctx context.Context, p PlatformUser) (identity.Identity, error) {
 	if err := p.check(); err != nil {
-		return Identity{}, err
+		return identity.Identity{}, err
 	}
 	// One refresh per chat account at a time: with refresh-token rotation a
 	// second concurrent refresh would present a used token and be refused.
 	unlock, err := l.lockUser(ctx, p)
 	if err != nil {
-		return Identity{}, err
+		return identity.Identity{}, err
 	}
 	defer unlock()
 
 	link, err := l.readLink(ctx, p)
 	if err != nil {
-		return Identity{}, err
+		return identity.Identity{}, err
 	}
 	if lr := l.checkLink(ctx, p, link); lr != nil {
-		return Identity{}, lr
+		return identity.Identity{}, lr
 	}
 	if link, err = l.checkLegacyBinding(ctx, p, link); err != nil {
-		return Identity{}, err
+		return identity.Identity{}, err
 	}
 	now := l.clock.Now()
 	if now.Sub(link.VerifiedAt) > l.opts.GroupsMaxAge {
 		if link, err = l.refresh(ctx, p, link); err != nil {
-			return Identity{}, err
+			return identity.Identity{}, err
 		}
 	}
-	return identityOf(link), nil
+	return identity.FromLink(link), nil
 }
 
 // readLink returns p's link; not linked is a *LinkRequiredError.
@@ -649,16 +610,6 @@ func (l *Linker) linkRequired(ctx context.Context, p PlatformUser, reason, messa
 		return fmt.Errorf("oidc: %s (and no sign-in link could be made: %w)", message, err)
 	}
 	return &LinkRequiredError{URL: u, Reason: reason, Message: message}
-}
-
-// identityOf is the Identity a link vouches for.
-func identityOf(l storage.IdentityLink) Identity {
-	return Identity{
-		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name,
-		PreferredUsername: l.PreferredUsername, Groups: slices.Clone(l.Groups),
-		PersonClaims: maps.Clone(l.PersonClaims),
-		VerifiedAt:   l.VerifiedAt, AuthTime: l.AuthTime, ACR: l.ACR, AMR: slices.Clone(l.AMR),
-	}
 }
 
 // lockUser serializes Resolve per chat account within this process. The

@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -433,12 +434,8 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		l.refuseBinding(ctx, w, p, acct, c, refusal)
 		return
 	}
-	link := storage.IdentityLink{
-		Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser,
-		Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name, PreferredUsername: c.PreferredUsername,
-		Groups: c.Groups, LinkedAt: now, VerifiedAt: now, AuthTime: c.AuthTime, ACR: c.ACR, AMR: c.AMR,
-		PersonClaims: c.PersonClaims, MatchedBy: matchedBy,
-	}
+	link := identity.NewLink(p.account(), c.asIdentity(now), now)
+	link.MatchedBy = matchedBy
 	if l.sealer != nil && res.refreshToken != "" {
 		sealed, err := l.sealer.seal(res.refreshToken, link)
 		if err != nil {
@@ -487,7 +484,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 // refuseBinding records a refused binding and explains it: which chat
 // account the link was for, who signed in, why they do not match and what
 // to do.
-func (l *Linker) refuseBinding(ctx context.Context, w http.ResponseWriter, p PlatformUser, acct ChatAccount, c idClaims, r *LinkRefusal) {
+func (l *Linker) refuseBinding(ctx context.Context, w http.ResponseWriter, p PlatformUser, acct ChatAccount, c idClaims, r *identity.LinkRefusal) {
 	// Counted whether or not the audit record can be written.
 	l.counters.linkOutcome(r.Reason)
 	if err := l.opts.Links.RefuseLink(ctx, *r); err != nil {
@@ -548,12 +545,12 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		return
 	}
 	now := l.clock.Now()
-	signedIn := Identity{Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name}
+	signedIn := c.asIdentity(now.UTC())
 	// An unproven link (re-checked at BeginStepUp, but the check may have
 	// been skipped or the link changed since) cannot carry a vote either.
 	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge || l.unproven(link) {
 		msg := "your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it"
-		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: signedIn, Reason: LinkReasonStale, Message: msg, Audit: true})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: LinkReasonStale, Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat and click again: signoff sends you a link to link your account first."))
 		return
@@ -561,7 +558,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	if link.Subject != c.Subject {
 		l.log.Warn("step-up sign-in by another identity than the linked one refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "linked_subject", link.Subject, "signed_in_subject", c.Subject)
 		msg := fmt.Sprintf("the sign-in was %s, but this chat account is linked to another identity; a vote counts only for the person the chat account is linked to", displayOf(c))
-		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: signedIn, Reason: stepUpIdentityMismatch, Message: msg, Audit: true})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: stepUpIdentityMismatch, Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
 		return
@@ -586,7 +583,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		l.internalError(w, "store step-up sign-in", err)
 		return
 	}
-	msg, err := l.opts.OnStepUp(ctx, a, identityOf(updated))
+	msg, err := l.opts.OnStepUp(ctx, a, identity.FromLink(updated))
 	if err != nil {
 		if msg == "" {
 			l.internalError(w, "record step-up vote on "+a.RequestID, err)
@@ -594,7 +591,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		}
 		l.log.Info("step-up vote refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "request", a.RequestID, "err", err)
 		// approvals audited the refusal; the chat account is told too.
-		l.refuseStepUp(ctx, StepUpRefusal{Attempt: a, Identity: identityOf(updated), Reason: "vote_refused", Message: msg})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: identity.FromLink(updated), Reason: "vote_refused", Message: msg})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", msg,
 			"If the message says what to change, do so, then go back to the chat and click again for a new sign-in link."))
 		return
@@ -620,7 +617,7 @@ const stepUpIdentityMismatch = "step_up_identity_mismatch"
 
 // refuseStepUp records a step-up whose vote was not cast; a failure to
 // record is logged (the page still tells the person).
-func (l *Linker) refuseStepUp(ctx context.Context, r StepUpRefusal) {
+func (l *Linker) refuseStepUp(ctx context.Context, r identity.StepUpRefusal) {
 	if err := l.opts.Links.RefuseStepUp(ctx, r); err != nil {
 		l.log.Error("could not record a refused step-up", "platform", r.Attempt.Platform, "platform_user", r.Attempt.PlatformUser, "request", r.Attempt.RequestID, "err", err)
 	}
