@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
@@ -139,63 +140,46 @@ func (c *Console) chatVote(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "choose one of the chat users listed in the console", http.StatusBadRequest)
 		return
 	}
-	ctx, p, label := r.Context(), chatUser(name), "chat:"+name
+	p, label := chatUser(name), "chat:"+name
 	if msg := c.opts.Clicks.Allow(p.Platform, p.Workspace, p.UserID); msg != "" {
 		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", label, msg), "err", "", id)
 		return
 	}
-	who, err := c.opts.Linker.Resolve(ctx, p)
-	var lr *oidc.LinkRequiredError
-	switch {
-	case errors.As(err, &lr):
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", label, lr.Message), "err", lr.URL, id)
-		return
-	case errors.Is(err, oidc.ErrIdPUnavailable):
-		c.opts.Logger.Warn("dev console: identity provider unavailable", "chat_user", name, "err", err)
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: the identity provider cannot be reached; try again in a minute", label), "err", "", id)
-		return
-	case err != nil:
-		c.opts.Logger.Error("dev console: resolve chat user", "chat_user", name, "err", err)
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: its link could not be checked; see the server log", label), "err", "", id)
-		return
-	}
-	res, err := c.opts.Service.Vote(ctx, approvals.VoteInput{
-		RequestID: id,
-		Approver:  who,
+	o := c.flow.Click(r.Context(), chatflow.Click{
+		Account:   p,
 		Source:    approvals.Source{Platform: ChatPlatform, Workspace: ChatWorkspace, PlatformUser: name, CallbackID: "dev-" + randomID()},
+		RequestID: id,
 		Decision:  decision,
 		Reason:    strings.TrimSpace(r.PostForm.Get("reason")),
 	})
+	who := o.Approver
 	as := fmt.Sprintf("%s (%s)", label, firstNonEmpty(who.Email, who.PreferredUsername, who.Name, who.Subject))
-	var refused *approvals.RefusalError
-	switch {
-	case errors.Is(err, approvals.ErrStepUpRequired):
-		c.stepUp(w, r, p, id, decision, label, err)
-	case errors.As(err, &refused):
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", as, refused.Message), "err", "", id)
-	case err != nil:
-		c.opts.Logger.Error("dev console: chat vote", "request", id, "chat_user", name, "err", err)
-		c.flash(w, r, "the vote could not be stored; see the server log", "err", "", id)
-	case res.Duplicate:
+	switch o.Kind {
+	case chatflow.SignInNeeded:
+		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", label, o.Message), "err", o.SignInURL, id)
+	case chatflow.IdentityUnavailable:
+		switch {
+		case o.Refusal != nil:
+			c.opts.Logger.Error("dev console: begin step-up", "request", id, "chat_user", name, "err", o.Err)
+			c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s, and no sign-in link could be made; see the server log", label, o.Refusal), "err", "", id)
+		case errors.Is(o.Err, oidc.ErrIdPUnavailable):
+			c.opts.Logger.Warn("dev console: identity provider unavailable", "chat_user", name, "err", o.Err)
+			c.flash(w, r, fmt.Sprintf("%s's vote was not counted: the identity provider cannot be reached; try again in a minute", label), "err", "", id)
+		default:
+			c.opts.Logger.Error("dev console: resolve chat user", "chat_user", name, "err", o.Err)
+			c.flash(w, r, fmt.Sprintf("%s's vote was not counted: its link could not be checked; see the server log", label), "err", "", id)
+		}
+	case chatflow.StepUpNeeded:
+		c.flash(w, r, fmt.Sprintf("%s's vote needs a fresh sign-in: %s. Open the sign-in link; the vote counts once you have signed in.", label, o.Refusal), "err", o.SignInURL, id)
+	case chatflow.Refused:
+		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", as, o.Refusal.Message), "err", "", id)
+	case chatflow.Duplicate:
 		c.flash(w, r, fmt.Sprintf("%s had already voted %s on %s", as, decision, id), "ok", "", id)
-	default:
-		c.flash(w, r, fmt.Sprintf("%s voted %s on %s; it is now %s", as, decision, id, res.Request.State), "ok", "", id)
-	}
-}
-
-// stepUp answers a vote the action wants a fresh sign-in for: the
-// step-up link casts the vote once the person signed in again.
-func (c *Console) stepUp(w http.ResponseWriter, r *http.Request, p oidc.PlatformUser, id string, decision storage.Decision, label string, voteErr error) {
-	link, err := c.opts.Linker.BeginStepUp(r.Context(), p, id, string(decision))
-	var lr *oidc.LinkRequiredError
-	switch {
-	case errors.As(err, &lr):
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s", label, lr.Message), "err", lr.URL, id)
-	case err != nil:
-		c.opts.Logger.Error("dev console: begin step-up", "request", id, "chat_user", p.UserID, "err", err)
-		c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s, and no sign-in link could be made; see the server log", label, voteErr), "err", "", id)
-	default:
-		c.flash(w, r, fmt.Sprintf("%s's vote needs a fresh sign-in: %s. Open the sign-in link; the vote counts once you have signed in.", label, voteErr), "err", link, id)
+	case chatflow.Counted:
+		c.flash(w, r, fmt.Sprintf("%s voted %s on %s; it is now %s", as, decision, id, o.Request.State), "ok", "", id)
+	default: // Failed; the console asks for neither a reason dialog nor a step-up first
+		c.opts.Logger.Error("dev console: chat vote", "request", id, "chat_user", name, "kind", o.Kind, "err", o.Err)
+		c.flash(w, r, "the vote could not be stored; see the server log", "err", "", id)
 	}
 }
 

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/platform"
@@ -78,6 +79,9 @@ type Console struct {
 	secret   []byte
 	page     *template.Template
 	webhooks webhookLog
+	// flow takes a chat user's vote to its outcome, as a Slack or Teams
+	// click (bot/chatflow); nil without a Linker.
+	flow *chatflow.Flow
 }
 
 const csrfCookie = "signoff_dev_csrf"
@@ -97,7 +101,13 @@ func New(opts Options) *Console {
 	if _, err := rand.Read(secret); err != nil {
 		panic(fmt.Sprintf("read random bytes: %v", err))
 	}
-	return &Console{opts: opts, secret: secret, page: template.Must(template.New("page").Funcs(funcs).Parse(pageHTML))}
+	c := &Console{opts: opts, secret: secret, page: template.Must(template.New("page").Funcs(funcs).Parse(pageHTML))}
+	if opts.Linker != nil {
+		// The vote is tried first; a step-up link only when Vote asks for
+		// a fresh sign-in. The reason comes with the form.
+		c.flow = chatflow.New(chatflow.Options{Service: opts.Service, Resolver: opts.Linker, Logger: opts.Logger})
+	}
+	return c
 }
 
 // Register mounts the console's routes on mux: GET /dev (the page),

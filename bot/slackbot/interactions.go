@@ -15,9 +15,9 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
-	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -208,9 +208,14 @@ func (c click) source() approvals.Source {
 	return approvals.Source{Platform: Platform, Workspace: c.team, PlatformUser: c.user, CallbackID: callbackID}
 }
 
-// handleClick handles an Approve or Deny button: it opens the reason
-// dialog when the action wants a reason, sends a step-up sign-in link when
-// it wants a fresh sign-in, and otherwise casts the vote.
+// flowClick is c as the click flow takes it.
+func (c click) flowClick() chatflow.Click {
+	return chatflow.Click{Account: c.platformUser(), Source: c.source(), RequestID: c.requestID, Decision: c.decision, Reason: c.reason}
+}
+
+// handleClick handles an Approve or Deny button: the click flow opens the
+// reason dialog when the action wants a reason, sends a step-up sign-in
+// link when it wants a fresh sign-in, and otherwise casts the vote.
 func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a slack.BlockAction, d storage.Decision) {
 	c := click{
 		team: cb.Team.ID, user: cb.User.ID, channel: cb.Channel.ID, responseURL: cb.ResponseURL,
@@ -226,34 +231,7 @@ func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a s
 		b.log.Warn("slack click without a usable request id or user; ignoring it")
 		return
 	}
-	req, err := b.svc.Get(ctx, c.requestID)
-	var action *policy.Action
-	if err == nil {
-		action, _ = b.svc.Policy().Action(req.Action)
-	}
-	if err == nil && action != nil && req.State == storage.StatePending {
-		if needsReason(action, d) {
-			if action.StepUp != nil {
-				b.reply(ctx, c, ":warning: Action *"+escapeText(action.Name)+"* needs both a reason and a fresh sign-in to "+string(d)+
-					", which a Slack vote cannot carry together yet. Nothing was counted; ask an operator to record this decision another way.")
-				return
-			}
-			b.openReasonDialog(ctx, c, cb.TriggerID, req)
-			return
-		}
-		if action.StepUp != nil {
-			b.stepUp(ctx, c)
-			return
-		}
-	}
-	// Unknown or decided requests go through Vote too: approvals refuses
-	// them and writes the refusal to the audit log.
-	b.castVote(ctx, c)
-}
-
-// needsReason reports whether the action wants a reason for decision d.
-func needsReason(a *policy.Action, d storage.Decision) bool {
-	return (d == storage.DecisionDeny && a.RequireDenyReason) || (d == storage.DecisionApprove && a.RequireApproveReason)
+	b.answer(ctx, c, cb.TriggerID, b.flow().Click(ctx, c.flowClick()))
 }
 
 // openReasonDialog opens the dialog that asks for the vote's reason; the
@@ -301,66 +279,36 @@ func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCa
 		b.reply(ctx, c, ":warning: A reason is required. Nothing was counted; click again and fill in the reason.")
 		return
 	}
-	b.castVote(ctx, c)
+	b.answer(ctx, c, cb.TriggerID, b.flow().Cast(ctx, c.flowClick()))
 }
 
-// stepUp sends a one-time sign-in link; the linker casts the vote once the
-// fresh sign-in completes.
-func (b *Bot) stepUp(ctx context.Context, c click) {
-	u, err := b.res.BeginStepUp(ctx, c.platformUser(), c.requestID, string(c.decision))
-	if err != nil {
-		b.identityProblem(ctx, c, err)
-		return
-	}
-	b.reply(ctx, c, fmt.Sprintf(":closed_lock_with_key: This action needs a fresh sign-in before your %s counts. <%s|Sign in to %s> (the link works once and expires in a few minutes); your vote is recorded when the sign-in completes.",
-		c.decision, escapeURL(u), c.decision))
-}
-
-// castVote resolves the clicking account to its linked identity and votes.
-func (b *Bot) castVote(ctx context.Context, c click) {
-	id, err := b.res.Resolve(ctx, c.platformUser())
-	if err != nil {
-		b.identityProblem(ctx, c, err)
-		return
-	}
-	res, err := b.svc.Vote(ctx, approvals.VoteInput{
-		RequestID: c.requestID, Approver: id, Source: c.source(), Decision: c.decision, Reason: c.reason,
-	})
-	var refused *approvals.RefusalError
-	switch {
-	case errors.As(err, &refused):
-		b.reply(ctx, c, ":no_entry_sign: Not counted: "+escapeText(refused.Message))
-	case err != nil:
-		b.log.Error("recording a slack vote failed", "request", c.requestID, "user", c.user, "err", err)
-		b.reply(ctx, c, ":warning: Your vote could not be recorded because of an internal error; nothing was counted. Try again in a minute.")
-	case res.Duplicate:
+// answer tells the clicker privately what their click did, or opens the
+// reason dialog (with triggerID) when the click flow asks for a reason.
+func (b *Bot) answer(ctx context.Context, c click, triggerID string, o chatflow.Outcome) {
+	switch o.Kind {
+	case chatflow.Counted:
+		b.reply(ctx, c, countedText(o, c.decision))
+	case chatflow.Duplicate:
 		b.reply(ctx, c, fmt.Sprintf("You already voted %s on this request; it counts once.", c.decision))
-	case res.Counted:
-		b.reply(ctx, c, countedText(res.Request, c.decision))
+	case chatflow.Refused:
+		b.reply(ctx, c, ":no_entry_sign: Not counted: "+escapeText(o.Refusal.Message))
+	case chatflow.SignInNeeded:
+		b.reply(ctx, c, linkText(o.Message, o.SignInURL)+" Nothing was counted this time.")
+	case chatflow.StepUpNeeded:
+		b.reply(ctx, c, fmt.Sprintf(":closed_lock_with_key: This action needs a fresh sign-in before your %s counts. <%s|Sign in to %s> (the link works once and expires in a few minutes); your vote is recorded when the sign-in completes.",
+			c.decision, escapeURL(o.SignInURL), c.decision))
+	case chatflow.ReasonNeeded:
+		b.openReasonDialog(ctx, c, triggerID, o.Request)
+	case chatflow.StepUpAndReason:
+		b.reply(ctx, c, ":warning: Action *"+escapeText(o.Action.Name)+"* needs both a reason and a fresh sign-in to "+string(c.decision)+
+			", which a Slack vote cannot carry together yet. Nothing was counted; ask an operator to record this decision another way.")
+	case chatflow.IdentityUnavailable:
+		b.log.Warn("could not resolve a slack account's identity", "user", c.user, "team", c.team, "err", o.Err)
+		b.reply(ctx, c, ":warning: Your identity could not be confirmed with the identity provider right now, so nothing was counted. Try again in a minute.")
+	case chatflow.Failed:
+		b.log.Error("recording a slack vote failed", "request", c.requestID, "user", c.user, "err", o.Err)
+		b.reply(ctx, c, ":warning: Your vote could not be recorded because of an internal error; nothing was counted. Try again in a minute.")
 	}
-}
-
-// identityProblem tells the clicker why their click could not count yet:
-// a sign-in link when the account needs (re-)linking, else a retry hint.
-// A link problem is written to the audit log as vote.rejected.
-func (b *Bot) identityProblem(ctx context.Context, c click, err error) {
-	var lr *oidc.LinkRequiredError
-	if errors.As(err, &lr) {
-		reason := approvals.ReasonStaleIdentity
-		if lr.Reason == oidc.LinkReasonNotLinked {
-			reason = approvals.ReasonNotLinked
-		}
-		if aerr := b.svc.RecordUnverifiedVote(ctx, approvals.UnverifiedVote{
-			RequestID: c.requestID, Source: c.source(), Decision: c.decision,
-			Reason: reason, Detail: lr.Reason, Message: lr.Message,
-		}); aerr != nil {
-			b.log.Error("could not audit a vote from an unlinked account", "request", c.requestID, "err", aerr)
-		}
-		b.reply(ctx, c, linkText(lr.Message, lr.URL)+" Nothing was counted this time.")
-		return
-	}
-	b.log.Warn("could not resolve a slack account's identity", "user", c.user, "team", c.team, "err", err)
-	b.reply(ctx, c, ":warning: Your identity could not be confirmed with the identity provider right now, so nothing was counted. Try again in a minute.")
 }
 
 // linkText is the private message with a sign-in link.
@@ -373,21 +321,16 @@ func linkText(message, u string) string {
 }
 
 // countedText confirms a counted vote and what it did.
-func countedText(r storage.Request, d storage.Decision) string {
-	approvals := 0
-	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			approvals++
-		}
-	}
+func countedText(o chatflow.Outcome, d storage.Decision) string {
+	r := o.Request
 	what := "*" + escapeText(r.Action) + "* (`" + escapeText(r.ID) + "`)"
 	switch {
 	case d == storage.DecisionDeny:
 		return ":no_entry: Your deny of " + what + " was counted; the request is denied."
 	case r.State == storage.StateApproved:
-		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); the request is approved.", what, approvals, r.MinApprovals)
+		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
 	default:
-		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); %d more needed.", what, approvals, r.MinApprovals, max(r.MinApprovals-approvals, 0))
+		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))
 	}
 }
 

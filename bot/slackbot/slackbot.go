@@ -43,6 +43,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/platform"
@@ -276,6 +277,17 @@ func (b *Bot) Shutdown(ctx context.Context) error {
 // bot's lifetime and DefaultWorkTimeout. It reports false when the bot is
 // shutting down.
 func (b *Bot) spawn(fn func(ctx context.Context)) bool { return b.work.Spawn(fn) }
+
+// flow is the path a verified click takes to its outcome (bot/chatflow),
+// with the bot's current resolver.
+func (b *Bot) flow() *chatflow.Flow {
+	return chatflow.New(chatflow.Options{
+		Service: b.svc, Resolver: b.res, Logger: b.log,
+		// A Slack vote cannot carry a reason through a step-up sign-in;
+		// a reason is asked for in a dialog of its own.
+		StepUpFirst: true, ReasonDialog: true,
+	})
+}
 
 // requestURL returns where the request can be read in full, or "".
 func (b *Bot) requestURL(id string) string {

@@ -16,9 +16,9 @@ import (
 	"github.com/infracloudio/msbotbuilder-go/schema"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
-	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -208,6 +208,11 @@ func (c click) source() approvals.Source {
 	return approvals.Source{Platform: Platform, Workspace: c.tenant, PlatformUser: c.user, CallbackID: c.callbackID}
 }
 
+// flowClick is c as the click flow takes it.
+func (c click) flowClick() chatflow.Click {
+	return chatflow.Click{Account: c.platformUser(), Source: c.source(), RequestID: c.requestID, Decision: c.decision, Reason: c.reason}
+}
+
 // newClick builds a click from an activity and the button's data; it
 // returns a problem for the clicker when the data is unusable.
 func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
@@ -368,12 +373,12 @@ func (a answer) replyText(private bool) string {
 // answerClick handles a click in the foreground, fast enough for Teams'
 // five-second invoke deadline: the vote is a local commit and happens
 // before the answer; the identity check, which may refresh the groups at
-// the IdP, is bounded by ResolveTimeout: when it runs out the answer is
-// "checking your identity, click again in a moment" and the check goes on
-// in the background, so the next click finds the link fresh. (A slow
-// check does not cast the vote later on its own: the person clicked once
-// and was told nothing counted.) Audit records of clicks that never
-// reached approvals are written after the answer.
+// the IdP, is bounded by ResolveTimeout (boundedResolver): when it runs
+// out the answer is "checking your identity, click again in a moment" and
+// the check goes on in the background, so the next click finds the link
+// fresh. (A slow check does not cast the vote later on its own: the person
+// clicked once and was told nothing counted.) Audit records of clicks that
+// never reached approvals are written after the answer.
 func (b *Bot) answerClick(c click) answer {
 	// Over the account's limit on clicks the answer says when to try
 	// again; nothing reaches approvals or the audit log.
@@ -383,88 +388,95 @@ func (b *Bot) answerClick(c click) answer {
 	}
 	done, ok := b.track()
 	if !ok {
-		return answer{text: "signoff is restarting; nothing was counted. Click again in a moment."}
+		return answer{text: restartingText}
 	}
 	defer done()
 	ctx, cancel := context.WithTimeout(b.work.Context(), DefaultWorkTimeout)
 	defer cancel()
+	return b.render(c, b.flow().Click(ctx, c.flowClick()))
+}
 
-	req, err := b.svc.Get(ctx, c.requestID)
-	var action *policy.Action
-	if err == nil {
-		action, _ = b.svc.Policy().Action(req.Action)
-	}
-	if err == nil && action != nil && req.State == storage.StatePending && action.StepUp != nil {
-		if needsReason(action, c.decision) {
-			return answer{text: "⚠️ Action " + action.Name + " needs both a reason and a fresh sign-in to " + string(c.decision) +
-				", which a Teams vote cannot carry together yet. Nothing was counted; ask an operator to record this decision another way."}
+const (
+	checkingIdentityText = "⏳ Checking your identity with the identity provider is taking a moment; nothing was counted yet. Click again in a moment."
+	restartingText       = "signoff is restarting; nothing was counted. Click again in a moment."
+)
+
+// render is the answer to a click that came to o.
+func (b *Bot) render(c click, o chatflow.Outcome) answer {
+	switch o.Kind {
+	case chatflow.Counted:
+		action, _ := b.svc.Policy().Action(o.Request.Action)
+		return answer{
+			card: renderCard(cardInput{Request: o.Request, Action: action, RequestURL: b.requestURL(o.Request.ID)}),
+			text: countedText(o, c.decision),
 		}
-		return b.stepUp(c)
-	}
-	// Unknown or decided requests go through Vote too: approvals refuses
-	// them and writes the refusal to the audit log.
-	return b.castVote(ctx, c)
-}
-
-// needsReason reports whether the action wants a reason for decision d.
-func needsReason(a *policy.Action, d storage.Decision) bool {
-	return (d == storage.DecisionDeny && a.RequireDenyReason) || (d == storage.DecisionApprove && a.RequireApproveReason)
-}
-
-// stepUp answers with a one-time sign-in URL; the linker casts the vote
-// once the fresh sign-in completes.
-func (b *Bot) stepUp(c click) answer {
-	u, timedOut, err := bounded(b, func(ctx context.Context) (string, error) {
-		return b.res.BeginStepUp(ctx, c.platformUser(), c.requestID, string(c.decision))
-	})
-	if timedOut {
-		return answer{text: checkingIdentityText}
-	}
-	if err != nil {
-		return b.identityProblem(c, err)
-	}
-	return answer{
-		text:   fmt.Sprintf("🔐 This action needs a fresh sign-in before your %s counts; your vote is recorded when the sign-in completes.", c.decision),
-		signIn: u,
-	}
-}
-
-const checkingIdentityText = "⏳ Checking your identity with the identity provider is taking a moment; nothing was counted yet. Click again in a moment."
-
-// castVote resolves the clicking account to its linked identity and votes.
-func (b *Bot) castVote(ctx context.Context, c click) answer {
-	id, timedOut, err := bounded(b, func(ctx context.Context) (oidc.Identity, error) {
-		return b.res.Resolve(ctx, c.platformUser())
-	})
-	if timedOut {
-		b.log.Info("resolving a teams account took too long; asked to click again", "user", c.user, "tenant", c.tenant, "timeout", b.opts.ResolveTimeout)
-		return answer{text: checkingIdentityText}
-	}
-	if err != nil {
-		return b.identityProblem(c, err)
-	}
-	res, err := b.svc.Vote(ctx, approvals.VoteInput{
-		RequestID: c.requestID, Approver: id, Source: c.source(), Decision: c.decision, Reason: c.reason,
-	})
-	var refused *approvals.RefusalError
-	switch {
-	case errors.As(err, &refused):
-		text := "🚫 Not counted: " + refused.Message
-		if errors.Is(err, approvals.ErrReasonRequired) {
+	case chatflow.Duplicate:
+		return answer{text: fmt.Sprintf("You already voted %s on this request; it counts once.", c.decision)}
+	case chatflow.Refused:
+		text := "🚫 Not counted: " + o.Refusal.Message
+		if errors.Is(o.Refusal, approvals.ErrReasonRequired) {
 			text += " (type it in the Reason field on the card)"
 		}
 		return answer{text: text}
-	case err != nil:
-		b.log.Error("recording a teams vote failed", "request", c.requestID, "user", c.user, "err", err)
-		return answer{text: "⚠️ Your vote could not be recorded because of an internal error; nothing was counted. Try again in a minute."}
-	case res.Duplicate:
-		return answer{text: fmt.Sprintf("You already voted %s on this request; it counts once.", c.decision)}
+	case chatflow.SignInNeeded:
+		return answer{text: "🔗 " + o.Message + " Nothing was counted this time.", signIn: o.SignInURL}
+	case chatflow.StepUpNeeded:
+		return answer{
+			text:   fmt.Sprintf("🔐 This action needs a fresh sign-in before your %s counts; your vote is recorded when the sign-in completes.", c.decision),
+			signIn: o.SignInURL,
+		}
+	case chatflow.StepUpAndReason:
+		return answer{text: "⚠️ Action " + o.Action.Name + " needs both a reason and a fresh sign-in to " + string(c.decision) +
+			", which a Teams vote cannot carry together yet. Nothing was counted; ask an operator to record this decision another way."}
+	case chatflow.IdentityUnavailable:
+		switch {
+		case errors.Is(o.Err, errStillChecking):
+			return answer{text: checkingIdentityText}
+		case errors.Is(o.Err, errShuttingDown):
+			return answer{text: restartingText}
+		}
+		b.log.Warn("could not resolve a teams account's identity", "user", c.user, "tenant", c.tenant, "err", o.Err)
+		return answer{text: "⚠️ Your identity could not be confirmed with the identity provider right now, so nothing was counted. Try again in a minute."}
+	case chatflow.Failed:
+		b.log.Error("recording a teams vote failed", "request", c.requestID, "user", c.user, "err", o.Err)
+	default:
+		// ReasonNeeded needs a reason dialog, which the Teams flow does
+		// not ask for: the reason comes with the card.
+		b.log.Error("unexpected outcome of a teams click", "request", c.requestID, "kind", o.Kind)
 	}
-	action, _ := b.svc.Policy().Action(res.Request.Action)
-	return answer{
-		card: renderCard(cardInput{Request: res.Request, Action: action, RequestURL: b.requestURL(res.Request.ID)}),
-		text: countedText(res.Request, c.decision),
+	return answer{text: "⚠️ Your vote could not be recorded because of an internal error; nothing was counted. Try again in a minute."}
+}
+
+// errStillChecking is boundedResolver's answer when ResolveTimeout ran out
+// before the resolver's.
+var errStillChecking = errors.New("teamsbot: still checking the identity")
+
+// boundedResolver is the bot's IdentityResolver as the click flow sees it:
+// each call waits at most ResolveTimeout and then reports
+// errStillChecking. The call itself goes on, on the bot's work context
+// rather than the caller's (which ends with the answer), so a slow IdP
+// refresh still completes for the next click.
+type boundedResolver struct{ b *Bot }
+
+func (r boundedResolver) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+	id, timedOut, err := bounded(r.b, func(ctx context.Context) (oidc.Identity, error) {
+		return r.b.res.Resolve(ctx, p)
+	})
+	if timedOut {
+		r.b.log.Info("resolving a teams account took too long; asked to click again", "user", p.UserID, "tenant", p.Workspace, "timeout", r.b.opts.ResolveTimeout)
+		return id, errStillChecking
 	}
+	return id, err
+}
+
+func (r boundedResolver) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+	u, timedOut, err := bounded(r.b, func(ctx context.Context) (string, error) {
+		return r.b.res.BeginStepUp(ctx, p, requestID, decision)
+	})
+	if timedOut {
+		return u, errStillChecking
+	}
+	return u, err
 }
 
 // bounded runs fn in the background and waits for it at most
@@ -494,51 +506,17 @@ func bounded[T any](b *Bot, fn func(ctx context.Context) (T, error)) (v T, timed
 	}
 }
 
-// identityProblem tells the clicker why their click could not count yet:
-// a sign-in link when the account needs (re-)linking, else a retry hint.
-// A link problem is written to the audit log as vote.rejected, after the
-// answer.
-func (b *Bot) identityProblem(c click, err error) answer {
-	var lr *oidc.LinkRequiredError
-	if errors.As(err, &lr) {
-		reason := approvals.ReasonStaleIdentity
-		if lr.Reason == oidc.LinkReasonNotLinked {
-			reason = approvals.ReasonNotLinked
-		}
-		uv := approvals.UnverifiedVote{
-			RequestID: c.requestID, Source: c.source(), Decision: c.decision,
-			Reason: reason, Detail: lr.Reason, Message: lr.Message,
-		}
-		b.spawn(func(ctx context.Context) {
-			if aerr := b.svc.RecordUnverifiedVote(ctx, uv); aerr != nil {
-				b.log.Error("could not audit a vote from an unlinked account", "request", c.requestID, "err", aerr)
-			}
-		})
-		return answer{text: "🔗 " + lr.Message + " Nothing was counted this time.", signIn: lr.URL}
-	}
-	if errors.Is(err, errShuttingDown) {
-		return answer{text: "signoff is restarting; nothing was counted. Click again in a moment."}
-	}
-	b.log.Warn("could not resolve a teams account's identity", "user", c.user, "tenant", c.tenant, "err", err)
-	return answer{text: "⚠️ Your identity could not be confirmed with the identity provider right now, so nothing was counted. Try again in a minute."}
-}
-
 // countedText confirms a counted vote and what it did.
-func countedText(r storage.Request, d storage.Decision) string {
-	approvals := 0
-	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			approvals++
-		}
-	}
+func countedText(o chatflow.Outcome, d storage.Decision) string {
+	r := o.Request
 	what := r.Action + " (" + r.ID + ")"
 	switch {
 	case d == storage.DecisionDeny:
 		return "⛔ Your deny of " + what + " was counted; the request is denied."
 	case r.State == storage.StateApproved:
-		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); the request is approved.", what, approvals, r.MinApprovals)
+		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
 	default:
-		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); %d more needed.", what, approvals, r.MinApprovals, max(r.MinApprovals-approvals, 0))
+		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))
 	}
 }
 

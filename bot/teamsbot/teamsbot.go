@@ -74,6 +74,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/ackwork"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/hostlist"
@@ -451,6 +452,19 @@ func (b *Bot) track() (done func(), ok bool) { return b.work.Track() }
 // spawn runs fn in the background, bound to the bot's lifetime and
 // DefaultWorkTimeout. It reports false when the bot is shutting down.
 func (b *Bot) spawn(fn func(ctx context.Context)) bool { return b.work.Spawn(fn) }
+
+// flow is the path a verified click takes to its outcome (bot/chatflow),
+// with the bot's current resolver bounded by ResolveTimeout.
+func (b *Bot) flow() *chatflow.Flow {
+	return chatflow.New(chatflow.Options{
+		Service: b.svc, Resolver: boundedResolver{b}, Logger: b.log,
+		// A Teams vote cannot carry a reason through a step-up sign-in;
+		// the reason comes with the card's Reason field.
+		StepUpFirst: true,
+		// Audit records of unverified clicks are written after the answer.
+		Later: b.spawn,
+	})
+}
 
 // requestURL returns where the request can be read in full, or "".
 func (b *Bot) requestURL(id string) string {
