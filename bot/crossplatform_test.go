@@ -135,13 +135,7 @@ func (f *xpSlack) of(method string) []url.Values {
 
 func (f *xpSlack) nextEphemeral(t *testing.T) string {
 	t.Helper()
-	select {
-	case s := <-f.ephemeral:
-		return s
-	case <-time.After(10 * time.Second):
-		t.Fatal("no ephemeral Slack reply")
-		return ""
-	}
+	return testenv.Receive(t, f.ephemeral, "an ephemeral Slack reply")
 }
 
 // xpSlackClick is a block_actions callback shaped like Slack's.

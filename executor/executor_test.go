@@ -499,7 +499,7 @@ func TestRestartMidRetry(t *testing.T) {
 	r := h.approve("deploy", map[string]string{"service": "api"})
 
 	stop := h.start()
-	waitFor(t, "first attempt recorded and loop parked", func() bool {
+	testenv.Eventually(t, "first attempt recorded and loop parked", func() bool {
 		e, ok := h.entry(r.ID)
 		return ok && e.Attempts == 1 && e.LeaseUntil.IsZero() && c.Waiters() > 0
 	})
@@ -513,12 +513,12 @@ func TestRestartMidRetry(t *testing.T) {
 	parked := c.Waiters() // the stopped loop's timer is still registered
 	stop = h.start()
 	defer stop()
-	waitFor(t, "restarted loop parked", func() bool { return c.Waiters() > parked })
+	testenv.Eventually(t, "restarted loop parked", func() bool { return c.Waiters() > parked })
 	if n := len(rc.deliveries()); n != 1 {
 		t.Fatalf("restarted loop called the receiver before the retry was due")
 	}
 	c.Set(e.NextAttempt)
-	waitFor(t, "execution succeeded after restart", func() bool {
+	testenv.Eventually(t, "execution succeeded after restart", func() bool {
 		x := h.request(r.ID).Execution
 		return x != nil && x.Status == storage.ExecutionSucceeded
 	})
@@ -555,17 +555,6 @@ func (h *harness) start() (stop func()) {
 		case <-time.After(10 * time.Second):
 			h.t.Fatal("Run did not return after cancel")
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -760,7 +749,7 @@ func TestShutdownMidDeliveryReschedules(t *testing.T) {
 	r := h.approve("deploy", map[string]string{"service": "api"})
 
 	stop := h.start()
-	waitFor(t, "delivery in flight", func() bool { return len(rc.deliveries()) == 1 })
+	testenv.Eventually(t, "delivery in flight", func() bool { return len(rc.deliveries()) == 1 })
 	stop()
 	e, ok := h.entry(r.ID)
 	if !ok || !e.LeaseUntil.IsZero() || e.NextAttempt.After(c.Now()) || !strings.Contains(e.LastError, "shutting down") {

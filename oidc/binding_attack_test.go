@@ -1,6 +1,7 @@
 package oidc_test
 
-// Attacks on the identity binding (issue 10), written by a security review.
+// Attacks on the identity binding (docs/architecture.md, "Making a link"),
+// written by a security review.
 // Tests named TestAttack…Refused are regression tests that pass; the others
 // demonstrate a hole and fail until it is fixed (see each test's comment).
 
@@ -23,7 +24,7 @@ import (
 
 // seedLegacyLink stores a link as signoff stored them before bindings were
 // proved (MatchedBy empty): here, the result of the forwarded-link attack
-// of issue 10, the chat account p linked to person's identity.
+// the binding check stops, the chat account p linked to person's identity.
 func (e *env) seedLegacyLink(p oidc.PlatformUser, person testop.User) {
 	e.t.Helper()
 	now := e.clk.Now()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
@@ -716,26 +717,14 @@ func TestCleanupRemovesExpiredAttempts(t *testing.T) {
 		defer close(done)
 		e.linker.RunCleanup(ctx)
 	}()
-	pollUntil(t, "cleanup loop to wait", func() bool { return e.clk.Waiters() == 1 })
+	testenv.Eventually(t, "cleanup loop to wait", func() bool { return e.clk.Waiters() == 1 })
 	e.clk.Advance(5 * time.Minute)
-	pollUntil(t, "cleanup loop to remove the attempt", func() bool {
+	testenv.Eventually(t, "cleanup loop to remove the attempt", func() bool {
 		_, err := e.attempt(u3)
 		return errors.Is(err, storage.ErrNotFound)
 	})
 	cancel()
 	<-done
-}
-
-// pollUntil polls cond until it holds or a deadline passes.
-func pollUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-time.After(5 * time.Millisecond)
-	}
 }
 
 func TestNewLinkerRefusesBadOptions(t *testing.T) {

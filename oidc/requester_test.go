@@ -28,6 +28,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -728,7 +729,7 @@ func TestCallerGivesUpDuringDiscovery(t *testing.T) {
 		_, err := v.Verify(ctx, raw)
 		done <- err
 	}()
-	waitFor(t, func() bool { return p.discoveryHits.Load() == 1 })
+	testenv.Eventually(t, "one discovery fetch", func() bool { return p.discoveryHits.Load() == 1 })
 	cancel()
 	err := <-done
 	if !errors.Is(err, context.Canceled) {
@@ -741,18 +742,6 @@ func TestCallerGivesUpDuringDiscovery(t *testing.T) {
 	mustVerify(t, v, raw)
 	if n := p.discoveryHits.Load(); n != 1 {
 		t.Fatalf("discovery hits = %d, want 1", n)
-	}
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 

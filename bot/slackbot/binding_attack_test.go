@@ -1,6 +1,7 @@
 package slackbot
 
-// Attacks on the identity binding (issue 10) through the Slack adapter.
+// Attacks on the identity binding (docs/architecture.md, "Making a link")
+// through the Slack adapter.
 // Tests named TestAttack…Refused pass; the others demonstrate a hole and
 // fail until it is fixed.
 

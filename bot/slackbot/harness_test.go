@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +24,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
@@ -34,69 +34,34 @@ import (
 // The Linker is the resolver serve wires in.
 var _ IdentityResolver = (*oidc.Linker)(nil)
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = chattest.T0
 
 const (
 	testSecret = "test-signing-secret-0123456789abcdef"
 	testTeam   = "T0TEAM"
-	idpIssuer  = "https://idp.example"
+	idpIssuer  = chattest.IdPIssuer
 )
 
+// slackChannels are the channels the test actions notify.
+var slackChannels = map[string]string{"deploy-prod": "C1", "restart": "C2", "break-glass": "C3", "wide": "C4"}
+
 func testPolicy() *policy.Policy {
-	pattern := func(p string) *regexp.Regexp {
-		re, err := policy.CompilePattern(p)
-		if err != nil {
-			panic(err)
-		}
-		return re
-	}
+	p := chattest.Policy(func(action string) policy.Notify { return policy.Notify{Slack: []string{slackChannels[action]}} })
 	wide := map[string]policy.Param{}
 	for i := range 30 {
 		wide[fmt.Sprintf("p%02d", i)] = policy.Param{MaxLength: 5000}
 	}
-	return &policy.Policy{Actions: map[string]*policy.Action{
-		"deploy-prod": {
-			Name: "deploy-prod", Description: "Deploy a service to production",
-			Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Params: map[string]policy.Param{
-				"service": {Required: true, Pattern: pattern("[a-z-]+")},
-				"version": {Required: true},
-				"note":    {MaxLength: 1000},
-			},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 2},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Slack: []string{"C1"}},
-			OnApprove: &policy.OnApprove{Webhook: &policy.Webhook{URL: "https://deploy.example/hook", Timeout: time.Second}},
-		},
-		"restart": {
-			Name: "restart", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers:         policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:               time.Hour,
-			Notify:            policy.Notify{Slack: []string{"C2"}},
-			RequireDenyReason: true,
-		},
-		"break-glass": {
-			Name: "break-glass", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Slack: []string{"C3"}},
-			StepUp:    &policy.StepUp{MaxAge: 5 * time.Minute, RequireMFA: true},
-		},
-		"wide": {
-			Name: "wide", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Params:    wide,
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Slack: []string{"C4"}},
-		},
-	}}
+	p.Actions["wide"] = &policy.Action{
+		Name: "wide", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+		Params:    wide,
+		Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+		TTL:       time.Hour,
+		Notify:    policy.Notify{Slack: []string{slackChannels["wide"]}},
+	}
+	return p
 }
 
-var requester = storage.Requester{
-	Issuer: "github", IssuerURL: "https://token.actions.githubusercontent.com",
-	Subject: "repo:acme/api:ref:refs/heads/main", Person: "octocat", Name: "octocat",
-	Claims: map[string]string{"repository": "acme/api", "actor": "octocat"},
-}
+var requester = chattest.Requester()
 
 // apiCall is one Web API call the stand-in answered.
 type apiCall struct {
@@ -304,13 +269,7 @@ func (f *fakeSlack) all(method string) []apiCall {
 // nextEphemeral waits for the next chat.postEphemeral.
 func (f *fakeSlack) nextEphemeral(t *testing.T) apiCall {
 	t.Helper()
-	select {
-	case c := <-f.ephemeral:
-		return c
-	case <-time.After(10 * time.Second):
-		t.Fatal("no ephemeral message was sent")
-		return apiCall{}
-	}
+	return testenv.Receive(t, f.ephemeral, "an ephemeral message")
 }
 
 // noEphemeral checks that no ephemeral message is queued.
@@ -323,93 +282,25 @@ func (f *fakeSlack) noEphemeral(t *testing.T) {
 	}
 }
 
-// linkTable is the test double of the account-link component (tested in
-// package oidc): a map from Slack account to identity.
-type linkTable struct {
-	mu      sync.Mutex
-	ids     map[string]oidc.Identity
-	stale   map[string]bool
-	down    bool
-	stepUps []string
-	// asked lists every account Resolve, Begin or BeginStepUp was asked
-	// about.
-	asked []oidc.PlatformUser
+// linkTable is chattest's account-link double, keyed by Slack user ids in
+// testTeam.
+type linkTable struct{ *chattest.Links }
+
+func newLinkTable() *linkTable { return &linkTable{chattest.NewLinks()} }
+
+// teamAccount is user's account in testTeam.
+func teamAccount(user string) oidc.PlatformUser {
+	return oidc.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: user}
 }
 
-func newLinkTable() *linkTable {
-	return &linkTable{ids: map[string]oidc.Identity{}, stale: map[string]bool{}}
-}
+func (l *linkTable) link(user string, id oidc.Identity) { l.Link(teamAccount(user), id) }
 
-func linkKey(p oidc.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
+func (l *linkTable) markStale(user string) { l.MarkStale(teamAccount(user)) }
 
 // askedAbout returns the accounts the resolver was asked about.
-func (l *linkTable) askedAbout() []oidc.PlatformUser {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]oidc.PlatformUser(nil), l.asked...)
-}
+func (l *linkTable) askedAbout() []oidc.PlatformUser { return l.Asked() }
 
-func (l *linkTable) link(user string, id oidc.Identity) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ids["slack/"+testTeam+"/"+user] = id
-}
-
-func (l *linkTable) markStale(user string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stale["slack/"+testTeam+"/"+user] = true
-}
-
-func (l *linkTable) required(p oidc.PlatformUser) error {
-	if l.stale[linkKey(p)] {
-		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=relink-" + p.UserID, Reason: oidc.LinkReasonStale,
-			Message: "your account link is no longer valid (user disabled): open the link to sign in again, then click again"}
-	}
-	if _, ok := l.ids[linkKey(p)]; !ok {
-		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=link-" + p.UserID, Reason: oidc.LinkReasonNotLinked,
-			Message: "your chat account is not linked to your company sign-in yet: open the link to sign in once, then click again"}
-	}
-	return nil
-}
-
-func (l *linkTable) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.asked = append(l.asked, p)
-	if l.down {
-		return oidc.Identity{}, fmt.Errorf("refresh: %w", oidc.ErrIdPUnavailable)
-	}
-	if err := l.required(p); err != nil {
-		return oidc.Identity{}, err
-	}
-	return l.ids[linkKey(p)], nil
-}
-
-func (l *linkTable) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.asked = append(l.asked, p)
-	return "https://signoff.example.com/link/start?id=link-" + p.UserID, nil
-}
-
-func (l *linkTable) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.asked = append(l.asked, p)
-	if err := l.required(p); err != nil {
-		return "", err
-	}
-	l.stepUps = append(l.stepUps, p.UserID+":"+requestID+":"+decision)
-	return "https://signoff.example.com/link/start?id=stepup-" + p.UserID, nil
-}
-
-func identity(name string, groups ...string) oidc.Identity {
-	return oidc.Identity{
-		Issuer: idpIssuer, Subject: "sub-" + name, Email: name + "@example.com", Name: name,
-		PreferredUsername: name, Groups: groups, VerifiedAt: t0.Add(-time.Minute),
-	}
-}
+var identity = chattest.Identity
 
 // failingStore lets a test make one coming Update fail.
 type failingStore struct {
@@ -474,35 +365,18 @@ func newEnv(t *testing.T) *env {
 
 func (e *env) create(action string, params map[string]string, reason string, links ...storage.Link) storage.Request {
 	e.t.Helper()
-	r, created, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: reason, Links: links})
-	if err != nil || !created {
-		e.t.Fatalf("create %s: created=%v err=%v", action, created, err)
-	}
-	return r
+	return chattest.Create(e.t, e.svc, action, params, reason, links...)
 }
 
 // deliver runs outbox passes until nothing due is left.
 func (e *env) deliver() {
 	e.t.Helper()
-	for range 20 {
-		n, err := e.bot.DeliverOnce(context.Background())
-		if err != nil {
-			e.t.Fatalf("DeliverOnce: %v", err)
-		}
-		if n == 0 {
-			return
-		}
-	}
-	e.t.Fatal("outbox never drained")
+	chattest.Drain(e.t, e.bot.DeliverOnce)
 }
 
 func (e *env) get(id string) storage.Request {
 	e.t.Helper()
-	r, err := e.svc.Get(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
+	return chattest.Get(e.t, e.svc, id)
 }
 
 // records returns the audit log, checking the chain.
@@ -512,13 +386,8 @@ func (e *env) records() []audit.Record {
 }
 
 func (e *env) recordsOf(typ string) []audit.Record {
-	var out []audit.Record
-	for _, r := range e.records() {
-		if r.Type == typ {
-			out = append(out, r)
-		}
-	}
-	return out
+	e.t.Helper()
+	return chattest.RecordsOf(e.t, e.store, typ)
 }
 
 // sign returns the headers Slack sends with body at ts.

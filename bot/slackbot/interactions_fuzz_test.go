@@ -3,93 +3,33 @@ package slackbot
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/slack-go/slack/slacktest"
 
-	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
-
-// panicLog is a slog handler that keeps the error records about panics, so
-// a fuzz target sees a panic that spawn recovered in background work.
-type panicLog struct {
-	mu     sync.Mutex
-	panics []string
-}
-
-func (p *panicLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (p *panicLog) WithAttrs([]slog.Attr) slog.Handler           { return p }
-func (p *panicLog) WithGroup(string) slog.Handler                { return p }
-func (p *panicLog) Handle(_ context.Context, r slog.Record) error {
-	if !strings.Contains(r.Message, "panicked") {
-		return nil
-	}
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.panics = append(p.panics, msg)
-	return nil
-}
-
-func (p *panicLog) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.panics
-	p.panics = nil
-	return out
-}
-
-// loopbackOnly is a transport that reaches only the Slack stand-in, so no
-// input can make the bot call out to a host it names.
-type loopbackOnly struct{ host string }
-
-func (l loopbackOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host != l.host {
-		if r.Body != nil {
-			_ = r.Body.Close()
-		}
-		return nil, errors.New("fuzz: only the Slack stand-in is reachable")
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
 
 // fuzzSlackEnv is newEnv for a fuzz target: built once (it takes a
 // testing.TB), with a Slack stand-in that answers every call signoff makes
 // with success and records nothing, so it stays small however long the
 // target runs.
 type fuzzSlackEnv struct {
-	clock  *clock.Fake
-	svc    *approvals.Service
-	bot    *Bot
-	links  *linkTable
-	mux    *http.ServeMux
-	panics *panicLog
-	store  storage.Store
-	// audit verifies the audit log as it grows; seq is the last record
-	// it took.
-	audit *audit.Verifier
-	seq   uint64
+	*chattest.Fuzz
+	bot   *Bot
+	links *linkTable
+	mux   *http.ServeMux
 }
 
 func newFuzzSlackEnv(tb testing.TB) *fuzzSlackEnv {
 	tb.Helper()
-	e := &fuzzSlackEnv{clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), panics: &panicLog{}}
+	e := &fuzzSlackEnv{Fuzz: chattest.NewFuzz(tb, testPolicy(), Platform), links: newLinkTable(), mux: http.NewServeMux()}
 	srv := slacktest.NewTestServer(func(c slacktest.Customize) {
 		answer := func(v map[string]any) http.HandlerFunc {
 			return func(w http.ResponseWriter, r *http.Request) {
@@ -110,25 +50,10 @@ func newFuzzSlackEnv(tb testing.TB) *fuzzSlackEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-
-	dir, err := os.MkdirTemp("/dev/shm", "signoff-fuzz-") // commits are frequent: keep them off the disk
-	if err != nil {
-		dir = tb.TempDir()
-	} else {
-		tb.Cleanup(func() { _ = os.RemoveAll(dir) })
-	}
-	st, err := boltstore.Open(filepath.Join(dir, "signoff.db"), boltstore.Options{})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	e.store, e.audit = st, audit.NewVerifier(audit.VerifyOptions{})
-	logger := slog.New(e.panics)
-	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"slack"}})
 	e.bot, err = New(Options{
-		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
-		APIURL: srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-		HTTPClient: &http.Client{Transport: loopbackOnly{host: api.Host}, Timeout: 10 * time.Second},
+		Service: e.Svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
+		APIURL: srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.Clock, Logger: e.Logger,
+		HTTPClient: chattest.OnlyHost(api.Host),
 	})
 	if err != nil {
 		tb.Fatalf("New: %v", err)
@@ -143,31 +68,11 @@ func newFuzzSlackEnv(tb testing.TB) *fuzzSlackEnv {
 // for the work it started.
 func (e *fuzzSlackEnv) postSigned(path, body string) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
-	req.Header = sign(testSecret, e.clock.Now().Unix(), body)
+	req.Header = sign(testSecret, e.Clock.Now().Unix(), body)
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, req)
 	e.bot.work.Wait()
 	return rec
-}
-
-// checkAudit verifies the audit records written since the last check: each
-// a line a verifier accepts (at most audit.MaxLineBytes), chained to the
-// ones before.
-func (e *fuzzSlackEnv) checkAudit(tb testing.TB) {
-	tb.Helper()
-	err := e.store.AuditRecords(context.Background(), e.seq+1, func(seq uint64, line []byte) error {
-		if len(line) > audit.MaxLineBytes {
-			return fmt.Errorf("audit record %d is %d bytes, longer than audit.MaxLineBytes", seq, len(line))
-		}
-		if err := e.audit.Add(line); err != nil {
-			return err
-		}
-		e.seq = seq
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("the audit log no longer verifies: %v", err)
-	}
 }
 
 // payloadOf returns the payload form value of a callback body.
@@ -188,21 +93,14 @@ func payloadOf(tb testing.TB, body string) string {
 // a JSON error, and the audit log the callbacks write keeps verifying.
 func FuzzInteractionPayload(f *testing.F) {
 	e := newFuzzSlackEnv(f)
-	create := func(action string, params map[string]string) storage.Request {
-		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: "fuzz"})
-		if err != nil {
-			f.Fatalf("create %s: %v", action, err)
-		}
-		return r
-	}
-	deploy, restart, glass := create("deploy-prod", deployParams()), create("restart", nil), create("break-glass", nil)
+	deploy, restart, glass := e.Create(f, "deploy-prod", deployParams(), "fuzz"), e.Create(f, "restart", nil, "fuzz"), e.Create(f, "break-glass", nil, "fuzz")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.link("UBOB", identity("bob", "sre"))
 	e.links.link("UCAROL", identity("carol", "dev"))
 	e.links.link("UOCTO", identity("octocat", "sre"))
 	e.links.link("USTALE", identity("stale", "sre"))
 	e.links.markStale("USTALE")
-	e.checkAudit(f)
+	e.CheckAudit(f)
 
 	meta := func(id, decision, channel string) string {
 		b, _ := json.Marshal(reasonMetadata{RequestID: id, Decision: decision, Channel: channel})
@@ -259,10 +157,10 @@ func FuzzInteractionPayload(f *testing.F) {
 			body = url.Values{"payload": {payload}}.Encode()
 		}
 		rec := e.postSigned(InteractionsPath, body)
-		if p := e.panics.take(); len(p) > 0 {
+		if p := e.Panics(); len(p) > 0 {
 			t.Fatalf("work started by the callback panicked: %q", p)
 		}
-		e.checkAudit(t)
+		e.CheckAudit(t)
 		switch rec.Code {
 		case http.StatusOK:
 			if rec.Body.Len() != 0 {
@@ -301,17 +199,13 @@ func FuzzInteractionFields(f *testing.F) {
 		if a == "deploy-prod" {
 			params = deployParams()
 		}
-		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: a, Params: params})
-		if err != nil {
-			f.Fatal(err)
-		}
-		ids = append(ids, r.ID)
+		ids = append(ids, e.Create(f, a, params, "").ID)
 	}
 	for _, u := range []string{"UALICE", "UBOB"} {
 		e.links.link(u, identity(strings.ToLower(u[1:]), "sre"))
 	}
 	e.links.link("UCAROL", identity("carol", "dev"))
-	e.checkAudit(f)
+	e.CheckAudit(f)
 
 	// which picks the request (its low bits; past the requests, value as
 	// is) and, with 0x40, a view_submission whose private_metadata is
@@ -354,10 +248,10 @@ func FuzzInteractionFields(f *testing.F) {
 		}
 		raw, _ := json.Marshal(payload)
 		rec := e.postSigned(InteractionsPath, url.Values{"payload": {string(raw)}}.Encode())
-		if p := e.panics.take(); len(p) > 0 {
+		if p := e.Panics(); len(p) > 0 {
 			t.Fatalf("work started by the callback panicked: %q", p)
 		}
-		e.checkAudit(t)
+		e.CheckAudit(t)
 		switch {
 		case rec.Code == http.StatusOK && rec.Body.Len() == 0:
 		case rec.Code == http.StatusForbidden && team != testTeam:
@@ -374,10 +268,7 @@ func FuzzInteractionFields(f *testing.F) {
 // audit.MaxLineBytes, after which the audit log no longer verified.
 func TestOversizedSlackIDsKeepAuditVerifiable(t *testing.T) {
 	e := newFuzzSlackEnv(t)
-	r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.Create(t, "deploy-prod", deployParams(), "")
 	body := func(user, trigger string) string {
 		raw, _ := json.Marshal(map[string]any{
 			"type": "block_actions", "team": map[string]any{"id": testTeam}, "user": map[string]any{"id": user}, "trigger_id": trigger,
@@ -396,12 +287,12 @@ func TestOversizedSlackIDsKeepAuditVerifiable(t *testing.T) {
 		if rec := e.postSigned(InteractionsPath, b); rec.Code != http.StatusOK {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
-		e.checkAudit(t)
+		e.CheckAudit(t)
 	}
 	// The unlinked clicker with a long trigger id was audited, its source
 	// clipped.
 	var last []byte
-	if err := e.store.AuditRecords(context.Background(), e.seq, func(_ uint64, line []byte) error { last = line; return nil }); err != nil {
+	if err := e.Store.AuditRecords(context.Background(), e.AuditSeq(), func(_ uint64, line []byte) error { last = line; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := audit.ParseRecord(last)

@@ -158,8 +158,8 @@ func TestStepUpSendsSignInLink(t *testing.T) {
 	if !strings.Contains(msg, "<https://signoff.example.com/link/start?id=stepup-UALICE|Sign in to approve>") {
 		t.Errorf("reply: %q", msg)
 	}
-	if len(e.links.stepUps) != 1 || e.links.stepUps[0] != "UALICE:"+r.ID+":approve" {
-		t.Errorf("step-ups: %v", e.links.stepUps)
+	if stepUps := e.links.StepUps(); len(stepUps) != 1 || stepUps[0] != "UALICE:"+r.ID+":approve" {
+		t.Errorf("step-ups: %v", stepUps)
 	}
 	if got := e.get(r.ID); len(got.Votes) != 0 {
 		t.Error("vote counted without the step-up sign-in")
@@ -221,7 +221,7 @@ func TestIdPUnavailable(t *testing.T) {
 	e := newEnv(t)
 	r := e.create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
-	e.links.down = true
+	e.links.SetDown(true)
 	e.click("UALICE", r.ID, ActionApprove, "C1")
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "could not be confirmed") {
 		t.Errorf("reply: %q", msg)

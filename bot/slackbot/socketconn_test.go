@@ -101,18 +101,6 @@ func (s *socketSlack) dropAll() {
 	s.conns = nil
 }
 
-// eventually polls cond (no clock involved) until it holds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func readyz(t *testing.T, front *bot.Server) (int, string) {
 	t.Helper()
 	rec := httptest.NewRecorder()
@@ -160,7 +148,7 @@ func TestSocketModeRetriesRefusedAndFailingConnections(t *testing.T) {
 	}
 
 	// invalid_auth: slack-go would stop here for good.
-	eventually(t, "the invalid_auth failure", waiting(1))
+	testenv.Eventually(t, "the invalid_auth failure", waiting(1))
 	st := b.SocketModeStatus()
 	if st.Connected || !st.Running || !st.AuthError || st.LastError != "invalid_auth" {
 		t.Errorf("after invalid_auth: %+v", st)
@@ -174,7 +162,7 @@ func TestSocketModeRetriesRefusedAndFailingConnections(t *testing.T) {
 
 	// One second later (the first wait): 500, logged, retried after 2s.
 	e.clock.Advance(time.Second)
-	eventually(t, "the HTTP 500 failure", waiting(2))
+	testenv.Eventually(t, "the HTTP 500 failure", waiting(2))
 	if st := b.SocketModeStatus(); st.Connected || st.AuthError || !strings.Contains(st.LastError, "500") {
 		t.Errorf("after 500: %+v", st)
 	}
@@ -190,7 +178,7 @@ func TestSocketModeRetriesRefusedAndFailingConnections(t *testing.T) {
 
 	// The second wait (2s) runs out: the third attempt connects.
 	e.clock.Advance(time.Second)
-	eventually(t, "a connection", func() bool { return b.SocketModeStatus().Connected })
+	testenv.Eventually(t, "a connection", func() bool { return b.SocketModeStatus().Connected })
 	if code, body := readyz(t, front); code != http.StatusOK {
 		t.Errorf("connected: %d %s", code, body)
 	}
@@ -207,7 +195,7 @@ func TestSocketModeRetriesRefusedAndFailingConnections(t *testing.T) {
 	// counted, retried after the first wait again (a connection was up).
 	sm.script(func(w http.ResponseWriter) { http.Error(w, "unavailable", http.StatusServiceUnavailable) })
 	sm.dropAll()
-	eventually(t, "the drop and the failed reconnect", waiting(3))
+	testenv.Eventually(t, "the drop and the failed reconnect", waiting(3))
 	if st := b.SocketModeStatus(); st.Connected {
 		t.Errorf("after the drop: %+v", st)
 	}
@@ -215,7 +203,7 @@ func TestSocketModeRetriesRefusedAndFailingConnections(t *testing.T) {
 		t.Errorf("a drop within the grace period made /readyz fail: %d", code)
 	}
 	e.clock.Advance(time.Second)
-	eventually(t, "the reconnection", func() bool { return b.SocketModeStatus().Connected })
+	testenv.Eventually(t, "the reconnection", func() bool { return b.SocketModeStatus().Connected })
 	if !strings.Contains(logs.String(), "connection lost") {
 		t.Errorf("the drop was not logged:\n%s", logs)
 	}

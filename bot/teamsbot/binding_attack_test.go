@@ -1,9 +1,10 @@
 package teamsbot
 
-// Attacks on the identity binding (issue 10) through the Teams adapter,
-// with the real oidc.Linker as the resolver and the Bot as its account
-// directory, as serve wires them. Tests named TestAttack…Refused pass; the
-// others demonstrate a hole and fail until it is fixed.
+// Attacks on the identity binding (docs/architecture.md, "Making a link")
+// through the Teams adapter, with the real oidc.Linker as the resolver and
+// the Bot as its account directory, as serve wires them. Tests named
+// TestAttack…Refused pass; the others demonstrate a hole and fail until it
+// is fixed.
 
 import (
 	"context"

@@ -482,7 +482,7 @@ func TestClickNamesItsConversation(t *testing.T) {
 	if d := e.vote(carol, r.ID, VerbApprove); !strings.Contains(d.message(), "link-"+carol.AADObjectID) {
 		t.Fatalf("answer: %s", d.message())
 	}
-	asked := e.links.asked()
+	asked := e.links.Asked()
 	thread := chanOps + ";messageid=" + cardID
 	if len(asked) != 1 || asked[0] != e.account(carol, thread) {
 		t.Fatalf("asked about %+v, want %+v", asked, e.account(carol, thread))
@@ -498,12 +498,12 @@ func TestClickNamesItsConversation(t *testing.T) {
 	bg := e.create("break-glass", nil, "")
 	e.deliver()
 	e.vote(alice, bg.ID, VerbApprove)
-	if asked := e.links.asked(); len(asked) != 2 || asked[1].Conversation == "" || !strings.HasPrefix(asked[1].Conversation, chanOps+";messageid=") {
+	if asked := e.links.Asked(); len(asked) != 2 || asked[1].Conversation == "" || !strings.HasPrefix(asked[1].Conversation, chanOps+";messageid=") {
 		t.Errorf("step-up asked about %+v", asked)
 	}
 	data := map[string]any{"signoff": "signoff.vote", "requestId": r.ID, "decision": VerbApprove}
 	e.send(e.bf.SubmitMessage(teamstest.Click{Place: opsPlace, User: carol, ReplyToID: cardID, Data: data}))
-	if asked := e.links.asked(); len(asked) != 3 || asked[2] != e.account(carol, chanOps) {
+	if asked := e.links.Asked(); len(asked) != 3 || asked[2] != e.account(carol, chanOps) {
 		t.Errorf("submit asked about %+v", asked)
 	}
 }
@@ -518,7 +518,7 @@ func TestClickWithOversizedConversationIDNamesNone(t *testing.T) {
 	if !strings.Contains(d.message(), "link-"+carol.AADObjectID) {
 		t.Fatalf("answer: %s", d.message())
 	}
-	if asked := e.links.asked(); len(asked) != 1 || asked[0] != e.account(carol, "") {
+	if asked := e.links.Asked(); len(asked) != 1 || asked[0] != e.account(carol, "") {
 		t.Errorf("asked about %+v", asked)
 	}
 }

@@ -4,91 +4,29 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 	"unicode/utf8"
 
-	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
-	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
-
-// panicLog is a slog handler that keeps the messages of error records, so
-// a fuzz target sees a panic that spawn recovered in background work.
-type panicLog struct {
-	mu     sync.Mutex
-	errors []string
-}
-
-func (p *panicLog) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelError }
-func (p *panicLog) WithAttrs([]slog.Attr) slog.Handler           { return p }
-func (p *panicLog) WithGroup(string) slog.Handler                { return p }
-func (p *panicLog) Handle(_ context.Context, r slog.Record) error {
-	if !strings.Contains(r.Message, "panicked") {
-		return nil
-	}
-	msg := r.Message
-	r.Attrs(func(a slog.Attr) bool { msg += " " + a.String(); return true })
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.errors = append(p.errors, msg)
-	return nil
-}
-
-func (p *panicLog) take() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := p.errors
-	p.errors = nil
-	return out
-}
-
-// loopbackOnly is a transport that reaches only the stand-in: an activity
-// may name any serviceUrl (its token vouches for it), and a fuzz target
-// must not call out to whatever host the input names.
-type loopbackOnly struct{ host string }
-
-var errNotStandIn = errors.New("fuzz: only the Bot Framework stand-in is reachable")
-
-func (l loopbackOnly) RoundTrip(r *http.Request) (*http.Response, error) {
-	if r.URL.Host != l.host {
-		if r.Body != nil {
-			_ = r.Body.Close()
-		}
-		return nil, errNotStandIn
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
 
 // fuzzEnv is newEnv for a fuzz target: built once (it takes a testing.TB),
 // logging only panics, its HTTP client confined to the stand-in.
 type fuzzEnv struct {
-	clock  *clock.Fake
-	svc    *approvals.Service
-	bot    *Bot
-	bf     *teamstest.Server
-	links  *linkTable
-	mux    *http.ServeMux
-	panics *panicLog
-	store  storage.Store
-	// audit verifies the audit log as it grows; seq is the last record
-	// it took.
-	audit *audit.Verifier
-	seq   uint64
+	*chattest.Fuzz
+	bot   *Bot
+	bf    *teamstest.Server
+	links *chattest.Links
+	mux   *http.ServeMux
 
 	mu     sync.Mutex
 	tokens map[string]string // serviceUrl → Authorization header
@@ -96,24 +34,17 @@ type fuzzEnv struct {
 
 func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Helper()
-	e := &fuzzEnv{clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), panics: &panicLog{}, tokens: map[string]string{}}
-	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
+	e := &fuzzEnv{Fuzz: chattest.NewFuzz(tb, testPolicy(), Platform), links: chattest.NewLinks(), mux: http.NewServeMux(), tokens: map[string]string{}}
+	e.bf = teamstest.NewServer(teamstest.Options{Now: e.Clock.Now})
 	tb.Cleanup(e.bf.Close)
-	st, err := boltstore.Open(filepath.Join(fuzzDir(tb), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		tb.Fatalf("open store: %v", err)
-	}
-	tb.Cleanup(func() { _ = st.Close() })
-	e.store, e.audit = st, audit.NewVerifier(audit.VerifyOptions{})
-	logger := slog.New(e.panics)
-	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"teams"}})
 	u, _ := url.Parse(e.bf.URL)
+	var err error
 	e.bot, err = New(Options{
-		Service: e.svc, Store: st, Resolver: e.links,
+		Service: e.Svc, Store: e.Store, Resolver: e.links,
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
-		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-		HTTPClient:      &http.Client{Transport: loopbackOnly{host: u.Host}, Timeout: 10 * time.Second},
+		PublicURL: "https://signoff.example.com", Clock: e.Clock, Logger: e.Logger,
+		HTTPClient:      chattest.OnlyHost(u.Host),
 		ServiceURLHosts: []string{e.bf.ServiceHost(), "smba.other.example"},
 	})
 	if err != nil {
@@ -122,37 +53,6 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	tb.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
 	e.bot.Register(e.mux)
 	return e
-}
-
-// checkAudit verifies the audit records written since the last check: each
-// a line a verifier accepts (at most audit.MaxLineBytes), chained to the
-// ones before.
-func (e *fuzzEnv) checkAudit(tb testing.TB) {
-	tb.Helper()
-	err := e.store.AuditRecords(context.Background(), e.seq+1, func(seq uint64, line []byte) error {
-		if len(line) > audit.MaxLineBytes {
-			return fmt.Errorf("audit record %d is %d bytes, longer than audit.MaxLineBytes", seq, len(line))
-		}
-		if err := e.audit.Add(line); err != nil {
-			return err
-		}
-		e.seq = seq
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("the audit log no longer verifies: %v", err)
-	}
-}
-
-// fuzzDir is a temporary directory for the store, in memory (/dev/shm)
-// where there is one: a fuzz target commits often, and an fsync to disk
-// would make most of its time.
-func fuzzDir(tb testing.TB) string {
-	if dir, err := os.MkdirTemp("/dev/shm", "signoff-fuzz-"); err == nil {
-		tb.Cleanup(func() { _ = os.RemoveAll(dir) })
-		return dir
-	}
-	return tb.TempDir()
 }
 
 // authorization returns the header the Bot Connector would send with an
@@ -206,21 +106,14 @@ func FuzzActivity(f *testing.F) {
 	admin := teamstest.NewUser("admin")
 	alice, bob, carol, eve := teamstest.NewUser("alice"), teamstest.NewUser("bob"), teamstest.NewUser("carol"), teamstest.NewUser("eve")
 	for _, u := range []teamstest.User{alice, bob} {
-		e.links.link(platformUser(e, u), identity(u.Name, "sre"))
+		e.links.Link(platformUser(e, u), identity(u.Name, "sre"))
 	}
-	e.links.link(platformUser(e, eve), identity("eve", "dev"))
+	e.links.Link(platformUser(e, eve), identity("eve", "dev"))
 	if rec := e.post(mustJSON(f, e.bf.Installed(ops, admin)), e.authorization(e.bf.ServiceURL())); rec.Code != http.StatusOK {
 		f.Fatalf("installation answered %d: %s", rec.Code, rec.Body)
 	}
-	create := func(action string, params map[string]string) storage.Request {
-		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: "fuzz"})
-		if err != nil {
-			f.Fatalf("create %s: %v", action, err)
-		}
-		return r
-	}
-	deploy, restart, glass := create("deploy-prod", deployParams()), create("restart", nil), create("break-glass", nil)
-	e.checkAudit(f)
+	deploy, restart, glass := e.Create(f, "deploy-prod", deployParams(), "fuzz"), e.Create(f, "restart", nil, "fuzz"), e.Create(f, "break-glass", nil, "fuzz")
+	e.CheckAudit(f)
 
 	vote := func(id, verb string) map[string]any {
 		return map[string]any{"signoff": voteKind, "requestId": id, "decision": verb}
@@ -287,13 +180,13 @@ func FuzzActivity(f *testing.F) {
 			serviceURL = act.ServiceURL
 		}
 		rec := e.post(body, e.authorization(serviceURL))
-		if p := e.panics.take(); len(p) > 0 {
+		if p := e.Panics(); len(p) > 0 {
 			t.Fatalf("work started by the activity panicked: %q", p)
 		}
 		if rec.Code >= 500 {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
-		e.checkAudit(t)
+		e.CheckAudit(t)
 		if rec.Code == http.StatusUnauthorized && json.Valid(body) && act.ServiceURL != "" && strings.Contains(rec.Body.String(), rejectServiceURL) {
 			t.Fatalf("the token signed for serviceUrl %q was not tied to the activity: %s", serviceURL, rec.Body)
 		}
@@ -318,10 +211,7 @@ func FuzzActivity(f *testing.F) {
 // verified.
 func TestOversizedAADObjectIDKeepsAuditVerifiable(t *testing.T) {
 	e := newFuzzEnv(t)
-	r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.Create(t, "deploy-prod", deployParams(), "")
 	const marker = "OVERSIZED-AAD-OBJECT-ID"
 	ops := opsPlace
 	ops.ServiceURL = e.bf.ServiceURL()
@@ -329,13 +219,13 @@ func TestOversizedAADObjectIDKeepsAuditVerifiable(t *testing.T) {
 		act := e.bf.Invoke(teamstest.Click{Place: ops, User: teamstest.User{ID: "29:x", Name: "x", AADObjectID: marker}, Verb: VerbApprove, Data: map[string]any{"signoff": voteKind, "requestId": r.ID, "decision": VerbApprove}})
 		body := bytes.Replace(mustJSON(t, act), []byte(marker), []byte(id), 1) // raw bytes: json.Marshal would escape them
 		rec := e.post(body, e.authorization(e.bf.ServiceURL()))
-		e.checkAudit(t)
+		e.CheckAudit(t)
 		var ir invokeResponse
 		if err := json.Unmarshal(rec.Body.Bytes(), &ir); err != nil || rec.Code != http.StatusOK || ir.StatusCode != http.StatusBadRequest {
 			t.Fatalf("aadObjectId of %d bytes: %d %.300s", len(id), rec.Code, rec.Body)
 		}
 	}
-	if got, err := e.svc.Get(context.Background(), r.ID); err != nil || len(got.Votes) != 0 {
+	if got, err := e.Svc.Get(context.Background(), r.ID); err != nil || len(got.Votes) != 0 {
 		t.Fatalf("votes %+v %v", got.Votes, err)
 	}
 }
@@ -356,22 +246,18 @@ func FuzzActivityFields(f *testing.F) {
 	ops.ServiceURL = e.bf.ServiceURL()
 	alice, bob, eve := teamstest.NewUser("alice"), teamstest.NewUser("bob"), teamstest.NewUser("eve")
 	for _, u := range []teamstest.User{alice, bob} {
-		e.links.link(platformUser(e, u), identity(u.Name, "sre"))
+		e.links.Link(platformUser(e, u), identity(u.Name, "sre"))
 	}
-	e.links.link(platformUser(e, eve), identity("eve", "dev"))
+	e.links.Link(platformUser(e, eve), identity("eve", "dev"))
 	var ids []string
 	for _, a := range []string{"deploy-prod", "restart", "break-glass", "lost"} {
 		params := map[string]string(nil)
 		if a == "deploy-prod" {
 			params = deployParams()
 		}
-		r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: a, Params: params})
-		if err != nil {
-			f.Fatal(err)
-		}
-		ids = append(ids, r.ID)
+		ids = append(ids, e.Create(f, a, params, "").ID)
 	}
-	e.checkAudit(f)
+	e.CheckAudit(f)
 
 	// which picks the request (its low bits; past the requests, the
 	// requestId argument as is), the clicker and the conversation type.
@@ -418,13 +304,13 @@ func FuzzActivityFields(f *testing.F) {
 		}
 		body := mustJSON(t, act)
 		rec := e.post(body, e.authorization(e.bf.ServiceURL()))
-		if p := e.panics.take(); len(p) > 0 {
+		if p := e.Panics(); len(p) > 0 {
 			t.Fatalf("work started by the activity panicked: %q", p)
 		}
 		if rec.Code != http.StatusOK {
 			t.Fatalf("a well-formed, signed activity answered %d: %s", rec.Code, rec.Body)
 		}
-		e.checkAudit(t)
+		e.CheckAudit(t)
 		if rec.Body.Len() == 0 {
 			return
 		}

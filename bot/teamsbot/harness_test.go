@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
@@ -29,10 +28,10 @@ import (
 // The Linker is the resolver serve wires in.
 var _ IdentityResolver = (*oidc.Linker)(nil)
 
-var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+var t0 = chattest.T0
 
 const (
-	idpIssuer = "https://idp.example"
+	idpIssuer = chattest.IdPIssuer
 	// chanOps is the channel the actions notify; teamOps its team.
 	chanOps = "19:0a1b2c3d4e5f60718293a4b5c6d7e8f9@thread.tacv2"
 	teamOps = "19:f9e8d7c6b5a4938271605f4e3d2c1b0a@thread.tacv2"
@@ -43,161 +42,22 @@ const (
 var opsPlace = teamstest.Place{Conversation: chanOps, TeamID: teamOps, TeamName: "Ops", ChannelName: "deploys"}
 
 func testPolicy() *policy.Policy {
-	pattern := func(p string) *regexp.Regexp {
-		re, err := policy.CompilePattern(p)
-		if err != nil {
-			panic(err)
-		}
-		return re
+	p := chattest.Policy(func(string) policy.Notify { return policy.Notify{Teams: []string{chanOps}} })
+	p.Actions["lost"] = &policy.Action{
+		Name: "lost", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+		Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+		TTL:       time.Hour,
+		Notify:    policy.Notify{Teams: []string{chanNowhere}},
 	}
-	teams := policy.Notify{Teams: []string{chanOps}}
-	return &policy.Policy{Actions: map[string]*policy.Action{
-		"deploy-prod": {
-			Name: "deploy-prod", Description: "Deploy a service to production",
-			Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Params: map[string]policy.Param{
-				"service": {Required: true, Pattern: pattern("[a-z-]+")},
-				"version": {Required: true},
-				"note":    {MaxLength: 1000},
-			},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 2},
-			TTL:       time.Hour,
-			Notify:    teams,
-			OnApprove: &policy.OnApprove{Webhook: &policy.Webhook{URL: "https://deploy.example/hook", Timeout: time.Second}},
-		},
-		"restart": {
-			Name: "restart", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers:         policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:               time.Hour,
-			Notify:            teams,
-			RequireDenyReason: true,
-		},
-		"break-glass": {
-			Name: "break-glass", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:       time.Hour,
-			Notify:    teams,
-			StepUp:    &policy.StepUp{MaxAge: 5 * time.Minute, RequireMFA: true},
-		},
-		"lost": {
-			Name: "lost", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Teams: []string{chanNowhere}},
-		},
-	}}
+	return p
 }
 
-var requester = storage.Requester{
-	Issuer: "github", IssuerURL: "https://token.actions.githubusercontent.com",
-	Subject: "repo:acme/api:ref:refs/heads/main", Person: "octocat", Name: "octocat",
-	Claims: map[string]string{"repository": "acme/api", "actor": "octocat"},
-}
-
-func deployParams() map[string]string { return map[string]string{"service": "api", "version": "1.4.2"} }
-
-// linkTable is the test double of the account-link component (tested in
-// package oidc): a map from Teams account to identity.
-type linkTable struct {
-	mu      sync.Mutex
-	ids     map[string]oidc.Identity
-	stale   map[string]bool
-	down    bool
-	stepUps []string
-	calls   int
-	// seen are the accounts Resolve and BeginStepUp were asked about.
-	seen []oidc.PlatformUser
-	// slow, when set, makes Resolve announce itself on entered and wait
-	// for release.
-	slow    bool
-	entered chan struct{}
-	release chan struct{}
-}
-
-func newLinkTable() *linkTable {
-	return &linkTable{ids: map[string]oidc.Identity{}, stale: map[string]bool{},
-		entered: make(chan struct{}, 10), release: make(chan struct{})}
-}
-
-func linkKey(p oidc.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
-
-func (l *linkTable) link(p oidc.PlatformUser, id oidc.Identity) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ids[linkKey(p)] = id
-}
-
-func (l *linkTable) markStale(p oidc.PlatformUser) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.stale[linkKey(p)] = true
-}
-
-func (l *linkTable) required(p oidc.PlatformUser) error {
-	if l.stale[linkKey(p)] {
-		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=relink-" + p.UserID, Reason: oidc.LinkReasonStale,
-			Message: "your account link is no longer valid (user disabled): open the link to sign in again, then click again"}
-	}
-	if _, ok := l.ids[linkKey(p)]; !ok {
-		return &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=link-" + p.UserID, Reason: oidc.LinkReasonNotLinked,
-			Message: "your chat account is not linked to your company sign-in yet: open the link to sign in once, then click again"}
-	}
-	return nil
-}
-
-func (l *linkTable) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
-	l.mu.Lock()
-	l.calls++
-	l.seen = append(l.seen, p)
-	slow := l.slow
-	l.mu.Unlock()
-	if slow {
-		l.entered <- struct{}{}
-		select {
-		case <-l.release:
-		case <-ctx.Done():
-			return oidc.Identity{}, ctx.Err()
-		}
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.down {
-		return oidc.Identity{}, fmt.Errorf("refresh: %w", oidc.ErrIdPUnavailable)
-	}
-	if err := l.required(p); err != nil {
-		return oidc.Identity{}, err
-	}
-	return l.ids[linkKey(p)], nil
-}
-
-func (l *linkTable) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
-	return "https://signoff.example.com/link/start?id=link-" + p.UserID, nil
-}
-
-func (l *linkTable) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.seen = append(l.seen, p)
-	if err := l.required(p); err != nil {
-		return "", err
-	}
-	l.stepUps = append(l.stepUps, p.UserID+":"+requestID+":"+decision)
-	return "https://signoff.example.com/link/start?id=stepup-" + p.UserID, nil
-}
-
-// asked returns the accounts Resolve and BeginStepUp were asked about.
-func (l *linkTable) asked() []oidc.PlatformUser {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]oidc.PlatformUser(nil), l.seen...)
-}
-
-func identity(name string, groups ...string) oidc.Identity {
-	return oidc.Identity{
-		Issuer: idpIssuer, Subject: "sub-" + name, Email: name + "@example.com", Name: name,
-		PreferredUsername: name, Groups: groups, VerifiedAt: t0.Add(-time.Minute),
-	}
-}
+var (
+	requester    = chattest.Requester()
+	deployParams = chattest.DeployParams
+	identity     = chattest.Identity
+	newLinkTable = chattest.NewLinks
+)
 
 type env struct {
 	t     *testing.T
@@ -206,7 +66,7 @@ type env struct {
 	svc   *approvals.Service
 	bot   *Bot
 	bf    *teamstest.Server
-	links *linkTable
+	links *chattest.Links
 	mux   *http.ServeMux
 	logs  *testenv.LogBuffer
 }
@@ -249,35 +109,18 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 
 func (e *env) create(action string, params map[string]string, reason string, links ...storage.Link) storage.Request {
 	e.t.Helper()
-	r, created, err := e.svc.Create(context.Background(), approvals.CreateInput{Requester: requester, Action: action, Params: params, Reason: reason, Links: links})
-	if err != nil || !created {
-		e.t.Fatalf("create %s: created=%v err=%v", action, created, err)
-	}
-	return r
+	return chattest.Create(e.t, e.svc, action, params, reason, links...)
 }
 
 // deliver runs outbox passes until nothing due is left.
 func (e *env) deliver() {
 	e.t.Helper()
-	for range 20 {
-		n, err := e.bot.DeliverOnce(context.Background())
-		if err != nil {
-			e.t.Fatalf("DeliverOnce: %v", err)
-		}
-		if n == 0 {
-			return
-		}
-	}
-	e.t.Fatal("outbox never drained")
+	chattest.Drain(e.t, e.bot.DeliverOnce)
 }
 
 func (e *env) get(id string) storage.Request {
 	e.t.Helper()
-	r, err := e.svc.Get(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
+	return chattest.Get(e.t, e.svc, id)
 }
 
 // records returns the audit log, checking the chain.
@@ -287,13 +130,8 @@ func (e *env) records() []audit.Record {
 }
 
 func (e *env) recordsOf(typ string) []audit.Record {
-	var out []audit.Record
-	for _, r := range e.records() {
-		if r.Type == typ {
-			out = append(out, r)
-		}
-	}
-	return out
+	e.t.Helper()
+	return chattest.RecordsOf(e.t, e.store, typ)
 }
 
 // sendWith posts activity to the bot's endpoint with the Authorization
@@ -384,7 +222,7 @@ func (e *env) teamsUser(name string) (teamstest.User, oidc.PlatformUser) {
 // linked returns a Teams user linked to name's identity in groups.
 func (e *env) linked(name string, groups ...string) teamstest.User {
 	u, p := e.teamsUser(name)
-	e.links.link(p, identity(name, groups...))
+	e.links.Link(p, identity(name, groups...))
 	return u
 }
 

@@ -116,7 +116,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 	t.Run("stale", func(t *testing.T) {
 		dan := e.linked("dan", "sre")
 		_, p := e.teamsUser("dan")
-		e.links.markStale(p)
+		e.links.MarkStale(p)
 		msg := e.vote(dan, r.ID, VerbApprove).message()
 		if !strings.Contains(msg, "no longer valid") || !strings.Contains(msg, "id=relink-aad-dan") {
 			t.Errorf("answer: %q", msg)
@@ -136,7 +136,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 	t.Run("self-approval", func(t *testing.T) {
 		oct, p := e.teamsUser("octocat")
 		id := identity("octocat", "sre")
-		e.links.link(p, id)
+		e.links.Link(p, id)
 		msg := e.vote(oct, r.ID, VerbApprove).message()
 		if !strings.Contains(msg, "someone else must approve") {
 			t.Errorf("answer: %q", msg)
@@ -223,7 +223,7 @@ func TestStepUpAnswersWithSignInLink(t *testing.T) {
 	if !strings.Contains(msg, "fresh sign-in") || !strings.Contains(msg, "https://signoff.example.com/link/start?id=stepup-aad-alice") {
 		t.Errorf("answer: %q", msg)
 	}
-	if got := e.links.stepUps; len(got) != 1 || got[0] != "aad-alice:"+r.ID+":approve" {
+	if got := e.links.StepUps(); len(got) != 1 || got[0] != "aad-alice:"+r.ID+":approve" {
 		t.Errorf("step-ups: %q", got)
 	}
 	if len(e.get(r.ID).Votes) != 0 {
@@ -268,14 +268,12 @@ func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 	r := e.create("deploy-prod", deployParams(), "")
 	e.deliver()
 	alice := e.linked("alice", "sre")
-	e.links.mu.Lock()
-	e.links.slow = true
-	e.links.mu.Unlock()
+	e.links.SetSlow(true)
 
 	done := make(chan *httptest.ResponseRecorder, 1)
 	go func() { done <- e.serve(e.click(alice, r.ID, VerbApprove, nil)) }()
 	select {
-	case <-e.links.entered:
+	case <-e.links.Entered():
 	case <-time.After(10 * time.Second):
 		t.Fatal("Resolve was never called")
 	}
@@ -293,14 +291,12 @@ func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 		t.Errorf("answer: %q", msg)
 	}
 	// The check completes in the background; nothing was counted.
-	close(e.links.release)
+	e.links.Release()
 	e.bot.work.Wait()
 	if n := len(e.get(r.ID).Votes); n != 0 {
 		t.Errorf("%d votes after a timed-out identity check", n)
 	}
-	e.links.mu.Lock()
-	e.links.slow = false
-	e.links.mu.Unlock()
+	e.links.SetSlow(false)
 	if ans := e.vote(alice, r.ID, VerbApprove); ans.Type != "application/vnd.microsoft.card.adaptive" {
 		t.Errorf("click again: %s", ans.message())
 	}
@@ -311,7 +307,7 @@ func TestIdPDownAnswersRetry(t *testing.T) {
 	r := e.create("deploy-prod", deployParams(), "")
 	e.deliver()
 	alice := e.linked("alice", "sre")
-	e.links.down = true
+	e.links.SetDown(true)
 	if msg := e.vote(alice, r.ID, VerbApprove).message(); !strings.Contains(msg, "could not be confirmed") {
 		t.Errorf("answer: %q", msg)
 	}

@@ -37,10 +37,7 @@ func isolateLogin(t *testing.T) {
 // request limits raised out of the way of load tests.
 func startAdminServer(t *testing.T, db string) *testServer {
 	t.Helper()
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(adminTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, adminTestConfig)
 	return startServeConfig(t, cfgPath, true, func(c *config.Config) {
 		c.Storage.Path = db
 		c.Limits.RequestsPerMinute, c.Limits.PendingPerRequester, c.Limits.ClicksPerMinute = 1_000_000, 1_000_000, 1_000_000

@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -97,17 +95,10 @@ func startBindingServer(t *testing.T, chat, notify string, users ...testop.User)
 	}
 	yaml := strings.NewReplacer("%LISTEN%", addr, "%PUBLIC%", "http://localhost:"+port, "%ISSUER%", op.Issuer,
 		"%CLIENTID%", testop.ClientID, "%CLIENTSECRET%", testop.ClientSecret, "%CHAT%", chat, "%NOTIFY%", notify).Replace(bindingConfig)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true)
 	s := &bindingServer{testServer: ts, op: op}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 	// signoff listens now: the OP learns where to send people back.
 	_, port, _ = net.SplitHostPort(ts.addr)
 	s.public = "http://localhost:" + port

@@ -30,7 +30,7 @@ dev:
 log: {level: warn}
 `
 
-// TestCrashLosesNothingAcknowledged is DESIGN invariant 3 under a real
+// TestCrashLosesNothingAcknowledged is invariant 3 (docs/architecture.md) under a real
 // kill: 16 clients create requests as fast as they can, the server is
 // SIGKILLed mid-stream, and afterwards every request the API acknowledged
 // (201) is in the database with its audit record, no request was created

@@ -8,7 +8,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -57,16 +56,9 @@ log: {level: warn}
 func startDevLinkServer(t *testing.T, listen, idp string) *testServer {
 	t.Helper()
 	yaml := strings.NewReplacer("%LISTEN%", listen, "%IDP%", idp).Replace(devLinkConfig)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 	return ts
 }
 

@@ -49,10 +49,7 @@ func productionExampleConfig(t *testing.T) string {
 // its dev requester pointed at productionIssuer.
 func startProdServer(t *testing.T) *testServer {
 	t.Helper()
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(requestTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, requestTestConfig)
 	return startServeConfig(t, cfgPath, false, withoutDevTrust)
 }
 

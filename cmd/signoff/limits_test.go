@@ -3,8 +3,6 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,10 +17,7 @@ import (
 // and the given limits.
 func startLimitedServer(t *testing.T, limits config.LimitsConfig) *testServer {
 	t.Helper()
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(requestTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, requestTestConfig)
 	return startServeConfig(t, cfgPath, true, func(cfg *config.Config) {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.Limits = limits
@@ -120,10 +115,7 @@ func TestRequestWaitRetriesAfterRetryAfter(t *testing.T) {
 // /metrics.
 func TestServeWiresClickLimit(t *testing.T) {
 	yaml := strings.NewReplacer("%LISTEN%", "127.0.0.1:0", "%IDP%", "").Replace(devLinkConfig)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true, func(cfg *config.Config) { cfg.Limits.ClicksPerMinute = 2 })
 	b := newConsoleBrowser(t, ts.base)
 	r := createRequest(t, ts.svc, "deploy")

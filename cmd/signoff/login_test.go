@@ -86,16 +86,9 @@ func startLoginServer(t *testing.T, withCLI bool) *loginServer {
 	}
 	yaml := strings.NewReplacer("%LISTEN%", addr, "%PUBLIC%", "http://localhost:"+port, "%ISSUER%", op.Issuer,
 		"%CLIENTID%", testop.ClientID, "%CLIENTSECRET%", testop.ClientSecret, "%CLI%", cli).Replace(loginTestConfig)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 	return &loginServer{testServer: ts, op: op}
 }
 

@@ -198,7 +198,7 @@ func TestServeStopsPromptlyAndSignsClosingCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	if took := time.Since(began); took > 10*time.Second {
-		t.Fatalf("shutdown took %s; DESIGN asks for under 10s", took)
+		t.Fatalf("shutdown took %s; docs/architecture.md (invariant 10) asks for under 10s", took)
 	}
 	code, out, stderr := runCmd(t, "audit", "verify", "--db", dbPath, "--pubkey", key+".pub")
 	if code != 0 || !strings.Contains(out, "1 signed checkpoints verified") {

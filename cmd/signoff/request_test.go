@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -58,11 +57,17 @@ type testServer struct {
 // (127.0.0.1:0 for a free port) and the database db.
 func startTestServer(t *testing.T, dev bool, listen, db string) *testServer {
 	t.Helper()
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(requestTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, requestTestConfig)
 	return startServeConfig(t, cfgPath, dev, func(cfg *config.Config) { cfg.Listen, cfg.Storage.Path = listen, db })
+}
+
+// logOnFailure prints the server's log when t ends, if t failed.
+func (ts *testServer) logOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", ts.log)
+		}
+	})
 }
 
 // startServeConfig runs serve in-process with the config file at cfgPath,

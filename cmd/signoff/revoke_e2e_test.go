@@ -35,11 +35,7 @@ func startSlackAdminServer(t *testing.T, slack *slackStandIn) *testServer {
 	ts := startServeConfig(t, cfgPath, true, func(c *config.Config) {
 		c.Limits.RequestsPerMinute, c.Limits.PendingPerRequester, c.Limits.ClicksPerMinute = 1_000_000, 1_000_000, 1_000_000
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 	linkSlackUser(t, ts, slack, "U0ALICE", "alice")
 	linkSlackUser(t, ts, slack, "U0BOB", "bob")
 	return ts

@@ -10,8 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -257,16 +255,9 @@ func clickPayloadFrom(user, userTeam, requestID, actionID, trigger string) strin
 func TestSlackEndToEnd(t *testing.T) {
 	clearCIEnv(t)
 	slack := newSlackStandIn(t)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL()))
 	ts := startServeConfig(t, cfgPath, true)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 
 	linkSlackUser(t, ts, slack, "U0ALICE", "alice")
 	linkSlackUser(t, ts, slack, "U0BOB", "bob")

@@ -2,8 +2,6 @@ package main
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -21,18 +19,11 @@ func TestSessionRevokedStopsTheNextClick(t *testing.T) {
 	slack := newSlackStandIn(t)
 	tr := ssftest.New(t, "https://idp.example.com")
 	token := strings.Repeat("s", 40)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL())), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL()))
 	ts := startServeConfig(t, cfgPath, true, func(c *config.Config) {
 		c.SSF = config.SSFConfig{Issuer: tr.Issuer, JWKSURL: tr.JWKSURL(), Audience: "signoff-e2e", BearerToken: config.Secret(token)}
 	})
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 	linkSlackUser(t, ts, slack, "U0ALICE", "alice")
 	linkSlackUser(t, ts, slack, "U0BOB", "bob")
 	id := apiCreate(http.DefaultClient, ts.base, devToken(t, ts), "ssf-e2e")

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,10 +20,7 @@ import (
 func TestServeReceivesSharedSignals(t *testing.T) {
 	tr := ssftest.New(t, "https://idp.example.com")
 	token := strings.Repeat("b", 40)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(requestTestConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, requestTestConfig)
 	ts := startServeConfig(t, cfgPath, true, func(cfg *config.Config) {
 		cfg.Listen = "127.0.0.1:0"
 		cfg.SSF = config.SSFConfig{Issuer: tr.Issuer, JWKSURL: tr.JWKSURL(), Audience: "signoff-test", BearerToken: config.Secret(token)}

@@ -8,8 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -105,16 +103,9 @@ func TestTeamsEndToEnd(t *testing.T) {
 	t.Cleanup(bf.Close)
 	yaml := strings.NewReplacer("%SLACK%", slack.srv.GetAPIURL(), "%APPID%", bf.AppID(), "%APPPASSWORD%", bf.AppPassword(),
 		"%TENANT%", bf.TenantID(), "%METADATA%", bf.OpenIDMetadataURL(), "%TOKEN%", bf.TokenURL(), "%CONV%", teamsE2EConversation).Replace(teamsE2EConfig)
-	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true)
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("server log:\n%s", ts.log)
-		}
-	})
+	ts.logOnFailure(t)
 
 	place := teamstest.Place{Conversation: teamsE2EConversation, TeamID: "19:team0e2e@thread.tacv2", TeamName: "Platform", ChannelName: "deploys"}
 	alice, bob := teamstest.NewUser("alice"), teamstest.NewUser("bob")

@@ -23,6 +23,7 @@ import (
 
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -381,7 +382,7 @@ func TestConcurrentCallersShareOneDownload(t *testing.T) {
 		_, err := c.Keys(ctx)
 		gaveUp <- err
 	}()
-	waitFor(t, func() bool { return is.keyHits.Load() == 1 })
+	testenv.Eventually(t, "one key fetch", func() bool { return is.keyHits.Load() == 1 })
 	cancel()
 	err := <-gaveUp
 	if !errors.Is(err, context.Canceled) || !errors.Is(err, jwks.ErrUnavailable) {
@@ -574,16 +575,4 @@ func newEC(t testing.TB) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// waitFor polls cond until it holds or a deadline passes.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(time.Millisecond)
-	}
 }
