@@ -41,7 +41,7 @@ type Options struct {
 	// Logger receives operational logs; never secrets. Default slog.Default().
 	Logger *slog.Logger
 	// GroupsMaxAge is how long after the IdP last verified an approver their
-	// groups still count (DESIGN invariant 2). Default 24h.
+	// groups still count (docs/architecture.md, invariant 2). Default 24h.
 	GroupsMaxAge time.Duration
 	// Platforms names the chat adapters running (of platform.Chat: "slack",
 	// "teams"). For each one an action notifies, every state change queues

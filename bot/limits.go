@@ -1,6 +1,6 @@
 package bot
 
-// The limits of the CI API (config section limits; DESIGN.md "Limits"):
+// The limits of the CI API (config section limits; README.md "Limits"):
 //
 //   - limits.requests_per_minute, per requester identity (the token's
 //     issuer name and subject): POST /v1/requests beyond it is answered

@@ -17,16 +17,42 @@ import (
 // URL's path or query, which often carry tokens); it says where a secret
 // comes from instead.
 func (c *Config) Summary() string {
-	var b strings.Builder
-	line := func(label, format string, args ...any) {
-		fmt.Fprintf(&b, "  %-14s %s\n", label, fmt.Sprintf(format, args...))
+	var w summaryWriter
+	w.header(c)
+	w.server(c)
+	w.requesters(c.Requesters)
+	w.integrations(c)
+	if len(c.Actions) == 0 {
+		w.WriteString("\nNo actions: nothing can be requested.\n")
 	}
-	more := func(format string, args ...any) { line("", format, args...) }
+	for _, name := range sortedKeys(c.Actions) {
+		w.action(name, c.Actions[name])
+	}
+	w.warnings(c.Warnings())
+	return w.String()
+}
 
+// summaryWriter builds Summary's text: a section title, then labelled lines
+// whose labels line up.
+type summaryWriter struct {
+	strings.Builder
+}
+
+// line writes one labelled line of a section.
+func (w *summaryWriter) line(label, format string, args ...any) {
+	fmt.Fprintf(w, "  %-14s %s\n", label, fmt.Sprintf(format, args...))
+}
+
+// more continues the previous line's label on a line of its own.
+func (w *summaryWriter) more(format string, args ...any) { w.line("", format, args...) }
+
+// header names where the configuration came from and which environment
+// variables overrode it.
+func (w *summaryWriter) header(c *Config) {
 	if c.source != "" {
-		fmt.Fprintf(&b, "signoff configuration from %s\n", c.source)
+		fmt.Fprintf(w, "signoff configuration from %s\n", c.source)
 	} else {
-		b.WriteString("signoff configuration\n")
+		w.WriteString("signoff configuration\n")
 	}
 	if len(c.fromEnv) > 0 {
 		vars := make([]string, 0, len(c.fromEnv))
@@ -34,51 +60,62 @@ func (c *Config) Summary() string {
 			vars = append(vars, "$"+v)
 		}
 		sort.Strings(vars)
-		fmt.Fprintf(&b, "overridden by %s\n", strings.Join(vars, ", "))
+		fmt.Fprintf(w, "overridden by %s\n", strings.Join(vars, ", "))
 	}
+}
 
-	b.WriteString("\nServer\n")
-	line("listen", "%s", c.Listen)
-	line("public_url", "%s", orNotSet(c.PublicURL))
+// server describes listening, storage, logging, audit, the auditor and
+// admin groups and the limits.
+func (w *summaryWriter) server(c *Config) {
+	w.WriteString("\nServer\n")
+	w.line("listen", "%s", c.Listen)
+	w.line("public_url", "%s", orNotSet(c.PublicURL))
 	switch c.Storage.Driver {
 	case DriverBolt:
-		line("storage", "bolt, file %s", c.Storage.Path)
+		w.line("storage", "bolt, file %s", c.Storage.Path)
 	case DriverPostgres:
-		line("storage", "postgres, DSN %s", secretSource(c.Storage.DSN, c.Storage.DSNFile))
+		w.line("storage", "postgres, DSN %s", secretSource(c.Storage.DSN, c.Storage.DSNFile))
 	default:
-		line("storage", "%q (unknown driver)", c.Storage.Driver)
+		w.line("storage", "%q (unknown driver)", c.Storage.Driver)
 	}
-	line("log", "level %s, format %s", c.Log.Level, c.Log.Format)
+	w.line("log", "level %s, format %s", c.Log.Level, c.Log.Format)
 	if c.Audit.SigningKey != "" {
-		line("audit", "signed checkpoint every %d records, key %s", c.Audit.CheckpointEvery, secretSource(c.Audit.SigningKey, c.Audit.SigningKeyFile))
+		w.line("audit", "signed checkpoint every %d records, key %s", c.Audit.CheckpointEvery, secretSource(c.Audit.SigningKey, c.Audit.SigningKeyFile))
 	} else {
-		line("audit", "checkpoints unsigned (set audit.signing_key_file to sign one every %d records)", c.Audit.CheckpointEvery)
+		w.line("audit", "checkpoints unsigned (set audit.signing_key_file to sign one every %d records)", c.Audit.CheckpointEvery)
 	}
-	line("auditors", "%s", groupsOrNone(c.Auditors.Groups))
-	line("admins", "%s", groupsOrNone(c.Admins.Groups))
-	line("limits", "%d requests a minute and %d pending per requester; %d clicks and commands a minute per chat account",
+	w.line("auditors", "%s", groupsOrNone(c.Auditors.Groups))
+	w.line("admins", "%s", groupsOrNone(c.Admins.Groups))
+	w.line("limits", "%d requests a minute and %d pending per requester; %d clicks and commands a minute per chat account",
 		c.Limits.RequestsPerMinute, c.Limits.PendingPerRequester, c.Limits.ClicksPerMinute)
+}
 
-	b.WriteString("\nRequesters (CI token issuers)\n")
-	if len(c.Requesters) == 0 {
-		more("none: no CI job can request anything")
+// requesters lists the CI token issuers.
+func (w *summaryWriter) requesters(rs []RequesterConfig) {
+	w.WriteString("\nRequesters (CI token issuers)\n")
+	if len(rs) == 0 {
+		w.more("none: no CI job can request anything")
 	}
-	for _, r := range c.Requesters {
-		line(r.Name, "%s, audience %s, person claim %s", r.Issuer, r.Audience, r.PersonClaim)
+	for _, r := range rs {
+		w.line(r.Name, "%s, audience %s, person claim %s", r.Issuer, r.Audience, r.PersonClaim)
 	}
+}
 
-	b.WriteString("\nIntegrations\n")
+// integrations says which of the IdP, Slack, Teams and Shared Signals are
+// configured, and names the dev approvers.
+func (w *summaryWriter) integrations(c *Config) {
+	w.WriteString("\nIntegrations\n")
 	if c.IdP.Configured() {
-		line("idp", "configured: %s, client %s, client secret %s", c.IdP.Issuer, c.IdP.ClientID, secretSource(c.IdP.ClientSecret, c.IdP.ClientSecretFile))
-		more("scopes %s; groups from claim %q, re-verified every %s; links last %s",
+		w.line("idp", "configured: %s, client %s, client secret %s", c.IdP.Issuer, c.IdP.ClientID, secretSource(c.IdP.ClientSecret, c.IdP.ClientSecretFile))
+		w.more("scopes %s; groups from claim %q, re-verified every %s; links last %s",
 			strings.Join(c.IdP.Scopes, " "), c.IdP.GroupsClaim, fmtDuration(c.IdP.GroupsMaxAge), fmtDuration(c.IdP.LinkMaxAge))
 		if c.IdP.CLIClientID != "" {
-			more("signoff login: public client %s; its ID tokens are accepted on admin and auditor endpoints", c.IdP.CLIClientID)
+			w.more("signoff login: public client %s; its ID tokens are accepted on admin and auditor endpoints", c.IdP.CLIClientID)
 		} else {
-			more("signoff login: off (set idp.cli_client_id to let people use their IdP sign-in with the API)")
+			w.more("signoff login: off (set idp.cli_client_id to let people use their IdP sign-in with the API)")
 		}
 	} else {
-		line("idp", "not configured (approvers cannot link chat accounts; dev mode does not need it)")
+		w.line("idp", "not configured (approvers cannot link chat accounts; dev mode does not need it)")
 	}
 	if s := c.Slack; s.Configured() {
 		mode := "HTTP callbacks (signing secret " + secretSource(s.SigningSecret, s.SigningSecretFile) + ")"
@@ -89,154 +126,176 @@ func (c *Config) Summary() string {
 		if s.EnterpriseID != "" {
 			ws = strings.TrimPrefix(ws+", enterprise "+s.EnterpriseID, ", ")
 		}
-		line("slack", "configured: workspace %s, %s, bot token %s", orNotSet(ws), mode, secretSource(s.BotToken, s.BotTokenFile))
+		w.line("slack", "configured: workspace %s, %s, bot token %s", orNotSet(ws), mode, secretSource(s.BotToken, s.BotTokenFile))
 	} else {
-		line("slack", "not configured")
+		w.line("slack", "not configured")
 	}
 	if t := c.Teams; t.Configured() {
-		line("teams", "configured: app %s, tenants %s, app password %s", orNotSet(t.AppID), strings.Join(t.TenantIDs, ", "), secretSource(t.AppPassword, t.AppPasswordFile))
+		w.line("teams", "configured: app %s, tenants %s, app password %s", orNotSet(t.AppID), strings.Join(t.TenantIDs, ", "), secretSource(t.AppPassword, t.AppPasswordFile))
 	} else {
-		line("teams", "not configured")
+		w.line("teams", "not configured")
 	}
 	if f := c.SSF; f.Configured() {
 		bearer := "no bearer token"
 		if f.BearerToken != "" {
 			bearer = "bearer token " + secretSource(f.BearerToken, f.BearerTokenFile)
 		}
-		line("ssf", "receiving SETs at POST /ssf/events from %s (keys %s), audience %s, %s", f.Issuer, f.JWKSURL, f.Audience, bearer)
+		w.line("ssf", "receiving SETs at POST /ssf/events from %s (keys %s), audience %s, %s", f.Issuer, f.JWKSURL, f.Audience, bearer)
 	} else {
-		line("ssf", "not configured (no identity provider pushes security events)")
+		w.line("ssf", "not configured (no identity provider pushes security events)")
 	}
 	if len(c.Dev.Approvers) > 0 {
 		var ds []string
 		for _, d := range c.Dev.Approvers {
 			ds = append(ds, fmt.Sprintf("%s (%s)", d.Name, groupsOrNone(d.Groups)))
 		}
-		line("dev approvers", "%s", strings.Join(ds, ", "))
+		w.line("dev approvers", "%s", strings.Join(ds, ", "))
 	}
+}
 
-	if len(c.Actions) == 0 {
-		b.WriteString("\nNo actions: nothing can be requested.\n")
+// action describes one action: who may request it with which parameters,
+// who approves, when it expires, where it is announced and what it runs.
+func (w *summaryWriter) action(name string, a ActionConfig) {
+	fmt.Fprintf(w, "\nAction %s", name)
+	if a.Description != "" {
+		fmt.Fprintf(w, ": %s", a.Description)
 	}
-	for _, name := range sortedKeys(c.Actions) {
-		a := c.Actions[name]
-		fmt.Fprintf(&b, "\nAction %s", name)
-		if a.Description != "" {
-			fmt.Fprintf(&b, ": %s", a.Description)
-		}
-		b.WriteString("\n")
+	w.WriteString("\n")
+	w.actionRequesters(a.Requesters)
+	w.actionParams(a.Params)
+	w.actionApprovers(a.Approvers)
+	w.line("expires", "after %s", fmtDuration(a.TTL))
+	w.actionNotify(a.Notify)
+	w.actionOnApprove(a)
+}
 
-		label := "requested by"
-		if len(a.Requesters) == 0 {
-			line(label, "nobody (no requester rules)")
+// actionRequesters lists an action's requester rules.
+func (w *summaryWriter) actionRequesters(rules []RequesterRuleConfig) {
+	label := "requested by"
+	if len(rules) == 0 {
+		w.line(label, "nobody (no requester rules)")
+	}
+	for _, r := range rules {
+		var cs []string
+		for _, k := range sortedKeys(r.Claims) {
+			cs = append(cs, k+"="+r.Claims[k])
 		}
-		for _, r := range a.Requesters {
-			var cs []string
-			for _, k := range sortedKeys(r.Claims) {
-				cs = append(cs, k+"="+r.Claims[k])
-			}
-			if len(cs) == 0 {
-				line(label, "%s, any token", r.Issuer)
-			} else {
-				line(label, "%s with %s", r.Issuer, strings.Join(cs, ", "))
-			}
-			label = ""
-		}
-
-		label = "params"
-		if len(a.Params) == 0 {
-			line(label, "none (a request with any parameter is refused)")
-		}
-		for _, pn := range sortedKeys(a.Params) {
-			p := a.Params[pn]
-			desc := []string{"optional"}
-			if p.Required {
-				desc[0] = "required"
-			}
-			if p.Pattern != "" {
-				desc = append(desc, "pattern "+p.Pattern)
-			}
-			maxLen := p.MaxLength
-			if maxLen == 0 {
-				maxLen = policy.DefaultMaxParamLength
-			}
-			desc = append(desc, fmt.Sprintf("at most %d bytes", maxLen))
-			line(label, "%s: %s", pn, strings.Join(desc, ", "))
-			label = ""
-		}
-
-		ap := a.Approvers
-		var who []string
-		if len(ap.Groups) > 0 {
-			who = append(who, "groups "+strings.Join(ap.Groups, ", "))
-		}
-		if len(ap.Users) > 0 {
-			who = append(who, "users "+strings.Join(ap.Users, ", "))
-		}
-		if len(who) == 0 {
-			who = []string{"nobody"}
-		}
-		self := "self-approval not allowed"
-		if ap.AllowSelfApproval {
-			self = "self-approval ALLOWED"
-		}
-		plural := "s"
-		if ap.MinApprovals == 1 {
-			plural = ""
-		}
-		line("approved by", "%d approval%s from %s; %s", ap.MinApprovals, plural, strings.Join(who, " or "), self)
-		line("expires", "after %s", fmtDuration(a.TTL))
-
-		var where []string
-		if len(a.Notify.Slack) > 0 {
-			where = append(where, "slack "+strings.Join(a.Notify.Slack, ", "))
-		}
-		if len(a.Notify.Teams) > 0 {
-			where = append(where, "teams "+strings.Join(a.Notify.Teams, ", "))
-		}
-		if len(where) == 0 {
-			where = []string{"no channel (dev console only)"}
-		}
-		line("notifies", "%s", strings.Join(where, "; "))
-
-		if w := a.OnApprove.Webhook; w.Configured() {
-			signed := "unsigned"
-			if w.Secret != "" {
-				signed = "signed, secret " + secretSource(w.Secret, w.SecretFile)
-			}
-			line("on approve", "webhook %s (timeout %s, %s)", redactURL(w.URL), fmtDuration(w.Timeout), signed)
+		if len(cs) == 0 {
+			w.line(label, "%s, any token", r.Issuer)
 		} else {
-			line("on approve", "nothing runs (the CI job proceeds on its own)")
+			w.line(label, "%s with %s", r.Issuer, strings.Join(cs, ", "))
 		}
-		if s := a.StepUp; s != nil {
-			desc := fmt.Sprintf("approvers must have signed in within %s", fmtDuration(s.MaxAge))
-			if s.RequireMFA {
-				desc += ", with MFA"
-			}
-			if len(s.ACRValues) > 0 {
-				desc += ", acr " + strings.Join(s.ACRValues, " ")
-			}
-			line("step-up", "%s", desc)
-		}
-		reasons := []string{}
-		if a.RequireApproveReason {
-			reasons = append(reasons, "to approve")
-		}
-		if a.RequireDenyReason {
-			reasons = append(reasons, "to deny")
-		}
-		if len(reasons) > 0 {
-			line("reason", "required %s", strings.Join(reasons, " and "))
-		}
+		label = ""
 	}
+}
 
-	if ws := c.Warnings(); len(ws) > 0 {
-		b.WriteString("\nWarnings\n")
-		for _, w := range ws {
-			fmt.Fprintf(&b, "  %s\n", w)
-		}
+// actionParams lists an action's declared parameters.
+func (w *summaryWriter) actionParams(params map[string]ParamConfig) {
+	label := "params"
+	if len(params) == 0 {
+		w.line(label, "none (a request with any parameter is refused)")
 	}
-	return b.String()
+	for _, pn := range sortedKeys(params) {
+		p := params[pn]
+		desc := []string{"optional"}
+		if p.Required {
+			desc[0] = "required"
+		}
+		if p.Pattern != "" {
+			desc = append(desc, "pattern "+p.Pattern)
+		}
+		maxLen := p.MaxLength
+		if maxLen == 0 {
+			maxLen = policy.DefaultMaxParamLength
+		}
+		desc = append(desc, fmt.Sprintf("at most %d bytes", maxLen))
+		w.line(label, "%s: %s", pn, strings.Join(desc, ", "))
+		label = ""
+	}
+}
+
+// actionApprovers says who approves an action, how many, and whether the
+// requester may.
+func (w *summaryWriter) actionApprovers(ap ApproversConfig) {
+	var who []string
+	if len(ap.Groups) > 0 {
+		who = append(who, "groups "+strings.Join(ap.Groups, ", "))
+	}
+	if len(ap.Users) > 0 {
+		who = append(who, "users "+strings.Join(ap.Users, ", "))
+	}
+	if len(who) == 0 {
+		who = []string{"nobody"}
+	}
+	self := "self-approval not allowed"
+	if ap.AllowSelfApproval {
+		self = "self-approval ALLOWED"
+	}
+	plural := "s"
+	if ap.MinApprovals == 1 {
+		plural = ""
+	}
+	w.line("approved by", "%d approval%s from %s; %s", ap.MinApprovals, plural, strings.Join(who, " or "), self)
+}
+
+// actionNotify says where an action's requests are announced.
+func (w *summaryWriter) actionNotify(n NotifyConfig) {
+	var where []string
+	if len(n.Slack) > 0 {
+		where = append(where, "slack "+strings.Join(n.Slack, ", "))
+	}
+	if len(n.Teams) > 0 {
+		where = append(where, "teams "+strings.Join(n.Teams, ", "))
+	}
+	if len(where) == 0 {
+		where = []string{"no channel (dev console only)"}
+	}
+	w.line("notifies", "%s", strings.Join(where, "; "))
+}
+
+// actionOnApprove says what runs on approval, and the step-up and reason
+// rules an approver meets.
+func (w *summaryWriter) actionOnApprove(a ActionConfig) {
+	if wh := a.OnApprove.Webhook; wh.Configured() {
+		signed := "unsigned"
+		if wh.Secret != "" {
+			signed = "signed, secret " + secretSource(wh.Secret, wh.SecretFile)
+		}
+		w.line("on approve", "webhook %s (timeout %s, %s)", redactURL(wh.URL), fmtDuration(wh.Timeout), signed)
+	} else {
+		w.line("on approve", "nothing runs (the CI job proceeds on its own)")
+	}
+	if s := a.StepUp; s != nil {
+		desc := fmt.Sprintf("approvers must have signed in within %s", fmtDuration(s.MaxAge))
+		if s.RequireMFA {
+			desc += ", with MFA"
+		}
+		if len(s.ACRValues) > 0 {
+			desc += ", acr " + strings.Join(s.ACRValues, " ")
+		}
+		w.line("step-up", "%s", desc)
+	}
+	reasons := []string{}
+	if a.RequireApproveReason {
+		reasons = append(reasons, "to approve")
+	}
+	if a.RequireDenyReason {
+		reasons = append(reasons, "to deny")
+	}
+	if len(reasons) > 0 {
+		w.line("reason", "required %s", strings.Join(reasons, " and "))
+	}
+}
+
+// warnings lists Config.Warnings, when there are any.
+func (w *summaryWriter) warnings(ws []Problem) {
+	if len(ws) == 0 {
+		return
+	}
+	w.WriteString("\nWarnings\n")
+	for _, warning := range ws {
+		fmt.Fprintf(w, "  %s\n", warning)
+	}
 }
 
 // secretSource says whether and where from a secret is set, without its

@@ -160,23 +160,33 @@ func IsMultiFactor(amr, strong []string) bool {
 	return len(kinds) >= 2
 }
 
-// Refusal codes, stable across releases; the HTTP API returns them.
+// Reason is why policy refused a request: one of the Code… constants,
+// stable across releases. The HTTP API maps each to its own error code
+// (bot.Server.serviceError); nothing recognises a refusal by its message.
+type Reason string
+
+// Refusal codes, stable across releases.
 const (
-	CodeUnknownAction = "unknown_action"
-	CodeForbidden     = "forbidden"
-	CodeInvalidParams = "invalid_params"
+	// CodeUnknownAction: the action is not declared in the config.
+	CodeUnknownAction Reason = "unknown_action"
+	// CodeForbidden: the requester's issuer or claims match none of the
+	// action's requester rules.
+	CodeForbidden Reason = "forbidden"
+	// CodeInvalidParams: a parameter is missing, undeclared, too long or
+	// does not match its pattern.
+	CodeInvalidParams Reason = "invalid_params"
 )
 
 // RefusalError says why policy refused a request, with a stable code and a
 // message meant for the person who sent it.
 type RefusalError struct {
-	Code    string
+	Code    Reason
 	Message string
 }
 
 func (e *RefusalError) Error() string { return e.Message }
 
-func refuse(code, format string, args ...any) error {
+func refuse(code Reason, format string, args ...any) error {
 	return &RefusalError{Code: code, Message: fmt.Sprintf(format, args...)}
 }
 

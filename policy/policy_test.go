@@ -60,7 +60,7 @@ func testAction(t *testing.T) *Action {
 	}
 }
 
-func code(err error) string {
+func code(err error) Reason {
 	var r *RefusalError
 	if errors.As(err, &r) {
 		return r.Code

@@ -208,7 +208,7 @@ type OutboxEntry struct {
 
 // IdentityLink ties a chat account (platform, workspace, platform user) to
 // the identity the company's IdP vouched for. A vote from that chat account
-// counts only through this identity (DESIGN invariant 2). A link made in one
+// counts only through this identity (docs/architecture.md, invariant 2). A link made in one
 // workspace never authorizes in another: the workspace is part of the key.
 type IdentityLink struct {
 	Platform     string `json:"platform"`

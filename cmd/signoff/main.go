@@ -18,7 +18,7 @@ import (
 // version is set at build time with -ldflags "-X main.version=…".
 var version = "dev"
 
-// Exit codes shared by every command (DESIGN.md "CLI").
+// Exit codes shared by every command (README.md lists them with each command).
 const (
 	exitOK       = 0
 	exitFailure  = 1

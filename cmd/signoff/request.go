@@ -25,7 +25,7 @@ import (
 )
 
 // Exit codes of `signoff request` for a decided (or undecided) request
-// (DESIGN.md, "CLI"). exitOK is approved, or created without --wait.
+// (README.md, "`signoff request`"). exitOK is approved, or created without --wait.
 const (
 	exitDenied    = 10
 	exitExpired   = 11
@@ -396,7 +396,7 @@ func permanentTransportError(err error) bool {
 }
 
 // refusal turns an error answer that is not worth retrying into an error
-// with the exit code the DESIGN gives it.
+// with the exit code README.md ("`signoff request`") gives it.
 func (c *requestClient) refusal(e *api.Error, what string) error {
 	text := apiErrorText(e)
 	switch e.Status {

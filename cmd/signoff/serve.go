@@ -38,7 +38,8 @@ import (
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
-// shutdownGrace bounds a graceful stop (DESIGN invariant 10: within 10 s).
+// shutdownGrace bounds a graceful stop (docs/architecture.md, invariant 10:
+// within 10 s).
 const shutdownGrace = 8 * time.Second
 
 // slackCheckTimeout bounds the check of the Slack bot token at start.
@@ -120,44 +121,28 @@ type serveOptions struct {
 
 // serve runs the server until ctx ends, then stops within shutdownGrace:
 // no new connections, in-flight requests and commits finish, a closing
-// checkpoint is signed, the store is closed.
+// checkpoint is signed, the store is closed. Its steps, in order: check
+// the mode, open the store and the service, listen, build the front door,
+// start the components (startComponents), serve, and stop (shutdown).
 func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	logger := newLogger(cfg, o.stderr)
-	if o.dev {
-		if err := checkLoopback(cfg.Listen); err != nil {
-			return withCode(exitUsage, err)
-		}
-	} else if err := refuseDevTrust(cfg); err != nil {
-		return withCode(exitUsage, err)
-	}
-	if cfg.Storage.Driver != "" && cfg.Storage.Driver != "bolt" {
-		return withCode(exitUsage, fmt.Errorf("storage.driver: %q is not available in this build; use bolt", cfg.Storage.Driver))
+	if err := checkServeMode(cfg, o.dev); err != nil {
+		return err
 	}
 	pol, err := cfg.Policy()
 	if err != nil {
 		return withCode(exitUsage, err)
 	}
-	var signingKey ed25519.PrivateKey
-	if cfg.Audit.SigningKey.IsSet() {
-		// Load already read audit.signing_key_file into SigningKey.
-		if signingKey, err = audit.ParsePrivateKeyPEM([]byte(cfg.Audit.SigningKey.Reveal())); err != nil {
-			return withCode(exitUsage, fmt.Errorf("audit.signing_key: %w", err))
-		}
+	signingKey, err := auditSigningKey(cfg)
+	if err != nil {
+		return err
 	}
 	store, err := boltstore.Open(cfg.Storage.Path, boltstore.Options{LockTimeout: time.Second})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc := approvals.New(store, pol, approvals.Options{
-		Logger:          logger,
-		Platforms:       chatPlatforms(cfg),
-		GroupsMaxAge:    cfg.IdP.GroupsMaxAge,
-		SigningKey:      signingKey,
-		CheckpointEvery: cfg.Audit.CheckpointEvery,
-		// Counted in the create transaction; the API answers 429.
-		PendingPerRequester: cfg.Limits.PendingPerRequester,
-	})
+	svc := newService(cfg, store, pol, signingKey, logger)
 	if o.onService != nil {
 		o.onService(svc)
 	}
@@ -177,166 +162,20 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		ln.Close()
 		return err
 	}
-	httpSrv := &http.Server{
-		Handler:           front,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		// Must exceed the longest ?wait= long-poll (bot.MaxWait, a minute).
-		WriteTimeout: bot.MaxWait + 30*time.Second,
-		IdleTimeout:  120 * time.Second,
-		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-	}
-	// Shutdown waits for in-flight requests; long-polls and audit streams
-	// end as soon as it starts instead of running out their wait.
-	httpSrv.RegisterOnShutdown(front.Drain)
-	loopCtx, stopLoops := context.WithCancel(context.Background())
-	var loops sync.WaitGroup
-	// startLoop runs a background loop until the loops are stopped, after
-	// the HTTP server has drained and before the store closes.
-	startLoop := func(name string, run func(context.Context) error) {
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
-			if err := run(loopCtx); err != nil && !errors.Is(err, context.Canceled) {
-				logger.Error(name+" stopped", "err", err)
-			}
-		}()
-	}
-	abort := func(err error) error {
-		stopLoops()
-		loops.Wait()
+	httpSrv := newHTTPServer(front, logger)
+	p := &serveParts{cfg: cfg, dev: o.dev, addr: addr, logger: logger, store: store, svc: svc,
+		front: front, devIss: devIss, loops: newLoopGroup(logger)}
+	if err := p.startComponents(ctx); err != nil {
+		p.loops.stop()
 		ln.Close()
 		return err
 	}
-	startLoop("expiry loop", svc.RunExpiry)
-	// approverLinker is where chat accounts link to an identity: the
-	// company IdP when idp is configured, else in dev mode the dev issuer.
-	var approverLinker *oidc.Linker
-	if cfg.IdP.Configured() {
-		linker, err := newLinker(cfg, store, svc, logger)
-		if err != nil {
-			return abort(err)
-		}
-		linker.Register(front)
-		startLoop("link cleanup", func(ctx context.Context) error { linker.RunCleanup(ctx); return nil })
-		// Freshness without clicks: links whose groups are older than
-		// idp.groups_max_age are refreshed in the background, so a person
-		// removed at the IdP shows as stale before anyone clicks. Without
-		// kept refresh tokens there is nothing to refresh with.
-		if linker.KeepsRefreshTokens() {
-			startLoop("link sweep", func(ctx context.Context) error { linker.RunSweep(ctx); return nil })
-			logger.Info("link sweep on: links are refreshed at the identity provider once their groups are older than idp.groups_max_age",
-				"every", linker.SweepInterval(), "concurrency", oidc.DefaultSweepConcurrency)
-		}
-		approverLinker = linker
-	}
-	if o.dev {
-		// The dev console; its chat users link at the dev issuer (devlink.go).
-		devLinker, err := mountDevConsole(front, cfg, devIss, addr, store, svc, logger)
-		if err != nil {
-			return abort(err)
-		}
-		if devLinker != nil {
-			startLoop("dev link cleanup", func(ctx context.Context) error { devLinker.RunCleanup(ctx); return nil })
-			if approverLinker == nil {
-				approverLinker = devLinker
-			}
-		}
-	}
-	if approverLinker != nil {
-		// Identity signals on /metrics: link outcomes, IdP refreshes, the
-		// sweep (docs/operations.md).
-		front.AddMetrics(bot.IdentityMetrics(approverLinker))
-	}
-	var slack *slackbot.Bot
-	if cfg.Slack.Configured() {
-		if approverLinker == nil {
-			return abort(withCode(exitUsage, errors.New("slack: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
-		}
-		if slack, err = newSlackBot(cfg, svc, approverLinker, front.Clicks(), logger); err != nil {
-			return abort(err)
-		}
-		// The bot token must carry the scopes signoff needs, users:read.email
-		// among them (the identity binding reads profile emails). A refused
-		// token or a missing scope stops the start; Slack being unreachable
-		// does not (the check is then only logged).
-		checkCtx, cancelCheck := context.WithTimeout(ctx, slackCheckTimeout)
-		err = slack.CheckToken(checkCtx, slackbot.RequiredScopes(approverLinker.LinkMatch()))
-		cancelCheck()
-		var tokenErr *slackbot.TokenError
-		switch {
-		case errors.As(err, &tokenErr):
-			return abort(withCode(exitUsage, fmt.Errorf("slack.bot_token: %w", err)))
-		case err != nil:
-			logger.Warn("slack: could not check the bot token at start; continuing", "err", err)
-		}
-		slack.Register(front)
-		startLoop("slack outbox", slack.RunOutbox)
-		if cfg.Slack.AppToken.IsSet() {
-			watchSlackSocketMode(front, slack)
-			startLoop("slack socket mode", func(ctx context.Context) error { return slack.RunSocketMode(ctx) })
-		}
-	}
-	var teams *teamsbot.Bot
-	if cfg.Teams.Configured() {
-		if approverLinker == nil {
-			return abort(withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)")))
-		}
-		if teams, err = newTeamsBot(cfg, svc, store, approverLinker, front.Clicks(), logger); err != nil {
-			return abort(err)
-		}
-		teams.Register(front)
-		startLoop("teams outbox", teams.RunOutbox)
-		// Fetch the Bot Framework signing keys early, so a problem shows in
-		// the log before the first click (verification retries anyway).
-		startLoop("teams key discovery", func(ctx context.Context) error {
-			if err := teams.Discover(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("teams: cannot fetch the Bot Framework signing keys yet; clicks are refused until they load", "err", err)
-			}
-			return nil
-		})
-	}
-	// Before a link is saved, the chat platform says who owns the account
-	// (idp.link_match): every platform that links accounts gets its
-	// directory on the Linker that completes sign-ins.
-	if approverLinker != nil {
-		if slack != nil {
-			approverLinker.SetDirectory(slackbot.Platform, slack)
-		}
-		if teams != nil {
-			approverLinker.SetDirectory(teamsbot.Platform, teams)
-		}
-		if o.dev {
-			approverLinker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(devApprovers(cfg)))
-		}
-	}
-	// Shared Signals (ssf section): the IdP's security events make links
-	// stale at once (ssf.go).
-	discoverSSF, err := newSSFReceiver(front, cfg, svc, logger)
-	if err != nil {
-		return abort(err)
-	}
-	if discoverSSF != nil {
-		startLoop("ssf key discovery", func(ctx context.Context) error {
-			if err := discoverSSF(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("ssf: cannot fetch the transmitter's signing keys yet; SETs are answered 503 until they load", "err", err)
-			}
-			return nil
-		})
-	}
-	// Approved actions run through the outbox; the executor stops with the
-	// other loops, before the store closes.
-	runner := executor.New(svc, executor.Options{Logger: logger, UserAgent: "signoff/" + version})
-	startLoop("executor", runner.Run)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
 	logger.Info("signoff listening", "addr", addr, "store", cfg.Storage.Path, "actions", len(pol.Actions), "dev", o.dev, "version", version)
 	if o.dev {
-		base := "http://" + addr
-		fmt.Fprintf(o.stdout, "signoff (dev mode) is running on %s\n  database:   %s\n  console:    %s/dev\n  dev issuer: %s\n  health:     %s/healthz\n",
-			base, cfg.Storage.Path, base, devIss.URL(), base)
-		fmt.Fprintf(o.stdout, "Ask for an approval (then approve it in the console):\n  %s\nPress Ctrl-C to stop.\n", exampleRequestCommand(pol, base))
+		printDevBanner(o.stdout, cfg, pol, addr, devIss)
 	}
 	if o.ready != nil {
 		o.ready <- addr
@@ -349,33 +188,334 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	case err := <-serveErr:
 		runErr = fmt.Errorf("http server: %w", err)
 	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := httpSrv.Shutdown(shutCtx); err != nil {
-		logger.Warn("http shutdown incomplete", "err", err)
-		_ = httpSrv.Close()
-	}
-	if slack != nil {
-		// Clicks already acknowledged to Slack finish their vote.
-		if err := slack.Shutdown(shutCtx); err != nil {
-			logger.Warn("slack shutdown incomplete", "err", err)
-		}
-	}
-	if teams != nil {
-		if err := teams.Shutdown(shutCtx); err != nil {
-			logger.Warn("teams shutdown incomplete", "err", err)
-		}
-	}
-	stopLoops()
-	loops.Wait()
-	if err := svc.Close(shutCtx); err != nil {
-		logger.Error("closing checkpoint failed", "err", err)
-	}
-	if err := store.Close(); err != nil {
-		return fmt.Errorf("close store: %w", err)
+	if err := p.shutdown(httpSrv); err != nil {
+		return err
 	}
 	logger.Info("stopped")
 	return runErr
+}
+
+// checkServeMode refuses what the mode forbids: dev mode off loopback, a
+// dev-mode issuer trusted outside dev mode, a storage driver this build
+// lacks.
+func checkServeMode(cfg *config.Config, dev bool) error {
+	if dev {
+		if err := checkLoopback(cfg.Listen); err != nil {
+			return withCode(exitUsage, err)
+		}
+	} else if err := refuseDevTrust(cfg); err != nil {
+		return withCode(exitUsage, err)
+	}
+	if cfg.Storage.Driver != "" && cfg.Storage.Driver != "bolt" {
+		return withCode(exitUsage, fmt.Errorf("storage.driver: %q is not available in this build; use bolt", cfg.Storage.Driver))
+	}
+	return nil
+}
+
+// auditSigningKey returns the checkpoint signing key, or nil when none is
+// configured.
+func auditSigningKey(cfg *config.Config) (ed25519.PrivateKey, error) {
+	if !cfg.Audit.SigningKey.IsSet() {
+		return nil, nil
+	}
+	// Load already read audit.signing_key_file into SigningKey.
+	key, err := audit.ParsePrivateKeyPEM([]byte(cfg.Audit.SigningKey.Reveal()))
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("audit.signing_key: %w", err))
+	}
+	return key, nil
+}
+
+// newService is the approvals service over store, as the config sets it.
+func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, signingKey ed25519.PrivateKey, logger *slog.Logger) *approvals.Service {
+	return approvals.New(store, pol, approvals.Options{
+		Logger:          logger,
+		Platforms:       chatPlatforms(cfg),
+		GroupsMaxAge:    cfg.IdP.GroupsMaxAge,
+		SigningKey:      signingKey,
+		CheckpointEvery: cfg.Audit.CheckpointEvery,
+		// Counted in the create transaction; the API answers 429.
+		PendingPerRequester: cfg.Limits.PendingPerRequester,
+	})
+}
+
+// newHTTPServer serves front with timeouts that fit its longest answer.
+func newHTTPServer(front *bot.Server, logger *slog.Logger) *http.Server {
+	httpSrv := &http.Server{
+		Handler:           front,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// Must exceed the longest ?wait= long-poll (bot.MaxWait, a minute).
+		WriteTimeout: bot.MaxWait + 30*time.Second,
+		IdleTimeout:  120 * time.Second,
+		ErrorLog:     slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	// Shutdown waits for in-flight requests; long-polls and audit streams
+	// end as soon as it starts instead of running out their wait.
+	httpSrv.RegisterOnShutdown(front.Drain)
+	return httpSrv
+}
+
+// loopGroup runs serve's background loops until stop, which serve calls
+// after the HTTP server has drained and before the store closes.
+type loopGroup struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	logger *slog.Logger
+}
+
+func newLoopGroup(logger *slog.Logger) *loopGroup {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &loopGroup{ctx: ctx, cancel: cancel, logger: logger}
+}
+
+// start runs run in the background until stop; an error other than the
+// cancellation is logged under name.
+func (g *loopGroup) start(name string, run func(context.Context) error) {
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if err := run(g.ctx); err != nil && !errors.Is(err, context.Canceled) {
+			g.logger.Error(name+" stopped", "err", err)
+		}
+	}()
+}
+
+// stop cancels every loop and waits for them to return.
+func (g *loopGroup) stop() {
+	g.cancel()
+	g.wg.Wait()
+}
+
+// serveParts is what serve has built before it starts the components, and
+// the components its steps start.
+type serveParts struct {
+	cfg    *config.Config
+	dev    bool
+	addr   string
+	logger *slog.Logger
+	store  storage.Store
+	svc    *approvals.Service
+	front  *bot.Server
+	devIss *devissuer.Issuer
+	loops  *loopGroup
+
+	// linker is where chat accounts link to an identity: the company IdP
+	// when idp is configured, else in dev mode the dev issuer; nil when
+	// neither.
+	linker *oidc.Linker
+	slack  *slackbot.Bot
+	teams  *teamsbot.Bot
+}
+
+// startComponents starts everything behind the front door: the expiry
+// loop, the link flow, the chat adapters, the Shared Signals receiver and
+// the executor. On an error the caller stops the loops already started.
+func (p *serveParts) startComponents(ctx context.Context) error {
+	p.loops.start("expiry loop", p.svc.RunExpiry)
+	if err := p.startLinker(); err != nil {
+		return err
+	}
+	if err := p.startSlack(ctx); err != nil {
+		return err
+	}
+	if err := p.startTeams(); err != nil {
+		return err
+	}
+	p.setAccountDirectories()
+	if err := p.startSSF(); err != nil {
+		return err
+	}
+	// Approved actions run through the outbox; the executor stops with the
+	// other loops, before the store closes.
+	runner := executor.New(p.svc, executor.Options{Logger: p.logger, UserAgent: "signoff/" + version})
+	p.loops.start("executor", runner.Run)
+	return nil
+}
+
+// startLinker mounts the approver link flow (the company IdP's, and in
+// dev mode the dev console with its own) and starts its cleanup and sweep.
+func (p *serveParts) startLinker() error {
+	if p.cfg.IdP.Configured() {
+		linker, err := newLinker(p.cfg, p.store, p.svc, p.logger)
+		if err != nil {
+			return err
+		}
+		linker.Register(p.front)
+		p.loops.start("link cleanup", func(ctx context.Context) error { linker.RunCleanup(ctx); return nil })
+		// Freshness without clicks: links whose groups are older than
+		// idp.groups_max_age are refreshed in the background, so a person
+		// removed at the IdP shows as stale before anyone clicks. Without
+		// kept refresh tokens there is nothing to refresh with.
+		if linker.KeepsRefreshTokens() {
+			p.loops.start("link sweep", func(ctx context.Context) error { linker.RunSweep(ctx); return nil })
+			p.logger.Info("link sweep on: links are refreshed at the identity provider once their groups are older than idp.groups_max_age",
+				"every", linker.SweepInterval(), "concurrency", oidc.DefaultSweepConcurrency)
+		}
+		p.linker = linker
+	}
+	if p.dev {
+		// The dev console; its chat users link at the dev issuer (devlink.go).
+		devLinker, err := mountDevConsole(p.front, p.cfg, p.devIss, p.addr, p.store, p.svc, p.logger)
+		if err != nil {
+			return err
+		}
+		if devLinker != nil {
+			p.loops.start("dev link cleanup", func(ctx context.Context) error { devLinker.RunCleanup(ctx); return nil })
+			if p.linker == nil {
+				p.linker = devLinker
+			}
+		}
+	}
+	if p.linker != nil {
+		// Identity signals on /metrics: link outcomes, IdP refreshes, the
+		// sweep (docs/operations.md).
+		p.front.AddMetrics(bot.IdentityMetrics(p.linker))
+	}
+	return nil
+}
+
+// startSlack checks the Slack bot token, mounts the Slack adapter and
+// starts its outbox and, with an app token, Socket Mode.
+func (p *serveParts) startSlack(ctx context.Context) error {
+	if !p.cfg.Slack.Configured() {
+		return nil
+	}
+	if p.linker == nil {
+		return withCode(exitUsage, errors.New("slack: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)"))
+	}
+	slack, err := newSlackBot(p.cfg, p.svc, p.linker, p.front.Clicks(), p.logger)
+	if err != nil {
+		return err
+	}
+	// The bot token must carry the scopes signoff needs, users:read.email
+	// among them (the identity binding reads profile emails). A refused
+	// token or a missing scope stops the start; Slack being unreachable
+	// does not (the check is then only logged).
+	checkCtx, cancelCheck := context.WithTimeout(ctx, slackCheckTimeout)
+	err = slack.CheckToken(checkCtx, slackbot.RequiredScopes(p.linker.LinkMatch()))
+	cancelCheck()
+	var tokenErr *slackbot.TokenError
+	switch {
+	case errors.As(err, &tokenErr):
+		return withCode(exitUsage, fmt.Errorf("slack.bot_token: %w", err))
+	case err != nil:
+		p.logger.Warn("slack: could not check the bot token at start; continuing", "err", err)
+	}
+	slack.Register(p.front)
+	p.loops.start("slack outbox", slack.RunOutbox)
+	if p.cfg.Slack.AppToken.IsSet() {
+		watchSlackSocketMode(p.front, slack)
+		p.loops.start("slack socket mode", func(ctx context.Context) error { return slack.RunSocketMode(ctx) })
+	}
+	p.slack = slack
+	return nil
+}
+
+// startTeams mounts the Teams adapter and starts its outbox and the early
+// fetch of the Bot Framework signing keys.
+func (p *serveParts) startTeams() error {
+	if !p.cfg.Teams.Configured() {
+		return nil
+	}
+	if p.linker == nil {
+		return withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)"))
+	}
+	teams, err := newTeamsBot(p.cfg, p.svc, p.store, p.linker, p.front.Clicks(), p.logger)
+	if err != nil {
+		return err
+	}
+	teams.Register(p.front)
+	p.loops.start("teams outbox", teams.RunOutbox)
+	// Fetch the Bot Framework signing keys early, so a problem shows in
+	// the log before the first click (verification retries anyway).
+	p.loops.start("teams key discovery", func(ctx context.Context) error {
+		if err := teams.Discover(ctx); err != nil && ctx.Err() == nil {
+			p.logger.Warn("teams: cannot fetch the Bot Framework signing keys yet; clicks are refused until they load", "err", err)
+		}
+		return nil
+	})
+	p.teams = teams
+	return nil
+}
+
+// setAccountDirectories gives the Linker that completes sign-ins the
+// directory of every platform that links accounts: before a link is saved,
+// the chat platform says who owns the account (idp.link_match).
+func (p *serveParts) setAccountDirectories() {
+	if p.linker == nil {
+		return
+	}
+	if p.slack != nil {
+		p.linker.SetDirectory(slackbot.Platform, p.slack)
+	}
+	if p.teams != nil {
+		p.linker.SetDirectory(teamsbot.Platform, p.teams)
+	}
+	if p.dev {
+		p.linker.SetDirectory(devconsole.ChatPlatform, devconsole.NewAccounts(devApprovers(p.cfg)))
+	}
+}
+
+// startSSF mounts the Shared Signals receiver (ssf section), through which
+// the IdP's security events make links stale at once (ssf.go), and starts
+// the early fetch of the transmitter's keys.
+func (p *serveParts) startSSF() error {
+	discoverSSF, err := newSSFReceiver(p.front, p.cfg, p.svc, p.logger)
+	if err != nil {
+		return err
+	}
+	if discoverSSF != nil {
+		p.loops.start("ssf key discovery", func(ctx context.Context) error {
+			if err := discoverSSF(ctx); err != nil && ctx.Err() == nil {
+				p.logger.Warn("ssf: cannot fetch the transmitter's signing keys yet; SETs are answered 503 until they load", "err", err)
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// printDevBanner tells the newcomer where dev mode runs and how to ask for
+// a first approval.
+func printDevBanner(w io.Writer, cfg *config.Config, pol *policy.Policy, addr string, devIss *devissuer.Issuer) {
+	base := "http://" + addr
+	fmt.Fprintf(w, "signoff (dev mode) is running on %s\n  database:   %s\n  console:    %s/dev\n  dev issuer: %s\n  health:     %s/healthz\n",
+		base, cfg.Storage.Path, base, devIss.URL(), base)
+	fmt.Fprintf(w, "Ask for an approval (then approve it in the console):\n  %s\nPress Ctrl-C to stop.\n", exampleRequestCommand(pol, base))
+}
+
+// shutdown stops within shutdownGrace (docs/architecture.md, invariant 10):
+// the HTTP server drains, clicks already acknowledged to a chat platform
+// finish their vote, the loops stop, the closing checkpoint is signed and
+// the store is closed.
+func (p *serveParts) shutdown(httpSrv *http.Server) error {
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := httpSrv.Shutdown(shutCtx); err != nil {
+		p.logger.Warn("http shutdown incomplete", "err", err)
+		_ = httpSrv.Close()
+	}
+	if p.slack != nil {
+		// Clicks already acknowledged to Slack finish their vote.
+		if err := p.slack.Shutdown(shutCtx); err != nil {
+			p.logger.Warn("slack shutdown incomplete", "err", err)
+		}
+	}
+	if p.teams != nil {
+		if err := p.teams.Shutdown(shutCtx); err != nil {
+			p.logger.Warn("teams shutdown incomplete", "err", err)
+		}
+	}
+	p.loops.stop()
+	if err := p.svc.Close(shutCtx); err != nil {
+		p.logger.Error("closing checkpoint failed", "err", err)
+	}
+	if err := p.store.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
 }
 
 // checkLoopback refuses a dev-mode listen address that is not loopback.
@@ -466,7 +606,7 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 }
 
 // devRequesterName is the requester entry dev mode's built-in issuer
-// stands in for (DESIGN.md, "Dev mode").
+// stands in for (README.md, "Try it: dev mode").
 const devRequesterName = "dev"
 
 // defaultDevIssuerPath is the dev issuer's path when the config has no

@@ -269,7 +269,8 @@ func testLinkPutGetReplace(t *testing.T, s storage.Store) {
 }
 
 // testLinkTenantBoundary checks that a link is found only under the exact
-// (platform, workspace, user) it was made for (DESIGN invariant 2), including
+// (platform, workspace, user) it was made for (docs/architecture.md,
+// invariants 2 and 6), including
 // accounts whose parts, run together, spell the same string.
 func testLinkTenantBoundary(t *testing.T, s storage.Store) {
 	putLinks(t, s, minimalLink("slack", "T1", "U1", "alice"))
