@@ -4,7 +4,8 @@ import (
 	"bytes"
 	"html/template"
 	"net/http"
-	"strconv"
+
+	"github.com/signoff-dev/signoff/internal/webpage"
 )
 
 // pageError is a page of the link flow: a result or a refusal. Pages are
@@ -79,13 +80,7 @@ footer{margin-top:1.5rem;color:#777;font-size:.85rem}
 // link-flow response; forms are forbidden too, except where setFormTargets
 // allows one.
 func setPageHeaders(w http.ResponseWriter) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	webpage.SetHeaders(w, "'none'")
 }
 
 // allowFormRedirects lifts form-action on a page with a form: browsers
@@ -119,8 +114,5 @@ func (l *Linker) renderPage(w http.ResponseWriter, p *pageError) {
 		_, _ = w.Write([]byte("signoff could not render this page; go back to the chat and try again.\n"))
 		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(p.status)
-	_, _ = w.Write(buf.Bytes())
+	webpage.WriteHTML(w, p.status, buf.Bytes())
 }

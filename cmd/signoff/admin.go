@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -90,12 +89,7 @@ func (c *adminClient) revokeLink(ctx context.Context, w io.Writer, platform, wor
 	if err != nil {
 		return c.failed(err, "DELETE /v1/links/"+url.PathEscape(platform)+"/"+url.PathEscape(workspace)+"/"+url.PathEscape(user))
 	}
-	who := revoked.Subject
-	if revoked.Email != "" {
-		who += " (" + revoked.Email + ")"
-	}
-	fmt.Fprintf(w, "revoked the link of %s user %s in %s to %s; audited as identity.unlinked with you as the actor\n",
-		termSafe(platform), termSafe(user), termSafe(workspace), termSafe(who))
+	printRevoked(w, platform, workspace, user, revoked.Subject, revoked.Email, "identity.unlinked with you as the actor")
 	return nil
 }
 
@@ -185,13 +179,8 @@ hold one of admins.groups or auditors.groups.`,
 
 // writeRequestsTable prints requests as an aligned table.
 func writeRequestsTable(w io.Writer, reqs []api.Request, now time.Time) error {
-	if len(reqs) == 0 {
-		_, err := fmt.Fprintln(w, "no requests")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tACTION\tSTATE\tREQUESTER\tAPPROVALS\tCREATED\tDECIDED/EXPIRES\tREASON")
-	for _, r := range reqs {
+	const header = "ID\tACTION\tSTATE\tREQUESTER\tAPPROVALS\tCREATED\tDECIDED/EXPIRES\tREASON"
+	return writeTable(w, reqs, "no requests", header, "requests", func(tw io.Writer, r api.Request) {
 		requester := r.Requester.Issuer + ":" + r.Requester.Subject
 		if r.Requester.Person != "" {
 			requester = r.Requester.Issuer + ":" + r.Requester.Person
@@ -207,11 +196,7 @@ func writeRequestsTable(w io.Writer, reqs []api.Request, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n",
 			termSafe(r.ID), termSafe(r.Action), termSafe(string(r.State)), termSafe(requester), r.Approvals, r.MinApprovals,
 			ageText(now, r.CreatedAt), when, termSafe(orDash(reason)))
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write requests: %w", err)
-	}
-	return nil
+	})
 }
 
 func newBackupCommand() *cobra.Command {

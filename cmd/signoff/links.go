@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode"
 
@@ -122,13 +121,8 @@ refused to confirm it; the person must link again). --output json prints
 
 // writeLinksTable prints links as an aligned table.
 func writeLinksTable(w io.Writer, links []api.LinkedAccount, now time.Time) error {
-	if len(links) == 0 {
-		_, err := fmt.Fprintln(w, "no linked chat accounts")
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PLATFORM\tWORKSPACE\tUSER\tSUBJECT\tEMAIL\tGROUPS\tVERIFIED\tPROVED\tSTALE")
-	for _, l := range links {
+	const header = "PLATFORM\tWORKSPACE\tUSER\tSUBJECT\tEMAIL\tGROUPS\tVERIFIED\tPROVED\tSTALE"
+	return writeTable(w, links, "no linked chat accounts", header, "links", func(tw io.Writer, l api.LinkedAccount) {
 		groups := "-"
 		if len(l.Groups) > 0 {
 			groups = strings.Join(l.Groups, ",")
@@ -150,11 +144,7 @@ func writeLinksTable(w io.Writer, links []api.LinkedAccount, now time.Time) erro
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			termSafe(l.Platform), termSafe(orDash(l.Workspace)), termSafe(l.User), termSafe(l.Subject),
 			termSafe(orDash(l.Email)), termSafe(groups), ageText(now, l.VerifiedAt), termSafe(proved), termSafe(stale))
-	}
-	if err := tw.Flush(); err != nil {
-		return fmt.Errorf("write links: %w", err)
-	}
-	return nil
+	})
 }
 
 // ageText renders how long ago t was, coarsely: "45s ago", "3h12m ago",
@@ -269,13 +259,19 @@ func revokeLink(ctx context.Context, st storage.Store, w io.Writer, platform, wo
 	if err := svc.Unlink(ctx, platform, workspace, user, reason); err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
-	who := l.Subject
-	if l.Email != "" {
-		who += " (" + l.Email + ")"
-	}
-	fmt.Fprintf(w, "revoked the link of %s user %s in %s to %s; audited as identity.unlinked\n",
-		termSafe(platform), termSafe(user), termSafe(workspace), termSafe(who))
+	printRevoked(w, platform, workspace, user, l.Subject, l.Email, "identity.unlinked")
 	return nil
+}
+
+// printRevoked tells that the link of a chat account to the identity
+// subject (with its email, if any) is gone, and how that was audited.
+func printRevoked(w io.Writer, platform, workspace, user, subject, email, audited string) {
+	who := subject
+	if email != "" {
+		who += " (" + email + ")"
+	}
+	fmt.Fprintf(w, "revoked the link of %s user %s in %s to %s; audited as %s\n",
+		termSafe(platform), termSafe(user), termSafe(workspace), termSafe(who), audited)
 }
 
 // openLinksDB opens an existing bbolt store (never creating one), with the

@@ -54,30 +54,32 @@ func newSSFReceiver(front *bot.Server, cfg *config.Config, svc *approvals.Servic
 // ssfMetrics are the Shared Signals families of /metrics (listed in
 // bot/metrics.go).
 func ssfMetrics(st ssf.Stats) []bot.Metric {
-	events := bot.Metric{
-		Name: "signoff_ssf_events_total", Type: "counter",
-		Help: "Security Event Tokens pushed to /ssf/events, by event type (session-revoked, credential-change, account-disabled, account-purged, verification, other; unverified when refused before its events could be trusted) and outcome (stale, no_match, unchanged, ignored, or the err code of a refusal).",
-	}
-	for _, k := range sortedSSFKeys(st.Events, func(a, b ssf.EventKey) int {
-		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Outcome, b.Outcome))
-	}) {
-		events.Samples = append(events.Samples, bot.MetricSample{Labels: []string{"type", k.Type, "outcome", k.Outcome}, Value: float64(st.Events[k])})
-	}
-	refusals := bot.Metric{
-		Name: "signoff_ssf_refusals_total", Type: "counter",
-		Help: "Refused Security Event Tokens, by the err code answered (RFC 8935, or temporarily_unavailable) and reason; nothing was changed.",
-	}
-	for _, k := range sortedSSFKeys(st.Refusals, func(a, b ssf.RefusalKey) int {
-		return cmp.Or(cmp.Compare(a.Err, b.Err), cmp.Compare(a.Reason, b.Reason))
-	}) {
-		refusals.Samples = append(refusals.Samples, bot.MetricSample{Labels: []string{"err", k.Err, "reason", k.Reason}, Value: float64(st.Refusals[k])})
-	}
+	events := ssfCounter("signoff_ssf_events_total",
+		"Security Event Tokens pushed to /ssf/events, by event type (session-revoked, credential-change, account-disabled, account-purged, verification, other; unverified when refused before its events could be trusted) and outcome (stale, no_match, unchanged, ignored, or the err code of a refusal).",
+		st.Events, func(a, b ssf.EventKey) int {
+			return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.Outcome, b.Outcome))
+		}, func(k ssf.EventKey) []string { return []string{"type", k.Type, "outcome", k.Outcome} })
+	refusals := ssfCounter("signoff_ssf_refusals_total",
+		"Refused Security Event Tokens, by the err code answered (RFC 8935, or temporarily_unavailable) and reason; nothing was changed.",
+		st.Refusals, func(a, b ssf.RefusalKey) int {
+			return cmp.Or(cmp.Compare(a.Err, b.Err), cmp.Compare(a.Reason, b.Reason))
+		}, func(k ssf.RefusalKey) []string { return []string{"err", k.Err, "reason", k.Reason} })
 	stale := bot.Metric{
 		Name: "signoff_ssf_links_stale_total", Type: "counter",
 		Help:    "Approver links made stale by Security Event Tokens.",
 		Samples: []bot.MetricSample{{Value: float64(st.LinksStale)}},
 	}
 	return []bot.Metric{events, refusals, stale}
+}
+
+// ssfCounter is a counter family with a sample per key of counts, in the
+// order compare sorts them; labels are a key's label names and values.
+func ssfCounter[K comparable](name, help string, counts map[K]uint64, compare func(a, b K) int, labels func(K) []string) bot.Metric {
+	m := bot.Metric{Name: name, Type: "counter", Help: help}
+	for _, k := range sortedSSFKeys(counts, compare) {
+		m.Samples = append(m.Samples, bot.MetricSample{Labels: labels(k), Value: float64(counts[k])})
+	}
+	return m
 }
 
 func sortedSSFKeys[K comparable, V any](m map[K]V, compare func(a, b K) int) []K {

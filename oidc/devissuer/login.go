@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/webpage"
 )
 
 // Paths of the sign-in endpoints, relative to the issuer URL's path, served
@@ -455,7 +456,7 @@ func (i *Issuer) redirectBack(l *login, w http.ResponseWriter, r *http.Request, 
 	}
 	q.Set("iss", i.issuer)
 	u.RawQuery = q.Encode()
-	setPageHeaders(w, "'none'")
+	webpage.SetHeaders(w, "'none'")
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
 
@@ -684,11 +685,8 @@ func (i *Issuer) renderSignIn(w http.ResponseWriter, l *login, d signInData) {
 		return
 	}
 	// The form posts here, and its answer redirects to the client.
-	setPageHeaders(w, "'self' "+l.redirectOrigin)
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(buf.Bytes())
+	webpage.SetHeaders(w, "'self' "+l.redirectOrigin)
+	webpage.WriteHTML(w, http.StatusOK, buf.Bytes())
 }
 
 // errorPage shows a refusal that must not be sent to the redirect URI.
@@ -698,21 +696,6 @@ func (i *Issuer) errorPage(w http.ResponseWriter, status int, title, detail stri
 		buf.Reset()
 		buf.WriteString("dev issuer: " + http.StatusText(status))
 	}
-	setPageHeaders(w, "'none'")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
-	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
-}
-
-// setPageHeaders forbids caching, framing, scripts, external assets and
-// referrers; formAction is the CSP form-action source list.
-func setPageHeaders(w http.ResponseWriter, formAction string) {
-	h := w.Header()
-	h.Set("Cache-Control", "no-store")
-	h.Set("Pragma", "no-cache")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action "+formAction+"; frame-ancestors 'none'")
+	webpage.SetHeaders(w, "'none'")
+	webpage.WriteHTML(w, status, buf.Bytes())
 }

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -92,14 +91,8 @@ func compareLinks(a, b storage.IdentityLink) int {
 // and checks that every time in got is in UTC.
 func checkLink(t *testing.T, got, want storage.IdentityLink) {
 	t.Helper()
-	for name, tm := range map[string]time.Time{"LinkedAt": got.LinkedAt, "VerifiedAt": got.VerifiedAt, "AuthTime": got.AuthTime} {
-		if tm.Location() != time.UTC {
-			t.Errorf("link %s: %s is in %v, want UTC", linkName(got), name, tm.Location())
-		}
-	}
-	if g, w := utcLink(got), utcLink(want); !reflect.DeepEqual(g, w) {
-		t.Errorf("link %s differs:\n got %s\nwant %s", linkName(got), jsonString(g), jsonString(w))
-	}
+	times := map[string]time.Time{"LinkedAt": got.LinkedAt, "VerifiedAt": got.VerifiedAt, "AuthTime": got.AuthTime}
+	checkStored(t, "link "+linkName(got), times, got, want, utcLink)
 }
 
 func utcLink(l storage.IdentityLink) storage.IdentityLink {
@@ -109,14 +102,8 @@ func utcLink(l storage.IdentityLink) storage.IdentityLink {
 
 func checkAttempt(t *testing.T, got, want storage.LinkAttempt) {
 	t.Helper()
-	for name, tm := range map[string]time.Time{"StartedAt": got.StartedAt, "CreatedAt": got.CreatedAt, "ExpiresAt": got.ExpiresAt} {
-		if tm.Location() != time.UTC {
-			t.Errorf("link attempt %s: %s is in %v, want UTC", got.ID, name, tm.Location())
-		}
-	}
-	if g, w := utcAttempt(got), utcAttempt(want); !reflect.DeepEqual(g, w) {
-		t.Errorf("link attempt %s differs:\n got %s\nwant %s", got.ID, jsonString(g), jsonString(w))
-	}
+	times := map[string]time.Time{"StartedAt": got.StartedAt, "CreatedAt": got.CreatedAt, "ExpiresAt": got.ExpiresAt}
+	checkStored(t, "link attempt "+got.ID, times, got, want, utcAttempt)
 }
 
 func utcAttempt(a storage.LinkAttempt) storage.LinkAttempt {
@@ -126,25 +113,12 @@ func utcAttempt(a storage.LinkAttempt) storage.LinkAttempt {
 
 func putLinks(t *testing.T, s storage.Store, ls ...storage.IdentityLink) {
 	t.Helper()
-	update(t, s, func(tx storage.Tx) error {
-		for _, l := range ls {
-			if err := tx.PutLink(l); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	updateEach(t, s, storage.Tx.PutLink, ls)
 }
 
 func getLink(t *testing.T, s storage.Store, platform, workspace, user string) storage.IdentityLink {
 	t.Helper()
-	var l storage.IdentityLink
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		l, err = tx.Link(platform, workspace, user)
-		return err
-	})
-	return l
+	return viewValue(t, s, func(tx storage.ReadTx) (storage.IdentityLink, error) { return tx.Link(platform, workspace, user) })
 }
 
 // linkMissing checks that the chat account has no link.
@@ -157,36 +131,17 @@ func linkMissing(t *testing.T, tx storage.ReadTx, platform, workspace, user stri
 
 func listLinks(t *testing.T, s storage.Store, f storage.LinkFilter) []storage.IdentityLink {
 	t.Helper()
-	var ls []storage.IdentityLink
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		ls, err = tx.Links(f)
-		return err
-	})
-	return ls
+	return viewValue(t, s, func(tx storage.ReadTx) ([]storage.IdentityLink, error) { return tx.Links(f) })
 }
 
 func createAttempts(t *testing.T, s storage.Store, as ...storage.LinkAttempt) {
 	t.Helper()
-	update(t, s, func(tx storage.Tx) error {
-		for _, a := range as {
-			if err := tx.CreateLinkAttempt(a); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	updateEach(t, s, storage.Tx.CreateLinkAttempt, as)
 }
 
 func getAttempt(t *testing.T, s storage.Store, id string) storage.LinkAttempt {
 	t.Helper()
-	var a storage.LinkAttempt
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		a, err = tx.LinkAttempt(id)
-		return err
-	})
-	return a
+	return viewValue(t, s, func(tx storage.ReadTx) (storage.LinkAttempt, error) { return tx.LinkAttempt(id) })
 }
 
 // attemptMissing checks that attempt id is not stored.
@@ -199,13 +154,7 @@ func attemptMissing(t *testing.T, tx storage.ReadTx, id string) {
 
 func deleteExpired(t *testing.T, s storage.Store, before time.Time) int {
 	t.Helper()
-	var n int
-	update(t, s, func(tx storage.Tx) error {
-		var err error
-		n, err = tx.DeleteExpiredLinkAttempts(before)
-		return err
-	})
-	return n
+	return updateValue(t, s, func(tx storage.Tx) (int, error) { return tx.DeleteExpiredLinkAttempts(before) })
 }
 
 func testLinkEmpty(t *testing.T, s storage.Store) {

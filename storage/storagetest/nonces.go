@@ -15,24 +15,12 @@ import (
 // it was new.
 func recordNonce(t *testing.T, s storage.Store, n storage.Nonce, now time.Time) bool {
 	t.Helper()
-	var fresh bool
-	update(t, s, func(tx storage.Tx) error {
-		var err error
-		fresh, err = tx.RecordNonce(n, now)
-		return err
-	})
-	return fresh
+	return updateValue(t, s, func(tx storage.Tx) (bool, error) { return tx.RecordNonce(n, now) })
 }
 
 func deleteExpiredNonces(t *testing.T, s storage.Store, before time.Time, limit int) int {
 	t.Helper()
-	var n int
-	update(t, s, func(tx storage.Tx) error {
-		var err error
-		n, err = tx.DeleteExpiredNonces(before, limit)
-		return err
-	})
-	return n
+	return updateValue(t, s, func(tx storage.Tx) (int, error) { return tx.DeleteExpiredNonces(before, limit) })
 }
 
 func testNonces(t *testing.T, s storage.Store) {

@@ -401,11 +401,36 @@ func view(t *testing.T, s storage.Store, fn func(storage.ReadTx) error) {
 	}
 }
 
-func create(t *testing.T, s storage.Store, rs ...storage.Request) {
+// viewValue returns what fn reads in a read transaction of its own.
+func viewValue[T any](t *testing.T, s storage.Store, fn func(storage.ReadTx) (T, error)) T {
+	t.Helper()
+	var v T
+	view(t, s, func(tx storage.ReadTx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	return v
+}
+
+// updateValue returns what fn returns in a transaction of its own.
+func updateValue[T any](t *testing.T, s storage.Store, fn func(storage.Tx) (T, error)) T {
+	t.Helper()
+	var v T
+	update(t, s, func(tx storage.Tx) error {
+		var err error
+		v, err = fn(tx)
+		return err
+	})
+	return v
+}
+
+// updateEach writes each of items with write, all in one transaction.
+func updateEach[T any](t *testing.T, s storage.Store, write func(storage.Tx, T) error, items []T) {
 	t.Helper()
 	update(t, s, func(tx storage.Tx) error {
-		for _, r := range rs {
-			if err := tx.CreateRequest(r); err != nil {
+		for _, item := range items {
+			if err := write(tx, item); err != nil {
 				return err
 			}
 		}
@@ -413,37 +438,24 @@ func create(t *testing.T, s storage.Store, rs ...storage.Request) {
 	})
 }
 
+func create(t *testing.T, s storage.Store, rs ...storage.Request) {
+	t.Helper()
+	updateEach(t, s, storage.Tx.CreateRequest, rs)
+}
+
 func getRequest(t *testing.T, s storage.Store, id string) storage.Request {
 	t.Helper()
-	var r storage.Request
-	view(t, s, func(tx storage.ReadTx) error {
-		var err error
-		r, err = tx.Request(id)
-		return err
-	})
-	return r
+	return viewValue(t, s, func(tx storage.ReadTx) (storage.Request, error) { return tx.Request(id) })
 }
 
 func pendingIDs(t *testing.T, s storage.Store, at time.Time, limit int) []string {
 	t.Helper()
-	var ids []string
-	view(t, s, func(tx storage.ReadTx) error {
-		rs, err := tx.PendingExpiring(at, limit)
-		ids = requestIDs(rs)
-		return err
-	})
-	return ids
+	return requestIDs(viewValue(t, s, func(tx storage.ReadTx) ([]storage.Request, error) { return tx.PendingExpiring(at, limit) }))
 }
 
 func listIDs(t *testing.T, s storage.Store, f storage.RequestFilter) []string {
 	t.Helper()
-	var ids []string
-	view(t, s, func(tx storage.ReadTx) error {
-		rs, err := tx.Requests(f)
-		ids = requestIDs(rs)
-		return err
-	})
-	return ids
+	return requestIDs(viewValue(t, s, func(tx storage.ReadTx) ([]storage.Request, error) { return tx.Requests(f) }))
 }
 
 func requestIDs(rs []storage.Request) []string {
@@ -468,13 +480,21 @@ func checkIDs(t *testing.T, what string, got []string, want ...string) {
 // and checks that every time in got is in UTC.
 func checkRequest(t *testing.T, got, want storage.Request) {
 	t.Helper()
-	for name, tm := range requestTimes(got) {
+	checkStored(t, "request "+got.ID, requestTimes(got), got, want, utcRequest)
+}
+
+// checkStored checks that each of times, got's times by name, is in UTC,
+// and compares got with want after both went through utc. what names the
+// record in the messages.
+func checkStored[T any](t *testing.T, what string, times map[string]time.Time, got, want T, utc func(T) T) {
+	t.Helper()
+	for name, tm := range times {
 		if tm.Location() != time.UTC {
-			t.Errorf("request %s: %s is in %v, want UTC", got.ID, name, tm.Location())
+			t.Errorf("%s: %s is in %v, want UTC", what, name, tm.Location())
 		}
 	}
-	if g, w := utcRequest(got), utcRequest(want); !reflect.DeepEqual(g, w) {
-		t.Errorf("request %s differs:\n got %s\nwant %s", got.ID, jsonString(g), jsonString(w))
+	if g, w := utc(got), utc(want); !reflect.DeepEqual(g, w) {
+		t.Errorf("%s differs:\n got %s\nwant %s", what, jsonString(g), jsonString(w))
 	}
 }
 
@@ -510,14 +530,8 @@ func utcRequest(r storage.Request) storage.Request {
 
 func checkOutbox(t *testing.T, got, want storage.OutboxEntry) {
 	t.Helper()
-	for name, tm := range map[string]time.Time{"NextAttempt": got.NextAttempt, "LeaseUntil": got.LeaseUntil, "CreatedAt": got.CreatedAt} {
-		if tm.Location() != time.UTC {
-			t.Errorf("outbox entry %d: %s is in %v, want UTC", got.ID, name, tm.Location())
-		}
-	}
-	if g, w := utcOutbox(got), utcOutbox(want); !reflect.DeepEqual(g, w) {
-		t.Errorf("outbox entry %d differs:\n got %s\nwant %s", got.ID, jsonString(g), jsonString(w))
-	}
+	times := map[string]time.Time{"NextAttempt": got.NextAttempt, "LeaseUntil": got.LeaseUntil, "CreatedAt": got.CreatedAt}
+	checkStored(t, fmt.Sprintf("outbox entry %d", got.ID), times, got, want, utcOutbox)
 }
 
 func utcOutbox(e storage.OutboxEntry) storage.OutboxEntry {
