@@ -214,7 +214,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	bf := teamstest.NewServer(teamstest.Options{Now: clk.Now})
 	t.Cleanup(bf.Close)
 	tb, err := teamsbot.New(teamsbot.Options{
-		Service: svc, Store: st, Resolver: links,
+		Service: svc, Resolver: links,
 		AppID: bf.AppID(), AppPassword: bf.AppPassword(), TenantIDs: []string{bf.TenantID()},
 		OpenIDMetadataURL: bf.OpenIDMetadataURL(), TokenURL: bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,

@@ -10,9 +10,9 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/policy"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // Block Kit limits (https://docs.slack.dev/reference/block-kit/blocks).
@@ -154,7 +154,7 @@ func slackDate(t time.Time) string {
 
 // cardInput is what a card is rendered from.
 type cardInput struct {
-	Request storage.Request
+	Request approvals.Request
 	// Action is the request's policy action; nil when it is no longer
 	// declared.
 	Action *policy.Action
@@ -206,7 +206,7 @@ func renderCard(in cardInput) (string, []slack.Block) {
 
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(statusText(r, marker)), nil, nil, slack.SectionBlockOptionBlockID("status")))
 
-	if r.State == storage.StatePending {
+	if r.State == approvals.StatePending {
 		approve := slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve")).WithStyle(slack.StylePrimary)
 		deny := slack.NewButtonBlockElement(ActionDeny, r.ID, plain("Deny")).WithStyle(slack.StyleDanger).
 			WithConfirm(slack.NewConfirmationBlockObject(
@@ -276,7 +276,7 @@ func paramSections(params map[string]string, marker string) []slack.Block {
 
 // linksText renders the requester's links as mrkdwn links with escaped
 // URL and title; links that do not fit are summed up with the marker.
-func linksText(links []storage.Link, marker string) string {
+func linksText(links []approvals.Link, marker string) string {
 	const label = "*Links*"
 	var b strings.Builder
 	b.WriteString(label)
@@ -302,24 +302,24 @@ func linksText(links []storage.Link, marker string) string {
 
 // statusText is the card's status section: the state, the votes with who
 // and when, the approvals still needed and the execution result.
-func statusText(r storage.Request, marker string) string {
-	approvals := 0
+func statusText(r approvals.Request, marker string) string {
+	approved := 0
 	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			approvals++
+		if v.Decision == approvals.DecisionApprove {
+			approved++
 		}
 	}
 	var head string
 	switch r.State {
-	case storage.StatePending:
-		head = fmt.Sprintf("*Status:* pending: %d of %d approval%s, %d more needed", approvals, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approvals, 0))
-	case storage.StateApproved:
-		head = fmt.Sprintf(":white_check_mark: *Approved* %s (%d of %d approval%s)", slackDate(r.DecidedAt), approvals, r.MinApprovals, plural(r.MinApprovals))
-	case storage.StateDenied:
+	case approvals.StatePending:
+		head = fmt.Sprintf("*Status:* pending: %d of %d approval%s, %d more needed", approved, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approved, 0))
+	case approvals.StateApproved:
+		head = fmt.Sprintf(":white_check_mark: *Approved* %s (%d of %d approval%s)", slackDate(r.DecidedAt), approved, r.MinApprovals, plural(r.MinApprovals))
+	case approvals.StateDenied:
 		head = ":no_entry: *Denied* " + slackDate(r.DecidedAt)
-	case storage.StateExpired:
+	case approvals.StateExpired:
 		head = ":hourglass: *Expired* " + slackDate(r.DecidedAt) + ": nobody decided in time"
-	case storage.StateCancelled:
+	case approvals.StateCancelled:
 		head = ":heavy_multiplication_x: *Cancelled* by the requester " + slackDate(r.DecidedAt)
 		if r.DecidedBy == "admin" {
 			head = ":heavy_multiplication_x: *Cancelled* by a signoff admin " + slackDate(r.DecidedAt)
@@ -330,7 +330,7 @@ func statusText(r storage.Request, marker string) string {
 	lines := []string{head}
 	for _, v := range r.Votes {
 		verb, icon := "approved", ":white_check_mark:"
-		if v.Decision == storage.DecisionDeny {
+		if v.Decision == approvals.DecisionDeny {
 			verb, icon = "denied", ":no_entry:"
 		}
 		line := fmt.Sprintf("%s %s %s %s", icon, escapeText(oneLine(fitPlain(cards.VoterName(v.Approver), 200))), verb, slackDate(v.Time))
@@ -341,15 +341,15 @@ func statusText(r storage.Request, marker string) string {
 	}
 	if e := r.Execution; e != nil {
 		switch e.Status {
-		case storage.ExecutionPending:
+		case approvals.ExecutionPending:
 			if e.Attempts > 0 {
 				lines = append(lines, fmt.Sprintf("*Execution:* retrying (attempt %d failed: %s)", e.Attempts, fitEscaped(oneLine(e.LastError), 300, "…")))
 			} else {
 				lines = append(lines, "*Execution:* pending")
 			}
-		case storage.ExecutionSucceeded:
+		case approvals.ExecutionSucceeded:
 			lines = append(lines, fmt.Sprintf("*Execution:* :rocket: succeeded (attempt %d)", e.Attempts))
-		case storage.ExecutionFailed:
+		case approvals.ExecutionFailed:
 			lines = append(lines, fmt.Sprintf("*Execution:* :x: failed after %d attempt%s: %s", e.Attempts, plural(e.Attempts), fitEscaped(oneLine(e.LastError), 300, "…")))
 		}
 	}
@@ -373,7 +373,7 @@ type reasonMetadata struct {
 
 // renderReasonModal returns the dialog asking for the reason a vote
 // requires.
-func renderReasonModal(r storage.Request, decision storage.Decision, channel, requestURL string) (slack.ModalViewRequest, error) {
+func renderReasonModal(r approvals.Request, decision approvals.Decision, channel, requestURL string) (slack.ModalViewRequest, error) {
 	meta, err := json.Marshal(reasonMetadata{RequestID: r.ID, Decision: string(decision), Channel: channel})
 	if err != nil {
 		return slack.ModalViewRequest{}, fmt.Errorf("encode dialog metadata: %w", err)
@@ -382,7 +382,7 @@ func renderReasonModal(r storage.Request, decision storage.Decision, channel, re
 		return slack.ModalViewRequest{}, fmt.Errorf("dialog metadata for %s is %d bytes, over Slack's %d", r.ID, len(meta), maxModalMetadata)
 	}
 	verb, title := "Approve", "Approve request"
-	if decision == storage.DecisionDeny {
+	if decision == approvals.DecisionDeny {
 		verb, title = "Deny", "Deny request"
 	}
 	summary := "*" + escapeText(oneLine(fitPlain(r.Action, 200))) + "* requested by *" + escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*"

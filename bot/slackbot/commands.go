@@ -18,7 +18,6 @@ import (
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // SlashCommand is the command the Slack app declares.
@@ -173,7 +172,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 		b.identityHint(ctx, c, err)
 		return
 	}
-	reqs, err := b.svc.List(ctx, storage.RequestFilter{States: []storage.State{storage.StatePending}})
+	reqs, err := b.svc.List(ctx, approvals.RequestFilter{States: []approvals.State{approvals.StatePending}})
 	if err != nil {
 		b.log.Error("could not list pending requests", "err", err)
 		b.reply(ctx, c, ":warning: The pending requests could not be read right now. Try again in a minute.")
@@ -181,7 +180,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 	}
 	person := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
 	now := b.clock.Now()
-	var mine []storage.Request
+	var mine []approvals.Request
 	for _, r := range reqs {
 		a, err := b.svc.Policy().Action(r.Action)
 		if err != nil || !a.MayApprove(person) || !now.Before(r.ExpiresAt) {
@@ -190,7 +189,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 		if !a.Approvers.AllowSelfApproval && policy.IsSelf(r.Requester.Person, person) {
 			continue
 		}
-		if slices.ContainsFunc(r.Votes, func(v storage.Vote) bool { return v.Approver.Issuer == id.Issuer && v.Approver.Subject == id.Subject }) {
+		if slices.ContainsFunc(r.Votes, func(v approvals.Vote) bool { return v.Approver.Issuer == id.Issuer && v.Approver.Subject == id.Subject }) {
 			continue
 		}
 		mine = append(mine, r)
@@ -208,7 +207,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 		}
 		approved := 0
 		for _, v := range r.Votes {
-			if v.Decision == storage.DecisionApprove {
+			if v.Decision == approvals.DecisionApprove {
 				approved++
 			}
 		}

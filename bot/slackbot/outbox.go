@@ -9,7 +9,6 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // OutboxKind is the kind of outbox entry this adapter delivers.
@@ -68,7 +67,7 @@ type slackChat struct{ b *Bot }
 
 // messageOptions renders the request's card as chat.postMessage and
 // chat.update options.
-func (c slackChat) messageOptions(r storage.Request) []slack.MsgOption {
+func (c slackChat) messageOptions(r approvals.Request) []slack.MsgOption {
 	action, _ := c.b.svc.Policy().Action(r.Action) // nil when no longer declared
 	text, blocks := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.requestURL(r.ID)})
 	return []slack.MsgOption{
@@ -80,19 +79,19 @@ func (c slackChat) messageOptions(r storage.Request) []slack.MsgOption {
 }
 
 // Post posts the card with chat.postMessage.
-func (c slackChat) Post(ctx context.Context, r storage.Request, channel string) (storage.Card, error) {
+func (c slackChat) Post(ctx context.Context, r approvals.Request, channel string) (approvals.Card, error) {
 	posted, ts, err := c.b.api.PostMessageContext(ctx, channel, c.messageOptions(r)...)
 	if err != nil {
-		return storage.Card{}, fmt.Errorf("chat.postMessage: %w", err)
+		return approvals.Card{}, fmt.Errorf("chat.postMessage: %w", err)
 	}
 	if posted == "" {
 		posted = channel
 	}
-	return storage.Card{Platform: Platform, Conversation: posted, MessageID: ts}, nil
+	return approvals.Card{Platform: Platform, Conversation: posted, MessageID: ts}, nil
 }
 
 // Update updates the card with chat.update.
-func (c slackChat) Update(ctx context.Context, r storage.Request, card storage.Card) error {
+func (c slackChat) Update(ctx context.Context, r approvals.Request, card approvals.Card) error {
 	if _, _, _, err := c.b.api.UpdateMessageContext(ctx, card.Conversation, card.MessageID, c.messageOptions(r)...); err != nil {
 		return fmt.Errorf("chat.update: %w", err)
 	}
@@ -100,7 +99,7 @@ func (c slackChat) Update(ctx context.Context, r storage.Request, card storage.C
 }
 
 // Delete deletes a duplicate card with chat.delete.
-func (c slackChat) Delete(ctx context.Context, card storage.Card) error {
+func (c slackChat) Delete(ctx context.Context, card approvals.Card) error {
 	_, _, err := c.b.api.DeleteMessageContext(ctx, card.Conversation, card.MessageID)
 	return err
 }

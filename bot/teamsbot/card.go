@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/policy"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // Card limits. Teams refuses messages over about 28 KB; these caps keep a
@@ -55,7 +55,7 @@ const voteKind = "signoff.vote"
 
 // cardInput is what renderCard renders.
 type cardInput struct {
-	Request storage.Request
+	Request approvals.Request
 	// Action is the request's action; nil when no longer declared.
 	Action *policy.Action
 	// RequestURL is where the request can be read in full, or "".
@@ -272,7 +272,7 @@ func renderCard(in cardInput) map[string]any {
 		"fallbackText": escapeMarkdown(oneLine(cards.Title(r))) + " (" + cards.StateLabel(r) + ")",
 		"msteams":      map[string]any{"width": "Full"},
 	}
-	if r.State == storage.StatePending {
+	if r.State == approvals.StatePending {
 		if in.Action != nil && (in.Action.RequireApproveReason || in.Action.RequireDenyReason) {
 			label := "Reason (required to " + reasonVerbs(in.Action) + "; shown on the card and kept in the audit log)"
 			body = append(body, map[string]any{
@@ -337,7 +337,7 @@ func paramFacts(params map[string]string, marker string) []any {
 // linkElements renders the requester's links as Action.OpenUrl buttons
 // whose title names the link's host, so a title cannot disguise where it
 // leads; links beyond maxLinkActions are summed up with the marker.
-func linkElements(links []storage.Link, marker string) []any {
+func linkElements(links []approvals.Link, marker string) []any {
 	var actions []any
 	rest := 0
 	for i, l := range links {
@@ -371,28 +371,28 @@ func linkElements(links []storage.Link, marker string) []any {
 
 // statusContainer shows the state, the votes with who and when, the
 // approvals still needed and the execution result.
-func statusContainer(r storage.Request, marker string) map[string]any {
-	approvals := 0
+func statusContainer(r approvals.Request, marker string) map[string]any {
+	approved := 0
 	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			approvals++
+		if v.Decision == approvals.DecisionApprove {
+			approved++
 		}
 	}
 	var head, color string
 	switch r.State {
-	case storage.StatePending:
-		head = fmt.Sprintf("Status: pending: %d of %d approval%s, %d more needed", approvals, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approvals, 0))
+	case approvals.StatePending:
+		head = fmt.Sprintf("Status: pending: %d of %d approval%s, %d more needed", approved, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approved, 0))
 		color = "Default"
-	case storage.StateApproved:
-		head = fmt.Sprintf("✅ Approved %s (%d of %d approval%s)", cardTime(r.DecidedAt), approvals, r.MinApprovals, plural(r.MinApprovals))
+	case approvals.StateApproved:
+		head = fmt.Sprintf("✅ Approved %s (%d of %d approval%s)", cardTime(r.DecidedAt), approved, r.MinApprovals, plural(r.MinApprovals))
 		color = "Good"
-	case storage.StateDenied:
+	case approvals.StateDenied:
 		head = "⛔ Denied " + cardTime(r.DecidedAt)
 		color = "Attention"
-	case storage.StateExpired:
+	case approvals.StateExpired:
 		head = "⌛ Expired " + cardTime(r.DecidedAt) + ": nobody decided in time"
 		color = "Warning"
-	case storage.StateCancelled:
+	case approvals.StateCancelled:
 		head = "✖️ Cancelled by the requester " + cardTime(r.DecidedAt)
 		if r.DecidedBy == "admin" {
 			head = "✖️ Cancelled by a signoff admin " + cardTime(r.DecidedAt)
@@ -409,7 +409,7 @@ func statusContainer(r storage.Request, marker string) map[string]any {
 			break
 		}
 		verb, icon := "approved", "✅"
-		if v.Decision == storage.DecisionDeny {
+		if v.Decision == approvals.DecisionDeny {
 			verb, icon = "denied", "⛔"
 		}
 		line := fmt.Sprintf("%s %s %s %s", icon, oneLine(fit(cards.VoterName(v.Approver), 200, "…")), verb, cardTime(v.Time))
@@ -421,15 +421,15 @@ func statusContainer(r storage.Request, marker string) map[string]any {
 	if e := r.Execution; e != nil {
 		var line string
 		switch e.Status {
-		case storage.ExecutionPending:
+		case approvals.ExecutionPending:
 			if e.Attempts > 0 {
 				line = fmt.Sprintf("Execution: retrying (attempt %d failed: %s)", e.Attempts, oneLine(fit(e.LastError, 300, "…")))
 			} else {
 				line = "Execution: pending"
 			}
-		case storage.ExecutionSucceeded:
+		case approvals.ExecutionSucceeded:
 			line = fmt.Sprintf("Execution: 🚀 succeeded (attempt %d)", e.Attempts)
-		case storage.ExecutionFailed:
+		case approvals.ExecutionFailed:
 			line = fmt.Sprintf("Execution: ❌ failed after %d attempt%s: %s", e.Attempts, plural(e.Attempts), oneLine(fit(e.LastError, 300, "…")))
 		}
 		if line != "" {

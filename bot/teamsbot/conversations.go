@@ -2,13 +2,12 @@ package teamsbot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
 
+	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/internal/text"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // maxRememberedConversations bounds conversationCache; past it the cache is
@@ -75,8 +74,8 @@ func baseConversationID(id string) string {
 // conversationRefs lists the conversations a verified activity tells us
 // the service URL of: its own conversation and, in a team, the channel and
 // the team (whose id is its General channel's).
-func conversationRefs(act *activity, cd channelData, tenant string) []storage.Conversation {
-	var out []storage.Conversation
+func conversationRefs(act *activity, cd channelData, tenant string) []approvals.Conversation {
+	var out []approvals.Conversation
 	add := func(id, name string) {
 		if id == "" {
 			return
@@ -89,7 +88,7 @@ func conversationRefs(act *activity, cd channelData, tenant string) []storage.Co
 				return
 			}
 		}
-		out = append(out, storage.Conversation{Platform: Platform, ID: id, ServiceURL: act.ServiceURL, TenantID: tenant, Name: text.TruncateRunes(name, 200)})
+		out = append(out, approvals.Conversation{Platform: Platform, ID: id, ServiceURL: act.ServiceURL, TenantID: tenant, Name: text.TruncateRunes(name, 200)})
 	}
 	add(baseConversationID(act.Conversation.ID), firstNonEmpty(cd.Channel.Name, act.Conversation.Name))
 	add(cd.Channel.ID, cd.Channel.Name)
@@ -104,7 +103,7 @@ func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant s
 	if act.ServiceURL == "" {
 		return nil
 	}
-	var todo []storage.Conversation
+	var todo []approvals.Conversation
 	for _, c := range conversationRefs(act, cd, tenant) {
 		if !b.convs.known(c.ID, c.TenantID+"\x00"+c.ServiceURL) {
 			todo = append(todo, c)
@@ -113,28 +112,7 @@ func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant s
 	if len(todo) == 0 {
 		return nil
 	}
-	now := b.clock.Now().UTC()
-	err := b.store.Update(ctx, func(tx storage.Tx) error {
-		for _, c := range todo {
-			prev, err := tx.Conversation(Platform, c.ID)
-			switch {
-			case err == nil:
-				if prev.ServiceURL == c.ServiceURL && prev.TenantID == c.TenantID && (c.Name == "" || prev.Name == c.Name) {
-					continue
-				}
-				if c.Name == "" {
-					c.Name = prev.Name
-				}
-			case !errors.Is(err, storage.ErrNotFound):
-				return fmt.Errorf("read conversation %s: %w", c.ID, err)
-			}
-			c.UpdatedAt = now
-			if err := tx.PutConversation(c); err != nil {
-				return fmt.Errorf("store conversation %s: %w", c.ID, err)
-			}
-		}
-		return nil
-	})
+	err := b.svc.RememberConversations(ctx, todo)
 	if err != nil {
 		return fmt.Errorf("teamsbot: remember conversations: %w", err)
 	}
@@ -153,14 +131,9 @@ func (b *Bot) learn(ctx context.Context, act *activity, cd channelData, tenant s
 // the list changed, say) is skipped with a warning: the bot's token never
 // goes there.
 func (b *Bot) serviceURLFor(ctx context.Context, conversation, cardURL string) (string, error) {
-	var c storage.Conversation
-	err := b.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		c, err = tx.Conversation(Platform, conversation)
-		return err
-	})
-	if err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return "", fmt.Errorf("read conversation %s: %w", conversation, err)
+	c, _, err := b.svc.Conversation(ctx, Platform, conversation)
+	if err != nil {
+		return "", err
 	}
 	refused := ""
 	for _, cand := range []struct{ from, url string }{

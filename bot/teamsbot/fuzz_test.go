@@ -40,7 +40,7 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	u, _ := url.Parse(e.bf.URL)
 	var err error
 	e.bot, err = New(Options{
-		Service: e.Svc, Store: e.Store, Resolver: e.links,
+		Service: e.Svc, Resolver: e.links,
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: e.Clock, Logger: e.Logger,

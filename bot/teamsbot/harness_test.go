@@ -84,7 +84,7 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"teams"}})
 	opts := Options{
-		Service: e.svc, Store: st, Resolver: e.links,
+		Service: e.svc, Resolver: e.links,
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,

@@ -10,7 +10,6 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/internal/text"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // OutboxKind is the kind of outbox entry of the cards this adapter
@@ -76,7 +75,7 @@ func (b *Bot) DeliverOnce(ctx context.Context) (int, error) {
 type teamsChat struct{ b *Bot }
 
 // activity renders the request's card as a message activity.
-func (c teamsChat) activity(r storage.Request) outActivity {
+func (c teamsChat) activity(r approvals.Request) outActivity {
 	action, _ := c.b.svc.Policy().Action(r.Action) // nil when no longer declared
 	card := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.requestURL(r.ID)})
 	return cardActivity(card, cards.Title(r)+" ("+cards.StateLabel(r)+")")
@@ -84,21 +83,21 @@ func (c teamsChat) activity(r storage.Request) outActivity {
 
 // Post posts the card to the conversation through the service URL
 // learned for it (or teams.service_url).
-func (c teamsChat) Post(ctx context.Context, r storage.Request, conversation string) (storage.Card, error) {
+func (c teamsChat) Post(ctx context.Context, r approvals.Request, conversation string) (approvals.Card, error) {
 	serviceURL, err := c.b.serviceURLFor(ctx, conversation, "")
 	if err != nil {
-		return storage.Card{}, err
+		return approvals.Card{}, err
 	}
 	id, err := c.b.api.post(ctx, serviceURL, conversation, c.activity(r))
 	if err != nil {
-		return storage.Card{}, err
+		return approvals.Card{}, err
 	}
-	return storage.Card{Platform: Platform, Conversation: conversation, MessageID: id, ServiceURL: serviceURL}, nil
+	return approvals.Card{Platform: Platform, Conversation: conversation, MessageID: id, ServiceURL: serviceURL}, nil
 }
 
 // Update replaces the card's activity, through the conversation's latest
 // service URL (else the one the card was posted through).
-func (c teamsChat) Update(ctx context.Context, r storage.Request, card storage.Card) error {
+func (c teamsChat) Update(ctx context.Context, r approvals.Request, card approvals.Card) error {
 	serviceURL, err := c.b.serviceURLFor(ctx, card.Conversation, card.ServiceURL)
 	if err != nil {
 		return err
@@ -107,7 +106,7 @@ func (c teamsChat) Update(ctx context.Context, r storage.Request, card storage.C
 }
 
 // Delete deletes a duplicate card's activity.
-func (c teamsChat) Delete(ctx context.Context, card storage.Card) error {
+func (c teamsChat) Delete(ctx context.Context, card approvals.Card) error {
 	return c.b.api.remove(ctx, card.ServiceURL, card.Conversation, card.MessageID)
 }
 

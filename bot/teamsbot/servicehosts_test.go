@@ -205,7 +205,7 @@ func TestServiceURLHostsDefault(t *testing.T) {
 	e := newEnv(t)
 	// A second bot on the same stand-in and store, with the default list.
 	b, err := New(Options{
-		Service: e.svc, Store: e.store, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
+		Service: e.svc, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
 		TenantIDs: []string{e.bf.TenantID()}, OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		ServiceURL: "https://smba.infra.gov.teams.microsoft.us/teams", Clock: e.clock, Logger: slog.New(slog.DiscardHandler),
 	})
@@ -236,7 +236,7 @@ func TestServiceURLHostsDefault(t *testing.T) {
 
 func TestServiceURLHostsOptionsChecked(t *testing.T) {
 	e := newEnv(t)
-	base := Options{Service: e.svc, Store: e.store, Resolver: e.links, AppID: "a", AppPassword: "p", TenantIDs: []string{"t"}}
+	base := Options{Service: e.svc, Resolver: e.links, AppID: "a", AppPassword: "p", TenantIDs: []string{"t"}}
 	for _, c := range []struct {
 		hosts      []string
 		serviceURL string

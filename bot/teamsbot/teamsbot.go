@@ -80,7 +80,6 @@ import (
 	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // Platform is the name this adapter uses for itself in votes, links, cards,
@@ -180,14 +179,12 @@ type Mux interface {
 	Handle(pattern string, handler http.Handler)
 }
 
-// Options configure a Bot. Service, Store, Resolver, AppID, AppPassword and
+// Options configure a Bot. Service, Resolver, AppID, AppPassword and
 // TenantIDs are required.
 type Options struct {
-	Service *approvals.Service
-	// Store keeps conversation references (the service URL of each
-	// conversation, learned from activities). It is the store Service
-	// uses.
-	Store    storage.Store
+	// Service runs the lifecycle and keeps the conversation references
+	// (the service URL of each conversation, learned from activities).
+	Service  *approvals.Service
 	Resolver IdentityResolver
 	// AppID is the bot's Microsoft app id: the audience of the Bot
 	// Connector's tokens and the client id of the bot's own.
@@ -258,7 +255,6 @@ type Options struct {
 type Bot struct {
 	opts    Options
 	svc     *approvals.Service
-	store   storage.Store
 	res     IdentityResolver
 	clock   clock.Clock
 	log     *slog.Logger
@@ -301,10 +297,7 @@ func cloudOf(channelService string) (cloud, error) {
 func New(opts Options) (*Bot, error) {
 	var problems []string
 	if opts.Service == nil {
-		problems = append(problems, "an approvals service is required")
-	}
-	if opts.Store == nil {
-		problems = append(problems, "a store (for conversation references) is required")
+		problems = append(problems, "an approvals service (which also stores conversation references) is required")
 	}
 	if opts.Resolver == nil {
 		problems = append(problems, "an identity resolver (the account-link flow) is required: configure idp")
@@ -397,7 +390,6 @@ func New(opts Options) (*Bot, error) {
 	b := &Bot{
 		opts:     opts,
 		svc:      opts.Service,
-		store:    opts.Store,
 		res:      opts.Resolver,
 		clock:    opts.Clock,
 		log:      log,

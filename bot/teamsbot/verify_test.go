@@ -210,7 +210,7 @@ func TestKeysUnavailable(t *testing.T) {
 	e := newEnv(t)
 	// A second bot on the same store whose metadata URL answers nothing.
 	b, err := New(Options{
-		Service: e.svc, Store: e.store, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
+		Service: e.svc, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
 		TenantIDs: []string{e.bf.TenantID()}, OpenIDMetadataURL: down.URL + "/v1/.well-known/openidconfiguration",
 		TokenURL: e.bf.TokenURL(), Clock: e.clock, Logger: slog.New(slog.DiscardHandler),
 	})

@@ -422,7 +422,7 @@ func (p *serveParts) startTeams() error {
 	if p.linker == nil {
 		return withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)"))
 	}
-	teams, err := newTeamsBot(p.cfg, p.svc, p.store, p.linker, p.front.Clicks(), p.logger)
+	teams, err := newTeamsBot(p.cfg, p.svc, p.linker, p.front.Clicks(), p.logger)
 	if err != nil {
 		return err
 	}
@@ -838,10 +838,9 @@ func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker
 
 // newTeamsBot builds the Teams adapter from the teams section; votes go
 // through linker's identities; clicks limits each Teams account.
-func newTeamsBot(cfg *config.Config, svc *approvals.Service, store storage.Store, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*teamsbot.Bot, error) {
+func newTeamsBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*teamsbot.Bot, error) {
 	tb, err := teamsbot.New(teamsbot.Options{
 		Service:           svc,
-		Store:             store,
 		Resolver:          linker,
 		AppID:             cfg.Teams.AppID,
 		AppPassword:       cfg.Teams.AppPassword.Reveal(),
