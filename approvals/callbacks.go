@@ -19,10 +19,6 @@ import (
 // written for the same platform and reason.
 const CallbackRejectedPerMinute = 10
 
-// ReasonNotLinked is the vote.rejected reason for a click from a chat
-// account that is not linked to an IdP identity.
-const ReasonNotLinked = "not_linked"
-
 // maxCallbackField bounds the strings a rejected-callback record carries;
 // they may come from an unauthenticated caller.
 const maxCallbackField = 128
@@ -80,7 +76,7 @@ type UnverifiedVote struct {
 	Source    Source
 	Decision  storage.Decision
 	// Reason is ReasonNotLinked or ReasonStaleIdentity.
-	Reason string
+	Reason Reason
 	// Message is what the person was told.
 	Message string
 	// Detail optionally refines Reason (e.g. the linker's "link_expired").
@@ -98,14 +94,14 @@ type UnverifiedVote struct {
 // "dropped". A nil error with no record written means the click was
 // counted that way.
 func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) error {
-	key := "vote.rejected\x00" + in.Source.Platform + "\x00" + in.Reason
+	key := "vote.rejected\x00" + in.Source.Platform + "\x00" + string(in.Reason)
 	ok, dropped := s.rejected.admit(key, s.clock.Now())
 	if !ok {
 		return nil
 	}
 	err := s.update(ctx, func(tx storage.Tx) error {
 		now := s.clock.Now().UTC()
-		data := map[string]any{"reason": in.Reason, "message": in.Message, "decision": string(in.Decision)}
+		data := map[string]any{"reason": string(in.Reason), "message": in.Message, "decision": string(in.Decision)}
 		if in.Detail != "" {
 			data["detail"] = in.Detail
 		}

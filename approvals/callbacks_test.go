@@ -107,7 +107,7 @@ func TestRecordUnverifiedVote(t *testing.T) {
 	if last.Actor == nil || last.Actor.PlatformUser != "U9" || last.Actor.Subject != "" {
 		t.Errorf("actor: %+v", last.Actor)
 	}
-	if last.Data["reason"] != approvals.ReasonNotLinked || last.Data["decision"] != "approve" {
+	if last.Data["reason"] != string(approvals.ReasonNotLinked) || last.Data["decision"] != "approve" {
 		t.Errorf("data: %v", last.Data)
 	}
 	got, err := h.svc.Get(context.Background(), r.ID)

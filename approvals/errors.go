@@ -40,27 +40,38 @@ var (
 	ErrTooManyPending = errors.New("too many pending requests")
 )
 
+// Reason is why the service refused an operation: one of the Reason…
+// constants below, stable across releases. The audit
+// log's vote.rejected records carry it as a string; the HTTP API maps each
+// to its own error code (bot.Server.serviceError). Nothing recognises a
+// refusal by its message.
+type Reason string
+
 // Refusal reasons, stable strings written to the audit log's vote.rejected
 // records and returned by RefusalError.Reason.
 const (
-	ReasonUnknownRequest  = "unknown_request"
-	ReasonNotPending      = "not_pending"
-	ReasonNotEligible     = "not_eligible"
-	ReasonSelfApproval    = "self_approval"
-	ReasonStaleIdentity   = "stale_identity"
-	ReasonVoteChanged     = "vote_changed"
-	ReasonReasonRequired  = "reason_required"
-	ReasonStepUpRequired  = "step_up_required"
-	ReasonForbidden       = "forbidden"
-	ReasonIdempotencyConf = "conflict"
-	ReasonInvalid         = "invalid_request"
-	ReasonTooManyPending  = "too_many_pending"
+	ReasonUnknownRequest  Reason = "unknown_request"
+	ReasonNotPending      Reason = "not_pending"
+	ReasonNotEligible     Reason = "not_eligible"
+	ReasonSelfApproval    Reason = "self_approval"
+	ReasonStaleIdentity   Reason = "stale_identity"
+	ReasonVoteChanged     Reason = "vote_changed"
+	ReasonReasonRequired  Reason = "reason_required"
+	ReasonStepUpRequired  Reason = "step_up_required"
+	ReasonForbidden       Reason = "forbidden"
+	ReasonIdempotencyConf Reason = "conflict"
+	ReasonInvalid         Reason = "invalid_request"
+	ReasonTooManyPending  Reason = "too_many_pending"
+	// ReasonNotLinked is the vote.rejected reason for a click from a chat
+	// account that is not linked to an IdP identity (UnverifiedVote); no
+	// RefusalError carries it.
+	ReasonNotLinked Reason = "not_linked"
 )
 
 // RefusalError is a refused operation: why (a stable Reason and a sentinel
 // to test with errors.Is) and what to tell the person.
 type RefusalError struct {
-	Reason  string
+	Reason  Reason
 	Message string
 	err     error
 }
@@ -70,6 +81,6 @@ func (e *RefusalError) Error() string { return e.Message }
 // Unwrap returns the sentinel error (ErrNotEligible, …).
 func (e *RefusalError) Unwrap() error { return e.err }
 
-func refusal(sentinel error, reason, format string, args ...any) *RefusalError {
+func refusal(sentinel error, reason Reason, format string, args ...any) *RefusalError {
 	return &RefusalError{Reason: reason, Message: fmt.Sprintf(format, args...), err: sentinel}
 }

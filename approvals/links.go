@@ -96,7 +96,7 @@ func (s *Service) SaveLink(ctx context.Context, l storage.IdentityLink, via stri
 func (s *Service) RefuseLink(ctx context.Context, r identity.LinkRefusal) error {
 	acct, who := r.Account, r.Identity
 	err := s.update(ctx, func(tx storage.Tx) error {
-		data := map[string]any{"reason": clip(r.Reason), "message": r.Message}
+		data := map[string]any{"reason": clip(string(r.Reason)), "message": r.Message}
 		if r.AccountEmail != "" {
 			data["chat_email"] = clip(r.AccountEmail)
 		}

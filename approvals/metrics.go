@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/counts"
 	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -100,25 +101,17 @@ type counters struct {
 	admin      map[string]uint64
 }
 
-// add adds n to (*m)[key]; the caller holds c.mu.
-func add(m *map[string]uint64, key string, n uint64) {
-	if *m == nil {
-		*m = make(map[string]uint64)
-	}
-	(*m)[key] += n
-}
-
 func (c *counters) inc(m *map[string]uint64, key string, n uint64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	add(m, key, n)
+	counts.Add(m, key, n)
 }
 
 func (c *counters) requestCreated(action string) { c.inc(&c.created, action, 1) }
 
 func (c *counters) voteCounted(d storage.Decision) { c.inc(&c.votes, string(d), 1) }
 
-func (c *counters) voteRefused(reason string) { c.inc(&c.refused, reason, 1) }
+func (c *counters) voteRefused(reason Reason) { c.inc(&c.refused, string(reason), 1) }
 
 func (c *counters) callbackRejected(platform, reason string) {
 	c.mu.Lock()
@@ -144,9 +137,9 @@ func (c *counters) executionRecorded(res ExecutionResult) {
 	c.attempts++
 	switch {
 	case res.OK:
-		add(&c.executions, string(storage.ExecutionSucceeded), 1)
+		counts.Add(&c.executions, string(storage.ExecutionSucceeded), 1)
 	case !res.Retry:
-		add(&c.executions, string(storage.ExecutionFailed), 1)
+		counts.Add(&c.executions, string(storage.ExecutionFailed), 1)
 	}
 }
 
@@ -168,16 +161,6 @@ func (s *Service) Metrics() Metrics {
 	c.mu.Unlock()
 	// Known label values are present from the start, so a rate over them
 	// works from the first event on.
-	zero := func(dst *map[string]uint64, keys ...string) {
-		if *dst == nil {
-			*dst = make(map[string]uint64, len(keys))
-		}
-		for _, k := range keys {
-			if _, ok := (*dst)[k]; !ok {
-				(*dst)[k] = 0
-			}
-		}
-	}
 	var actions []string
 	if s.policy != nil {
 		actions = make([]string, 0, len(s.policy.Actions))
@@ -185,12 +168,12 @@ func (s *Service) Metrics() Metrics {
 			actions = append(actions, name)
 		}
 	}
-	zero(&m.RequestsCreated, actions...)
-	zero(&m.VotesCounted, string(storage.DecisionApprove), string(storage.DecisionDeny))
-	zero(&m.VotesRefused)
-	zero(&m.Decisions, string(storage.StateApproved), string(storage.StateDenied), string(storage.StateExpired), string(storage.StateCancelled))
-	zero(&m.ExecutionsFinished, string(storage.ExecutionSucceeded), string(storage.ExecutionFailed))
-	zero(&m.AdminActions, adminActions...)
+	counts.WithKeys(&m.RequestsCreated, actions...)
+	counts.WithKeys(&m.VotesCounted, string(storage.DecisionApprove), string(storage.DecisionDeny))
+	counts.WithKeys(&m.VotesRefused)
+	counts.WithKeys(&m.Decisions, string(storage.StateApproved), string(storage.StateDenied), string(storage.StateExpired), string(storage.StateCancelled))
+	counts.WithKeys(&m.ExecutionsFinished, string(storage.ExecutionSucceeded), string(storage.ExecutionFailed))
+	counts.WithKeys(&m.AdminActions, adminActions...)
 	if m.CallbacksRejected == nil {
 		m.CallbacksRejected = map[CallbackRejection]uint64{}
 	}

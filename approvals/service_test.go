@@ -333,7 +333,7 @@ func TestRepeatedVoteIsIdempotentAndChangedVoteRefused(t *testing.T) {
 	}
 	recs := h.records()
 	last := recs[len(recs)-1]
-	if last.Type != audit.TypeVoteRejected || last.Data["reason"] != approvals.ReasonVoteChanged {
+	if last.Type != audit.TypeVoteRejected || last.Data["reason"] != string(approvals.ReasonVoteChanged) {
 		t.Fatalf("last record %+v, want vote.rejected vote_changed", last)
 	}
 }
@@ -349,7 +349,7 @@ func TestVoteRefusalsAreAudited(t *testing.T) {
 		id     string
 		who    identity.Identity
 		want   error
-		reason string
+		reason approvals.Reason
 	}{
 		{"unknown request", "req_nope", approver("alice", "sre"), approvals.ErrUnknownRequest, approvals.ReasonUnknownRequest},
 		{"not in group", r.ID, approver("carol", "dev"), approvals.ErrNotEligible, approvals.ReasonNotEligible},
@@ -366,7 +366,7 @@ func TestVoteRefusalsAreAudited(t *testing.T) {
 			}
 			recs := h.records()
 			last := recs[len(recs)-1]
-			if last.Type != audit.TypeVoteRejected || last.Data["reason"] != c.reason || last.Actor.PlatformUser != "U-"+c.who.Name {
+			if last.Type != audit.TypeVoteRejected || last.Data["reason"] != string(c.reason) || last.Actor.PlatformUser != "U-"+c.who.Name {
 				t.Fatalf("last audit record %+v", last)
 			}
 		})

@@ -337,7 +337,7 @@ func rejectedRecord(in VoteInput, r storage.Request, why *RefusalError, now time
 	return audit.Record{
 		Time: audit.FormatTime(now), Type: audit.TypeVoteRejected, RequestID: r.ID, Action: r.Action,
 		Actor: approverActor(in), Source: in.Source.CallbackID,
-		Data: map[string]any{"reason": why.Reason, "message": why.Message, "decision": string(in.Decision)},
+		Data: map[string]any{"reason": string(why.Reason), "message": why.Message, "decision": string(in.Decision)},
 	}
 }
 

@@ -602,7 +602,9 @@ func position(data []byte, off int64) (line, col int) {
 }
 
 // serviceError answers a refusal from approvals or policy with its stable
-// code, and anything else as an internal error.
+// code, and anything else as an internal error. Every approvals.Reason has
+// its own case (TestEveryApprovalsReasonHasACode); the default only catches
+// a reason added without one.
 func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error) {
 	var pr *policy.RefusalError
 	var ar *approvals.RefusalError
@@ -630,6 +632,10 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 			fail(w, r, http.StatusConflict, api.CodeConflict, ar.Message)
 		case approvals.ReasonTooManyPending:
 			s.rateLimited(w, r, LimitPendingPerRequester, pendingRetryAfter, ar.Message)
+		case approvals.ReasonInvalid, approvals.ReasonNotEligible, approvals.ReasonSelfApproval,
+			approvals.ReasonStaleIdentity, approvals.ReasonVoteChanged, approvals.ReasonReasonRequired,
+			approvals.ReasonStepUpRequired, approvals.ReasonNotLinked:
+			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, ar.Message)
 		default:
 			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, ar.Message)
 		}

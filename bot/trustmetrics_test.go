@@ -80,7 +80,7 @@ func TestIdentityMetrics(t *testing.T) {
 	f := newAPIFixture(t)
 	src := &linkerMetrics{
 		LinkAttempts:    7,
-		Links:           map[string]uint64{oidc.LinkOutcomeLinked: 4, oidc.RefusalMismatch: 2, oidc.RefusalLookupFailed: 0},
+		Links:           map[string]uint64{oidc.LinkOutcomeLinked: 4, string(oidc.RefusalMismatch): 2, string(oidc.RefusalLookupFailed): 0},
 		RefreshFailures: map[string]uint64{oidc.RefreshFailureUnavailable: 3, oidc.RefreshFailureRefused: 1},
 		Refreshes:       map[string]uint64{"click": 5, "sweep": 9},
 		MarkedStale:     map[string]uint64{oidc.StaleRefreshRefused: 1},

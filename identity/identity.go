@@ -67,8 +67,16 @@ type LinkRefusal struct {
 	Identity Identity
 	// Reason is a short stable code (oidc's Refusal… constants); Message
 	// says what did not match, for people.
-	Reason, Message string
+	Reason  LinkRefusalReason
+	Message string
 }
+
+// LinkRefusalReason is why a sign-in was refused as the chat account's
+// owner (LinkRefusal.Reason). The type lives here, beside the field, so
+// that approvals can audit a refusal without importing oidc; its values
+// are declared once, as oidc's Refusal… constants, which decide them. The
+// audit log's identity.link_refused records carry it as a string.
+type LinkRefusalReason string
 
 // StepUpRefusal is a step-up sign-in whose vote was not cast.
 type StepUpRefusal struct {

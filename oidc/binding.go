@@ -83,7 +83,7 @@ var (
 type bindingVerdict struct {
 	ok bool
 	// code is the Refusal… reason when not ok.
-	code string
+	code identity.LinkRefusalReason
 	// by is how it matched (MatchedBy…), when ok.
 	by string
 	// why says what did not match, for the page, the chat and the audit
@@ -192,7 +192,7 @@ func platformDisplay(name string) string {
 // lookupAccount asks p's platform who owns the account, bounded by
 // lookupTimeout. Without a directory for the platform it fails with
 // RefusalNoDirectory.
-func (l *Linker) lookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, string, error) {
+func (l *Linker) lookupAccount(ctx context.Context, p PlatformUser) (ChatAccount, identity.LinkRefusalReason, error) {
 	dir := l.directory(p.Platform)
 	if dir == nil {
 		return ChatAccount{}, RefusalNoDirectory, fmt.Errorf("signoff cannot look up %s accounts (no account directory is wired for the platform)", platformDisplay(p.Platform))
@@ -217,7 +217,7 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 	if l.opts.LinkMatch == LinkMatchNone {
 		return MatchedByNone, ChatAccount{}, nil
 	}
-	refuse := func(reason, msg string) *identity.LinkRefusal {
+	refuse := func(reason identity.LinkRefusalReason, msg string) *identity.LinkRefusal {
 		return &identity.LinkRefusal{
 			Account: p.account(), Conversation: p.Conversation,
 			AccountName: cmp.Or(acct.DisplayName, acct.Handle), AccountEmail: cmp.Or(acct.Email, acct.UPN),
@@ -274,7 +274,7 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 		// The reason and the message name no address: a Teams click from
 		// an older client is answered where the whole channel reads it.
 		// The log holds the detail.
-		reason := "the chat platform's record of the account does not match the linked identity (" + v.code + ")"
+		reason := "the chat platform's record of the account does not match the linked identity (" + string(v.code) + ")"
 		l.log.Warn("an older link does not match its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "why", v.why)
 		if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
 			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)

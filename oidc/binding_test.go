@@ -95,7 +95,7 @@ func TestForwardedLinkDoesNotBindAnotherPerson(t *testing.T) {
 	}
 	rec := refused[0]
 	if rec.Actor.PlatformUser != "UMALLORY" || rec.Actor.Workspace != "T1" || rec.Actor.Subject != "sub-alice" || rec.Actor.Email != "alice@example.com" ||
-		rec.Data["reason"] != oidc.RefusalMismatch || rec.Data["chat_email"] != "mallory@example.com" {
+		rec.Data["reason"] != string(oidc.RefusalMismatch) || rec.Data["chat_email"] != "mallory@example.com" {
 		t.Fatalf("refusal record = %+v", rec)
 	}
 	// The owner of the chat account is told.
@@ -135,13 +135,13 @@ func TestEmailComparison(t *testing.T) {
 		{"case and whitespace", oidc.ChatAccount{Email: "  Alice@Example.COM "}, alice, true, "", ""},
 		{"UPN only", oidc.ChatAccount{UPN: "alice@example.com"}, alice, true, "", ""},
 		{"email_verified true", oidc.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &yes), true, "", ""},
-		{"email_verified false", oidc.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &no), false, oidc.RefusalEmailUnverif, "not verified"},
-		{"no email on the chat side", oidc.ChatAccount{DisplayName: "Alice"}, alice, false, oidc.RefusalNoChatEmail, "has no email"},
-		{"no email at the IdP", oidc.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, oidc.RefusalNoIdPEmail, "sent no email"},
-		{"a prefix is not a match", oidc.ChatAccount{Email: "alice@example.com.evil"}, alice, false, oidc.RefusalMismatch, "is not the email"},
-		{"no Unicode case folding", oidc.ChatAccount{Email: "alice@example.com"}, withEmail(alice, "alice@exampLe.co\u1E3E"), false, oidc.RefusalMismatch, "is not the email"},
-		{"Kelvin sign is not k", oidc.ChatAccount{Email: "kate@example.com"}, withEmail(testop.User{Username: "kelvin", Password: "pw", Groups: []string{"sre"}}, "\u212Aate@example.com"), false, oidc.RefusalMismatch, "is not the email"},
-		{"no @ is no email", oidc.ChatAccount{Email: "alice"}, alice, false, oidc.RefusalNoChatEmail, "has no email"},
+		{"email_verified false", oidc.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &no), false, string(oidc.RefusalEmailUnverif), "not verified"},
+		{"no email on the chat side", oidc.ChatAccount{DisplayName: "Alice"}, alice, false, string(oidc.RefusalNoChatEmail), "has no email"},
+		{"no email at the IdP", oidc.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, string(oidc.RefusalNoIdPEmail), "sent no email"},
+		{"a prefix is not a match", oidc.ChatAccount{Email: "alice@example.com.evil"}, alice, false, string(oidc.RefusalMismatch), "is not the email"},
+		{"no Unicode case folding", oidc.ChatAccount{Email: "alice@example.com"}, withEmail(alice, "alice@exampLe.co\u1E3E"), false, string(oidc.RefusalMismatch), "is not the email"},
+		{"Kelvin sign is not k", oidc.ChatAccount{Email: "kate@example.com"}, withEmail(testop.User{Username: "kelvin", Password: "pw", Groups: []string{"sre"}}, "\u212Aate@example.com"), false, string(oidc.RefusalMismatch), "is not the email"},
+		{"no @ is no email", oidc.ChatAccount{Email: "alice"}, alice, false, string(oidc.RefusalNoChatEmail), "has no email"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,7 +189,7 @@ func TestLookupFailureLinksNothing(t *testing.T) {
 			wantStatus(t, "link while the lookup fails", status, http.StatusServiceUnavailable, body)
 			wantPage(t, "lookup failure", body, "could not ask Slack", "Wait a minute")
 			e.noLink(slackU1)
-			if rs := e.refusals(); len(rs) != 1 || rs[0].Data["reason"] != oidc.RefusalLookupFailed {
+			if rs := e.refusals(); len(rs) != 1 || rs[0].Data["reason"] != string(oidc.RefusalLookupFailed) {
 				t.Fatalf("refusal records %+v", rs)
 			}
 			// Once the platform answers again, a new link works.

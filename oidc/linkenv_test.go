@@ -520,7 +520,7 @@ func wantPage(t *testing.T, what, body string, fragments ...string) {
 	}
 }
 
-func asLinkRequired(t *testing.T, err error, reason string) *oidc.LinkRequiredError {
+func asLinkRequired(t *testing.T, err error, reason oidc.LinkReason) *oidc.LinkRequiredError {
 	t.Helper()
 	var lr *oidc.LinkRequiredError
 	if !errors.As(err, &lr) {

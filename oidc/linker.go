@@ -61,24 +61,30 @@ const (
 	CallbackPath = "/link/callback"
 )
 
-// Reasons a vote needs the approver to (re-)link, in LinkRequiredError.
+// LinkReason is why a vote needs the approver to (re-)link
+// (LinkRequiredError.Reason): one of the LinkReason… constants below,
+// stable across releases. The audit log carries it as a string (the
+// "detail" of a vote.rejected record).
+type LinkReason string
+
+// Reasons a vote needs the approver to (re-)link.
 const (
 	// LinkReasonNotLinked: the chat account has no link.
-	LinkReasonNotLinked = "not_linked"
+	LinkReasonNotLinked LinkReason = "not_linked"
 	// LinkReasonExpired: the link is older than the link max age.
-	LinkReasonExpired = "link_expired"
+	LinkReasonExpired LinkReason = "link_expired"
 	// LinkReasonStale: the IdP no longer backs the link (a refresh was
 	// refused: user disabled, consent revoked) or an operator marked it.
-	LinkReasonStale = "link_stale"
+	LinkReasonStale LinkReason = "link_stale"
 	// LinkReasonReverify: the groups are older than the groups max age and
 	// signoff holds no usable refresh token to re-read them.
-	LinkReasonReverify = "reverify"
+	LinkReasonReverify LinkReason = "reverify"
 	// LinkReasonIssuerChanged: the link was made at another IdP than the
 	// one configured now.
-	LinkReasonIssuerChanged = "issuer_changed"
+	LinkReasonIssuerChanged LinkReason = "issuer_changed"
 	// LinkReasonRateLimited: the chat account was sent enough sign-in
 	// links for now; the error carries no URL.
-	LinkReasonRateLimited = "rate_limited"
+	LinkReasonRateLimited LinkReason = "rate_limited"
 )
 
 // ErrIdPUnavailable means the IdP could not be reached (discovery, token
@@ -96,7 +102,7 @@ type LinkRequiredError struct {
 	// URL is a single-use sign-in link bound to the chat account.
 	URL string
 	// Reason is one of the LinkReason… constants.
-	Reason string
+	Reason LinkReason
 	// Message says what is wrong and what to do, for the approver.
 	Message string
 }
@@ -156,15 +162,16 @@ type LinkWriter interface {
 	MarkLinkStale(ctx context.Context, platform, workspace, platformUser, reason string) error
 }
 
-// Reasons a binding is refused (identity.LinkRefusal.Reason).
+// Reasons a binding is refused (identity.LinkRefusal.Reason). This is the
+// one place they are declared; the type is identity's, beside the field.
 const (
-	RefusalMismatch       = "identity_mismatch"
-	RefusalNoIdPEmail     = "no_idp_email"
-	RefusalEmailUnverif   = "email_unverified"
-	RefusalNoChatEmail    = "no_chat_email"
-	RefusalLookupFailed   = "lookup_failed"
-	RefusalUnknownAccount = "unknown_account"
-	RefusalNoDirectory    = "no_directory"
+	RefusalMismatch       identity.LinkRefusalReason = "identity_mismatch"
+	RefusalNoIdPEmail     identity.LinkRefusalReason = "no_idp_email"
+	RefusalEmailUnverif   identity.LinkRefusalReason = "email_unverified"
+	RefusalNoChatEmail    identity.LinkRefusalReason = "no_chat_email"
+	RefusalLookupFailed   identity.LinkRefusalReason = "lookup_failed"
+	RefusalUnknownAccount identity.LinkRefusalReason = "unknown_account"
+	RefusalNoDirectory    identity.LinkRefusalReason = "no_directory"
 )
 
 // LinkerOptions configure a Linker. Issuer, ClientID, RedirectURL, Store
@@ -599,7 +606,7 @@ func (l *Linker) checkLink(ctx context.Context, p PlatformUser, link storage.Ide
 
 // linkRequired builds a *LinkRequiredError with a fresh sign-in URL. If
 // the URL cannot be made (the store failed), that error is returned.
-func (l *Linker) linkRequired(ctx context.Context, p PlatformUser, reason, message string) error {
+func (l *Linker) linkRequired(ctx context.Context, p PlatformUser, reason LinkReason, message string) error {
 	u, err := l.Begin(ctx, p)
 	var limited *LinkRequiredError
 	if errors.As(err, &limited) {

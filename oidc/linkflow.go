@@ -486,7 +486,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 // to do.
 func (l *Linker) refuseBinding(ctx context.Context, w http.ResponseWriter, p PlatformUser, acct ChatAccount, c idClaims, r *identity.LinkRefusal) {
 	// Counted whether or not the audit record can be written.
-	l.counters.linkOutcome(r.Reason)
+	l.counters.linkOutcome(string(r.Reason))
 	if err := l.opts.Links.RefuseLink(ctx, *r); err != nil {
 		l.log.Error("could not record a refused link", "platform", p.Platform, "platform_user", p.UserID, "err", err)
 	}
@@ -550,7 +550,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	// been skipped or the link changed since) cannot carry a vote either.
 	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge || l.unproven(link) {
 		msg := "your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it"
-		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: LinkReasonStale, Message: msg, Audit: true})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: string(LinkReasonStale), Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat and click again: signoff sends you a link to link your account first."))
 		return

@@ -3,6 +3,8 @@ package oidc
 import (
 	"maps"
 	"sync"
+
+	"github.com/signoff-dev/signoff/internal/counts"
 )
 
 // Outcomes of a sign-in that came back from the IdP to make a link
@@ -87,8 +89,8 @@ type LinkerMetrics struct {
 
 // linkOutcomes are the known keys of LinkerMetrics.Links.
 var linkOutcomes = []string{
-	LinkOutcomeLinked, RefusalMismatch, RefusalNoIdPEmail, RefusalEmailUnverif, RefusalNoChatEmail,
-	RefusalLookupFailed, RefusalUnknownAccount, RefusalNoDirectory, LinkOutcomeIdPRefused, LinkOutcomeIdPUnavailable,
+	LinkOutcomeLinked, string(RefusalMismatch), string(RefusalNoIdPEmail), string(RefusalEmailUnverif), string(RefusalNoChatEmail),
+	string(RefusalLookupFailed), string(RefusalUnknownAccount), string(RefusalNoDirectory), LinkOutcomeIdPRefused, LinkOutcomeIdPUnavailable,
 }
 
 // linkerCounters hold a Linker's event counts. The zero value is ready to
@@ -108,10 +110,7 @@ type linkerCounters struct {
 func (c *linkerCounters) inc(m *map[string]uint64, key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if *m == nil {
-		*m = make(map[string]uint64)
-	}
-	(*m)[key]++
+	counts.Add(m, key, 1)
 }
 
 func (c *linkerCounters) linkAttempt() {
@@ -157,20 +156,10 @@ func (l *Linker) Metrics() LinkerMetrics {
 	c.mu.Unlock()
 	// Known label values are present from the start, so that a rate over
 	// them works from the first event on.
-	zero := func(dst *map[string]uint64, keys ...string) {
-		if *dst == nil {
-			*dst = make(map[string]uint64, len(keys))
-		}
-		for _, k := range keys {
-			if _, ok := (*dst)[k]; !ok {
-				(*dst)[k] = 0
-			}
-		}
-	}
-	zero(&m.Links, linkOutcomes...)
-	zero(&m.RefreshFailures, RefreshFailureUnavailable, RefreshFailureRefused, RefreshFailureTokenUnreadable)
-	zero(&m.Refreshes, refreshByClick, refreshBySweep)
-	zero(&m.MarkedStale, StaleRefreshRefused, StaleBindingMismatch)
-	zero(&m.Sweeps, SweepCompleted, SweepIdPUnavailable, SweepFailed)
+	counts.WithKeys(&m.Links, linkOutcomes...)
+	counts.WithKeys(&m.RefreshFailures, RefreshFailureUnavailable, RefreshFailureRefused, RefreshFailureTokenUnreadable)
+	counts.WithKeys(&m.Refreshes, refreshByClick, refreshBySweep)
+	counts.WithKeys(&m.MarkedStale, StaleRefreshRefused, StaleBindingMismatch)
+	counts.WithKeys(&m.Sweeps, SweepCompleted, SweepIdPUnavailable, SweepFailed)
 	return m
 }

@@ -15,7 +15,7 @@ import (
 func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 	e := newEnv(t)
 	m := e.linker.Metrics()
-	for _, k := range []string{oidc.LinkOutcomeLinked, oidc.RefusalMismatch, oidc.RefusalLookupFailed, oidc.LinkOutcomeIdPUnavailable} {
+	for _, k := range []string{oidc.LinkOutcomeLinked, string(oidc.RefusalMismatch), string(oidc.RefusalLookupFailed), oidc.LinkOutcomeIdPUnavailable} {
 		if v, ok := m.Links[k]; !ok || v != 0 {
 			t.Fatalf("before any sign-in, links[%s] = %d (present %v), want a 0", k, v, ok)
 		}
@@ -53,8 +53,8 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 		t.Errorf("link attempts = %d, want 4", m.LinkAttempts)
 	}
 	want := map[string]uint64{
-		oidc.LinkOutcomeLinked: 1, oidc.RefusalMismatch: 1, oidc.RefusalLookupFailed: 1,
-		oidc.LinkOutcomeIdPUnavailable: 1, oidc.LinkOutcomeIdPRefused: 0, oidc.RefusalNoChatEmail: 0,
+		oidc.LinkOutcomeLinked: 1, string(oidc.RefusalMismatch): 1, string(oidc.RefusalLookupFailed): 1,
+		oidc.LinkOutcomeIdPUnavailable: 1, oidc.LinkOutcomeIdPRefused: 0, string(oidc.RefusalNoChatEmail): 0,
 	}
 	for k, v := range want {
 		if m.Links[k] != v {

@@ -286,7 +286,7 @@ func newVerifier(t *testing.T, clk *fakeClock, client *http.Client, opts oidc.Ve
 
 // wantRefusal checks that err is a *TokenError with reason, whose message
 // contains every want and none of the token's parts.
-func wantRefusal(t *testing.T, err error, raw, reason string, want ...string) *oidc.TokenError {
+func wantRefusal(t *testing.T, err error, raw string, reason oidc.Reason, want ...string) *oidc.TokenError {
 	t.Helper()
 	var te *oidc.TokenError
 	if !errors.As(err, &te) {
@@ -446,7 +446,7 @@ func TestVerifyRefusals(t *testing.T) {
 	cases := []struct {
 		name   string
 		raw    func() string
-		reason string
+		reason oidc.Reason
 		want   []string
 	}{
 		{"wrong audience", func() string {

@@ -249,7 +249,7 @@ func (f *Flow) identityProblem(ctx context.Context, c Click, err error) Outcome 
 	}
 	uv := approvals.UnverifiedVote{
 		RequestID: c.RequestID, Source: c.Source, Decision: c.Decision,
-		Reason: reason, Detail: lr.Reason, Message: lr.Message,
+		Reason: reason, Detail: string(lr.Reason), Message: lr.Message,
 	}
 	record := func(ctx context.Context) {
 		if aerr := f.opts.Service.RecordUnverifiedVote(ctx, uv); aerr != nil {

@@ -131,7 +131,7 @@ func TestChatPlatformRules(t *testing.T) {
 		t.Fatalf("unlinked: %+v", o)
 	}
 	recs := testenv.AuditRecords(t, e.st)
-	if last := recs[len(recs)-1]; last.Type != "vote.rejected" || last.Actor == nil || last.Actor.PlatformUser != "mallory" || last.Data["reason"] != approvals.ReasonNotLinked {
+	if last := recs[len(recs)-1]; last.Type != "vote.rejected" || last.Actor == nil || last.Actor.PlatformUser != "mallory" || last.Data["reason"] != string(approvals.ReasonNotLinked) {
 		t.Fatalf("unverified click audited as %+v", last)
 	}
 

@@ -28,7 +28,7 @@ func TestChatVotesLimitedPerChatUser(t *testing.T) {
 		_, body := f.post(t, "/dev/chat-vote", url.Values{"csrf": {token}, "request": {r.ID}, "chat_user": {user}, "decision": {"approve"}})
 		return body
 	}
-	refused := func() uint64 { return f.svc.Metrics().VotesRefused[approvals.ReasonNotEligible] }
+	refused := func() uint64 { return f.svc.Metrics().VotesRefused[string(approvals.ReasonNotEligible)] }
 
 	limited := 0
 	for range 3 * limit {

@@ -18,7 +18,6 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // maxRequestIDLen bounds the request id a button may carry.
@@ -122,12 +121,12 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 			if a == nil {
 				continue
 			}
-			var d storage.Decision
+			var d approvals.Decision
 			switch a.ActionID {
 			case ActionApprove:
-				d = storage.DecisionApprove
+				d = approvals.DecisionApprove
 			case ActionDeny:
-				d = storage.DecisionDeny
+				d = approvals.DecisionDeny
 			default:
 				continue
 			}
@@ -194,7 +193,7 @@ type click struct {
 	responseURL string
 	callbackID  string
 	requestID   string
-	decision    storage.Decision
+	decision    approvals.Decision
 	reason      string
 }
 
@@ -216,7 +215,7 @@ func (c click) flowClick() chatflow.Click {
 // handleClick handles an Approve or Deny button: the click flow opens the
 // reason dialog when the action wants a reason, sends a step-up sign-in
 // link when it wants a fresh sign-in, and otherwise casts the vote.
-func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a slack.BlockAction, d storage.Decision) {
+func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a slack.BlockAction, d approvals.Decision) {
 	c := click{
 		team: cb.Team.ID, user: cb.User.ID, channel: cb.Channel.ID, responseURL: cb.ResponseURL,
 		callbackID: cb.TriggerID, requestID: strings.TrimSpace(a.Value), decision: d,
@@ -236,7 +235,7 @@ func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a s
 
 // openReasonDialog opens the dialog that asks for the vote's reason; the
 // vote is cast when the signed view_submission arrives.
-func (b *Bot) openReasonDialog(ctx context.Context, c click, triggerID string, req storage.Request) {
+func (b *Bot) openReasonDialog(ctx context.Context, c click, triggerID string, req approvals.Request) {
 	view, err := renderReasonModal(req, c.decision, c.channel, b.requestURL(req.ID))
 	if err == nil {
 		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
@@ -258,13 +257,13 @@ func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCa
 	}
 	c := click{
 		team: cb.Team.ID, user: cb.User.ID, channel: meta.Channel, callbackID: cb.TriggerID,
-		requestID: meta.RequestID, decision: storage.Decision(meta.Decision),
+		requestID: meta.RequestID, decision: approvals.Decision(meta.Decision),
 	}
 	if c.callbackID == "" {
 		c.callbackID = "view:" + cb.View.ID
 	}
 	if c.requestID == "" || len(c.requestID) > maxRequestIDLen || !usableUserID(c.user) ||
-		(c.decision != storage.DecisionApprove && c.decision != storage.DecisionDeny) {
+		(c.decision != approvals.DecisionApprove && c.decision != approvals.DecisionDeny) {
 		b.log.Warn("reason dialog without a usable request, decision or user; ignoring it")
 		return
 	}
@@ -321,13 +320,13 @@ func linkText(message, u string) string {
 }
 
 // countedText confirms a counted vote and what it did.
-func countedText(o chatflow.Outcome, d storage.Decision) string {
+func countedText(o chatflow.Outcome, d approvals.Decision) string {
 	r := o.Request
 	what := "*" + escapeText(r.Action) + "* (`" + escapeText(r.ID) + "`)"
 	switch {
-	case d == storage.DecisionDeny:
+	case d == approvals.DecisionDeny:
 		return ":no_entry: Your deny of " + what + " was counted; the request is denied."
-	case r.State == storage.StateApproved:
+	case r.State == approvals.StateApproved:
 		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
 	default:
 		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))

@@ -185,12 +185,12 @@ func TestClickRefusals(t *testing.T) {
 		name, user, request string
 		reason, reply       string
 	}{
-		{"unlinked", "UNOBODY", r.ID, approvals.ReasonNotLinked, "<https://signoff.example.com/link/start?id=link-UNOBODY|Sign in to link your account>"},
-		{"stale link", "USTALE", r.ID, approvals.ReasonStaleIdentity, "<https://signoff.example.com/link/start?id=relink-USTALE|"},
-		{"wrong group", "UCAROL", r.ID, approvals.ReasonNotEligible, "carol@example.com may not approve deploy-prod"},
-		{"self-approval", "UOCTO", r.ID, approvals.ReasonSelfApproval, "you asked for request " + r.ID + " yourself"},
-		{"already decided", "UALICE", decided.ID, approvals.ReasonNotPending, "is already denied"},
-		{"unknown request", "UALICE", "req_nope", approvals.ReasonUnknownRequest, "no request has id"},
+		{"unlinked", "UNOBODY", r.ID, string(approvals.ReasonNotLinked), "<https://signoff.example.com/link/start?id=link-UNOBODY|Sign in to link your account>"},
+		{"stale link", "USTALE", r.ID, string(approvals.ReasonStaleIdentity), "<https://signoff.example.com/link/start?id=relink-USTALE|"},
+		{"wrong group", "UCAROL", r.ID, string(approvals.ReasonNotEligible), "carol@example.com may not approve deploy-prod"},
+		{"self-approval", "UOCTO", r.ID, string(approvals.ReasonSelfApproval), "you asked for request " + r.ID + " yourself"},
+		{"already decided", "UALICE", decided.ID, string(approvals.ReasonNotPending), "is already denied"},
+		{"unknown request", "UALICE", "req_nope", string(approvals.ReasonUnknownRequest), "no request has id"},
 	}
 	for _, c := range cases {
 		before := len(e.recordsOf(audit.TypeVoteRejected))

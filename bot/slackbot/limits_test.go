@@ -57,7 +57,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if n := len(e.links.askedAbout()); n != limit {
 		t.Errorf("the identity of %d clicks was looked up, want %d", n, limit)
 	}
-	if got := e.svc.Metrics().VotesRefused[approvals.ReasonNotEligible]; got != limit {
+	if got := e.svc.Metrics().VotesRefused[string(approvals.ReasonNotEligible)]; got != limit {
 		t.Errorf("approvals saw %d votes, want %d", got, limit)
 	}
 	if got := e.bot.opts.Clicks.Refused(); got != flood-limit {

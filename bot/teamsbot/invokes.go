@@ -19,7 +19,6 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // invokeAdaptiveCardAction is the invoke a card's Action.Execute sends.
@@ -188,7 +187,7 @@ type click struct {
 	personal     bool
 	callbackID   string
 	requestID    string
-	decision     storage.Decision
+	decision     approvals.Decision
 	reason       string
 }
 
@@ -228,9 +227,9 @@ func newClick(act *activity, tenant, verb string, d voteData) (click, string) {
 	}
 	switch verb {
 	case VerbApprove:
-		c.decision = storage.DecisionApprove
+		c.decision = approvals.DecisionApprove
 	case VerbDeny:
-		c.decision = storage.DecisionDeny
+		c.decision = approvals.DecisionDeny
 	default:
 		return c, fmt.Sprintf("unknown action %q; signoff's buttons are approve and deny", text.TruncateRunes(verb, 50))
 	}
@@ -507,13 +506,13 @@ func bounded[T any](b *Bot, fn func(ctx context.Context) (T, error)) (v T, timed
 }
 
 // countedText confirms a counted vote and what it did.
-func countedText(o chatflow.Outcome, d storage.Decision) string {
+func countedText(o chatflow.Outcome, d approvals.Decision) string {
 	r := o.Request
 	what := r.Action + " (" + r.ID + ")"
 	switch {
-	case d == storage.DecisionDeny:
+	case d == approvals.DecisionDeny:
 		return "⛔ Your deny of " + what + " was counted; the request is denied."
-	case r.State == storage.StateApproved:
+	case r.State == approvals.StateApproved:
 		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
 	default:
 		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))

@@ -109,7 +109,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 		}
 		recs := e.recordsOf(audit.TypeVoteRejected)
 		last := recs[len(recs)-1]
-		if last.Data["reason"] != approvals.ReasonNotLinked || last.Actor.PlatformUser != "aad-carol" || last.Actor.Workspace != e.bf.TenantID() || last.RequestID != r.ID {
+		if last.Data["reason"] != string(approvals.ReasonNotLinked) || last.Actor.PlatformUser != "aad-carol" || last.Actor.Workspace != e.bf.TenantID() || last.RequestID != r.ID {
 			t.Errorf("record: %+v", last)
 		}
 	})
@@ -122,7 +122,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 			t.Errorf("answer: %q", msg)
 		}
 		recs := e.recordsOf(audit.TypeVoteRejected)
-		if last := recs[len(recs)-1]; last.Data["reason"] != approvals.ReasonStaleIdentity || last.Data["detail"] != oidc.LinkReasonStale {
+		if last := recs[len(recs)-1]; last.Data["reason"] != string(approvals.ReasonStaleIdentity) || last.Data["detail"] != string(oidc.LinkReasonStale) {
 			t.Errorf("record: %+v", last)
 		}
 	})
@@ -149,7 +149,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 	for _, rec := range e.recordsOf(audit.TypeVoteRejected) {
 		reasons[rec.Data["reason"].(string)] = true
 	}
-	for _, want := range []string{approvals.ReasonNotLinked, approvals.ReasonStaleIdentity, approvals.ReasonNotEligible, approvals.ReasonSelfApproval} {
+	for _, want := range []string{string(approvals.ReasonNotLinked), string(approvals.ReasonStaleIdentity), string(approvals.ReasonNotEligible), string(approvals.ReasonSelfApproval)} {
 		if !reasons[want] {
 			t.Errorf("no vote.rejected record with reason %s", want)
 		}

@@ -48,7 +48,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if grew := len(e.records()) - before; grew > limit {
 		t.Errorf("the audit log grew by %d records under a flood of %d clicks; want at most %d", grew, flood, limit)
 	}
-	if got := e.svc.Metrics().VotesRefused[approvals.ReasonNotEligible]; got != limit {
+	if got := e.svc.Metrics().VotesRefused[string(approvals.ReasonNotEligible)]; got != limit {
 		t.Errorf("approvals saw %d votes, want %d", got, limit)
 	}
 

@@ -367,7 +367,7 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 	// The refusal is in the audit log with both sides, and mallory's
 	// account is told who tried to link it.
 	all := serverAudit(t, s.testServer)
-	wantRefusalRecord(t, all, "slack", "T0E2E", "U0MALLORY", s.op.Issuer, "sub-alice", "alice@example.com", oidc.RefusalMismatch, "mallory@example.com")
+	wantRefusalRecord(t, all, "slack", "T0E2E", "U0MALLORY", s.op.Issuer, "sub-alice", "alice@example.com", string(oidc.RefusalMismatch), "mallory@example.com")
 	waitDirectMessage(t, slack, "U0MALLORY", "alice@example.com", "refused")
 
 	// mallory's next click counts nothing: she is asked to sign in again.
@@ -527,7 +527,7 @@ func TestBindingTeamsForwardedLinkIsRefused(t *testing.T) {
 	wantRefusedPage(t, resp, body, mallory.AADObjectID, "mallory@example.com", "alice@example.com")
 
 	all := serverAudit(t, s.testServer)
-	wantRefusalRecord(t, all, "teams", bf.TenantID(), mallory.AADObjectID, s.op.Issuer, "sub-alice", "alice@example.com", oidc.RefusalMismatch, "mallory@example.com")
+	wantRefusalRecord(t, all, "teams", bf.TenantID(), mallory.AADObjectID, s.op.Issuer, "sub-alice", "alice@example.com", string(oidc.RefusalMismatch), "mallory@example.com")
 	// Teams cannot write to mallory privately: the notice goes into the
 	// conversation she clicked in, without names.
 	waitFor(t, 20*time.Second, "the refusal notice in the channel", func() bool {
