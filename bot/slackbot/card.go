@@ -33,8 +33,6 @@ const (
 	maxParamSections = 5
 	// maxReasonInput caps the reason typed into the dialog.
 	maxReasonInput = 2000
-	// maxVoteReason caps one vote's reason on the card.
-	maxVoteReason = 300
 )
 
 // slackLen is s's length as Slack may count it: UTF-16 code units.
@@ -75,16 +73,6 @@ func escapeText(s string) string {
 // a "|", which would end the URL early, percent-encoded.
 func escapeURL(u string) string {
 	return strings.ReplaceAll(escapeText(u), "|", "%7C")
-}
-
-// oneLine folds line breaks and tabs into spaces.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		return r
-	}, s)
 }
 
 // fitEscaped escapes raw for mrkdwn and, when the result is longer than
@@ -130,10 +118,7 @@ func fitPlain(s string, limit int) string {
 
 // truncMarker is the visible marker appended to cut text.
 func truncMarker(requestURL string) string {
-	if requestURL == "" {
-		return "… (truncated)"
-	}
-	return "… (truncated; full request: <" + escapeURL(requestURL) + ">)"
+	return cards.TruncMarker(requestURL, func(u string) string { return "<" + escapeURL(u) + ">" })
 }
 
 // mrkdwn is a mrkdwn text object with verbatim set, so Slack does not
@@ -171,17 +156,17 @@ func renderCard(in cardInput) (string, []slack.Block) {
 	marker := truncMarker(in.RequestURL)
 	var blocks []slack.Block
 
-	blocks = append(blocks, slack.NewHeaderBlock(plain(fitPlain(oneLine(cards.Title(r)), maxHeaderText))))
+	blocks = append(blocks, slack.NewHeaderBlock(plain(fitPlain(cards.OneLine(cards.Title(r)), maxHeaderText))))
 
 	// Who asks for what.
 	var summary strings.Builder
 	if in.Action != nil && in.Action.Description != "" {
-		summary.WriteString("*" + escapeText(oneLine(fitPlain(in.Action.Description, 300))) + "*\n")
+		summary.WriteString("*" + escapeText(cards.OneLine(fitPlain(in.Action.Description, 300))) + "*\n")
 	}
-	summary.WriteString("Requested by *" + escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*")
-	summary.WriteString(" (issuer " + escapeText(oneLine(fitPlain(r.Requester.Issuer, 100))) + ")")
+	summary.WriteString("Requested by *" + escapeText(cards.OneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*")
+	summary.WriteString(" (issuer " + escapeText(cards.OneLine(fitPlain(r.Requester.Issuer, 100))) + ")")
 	if r.Requester.Subject != "" {
-		summary.WriteString("\nSubject: " + escapeText(oneLine(fitPlain(r.Requester.Subject, 500))))
+		summary.WriteString("\nSubject: " + escapeText(cards.OneLine(fitPlain(r.Requester.Subject, 500))))
 	}
 	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(fitEscapedMrkdwn(summary.String(), maxSectionText, marker)), nil, nil, slack.SectionBlockOptionBlockID("requester")))
 
@@ -198,7 +183,7 @@ func renderCard(in cardInput) (string, []slack.Block) {
 	}
 
 	meta := []slack.MixedElement{
-		mrkdwn(fmt.Sprintf("Needs %d approval%s", r.MinApprovals, plural(r.MinApprovals))),
+		mrkdwn(fmt.Sprintf("Needs %d approval%s", r.MinApprovals, cards.Plural(r.MinApprovals))),
 		mrkdwn("Expires " + slackDate(r.ExpiresAt)),
 		mrkdwn("Request `" + escapeText(fitPlain(r.ID, 200)) + "`"),
 	}
@@ -220,7 +205,7 @@ func renderCard(in cardInput) (string, []slack.Block) {
 		blocks = blocks[:maxBlocks]
 	}
 
-	text := fitPlain(escapeText(oneLine(cards.Title(r)))+" ("+cards.StateLabel(r)+")", 1000)
+	text := fitPlain(escapeText(cards.OneLine(cards.Title(r)))+" ("+cards.StateLabel(r)+")", 1000)
 	return text, blocks
 }
 
@@ -263,7 +248,7 @@ func paramSections(params map[string]string, marker string) []slack.Block {
 			fields = append(fields, mrkdwn(fmt.Sprintf("*%d more parameters*\n%s", rest, marker)))
 			break
 		}
-		label := "*" + escapeText(oneLine(fitPlain(k, 200))) + "*\n"
+		label := "*" + escapeText(cards.OneLine(fitPlain(k, 200))) + "*\n"
 		fields = append(fields, mrkdwn(label+fitEscaped(params[k], maxFieldText-slackLen(label), marker)))
 	}
 	var out []slack.Block
@@ -285,14 +270,14 @@ func linksText(links []approvals.Link, marker string) string {
 		if title == "" {
 			title = l.URL
 		}
-		line := "\n• <" + escapeURL(oneLine(l.URL)) + "|" + escapeText(oneLine(fitPlain(title, 200))) + ">"
+		line := "\n• <" + escapeURL(cards.OneLine(l.URL)) + "|" + escapeText(cards.OneLine(fitPlain(title, 200))) + ">"
 		rest := len(links) - i - 1
 		reserve := 0
 		if rest > 0 {
 			reserve = slackLen(marker) + 40
 		}
 		if slackLen(b.String())+slackLen(line)+reserve > maxSectionText {
-			b.WriteString(fmt.Sprintf("\n%d more link%s%s", len(links)-i, plural(len(links)-i), marker))
+			b.WriteString(fmt.Sprintf("\n%d more link%s%s", len(links)-i, cards.Plural(len(links)-i), marker))
 			return b.String()
 		}
 		b.WriteString(line)
@@ -303,64 +288,28 @@ func linksText(links []approvals.Link, marker string) string {
 // statusText is the card's status section: the state, the votes with who
 // and when, the approvals still needed and the execution result.
 func statusText(r approvals.Request, marker string) string {
-	approved := 0
+	lines := []string{cards.StatusHead(r, statusMarkup)}
 	for _, v := range r.Votes {
-		if v.Decision == approvals.DecisionApprove {
-			approved++
-		}
-	}
-	var head string
-	switch r.State {
-	case approvals.StatePending:
-		head = fmt.Sprintf("*Status:* pending: %d of %d approval%s, %d more needed", approved, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approved, 0))
-	case approvals.StateApproved:
-		head = fmt.Sprintf(":white_check_mark: *Approved* %s (%d of %d approval%s)", slackDate(r.DecidedAt), approved, r.MinApprovals, plural(r.MinApprovals))
-	case approvals.StateDenied:
-		head = ":no_entry: *Denied* " + slackDate(r.DecidedAt)
-	case approvals.StateExpired:
-		head = ":hourglass: *Expired* " + slackDate(r.DecidedAt) + ": nobody decided in time"
-	case approvals.StateCancelled:
-		head = ":heavy_multiplication_x: *Cancelled* by the requester " + slackDate(r.DecidedAt)
-		if r.DecidedBy == "admin" {
-			head = ":heavy_multiplication_x: *Cancelled* by a signoff admin " + slackDate(r.DecidedAt)
-		}
-	default:
-		head = "*Status:* " + escapeText(string(r.State))
-	}
-	lines := []string{head}
-	for _, v := range r.Votes {
-		verb, icon := "approved", ":white_check_mark:"
-		if v.Decision == approvals.DecisionDeny {
-			verb, icon = "denied", ":no_entry:"
-		}
-		line := fmt.Sprintf("%s %s %s %s", icon, escapeText(oneLine(fitPlain(cards.VoterName(v.Approver), 200))), verb, slackDate(v.Time))
-		if v.Reason != "" {
-			line += ": " + fitEscaped(oneLine(v.Reason), maxVoteReason, "…")
-		}
-		lines = append(lines, line)
+		lines = append(lines, cards.VoteLine(v, statusMarkup))
 	}
 	if e := r.Execution; e != nil {
-		switch e.Status {
-		case approvals.ExecutionPending:
-			if e.Attempts > 0 {
-				lines = append(lines, fmt.Sprintf("*Execution:* retrying (attempt %d failed: %s)", e.Attempts, fitEscaped(oneLine(e.LastError), 300, "…")))
-			} else {
-				lines = append(lines, "*Execution:* pending")
-			}
-		case approvals.ExecutionSucceeded:
-			lines = append(lines, fmt.Sprintf("*Execution:* :rocket: succeeded (attempt %d)", e.Attempts))
-		case approvals.ExecutionFailed:
-			lines = append(lines, fmt.Sprintf("*Execution:* :x: failed after %d attempt%s: %s", e.Attempts, plural(e.Attempts), fitEscaped(oneLine(e.LastError), 300, "…")))
+		if line := cards.ExecutionLine(*e, statusMarkup); line != "" {
+			lines = append(lines, line)
 		}
 	}
 	return fitEscapedMrkdwn(strings.Join(lines, "\n"), maxSectionText, marker)
 }
 
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
+// statusMarkup is the mrkdwn of a card's status section.
+var statusMarkup = cards.Markup{
+	Bold:   func(s string) string { return "*" + s + "*" },
+	Escape: escapeText,
+	Date:   slackDate,
+	Name:   func(s string, limit int) string { return escapeText(cards.OneLine(fitPlain(s, limit))) },
+	Text:   func(s string, limit int) string { return fitEscaped(cards.OneLine(s), limit, "…") },
+
+	Approved: ":white_check_mark:", Denied: ":no_entry:", Expired: ":hourglass:",
+	Cancelled: ":heavy_multiplication_x:", Succeeded: ":rocket:", Failed: ":x:",
 }
 
 // reasonMetadata is the reason dialog's private_metadata: which vote the
@@ -385,7 +334,7 @@ func renderReasonModal(r approvals.Request, decision approvals.Decision, channel
 	if decision == approvals.DecisionDeny {
 		verb, title = "Deny", "Deny request"
 	}
-	summary := "*" + escapeText(oneLine(fitPlain(r.Action, 200))) + "* requested by *" + escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*"
+	summary := "*" + escapeText(cards.OneLine(fitPlain(r.Action, 200))) + "* requested by *" + escapeText(cards.OneLine(fitPlain(cards.RequesterName(r.Requester), 200))) + "*"
 	if r.Reason != "" {
 		summary += "\n" + fitEscaped(r.Reason, 1500, truncMarker(requestURL))
 	}

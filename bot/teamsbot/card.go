@@ -30,7 +30,6 @@ const (
 	// and a note leave room.
 	maxLinkActions = 5
 	maxVoteLines   = 20
-	maxVoteReason  = 300
 	// maxCommentInput caps the reason typed into the card.
 	maxCommentInput = 2000
 	// commentInputID is the id of the card's reason input; its value
@@ -149,16 +148,6 @@ func startsWithDigitsOnly(s string, i int) bool {
 	return j == 0 || s[j-1] == '\n' || s[j-1] == '\r'
 }
 
-// oneLine folds line breaks and tabs into spaces.
-func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\r' || r == '\t' {
-			return ' '
-		}
-		return r
-	}, s)
-}
-
 // fit cuts s to at most limit runes, ending with marker when cut.
 func fit(s string, limit int, marker string) string {
 	if utf8.RuneCountInString(s) <= limit {
@@ -169,10 +158,7 @@ func fit(s string, limit int, marker string) string {
 
 // truncMarker is the visible marker appended to cut text.
 func truncMarker(requestURL string) string {
-	if requestURL == "" {
-		return "… (truncated)"
-	}
-	return "… (truncated; full request: " + requestURL + ")"
+	return cards.TruncMarker(requestURL, nil)
 }
 
 // textBlock is a TextBlock of markdown text the caller has escaped.
@@ -204,8 +190,8 @@ func plainText(id, text string, extra map[string]any) map[string]any {
 // fact is a FactSet entry; both parts are escaped here.
 func fact(title, value string) map[string]any {
 	return map[string]any{
-		"title": escapeMarkdown(oneLine(fit(title, maxFactTitle, "…"))),
-		"value": escapeMarkdown(oneLine(value)),
+		"title": escapeMarkdown(cards.OneLine(fit(title, maxFactTitle, "…"))),
+		"value": escapeMarkdown(cards.OneLine(value)),
 	}
 }
 
@@ -225,10 +211,10 @@ func renderCard(in cardInput) map[string]any {
 	r := in.Request
 	marker := truncMarker(in.RequestURL)
 	body := []any{
-		textBlock("title", escapeMarkdown(oneLine(cards.Title(r))), map[string]any{"size": "Medium", "weight": "Bolder"}),
+		textBlock("title", escapeMarkdown(cards.OneLine(cards.Title(r))), map[string]any{"size": "Medium", "weight": "Bolder"}),
 	}
 	if in.Action != nil && in.Action.Description != "" {
-		body = append(body, textBlock("description", escapeMarkdown(oneLine(fit(in.Action.Description, 300, "…"))), map[string]any{"isSubtle": true}))
+		body = append(body, textBlock("description", escapeMarkdown(cards.OneLine(fit(in.Action.Description, 300, "…"))), map[string]any{"isSubtle": true}))
 	}
 
 	requester := []any{
@@ -269,7 +255,7 @@ func renderCard(in cardInput) map[string]any {
 		"type":         "AdaptiveCard",
 		"$schema":      cardSchema,
 		"version":      cardVersion,
-		"fallbackText": escapeMarkdown(oneLine(cards.Title(r))) + " (" + cards.StateLabel(r) + ")",
+		"fallbackText": escapeMarkdown(cards.OneLine(cards.Title(r))) + " (" + cards.StateLabel(r) + ")",
 		"msteams":      map[string]any{"width": "Full"},
 	}
 	if r.State == approvals.StatePending {
@@ -349,7 +335,7 @@ func linkElements(links []approvals.Link, marker string) []any {
 			rest = len(links) - i
 			break
 		}
-		title := oneLine(l.Title)
+		title := cards.OneLine(l.Title)
 		if title == "" {
 			title = u.Host
 		}
@@ -364,7 +350,7 @@ func linkElements(links []approvals.Link, marker string) []any {
 		out = append(out, map[string]any{"type": "ActionSet", "id": "links", "actions": actions})
 	}
 	if rest > 0 {
-		out = append(out, plainText("links-more", fmt.Sprintf("%d more link%s%s", rest, plural(rest), marker), map[string]any{"isSubtle": true}))
+		out = append(out, plainText("links-more", fmt.Sprintf("%d more link%s%s", rest, cards.Plural(rest), marker), map[string]any{"isSubtle": true}))
 	}
 	return out
 }
@@ -372,72 +358,44 @@ func linkElements(links []approvals.Link, marker string) []any {
 // statusContainer shows the state, the votes with who and when, the
 // approvals still needed and the execution result.
 func statusContainer(r approvals.Request, marker string) map[string]any {
-	approved := 0
-	for _, v := range r.Votes {
-		if v.Decision == approvals.DecisionApprove {
-			approved++
-		}
-	}
-	var head, color string
+	color := "Default"
 	switch r.State {
-	case approvals.StatePending:
-		head = fmt.Sprintf("Status: pending: %d of %d approval%s, %d more needed", approved, r.MinApprovals, plural(r.MinApprovals), max(r.MinApprovals-approved, 0))
-		color = "Default"
 	case approvals.StateApproved:
-		head = fmt.Sprintf("✅ Approved %s (%d of %d approval%s)", cardTime(r.DecidedAt), approved, r.MinApprovals, plural(r.MinApprovals))
 		color = "Good"
 	case approvals.StateDenied:
-		head = "⛔ Denied " + cardTime(r.DecidedAt)
 		color = "Attention"
-	case approvals.StateExpired:
-		head = "⌛ Expired " + cardTime(r.DecidedAt) + ": nobody decided in time"
+	case approvals.StateExpired, approvals.StateCancelled:
 		color = "Warning"
-	case approvals.StateCancelled:
-		head = "✖️ Cancelled by the requester " + cardTime(r.DecidedAt)
-		if r.DecidedBy == "admin" {
-			head = "✖️ Cancelled by a signoff admin " + cardTime(r.DecidedAt)
-		}
-		color = "Warning"
-	default:
-		head = "Status: " + string(r.State)
-		color = "Default"
 	}
-	items := []any{textBlock("status-head", escapeMarkdown(head), map[string]any{"weight": "Bolder", "color": color})}
+	items := []any{textBlock("status-head", escapeMarkdown(cards.StatusHead(r, statusMarkup)), map[string]any{"weight": "Bolder", "color": color})}
 	for i, v := range r.Votes {
 		if i == maxVoteLines {
-			items = append(items, plainText("", fmt.Sprintf("%d more vote%s%s", len(r.Votes)-i, plural(len(r.Votes)-i), marker), map[string]any{"isSubtle": true}))
+			items = append(items, plainText("", fmt.Sprintf("%d more vote%s%s", len(r.Votes)-i, cards.Plural(len(r.Votes)-i), marker), map[string]any{"isSubtle": true}))
 			break
 		}
-		verb, icon := "approved", "✅"
-		if v.Decision == approvals.DecisionDeny {
-			verb, icon = "denied", "⛔"
-		}
-		line := fmt.Sprintf("%s %s %s %s", icon, oneLine(fit(cards.VoterName(v.Approver), 200, "…")), verb, cardTime(v.Time))
-		if v.Reason != "" {
-			line += ": " + oneLine(fit(v.Reason, maxVoteReason, "…"))
-		}
-		items = append(items, plainText(fmt.Sprintf("vote-%d", i), line, nil))
+		items = append(items, plainText(fmt.Sprintf("vote-%d", i), cards.VoteLine(v, statusMarkup), nil))
 	}
 	if e := r.Execution; e != nil {
-		var line string
-		switch e.Status {
-		case approvals.ExecutionPending:
-			if e.Attempts > 0 {
-				line = fmt.Sprintf("Execution: retrying (attempt %d failed: %s)", e.Attempts, oneLine(fit(e.LastError, 300, "…")))
-			} else {
-				line = "Execution: pending"
-			}
-		case approvals.ExecutionSucceeded:
-			line = fmt.Sprintf("Execution: 🚀 succeeded (attempt %d)", e.Attempts)
-		case approvals.ExecutionFailed:
-			line = fmt.Sprintf("Execution: ❌ failed after %d attempt%s: %s", e.Attempts, plural(e.Attempts), oneLine(fit(e.LastError, 300, "…")))
-		}
-		if line != "" {
+		if line := cards.ExecutionLine(*e, statusMarkup); line != "" {
 			items = append(items, plainText("execution", line, nil))
 		}
 	}
 	return map[string]any{"type": "Container", "id": "status", "spacing": "Medium", "separator": true, "items": items}
 }
+
+// statusMarkup is the plain text of a card's status: the head is escaped
+// as a whole, the votes and the execution go into RichTextBlocks.
+var statusMarkup = cards.Markup{
+	Date: cardTime,
+	Name: oneLineFit,
+	Text: oneLineFit,
+
+	Approved: "✅", Denied: "⛔", Expired: "⌛",
+	Cancelled: "✖️", Succeeded: "🚀", Failed: "❌",
+}
+
+// oneLineFit cuts s to limit runes with an ellipsis, on one line.
+func oneLineFit(s string, limit int) string { return cards.OneLine(fit(s, limit, "…")) }
 
 // cardTime formats t in UTC to the minute; zero is "-".
 func cardTime(t time.Time) string {
@@ -445,11 +403,4 @@ func cardTime(t time.Time) string {
 		return "-"
 	}
 	return t.UTC().Format("2006-01-02 15:04 UTC")
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
 }
