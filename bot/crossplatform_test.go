@@ -28,6 +28,7 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -46,31 +47,31 @@ type xpLinks struct {
 	ids map[string]oidc.Identity
 }
 
-func (l *xpLinks) key(p oidc.PlatformUser) string {
+func (l *xpLinks) key(p linkflow.PlatformUser) string {
 	return p.Platform + "/" + p.Workspace + "/" + p.UserID
 }
 
-func (l *xpLinks) link(p oidc.PlatformUser, id oidc.Identity) {
+func (l *xpLinks) link(p linkflow.PlatformUser, id oidc.Identity) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ids[l.key(p)] = id
 }
 
-func (l *xpLinks) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+func (l *xpLinks) Resolve(_ context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	id, ok := l.ids[l.key(p)]
 	if !ok {
-		return oidc.Identity{}, &oidc.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=x", Reason: oidc.LinkReasonNotLinked, Message: "not linked"}
+		return oidc.Identity{}, &linkflow.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=x", Reason: linkflow.LinkReasonNotLinked, Message: "not linked"}
 	}
 	return id, nil
 }
 
-func (l *xpLinks) Begin(context.Context, oidc.PlatformUser) (string, error) {
+func (l *xpLinks) Begin(context.Context, linkflow.PlatformUser) (string, error) {
 	return "https://signoff.example.com/link/start?id=x", nil
 }
 
-func (l *xpLinks) BeginStepUp(context.Context, oidc.PlatformUser, string, string) (string, error) {
+func (l *xpLinks) BeginStepUp(context.Context, linkflow.PlatformUser, string, string) (string, error) {
 	return "https://signoff.example.com/link/start?id=x", nil
 }
 
@@ -310,9 +311,9 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	alice := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-alice", Email: "alice@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
 	bob := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-bob", Email: "bob@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
 	aliceTeams := teamstest.NewUser("alice")
-	links.link(oidc.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: aliceTeams.AADObjectID}, alice)
-	links.link(oidc.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UALICE"}, alice)
-	links.link(oidc.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UBOB"}, bob)
+	links.link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: aliceTeams.AADObjectID}, alice)
+	links.link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UALICE"}, alice)
+	links.link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UBOB"}, bob)
 
 	// Alice approves in Teams, then again in Slack: it counts once.
 	if card, msg := teamsApprove(aliceTeams, r.ID, teamsCard); card == nil {
@@ -333,7 +334,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	deliver()
 	// A late click in Teams changes nothing.
 	carol := teamstest.NewUser("carol")
-	links.link(oidc.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: carol.AADObjectID},
+	links.link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: carol.AADObjectID},
 		oidc.Identity{Issuer: "https://idp.example", Subject: "sub-carol", Email: "carol@example.com", Groups: []string{"sre"}, VerifiedAt: t0})
 	if _, msg := teamsApprove(carol, r.ID, teamsCard); !strings.Contains(msg, "already approved") {
 		t.Errorf("late Teams click: %q", msg)

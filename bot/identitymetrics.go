@@ -1,12 +1,12 @@
 package bot
 
 import (
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
-// LinkerMetricsSource is what IdentityMetrics reads: *oidc.Linker.
+// LinkerMetricsSource is what IdentityMetrics reads: *linkflow.Linker.
 type LinkerMetricsSource interface {
-	Metrics() oidc.LinkerMetrics
+	Metrics() linkflow.LinkerMetrics
 }
 
 // IdentityMetrics returns a metric source for Server.AddMetrics with the

@@ -67,7 +67,7 @@ package bot
 //
 // Only this package imports client_golang. The core (approvals, oidc) and
 // the components (bot/ssf, bot/slackbot) keep their own counters and hand
-// out snapshots (approvals.Service.Metrics and Backlog, oidc.Linker.Metrics,
+// out snapshots (approvals.Service.Metrics and Backlog, linkflow.Linker.Metrics,
 // ssf.Receiver.Stats, slackbot.Bot.SocketModeStatus); collectors registered
 // here read them at every scrape: serviceCollector for the service, the
 // store gauges and the limits, and one collector per AddMetrics source.

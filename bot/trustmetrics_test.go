@@ -6,7 +6,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // TestMetricsCountEveryRejectedCallback: a flood of rejected callbacks is
@@ -70,9 +70,9 @@ func TestMetricsCountAdminActions(t *testing.T) {
 	)
 }
 
-type linkerMetrics oidc.LinkerMetrics
+type linkerMetrics linkflow.LinkerMetrics
 
-func (m *linkerMetrics) Metrics() oidc.LinkerMetrics { return oidc.LinkerMetrics(*m) }
+func (m *linkerMetrics) Metrics() linkflow.LinkerMetrics { return linkflow.LinkerMetrics(*m) }
 
 // TestIdentityMetrics: the Linker's counters appear on /metrics through
 // AddMetrics with their labels; the sweep gauge only once a pass ran.
@@ -80,11 +80,11 @@ func TestIdentityMetrics(t *testing.T) {
 	f := newAPIFixture(t)
 	src := &linkerMetrics{
 		LinkAttempts:    7,
-		Links:           map[string]uint64{oidc.LinkOutcomeLinked: 4, string(oidc.RefusalMismatch): 2, string(oidc.RefusalLookupFailed): 0},
-		RefreshFailures: map[string]uint64{oidc.RefreshFailureUnavailable: 3, oidc.RefreshFailureRefused: 1},
+		Links:           map[string]uint64{linkflow.LinkOutcomeLinked: 4, string(linkflow.RefusalMismatch): 2, string(linkflow.RefusalLookupFailed): 0},
+		RefreshFailures: map[string]uint64{linkflow.RefreshFailureUnavailable: 3, linkflow.RefreshFailureRefused: 1},
 		Refreshes:       map[string]uint64{"click": 5, "sweep": 9},
-		MarkedStale:     map[string]uint64{oidc.StaleRefreshRefused: 1},
-		Sweeps:          map[string]uint64{oidc.SweepCompleted: 2, oidc.SweepIdPUnavailable: 1},
+		MarkedStale:     map[string]uint64{linkflow.StaleRefreshRefused: 1},
+		Sweeps:          map[string]uint64{linkflow.SweepCompleted: 2, linkflow.SweepIdPUnavailable: 1},
 	}
 	f.front.AddMetrics(bot.IdentityMetrics(src))
 	lines := f.scrape()

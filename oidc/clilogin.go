@@ -25,6 +25,8 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // CLICallbackPath is the path of the loopback redirect URI
@@ -80,7 +82,7 @@ func (c *CLIClient) httpClient() *http.Client {
 	if c.HTTPClient != nil {
 		return c.HTTPClient
 	}
-	return &http.Client{Timeout: fetchTimeout}
+	return &http.Client{Timeout: idtoken.FetchTimeout}
 }
 
 func (c *CLIClient) now() time.Time {
@@ -105,7 +107,7 @@ type cliProvider struct {
 }
 
 func (c *CLIClient) discover(ctx context.Context, redirectURL string) (*cliProvider, error) {
-	if err := checkIssuerURL(c.Issuer); err != nil {
+	if err := idtoken.CheckIssuerURL(c.Issuer); err != nil {
 		return nil, fmt.Errorf("oidc: the sign-in issuer: %w", err)
 	}
 	if c.ClientID == "" {
@@ -120,7 +122,7 @@ func (c *CLIClient) discover(ctx context.Context, redirectURL string) (*cliProvi
 		if errors.As(err, &mismatch) {
 			return nil, fmt.Errorf("the discovery document of %s names issuer %q; the server's idp.issuer must match it exactly (watch for a trailing slash)", c.Issuer, mismatch.Discovered)
 		}
-		return nil, fmt.Errorf("cannot reach the identity provider %s: %s", c.Issuer, causeText(safeErr(err)))
+		return nil, fmt.Errorf("cannot reach the identity provider %s: %s", c.Issuer, idtoken.CauseText(idtoken.SafeErr(err)))
 	}
 	var meta struct {
 		CodeChallengeMethods []string `json:"code_challenge_methods_supported"`
@@ -141,7 +143,7 @@ func (c *CLIClient) discover(ctx context.Context, redirectURL string) (*cliProvi
 		oauth: &oauth2.Config{ClientID: c.ClientID, Endpoint: ep, RedirectURL: redirectURL, Scopes: c.scopes()},
 		verifier: p.Verifier(&gooidc.Config{
 			ClientID:             c.ClientID,
-			SupportedSigningAlgs: allowedAlgs,
+			SupportedSigningAlgs: idtoken.AllowedAlgs,
 			Now:                  c.now,
 		}),
 		ctx: context.WithValue(hctx, oauth2.HTTPClient, c.httpClient()),
@@ -175,11 +177,11 @@ func (c *CLIClient) Login(ctx context.Context, o CLILoginOptions) (*CLITokens, e
 	if err != nil {
 		return nil, err
 	}
-	state, err := randomToken()
+	state, err := idtoken.RandomToken()
 	if err != nil {
 		return nil, err
 	}
-	nonce, err := randomToken()
+	nonce, err := idtoken.RandomToken()
 	if err != nil {
 		return nil, err
 	}
@@ -257,20 +259,20 @@ func (c *CLIClient) Login(ctx context.Context, o CLILoginOptions) (*CLITokens, e
 // complete turns the browser's answer into verified tokens.
 func (c *CLIClient) complete(ctx context.Context, p *cliProvider, code, errCode, errDesc, verifier, nonce string) callbackResult {
 	if errCode != "" {
-		msg := "the identity provider refused the sign-in: " + quote(errCode)
+		msg := "the identity provider refused the sign-in: " + idtoken.Quote(errCode)
 		if errDesc != "" {
-			msg += " (" + quote(errDesc) + ")"
+			msg += " (" + idtoken.Quote(errDesc) + ")"
 		}
 		return callbackResult{err: errors.New(msg)}
 	}
 	if code == "" {
 		return callbackResult{err: errors.New("the identity provider sent the browser back without a code")}
 	}
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, idtoken.FetchTimeout)
 	defer cancel()
 	tok, err := p.oauth.Exchange(context.WithValue(ctx, oauth2.HTTPClient, c.httpClient()), code, oauth2.VerifierOption(verifier))
 	if err != nil {
-		return callbackResult{err: fmt.Errorf("redeeming the sign-in code at %s failed: %s", c.Issuer, causeText(safeErr(err)))}
+		return callbackResult{err: fmt.Errorf("redeeming the sign-in code at %s failed: %s", c.Issuer, idtoken.CauseText(idtoken.SafeErr(err)))}
 	}
 	out, err := c.verify(p, tok, nonce, "")
 	return callbackResult{tokens: out, err: err}
@@ -283,7 +285,7 @@ func (c *CLIClient) Refresh(ctx context.Context, refreshToken, subject string) (
 	if refreshToken == "" {
 		return nil, errors.New("there is no refresh token")
 	}
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, idtoken.FetchTimeout)
 	defer cancel()
 	p, err := c.discover(ctx, "")
 	if err != nil {
@@ -291,7 +293,7 @@ func (c *CLIClient) Refresh(ctx context.Context, refreshToken, subject string) (
 	}
 	tok, err := p.oauth.TokenSource(p.ctx, &oauth2.Token{RefreshToken: refreshToken}).Token()
 	if err != nil {
-		return nil, fmt.Errorf("the identity provider %s did not renew the sign-in: %s", c.Issuer, causeText(safeErr(err)))
+		return nil, fmt.Errorf("the identity provider %s did not renew the sign-in: %s", c.Issuer, idtoken.CauseText(idtoken.SafeErr(err)))
 	}
 	return c.verify(p, tok, "", subject)
 }
@@ -308,9 +310,9 @@ func (c *CLIClient) verify(p *cliProvider, tok *oauth2.Token, nonce, subject str
 	if err != nil {
 		var expired *gooidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, fmt.Errorf("the ID token expired at %s (check this machine's clock)", fmtTime(expired.Expiry))
+			return nil, fmt.Errorf("the ID token expired at %s (check this machine's clock)", idtoken.FormatTime(expired.Expiry))
 		}
-		return nil, fmt.Errorf("the ID token does not verify: %s", causeText(err))
+		return nil, fmt.Errorf("the ID token does not verify: %s", idtoken.CauseText(err))
 	}
 	if subject == "" && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return nil, errors.New("the ID token's nonce does not match this sign-in: it was issued for another one")
@@ -327,13 +329,13 @@ func (c *CLIClient) verify(p *cliProvider, tok *oauth2.Token, nonce, subject str
 	if err := idt.Claims(&payload); err != nil {
 		return nil, fmt.Errorf("the ID token's claims cannot be read: %w", err)
 	}
-	m, err := decodeClaims(payload)
+	m, err := idtoken.Decode(payload)
 	if err != nil {
 		return nil, fmt.Errorf("the ID token's claims cannot be read: %w", err)
 	}
 	if len(idt.Audience) > 1 {
 		if azp, _ := m["azp"].(string); azp != c.ClientID {
-			return nil, fmt.Errorf("the ID token names several audiences but its authorized party is %s, not %q", quote(azp), c.ClientID)
+			return nil, fmt.Errorf("the ID token names several audiences but its authorized party is %s, not %q", idtoken.Quote(azp), c.ClientID)
 		}
 	}
 	if idt.Subject == "" {
@@ -343,7 +345,7 @@ func (c *CLIClient) verify(p *cliProvider, tok *oauth2.Token, nonce, subject str
 	out.Email, _ = m["email"].(string)
 	out.Name, _ = m["name"].(string)
 	if c.GroupsClaim != "" {
-		out.Groups = stringList(m[c.GroupsClaim])
+		out.Groups = idtoken.StringList(m[c.GroupsClaim])
 	}
 	return out, nil
 }

@@ -1,7 +1,8 @@
-// Package oidc verifies who is talking to signoff: CI bearer tokens from the
-// configured requester issuers, and approvers through the account-link flow
-// at the company's OpenID Provider. What it verifies it hands on as the
-// core's identity.Identity.
+// Package oidc verifies tokens: CI bearer tokens from the configured
+// requester issuers (RequesterVerifier), Security Event Tokens (SETVerifier),
+// and the command line's own sign-in (CLIClient). Approvers are verified
+// through the account-link flow in oidc/linkflow, which hands on the core's
+// identity.Identity.
 package oidc
 
 import "github.com/signoff-dev/signoff/identity"

@@ -9,11 +9,8 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
-
-// fetchTimeout bounds one discovery or key set download, whatever the
-// HTTP client's own timeout.
-const fetchTimeout = jwks.DefaultFetchTimeout
 
 // keySet is an issuer's signing keys as go-oidc's KeySet: it parses the
 // token, has the shared key cache (internal/jwks: paced downloads, stale
@@ -33,7 +30,7 @@ type keySet struct {
 // intervals must be set (not left to the cache's defaults), since the
 // messages name them.
 func newKeySet(issuer string, opts jwks.Options) *keySet {
-	opts.Algorithms = allowedAlgs
+	opts.Algorithms = idtoken.AllowedAlgs
 	return &keySet{
 		issuer:          issuer,
 		jwksURL:         opts.URL,
@@ -82,13 +79,13 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 }
 
 func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *TokenError) {
-	jws, err := jose.ParseSignedCompact(jwt, allowedJOSEAlgs)
+	jws, err := jose.ParseSignedCompact(jwt, idtoken.AllowedJOSEAlgs)
 	if err != nil {
 		var algErr *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &algErr) {
 			return nil, badAlgorithm(string(algErr.Got))
 		}
-		return nil, tokenErrorf(ReasonMalformed, err, "the token is not a valid signed JWT: %s", causeText(err))
+		return nil, tokenErrorf(ReasonMalformed, err, "the token is not a valid signed JWT: %s", idtoken.CauseText(err))
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, tokenErrorf(ReasonMalformed, nil, "the token carries %d signatures; signoff accepts exactly one", len(jws.Signatures))
@@ -106,11 +103,11 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *TokenError) {
 	case errors.Is(err, jwks.ErrUnavailable):
 		return nil, k.unavailable(err)
 	case errors.Is(err, jwks.ErrAlgorithmMismatch):
-		return nil, tokenErrorf(ReasonBadAlgorithm, err, "the token is signed with %s but issuer %s publishes key %s for another algorithm; the token was not issued by %s", alg, k.issuer, quote(kid), k.issuer)
+		return nil, tokenErrorf(ReasonBadAlgorithm, err, "the token is signed with %s but issuer %s publishes key %s for another algorithm; the token was not issued by %s", alg, k.issuer, idtoken.Quote(kid), k.issuer)
 	case errors.Is(err, jwks.ErrUnknownKey) && fetchFailed:
-		return nil, tokenErrorf(ReasonUnknownKey, fetchErr, "the token was signed with key id %s, which issuer %s did not publish when its keys were last fetched, and fetching them again failed: %s; retry in %s", quote(kid), k.issuer, causeText(fetchErr.Err), k.refreshInterval)
+		return nil, tokenErrorf(ReasonUnknownKey, fetchErr, "the token was signed with key id %s, which issuer %s did not publish when its keys were last fetched, and fetching them again failed: %s; retry in %s", idtoken.Quote(kid), k.issuer, idtoken.CauseText(fetchErr.Err), k.refreshInterval)
 	case errors.Is(err, jwks.ErrUnknownKey):
-		return nil, tokenErrorf(ReasonUnknownKey, nil, "the token was signed with key id %s, which issuer %s does not publish: the token was not issued by %s, or %s has just rotated its keys (signoff refreshes them at most every %s; retry then)", quote(kid), k.issuer, k.issuer, k.issuer, k.refreshInterval)
+		return nil, tokenErrorf(ReasonUnknownKey, nil, "the token was signed with key id %s, which issuer %s does not publish: the token was not issued by %s, or %s has just rotated its keys (signoff refreshes them at most every %s; retry then)", idtoken.Quote(kid), k.issuer, k.issuer, k.issuer, k.refreshInterval)
 	default:
 		return nil, tokenErrorf(ReasonBadSignature, err, "the token's signature does not verify with the keys issuer %s publishes: the token was altered or was not issued by %s; send the token exactly as the CI system issued it", k.issuer, k.issuer)
 	}
@@ -136,5 +133,5 @@ func (k *keySet) unavailable(err error) *TokenError {
 	}
 	return tokenErrorf(ReasonIssuerUnavailable, err,
 		"issuer %s is unreachable: its signing keys could not be fetched from %s: %s; requests from it are refused until it answers (signoff retries at most every %s)",
-		k.issuer, k.jwksURL, causeText(cause), k.retryInterval)
+		k.issuer, k.jwksURL, idtoken.CauseText(cause), k.retryInterval)
 }

@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // Seeds: a real-looking token and the usual suspects.
@@ -62,17 +63,17 @@ func FuzzClaims(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
-		m, err := decodeClaims(payload)
+		m, err := idtoken.Decode(payload)
 		if err != nil {
 			return
 		}
-		flattenClaims(m)
+		idtoken.Flatten(m)
 		for _, name := range []string{"exp", "nbf", "iat"} {
-			if ts, ok, err := numericDate(m, name); ok && err == nil && (ts.Unix() > maxUnixSeconds || ts.Unix() < -maxUnixSeconds-1) {
+			if ts, ok, err := idtoken.NumericDate(m, name); ok && err == nil && (ts.Unix() > idtoken.MaxUnixSeconds || ts.Unix() < -idtoken.MaxUnixSeconds-1) {
 				t.Fatalf("%s = %s out of range", name, ts)
 			}
 		}
-		stringList(m["groups"])
+		idtoken.StringList(m["groups"])
 		_, _ = audienceOf(m["aud"])
 	})
 }
@@ -174,7 +175,7 @@ func TestFetchJWKSKeepsOnlyUsablePublicKeys(t *testing.T) {
 		_, _ = rec.WriteString(body)
 		return rec.Result(), nil
 	})}
-	keys, err := jwks.Fetch(context.Background(), client, "https://issuer.example/keys", allowedAlgs)
+	keys, err := jwks.Fetch(context.Background(), client, "https://issuer.example/keys", idtoken.AllowedAlgs)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,9 +13,9 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // Defaults and limits for VerifierOptions and TrustedIssuer.
@@ -39,13 +38,6 @@ const (
 	// when TrustedIssuer.PersonClaim is empty.
 	DefaultPersonClaim = "sub"
 )
-
-// allowedAlgs are the only JWS algorithms a requester token may use: no
-// "none", no HMAC (whose "key" an attacker could take from the issuer's
-// public key set), nothing go-oidc does not support.
-var allowedAlgs = []string{gooidc.RS256, gooidc.ES256, gooidc.PS256, gooidc.EdDSA}
-
-var allowedJOSEAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA}
 
 // TrustedIssuer is one OpenID issuer whose tokens CI may present (a
 // requesters entry of the config). Several entries may share an Issuer as
@@ -176,7 +168,7 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 		return nil, errors.New("oidc: DiscoveryRetry, KeyRefreshInterval and KeyMaxAge must not be negative")
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
+		opts.HTTPClient = &http.Client{Timeout: idtoken.FetchTimeout}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -203,7 +195,7 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 			return nil, fmt.Errorf("oidc: requester issuer name %q is used twice", ti.Name)
 		}
 		names[ti.Name] = true
-		if err := checkIssuerURL(ti.Issuer); err != nil {
+		if err := idtoken.CheckIssuerURL(ti.Issuer); err != nil {
 			return nil, fmt.Errorf("oidc: requester issuer %q: %w", ti.Name, err)
 		}
 		if ti.Audience == "" {
@@ -233,39 +225,6 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
-// checkIssuerURL accepts absolute https URLs, and http ones only on a
-// loopback host (the dev issuer, tests).
-func checkIssuerURL(s string) error {
-	if s == "" {
-		return errors.New("no issuer URL")
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("issuer %q is not a URL: %w", s, err)
-	}
-	if u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("issuer %q must be an absolute URL with a host and no query, fragment or user info", s)
-	}
-	switch u.Scheme {
-	case "https":
-	case "http":
-		if !isLoopbackHost(u.Hostname()) {
-			return fmt.Errorf("issuer %q uses http; only https is trusted except on a loopback address", s)
-		}
-	default:
-		return fmt.Errorf("issuer %q must use https", s)
-	}
-	return nil
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
 // Verify verifies rawToken (the bearer value, without "Bearer ") and
 // returns what it says. Every refusal is a *TokenError, except when ctx
 // ends while discovery or a key download is under way (then ctx's error,
@@ -275,7 +234,7 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 	if terr != nil {
 		return nil, terr
 	}
-	if !slices.Contains(allowedAlgs, p.alg) {
+	if !slices.Contains(idtoken.AllowedAlgs, p.alg) {
 		return nil, badAlgorithm(p.alg)
 	}
 	entry, terr := v.pick(p)
@@ -295,7 +254,7 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 	// MaxSkew ≤ MaxSkewLimit go-oidc's nbf check is never the stricter one.
 	verifier := gooidc.NewVerifier(entry.Issuer, keys, &gooidc.Config{
 		ClientID:             entry.Audience,
-		SupportedSigningAlgs: allowedAlgs,
+		SupportedSigningAlgs: idtoken.AllowedAlgs,
 		Now:                  func() time.Time { return now.Add(-skew) },
 	})
 	rec := &sigRecord{}
@@ -310,7 +269,7 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 		return nil, rec.err
 	case !rec.verified && verr != nil:
 		// go-oidc refused the token before asking for its signature.
-		return nil, tokenErrorf(ReasonMalformed, verr, "the token is not a valid signed JWT: %s", causeText(verr))
+		return nil, tokenErrorf(ReasonMalformed, verr, "the token is not a valid signed JWT: %s", idtoken.CauseText(verr))
 	case !rec.verified:
 		return nil, tokenErrorf(ReasonInvalidToken, nil, "the token's signature was not checked; refusing it")
 	}
@@ -319,13 +278,13 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 		return nil, terr
 	}
 	if verr != nil {
-		return nil, tokenErrorf(ReasonInvalidToken, verr, "the token was refused: %s", causeText(verr))
+		return nil, tokenErrorf(ReasonInvalidToken, verr, "the token was refused: %s", idtoken.CauseText(verr))
 	}
 	return tok, nil
 }
 
 func badAlgorithm(alg string) *TokenError {
-	return tokenErrorf(ReasonBadAlgorithm, nil, "the token is signed with alg %s; signoff accepts only %s (never none or HMAC): use the OIDC token your CI system issues", quote(alg), strings.Join(allowedAlgs, ", "))
+	return tokenErrorf(ReasonBadAlgorithm, nil, "the token is signed with alg %s; signoff accepts only %s (never none or HMAC): use the OIDC token your CI system issues", idtoken.Quote(alg), strings.Join(idtoken.AllowedAlgs, ", "))
 }
 
 // pick routes a token to its TrustedIssuer by its unverified iss (and aud,
@@ -338,7 +297,7 @@ func (v *RequesterVerifier) pick(p *peeked) (*TrustedIssuer, *TokenError) {
 		for i, ti := range v.issuers {
 			configured[i] = fmt.Sprintf("%s (%s)", ti.Name, ti.Issuer)
 		}
-		return nil, tokenErrorf(ReasonUnknownIssuer, nil, "tokens issued by %s are not accepted; trusted issuers: %s. Use a token from one of them, or add the issuer to the requesters list of the config", quote(p.iss), strings.Join(configured, ", "))
+		return nil, tokenErrorf(ReasonUnknownIssuer, nil, "tokens issued by %s are not accepted; trusted issuers: %s. Use a token from one of them, or add the issuer to the requesters list of the config", idtoken.Quote(p.iss), strings.Join(configured, ", "))
 	}
 	if len(idx) == 1 {
 		return &v.issuers[idx[0]], nil
@@ -346,7 +305,7 @@ func (v *RequesterVerifier) pick(p *peeked) (*TrustedIssuer, *TokenError) {
 	var match []int
 	var want []string
 	for _, i := range idx {
-		want = append(want, quote(v.issuers[i].Audience))
+		want = append(want, idtoken.Quote(v.issuers[i].Audience))
 		if slices.Contains(p.aud, v.issuers[i].Audience) {
 			match = append(match, i)
 		}
@@ -367,7 +326,7 @@ func quoteList(l []string) string {
 	}
 	q := make([]string, len(l))
 	for i, s := range l {
-		q[i] = quote(s)
+		q[i] = idtoken.Quote(s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
 }
@@ -375,13 +334,13 @@ func quoteList(l []string) string {
 // checkClaims checks the verified claims against entry at time now and
 // maps them into a RequesterToken.
 func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, now time.Time) (*RequesterToken, *TokenError) {
-	m, err := decodeClaims(payload)
+	m, err := idtoken.Decode(payload)
 	if err != nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", causeText(err))
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", idtoken.CauseText(err))
 	}
-	claims := flattenClaims(m)
+	claims := idtoken.Flatten(m)
 	if iss, _ := m["iss"].(string); iss != entry.Issuer {
-		return nil, tokenErrorf(ReasonWrongIssuer, nil, "the token's iss is %s, not %s", quote(iss), entry.Issuer)
+		return nil, tokenErrorf(ReasonWrongIssuer, nil, "the token's iss is %s, not %s", idtoken.Quote(iss), entry.Issuer)
 	}
 	aud, err := audienceOf(m["aud"])
 	if err != nil {
@@ -395,28 +354,28 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 	}
 
 	skew := v.opts.MaxSkew
-	exp, ok, err := numericDate(m, "exp")
+	exp, ok, err := idtoken.NumericDate(m, "exp")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case !ok:
 		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no exp (expiry) claim; signoff accepts only tokens that expire")
 	case now.After(exp.Add(skew)):
-		return nil, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", fmtTime(exp), fmtTime(now), skew)
+		return nil, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", idtoken.FormatTime(exp), idtoken.FormatTime(now), skew)
 	}
-	nbf, ok, err := numericDate(m, "nbf")
+	nbf, ok, err := idtoken.NumericDate(m, "nbf")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case ok && nbf.After(now.Add(skew)):
-		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token is not valid before %s (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", fmtTime(nbf), fmtTime(now), skew)
+		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token is not valid before %s (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(nbf), idtoken.FormatTime(now), skew)
 	}
-	iat, ok, err := numericDate(m, "iat")
+	iat, ok, err := idtoken.NumericDate(m, "iat")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", causeText(err))
+		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case ok && iat.After(now.Add(skew)):
-		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", fmtTime(iat), fmtTime(now), skew)
+		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(iat), idtoken.FormatTime(now), skew)
 	}
 
 	sub, _ := m["sub"].(string)
@@ -443,7 +402,7 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 		tok.Email = claims[entry.EmailClaim]
 	}
 	if entry.GroupsClaim != "" {
-		tok.Groups = stringList(m[entry.GroupsClaim])
+		tok.Groups = idtoken.StringList(m[entry.GroupsClaim])
 		tok.GroupsClaim = entry.GroupsClaim
 	}
 	return tok, nil
@@ -468,8 +427,6 @@ func audienceOf(v any) ([]string, error) {
 	}
 	return nil, errors.New("aud is neither a string nor a list")
 }
-
-func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // Discover contacts every trusted issuer that has not been discovered yet,
 // and downloads its keys (both honouring DiscoveryRetry), and returns the
@@ -554,11 +511,11 @@ func (r *remoteIssuer) unavailable(err error) *TokenError {
 	if errors.As(err, &mismatch) {
 		return tokenErrorf(ReasonIssuerUnavailable, err, "issuer %s is misconfigured: its discovery document names issuer %q; the requesters entry must match it exactly (watch for a trailing slash). Requests from it are refused until this is fixed", r.issuer, mismatch.Discovered)
 	}
-	return tokenErrorf(ReasonIssuerUnavailable, err, "issuer %s is unreachable: %s; requests from it are refused until it answers (signoff retries every %s)", r.issuer, causeText(err), r.opts.DiscoveryRetry)
+	return tokenErrorf(ReasonIssuerUnavailable, err, "issuer %s is unreachable: %s; requests from it are refused until it answers (signoff retries every %s)", r.issuer, idtoken.CauseText(err), r.opts.DiscoveryRetry)
 }
 
 func (r *remoteIssuer) discover(ctx context.Context, d *discovery) {
-	ctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, idtoken.FetchTimeout)
 	defer cancel()
 	log := r.opts.Logger
 	keys, err := r.discoverKeys(ctx)
@@ -600,7 +557,7 @@ func (r *remoteIssuer) discoverKeys(ctx context.Context) (*keySet, error) {
 		RefreshInterval: r.opts.KeyRefreshInterval,
 		RetryInterval:   r.opts.DiscoveryRetry,
 		MaxAge:          r.opts.KeyMaxAge,
-		FetchTimeout:    fetchTimeout,
+		FetchTimeout:    idtoken.FetchTimeout,
 		Logger:          r.opts.Logger.With("issuer", r.issuer),
 	}), nil
 }

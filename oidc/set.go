@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // DefaultSETMaxAge is how old (by iat) a Security Event Token may be when
@@ -191,7 +192,7 @@ func NewSETVerifier(opts SETVerifierOptions) (*SETVerifier, error) {
 		return nil, errors.New("oidc: SET verifier: MaxAge, KeyRefreshInterval and KeyMaxAge must not be negative")
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
+		opts.HTTPClient = &http.Client{Timeout: idtoken.FetchTimeout}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -212,7 +213,7 @@ func NewSETVerifier(opts SETVerifierOptions) (*SETVerifier, error) {
 			RefreshInterval: opts.KeyRefreshInterval,
 			RetryInterval:   DefaultDiscoveryRetry,
 			MaxAge:          opts.KeyMaxAge,
-			FetchTimeout:    fetchTimeout,
+			FetchTimeout:    idtoken.FetchTimeout,
 			Logger:          opts.Logger.With("issuer", opts.Issuer),
 		}),
 	}, nil
@@ -229,7 +230,7 @@ func checkKeySetURL(s string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && isLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && idtoken.IsLoopbackHost(u.Hostname()):
 	default:
 		return fmt.Errorf("key set URL %q must use https (http only on a loopback address)", s)
 	}
@@ -303,8 +304,8 @@ func checkSETHeader(seg string) *SETError {
 	if err := json.Unmarshal(h["alg"], &alg); err != nil || alg == "" {
 		return setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's header has no alg, or it is not a string")
 	}
-	if !slices.Contains(allowedAlgs, alg) {
-		return setErrorf(SETErrInvalidKey, SETReasonBadAlgorithm, nil, "the SET is signed with alg %s; signoff accepts only %s (never none or HMAC)", quote(alg), strings.Join(allowedAlgs, ", "))
+	if !slices.Contains(idtoken.AllowedAlgs, alg) {
+		return setErrorf(SETErrInvalidKey, SETReasonBadAlgorithm, nil, "the SET is signed with alg %s; signoff accepts only %s (never none or HMAC)", idtoken.Quote(alg), strings.Join(idtoken.AllowedAlgs, ", "))
 	}
 	if raw, ok := h["typ"]; ok {
 		var typ string
@@ -314,7 +315,7 @@ func checkSETHeader(seg string) *SETError {
 		// RFC 7515 §4.1.9: the media type, with or without "application/",
 		// compared without regard to case.
 		if !strings.EqualFold(typ, "secevent+jwt") && !strings.EqualFold(typ, "application/secevent+jwt") {
-			return setErrorf(SETErrInvalidRequest, SETReasonWrongType, nil, "the token's typ is %s, not secevent+jwt: it is not a Security Event Token (RFC 8417 §2.3)", quote(typ))
+			return setErrorf(SETErrInvalidRequest, SETReasonWrongType, nil, "the token's typ is %s, not secevent+jwt: it is not a Security Event Token (RFC 8417 §2.3)", idtoken.Quote(typ))
 		}
 	}
 	if _, ok := h["crit"]; ok {
@@ -331,7 +332,7 @@ func (v *SETVerifier) signatureError(err error) *SETError {
 	}
 	switch terr.Reason {
 	case ReasonMalformed:
-		return setErrorf(SETErrInvalidRequest, SETReasonMalformed, terr, "the body is not a valid signed JWT: %s", causeText(terr.Err))
+		return setErrorf(SETErrInvalidRequest, SETReasonMalformed, terr, "the body is not a valid signed JWT: %s", idtoken.CauseText(terr.Err))
 	case ReasonBadAlgorithm:
 		return setErrorf(SETErrInvalidKey, SETReasonBadAlgorithm, terr, "%s", terr.Message)
 	case ReasonIssuerUnavailable:
@@ -352,33 +353,33 @@ func (v *SETVerifier) signatureError(err error) *SETError {
 
 // checkClaims checks the verified claims of a SET.
 func (v *SETVerifier) checkClaims(payload []byte) (*SET, error) {
-	m, err := decodeClaims(payload)
+	m, err := idtoken.Decode(payload)
 	if err != nil {
-		return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's claims are not a JSON object: %s", causeText(err))
+		return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's claims are not a JSON object: %s", idtoken.CauseText(err))
 	}
 	iss, _ := m["iss"].(string)
 	if iss != v.opts.Issuer {
-		return nil, setErrorf(SETErrInvalidIssuer, SETReasonWrongIssuer, nil, "the SET's iss is %s; this receiver accepts SETs only from %s (ssf.issuer)", quote(iss), quote(v.opts.Issuer))
+		return nil, setErrorf(SETErrInvalidIssuer, SETReasonWrongIssuer, nil, "the SET's iss is %s; this receiver accepts SETs only from %s (ssf.issuer)", idtoken.Quote(iss), idtoken.Quote(v.opts.Issuer))
 	}
 	aud, err := audienceOf(m["aud"])
 	if err != nil {
 		return nil, setErrorf(SETErrInvalidAudience, SETReasonWrongAudience, err, "the SET's aud is neither a string nor a list of strings")
 	}
 	if !slices.Contains(aud, v.opts.Audience) {
-		return nil, setErrorf(SETErrInvalidAudience, SETReasonWrongAudience, nil, "the SET's audience is %s; this receiver is %s (ssf.audience)", quoteList(aud), quote(v.opts.Audience))
+		return nil, setErrorf(SETErrInvalidAudience, SETReasonWrongAudience, nil, "the SET's audience is %s; this receiver is %s (ssf.audience)", quoteList(aud), idtoken.Quote(v.opts.Audience))
 	}
 
 	now := v.opts.Now()
-	iat, ok, err := numericDate(m, "iat")
+	iat, ok, err := idtoken.NumericDate(m, "iat")
 	switch {
 	case err != nil:
-		return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's %s", causeText(err))
+		return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's %s", idtoken.CauseText(err))
 	case !ok:
 		return nil, setErrorf(SETErrInvalidRequest, SETReasonMissingIAT, nil, "the SET has no iat (issued at) claim")
 	case iat.After(now.Add(v.opts.MaxSkew)):
-		return nil, setErrorf(SETErrInvalidRequest, SETReasonIATInFuture, nil, "the SET claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the transmitter and signoff", fmtTime(iat), fmtTime(now), v.opts.MaxSkew)
+		return nil, setErrorf(SETErrInvalidRequest, SETReasonIATInFuture, nil, "the SET claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the transmitter and signoff", idtoken.FormatTime(iat), idtoken.FormatTime(now), v.opts.MaxSkew)
 	case now.Sub(iat) > v.opts.MaxAge:
-		return nil, setErrorf(SETErrInvalidRequest, SETReasonIATTooOld, nil, "the SET was issued at %s, more than %s ago (now %s): signoff refuses older SETs, whose jti it no longer remembers", fmtTime(iat), v.opts.MaxAge, fmtTime(now))
+		return nil, setErrorf(SETErrInvalidRequest, SETReasonIATTooOld, nil, "the SET was issued at %s, more than %s ago (now %s): signoff refuses older SETs, whose jti it no longer remembers", idtoken.FormatTime(iat), v.opts.MaxAge, idtoken.FormatTime(now))
 	}
 
 	jti, _ := m["jti"].(string)
@@ -399,7 +400,7 @@ func (v *SETVerifier) checkClaims(payload []byte) (*SET, error) {
 	if txn, ok := m["txn"].(string); ok {
 		set.TXN = txn
 	}
-	if toe, ok, err := numericDate(m, "toe"); err == nil && ok {
+	if toe, ok, err := idtoken.NumericDate(m, "toe"); err == nil && ok {
 		set.TOE = toe
 	}
 
@@ -414,11 +415,11 @@ func (v *SETVerifier) checkClaims(payload []byte) (*SET, error) {
 	for typ, ev := range events {
 		obj, ok := ev.(map[string]any)
 		if !ok {
-			return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, nil, "the SET's event %s is not a JSON object", quote(typ))
+			return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, nil, "the SET's event %s is not a JSON object", idtoken.Quote(typ))
 		}
 		b, err := json.Marshal(obj)
 		if err != nil {
-			return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's event %s cannot be encoded", quote(typ))
+			return nil, setErrorf(SETErrInvalidRequest, SETReasonMalformed, err, "the SET's event %s cannot be encoded", idtoken.Quote(typ))
 		}
 		set.Events[typ] = b
 	}

@@ -1,11 +1,6 @@
 package oidc
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/signoff-dev/signoff/internal/text"
-)
+import "fmt"
 
 // Reason is why a requester token was refused (TokenError.Reason): one of
 // the Reason… constants below. They are stable: the HTTP API may expose
@@ -84,29 +79,4 @@ func (e *TokenError) Unwrap() error { return e.Err }
 
 func tokenErrorf(reason Reason, cause error, format string, args ...any) *TokenError {
 	return &TokenError{Reason: reason, Message: fmt.Sprintf(format, args...), Err: cause}
-}
-
-// maxQuoted bounds how much of an attacker-chosen claim value is repeated
-// in a message.
-const maxQuoted = 120
-
-// quote renders an untrusted value for a message: quoted, escaped and
-// truncated.
-func quote(s string) string {
-	if len(s) > maxQuoted {
-		return fmt.Sprintf("%q%s", text.Cut(s, maxQuoted), text.Ellipsis)
-	}
-	return fmt.Sprintf("%q", s)
-}
-
-// maxCause bounds how much of an error from the network (which may hold a
-// response body) is repeated in a message.
-const maxCause = 300
-
-// causeText renders err for a message: on one line and truncated.
-func causeText(err error) string {
-	if err == nil {
-		return "unknown error"
-	}
-	return text.Truncate(strings.Join(strings.Fields(err.Error()), " "), maxCause)
 }

@@ -19,20 +19,31 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // Resolver ties a chat account to the IdP identity its votes count under.
-// *oidc.Linker implements it.
+// *linkflow.Linker implements it.
 type Resolver interface {
-	// Resolve returns the linked identity, or a *oidc.LinkRequiredError
+	// Resolve returns the linked identity, or a *linkflow.LinkRequiredError
 	// (with a sign-in URL, empty when sign-in links are rate-limited) when
 	// the account is not linked or its link is stale.
-	Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error)
+	Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error)
 	// BeginStepUp returns a single-use sign-in URL; when the sign-in
 	// completes, the resolver casts decision on requestID for the account.
-	BeginStepUp(ctx context.Context, p oidc.PlatformUser, requestID, decision string) (string, error)
+	BeginStepUp(ctx context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error)
+}
+
+// AccountResolver is what a chat adapter needs of the account-link flow:
+// a Resolver for clicks (whose Resolve may also fail with an error
+// wrapping linkflow.ErrIdPUnavailable when the IdP could not be asked),
+// and sign-in links of its own. *linkflow.Linker implements it.
+type AccountResolver interface {
+	Resolver
+	// Begin returns a single-use sign-in URL that links the account.
+	Begin(ctx context.Context, p linkflow.PlatformUser) (string, error)
 }
 
 // Options configure a Flow. Service and Resolver are required.
@@ -78,7 +89,7 @@ func New(opts Options) *Flow {
 type Click struct {
 	// Account is the clicking chat account, with the conversation it
 	// clicked in.
-	Account oidc.PlatformUser
+	Account linkflow.PlatformUser
 	// Source names the click in the vote and in audit records.
 	Source    approvals.Source
 	RequestID string
@@ -236,15 +247,15 @@ func (f *Flow) stepUp(ctx context.Context, c Click, refused *approvals.RefusalEr
 }
 
 // identityProblem maps a resolver's error to the outcome. A link problem
-// (*oidc.LinkRequiredError) is written to the audit log as vote.rejected,
+// (*linkflow.LinkRequiredError) is written to the audit log as vote.rejected,
 // sampled (approvals.Service.RecordUnverifiedVote), through Options.Later.
 func (f *Flow) identityProblem(ctx context.Context, c Click, err error) Outcome {
-	var lr *oidc.LinkRequiredError
+	var lr *linkflow.LinkRequiredError
 	if !errors.As(err, &lr) {
 		return Outcome{Kind: IdentityUnavailable, Err: err}
 	}
 	reason := approvals.ReasonStaleIdentity
-	if lr.Reason == oidc.LinkReasonNotLinked {
+	if lr.Reason == linkflow.LinkReasonNotLinked {
 		reason = approvals.ReasonNotLinked
 	}
 	uv := approvals.UnverifiedVote{

@@ -12,6 +12,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -23,18 +24,18 @@ type fakeResolver struct {
 	stepUps []string
 }
 
-func (f *fakeResolver) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+func (f *fakeResolver) Resolve(_ context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	if f.down {
-		return oidc.Identity{}, fmt.Errorf("%w: test", oidc.ErrIdPUnavailable)
+		return oidc.Identity{}, fmt.Errorf("%w: test", linkflow.ErrIdPUnavailable)
 	}
 	id, ok := f.ids[p.UserID]
 	if !ok {
-		return oidc.Identity{}, &oidc.LinkRequiredError{URL: "https://signoff.example/link/start?id=" + p.UserID, Reason: oidc.LinkReasonNotLinked, Message: "not linked yet"}
+		return oidc.Identity{}, &linkflow.LinkRequiredError{URL: "https://signoff.example/link/start?id=" + p.UserID, Reason: linkflow.LinkReasonNotLinked, Message: "not linked yet"}
 	}
 	return id, nil
 }
 
-func (f *fakeResolver) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+func (f *fakeResolver) BeginStepUp(_ context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error) {
 	f.stepUps = append(f.stepUps, p.UserID+" "+requestID+" "+decision)
 	return "https://signoff.example/link/start?id=stepup", nil
 }
@@ -82,7 +83,7 @@ func (e *env) create(t *testing.T, action string) storage.Request {
 
 func click(user, requestID, reason string) chatflow.Click {
 	return chatflow.Click{
-		Account:   oidc.PlatformUser{Platform: "dev", Workspace: "w", UserID: user},
+		Account:   linkflow.PlatformUser{Platform: "dev", Workspace: "w", UserID: user},
 		Source:    approvals.Source{Platform: "dev", Workspace: "w", PlatformUser: user, CallbackID: "cb-" + user},
 		RequestID: requestID, Decision: storage.DecisionApprove, Reason: reason,
 	}
@@ -136,7 +137,7 @@ func TestChatPlatformRules(t *testing.T) {
 	}
 
 	e.res.down = true
-	if o := f.Click(ctx, click("alice", guarded.ID+"x", "")); o.Kind != chatflow.IdentityUnavailable || !errors.Is(o.Err, oidc.ErrIdPUnavailable) {
+	if o := f.Click(ctx, click("alice", guarded.ID+"x", "")); o.Kind != chatflow.IdentityUnavailable || !errors.Is(o.Err, linkflow.ErrIdPUnavailable) {
 		t.Fatalf("IdP down: %+v", o)
 	}
 }

@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // Accounts is the account directory of the "Chat users" panel: the
 // pretend chat account of each dev approver carries that approver's email,
 // as a Slack profile or a Teams member would. Linking one of them while
 // signed in at the dev issuer as someone else is refused, as it is on the
-// real platforms. *Accounts implements oidc.AccountDirectory.
+// real platforms. *Accounts implements linkflow.AccountDirectory.
 type Accounts struct {
 	approvers []Approver
 }
@@ -23,14 +23,14 @@ func NewAccounts(approvers []Approver) *Accounts {
 
 // LookupAccount returns the pretend chat account p: the dev approver whose
 // name is p's user id.
-func (a *Accounts) LookupAccount(_ context.Context, p oidc.PlatformUser) (oidc.ChatAccount, error) {
+func (a *Accounts) LookupAccount(_ context.Context, p linkflow.PlatformUser) (linkflow.ChatAccount, error) {
 	if p.Platform != ChatPlatform || p.Workspace != ChatWorkspace {
-		return oidc.ChatAccount{}, fmt.Errorf("devconsole: %s is not a dev console chat account: %w", p, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("devconsole: %s is not a dev console chat account: %w", p, linkflow.ErrAccountNotFound)
 	}
 	for _, ap := range a.approvers {
 		if ap.Name == p.UserID {
-			return oidc.ChatAccount{DisplayName: ap.Name, Handle: ap.Name, Email: ap.Email, WorkspaceName: "dev console"}, nil
+			return linkflow.ChatAccount{DisplayName: ap.Name, Handle: ap.Name, Email: ap.Email, WorkspaceName: "dev console"}, nil
 		}
 	}
-	return oidc.ChatAccount{}, fmt.Errorf("devconsole: no dev approver is named %q: %w", p.UserID, oidc.ErrAccountNotFound)
+	return linkflow.ChatAccount{}, fmt.Errorf("devconsole: no dev approver is named %q: %w", p.UserID, linkflow.ErrAccountNotFound)
 }

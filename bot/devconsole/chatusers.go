@@ -18,6 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/platform"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -29,16 +30,16 @@ const (
 )
 
 // Linker is the approver account-link flow the "Chat users" panel drives,
-// the way the Slack and Teams adapters do; *oidc.Linker implements it.
+// the way the Slack and Teams adapters do; *linkflow.Linker implements it.
 type Linker interface {
 	// Begin returns a single-use sign-in link for the chat account.
-	Begin(ctx context.Context, p oidc.PlatformUser) (string, error)
+	Begin(ctx context.Context, p linkflow.PlatformUser) (string, error)
 	// Resolve returns the identity a vote from the chat account counts
-	// under, or a *oidc.LinkRequiredError with a sign-in link.
-	Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error)
+	// under, or a *linkflow.LinkRequiredError with a sign-in link.
+	Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error)
 	// BeginStepUp returns a sign-in link that casts decision on
 	// requestID once the person signed in again.
-	BeginStepUp(ctx context.Context, p oidc.PlatformUser, requestID, decision string) (string, error)
+	BeginStepUp(ctx context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error)
 }
 
 // chatUserView is one row of the "Chat users" panel.
@@ -54,8 +55,8 @@ type chatUserView struct {
 }
 
 // chatUser is the chat account of the dev approver name.
-func chatUser(name string) oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: ChatPlatform, Workspace: ChatWorkspace, UserID: name}
+func chatUser(name string) linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: ChatPlatform, Workspace: ChatWorkspace, UserID: name}
 }
 
 // chatUsers reads the link of each dev approver's chat account.
@@ -162,7 +163,7 @@ func (c *Console) chatVote(w http.ResponseWriter, r *http.Request) {
 		case o.Refusal != nil:
 			c.opts.Logger.Error("dev console: begin step-up", "request", id, "chat_user", name, "err", o.Err)
 			c.flash(w, r, fmt.Sprintf("%s's vote was not counted: %s, and no sign-in link could be made; see the server log", label, o.Refusal), "err", "", id)
-		case errors.Is(o.Err, oidc.ErrIdPUnavailable):
+		case errors.Is(o.Err, linkflow.ErrIdPUnavailable):
 			c.opts.Logger.Warn("dev console: identity provider unavailable", "chat_user", name, "err", o.Err)
 			c.flash(w, r, fmt.Sprintf("%s's vote was not counted: the identity provider cannot be reached; try again in a minute", label), "err", "", id)
 		default:

@@ -20,11 +20,12 @@ import (
 	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// fakeLinker stands in for *oidc.Linker: links are read from the store
+// fakeLinker stands in for *linkflow.Linker: links are read from the store
 // (written with svc.SaveLink), sign-in links are made up and recorded.
 type fakeLinker struct {
 	svc  *approvals.Service
@@ -42,21 +43,21 @@ func (f *fakeLinker) next(kind string) string {
 	return fmt.Sprintf("http://127.0.0.1:1/link/start?id=%s-%d", kind, f.n)
 }
 
-func (f *fakeLinker) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
+func (f *fakeLinker) Begin(_ context.Context, p linkflow.PlatformUser) (string, error) {
 	if p.Platform != "dev" || p.Workspace != "dev" {
 		return "", fmt.Errorf("unexpected chat account %v", p)
 	}
 	return f.next("link-" + p.UserID), nil
 }
 
-func (f *fakeLinker) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+func (f *fakeLinker) Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	if f.down {
-		return oidc.Identity{}, fmt.Errorf("%w: test", oidc.ErrIdPUnavailable)
+		return oidc.Identity{}, fmt.Errorf("%w: test", linkflow.ErrIdPUnavailable)
 	}
 	l, err := f.svc.Link(ctx, p.Platform, p.Workspace, p.UserID)
 	if errors.Is(err, approvals.ErrNotLinked) {
 		u, _ := f.Begin(ctx, p)
-		return oidc.Identity{}, &oidc.LinkRequiredError{URL: u, Reason: oidc.LinkReasonNotLinked, Message: "your chat account is not linked yet"}
+		return oidc.Identity{}, &linkflow.LinkRequiredError{URL: u, Reason: linkflow.LinkReasonNotLinked, Message: "your chat account is not linked yet"}
 	}
 	if err != nil {
 		return oidc.Identity{}, err
@@ -65,7 +66,7 @@ func (f *fakeLinker) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Ide
 		VerifiedAt: l.VerifiedAt, AuthTime: l.AuthTime, AMR: l.AMR}, nil
 }
 
-func (f *fakeLinker) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+func (f *fakeLinker) BeginStepUp(_ context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error) {
 	f.mu.Lock()
 	f.stepUps = append(f.stepUps, p.UserID+" "+requestID+" "+decision)
 	f.mu.Unlock()

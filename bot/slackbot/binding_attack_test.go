@@ -12,16 +12,16 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// useRealLinker makes a real oidc.Linker (link_match: email) the bot's
+// useRealLinker makes a real linkflow.Linker (link_match: email) the bot's
 // resolver, with the bot as its Slack directory, as serve wires them.
-func (e *env) useRealLinker() *oidc.Linker {
+func (e *env) useRealLinker() *linkflow.Linker {
 	e.t.Helper()
-	l, err := oidc.NewLinker(oidc.LinkerOptions{
-		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + oidc.CallbackPath,
+	l, err := linkflow.NewLinker(linkflow.LinkerOptions{
+		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + linkflow.CallbackPath,
 		Store: e.store, Links: e.svc, Clock: e.clock, OnStepUp: e.svc.StepUpVote(), StepUpPolicy: e.svc.StepUpPolicy(),
 	})
 	if err != nil {

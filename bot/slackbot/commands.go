@@ -16,7 +16,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 )
 
@@ -98,7 +98,7 @@ func (b *Bot) acceptCommand(cmd slack.SlashCommand, source string) string {
 	case "", "help":
 		return commandHelp
 	default:
-		return "Unknown subcommand `" + escapeText(fitPlain(oneLine(sub), 50)) + "`.\n" + commandHelp
+		return "Unknown subcommand `" + escapeText(fitPlain(cards.OneLine(sub), 50)) + "`.\n" + commandHelp
 	}
 	if c.user == "" {
 		return "This command needs a Slack user."
@@ -199,20 +199,15 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 		return
 	}
 	var s strings.Builder
-	fmt.Fprintf(&s, "%d pending request%s you may approve:", len(mine), plural(len(mine)))
+	fmt.Fprintf(&s, "%d pending request%s you may approve:", len(mine), cards.Plural(len(mine)))
 	for i, r := range mine {
 		if i == maxPendingListed {
 			fmt.Fprintf(&s, "\n…and %d more.", len(mine)-i)
 			break
 		}
-		approved := 0
-		for _, v := range r.Votes {
-			if v.Decision == approvals.DecisionApprove {
-				approved++
-			}
-		}
+		approved := cards.Approvals(r)
 		fmt.Fprintf(&s, "\n• *%s* `%s` by %s, %d of %d approvals, expires %s",
-			escapeText(fitPlain(r.Action, 100)), escapeText(r.ID), escapeText(oneLine(fitPlain(cards.RequesterName(r.Requester), 100))),
+			escapeText(fitPlain(r.Action, 100)), escapeText(r.ID), escapeText(cards.OneLine(fitPlain(cards.RequesterName(r.Requester), 100))),
 			approved, r.MinApprovals, slackDate(r.ExpiresAt))
 		for _, card := range r.Cards {
 			if card.Platform == Platform && isConversationID(card.Conversation) {
@@ -227,7 +222,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 // identityHint answers a command whose account needs (re-)linking; unlike
 // a vote, nothing is audited: no vote was attempted.
 func (b *Bot) identityHint(ctx context.Context, c click, err error) {
-	var lr *oidc.LinkRequiredError
+	var lr *linkflow.LinkRequiredError
 	if errors.As(err, &lr) {
 		b.reply(ctx, c, linkText(lr.Message, lr.URL))
 		return

@@ -15,7 +15,8 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // Bot token scopes signoff uses.
@@ -36,7 +37,7 @@ const (
 // idp.link_match: users:read.email unless link_match is "none".
 func RequiredScopes(linkMatch string) []string {
 	s := []string{ScopeChatWrite, ScopeCommands, ScopeUsersRead}
-	if linkMatch != oidc.LinkMatchNone {
+	if linkMatch != linkflow.LinkMatchNone {
 		s = append(s, ScopeUsersReadEmail)
 	}
 	return s
@@ -72,7 +73,7 @@ func (e *TokenError) Error() string {
 	}
 	if len(e.Missing) > 0 {
 		parts = append(parts, fmt.Sprintf("the Slack app's bot token lacks the scope%s %s: %s",
-			plural(len(e.Missing)), strings.Join(e.Missing, ", "), scopeFix))
+			cards.Plural(len(e.Missing)), strings.Join(e.Missing, ", "), scopeFix))
 	}
 	return "slackbot: " + strings.Join(parts, "; ")
 }
@@ -104,11 +105,11 @@ func (b *Bot) CheckToken(ctx context.Context, required []string) error {
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := b.opts.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("slackbot: auth.test: %w: %w", oidc.ErrDirectoryUnavailable, err)
+		return fmt.Errorf("slackbot: auth.test: %w: %w", linkflow.ErrDirectoryUnavailable, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("slackbot: auth.test: %w: HTTP %s", oidc.ErrDirectoryUnavailable, resp.Status)
+		return fmt.Errorf("slackbot: auth.test: %w: HTTP %s", linkflow.ErrDirectoryUnavailable, resp.Status)
 	}
 	var out struct {
 		OK                  bool   `json:"ok"`
@@ -119,14 +120,14 @@ func (b *Bot) CheckToken(ctx context.Context, required []string) error {
 		IsEnterpriseInstall bool   `json:"is_enterprise_install"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAuthTestBody)).Decode(&out); err != nil {
-		return fmt.Errorf("slackbot: auth.test: %w: unreadable answer: %w", oidc.ErrDirectoryUnavailable, err)
+		return fmt.Errorf("slackbot: auth.test: %w: unreadable answer: %w", linkflow.ErrDirectoryUnavailable, err)
 	}
 	if !out.OK {
 		switch out.Error {
 		case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type":
 			return &TokenError{Problem: fmt.Sprintf("Slack refuses slack.bot_token (%s): use the app's current Bot User OAuth Token (xoxb-…, OAuth & Permissions page)", out.Error)}
 		}
-		return fmt.Errorf("slackbot: auth.test: %w: %s", oidc.ErrDirectoryUnavailable, out.Error)
+		return fmt.Errorf("slackbot: auth.test: %w: %s", linkflow.ErrDirectoryUnavailable, out.Error)
 	}
 	info := &tokenInfo{teamName: out.Team, enterpriseID: out.EnterpriseID}
 	if h, ok := resp.Header[http.CanonicalHeaderKey("X-OAuth-Scopes")]; ok {
@@ -208,13 +209,13 @@ func (b *Bot) memberAccount(u *slack.User) bool {
 }
 
 // userInfo calls users.info for userID and sorts its failures for
-// oidc.AccountDirectory: an error wrapping oidc.ErrAccountNotFound when
+// linkflow.AccountDirectory: an error wrapping linkflow.ErrAccountNotFound when
 // Slack does not know the account (or it is deactivated),
-// oidc.ErrDirectoryUnavailable when Slack could not be asked now (rate
+// linkflow.ErrDirectoryUnavailable when Slack could not be asked now (rate
 // limit, 5xx, network), else an error saying what to fix.
 func (b *Bot) userInfo(ctx context.Context, userID string) (*slack.User, error) {
 	if !usableUserID(userID) {
-		return nil, fmt.Errorf("slackbot: %q is not a Slack user id: %w", userID, oidc.ErrAccountNotFound)
+		return nil, fmt.Errorf("slackbot: %q is not a Slack user id: %w", userID, linkflow.ErrAccountNotFound)
 	}
 	callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
 	defer cancel()
@@ -223,7 +224,7 @@ func (b *Bot) userInfo(ctx context.Context, userID string) (*slack.User, error) 
 		return nil, lookupError(err)
 	}
 	if u.Deleted {
-		return nil, fmt.Errorf("slackbot: Slack user %s is deactivated: %w", userID, oidc.ErrAccountNotFound)
+		return nil, fmt.Errorf("slackbot: Slack user %s is deactivated: %w", userID, linkflow.ErrAccountNotFound)
 	}
 	return u, nil
 }
@@ -232,23 +233,23 @@ func (b *Bot) userInfo(ctx context.Context, userID string) (*slack.User, error) 
 func lookupError(err error) error {
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
-		return fmt.Errorf("slackbot: users.info: %w: rate limited, retry after %s", oidc.ErrDirectoryUnavailable, rl.RetryAfter)
+		return fmt.Errorf("slackbot: users.info: %w: rate limited, retry after %s", linkflow.ErrDirectoryUnavailable, rl.RetryAfter)
 	}
 	var sc slack.StatusCodeError
 	if errors.As(err, &sc) {
 		if sc.Code == http.StatusTooManyRequests || sc.Code >= 500 {
-			return fmt.Errorf("slackbot: users.info: %w: %w", oidc.ErrDirectoryUnavailable, err)
+			return fmt.Errorf("slackbot: users.info: %w: %w", linkflow.ErrDirectoryUnavailable, err)
 		}
 		return fmt.Errorf("slackbot: users.info: %w", err)
 	}
 	var se slack.SlackErrorResponse
 	if !errors.As(err, &se) {
 		// No answer from Slack: the network, a timeout, a garbled body.
-		return fmt.Errorf("slackbot: users.info: %w: %w", oidc.ErrDirectoryUnavailable, err)
+		return fmt.Errorf("slackbot: users.info: %w: %w", linkflow.ErrDirectoryUnavailable, err)
 	}
 	switch se.Err {
 	case "user_not_found", "users_not_found", "user_not_visible":
-		return fmt.Errorf("slackbot: users.info: %w (%s)", oidc.ErrAccountNotFound, se.Err)
+		return fmt.Errorf("slackbot: users.info: %w (%s)", linkflow.ErrAccountNotFound, se.Err)
 	case "missing_scope":
 		needed := ""
 		if se.Needed != "" {
@@ -259,37 +260,37 @@ func lookupError(err error) error {
 	case "invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive":
 		return fmt.Errorf("slackbot: users.info: Slack refuses slack.bot_token (%s): use the app's current Bot User OAuth Token", se.Err)
 	case "ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable", "request_timeout":
-		return fmt.Errorf("slackbot: users.info: %w: %s", oidc.ErrDirectoryUnavailable, se.Err)
+		return fmt.Errorf("slackbot: users.info: %w: %s", linkflow.ErrDirectoryUnavailable, se.Err)
 	}
 	return fmt.Errorf("slackbot: users.info: %w", err)
 }
 
 // LookupAccount returns Slack's record of p (users.info): the profile
-// email, the real and display names. It implements oidc.AccountDirectory
+// email, the real and display names. It implements linkflow.AccountDirectory
 // for the account-link flow. An account Slack does not know, a
 // deactivated one and one of another organisation (a Slack Connect
-// member, whom signoff does not serve) wrap oidc.ErrAccountNotFound; a
+// member, whom signoff does not serve) wrap linkflow.ErrAccountNotFound; a
 // rate limit, a Slack 5xx or a network failure wraps
-// oidc.ErrDirectoryUnavailable. A profile without an email gives an
+// linkflow.ErrDirectoryUnavailable. A profile without an email gives an
 // account with an empty Email (the Linker then refuses to link it),
 // unless the token is known to lack users:read.email, which is an error
 // that says so.
-func (b *Bot) LookupAccount(ctx context.Context, p oidc.PlatformUser) (oidc.ChatAccount, error) {
+func (b *Bot) LookupAccount(ctx context.Context, p linkflow.PlatformUser) (linkflow.ChatAccount, error) {
 	if p.Platform != "" && p.Platform != Platform {
-		return oidc.ChatAccount{}, fmt.Errorf("slackbot: cannot look up a %s account: %w", p.Platform, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("slackbot: cannot look up a %s account: %w", p.Platform, linkflow.ErrAccountNotFound)
 	}
 	if p.Workspace != "" && b.opts.TeamID != "" && p.Workspace != b.opts.TeamID && p.Workspace != b.ownEnterprise() {
-		return oidc.ChatAccount{}, fmt.Errorf("slackbot: Slack user %s is in workspace %s; this signoff serves %s: %w", p.UserID, p.Workspace, b.opts.TeamID, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("slackbot: Slack user %s is in workspace %s; this signoff serves %s: %w", p.UserID, p.Workspace, b.opts.TeamID, linkflow.ErrAccountNotFound)
 	}
 	u, err := b.userInfo(ctx, p.UserID)
 	if err != nil {
-		return oidc.ChatAccount{}, err
+		return linkflow.ChatAccount{}, err
 	}
 	if !b.memberAccount(u) {
-		return oidc.ChatAccount{}, fmt.Errorf("slackbot: Slack user %s belongs to another organisation (team %s), not to the workspace signoff serves: %w",
-			p.UserID, u.TeamID, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("slackbot: Slack user %s belongs to another organisation (team %s), not to the workspace signoff serves: %w",
+			p.UserID, u.TeamID, linkflow.ErrAccountNotFound)
 	}
-	acct := oidc.ChatAccount{
+	acct := linkflow.ChatAccount{
 		DisplayName: strings.TrimSpace(cmp.Or(u.Profile.RealName, u.RealName, u.Profile.DisplayName)),
 		Handle:      strings.TrimSpace(cmp.Or(u.Profile.DisplayName, u.Name)),
 		Email:       strings.TrimSpace(u.Profile.Email),
@@ -304,7 +305,7 @@ func (b *Bot) LookupAccount(ctx context.Context, p oidc.PlatformUser) (oidc.Chat
 	return acct, nil
 }
 
-var _ oidc.AccountDirectory = (*Bot)(nil)
+var _ linkflow.AccountDirectory = (*Bot)(nil)
 
 // memberCacheTTL is how long a users.info answer about an account's
 // organisation is reused by the slash command check. A Slack user id
@@ -385,7 +386,7 @@ func (b *Bot) commandFromMember(ctx context.Context, c click, source string) boo
 		return true
 	case err == nil:
 		b.refuseForeign(ctx, c, team, source)
-	case errors.Is(err, oidc.ErrDirectoryUnavailable):
+	case errors.Is(err, linkflow.ErrDirectoryUnavailable):
 		b.log.Warn("could not ask slack who a command's user is", "user", c.user, "err", err)
 		b.reply(ctx, c, ":warning: signoff could not confirm your Slack account with Slack right now, so it did nothing. Try again in a minute.")
 	default:

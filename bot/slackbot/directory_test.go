@@ -21,14 +21,14 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/internal/testenv"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 const vendorTeam = "T0VENDOR"
 
-func slackAccount(user string) oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: user, Conversation: "C1"}
+func slackAccount(user string) linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: user, Conversation: "C1"}
 }
 
 func TestLookupAccountMapsProfile(t *testing.T) {
@@ -39,7 +39,7 @@ func TestLookupAccountMapsProfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := oidc.ChatAccount{DisplayName: "Alice Smith", Handle: "ally", Email: "Alice@Example.com"}
+	want := linkflow.ChatAccount{DisplayName: "Alice Smith", Handle: "ally", Email: "Alice@Example.com"}
 	if acct != want {
 		t.Errorf("account %+v, want %+v", acct, want)
 	}
@@ -49,7 +49,7 @@ func TestLookupAccountMapsProfile(t *testing.T) {
 	}
 
 	// Once auth.test named the workspace, the account carries its name.
-	if err := e.bot.CheckToken(context.Background(), RequiredScopes(oidc.LinkMatchEmail)); err != nil {
+	if err := e.bot.CheckToken(context.Background(), RequiredScopes(linkflow.LinkMatchEmail)); err != nil {
 		t.Fatal(err)
 	}
 	acct, err = e.bot.LookupAccount(context.Background(), slackAccount("UALICE"))
@@ -77,11 +77,11 @@ func TestLookupAccountWithoutEmail(t *testing.T) {
 	// When the token is known to lack users:read.email, that is said.
 	e.slack.setScopes("chat:write,commands,users:read")
 	var te *TokenError
-	if err := e.bot.CheckToken(context.Background(), RequiredScopes(oidc.LinkMatchEmail)); !errors.As(err, &te) {
+	if err := e.bot.CheckToken(context.Background(), RequiredScopes(linkflow.LinkMatchEmail)); !errors.As(err, &te) {
 		t.Fatalf("CheckToken: %v", err)
 	}
 	_, err = e.bot.LookupAccount(context.Background(), slackAccount("UCAROL"))
-	if err == nil || !strings.Contains(err.Error(), "users:read.email") || errors.Is(err, oidc.ErrAccountNotFound) {
+	if err == nil || !strings.Contains(err.Error(), "users:read.email") || errors.Is(err, linkflow.ErrAccountNotFound) {
 		t.Errorf("without the email scope: %v", err)
 	}
 }
@@ -98,11 +98,11 @@ func TestLookupAccountErrors(t *testing.T) {
 		is     error
 		says   string
 	}{
-		{"user_not_found", "UNOBODY", slackError("user_not_found"), oidc.ErrAccountNotFound, "user_not_found"},
-		{"deactivated", "UGONE", nil, oidc.ErrAccountNotFound, "deactivated"},
-		{"rate limited", "UALICE", rateLimited(30), oidc.ErrDirectoryUnavailable, "rate limited"},
-		{"HTTP 500", "UALICE", serverError, oidc.ErrDirectoryUnavailable, "500"},
-		{"ratelimited in the body", "UALICE", slackError("ratelimited"), oidc.ErrDirectoryUnavailable, "ratelimited"},
+		{"user_not_found", "UNOBODY", slackError("user_not_found"), linkflow.ErrAccountNotFound, "user_not_found"},
+		{"deactivated", "UGONE", nil, linkflow.ErrAccountNotFound, "deactivated"},
+		{"rate limited", "UALICE", rateLimited(30), linkflow.ErrDirectoryUnavailable, "rate limited"},
+		{"HTTP 500", "UALICE", serverError, linkflow.ErrDirectoryUnavailable, "500"},
+		{"ratelimited in the body", "UALICE", slackError("ratelimited"), linkflow.ErrDirectoryUnavailable, "ratelimited"},
 		{"missing_scope", "UALICE", func(w http.ResponseWriter) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"ok":false,"error":"missing_scope","needed":"users:read","provided":"chat:write,commands"}`))
@@ -120,7 +120,7 @@ func TestLookupAccountErrors(t *testing.T) {
 			if c.is != nil && !errors.Is(err, c.is) {
 				t.Errorf("error %v is not %v", err, c.is)
 			}
-			if c.is == nil && (errors.Is(err, oidc.ErrAccountNotFound) || errors.Is(err, oidc.ErrDirectoryUnavailable)) {
+			if c.is == nil && (errors.Is(err, linkflow.ErrAccountNotFound) || errors.Is(err, linkflow.ErrDirectoryUnavailable)) {
 				t.Errorf("error %v must be neither not-found nor unavailable", err)
 			}
 			if !strings.Contains(err.Error(), c.says) {
@@ -149,7 +149,7 @@ func TestLookupAccountNetworkDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.LookupAccount(context.Background(), slackAccount("UALICE")); !errors.Is(err, oidc.ErrDirectoryUnavailable) {
+	if _, err := b.LookupAccount(context.Background(), slackAccount("UALICE")); !errors.Is(err, linkflow.ErrDirectoryUnavailable) {
 		t.Errorf("network down: %v", err)
 	}
 	if err := b.CheckToken(context.Background(), RequiredScopes("")); err == nil || errors.As(err, new(*TokenError)) {
@@ -163,20 +163,20 @@ func TestLookupAccountOfAnotherOrganisation(t *testing.T) {
 	e := newEnv(t)
 	e.slack.setUser(slackUser("UEXT", vendorTeam, "mallory", "Mallory", "mallory", "alice@example.com"))
 	_, err := e.bot.LookupAccount(context.Background(), slackAccount("UEXT"))
-	if !errors.Is(err, oidc.ErrAccountNotFound) || !strings.Contains(err.Error(), "another organisation") {
+	if !errors.Is(err, linkflow.ErrAccountNotFound) || !strings.Contains(err.Error(), "another organisation") {
 		t.Errorf("connect user: %v", err)
 	}
 	stranger := slackUser("USTRANGE", testTeam, "s", "S", "s", "s@example.com")
 	stranger["is_stranger"] = true
 	e.slack.setUser(stranger)
-	if _, err := e.bot.LookupAccount(context.Background(), slackAccount("USTRANGE")); !errors.Is(err, oidc.ErrAccountNotFound) {
+	if _, err := e.bot.LookupAccount(context.Background(), slackAccount("USTRANGE")); !errors.Is(err, linkflow.ErrAccountNotFound) {
 		t.Errorf("stranger: %v", err)
 	}
 	// Asked about another workspace's account, it does not ask Slack.
 	before := len(e.slack.all("users.info"))
 	p := slackAccount("UALICE")
 	p.Workspace = vendorTeam
-	if _, err := e.bot.LookupAccount(context.Background(), p); !errors.Is(err, oidc.ErrAccountNotFound) {
+	if _, err := e.bot.LookupAccount(context.Background(), p); !errors.Is(err, linkflow.ErrAccountNotFound) {
 		t.Errorf("other workspace: %v", err)
 	}
 	if len(e.slack.all("users.info")) != before {
@@ -213,7 +213,7 @@ func TestMemberTeam(t *testing.T) {
 func TestCheckToken(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	if err := e.bot.CheckToken(ctx, RequiredScopes(oidc.LinkMatchEmail)); err != nil {
+	if err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchEmail)); err != nil {
 		t.Fatalf("all scopes: %v", err)
 	}
 	calls := e.slack.all("auth.test")
@@ -222,7 +222,7 @@ func TestCheckToken(t *testing.T) {
 	}
 
 	e.slack.setScopes("chat:write,commands")
-	err := e.bot.CheckToken(ctx, RequiredScopes(oidc.LinkMatchEmail))
+	err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchEmail))
 	var te *TokenError
 	if !errors.As(err, &te) || strings.Join(te.Missing, ",") != "users:read,users:read.email" {
 		t.Fatalf("missing scopes: %v", err)
@@ -234,15 +234,15 @@ func TestCheckToken(t *testing.T) {
 	}
 	// With link_match: none the email scope is not needed.
 	e.slack.setScopes("chat:write,commands,users:read")
-	if err := e.bot.CheckToken(ctx, RequiredScopes(oidc.LinkMatchNone)); err != nil {
+	if err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchNone)); err != nil {
 		t.Errorf("link_match none: %v", err)
 	}
-	if err := e.bot.CheckToken(ctx, RequiredScopes(oidc.LinkMatchEmail)); !errors.As(err, &te) || strings.Join(te.Missing, ",") != "users:read.email" {
+	if err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchEmail)); !errors.As(err, &te) || strings.Join(te.Missing, ",") != "users:read.email" {
 		t.Errorf("link_match email without the email scope: %v", err)
 	}
 	// No scopes header: nothing to compare.
 	e.slack.setScopes("-")
-	if err := e.bot.CheckToken(ctx, RequiredScopes(oidc.LinkMatchEmail)); err != nil {
+	if err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchEmail)); err != nil {
 		t.Errorf("without X-OAuth-Scopes: %v", err)
 	}
 
@@ -370,7 +370,7 @@ func TestClickNamesConversation(t *testing.T) {
 	e.click("UALICE", r.ID, ActionApprove, "C1")
 	e.slack.nextEphemeral(t)
 	asked := e.links.askedAbout()
-	if len(asked) != 1 || asked[0] != (oidc.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: "UALICE", Conversation: "C1"}) {
+	if len(asked) != 1 || asked[0] != (linkflow.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: "UALICE", Conversation: "C1"}) {
 		t.Errorf("asked about %+v", asked)
 	}
 }
@@ -590,7 +590,7 @@ func TestManifestScopes(t *testing.T) {
 	if err := yaml.Unmarshal(raw, &m); err != nil {
 		t.Fatal(err)
 	}
-	got, want := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot)), slices.Sorted(slices.Values(RequiredScopes(oidc.LinkMatchEmail)))
+	got, want := slices.Sorted(slices.Values(m.OAuth.Scopes.Bot)), slices.Sorted(slices.Values(RequiredScopes(linkflow.LinkMatchEmail)))
 	if !slices.Equal(got, want) {
 		t.Errorf("manifest bot scopes %v, start-up check requires %v", got, want)
 	}

@@ -27,12 +27,13 @@ import (
 	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // The Linker is the resolver serve wires in.
-var _ IdentityResolver = (*oidc.Linker)(nil)
+var _ IdentityResolver = (*linkflow.Linker)(nil)
 
 var t0 = chattest.T0
 
@@ -289,8 +290,8 @@ type linkTable struct{ *chattest.Links }
 func newLinkTable() *linkTable { return &linkTable{chattest.NewLinks()} }
 
 // teamAccount is user's account in testTeam.
-func teamAccount(user string) oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: user}
+func teamAccount(user string) linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: user}
 }
 
 func (l *linkTable) link(user string, id oidc.Identity) { l.Link(teamAccount(user), id) }
@@ -298,7 +299,7 @@ func (l *linkTable) link(user string, id oidc.Identity) { l.Link(teamAccount(use
 func (l *linkTable) markStale(user string) { l.MarkStale(teamAccount(user)) }
 
 // askedAbout returns the accounts the resolver was asked about.
-func (l *linkTable) askedAbout() []oidc.PlatformUser { return l.Asked() }
+func (l *linkTable) askedAbout() []linkflow.PlatformUser { return l.Asked() }
 
 var identity = chattest.Identity
 

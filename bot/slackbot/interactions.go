@@ -17,7 +17,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // maxRequestIDLen bounds the request id a button may carry.
@@ -197,8 +197,8 @@ type click struct {
 	reason      string
 }
 
-func (c click) platformUser() oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: c.team, UserID: c.user, Conversation: c.channel}
+func (c click) platformUser() linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: Platform, Workspace: c.team, UserID: c.user, Conversation: c.channel}
 }
 
 func (c click) source() approvals.Source {

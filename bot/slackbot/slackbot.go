@@ -47,7 +47,6 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/platform"
-	"github.com/signoff-dev/signoff/oidc"
 )
 
 // Platform is the name this adapter uses for itself in votes, links, cards
@@ -84,19 +83,8 @@ const (
 )
 
 // IdentityResolver maps a Slack account to the IdP identity a vote from it
-// counts under. *oidc.Linker implements it.
-type IdentityResolver interface {
-	// Resolve returns the linked identity, or a *oidc.LinkRequiredError
-	// (with a fresh sign-in URL) when the account is not linked or its
-	// link is stale; an error wrapping oidc.ErrIdPUnavailable when the IdP
-	// could not be asked.
-	Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error)
-	// Begin returns a single-use sign-in URL that links the account.
-	Begin(ctx context.Context, p oidc.PlatformUser) (string, error)
-	// BeginStepUp returns a single-use sign-in URL; when the sign-in
-	// completes, the resolver casts decision on requestID for the account.
-	BeginStepUp(ctx context.Context, p oidc.PlatformUser, requestID, decision string) (string, error)
-}
+// counts under. *linkflow.Linker implements it.
+type IdentityResolver = chatflow.AccountResolver
 
 // Mux is where Register mounts the callback endpoints: *http.ServeMux and
 // *bot.Server both fit.
@@ -111,7 +99,7 @@ type Options struct {
 	// Service runs the request lifecycle: votes, the outbox, audit records.
 	Service *approvals.Service
 	// Resolver maps a Slack account to its linked IdP identity
-	// (*oidc.Linker in production).
+	// (*linkflow.Linker in production).
 	Resolver IdentityResolver
 	// BotToken (xoxb-…) calls the Web API. It is never logged.
 	BotToken string
@@ -215,25 +203,11 @@ func New(opts Options) (*Bot, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("slackbot: %s", strings.Join(problems, "; "))
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.Real{}
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: DefaultCallTimeout}
-	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = time.Second
-	}
-	if opts.RequestURL == nil && opts.PublicURL != "" {
-		base := strings.TrimSuffix(opts.PublicURL, "/")
-		opts.RequestURL = func(id string) string { return base + "/v1/requests/" + url.PathEscape(id) }
-	}
+	cards.Defaults{
+		Clock: &opts.Clock, Logger: &opts.Logger, HTTPClient: &opts.HTTPClient, MaxBodyBytes: &opts.MaxBodyBytes,
+		PollInterval: &opts.PollInterval, RequestURL: &opts.RequestURL,
+		CallTimeout: DefaultCallTimeout, MaxBody: DefaultMaxBodyBytes, PublicURL: opts.PublicURL,
+	}.Apply()
 	apiOpts := []slack.Option{slack.OptionHTTPClient(opts.HTTPClient)}
 	if opts.APIURL != "" {
 		apiOpts = append(apiOpts, slack.OptionAPIURL(opts.APIURL))

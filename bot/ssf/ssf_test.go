@@ -23,6 +23,7 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -311,15 +312,15 @@ func TestNextResolveAsksForANewLink(t *testing.T) {
 	e := newEnv(t)
 	e.link("slack", "T1", "U1", "alice-sub", "alice@example.com")
 	e.link("slack", "T1", "U2", "bob-sub", "bob@example.com")
-	linker, err := oidc.NewLinker(oidc.LinkerOptions{
-		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + oidc.CallbackPath,
+	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
+		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + linkflow.CallbackPath,
 		Store: e.store, Links: e.svc, Clock: e.clk, Logger: testenv.DiscardLogger(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U1"}
-	bob := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U2"}
+	alice := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U1"}
+	bob := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U2"}
 	if id, err := linker.Resolve(context.Background(), alice); err != nil || id.Subject != "alice-sub" {
 		t.Fatalf("before the SET: %+v, %v", id, err)
 	}
@@ -328,8 +329,8 @@ func TestNextResolveAsksForANewLink(t *testing.T) {
 	wantAccepted(t, e.push(raw))
 
 	_, err = linker.Resolve(context.Background(), alice)
-	var lr *oidc.LinkRequiredError
-	if !errors.As(err, &lr) || lr.Reason != oidc.LinkReasonStale || lr.URL == "" || !strings.Contains(lr.Message, "your identity provider ended your sessions") {
+	var lr *linkflow.LinkRequiredError
+	if !errors.As(err, &lr) || lr.Reason != linkflow.LinkReasonStale || lr.URL == "" || !strings.Contains(lr.Message, "your identity provider ended your sessions") {
 		t.Fatalf("after the SET: %v (%+v); want a new sign-in link saying why", err, lr)
 	}
 	if id, err := linker.Resolve(context.Background(), bob); err != nil || id.Subject != "bob-sub" {

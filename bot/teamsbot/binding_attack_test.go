@@ -1,7 +1,7 @@
 package teamsbot
 
 // Attacks on the identity binding (docs/architecture.md, "Making a link")
-// through the Teams adapter, with the real oidc.Linker as the resolver and
+// through the Teams adapter, with the real linkflow.Linker as the resolver and
 // the Bot as its account directory, as serve wires them. Tests named
 // TestAttack…Refused pass; the others demonstrate a hole and fail until it
 // is fixed.
@@ -13,33 +13,34 @@ import (
 
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // lateResolver lets the Bot be built before the Linker that uses it as its
 // directory.
-type lateResolver struct{ l *oidc.Linker }
+type lateResolver struct{ l *linkflow.Linker }
 
-func (r *lateResolver) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+func (r *lateResolver) Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	return r.l.Resolve(ctx, p)
 }
 
-func (r *lateResolver) Begin(ctx context.Context, p oidc.PlatformUser) (string, error) {
+func (r *lateResolver) Begin(ctx context.Context, p linkflow.PlatformUser) (string, error) {
 	return r.l.Begin(ctx, p)
 }
 
-func (r *lateResolver) BeginStepUp(ctx context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+func (r *lateResolver) BeginStepUp(ctx context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error) {
 	return r.l.BeginStepUp(ctx, p, requestID, decision)
 }
 
 // newLinkedEnv is newEnv with a real Linker (link_match: email) whose
 // Teams directory is the Bot.
-func newLinkedEnv(t *testing.T) (*env, *oidc.Linker) {
+func newLinkedEnv(t *testing.T) (*env, *linkflow.Linker) {
 	t.Helper()
 	late := &lateResolver{}
 	e := newEnv(t, func(o *Options) { o.Resolver = late })
-	l, err := oidc.NewLinker(oidc.LinkerOptions{
-		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + oidc.CallbackPath,
+	l, err := linkflow.NewLinker(linkflow.LinkerOptions{
+		Issuer: idpIssuer, ClientID: "signoff", RedirectURL: "https://signoff.example.com" + linkflow.CallbackPath,
 		Store: e.store, Links: e.svc, Clock: e.clock,
 	})
 	if err != nil {
@@ -132,7 +133,7 @@ func TestAttackMemberLookupForAnotherAccountRefused(t *testing.T) {
 		t.Fatal("a member lookup answered for another tenant was used")
 	}
 	n := len(e.bf.Lookups())
-	foreign := oidc.PlatformUser{Platform: Platform, Workspace: "00000000-0000-0000-0000-0000000e7111", UserID: mallory.AADObjectID, Conversation: chanOps}
+	foreign := linkflow.PlatformUser{Platform: Platform, Workspace: "00000000-0000-0000-0000-0000000e7111", UserID: mallory.AADObjectID, Conversation: chanOps}
 	if _, err := e.lookup(foreign); err == nil {
 		t.Fatal("a lookup for an account of a tenant signoff does not serve succeeded")
 	}

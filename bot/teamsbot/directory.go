@@ -10,11 +10,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/signoff-dev/signoff/internal/text"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // The Bot is the Linker's directory of Teams accounts.
-var _ oidc.AccountDirectory = (*Bot)(nil)
+var _ linkflow.AccountDirectory = (*Bot)(nil)
 
 // maxConversationIDLen bounds the conversation id a click may leave on a
 // sign-in attempt (Teams' ids are far shorter). The id goes into audit
@@ -67,20 +67,20 @@ type teamsMember struct {
 //
 // The answer counts only when it is about p: its object id must equal
 // p.UserID and its tenant, when it names one, p.Workspace; else the error
-// wraps oidc.ErrAccountNotFound, as it does when Teams does not know the
+// wraps linkflow.ErrAccountNotFound, as it does when Teams does not know the
 // member (404). A 429, a 5xx, a network failure or a failure to get the
-// bot's token wraps oidc.ErrDirectoryUnavailable. Without a conversation
+// bot's token wraps linkflow.ErrDirectoryUnavailable. Without a conversation
 // the error tells the person to click a card again.
-func (b *Bot) LookupAccount(ctx context.Context, p oidc.PlatformUser) (oidc.ChatAccount, error) {
+func (b *Bot) LookupAccount(ctx context.Context, p linkflow.PlatformUser) (linkflow.ChatAccount, error) {
 	switch {
 	case p.Platform != Platform:
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: %s is not a Microsoft Teams account", p)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: %s is not a Microsoft Teams account", p)
 	case p.UserID == "":
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: the Teams account to look up has no Microsoft Entra object id")
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: the Teams account to look up has no Microsoft Entra object id")
 	case b.tenant(p.Workspace) == "":
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams account %s belongs to tenant %q: %w", p.UserID, p.Workspace, errTenantNotServed)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: Teams account %s belongs to tenant %q: %w", p.UserID, p.Workspace, errTenantNotServed)
 	case p.Conversation == "":
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: signoff does not know where Teams account %s clicked, so it cannot ask Teams who owns it (%w): click Approve or Deny on a signoff card in Teams again and use the new sign-in link", p.UserID, errNoConversation)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: signoff does not know where Teams account %s clicked, so it cannot ask Teams who owns it (%w): click Approve or Deny on a signoff card in Teams again and use the new sign-in link", p.UserID, errNoConversation)
 	}
 	// A thread's id (";messageid=…") is not a roster: ask the channel or
 	// chat. A channel's roster may not list every member of its team
@@ -104,7 +104,7 @@ func (b *Bot) LookupAccount(ctx context.Context, p oidc.PlatformUser) (oidc.Chat
 		}
 	}
 	if err != nil {
-		return oidc.ChatAccount{}, err
+		return linkflow.ChatAccount{}, err
 	}
 	acct, err := memberAccount(p, m)
 	if err != nil {
@@ -115,13 +115,13 @@ func (b *Bot) LookupAccount(ctx context.Context, p oidc.PlatformUser) (oidc.Chat
 
 // lookupMember asks conversation's roster for p (by its object id), through
 // the conversation's service URL.
-func (b *Bot) lookupMember(ctx context.Context, p oidc.PlatformUser, conversation string) (teamsMember, error) {
+func (b *Bot) lookupMember(ctx context.Context, p linkflow.PlatformUser, conversation string) (teamsMember, error) {
 	serviceURL, err := b.serviceURLFor(ctx, conversation, "")
 	switch {
 	case errors.Is(err, errNoServiceURL):
 		return teamsMember{}, fmt.Errorf("teamsbot: look up Teams account %s: %w", p.UserID, err)
 	case err != nil:
-		return teamsMember{}, fmt.Errorf("teamsbot: look up Teams account %s: %w: %w", p.UserID, oidc.ErrDirectoryUnavailable, err)
+		return teamsMember{}, fmt.Errorf("teamsbot: look up Teams account %s: %w: %w", p.UserID, linkflow.ErrDirectoryUnavailable, err)
 	}
 	m, err := b.api.member(ctx, serviceURL, conversation, p.UserID)
 	if err != nil {
@@ -131,10 +131,10 @@ func (b *Bot) lookupMember(ctx context.Context, p oidc.PlatformUser, conversatio
 }
 
 // memberLookupError says what a failed member lookup means for the Linker.
-func memberLookupError(p oidc.PlatformUser, conv string, err error) error {
+func memberLookupError(p linkflow.PlatformUser, conv string, err error) error {
 	var ae *apiError
 	if !errors.As(err, &ae) {
-		return fmt.Errorf("teamsbot: look up Teams account %s: %w: %w", p.UserID, oidc.ErrDirectoryUnavailable, err)
+		return fmt.Errorf("teamsbot: look up Teams account %s: %w: %w", p.UserID, linkflow.ErrDirectoryUnavailable, err)
 	}
 	switch {
 	case ae.Op == opToken || ae.Status == 0 || ae.Status == http.StatusUnauthorized ||
@@ -143,9 +143,9 @@ func memberLookupError(p oidc.PlatformUser, conv string, err error) error {
 		if ae.RetryAfter > 0 {
 			hint = fmt.Sprintf("Teams asked to wait %s", ae.RetryAfter)
 		}
-		return fmt.Errorf("teamsbot: look up Teams account %s (%s): %w: %w", p.UserID, hint, oidc.ErrDirectoryUnavailable, err)
+		return fmt.Errorf("teamsbot: look up Teams account %s (%s): %w: %w", p.UserID, hint, linkflow.ErrDirectoryUnavailable, err)
 	case ae.Status == http.StatusNotFound:
-		return fmt.Errorf("teamsbot: Teams does not know account %s in conversation %s: %w: %w", p.UserID, conv, oidc.ErrAccountNotFound, err)
+		return fmt.Errorf("teamsbot: Teams does not know account %s in conversation %s: %w: %w", p.UserID, conv, linkflow.ErrAccountNotFound, err)
 	}
 	return fmt.Errorf("teamsbot: Teams refused to look up account %s in conversation %s: %w (is the signoff app still installed there? click Approve or Deny on a signoff card again)", p.UserID, conv, err)
 }
@@ -153,19 +153,19 @@ func memberLookupError(p oidc.PlatformUser, conv string, err error) error {
 // memberAccount maps a member lookup's answer to the account it describes,
 // after checking that it describes p: the same Microsoft Entra object id
 // and, when the answer names one, the same tenant.
-func memberAccount(p oidc.PlatformUser, m teamsMember) (oidc.ChatAccount, error) {
+func memberAccount(p linkflow.PlatformUser, m teamsMember) (linkflow.ChatAccount, error) {
 	oid, aad := strings.TrimSpace(m.ObjectID), strings.TrimSpace(m.AADObjectID)
 	if oid != "" && aad != "" && !strings.EqualFold(oid, aad) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s with two object ids (%q and %q): %w", p.UserID, text.TruncateRunes(oid, 64), text.TruncateRunes(aad, 64), oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s with two object ids (%q and %q): %w", p.UserID, text.TruncateRunes(oid, 64), text.TruncateRunes(aad, 64), linkflow.ErrAccountNotFound)
 	}
 	obj := cmp.Or(oid, aad)
 	if !strings.EqualFold(obj, p.UserID) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s about another account (Microsoft Entra object id %q): %w", p.UserID, text.TruncateRunes(obj, 64), oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: Teams answered the lookup of account %s about another account (Microsoft Entra object id %q): %w", p.UserID, text.TruncateRunes(obj, 64), linkflow.ErrAccountNotFound)
 	}
 	if t := strings.TrimSpace(m.TenantID); t != "" && !strings.EqualFold(t, p.Workspace) {
-		return oidc.ChatAccount{}, fmt.Errorf("teamsbot: Teams says account %s belongs to tenant %q, not %q where it clicked: %w", p.UserID, text.TruncateRunes(t, 64), p.Workspace, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("teamsbot: Teams says account %s belongs to tenant %q, not %q where it clicked: %w", p.UserID, text.TruncateRunes(t, 64), p.Workspace, linkflow.ErrAccountNotFound)
 	}
-	return oidc.ChatAccount{
+	return linkflow.ChatAccount{
 		DisplayName: memberField(cmp.Or(strings.TrimSpace(m.Name), strings.TrimSpace(m.GivenName+" "+m.Surname))),
 		Email:       memberField(m.Email),
 		UPN:         memberField(m.UserPrincipalName),

@@ -14,7 +14,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -23,11 +23,11 @@ import (
 const opsThread = chanOps + ";messageid=1772366400001"
 
 // account is u's Teams account as a click in conversation names it.
-func (e *env) account(u teamstest.User, conversation string) oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID, Conversation: conversation}
+func (e *env) account(u teamstest.User, conversation string) linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID, Conversation: conversation}
 }
 
-func (e *env) lookup(p oidc.PlatformUser) (oidc.ChatAccount, error) {
+func (e *env) lookup(p linkflow.PlatformUser) (linkflow.ChatAccount, error) {
 	return e.bot.LookupAccount(context.Background(), p)
 }
 
@@ -42,7 +42,7 @@ func TestLookupAccountMapsMember(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := oidc.ChatAccount{DisplayName: "Alice Smith", Email: "Alice.Smith@example.com", UPN: "asmith@example.com", ObjectID: alice.AADObjectID}
+	want := linkflow.ChatAccount{DisplayName: "Alice Smith", Email: "Alice.Smith@example.com", UPN: "asmith@example.com", ObjectID: alice.AADObjectID}
 	if acct != want {
 		t.Errorf("account %+v, want %+v", acct, want)
 	}
@@ -62,7 +62,7 @@ func TestLookupAccountAnswers(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		member func(u teamstest.User) teamstest.Member
-		want   func(u teamstest.User) oidc.ChatAccount
+		want   func(u teamstest.User) linkflow.ChatAccount
 		// refused: the answer must not be used (ErrAccountNotFound).
 		refused string
 	}{{
@@ -70,8 +70,8 @@ func TestLookupAccountAnswers(t *testing.T) {
 		member: func(u teamstest.User) teamstest.Member {
 			return teamstest.Member{ID: u.ID, GivenName: "Bob", Surname: "Jones", Email: "bob@example.com", AADObjectID: u.AADObjectID}
 		},
-		want: func(u teamstest.User) oidc.ChatAccount {
-			return oidc.ChatAccount{DisplayName: "Bob Jones", Email: "bob@example.com", ObjectID: u.AADObjectID}
+		want: func(u teamstest.User) linkflow.ChatAccount {
+			return linkflow.ChatAccount{DisplayName: "Bob Jones", Email: "bob@example.com", ObjectID: u.AADObjectID}
 		},
 	}, {
 		name: "object id served as aadObjectId",
@@ -80,8 +80,8 @@ func TestLookupAccountAnswers(t *testing.T) {
 			m.ObjectIDKey = "aadObjectId"
 			return m
 		},
-		want: func(u teamstest.User) oidc.ChatAccount {
-			return oidc.ChatAccount{DisplayName: u.Name, Email: "carol@example.com", UPN: "carol@example.com", ObjectID: u.AADObjectID}
+		want: func(u teamstest.User) linkflow.ChatAccount {
+			return linkflow.ChatAccount{DisplayName: u.Name, Email: "carol@example.com", UPN: "carol@example.com", ObjectID: u.AADObjectID}
 		},
 	}, {
 		name: "objectId and aadObjectId agree",
@@ -90,8 +90,8 @@ func TestLookupAccountAnswers(t *testing.T) {
 			m.Extra = map[string]any{"aadObjectId": u.AADObjectID}
 			return m
 		},
-		want: func(u teamstest.User) oidc.ChatAccount {
-			return oidc.ChatAccount{DisplayName: u.Name, Email: "dave@example.com", UPN: "dave@example.com", ObjectID: u.AADObjectID}
+		want: func(u teamstest.User) linkflow.ChatAccount {
+			return linkflow.ChatAccount{DisplayName: u.Name, Email: "dave@example.com", UPN: "dave@example.com", ObjectID: u.AADObjectID}
 		},
 	}, {
 		name: "no tenant in the answer",
@@ -100,8 +100,8 @@ func TestLookupAccountAnswers(t *testing.T) {
 			m.OmitTenant = true
 			return m
 		},
-		want: func(u teamstest.User) oidc.ChatAccount {
-			return oidc.ChatAccount{DisplayName: u.Name, Email: "erin@example.com", UPN: "erin@example.com", ObjectID: u.AADObjectID}
+		want: func(u teamstest.User) linkflow.ChatAccount {
+			return linkflow.ChatAccount{DisplayName: u.Name, Email: "erin@example.com", UPN: "erin@example.com", ObjectID: u.AADObjectID}
 		},
 	}, {
 		name: "ids in another case",
@@ -111,8 +111,8 @@ func TestLookupAccountAnswers(t *testing.T) {
 			m.Extra = map[string]any{"objectId": strings.ToUpper(u.AADObjectID)}
 			return m
 		},
-		want: func(u teamstest.User) oidc.ChatAccount {
-			return oidc.ChatAccount{DisplayName: u.Name, Email: "frank@example.com", UPN: "frank@example.com", ObjectID: strings.ToUpper(u.AADObjectID)}
+		want: func(u teamstest.User) linkflow.ChatAccount {
+			return linkflow.ChatAccount{DisplayName: u.Name, Email: "frank@example.com", UPN: "frank@example.com", ObjectID: strings.ToUpper(u.AADObjectID)}
 		},
 	}, {
 		name: "the answer is about another account",
@@ -152,10 +152,10 @@ func TestLookupAccountAnswers(t *testing.T) {
 			e.bf.AddMember(chanOps, tc.member(u))
 			acct, err := e.lookup(e.account(u, opsThread))
 			if tc.refused != "" {
-				if !errors.Is(err, oidc.ErrAccountNotFound) || errors.Is(err, oidc.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), tc.refused) {
+				if !errors.Is(err, linkflow.ErrAccountNotFound) || errors.Is(err, linkflow.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), tc.refused) {
 					t.Fatalf("err = %v, want a refusal (ErrAccountNotFound) saying %q", err, tc.refused)
 				}
-				if acct != (oidc.ChatAccount{}) {
+				if acct != (linkflow.ChatAccount{}) {
 					t.Errorf("a refused answer was returned: %+v", acct)
 				}
 				return
@@ -190,7 +190,7 @@ func TestLookupAccountAsksTheTeamWhenTheChannelDoesNotKnow(t *testing.T) {
 	m := mallory.Member("mallory@example.com")
 	m.Extra = map[string]any{"objectId": bob.AADObjectID}
 	e.bf.AddMember(teamOps, m)
-	if _, err := e.lookup(e.account(mallory, opsThread)); !errors.Is(err, oidc.ErrAccountNotFound) {
+	if _, err := e.lookup(e.account(mallory, opsThread)); !errors.Is(err, linkflow.ErrAccountNotFound) {
 		t.Errorf("the team's answer about another account was used: %v", err)
 	}
 }
@@ -202,7 +202,7 @@ func TestLookupAccountUnknownMember(t *testing.T) {
 	e.bf.AddMember(teamOps, alice.Member("alice@example.com"))
 	// Neither the channel nor its team lists mallory.
 	_, err := e.lookup(e.account(mallory, opsThread))
-	if !errors.Is(err, oidc.ErrAccountNotFound) || errors.Is(err, oidc.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), "MemberNotFoundInConversation") {
+	if !errors.Is(err, linkflow.ErrAccountNotFound) || errors.Is(err, linkflow.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), "MemberNotFoundInConversation") {
 		t.Errorf("unknown member: %v", err)
 	}
 	// A conversation the connector has no roster for.
@@ -211,7 +211,7 @@ func TestLookupAccountUnknownMember(t *testing.T) {
 		t.Fatalf("install: %d", rec.Code)
 	}
 	_, err = e.lookup(e.account(alice, chat.Conversation))
-	if !errors.Is(err, oidc.ErrAccountNotFound) || !strings.Contains(err.Error(), "ConversationNotFound") {
+	if !errors.Is(err, linkflow.ErrAccountNotFound) || !strings.Contains(err.Error(), "ConversationNotFound") {
 		t.Errorf("unknown conversation: %v", err)
 	}
 	// Teams refusing for another reason (the app was removed from the
@@ -220,7 +220,7 @@ func TestLookupAccountUnknownMember(t *testing.T) {
 	before := len(e.bf.Lookups())
 	e.bf.Fail(http.MethodGet, teamstest.Answer{Status: http.StatusForbidden, Code: "BotNotInConversationRoster"})
 	_, err = e.lookup(e.account(alice, opsThread))
-	if err == nil || errors.Is(err, oidc.ErrAccountNotFound) || errors.Is(err, oidc.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), "installed") {
+	if err == nil || errors.Is(err, linkflow.ErrAccountNotFound) || errors.Is(err, linkflow.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), "installed") {
 		t.Errorf("403: %v", err)
 	}
 	if n := len(e.bf.Lookups()) - before; n != 1 {
@@ -234,32 +234,32 @@ func TestLookupAccountUnavailable(t *testing.T) {
 	closed.Close()
 	for _, tc := range []struct {
 		name  string
-		setup func(e *env) oidc.PlatformUser
+		setup func(e *env) linkflow.PlatformUser
 		says  string
 	}{{
 		name: "429",
-		setup: func(e *env) oidc.PlatformUser {
+		setup: func(e *env) linkflow.PlatformUser {
 			e.bf.Fail(http.MethodGet, teamstest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "7"})
 			return e.account(teamstest.NewUser("alice"), opsThread)
 		},
 		says: "Teams asked to wait 7s",
 	}, {
 		name: "500",
-		setup: func(e *env) oidc.PlatformUser {
+		setup: func(e *env) linkflow.PlatformUser {
 			e.bf.Fail(http.MethodGet, teamstest.Answer{Status: http.StatusInternalServerError})
 			return e.account(teamstest.NewUser("alice"), opsThread)
 		},
 		says: "HTTP 500",
 	}, {
 		name: "the bot's token cannot be had",
-		setup: func(e *env) oidc.PlatformUser {
+		setup: func(e *env) linkflow.PlatformUser {
 			e.bf.Fail("TOKEN", teamstest.Answer{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable"})
 			return e.account(teamstest.NewUser("alice"), opsThread)
 		},
 		says: "temporarily_unavailable",
 	}, {
 		name: "network",
-		setup: func(e *env) oidc.PlatformUser {
+		setup: func(e *env) linkflow.PlatformUser {
 			chat := teamstest.Place{Conversation: "19:gone@thread.v2", Type: "groupChat", ServiceURL: closedURL}
 			if rec := e.send(e.bf.Installed(chat, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
 				t.Fatalf("install: %d", rec.Code)
@@ -274,7 +274,7 @@ func TestLookupAccountUnavailable(t *testing.T) {
 			e.bf.AddMember(chanOps, alice.Member("alice@example.com"))
 			p := tc.setup(e)
 			_, err := e.lookup(p)
-			if !errors.Is(err, oidc.ErrDirectoryUnavailable) || errors.Is(err, oidc.ErrAccountNotFound) || !strings.Contains(err.Error(), tc.says) {
+			if !errors.Is(err, linkflow.ErrDirectoryUnavailable) || errors.Is(err, linkflow.ErrAccountNotFound) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err = %v, want ErrDirectoryUnavailable saying %q", err, tc.says)
 			}
 			if p.Conversation != opsThread {
@@ -295,13 +295,13 @@ func TestLookupAccountNeedsAConversationItCanReach(t *testing.T) {
 
 	// No conversation: the person is told to click again.
 	_, err := e.lookup(e.account(alice, ""))
-	if err == nil || errors.Is(err, oidc.ErrDirectoryUnavailable) || errors.Is(err, oidc.ErrAccountNotFound) || !strings.Contains(err.Error(), "click Approve or Deny") {
+	if err == nil || errors.Is(err, linkflow.ErrDirectoryUnavailable) || errors.Is(err, linkflow.ErrAccountNotFound) || !strings.Contains(err.Error(), "click Approve or Deny") {
 		t.Errorf("no conversation: %v", err)
 	}
 	// A conversation whose service URL nobody told signoff: no call, and
 	// the bot's token goes nowhere.
 	_, err = e.lookup(e.account(alice, chanNowhere))
-	if !errors.Is(err, errNoServiceURL) || errors.Is(err, oidc.ErrDirectoryUnavailable) {
+	if !errors.Is(err, errNoServiceURL) || errors.Is(err, linkflow.ErrDirectoryUnavailable) {
 		t.Errorf("unknown service URL: %v", err)
 	}
 	// Not a Teams account, or a tenant signoff does not serve.
@@ -338,7 +338,7 @@ func TestLookupAccountAsksTheConversationsServiceURL(t *testing.T) {
 	alice := teamstest.NewUser("alice")
 	e.bf.AddMember(chat.Conversation, alice.Member("alice@example.com"))
 	// The region stand-in does not know the bot's token: 401.
-	if _, err := e.lookup(e.account(alice, chat.Conversation)); !errors.Is(err, oidc.ErrDirectoryUnavailable) {
+	if _, err := e.lookup(e.account(alice, chat.Conversation)); !errors.Is(err, linkflow.ErrDirectoryUnavailable) {
 		t.Fatalf("err = %v", err)
 	}
 	if l := region.Lookups(); len(l) != 1 || l[0].Conversation != chat.Conversation || !strings.HasPrefix(l[0].Authorization, "Bearer ") {

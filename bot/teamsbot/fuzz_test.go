@@ -15,7 +15,7 @@ import (
 
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/internal/chattest"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -230,8 +230,8 @@ func TestOversizedAADObjectIDKeepsAuditVerifiable(t *testing.T) {
 	}
 }
 
-func platformUser(e *fuzzEnv, u teamstest.User) oidc.PlatformUser {
-	return oidc.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID}
+func platformUser(e *fuzzEnv, u teamstest.User) linkflow.PlatformUser {
+	return linkflow.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID}
 }
 
 // FuzzActivityFields complements FuzzActivity, whose byte-level mutations

@@ -20,13 +20,13 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // The Linker is the resolver serve wires in.
-var _ IdentityResolver = (*oidc.Linker)(nil)
+var _ IdentityResolver = (*linkflow.Linker)(nil)
 
 var t0 = chattest.T0
 
@@ -214,9 +214,9 @@ func (e *env) vote(user teamstest.User, requestID, verb string) decodedInvoke {
 }
 
 // teamsUser returns the Teams account of name as the link table keys it.
-func (e *env) teamsUser(name string) (teamstest.User, oidc.PlatformUser) {
+func (e *env) teamsUser(name string) (teamstest.User, linkflow.PlatformUser) {
 	u := teamstest.NewUser(name)
-	return u, oidc.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID}
+	return u, linkflow.PlatformUser{Platform: Platform, Workspace: e.bf.TenantID(), UserID: u.AADObjectID}
 }
 
 // linked returns a Teams user linked to name's identity in groups.

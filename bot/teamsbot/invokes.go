@@ -19,6 +19,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // invokeAdaptiveCardAction is the invoke a card's Action.Execute sends.
@@ -195,12 +196,12 @@ type click struct {
 // clicked in: a sign-in attempt remembers it, so that signoff can ask
 // Teams who owns the account (LookupAccount) and write to it there. An id
 // too long to keep is left out (the lookup then asks for another click).
-func (c click) platformUser() oidc.PlatformUser {
+func (c click) platformUser() linkflow.PlatformUser {
 	conv := c.conversation
 	if len(conv) > maxConversationIDLen || !utf8.ValidString(conv) {
 		conv = ""
 	}
-	return oidc.PlatformUser{Platform: Platform, Workspace: c.tenant, UserID: c.user, Conversation: conv}
+	return linkflow.PlatformUser{Platform: Platform, Workspace: c.tenant, UserID: c.user, Conversation: conv}
 }
 
 func (c click) source() approvals.Source {
@@ -457,7 +458,7 @@ var errStillChecking = errors.New("teamsbot: still checking the identity")
 // refresh still completes for the next click.
 type boundedResolver struct{ b *Bot }
 
-func (r boundedResolver) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+func (r boundedResolver) Resolve(_ context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	id, timedOut, err := bounded(r.b, func(ctx context.Context) (oidc.Identity, error) {
 		return r.b.res.Resolve(ctx, p)
 	})
@@ -468,7 +469,7 @@ func (r boundedResolver) Resolve(_ context.Context, p oidc.PlatformUser) (oidc.I
 	return id, err
 }
 
-func (r boundedResolver) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+func (r boundedResolver) BeginStepUp(_ context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error) {
 	u, timedOut, err := bounded(r.b, func(ctx context.Context) (string, error) {
 		return r.b.res.BeginStepUp(ctx, p, requestID, decision)
 	})

@@ -13,7 +13,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -122,7 +122,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 			t.Errorf("answer: %q", msg)
 		}
 		recs := e.recordsOf(audit.TypeVoteRejected)
-		if last := recs[len(recs)-1]; last.Data["reason"] != string(approvals.ReasonStaleIdentity) || last.Data["detail"] != string(oidc.LinkReasonStale) {
+		if last := recs[len(recs)-1]; last.Data["reason"] != string(approvals.ReasonStaleIdentity) || last.Data["detail"] != string(linkflow.LinkReasonStale) {
 			t.Errorf("record: %+v", last)
 		}
 	})

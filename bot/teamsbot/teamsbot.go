@@ -4,7 +4,7 @@
 // Connector sends to POST /teams/messages, and turns a verified click by a
 // linked approver into an approvals vote. It also tells the account-link
 // flow who owns a Teams account (LookupAccount, the Bot Connector's member
-// lookup, for oidc.AccountDirectory) and posts the messages the flow sends
+// lookup, for linkflow.AccountDirectory) and posts the messages the flow sends
 // to an account (Notify, from "notice.teams" outbox entries).
 //
 // What it checks, in order, before anything reaches approvals:
@@ -79,7 +79,6 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/platform"
-	"github.com/signoff-dev/signoff/oidc"
 )
 
 // Platform is the name this adapter uses for itself in votes, links, cards,
@@ -159,19 +158,8 @@ const (
 )
 
 // IdentityResolver maps a Teams account (tenant id + aadObjectId) to the IdP
-// identity a vote from it counts under. *oidc.Linker implements it.
-type IdentityResolver interface {
-	// Resolve returns the linked identity, or a *oidc.LinkRequiredError
-	// (with a fresh sign-in URL) when the account is not linked or its
-	// link is stale; an error wrapping oidc.ErrIdPUnavailable when the IdP
-	// could not be asked.
-	Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error)
-	// Begin returns a single-use sign-in URL that links the account.
-	Begin(ctx context.Context, p oidc.PlatformUser) (string, error)
-	// BeginStepUp returns a single-use sign-in URL; when the sign-in
-	// completes, the resolver casts decision on requestID for the account.
-	BeginStepUp(ctx context.Context, p oidc.PlatformUser, requestID, decision string) (string, error)
-}
+// identity a vote from it counts under. *linkflow.Linker implements it.
+type IdentityResolver = chatflow.AccountResolver
 
 // Mux is where Register mounts the messaging endpoint: *http.ServeMux and
 // *bot.Server both fit.
@@ -360,30 +348,16 @@ func New(opts Options) (*Bot, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("teamsbot: %s", strings.Join(problems, "; "))
 	}
-	if opts.Clock == nil {
-		opts.Clock = clock.Real{}
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: DefaultCallTimeout}
-	}
-	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = DefaultMaxBodyBytes
-	}
-	if opts.PollInterval <= 0 {
-		opts.PollInterval = time.Second
-	}
+	cards.Defaults{
+		Clock: &opts.Clock, Logger: &opts.Logger, HTTPClient: &opts.HTTPClient, MaxBodyBytes: &opts.MaxBodyBytes,
+		PollInterval: &opts.PollInterval, RequestURL: &opts.RequestURL,
+		CallTimeout: DefaultCallTimeout, MaxBody: DefaultMaxBodyBytes, PublicURL: opts.PublicURL,
+	}.Apply()
 	if opts.ResolveTimeout <= 0 {
 		opts.ResolveTimeout = DefaultResolveTimeout
 	}
 	if opts.MaxSkew == 0 {
 		opts.MaxSkew = DefaultMaxSkew
-	}
-	if opts.RequestURL == nil && opts.PublicURL != "" {
-		base := strings.TrimSuffix(opts.PublicURL, "/")
-		opts.RequestURL = func(id string) string { return base + "/v1/requests/" + url.PathEscape(id) }
 	}
 	log := opts.Logger.With("component", "teamsbot")
 	keys := newKeySet(opts.OpenIDMetadataURL, opts.HTTPClient, opts.Clock, log)

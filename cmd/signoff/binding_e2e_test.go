@@ -17,7 +17,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testop"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -102,7 +102,7 @@ func startBindingServer(t *testing.T, chat, notify string, users ...testop.User)
 	// signoff listens now: the OP learns where to send people back.
 	_, port, _ = net.SplitHostPort(ts.addr)
 	s.public = "http://localhost:" + port
-	op.AddRedirectURI(s.public + oidc.CallbackPath)
+	op.AddRedirectURI(s.public + linkflow.CallbackPath)
 	return s
 }
 
@@ -351,7 +351,7 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 	// her account, privately.
 	signedPost(t, s.base, "/slack/interactions", clickPayload("U0MALLORY", id, "signoff_approve", "301"))
 	malloryLink := newSlackLink(t, slack, "U0MALLORY", 0)
-	if !strings.HasPrefix(malloryLink, s.public+oidc.StartPath) {
+	if !strings.HasPrefix(malloryLink, s.public+linkflow.StartPath) {
 		t.Fatalf("sign-in link %s is not at signoff's public URL %s", malloryLink, s.public)
 	}
 	// The chat unfurls it (a preview bot fetches it): the page names
@@ -367,7 +367,7 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 	// The refusal is in the audit log with both sides, and mallory's
 	// account is told who tried to link it.
 	all := serverAudit(t, s.testServer)
-	wantRefusalRecord(t, all, "slack", "T0E2E", "U0MALLORY", s.op.Issuer, "sub-alice", "alice@example.com", string(oidc.RefusalMismatch), "mallory@example.com")
+	wantRefusalRecord(t, all, "slack", "T0E2E", "U0MALLORY", s.op.Issuer, "sub-alice", "alice@example.com", string(linkflow.RefusalMismatch), "mallory@example.com")
 	waitDirectMessage(t, slack, "U0MALLORY", "alice@example.com", "refused")
 
 	// mallory's next click counts nothing: she is asked to sign in again.
@@ -401,7 +401,7 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 	}
 	all = serverAudit(t, s.testServer)
 	linked := recordsBy(all, audit.TypeIdentityLinked, "U0ALICE")
-	if len(linked) != 1 || linked[0].Actor.Subject != "sub-alice" || linked[0].Data["matched_by"] != oidc.MatchedByEmail {
+	if len(linked) != 1 || linked[0].Actor.Subject != "sub-alice" || linked[0].Data["matched_by"] != linkflow.MatchedByEmail {
 		t.Errorf("identity.linked of alice's account: %+v", linked)
 	}
 	if l := recordsBy(all, audit.TypeIdentityLinked, "U0MALLORY"); len(l) != 0 {
@@ -527,7 +527,7 @@ func TestBindingTeamsForwardedLinkIsRefused(t *testing.T) {
 	wantRefusedPage(t, resp, body, mallory.AADObjectID, "mallory@example.com", "alice@example.com")
 
 	all := serverAudit(t, s.testServer)
-	wantRefusalRecord(t, all, "teams", bf.TenantID(), mallory.AADObjectID, s.op.Issuer, "sub-alice", "alice@example.com", string(oidc.RefusalMismatch), "mallory@example.com")
+	wantRefusalRecord(t, all, "teams", bf.TenantID(), mallory.AADObjectID, s.op.Issuer, "sub-alice", "alice@example.com", string(linkflow.RefusalMismatch), "mallory@example.com")
 	// Teams cannot write to mallory privately: the notice goes into the
 	// conversation she clicked in, without names.
 	waitFor(t, 20*time.Second, "the refusal notice in the channel", func() bool {
@@ -572,7 +572,7 @@ func TestBindingTeamsForwardedLinkIsRefused(t *testing.T) {
 	}
 	all = serverAudit(t, s.testServer)
 	linked := recordsBy(all, audit.TypeIdentityLinked, alice.AADObjectID)
-	if len(linked) != 1 || linked[0].Actor.Subject != "sub-alice" || linked[0].Data["matched_by"] != oidc.MatchedByOID {
+	if len(linked) != 1 || linked[0].Actor.Subject != "sub-alice" || linked[0].Data["matched_by"] != linkflow.MatchedByOID {
 		t.Errorf("identity.linked of alice's account: %+v", linked)
 	}
 	if l := recordsBy(all, audit.TypeIdentityLinked, mallory.AADObjectID); len(l) != 0 {

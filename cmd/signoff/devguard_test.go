@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -119,7 +119,7 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || linkID == nil || linkCSRF == nil {
 		t.Fatalf("confirmation page on loopback: %d\n%s", resp.StatusCode, body)
 	}
-	linkCookie := cookieHeader(b, ts.base+oidc.StartPath)
+	linkCookie := cookieHeader(b, ts.base+linkflow.StartPath)
 
 	type route struct {
 		method, path string
@@ -146,9 +146,9 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 		{"POST", "/dev/oidc/authorize", nil, form(url.Values{"person": {"alice"}})},
 		{"POST", "/dev/oidc/token", nil, form(url.Values{"grant_type": {"authorization_code"}, "code": {"x"}})},
 		{"GET", link.RequestURI(), nil, ""},
-		{"POST", oidc.StartPath, map[string]string{"Cookie": linkCookie},
+		{"POST", linkflow.StartPath, map[string]string{"Cookie": linkCookie},
 			form(url.Values{"id": {linkID[1]}, "csrf": {linkCSRF[1]}})},
-		{"GET", oidc.CallbackPath + "?state=x&code=y", nil, ""},
+		{"GET", linkflow.CallbackPath + "?state=x&code=y", nil, ""},
 	}
 	for _, host := range foreign {
 		for _, rt := range routes {
@@ -174,7 +174,7 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 	}
 	// The sign-in link was neither used up nor moved on: on loopback it
 	// still leads to the dev issuer's sign-in, and bob links.
-	resp, body = b.read(b.c.PostForm(ts.base+oidc.StartPath, url.Values{"id": {linkID[1]}, "csrf": {linkCSRF[1]}}))
+	resp, body = b.read(b.c.PostForm(ts.base+linkflow.StartPath, url.Values{"id": {linkID[1]}, "csrf": {linkCSRF[1]}}))
 	page, action := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body)
 	signInCSRF := consoleCSRFRE.FindStringSubmatch(body)
 	if resp.StatusCode != http.StatusOK || page == nil || action == nil || signInCSRF == nil {
@@ -233,7 +233,7 @@ func TestDevRoutesAcceptLoopbackNames(t *testing.T) {
 			{"POST", "/dev/token", jsonCT, `{}`, http.StatusOK, `"token"`},
 			{"GET", "/dev/oidc/.well-known/openid-configuration", nil, "", http.StatusOK, "jwks_uri"},
 			{"GET", "/dev/oidc/jwks", nil, "", http.StatusOK, `"keys"`},
-			{"GET", oidc.CallbackPath + "?state=x&code=y", nil, "", 0, ""},
+			{"GET", linkflow.CallbackPath + "?state=x&code=y", nil, "", 0, ""},
 		} {
 			code, body := h.do(tc.method, tc.path, host, tc.headers, tc.body)
 			if code == http.StatusMisdirectedRequest || strings.Contains(body, refusalMarker) || (tc.want != 0 && code != tc.want) || !strings.Contains(body, tc.contains) {

@@ -11,8 +11,8 @@ import (
 	"github.com/signoff-dev/signoff/bot/devconsole"
 	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/config"
-	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -40,14 +40,14 @@ var devLinkScopes = []string{"openid", "email", "profile", "groups"}
 //     accounts, so it shares no per-account state with serve's.
 //
 // Without dev approvers the panel is hidden and no flow is built.
-func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
+func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*linkflow.Linker, error) {
 	dev, err := devRoutes(front, addr)
 	if err != nil {
 		return nil, err
 	}
 	approvers := devApprovers(cfg)
 	opts := devconsole.Options{Service: svc, Approvers: approvers, IssuerURL: devIss.URL(), Logger: logger, Clicks: front.Clicks()}
-	var own *oidc.Linker
+	var own *linkflow.Linker
 	switch {
 	case len(approvers) == 0:
 	case cfg.IdP.Configured():
@@ -100,8 +100,8 @@ func devRoutes(front *bot.Server, addr string) (loopback.Mux, error) {
 // bound, the idp section's link_max_age and groups_max_age (their
 // defaults when unset), no refresh tokens (so no token key), and step-up
 // sign-ins completing votes through svc. Only for dev mode.
-func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
-	redirect := "http://" + addr + oidc.CallbackPath
+func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*linkflow.Linker, error) {
+	redirect := "http://" + addr + linkflow.CallbackPath
 	people := make([]devissuer.Person, 0, len(cfg.Dev.Approvers))
 	for _, a := range cfg.Dev.Approvers {
 		people = append(people, devissuer.Person{Name: a.Name, Email: a.Email, Groups: a.Groups})
@@ -111,9 +111,9 @@ func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, sto
 	}
 	groupsMaxAge := cfg.IdP.GroupsMaxAge
 	if groupsMaxAge == 0 {
-		groupsMaxAge = oidc.DefaultGroupsMaxAge
+		groupsMaxAge = linkflow.DefaultGroupsMaxAge
 	}
-	linker, err := oidc.NewLinker(oidc.LinkerOptions{
+	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
 		Issuer:       devIss.URL(),
 		ClientID:     devClientID,
 		Scopes:       devLinkScopes,

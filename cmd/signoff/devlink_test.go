@@ -18,8 +18,8 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/internal/browsertest"
-	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -122,7 +122,7 @@ func (b *consoleBrowser) open(link string) (*http.Response, string) {
 	if id == nil || csrf == nil {
 		b.t.Fatalf("confirmation page without its form:\n%s", body)
 	}
-	target, err := resp.Request.URL.Parse(oidc.StartPath)
+	target, err := resp.Request.URL.Parse(linkflow.StartPath)
 	if err != nil {
 		b.t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -304,7 +305,7 @@ type serveParts struct {
 	// linker is where chat accounts link to an identity: the company IdP
 	// when idp is configured, else in dev mode the dev issuer; nil when
 	// neither.
-	linker *oidc.Linker
+	linker *linkflow.Linker
 	slack  *slackbot.Bot
 	teams  *teamsbot.Bot
 }
@@ -351,7 +352,7 @@ func (p *serveParts) startLinker() error {
 		if linker.KeepsRefreshTokens() {
 			p.loops.start("link sweep", func(ctx context.Context) error { linker.RunSweep(ctx); return nil })
 			p.logger.Info("link sweep on: links are refreshed at the identity provider once their groups are older than idp.groups_max_age",
-				"every", linker.SweepInterval(), "concurrency", oidc.DefaultSweepConcurrency)
+				"every", linker.SweepInterval(), "concurrency", linkflow.DefaultSweepConcurrency)
 		}
 		p.linker = linker
 	}
@@ -772,12 +773,12 @@ func followListenAddress(pol *policy.Policy, bound string, logger *slog.Logger) 
 // newLinker builds the approver account-link flow from the idp section:
 // the redirect URL is public_url + /link/callback; refresh tokens are kept
 // (sealed) only when idp.token_encryption_key is set.
-func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*oidc.Linker, error) {
+func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, logger *slog.Logger) (*linkflow.Linker, error) {
 	var tokenKey []byte
 	if cfg.IdP.TokenEncryptionKey.IsSet() {
 		tokenKey = []byte(cfg.IdP.TokenEncryptionKey.Reveal())
 	}
-	linker, err := oidc.NewLinker(oidc.LinkerOptions{
+	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
 		Issuer:       cfg.IdP.Issuer,
 		ClientID:     cfg.IdP.ClientID,
 		ClientSecret: cfg.IdP.ClientSecret.Reveal(),
@@ -785,7 +786,7 @@ func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, 
 		GroupsClaim:  cfg.IdP.GroupsClaim,
 		LinkMatch:    cfg.IdP.LinkMatch,
 		PersonClaims: cfg.IdP.PersonClaims,
-		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + oidc.CallbackPath,
+		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + linkflow.CallbackPath,
 		LinkMaxAge:   cfg.IdP.LinkMaxAge,
 		GroupsMaxAge: cfg.IdP.GroupsMaxAge,
 		TokenKey:     tokenKey,
@@ -816,7 +817,7 @@ func chatPlatforms(cfg *config.Config) []string {
 
 // newSlackBot builds the Slack adapter from the slack section; votes go
 // through linker's identities; clicks limits each Slack account.
-func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*slackbot.Bot, error) {
+func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *linkflow.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*slackbot.Bot, error) {
 	sb, err := slackbot.New(slackbot.Options{
 		Service:       svc,
 		Resolver:      linker,
@@ -838,7 +839,7 @@ func newSlackBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker
 
 // newTeamsBot builds the Teams adapter from the teams section; votes go
 // through linker's identities; clicks limits each Teams account.
-func newTeamsBot(cfg *config.Config, svc *approvals.Service, linker *oidc.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*teamsbot.Bot, error) {
+func newTeamsBot(cfg *config.Config, svc *approvals.Service, linker *linkflow.Linker, clicks *chatlimit.Limiter, logger *slog.Logger) (*teamsbot.Bot, error) {
 	tb, err := teamsbot.New(teamsbot.Options{
 		Service:           svc,
 		Resolver:          linker,

@@ -15,16 +15,17 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 )
 
 type noLinks struct{}
 
-func (noLinks) Resolve(context.Context, oidc.PlatformUser) (oidc.Identity, error) {
+func (noLinks) Resolve(context.Context, linkflow.PlatformUser) (oidc.Identity, error) {
 	return oidc.Identity{}, errors.New("not linked")
 }
-func (noLinks) Begin(context.Context, oidc.PlatformUser) (string, error) { return "", nil }
-func (noLinks) BeginStepUp(context.Context, oidc.PlatformUser, string, string) (string, error) {
+func (noLinks) Begin(context.Context, linkflow.PlatformUser) (string, error) { return "", nil }
+func (noLinks) BeginStepUp(context.Context, linkflow.PlatformUser, string, string) (string, error) {
 	return "", nil
 }
 

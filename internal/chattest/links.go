@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // Links is the test double of the account-link component (tested in
@@ -18,7 +19,7 @@ type Links struct {
 	down    bool
 	slow    bool
 	stepUps []string
-	asked   []oidc.PlatformUser
+	asked   []linkflow.PlatformUser
 	entered chan struct{}
 	release chan struct{}
 }
@@ -31,17 +32,17 @@ func NewLinks() *Links {
 
 // key identifies an account; the conversation a click came from does not
 // matter.
-func key(p oidc.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
+func key(p linkflow.PlatformUser) string { return p.Platform + "/" + p.Workspace + "/" + p.UserID }
 
 // Link links account p to id.
-func (l *Links) Link(p oidc.PlatformUser, id oidc.Identity) {
+func (l *Links) Link(p linkflow.PlatformUser, id oidc.Identity) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.ids[key(p)] = id
 }
 
 // MarkStale makes p's link stale: resolving it asks for a new sign-in.
-func (l *Links) MarkStale(p oidc.PlatformUser) {
+func (l *Links) MarkStale(p linkflow.PlatformUser) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.stale[key(p)] = true
@@ -79,28 +80,28 @@ func (l *Links) StepUps() []string {
 
 // Asked returns every account Resolve, Begin or BeginStepUp was asked
 // about, in order.
-func (l *Links) Asked() []oidc.PlatformUser {
+func (l *Links) Asked() []linkflow.PlatformUser {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return append([]oidc.PlatformUser(nil), l.asked...)
+	return append([]linkflow.PlatformUser(nil), l.asked...)
 }
 
 // required is the LinkRequiredError an unlinked or stale account gets.
-func (l *Links) required(p oidc.PlatformUser) error {
+func (l *Links) required(p linkflow.PlatformUser) error {
 	if l.stale[key(p)] {
-		return &oidc.LinkRequiredError{URL: PublicURL + "/link/start?id=relink-" + p.UserID, Reason: oidc.LinkReasonStale,
+		return &linkflow.LinkRequiredError{URL: PublicURL + "/link/start?id=relink-" + p.UserID, Reason: linkflow.LinkReasonStale,
 			Message: "your account link is no longer valid (user disabled): open the link to sign in again, then click again"}
 	}
 	if _, ok := l.ids[key(p)]; !ok {
-		return &oidc.LinkRequiredError{URL: PublicURL + "/link/start?id=link-" + p.UserID, Reason: oidc.LinkReasonNotLinked,
+		return &linkflow.LinkRequiredError{URL: PublicURL + "/link/start?id=link-" + p.UserID, Reason: linkflow.LinkReasonNotLinked,
 			Message: "your chat account is not linked to your company sign-in yet: open the link to sign in once, then click again"}
 	}
 	return nil
 }
 
 // Resolve returns p's identity, a LinkRequiredError, or (while down) an
-// error wrapping oidc.ErrIdPUnavailable.
-func (l *Links) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity, error) {
+// error wrapping linkflow.ErrIdPUnavailable.
+func (l *Links) Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	l.mu.Lock()
 	l.asked = append(l.asked, p)
 	slow := l.slow
@@ -116,7 +117,7 @@ func (l *Links) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.down {
-		return oidc.Identity{}, fmt.Errorf("refresh: %w", oidc.ErrIdPUnavailable)
+		return oidc.Identity{}, fmt.Errorf("refresh: %w", linkflow.ErrIdPUnavailable)
 	}
 	if err := l.required(p); err != nil {
 		return oidc.Identity{}, err
@@ -125,7 +126,7 @@ func (l *Links) Resolve(ctx context.Context, p oidc.PlatformUser) (oidc.Identity
 }
 
 // Begin returns the link that starts linking p.
-func (l *Links) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
+func (l *Links) Begin(_ context.Context, p linkflow.PlatformUser) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.asked = append(l.asked, p)
@@ -134,7 +135,7 @@ func (l *Links) Begin(_ context.Context, p oidc.PlatformUser) (string, error) {
 
 // BeginStepUp records the step-up and returns its link, or the
 // LinkRequiredError of an unlinked or stale account.
-func (l *Links) BeginStepUp(_ context.Context, p oidc.PlatformUser, requestID, decision string) (string, error) {
+func (l *Links) BeginStepUp(_ context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.asked = append(l.asked, p)

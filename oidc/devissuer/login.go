@@ -116,7 +116,7 @@ type codeGrant struct {
 
 // EnableLogin turns the dev issuer into a minimal OpenID Provider for the
 // authorization-code flow with PKCE, so a client such as signoff's
-// account-link flow (oidc.Linker) can sign people in at it. Handler then
+// account-link flow (linkflow.Linker) can sign people in at it. Handler then
 // also serves:
 //
 //   - GET <issuer path>/authorize: checks the request (client_id and

@@ -23,8 +23,8 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/clock"
-	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
@@ -55,7 +55,7 @@ func startLogin(t *testing.T) *loginServer {
 		t.Fatal(err)
 	}
 	clk := clock.NewFake(time.Now())
-	redirect := srv.URL + oidc.CallbackPath
+	redirect := srv.URL + linkflow.CallbackPath
 	if err := iss.EnableLogin(devissuer.LoginOptions{RedirectURL: redirect, People: devPeople, Clock: clk}); err != nil {
 		t.Fatalf("EnableLogin: %v", err)
 	}
@@ -188,7 +188,7 @@ func (s *loginServer) tokenForm(code, verifier string) url.Values {
 }
 
 // TestLinkerLinksAtDevIssuer runs signoff's real account-link flow
-// (oidc.Linker, go-oidc discovery, x/oauth2 exchange) against the dev
+// (linkflow.Linker, go-oidc discovery, x/oauth2 exchange) against the dev
 // issuer: a chat account is linked by signing in as alice, and Resolve
 // then vouches for alice with her groups and an MFA sign-in.
 var (
@@ -204,7 +204,7 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 	}
 	t.Cleanup(func() { st.Close() })
 	svc := approvals.New(st, &policy.Policy{Actions: map[string]*policy.Action{}}, approvals.Options{Logger: slog.New(slog.DiscardHandler)})
-	linker, err := oidc.NewLinker(oidc.LinkerOptions{
+	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
 		Issuer:      s.issuer.URL(),
 		ClientID:    devissuer.DefaultClientID,
 		Scopes:      []string{"openid", "email", "profile", "groups"},
@@ -217,14 +217,14 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 	}
 	linker.Register(s.mux)
 	// The chat account is alice's: its platform record carries her email.
-	linker.SetDirectory("dev", oidc.DirectoryFunc(func(context.Context, oidc.PlatformUser) (oidc.ChatAccount, error) {
-		return oidc.ChatAccount{Handle: "alice", Email: "alice@example.com"}, nil
+	linker.SetDirectory("dev", linkflow.DirectoryFunc(func(context.Context, linkflow.PlatformUser) (linkflow.ChatAccount, error) {
+		return linkflow.ChatAccount{Handle: "alice", Email: "alice@example.com"}, nil
 	}))
-	chat := oidc.PlatformUser{Platform: "dev", Workspace: "dev", UserID: "alice"}
+	chat := linkflow.PlatformUser{Platform: "dev", Workspace: "dev", UserID: "alice"}
 	ctx := context.Background()
 
-	var lr *oidc.LinkRequiredError
-	if _, err := linker.Resolve(ctx, chat); !errors.As(err, &lr) || lr.Reason != oidc.LinkReasonNotLinked {
+	var lr *linkflow.LinkRequiredError
+	if _, err := linker.Resolve(ctx, chat); !errors.As(err, &lr) || lr.Reason != linkflow.LinkReasonNotLinked {
 		t.Fatalf("Resolve before linking: %v", err)
 	}
 	start, err := linker.Begin(ctx, chat)
@@ -265,7 +265,7 @@ func TestLinkerLinksAtDevIssuer(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != oidc.CallbackPath || !strings.Contains(string(body), `data-outcome="linked"`) {
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != linkflow.CallbackPath || !strings.Contains(string(body), `data-outcome="linked"`) {
 		t.Fatalf("after sign-in: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
 	}
 

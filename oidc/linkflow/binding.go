@@ -1,4 +1,4 @@
-package oidc
+package linkflow
 
 import (
 	"cmp"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/internal/platform"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -234,7 +235,7 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 			return "", acct, refuse(code, err.Error())
 		}
 		l.log.Warn("looking up a chat account failed; no link made", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
-		return "", acct, refuse(code, fmt.Sprintf("signoff could not ask %s who owns this chat account (%s)", platformDisplay(p.Platform), causeText(err)))
+		return "", acct, refuse(code, fmt.Sprintf("signoff could not ask %s who owns this chat account (%s)", platformDisplay(p.Platform), idtoken.CauseText(err)))
 	}
 	v := matchAccount(acct, c)
 	if !v.ok {

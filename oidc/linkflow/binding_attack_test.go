@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 // Attacks on the identity binding (docs/architecture.md, "Making a link"),
 // written by a security review.
@@ -18,14 +18,14 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/internal/testop"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // seedLegacyLink stores a link as signoff stored them before bindings were
 // proved (MatchedBy empty): here, the result of the forwarded-link attack
 // the binding check stops, the chat account p linked to person's identity.
-func (e *env) seedLegacyLink(p oidc.PlatformUser, person testop.User) {
+func (e *env) seedLegacyLink(p linkflow.PlatformUser, person testop.User) {
 	e.t.Helper()
 	now := e.clk.Now()
 	if err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
@@ -52,7 +52,7 @@ func (e *env) seedLegacyLink(p oidc.PlatformUser, person testop.User) {
 func TestAttackLegacyLinkStepUpSkipsRecheck(t *testing.T) {
 	e := newEnv(t)
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	e.own(attacker, mallory)
 	e.seedLegacyLink(attacker, dana)
 
@@ -69,7 +69,7 @@ func TestAttackLegacyLinkStepUpSkipsRecheck(t *testing.T) {
 		}
 		return
 	}
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 	if l := e.mustLink(attacker); !l.Stale {
 		t.Fatalf("link = %+v, want stale", l)
 	}
@@ -87,20 +87,20 @@ func TestAttackLegacyLinkStepUpSkipsRecheck(t *testing.T) {
 // link.MatchedBy != MatchedByNone), i.e. treat MatchedByNone like an
 // unchecked link whenever the current mode proves bindings.
 func TestAttackUncheckedLinkSurvivesSwitchToEmailMatch(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.LinkMatch = oidc.LinkMatchNone })
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.LinkMatch = linkflow.LinkMatchNone })
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	e.own(attacker, mallory)
 	status, body := e.completeAs(e.begin(attacker), alice)
 	wantStatus(t, "forwarded link under link_match: none", status, http.StatusOK, body)
-	if l := e.mustLink(attacker); l.Subject != "sub-alice" || l.MatchedBy != oidc.MatchedByNone {
+	if l := e.mustLink(attacker); l.Subject != "sub-alice" || l.MatchedBy != linkflow.MatchedByNone {
 		t.Fatalf("link = %+v", l)
 	}
 
 	// The operator turns the proof on and restarts.
 	opts := e.opts
-	opts.LinkMatch = oidc.LinkMatchEmail
-	strict, err := oidc.NewLinker(opts)
+	opts.LinkMatch = linkflow.LinkMatchEmail
+	strict, err := linkflow.NewLinker(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestAttackUncheckedLinkSurvivesSwitchToEmailMatch(t *testing.T) {
 		t.Errorf("after switching to link_match: email, Mallory's account still resolves to %s (%s) without any check of the binding", id.Email, id.Subject)
 		return
 	}
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 }
 
 // TestAttackFormTokenOfOneLinkDoesNotStartAnotherRefused: the confirmation
@@ -161,8 +161,8 @@ func TestAttackFormTokenOfOneLinkDoesNotStartAnotherRefused(t *testing.T) {
 func TestAttackChatNamesOnPagesAreEscapedRefused(t *testing.T) {
 	e := newEnv(t)
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
-	e.dir.set(attacker, oidc.ChatAccount{
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	e.dir.set(attacker, linkflow.ChatAccount{
 		DisplayName:   `<script>alert(1)</script>`,
 		Handle:        `"><img src=x onerror=alert(2)>`,
 		Email:         `mallory@example.com"><svg onload=alert(3)>`,
@@ -190,7 +190,7 @@ func TestAttackChatNamesOnPagesAreEscapedRefused(t *testing.T) {
 func TestAttackRefusedBindingCannotBeReplayedRefused(t *testing.T) {
 	e := newEnv(t)
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	e.own(attacker, mallory)
 	b := newBrowser(t)
 	b.stopAtCallback = true
@@ -232,7 +232,7 @@ func TestAttackConcurrentLinksOfOneIdentityRefused(t *testing.T) {
 			errs <- e.svc.SaveLink(context.Background(), storage.IdentityLink{
 				Platform: "slack", Workspace: "T1", PlatformUser: fmt.Sprintf("U%02d", i),
 				Issuer: e.op.Issuer, Subject: "sub-alice", Email: alice.Email, Groups: alice.Groups,
-				LinkedAt: now, VerifiedAt: now, MatchedBy: oidc.MatchedByEmail,
+				LinkedAt: now, VerifiedAt: now, MatchedBy: linkflow.MatchedByEmail,
 			}, "")
 		}()
 	}
@@ -257,18 +257,18 @@ func TestAttackConcurrentLinksOfOneIdentityRefused(t *testing.T) {
 // against it too, and a lookup that names no email makes it stale.
 func TestAttackOlderTeamsStyleLinkRechecksUPNRefused(t *testing.T) {
 	e := newEnv(t)
-	teamsAcct := oidc.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "aad-mallory", Conversation: "19:c@thread.tacv2"}
+	teamsAcct := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "aad-mallory", Conversation: "19:c@thread.tacv2"}
 	e.linker.SetDirectory("teams", e.dir)
-	e.dir.set(teamsAcct, oidc.ChatAccount{UPN: "mallory@example.com", ObjectID: "aad-mallory"})
+	e.dir.set(teamsAcct, linkflow.ChatAccount{UPN: "mallory@example.com", ObjectID: "aad-mallory"})
 	e.seedLegacyLink(teamsAcct, alice)
 	_, err := e.resolve(teamsAcct)
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 
-	noEmail := oidc.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "aad-nomail", Conversation: "19:c@thread.tacv2"}
-	e.dir.set(noEmail, oidc.ChatAccount{ObjectID: "aad-nomail"})
+	noEmail := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "aad-nomail", Conversation: "19:c@thread.tacv2"}
+	e.dir.set(noEmail, linkflow.ChatAccount{ObjectID: "aad-nomail"})
 	e.seedLegacyLink(noEmail, bob)
 	_, err = e.resolve(noEmail)
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 }
 
 // TestAttackUnlinkedClickFloodIsBoundedRefused: a hundred clicks from an
@@ -277,13 +277,13 @@ func TestAttackOlderTeamsStyleLinkRechecksUPNRefused(t *testing.T) {
 func TestAttackUnlinkedClickFloodIsBoundedRefused(t *testing.T) {
 	e := newEnv(t)
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	r := e.create("deploy")
 	before := len(e.records())
 	urls := map[string]bool{}
 	for range 100 {
 		_, err := e.resolve(attacker)
-		var lr *oidc.LinkRequiredError
+		var lr *linkflow.LinkRequiredError
 		if !errors.As(err, &lr) {
 			t.Fatalf("Resolve = %v", err)
 		}
@@ -297,7 +297,7 @@ func TestAttackUnlinkedClickFloodIsBoundedRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(urls) > oidc.DefaultSignInLinksPerMinute {
+	if len(urls) > linkflow.DefaultSignInLinksPerMinute {
 		t.Errorf("%d sign-in attempts stored for 100 clicks", len(urls))
 	}
 	var rejected int
@@ -325,7 +325,7 @@ func TestAttackUnlinkedClickFloodIsBoundedRefused(t *testing.T) {
 // cannot see this, so at least log a warning when a listed claim arrives
 // with a non-string type.
 func TestAttackArrayPersonClaimEvadesSelfApproval(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
 	octo := testop.User{Username: "ocho", Password: "ocho-pw", Email: "o.cho@example.com", Name: "O Cho", Groups: []string{"sre"},
 		Extra: map[string]any{"github_login": []any{"OctoCat"}}}
 	e.op.AddUser(octo)

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -44,7 +44,7 @@ func (e *env) refusals() []audit.Record {
 }
 
 // notices returns the texts queued for the chat account p.
-func (e *env) notices(p oidc.PlatformUser) []approvals.AccountNotice {
+func (e *env) notices(p linkflow.PlatformUser) []approvals.AccountNotice {
 	e.t.Helper()
 	var out []approvals.AccountNotice
 	for _, en := range testenv.DueOutbox(e.t, e.store, approvals.KindNoticePrefix+p.Platform) {
@@ -67,12 +67,12 @@ func (e *env) notices(p oidc.PlatformUser) []approvals.AccountNotice {
 func TestForwardedLinkDoesNotBindAnotherPerson(t *testing.T) {
 	e := newEnv(t)
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY", Conversation: "C1"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY", Conversation: "C1"}
 	e.own(attacker, mallory)
 
 	// Mallory clicks Approve: not linked, so a sign-in link for her account.
 	_, err := e.resolve(attacker)
-	lr := asLinkRequired(t, err, oidc.LinkReasonNotLinked)
+	lr := asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
 
 	// Alice (an approver) opens it and signs in as herself.
 	status, body := e.completeAs(lr.URL, alice)
@@ -83,7 +83,7 @@ func TestForwardedLinkDoesNotBindAnotherPerson(t *testing.T) {
 	// Mallory's next click counts nothing: she is still not linked.
 	r := e.create("deploy")
 	_, err = e.resolve(attacker)
-	asLinkRequired(t, err, oidc.LinkReasonNotLinked)
+	asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
 	if got := e.request(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("votes after the refused link: %+v", got.Votes)
 	}
@@ -95,7 +95,7 @@ func TestForwardedLinkDoesNotBindAnotherPerson(t *testing.T) {
 	}
 	rec := refused[0]
 	if rec.Actor.PlatformUser != "UMALLORY" || rec.Actor.Workspace != "T1" || rec.Actor.Subject != "sub-alice" || rec.Actor.Email != "alice@example.com" ||
-		rec.Data["reason"] != string(oidc.RefusalMismatch) || rec.Data["chat_email"] != "mallory@example.com" {
+		rec.Data["reason"] != string(linkflow.RefusalMismatch) || rec.Data["chat_email"] != "mallory@example.com" {
 		t.Fatalf("refusal record = %+v", rec)
 	}
 	// The owner of the chat account is told.
@@ -112,7 +112,7 @@ func TestForwardedLinkDoesNotBindAnotherPerson(t *testing.T) {
 	if res, err := e.vote(slackU1, id, r.ID); err != nil || !res.Counted {
 		t.Fatalf("alice's own vote: %+v, %v", res, err)
 	}
-	if l := e.mustLink(slackU1); l.MatchedBy != oidc.MatchedByEmail {
+	if l := e.mustLink(slackU1); l.MatchedBy != linkflow.MatchedByEmail {
 		t.Fatalf("alice's link matched_by = %q", l.MatchedBy)
 	}
 	if ns := e.notices(slackU1); len(ns) != 1 || !strings.Contains(ns[0].Text, "now linked to alice@example.com") {
@@ -126,22 +126,22 @@ func TestEmailComparison(t *testing.T) {
 	yes := true
 	cases := []struct {
 		name    string
-		chat    oidc.ChatAccount
+		chat    linkflow.ChatAccount
 		user    testop.User
 		linked  bool
 		reason  string
 		fragmnt string
 	}{
-		{"case and whitespace", oidc.ChatAccount{Email: "  Alice@Example.COM "}, alice, true, "", ""},
-		{"UPN only", oidc.ChatAccount{UPN: "alice@example.com"}, alice, true, "", ""},
-		{"email_verified true", oidc.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &yes), true, "", ""},
-		{"email_verified false", oidc.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &no), false, string(oidc.RefusalEmailUnverif), "not verified"},
-		{"no email on the chat side", oidc.ChatAccount{DisplayName: "Alice"}, alice, false, string(oidc.RefusalNoChatEmail), "has no email"},
-		{"no email at the IdP", oidc.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, string(oidc.RefusalNoIdPEmail), "sent no email"},
-		{"a prefix is not a match", oidc.ChatAccount{Email: "alice@example.com.evil"}, alice, false, string(oidc.RefusalMismatch), "is not the email"},
-		{"no Unicode case folding", oidc.ChatAccount{Email: "alice@example.com"}, withEmail(alice, "alice@exampLe.co\u1E3E"), false, string(oidc.RefusalMismatch), "is not the email"},
-		{"Kelvin sign is not k", oidc.ChatAccount{Email: "kate@example.com"}, withEmail(testop.User{Username: "kelvin", Password: "pw", Groups: []string{"sre"}}, "\u212Aate@example.com"), false, string(oidc.RefusalMismatch), "is not the email"},
-		{"no @ is no email", oidc.ChatAccount{Email: "alice"}, alice, false, string(oidc.RefusalNoChatEmail), "has no email"},
+		{"case and whitespace", linkflow.ChatAccount{Email: "  Alice@Example.COM "}, alice, true, "", ""},
+		{"UPN only", linkflow.ChatAccount{UPN: "alice@example.com"}, alice, true, "", ""},
+		{"email_verified true", linkflow.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &yes), true, "", ""},
+		{"email_verified false", linkflow.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &no), false, string(linkflow.RefusalEmailUnverif), "not verified"},
+		{"no email on the chat side", linkflow.ChatAccount{DisplayName: "Alice"}, alice, false, string(linkflow.RefusalNoChatEmail), "has no email"},
+		{"no email at the IdP", linkflow.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, string(linkflow.RefusalNoIdPEmail), "sent no email"},
+		{"a prefix is not a match", linkflow.ChatAccount{Email: "alice@example.com.evil"}, alice, false, string(linkflow.RefusalMismatch), "is not the email"},
+		{"no Unicode case folding", linkflow.ChatAccount{Email: "alice@example.com"}, withEmail(alice, "alice@exampLe.co\u1E3E"), false, string(linkflow.RefusalMismatch), "is not the email"},
+		{"Kelvin sign is not k", linkflow.ChatAccount{Email: "kate@example.com"}, withEmail(testop.User{Username: "kelvin", Password: "pw", Groups: []string{"sre"}}, "\u212Aate@example.com"), false, string(linkflow.RefusalMismatch), "is not the email"},
+		{"no @ is no email", linkflow.ChatAccount{Email: "alice"}, alice, false, string(linkflow.RefusalNoChatEmail), "has no email"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -178,8 +178,8 @@ func withVerified(u testop.User, v *bool) testop.User {
 // (429, 5xx, network), nothing is linked; the person is told to retry.
 func TestLookupFailureLinksNothing(t *testing.T) {
 	for _, err := range []error{
-		fmt.Errorf("users.info: slack rate limit exceeded, retry after 30s: %w", oidc.ErrDirectoryUnavailable),
-		fmt.Errorf("members: HTTP 502: %w", oidc.ErrDirectoryUnavailable),
+		fmt.Errorf("users.info: slack rate limit exceeded, retry after 30s: %w", linkflow.ErrDirectoryUnavailable),
+		fmt.Errorf("members: HTTP 502: %w", linkflow.ErrDirectoryUnavailable),
 		errors.New("users.info: missing_scope (users:read.email)"),
 	} {
 		t.Run(err.Error(), func(t *testing.T) {
@@ -189,7 +189,7 @@ func TestLookupFailureLinksNothing(t *testing.T) {
 			wantStatus(t, "link while the lookup fails", status, http.StatusServiceUnavailable, body)
 			wantPage(t, "lookup failure", body, "could not ask Slack", "Wait a minute")
 			e.noLink(slackU1)
-			if rs := e.refusals(); len(rs) != 1 || rs[0].Data["reason"] != string(oidc.RefusalLookupFailed) {
+			if rs := e.refusals(); len(rs) != 1 || rs[0].Data["reason"] != string(linkflow.RefusalLookupFailed) {
 				t.Fatalf("refusal records %+v", rs)
 			}
 			// Once the platform answers again, a new link works.
@@ -199,14 +199,14 @@ func TestLookupFailureLinksNothing(t *testing.T) {
 	}
 	t.Run("unknown account", func(t *testing.T) {
 		e := newEnv(t)
-		ghost := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UGHOST"}
+		ghost := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UGHOST"}
 		status, body := e.completeAs(e.begin(ghost), alice)
 		wantStatus(t, "link of an account the platform does not know", status, http.StatusForbidden, body)
 		e.noLink(ghost)
 	})
 	t.Run("no directory for the platform", func(t *testing.T) {
 		e := newEnv(t)
-		other := oidc.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice"}
+		other := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice"}
 		status, body := e.completeAs(e.begin(other), alice)
 		wantStatus(t, "link on a platform without a directory", status, http.StatusForbidden, body)
 		e.noLink(other)
@@ -216,7 +216,7 @@ func TestLookupFailureLinksNothing(t *testing.T) {
 // TestEntraObjectID: with an oid claim (Entra ID) the Teams account's
 // object id decides, whatever the emails say.
 func TestEntraObjectID(t *testing.T) {
-	teamsAlice := oidc.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice", Conversation: "19:c@thread.tacv2"}
+	teamsAlice := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice", Conversation: "19:c@thread.tacv2"}
 	entraAlice := alice
 	entraAlice.Username, entraAlice.ID = "entra-alice", "sub-entra-alice"
 	entraAlice.Extra = map[string]any{"oid": "OBJ-ALICE"}
@@ -225,10 +225,10 @@ func TestEntraObjectID(t *testing.T) {
 		e := newEnv(t)
 		e.linker.SetDirectory("teams", e.dir)
 		e.op.AddUser(entraAlice)
-		e.dir.set(teamsAlice, oidc.ChatAccount{ObjectID: "obj-alice", Email: "someone-else@example.com"})
+		e.dir.set(teamsAlice, linkflow.ChatAccount{ObjectID: "obj-alice", Email: "someone-else@example.com"})
 		status, body := e.completeAs(e.begin(teamsAlice), entraAlice)
 		wantStatus(t, "link by oid", status, http.StatusOK, body)
-		if l := e.mustLink(teamsAlice); l.MatchedBy != oidc.MatchedByOID {
+		if l := e.mustLink(teamsAlice); l.MatchedBy != linkflow.MatchedByOID {
 			t.Fatalf("matched_by = %q", l.MatchedBy)
 		}
 	})
@@ -236,7 +236,7 @@ func TestEntraObjectID(t *testing.T) {
 		e := newEnv(t)
 		e.linker.SetDirectory("teams", e.dir)
 		e.op.AddUser(entraAlice)
-		e.dir.set(teamsAlice, oidc.ChatAccount{ObjectID: "obj-mallory", Email: "alice@example.com", UPN: "alice@example.com"})
+		e.dir.set(teamsAlice, linkflow.ChatAccount{ObjectID: "obj-mallory", Email: "alice@example.com", UPN: "alice@example.com"})
 		status, body := e.completeAs(e.begin(teamsAlice), entraAlice)
 		wantStatus(t, "link with another oid", status, http.StatusForbidden, body)
 		wantPage(t, "oid refusal", body, "object id")
@@ -245,7 +245,7 @@ func TestEntraObjectID(t *testing.T) {
 	t.Run("no oid: email or UPN", func(t *testing.T) {
 		e := newEnv(t)
 		e.linker.SetDirectory("teams", e.dir)
-		e.dir.set(teamsAlice, oidc.ChatAccount{ObjectID: "obj-alice", UPN: "ALICE@example.com"})
+		e.dir.set(teamsAlice, linkflow.ChatAccount{ObjectID: "obj-alice", UPN: "ALICE@example.com"})
 		status, body := e.completeAs(e.begin(teamsAlice), alice)
 		wantStatus(t, "link by UPN", status, http.StatusOK, body)
 	})
@@ -254,11 +254,11 @@ func TestEntraObjectID(t *testing.T) {
 // TestLinkMatchNone: the explicit opt-out links whoever signs in, without
 // asking the platform, and says so loudly.
 func TestLinkMatchNone(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.LinkMatch = oidc.LinkMatchNone })
-	e.dir.set(slackU1, oidc.ChatAccount{Email: "mallory@example.com"})
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.LinkMatch = linkflow.LinkMatchNone })
+	e.dir.set(slackU1, linkflow.ChatAccount{Email: "mallory@example.com"})
 	status, body := e.completeAs(e.begin(slackU1), alice)
 	wantStatus(t, "link without proof", status, http.StatusOK, body)
-	if l := e.mustLink(slackU1); l.MatchedBy != oidc.MatchedByNone {
+	if l := e.mustLink(slackU1); l.MatchedBy != linkflow.MatchedByNone {
 		t.Fatalf("matched_by = %q", l.MatchedBy)
 	}
 	if !strings.Contains(e.logs.String(), "idp.link_match is none") {
@@ -269,7 +269,7 @@ func TestLinkMatchNone(t *testing.T) {
 // TestOlderLinksAreRechecked: a link saved before bindings were proved is
 // checked at its next use: the chat account's email against the link's.
 func TestOlderLinksAreRechecked(t *testing.T) {
-	seed := func(e *env, p oidc.PlatformUser, email string) {
+	seed := func(e *env, p linkflow.PlatformUser, email string) {
 		now := e.clk.Now()
 		if err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
 			Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID,
@@ -282,11 +282,11 @@ func TestOlderLinksAreRechecked(t *testing.T) {
 	t.Run("mismatch turns stale", func(t *testing.T) {
 		e := newEnv(t)
 		e.op.AddUser(mallory)
-		attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+		attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 		e.own(attacker, mallory)
 		seed(e, attacker, "alice@example.com") // made through a forwarded link
 		_, err := e.resolve(attacker)
-		asLinkRequired(t, err, oidc.LinkReasonStale)
+		asLinkRequired(t, err, linkflow.LinkReasonStale)
 		if l := e.mustLink(attacker); !l.Stale || !strings.Contains(l.StaleReason, "does not match the linked identity") || strings.Contains(l.StaleReason, "@") {
 			t.Fatalf("link = %+v, want stale", l)
 		}
@@ -300,7 +300,7 @@ func TestOlderLinksAreRechecked(t *testing.T) {
 		if _, err := e.resolve(slackU1); err != nil {
 			t.Fatal(err)
 		}
-		if l := e.mustLink(slackU1); l.MatchedBy != oidc.MatchedByEmail || l.Stale {
+		if l := e.mustLink(slackU1); l.MatchedBy != linkflow.MatchedByEmail || l.Stale {
 			t.Fatalf("link = %+v", l)
 		}
 		before := e.dir.lookups
@@ -314,9 +314,9 @@ func TestOlderLinksAreRechecked(t *testing.T) {
 	t.Run("lookup failure refuses for now", func(t *testing.T) {
 		e := newEnv(t)
 		seed(e, slackU1, "alice@example.com")
-		e.dir.fail(fmt.Errorf("users.info: HTTP 503: %w", oidc.ErrDirectoryUnavailable))
+		e.dir.fail(fmt.Errorf("users.info: HTTP 503: %w", linkflow.ErrDirectoryUnavailable))
 		_, err := e.resolve(slackU1)
-		if !errors.Is(err, oidc.ErrDirectoryUnavailable) {
+		if !errors.Is(err, linkflow.ErrDirectoryUnavailable) {
 			t.Fatalf("Resolve = %v, want ErrDirectoryUnavailable", err)
 		}
 		if l := e.mustLink(slackU1); l.Stale || l.MatchedBy != "" {
@@ -347,7 +347,7 @@ func TestOneChatAccountPerIdentity(t *testing.T) {
 		t.Fatalf("notices to the replaced account: %+v", ns)
 	}
 
-	other := oidc.PlatformUser{Platform: "slack", Workspace: "T2", UserID: "U1"}
+	other := linkflow.PlatformUser{Platform: "slack", Workspace: "T2", UserID: "U1"}
 	e.linkAs(other, alice)
 	e.mustLink(slackU2)
 	e.mustLink(other)
@@ -407,14 +407,14 @@ func TestConfirmationPage(t *testing.T) {
 // minute; a click flood gets no more stored attempts.
 func TestSignInLinksAreRateLimited(t *testing.T) {
 	e := newEnv(t)
-	for i := range oidc.DefaultSignInLinksPerMinute {
+	for i := range linkflow.DefaultSignInLinksPerMinute {
 		if _, err := e.linker.Begin(context.Background(), slackU1); err != nil {
 			t.Fatalf("link %d: %v", i+1, err)
 		}
 	}
 	_, err := e.linker.Begin(context.Background(), slackU1)
-	var lr *oidc.LinkRequiredError
-	if !errors.As(err, &lr) || lr.Reason != oidc.LinkReasonRateLimited || lr.URL != "" {
+	var lr *linkflow.LinkRequiredError
+	if !errors.As(err, &lr) || lr.Reason != linkflow.LinkReasonRateLimited || lr.URL != "" {
 		t.Fatalf("Begin over the limit = %v", err)
 	}
 	_, err = e.resolve(slackU1)
@@ -426,7 +426,7 @@ func TestSignInLinksAreRateLimited(t *testing.T) {
 	if _, err := e.linker.Begin(context.Background(), slackU2); err != nil {
 		t.Fatal(err)
 	}
-	e.clk.Advance(time.Minute / time.Duration(oidc.DefaultSignInLinksPerMinute))
+	e.clk.Advance(time.Minute / time.Duration(linkflow.DefaultSignInLinksPerMinute))
 	if _, err := e.linker.Begin(context.Background(), slackU1); err != nil {
 		t.Fatalf("link after waiting: %v", err)
 	}
@@ -435,7 +435,7 @@ func TestSignInLinksAreRateLimited(t *testing.T) {
 // TestSelfApprovalThroughPersonClaims: a requester whose CI login lives in
 // a custom IdP claim cannot approve their own request.
 func TestSelfApprovalThroughPersonClaims(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
 	octo := testop.User{Username: "ocho", Password: "ocho-pw", Email: "o.cho@example.com", Name: "O Cho", Groups: []string{"sre"},
 		Extra: map[string]any{"github_login": "OctoCat"}}
 	e.op.AddUser(octo)
@@ -455,7 +455,7 @@ func TestSelfApprovalThroughPersonClaims(t *testing.T) {
 
 	// Without that claim configured the same person is not recognized:
 	// the claim is what makes the check work.
-	e2 := newEnv(t, func(o *oidc.LinkerOptions) { o.PersonClaims = []string{} })
+	e2 := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{} })
 	e2.op.AddUser(octo)
 	e2.linkAs(slackU1, octo)
 	r2 := e2.create("deploy")

@@ -1,4 +1,4 @@
-package oidc
+package linkflow
 
 import (
 	"cmp"
@@ -21,6 +21,7 @@ import (
 
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/identity"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // idpClient is the approvers' OpenID Provider as signoff's link flow sees
@@ -65,7 +66,7 @@ func (e *idpRefusal) Unwrap() error { return e.err }
 
 // unavailable wraps a network-level failure as ErrIdPUnavailable.
 func (c *idpClient) unavailable(what string, err error) error {
-	return fmt.Errorf("%w: %s at %s failed: %s; try again in a minute", ErrIdPUnavailable, what, c.issuer, causeText(safeErr(err)))
+	return fmt.Errorf("%w: %s at %s failed: %s; try again in a minute", ErrIdPUnavailable, what, c.issuer, idtoken.CauseText(idtoken.SafeErr(err)))
 }
 
 // get returns the discovered IdP, discovering it when needed. A failure is
@@ -114,7 +115,7 @@ func (c *idpClient) get(ctx context.Context) (*discovered, error) {
 }
 
 func (c *idpClient) discover(ctx context.Context) (*discovered, error) {
-	dctx, cancel := context.WithTimeout(ctx, fetchTimeout)
+	dctx, cancel := context.WithTimeout(ctx, idtoken.FetchTimeout)
 	defer cancel()
 	// go-oidc keeps this context for key set downloads (it ignores its
 	// cancellation); it carries our HTTP client.
@@ -149,7 +150,7 @@ func (c *idpClient) discover(ctx context.Context) (*discovered, error) {
 		},
 		verifier: p.Verifier(&gooidc.Config{
 			ClientID:             c.clientID,
-			SupportedSigningAlgs: allowedAlgs,
+			SupportedSigningAlgs: idtoken.AllowedAlgs,
 			Now:                  c.clock.Now,
 		}),
 	}, nil
@@ -286,9 +287,9 @@ func (c *idpClient) tokenEndpointError(what string, err error) error {
 	if code == "" {
 		code = fmt.Sprintf("HTTP %d", status)
 	}
-	reason := fmt.Sprintf("%s was refused by the identity provider: %s", what, quote(code))
+	reason := fmt.Sprintf("%s was refused by the identity provider: %s", what, idtoken.Quote(code))
 	if re.ErrorDescription != "" {
-		reason += " (" + quote(re.ErrorDescription) + ")"
+		reason += " (" + idtoken.Quote(re.ErrorDescription) + ")"
 	}
 	return &idpRefusal{reason: reason, err: errors.New(code)}
 }
@@ -309,12 +310,12 @@ func (c *idpClient) verifyIDToken(ctx context.Context, d *discovered, tok *oauth
 	if err != nil {
 		var expired *gooidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, &idpRefusal{reason: fmt.Sprintf("the ID token expired at %s (check the clocks of signoff and the identity provider)", fmtTime(expired.Expiry)), err: err}
+			return nil, &idpRefusal{reason: fmt.Sprintf("the ID token expired at %s (check the clocks of signoff and the identity provider)", idtoken.FormatTime(expired.Expiry)), err: err}
 		}
 		if ctx.Err() == nil && isNetErr(err) {
 			return nil, c.unavailable("fetching the signing keys", err)
 		}
-		return nil, &idpRefusal{reason: "the ID token does not verify: " + causeText(err), err: err}
+		return nil, &idpRefusal{reason: "the ID token does not verify: " + idtoken.CauseText(err), err: err}
 	}
 	if fresh && subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(nonce)) != 1 {
 		return nil, &idpRefusal{reason: "the ID token's nonce does not match this sign-in: it was issued for another sign-in"}
@@ -328,13 +329,13 @@ func (c *idpClient) verifyIDToken(ctx context.Context, d *discovered, tok *oauth
 	if err := idt.Claims(&payload); err != nil {
 		return nil, &idpRefusal{reason: "the ID token's claims cannot be read", err: err}
 	}
-	m, err := decodeClaims(payload)
+	m, err := idtoken.Decode(payload)
 	if err != nil {
 		return nil, &idpRefusal{reason: "the ID token's claims cannot be read", err: err}
 	}
 	if len(idt.Audience) > 1 {
 		if azp, _ := m["azp"].(string); azp != c.clientID {
-			return nil, &idpRefusal{reason: fmt.Sprintf("the ID token names several audiences but its authorized party is %s, not signoff's client id", quote(azp))}
+			return nil, &idpRefusal{reason: fmt.Sprintf("the ID token names several audiences but its authorized party is %s, not signoff's client id", idtoken.Quote(azp))}
 		}
 	}
 	claims, err := c.readClaims(m)
@@ -360,9 +361,9 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 	out.Email, _ = m["email"].(string)
 	out.Name, _ = m["name"].(string)
 	out.PreferredUsername, _ = m["preferred_username"].(string)
-	out.Groups = stringList(m[c.groupsClaim])
+	out.Groups = idtoken.StringList(m[c.groupsClaim])
 	out.ACR, _ = m["acr"].(string)
-	out.AMR = stringList(m["amr"])
+	out.AMR = idtoken.StringList(m["amr"])
 	out.OID, _ = m["oid"].(string)
 	switch v := m["email_verified"].(type) {
 	case bool:
@@ -373,14 +374,14 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 		}
 	}
 	for _, name := range c.personClaims {
-		if vals := personValues(m[name]); len(vals) > 0 {
+		if vals := idtoken.PersonValues(m[name]); len(vals) > 0 {
 			if out.PersonClaims == nil {
 				out.PersonClaims = map[string][]string{}
 			}
 			out.PersonClaims[name] = vals
 		}
 	}
-	at, ok, err := numericDate(m, "auth_time")
+	at, ok, err := idtoken.NumericDate(m, "auth_time")
 	if err != nil {
 		return nil, &idpRefusal{reason: "the ID token's " + err.Error(), err: err}
 	}
@@ -404,13 +405,13 @@ func (c *idpClient) userinfo(ctx context.Context, d *discovered, tok *oauth2.Tok
 		if ctx.Err() == nil && isNetErr(err) {
 			return nil, c.unavailable("reading userinfo", err)
 		}
-		return nil, fmt.Errorf("%w: reading userinfo at %s failed: %s", ErrIdPUnavailable, c.issuer, causeText(err))
+		return nil, fmt.Errorf("%w: reading userinfo at %s failed: %s", ErrIdPUnavailable, c.issuer, idtoken.CauseText(err))
 	}
 	var payload json.RawMessage
 	if err := ui.Claims(&payload); err != nil {
 		return nil, &idpRefusal{reason: "the userinfo answer cannot be read", err: err}
 	}
-	m, err := decodeClaims(payload)
+	m, err := idtoken.Decode(payload)
 	if err != nil {
 		return nil, &idpRefusal{reason: "the userinfo answer cannot be read", err: err}
 	}
@@ -447,20 +448,4 @@ func isNetErr(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
 	return errors.As(err, &ne) || errors.As(err, &oe)
-}
-
-// safeErr drops the response body oauth2 puts into a RetrieveError's text.
-func safeErr(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		status := "no response"
-		if re.Response != nil {
-			status = re.Response.Status
-		}
-		if re.ErrorCode != "" {
-			return fmt.Errorf("HTTP %s, error %s", status, re.ErrorCode)
-		}
-		return fmt.Errorf("HTTP %s", status)
-	}
-	return err
 }

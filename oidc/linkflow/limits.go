@@ -1,4 +1,4 @@
-package oidc
+package linkflow
 
 // Sign-in links are limited per chat account (LinkerOptions.
 // SignInLinksPerMinute) by a ratelimit.Limiter on the Linker's clock: a

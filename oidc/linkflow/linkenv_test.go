@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"context"
@@ -22,6 +22,7 @@ import (
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -40,8 +41,8 @@ var (
 
 // Chat accounts.
 var (
-	slackU1 = oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U1"}
-	slackU2 = oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U2"}
+	slackU1 = linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U1"}
+	slackU2 = linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U2"}
 )
 
 func testPolicy() *policy.Policy {
@@ -112,10 +113,10 @@ type env struct {
 	store   *boltstore.Store
 	dbPath  string
 	svc     *approvals.Service
-	linker  *oidc.Linker
+	linker  *linkflow.Linker
 	logs    *testenv.LogBuffer
 	net     *switchTransport
-	opts    oidc.LinkerOptions
+	opts    linkflow.LinkerOptions
 	// dir is the chat platforms' record of who owns which account.
 	dir *directory
 }
@@ -126,30 +127,30 @@ type env struct {
 // chat account (own), and err makes every lookup fail.
 type directory struct {
 	mu       sync.Mutex
-	accounts map[string]oidc.ChatAccount
+	accounts map[string]linkflow.ChatAccount
 	err      error
 	lookups  int
 }
 
-func accountKey(p oidc.PlatformUser) string {
+func accountKey(p linkflow.PlatformUser) string {
 	return p.Platform + "\x00" + p.Workspace + "\x00" + p.UserID
 }
 
-func (d *directory) LookupAccount(_ context.Context, p oidc.PlatformUser) (oidc.ChatAccount, error) {
+func (d *directory) LookupAccount(_ context.Context, p linkflow.PlatformUser) (linkflow.ChatAccount, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.lookups++
 	if d.err != nil {
-		return oidc.ChatAccount{}, d.err
+		return linkflow.ChatAccount{}, d.err
 	}
 	a, ok := d.accounts[accountKey(p)]
 	if !ok {
-		return oidc.ChatAccount{}, fmt.Errorf("no account %s: %w", p.UserID, oidc.ErrAccountNotFound)
+		return linkflow.ChatAccount{}, fmt.Errorf("no account %s: %w", p.UserID, linkflow.ErrAccountNotFound)
 	}
 	return a, nil
 }
 
-func (d *directory) set(p oidc.PlatformUser, a oidc.ChatAccount) {
+func (d *directory) set(p linkflow.PlatformUser, a linkflow.ChatAccount) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.accounts[accountKey(p)] = a
@@ -163,11 +164,11 @@ func (d *directory) fail(err error) {
 
 // own records that the chat account p belongs to u (its platform
 // profile carries u's email).
-func (e *env) own(p oidc.PlatformUser, u testop.User) {
-	e.dir.set(p, oidc.ChatAccount{DisplayName: u.Name, Handle: u.Username, Email: u.Email})
+func (e *env) own(p linkflow.PlatformUser, u testop.User) {
+	e.dir.set(p, linkflow.ChatAccount{DisplayName: u.Name, Handle: u.Username, Email: u.Email})
 }
 
-type envOption func(*oidc.LinkerOptions)
+type envOption func(*linkflow.LinkerOptions)
 
 func newEnv(t testing.TB, options ...envOption) *env {
 	t.Helper()
@@ -186,7 +187,7 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	// signoff answers on "localhost", the IdP on 127.0.0.1, so the two
 	// keep their cookies apart as two sites would.
 	e.baseURL = strings.Replace(e.srv.URL, "127.0.0.1", "localhost", 1)
-	e.op = testop.New(t, e.clk, e.baseURL+oidc.CallbackPath)
+	e.op = testop.New(t, e.clk, e.baseURL+linkflow.CallbackPath)
 	for _, u := range []testop.User{alice, bob, dana, erin} {
 		e.op.AddUser(u)
 	}
@@ -196,13 +197,13 @@ func newEnv(t testing.TB, options ...envOption) *env {
 	e.store = st
 	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clk, Logger: logger, GroupsMaxAge: 24 * time.Hour, Platforms: []string{"slack", "teams"}})
 
-	e.opts = oidc.LinkerOptions{
+	e.opts = linkflow.LinkerOptions{
 		Issuer:       e.op.Issuer,
 		ClientID:     testop.ClientID,
 		ClientSecret: testop.ClientSecret,
 		Scopes:       []string{"openid", "email", "profile", "groups", "offline_access"},
 		GroupsClaim:  "groups",
-		RedirectURL:  e.baseURL + oidc.CallbackPath,
+		RedirectURL:  e.baseURL + linkflow.CallbackPath,
 		LinkMaxAge:   720 * time.Hour,
 		GroupsMaxAge: 24 * time.Hour,
 		TokenKey:     tokenKey,
@@ -218,11 +219,11 @@ func newEnv(t testing.TB, options ...envOption) *env {
 		o(&e.opts)
 	}
 	var err error
-	e.linker, err = oidc.NewLinker(e.opts)
+	e.linker, err = linkflow.NewLinker(e.opts)
 	if err != nil {
 		t.Fatalf("NewLinker: %v", err)
 	}
-	e.dir = &directory{accounts: map[string]oidc.ChatAccount{}}
+	e.dir = &directory{accounts: map[string]linkflow.ChatAccount{}}
 	e.linker.SetDirectory("slack", e.dir)
 	// Unless a test says otherwise (own, linkAs), U1 is alice's and U2
 	// bob's.
@@ -265,14 +266,14 @@ func (e *env) create(action string) storage.Request {
 	return r
 }
 
-func (e *env) vote(p oidc.PlatformUser, id oidc.Identity, requestID string) (approvals.VoteResult, error) {
+func (e *env) vote(p linkflow.PlatformUser, id oidc.Identity, requestID string) (approvals.VoteResult, error) {
 	return e.svc.Vote(context.Background(), approvals.VoteInput{
 		RequestID: requestID, Approver: id, Decision: storage.DecisionApprove,
 		Source: approvals.Source{Platform: p.Platform, Workspace: p.Workspace, PlatformUser: p.UserID, CallbackID: "cb-" + p.UserID},
 	})
 }
 
-func (e *env) begin(p oidc.PlatformUser) string {
+func (e *env) begin(p linkflow.PlatformUser) string {
 	e.t.Helper()
 	u, err := e.linker.Begin(context.Background(), p)
 	if err != nil {
@@ -281,11 +282,11 @@ func (e *env) begin(p oidc.PlatformUser) string {
 	return u
 }
 
-func (e *env) link(p oidc.PlatformUser) (storage.IdentityLink, error) {
+func (e *env) link(p linkflow.PlatformUser) (storage.IdentityLink, error) {
 	return e.svc.Link(context.Background(), p.Platform, p.Workspace, p.UserID)
 }
 
-func (e *env) mustLink(p oidc.PlatformUser) storage.IdentityLink {
+func (e *env) mustLink(p linkflow.PlatformUser) storage.IdentityLink {
 	e.t.Helper()
 	l, err := e.link(p)
 	if err != nil {
@@ -294,7 +295,7 @@ func (e *env) mustLink(p oidc.PlatformUser) storage.IdentityLink {
 	return l
 }
 
-func (e *env) noLink(p oidc.PlatformUser) {
+func (e *env) noLink(p linkflow.PlatformUser) {
 	e.t.Helper()
 	if l, err := e.link(p); !errors.Is(err, approvals.ErrNotLinked) {
 		e.t.Fatalf("%s is linked (to %s), want no link; err %v", p, l.Subject, err)
@@ -303,7 +304,7 @@ func (e *env) noLink(p oidc.PlatformUser) {
 
 // linkAs runs the whole flow in a fresh browser as the owner of p and
 // expects success.
-func (e *env) linkAs(p oidc.PlatformUser, u testop.User) *browser {
+func (e *env) linkAs(p linkflow.PlatformUser, u testop.User) *browser {
 	e.t.Helper()
 	e.own(p, u)
 	b := newBrowser(e.t)
@@ -315,7 +316,7 @@ func (e *env) linkAs(p oidc.PlatformUser, u testop.User) *browser {
 	return b
 }
 
-func (e *env) resolve(p oidc.PlatformUser) (oidc.Identity, error) {
+func (e *env) resolve(p linkflow.PlatformUser) (oidc.Identity, error) {
 	return e.linker.Resolve(context.Background(), p)
 }
 
@@ -384,7 +385,7 @@ func newBrowser(t testing.TB) *browser {
 		if len(via) > 10 {
 			return errors.New("too many redirects")
 		}
-		if b.stopAtCallback && req.URL.Path == oidc.CallbackPath {
+		if b.stopAtCallback && req.URL.Path == linkflow.CallbackPath {
 			b.callback = req.URL.String()
 			return http.ErrUseLastResponse
 		}
@@ -520,16 +521,16 @@ func wantPage(t *testing.T, what, body string, fragments ...string) {
 	}
 }
 
-func asLinkRequired(t *testing.T, err error, reason oidc.LinkReason) *oidc.LinkRequiredError {
+func asLinkRequired(t *testing.T, err error, reason linkflow.LinkReason) *linkflow.LinkRequiredError {
 	t.Helper()
-	var lr *oidc.LinkRequiredError
+	var lr *linkflow.LinkRequiredError
 	if !errors.As(err, &lr) {
 		t.Fatalf("err = %v (%T), want *LinkRequiredError", err, err)
 	}
 	if lr.Reason != reason {
 		t.Fatalf("reason = %q (%s), want %q", lr.Reason, lr.Message, reason)
 	}
-	if !strings.HasPrefix(lr.URL, "http") || !strings.Contains(lr.URL, oidc.StartPath+"?id=") {
+	if !strings.HasPrefix(lr.URL, "http") || !strings.Contains(lr.URL, linkflow.StartPath+"?id=") {
 		t.Fatalf("LinkRequiredError.URL = %q, want a start link", lr.URL)
 	}
 	return lr

@@ -1,10 +1,14 @@
-package oidc
+// Package linkflow links an approver's chat account to the person at the
+// company's OpenID Provider: the account-link web flow and its pages
+// (Linker.Register), the binding check against the chat platform's
+// directory, step-up sign-ins, refresh of group claims and the sweep of
+// stale links. What it verifies it hands on as the core's
+// identity.Identity. Verifying CI tokens is package oidc's job.
+package linkflow
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -19,6 +23,8 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/internal/ratelimit"
+	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -247,7 +253,7 @@ type LinkerOptions struct {
 	// a fresh login (prompt=login, max_age=0).
 	StepUpPolicy identity.StepUpPolicyFunc
 	// DiscoveryRetry is how soon a failed discovery is tried again;
-	// default DefaultDiscoveryRetry.
+	// default oidc.DefaultDiscoveryRetry.
 	DiscoveryRetry time.Duration
 	// CleanupInterval paces RunCleanup; default DefaultCleanupInterval.
 	CleanupInterval time.Duration
@@ -320,7 +326,7 @@ func (l *Linker) LinkMatch() string { return l.opts.LinkMatch }
 // DiscoveryRetry), so signoff starts while the IdP is down and refuses
 // sign-ins with a clear message until it answers.
 func NewLinker(opts LinkerOptions) (*Linker, error) {
-	if err := checkIssuerURL(opts.Issuer); err != nil {
+	if err := idtoken.CheckIssuerURL(opts.Issuer); err != nil {
 		return nil, fmt.Errorf("oidc: idp.issuer: %w", err)
 	}
 	if opts.ClientID == "" {
@@ -338,7 +344,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 	}
 	switch {
 	case redirect.Scheme == "https":
-	case redirect.Scheme == "http" && isLoopbackHost(redirect.Hostname()):
+	case redirect.Scheme == "http" && idtoken.IsLoopbackHost(redirect.Hostname()):
 	default:
 		return nil, fmt.Errorf("oidc: redirect URL %q must use https (http only on a loopback address): set public_url to the https address approvers' browsers reach", opts.RedirectURL)
 	}
@@ -373,7 +379,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		opts.AttemptTTL = DefaultAttemptTTL
 	}
 	if opts.DiscoveryRetry == 0 {
-		opts.DiscoveryRetry = DefaultDiscoveryRetry
+		opts.DiscoveryRetry = oidc.DefaultDiscoveryRetry
 	}
 	if opts.CleanupInterval == 0 {
 		opts.CleanupInterval = DefaultCleanupInterval
@@ -385,7 +391,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 		opts.SweepConcurrency = DefaultSweepConcurrency
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: fetchTimeout}
+		opts.HTTPClient = &http.Client{Timeout: idtoken.FetchTimeout}
 	}
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
@@ -510,7 +516,7 @@ func (l *Linker) BeginStepUp(ctx context.Context, p PlatformUser, requestID, dec
 }
 
 func (l *Linker) newAttempt(ctx context.Context, a storage.LinkAttempt) (string, error) {
-	id, err := randomToken()
+	id, err := idtoken.RandomToken()
 	if err != nil {
 		return "", err
 	}
@@ -806,28 +812,6 @@ func (l *Linker) Register(mux Mux) {
 	mux.HandleFunc("GET "+StartPath, l.handleConfirm)
 	mux.HandleFunc("POST "+StartPath, l.handleStart)
 	mux.HandleFunc("GET "+CallbackPath, l.handleCallback)
-}
-
-// randomToken returns 256 random bits, base64url without padding.
-func randomToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("oidc: reading random bytes: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// validToken reports whether s looks like a randomToken.
-func validToken(s string) bool {
-	if len(s) != 43 {
-		return false
-	}
-	for _, c := range s {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // attemptRef names an attempt in logs without revealing its id.

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"slices"

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -27,8 +28,8 @@ func TestLinkFlowThenVoteCounts(t *testing.T) {
 	e := newEnv(t)
 
 	_, err := e.resolve(slackU1)
-	lr := asLinkRequired(t, err, oidc.LinkReasonNotLinked)
-	if !strings.HasPrefix(lr.URL, e.baseURL+oidc.StartPath+"?id=") {
+	lr := asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
+	if !strings.HasPrefix(lr.URL, e.baseURL+linkflow.StartPath+"?id=") {
 		t.Fatalf("link URL %q is not under public_url %s", lr.URL, e.baseURL)
 	}
 
@@ -112,15 +113,15 @@ func TestResolveRefusesWithoutUsableLink(t *testing.T) {
 	e.linkAs(slackU1, alice)
 
 	// A link made in one workspace does not authorize in another.
-	_, err := e.resolve(oidc.PlatformUser{Platform: "slack", Workspace: "T2", UserID: "U1"})
-	asLinkRequired(t, err, oidc.LinkReasonNotLinked)
-	_, err = e.resolve(oidc.PlatformUser{Platform: "teams", Workspace: "T1", UserID: "U1"})
-	asLinkRequired(t, err, oidc.LinkReasonNotLinked)
+	_, err := e.resolve(linkflow.PlatformUser{Platform: "slack", Workspace: "T2", UserID: "U1"})
+	asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
+	_, err = e.resolve(linkflow.PlatformUser{Platform: "teams", Workspace: "T1", UserID: "U1"})
+	asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
 
 	// link_max_age bounds the link itself.
 	e.clk.Advance(721 * time.Hour)
 	_, err = e.resolve(slackU1)
-	lr := asLinkRequired(t, err, oidc.LinkReasonExpired)
+	lr := asLinkRequired(t, err, linkflow.LinkReasonExpired)
 	if !strings.Contains(lr.Message, "expired") {
 		t.Errorf("message = %q", lr.Message)
 	}
@@ -185,9 +186,9 @@ func TestLinkRefusals(t *testing.T) {
 
 	t.Run("malformed link id", func(t *testing.T) {
 		e := newEnv(t)
-		status, body := newBrowser(t).get(e.baseURL + oidc.StartPath + "?id=short")
+		status, body := newBrowser(t).get(e.baseURL + linkflow.StartPath + "?id=short")
 		wantStatus(t, "malformed id", status, http.StatusBadRequest, body)
-		status, body = newBrowser(t).get(e.baseURL + oidc.StartPath + "?id=" + strings.Repeat("A", 43))
+		status, body = newBrowser(t).get(e.baseURL + linkflow.StartPath + "?id=" + strings.Repeat("A", 43))
 		wantStatus(t, "unknown id", status, http.StatusNotFound, body)
 	})
 
@@ -288,7 +289,7 @@ func TestLinkRefusals(t *testing.T) {
 
 	t.Run("callback without code", func(t *testing.T) {
 		e := newEnv(t)
-		status, body := newBrowser(t).get(e.baseURL + oidc.CallbackPath)
+		status, body := newBrowser(t).get(e.baseURL + linkflow.CallbackPath)
 		wantStatus(t, "bare callback", status, http.StatusBadRequest, body)
 	})
 }
@@ -444,7 +445,7 @@ func TestUserDisabledMakesLinkStale(t *testing.T) {
 	e.op.Disable("alice")
 
 	_, err := e.resolve(slackU1)
-	lr := asLinkRequired(t, err, oidc.LinkReasonStale)
+	lr := asLinkRequired(t, err, linkflow.LinkReasonStale)
 	if !strings.Contains(lr.Message, "invalid_grant") {
 		t.Errorf("message = %q, want the IdP's reason", lr.Message)
 	}
@@ -459,7 +460,7 @@ func TestUserDisabledMakesLinkStale(t *testing.T) {
 	// Stale stays stale without asking the IdP again.
 	refreshes := e.op.Refreshes()
 	_, err = e.resolve(slackU1)
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 	if e.op.Refreshes() != refreshes {
 		t.Fatal("a stale link was refreshed again")
 	}
@@ -484,14 +485,14 @@ func TestUserDisabledMakesLinkStale(t *testing.T) {
 // TestNoRefreshTokenMeansRelink: without a token key no refresh token is
 // kept, and old groups mean signing in again (not a stale link).
 func TestNoRefreshTokenMeansRelink(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.TokenKey = nil })
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.TokenKey = nil })
 	e.linkAs(slackU1, alice)
 	if l := e.mustLink(slackU1); l.RefreshToken != nil {
 		t.Fatal("a refresh token was kept without a token key")
 	}
 	e.clk.Advance(24*time.Hour + time.Second)
 	_, err := e.resolve(slackU1)
-	asLinkRequired(t, err, oidc.LinkReasonReverify)
+	asLinkRequired(t, err, linkflow.LinkReasonReverify)
 	if e.mustLink(slackU1).Stale {
 		t.Fatal("link marked stale although the IdP refused nothing")
 	}
@@ -510,10 +511,10 @@ func TestIdPUnreachable(t *testing.T) {
 		e.clk.Advance(25 * time.Hour)
 		e.net.set(true)
 		_, err := e.resolve(slackU1)
-		if !errors.Is(err, oidc.ErrIdPUnavailable) {
+		if !errors.Is(err, linkflow.ErrIdPUnavailable) {
 			t.Fatalf("Resolve with the IdP down: %v, want ErrIdPUnavailable", err)
 		}
-		var lr *oidc.LinkRequiredError
+		var lr *linkflow.LinkRequiredError
 		if errors.As(err, &lr) {
 			t.Fatal("a network failure asked the person to re-link")
 		}
@@ -612,7 +613,7 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 			}
 			e.clk.Advance(25 * time.Hour)
 			_, err := e.resolve(slackU1)
-			asLinkRequired(t, err, oidc.LinkReasonReverify)
+			asLinkRequired(t, err, linkflow.LinkReasonReverify)
 			if e.op.Refreshes() != 0 {
 				t.Fatal("a tampered token reached the IdP")
 			}
@@ -630,7 +631,7 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 		}
 		e.clk.Advance(25 * time.Hour)
 		_, err := e.resolve(slackU2)
-		asLinkRequired(t, err, oidc.LinkReasonReverify)
+		asLinkRequired(t, err, linkflow.LinkReasonReverify)
 	})
 
 	t.Run("another key", func(t *testing.T) {
@@ -638,13 +639,13 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 		e.linkAs(slackU1, alice)
 		other := e.opts
 		other.TokenKey = []byte("a-completely-different-key-0123456789abcdef")
-		lk, err := oidc.NewLinker(other)
+		lk, err := linkflow.NewLinker(other)
 		if err != nil {
 			t.Fatal(err)
 		}
 		e.clk.Advance(25 * time.Hour)
 		_, err = lk.Resolve(context.Background(), slackU1)
-		asLinkRequired(t, err, oidc.LinkReasonReverify)
+		asLinkRequired(t, err, linkflow.LinkReasonReverify)
 	})
 }
 
@@ -681,7 +682,7 @@ func TestConcurrentResolveRefreshesOnce(t *testing.T) {
 // TestPagesEscapeInput: values from chat and the IdP are escaped.
 func TestPagesEscapeInput(t *testing.T) {
 	e := newEnv(t)
-	p := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: `U<script>alert(1)</script>`}
+	p := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: `U<script>alert(1)</script>`}
 	e.own(p, alice)
 	b := newBrowser(t)
 	b.open(e.begin(p))
@@ -693,7 +694,7 @@ func TestPagesEscapeInput(t *testing.T) {
 // TestCleanupRemovesExpiredAttempts: Cleanup and the RunCleanup loop on
 // the injected clock.
 func TestCleanupRemovesExpiredAttempts(t *testing.T) {
-	e := newEnv(t, func(o *oidc.LinkerOptions) { o.CleanupInterval = time.Minute })
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.CleanupInterval = time.Minute })
 	u1, u2 := e.begin(slackU1), e.begin(slackU2)
 	e.clk.Advance(5 * time.Minute)
 	u3 := e.begin(slackU1)
@@ -731,20 +732,20 @@ func TestNewLinkerRefusesBadOptions(t *testing.T) {
 	e := newEnv(t)
 	for _, tc := range []struct {
 		name   string
-		modify func(o *oidc.LinkerOptions)
+		modify func(o *linkflow.LinkerOptions)
 		want   string
 	}{
-		{"http issuer", func(o *oidc.LinkerOptions) { o.Issuer = "http://idp.example.com" }, "https"},
-		{"no client id", func(o *oidc.LinkerOptions) { o.ClientID = "" }, "client_id"},
-		{"http redirect", func(o *oidc.LinkerOptions) { o.RedirectURL = "http://signoff.example.com/link/callback" }, "https"},
-		{"wrong redirect path", func(o *oidc.LinkerOptions) { o.RedirectURL = "https://signoff.example.com/callback" }, "/link/callback"},
-		{"short token key", func(o *oidc.LinkerOptions) { o.TokenKey = []byte("short") }, "at least 32"},
-		{"no store", func(o *oidc.LinkerOptions) { o.Store = nil }, "Store"},
+		{"http issuer", func(o *linkflow.LinkerOptions) { o.Issuer = "http://idp.example.com" }, "https"},
+		{"no client id", func(o *linkflow.LinkerOptions) { o.ClientID = "" }, "client_id"},
+		{"http redirect", func(o *linkflow.LinkerOptions) { o.RedirectURL = "http://signoff.example.com/link/callback" }, "https"},
+		{"wrong redirect path", func(o *linkflow.LinkerOptions) { o.RedirectURL = "https://signoff.example.com/callback" }, "/link/callback"},
+		{"short token key", func(o *linkflow.LinkerOptions) { o.TokenKey = []byte("short") }, "at least 32"},
+		{"no store", func(o *linkflow.LinkerOptions) { o.Store = nil }, "Store"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := e.opts
 			tc.modify(&o)
-			_, err := oidc.NewLinker(o)
+			_, err := linkflow.NewLinker(o)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("NewLinker: %v, want an error mentioning %q", err, tc.want)
 			}
@@ -753,7 +754,7 @@ func TestNewLinkerRefusesBadOptions(t *testing.T) {
 	// An https public URL makes the cookie Secure.
 	o := e.opts
 	o.RedirectURL = "https://signoff.example.com/prefix/link/callback"
-	lk, err := oidc.NewLinker(o)
+	lk, err := linkflow.NewLinker(o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package oidc
+package linkflow
 
 import (
 	"cmp"
@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/signoff-dev/signoff/identity"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -52,7 +53,7 @@ func (l *Linker) handleConfirm(w http.ResponseWriter, r *http.Request) {
 		l.idpDownPage(w, id, err)
 		return
 	}
-	csrf, err := randomToken()
+	csrf, err := idtoken.RandomToken()
 	if err != nil {
 		l.internalError(w, "make a form token", err)
 		return
@@ -100,7 +101,7 @@ func (l *Linker) handleConfirm(w http.ResponseWriter, r *http.Request) {
 // started; otherwise it answers the request itself.
 func (l *Linker) startableAttempt(w http.ResponseWriter, r *http.Request, id string) (storage.LinkAttempt, bool) {
 	ctx := r.Context()
-	if !validToken(id) {
+	if !idtoken.ValidToken(id) {
 		l.renderPage(w, errorPage(http.StatusBadRequest, "This sign-in link is incomplete",
 			"The link carries no valid id; it may have been cut short when it was copied.", retryNewLink))
 		return storage.LinkAttempt{}, false
@@ -165,7 +166,7 @@ func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PostForm.Get("id")
 	var cookie string
-	if validToken(id) {
+	if idtoken.ValidToken(id) {
 		if c, err := r.Cookie(csrfCookieName(id)); err == nil {
 			cookie = c.Value
 		}
@@ -207,7 +208,7 @@ func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
 	}
 	var secrets [3]string
 	for i := range secrets {
-		if secrets[i], err = randomToken(); err != nil {
+		if secrets[i], err = idtoken.RandomToken(); err != nil {
 			l.internalError(w, "make sign-in secrets", err)
 			return
 		}
@@ -294,7 +295,7 @@ func (l *Linker) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	state := q.Get("state")
 	id, _, _ := strings.Cut(state, ".")
-	if !validToken(id) {
+	if !idtoken.ValidToken(id) {
 		id = ""
 	}
 	if idpErr := q.Get("error"); idpErr != "" {
@@ -305,7 +306,7 @@ func (l *Linker) handleCallback(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		l.renderPage(w, idpErrorPage(idpErr, q.Get("error_description")))
-		l.log.Info("identity provider answered a sign-in with an error", "error", quote(idpErr), "attempt", attemptRef(id))
+		l.log.Info("identity provider answered a sign-in with an error", "error", idtoken.Quote(idpErr), "attempt", attemptRef(id))
 		return
 	}
 	code := q.Get("code")
@@ -476,7 +477,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 			{"Subject", c.Subject},
 			{"Groups", groupsText(c.Groups)},
 			{"Proved by", matchedByText(matchedBy)},
-			{"Linked at", fmtTime(now)},
+			{"Linked at", idtoken.FormatTime(now)},
 		},
 	})
 }
@@ -606,7 +607,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 			{"Request", a.RequestID},
 			{"Your vote", a.Decision},
 			{"Signed in as", displayOf(c)},
-			{"Signed in at", fmtTime(c.AuthTime)},
+			{"Signed in at", idtoken.FormatTime(c.AuthTime)},
 		},
 	})
 }
@@ -717,9 +718,9 @@ func expiredPage() *pageError {
 // browser, which anyone can send, so it is never treated as signoff's or
 // the IdP's failure.
 func idpErrorPage(code, desc string) *pageError {
-	what := "The identity provider did not sign you in; it answered " + quote(code)
+	what := "The identity provider did not sign you in; it answered " + idtoken.Quote(code)
 	if desc != "" {
-		what += " (" + quote(desc) + ")"
+		what += " (" + idtoken.Quote(desc) + ")"
 	}
 	what += ". Nothing was linked or counted."
 	switch {

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"context"
@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // TestStartSetsBindingCookie: the cookie tying the browser to the sign-in
@@ -21,12 +21,12 @@ func TestStartSetsBindingCookie(t *testing.T) {
 		redirect string
 		secure   bool
 	}{
-		{e.baseURL + oidc.CallbackPath, false},
+		{e.baseURL + linkflow.CallbackPath, false},
 		{"https://signoff.example.com/link/callback", true},
 	} {
 		o := e.opts
 		o.RedirectURL = tc.redirect
-		lk, err := oidc.NewLinker(o)
+		lk, err := linkflow.NewLinker(o)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"errors"
@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
 // TestLinkMetricsCountEveryOutcome: the identity counters move with link
@@ -15,7 +15,7 @@ import (
 func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 	e := newEnv(t)
 	m := e.linker.Metrics()
-	for _, k := range []string{oidc.LinkOutcomeLinked, string(oidc.RefusalMismatch), string(oidc.RefusalLookupFailed), oidc.LinkOutcomeIdPUnavailable} {
+	for _, k := range []string{linkflow.LinkOutcomeLinked, string(linkflow.RefusalMismatch), string(linkflow.RefusalLookupFailed), linkflow.LinkOutcomeIdPUnavailable} {
 		if v, ok := m.Links[k]; !ok || v != 0 {
 			t.Fatalf("before any sign-in, links[%s] = %d (present %v), want a 0", k, v, ok)
 		}
@@ -25,7 +25,7 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 
 	// A forwarded link: refused as identity_mismatch.
 	e.op.AddUser(mallory)
-	attacker := oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
+	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	e.own(attacker, mallory)
 	status, body := e.completeAs(e.begin(attacker), alice)
 	wantStatus(t, "forwarded link", status, http.StatusForbidden, body)
@@ -53,8 +53,8 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 		t.Errorf("link attempts = %d, want 4", m.LinkAttempts)
 	}
 	want := map[string]uint64{
-		oidc.LinkOutcomeLinked: 1, string(oidc.RefusalMismatch): 1, string(oidc.RefusalLookupFailed): 1,
-		oidc.LinkOutcomeIdPUnavailable: 1, oidc.LinkOutcomeIdPRefused: 0, string(oidc.RefusalNoChatEmail): 0,
+		linkflow.LinkOutcomeLinked: 1, string(linkflow.RefusalMismatch): 1, string(linkflow.RefusalLookupFailed): 1,
+		linkflow.LinkOutcomeIdPUnavailable: 1, linkflow.LinkOutcomeIdPRefused: 0, string(linkflow.RefusalNoChatEmail): 0,
 	}
 	for k, v := range want {
 		if m.Links[k] != v {
@@ -65,7 +65,7 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 	// A click with the IdP down, past groups_max_age: a refresh failure,
 	// nothing marked; with the IdP back, a refresh by click.
 	e.clk.Advance(25 * time.Hour)
-	if _, err := e.resolve(slackU1); !errors.Is(err, oidc.ErrIdPUnavailable) {
+	if _, err := e.resolve(slackU1); !errors.Is(err, linkflow.ErrIdPUnavailable) {
 		t.Fatalf("click with the IdP down: %v", err)
 	}
 	e.net.set(false)
@@ -73,8 +73,8 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 		t.Fatalf("click with the IdP back: %v", err)
 	}
 	m = e.linker.Metrics()
-	if m.RefreshFailures[oidc.RefreshFailureUnavailable] != 1 || m.RefreshFailures[oidc.RefreshFailureRefused] != 0 ||
-		m.Refreshes["click"] != 1 || m.MarkedStale[oidc.StaleRefreshRefused] != 0 {
+	if m.RefreshFailures[linkflow.RefreshFailureUnavailable] != 1 || m.RefreshFailures[linkflow.RefreshFailureRefused] != 0 ||
+		m.Refreshes["click"] != 1 || m.MarkedStale[linkflow.StaleRefreshRefused] != 0 {
 		t.Fatalf("refresh metrics: failures %v, refreshes %v, stale %v", m.RefreshFailures, m.Refreshes, m.MarkedStale)
 	}
 }

@@ -1,4 +1,4 @@
-package oidc
+package linkflow
 
 import (
 	"crypto/aes"

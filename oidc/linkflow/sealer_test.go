@@ -1,10 +1,11 @@
-package oidc
+package linkflow
 
 import (
 	"bytes"
 	"strings"
 	"testing"
 
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -82,15 +83,15 @@ func TestTokenSealer(t *testing.T) {
 }
 
 func TestValidToken(t *testing.T) {
-	tok, err := randomToken()
+	tok, err := idtoken.RandomToken()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !validToken(tok) {
+	if !idtoken.ValidToken(tok) {
 		t.Fatalf("randomToken %q is not validToken", tok)
 	}
 	for _, bad := range []string{"", "abc", tok + "x", tok[:42] + "=", tok[:42] + ".", tok[:42] + "/"} {
-		if validToken(bad) {
+		if idtoken.ValidToken(bad) {
 			t.Fatalf("validToken(%q) = true", bad)
 		}
 	}

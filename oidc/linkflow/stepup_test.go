@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/internal/testop"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -35,7 +35,7 @@ func stepUpSetup(t *testing.T, e *env, action string) (storage.Request, *browser
 	return r, b
 }
 
-func (e *env) beginStepUp(p oidc.PlatformUser, requestID, decision string) string {
+func (e *env) beginStepUp(p linkflow.PlatformUser, requestID, decision string) string {
 	e.t.Helper()
 	u, err := e.linker.BeginStepUp(context.Background(), p, requestID, decision)
 	if err != nil {
@@ -268,7 +268,7 @@ func TestBeginStepUpNeedsALink(t *testing.T) {
 	e := newEnv(t)
 	r := e.create("break-glass")
 	_, err := e.linker.BeginStepUp(context.Background(), slackU1, r.ID, "approve")
-	asLinkRequired(t, err, oidc.LinkReasonNotLinked)
+	asLinkRequired(t, err, linkflow.LinkReasonNotLinked)
 
 	e.linkAs(slackU1, dana)
 	if _, err := e.linker.BeginStepUp(context.Background(), slackU1, r.ID, "maybe"); err == nil {
@@ -280,9 +280,9 @@ func TestBeginStepUpNeedsALink(t *testing.T) {
 	e.op.Disable("dana")
 	e.clk.Advance(25 * time.Hour)
 	_, err = e.resolve(slackU1)
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 	_, err = e.linker.BeginStepUp(context.Background(), slackU1, r.ID, "approve")
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 }
 
 // withAMR makes the test IdP report amr for the sign-ins that follow.

@@ -1,4 +1,4 @@
-package oidc_test
+package linkflow_test
 
 import (
 	"context"
@@ -12,17 +12,17 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/internal/testop"
-	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // sweep runs one sweep pass.
-func (e *env) sweep() (oidc.SweepResult, error) {
+func (e *env) sweep() (linkflow.SweepResult, error) {
 	return e.linker.Sweep(context.Background())
 }
 
 // mustSweep runs one sweep pass that must get through.
-func (e *env) mustSweep() oidc.SweepResult {
+func (e *env) mustSweep() linkflow.SweepResult {
 	e.t.Helper()
 	res, err := e.sweep()
 	if err != nil {
@@ -61,7 +61,7 @@ func (e *env) runSweep() (waitPasses func(n uint64)) {
 	}
 }
 
-func passes(m oidc.LinkerMetrics) uint64 {
+func passes(m linkflow.LinkerMetrics) uint64 {
 	var n uint64
 	for _, v := range m.Sweeps {
 		n += v
@@ -93,7 +93,7 @@ func TestSweepMarksDisabledUserStale(t *testing.T) {
 	// Within groups_max_age the sweep asks the IdP nothing.
 	e.clk.Advance(23 * time.Hour)
 	e.op.Disable("alice")
-	if res := e.mustSweep(); res != (oidc.SweepResult{}) || e.op.Refreshes() != 0 {
+	if res := e.mustSweep(); res != (linkflow.SweepResult{}) || e.op.Refreshes() != 0 {
 		t.Fatalf("sweep within groups_max_age = %+v (refreshes %d), want nothing done", res, e.op.Refreshes())
 	}
 
@@ -134,8 +134,8 @@ func TestSweepMarksDisabledUserStale(t *testing.T) {
 	}
 
 	m := e.linker.Metrics()
-	if m.RefreshFailures[oidc.RefreshFailureRefused] != 1 || m.MarkedStale[oidc.StaleRefreshRefused] != 1 ||
-		m.Refreshes["sweep"] != 1 || m.Refreshes["click"] != 0 || m.Sweeps[oidc.SweepCompleted] != 2 {
+	if m.RefreshFailures[linkflow.RefreshFailureRefused] != 1 || m.MarkedStale[linkflow.StaleRefreshRefused] != 1 ||
+		m.Refreshes["sweep"] != 1 || m.Refreshes["click"] != 0 || m.Sweeps[linkflow.SweepCompleted] != 2 {
 		t.Fatalf("metrics after the sweep: %+v", m)
 	}
 	// The sweep sent nobody a sign-in link.
@@ -146,7 +146,7 @@ func TestSweepMarksDisabledUserStale(t *testing.T) {
 	// The next click is asked to sign in again, without asking the IdP.
 	refreshes := e.op.Refreshes()
 	_, err = e.resolve(slackU1)
-	asLinkRequired(t, err, oidc.LinkReasonStale)
+	asLinkRequired(t, err, linkflow.LinkReasonStale)
 	if e.op.Refreshes() != refreshes {
 		t.Fatal("a link the sweep marked stale was refreshed again at the click")
 	}
@@ -220,10 +220,10 @@ func TestSweepBacksOffWhileIdPDown(t *testing.T) {
 	wait := e.runSweep()
 	wait(1)
 	m := e.linker.Metrics()
-	if m.Sweeps[oidc.SweepIdPUnavailable] != 1 || m.RefreshFailures[oidc.RefreshFailureUnavailable] == 0 || m.RefreshFailures[oidc.RefreshFailureRefused] != 0 {
+	if m.Sweeps[linkflow.SweepIdPUnavailable] != 1 || m.RefreshFailures[linkflow.RefreshFailureUnavailable] == 0 || m.RefreshFailures[linkflow.RefreshFailureRefused] != 0 {
 		t.Fatalf("metrics after a pass with the IdP down: %+v", m)
 	}
-	for _, p := range []oidc.PlatformUser{slackU1, slackU2} {
+	for _, p := range []linkflow.PlatformUser{slackU1, slackU2} {
 		if l := e.mustLink(p); l.Stale || l.RefreshToken == nil {
 			t.Fatalf("%s after a pass with the IdP down: stale %v (%s), token %d bytes", p, l.Stale, l.StaleReason, len(l.RefreshToken))
 		}
@@ -237,7 +237,7 @@ func TestSweepBacksOffWhileIdPDown(t *testing.T) {
 		e.noPassWithin(d - time.Second)
 		e.clk.Advance(time.Second)
 		wait(uint64(i + 2))
-		if got := e.linker.Metrics().Sweeps[oidc.SweepIdPUnavailable]; got != uint64(i+2) {
+		if got := e.linker.Metrics().Sweeps[linkflow.SweepIdPUnavailable]; got != uint64(i+2) {
 			t.Fatalf("passes stopped by the outage: %d, want %d", got, i+2)
 		}
 	}
@@ -248,10 +248,10 @@ func TestSweepBacksOffWhileIdPDown(t *testing.T) {
 	e.clk.Advance(time.Second)
 	wait(5)
 	m = e.linker.Metrics()
-	if m.Sweeps[oidc.SweepCompleted] != 1 || m.Refreshes["sweep"] != 2 {
+	if m.Sweeps[linkflow.SweepCompleted] != 1 || m.Refreshes["sweep"] != 2 {
 		t.Fatalf("metrics after recovery: %+v", m)
 	}
-	for _, p := range []oidc.PlatformUser{slackU1, slackU2} {
+	for _, p := range []linkflow.PlatformUser{slackU1, slackU2} {
 		if l := e.mustLink(p); l.Stale || !l.VerifiedAt.Equal(e.clk.Now()) {
 			t.Fatalf("%s after recovery: stale %v, verified_at %v (now %v)", p, l.Stale, l.VerifiedAt, e.clk.Now())
 		}
@@ -261,7 +261,7 @@ func TestSweepBacksOffWhileIdPDown(t *testing.T) {
 	e.noPassWithin(time.Hour - time.Second)
 	e.clk.Advance(time.Second)
 	wait(6)
-	if got := e.linker.Metrics().Sweeps[oidc.SweepCompleted]; got != 2 {
+	if got := e.linker.Metrics().Sweeps[linkflow.SweepCompleted]; got != 2 {
 		t.Fatalf("completed passes: %d, want 2", got)
 	}
 }
@@ -310,7 +310,7 @@ func (g *gatedTransport) state() (inFlight, most int) {
 // use it.
 func TestSweepConcurrencyBound(t *testing.T) {
 	gate := &gatedTransport{release: make(chan struct{})}
-	e := newEnv(t, func(o *oidc.LinkerOptions) {
+	e := newEnv(t, func(o *linkflow.LinkerOptions) {
 		o.HTTPClient = &http.Client{Transport: gate, Timeout: 20 * time.Second}
 	})
 	people := []testop.User{alice, bob, dana, erin}
@@ -320,14 +320,14 @@ func TestSweepConcurrencyBound(t *testing.T) {
 		people = append(people, u)
 	}
 	for _, u := range people {
-		e.linkAs(oidc.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U" + u.Username, Conversation: "D" + u.Username}, u)
+		e.linkAs(linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "U" + u.Username, Conversation: "D" + u.Username}, u)
 	}
 	e.clk.Advance(25 * time.Hour)
 
 	gate.mu.Lock()
 	gate.on = true
 	gate.mu.Unlock()
-	done := make(chan oidc.SweepResult, 1)
+	done := make(chan linkflow.SweepResult, 1)
 	go func() {
 		res, err := e.sweep()
 		if err != nil {
@@ -337,27 +337,27 @@ func TestSweepConcurrencyBound(t *testing.T) {
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if n, _ := gate.state(); n == oidc.DefaultSweepConcurrency {
+		if n, _ := gate.state(); n == linkflow.DefaultSweepConcurrency {
 			break
 		}
 		if time.Now().After(deadline) {
 			n, _ := gate.state()
-			t.Fatalf("refreshes in flight: %d, want %d", n, oidc.DefaultSweepConcurrency)
+			t.Fatalf("refreshes in flight: %d, want %d", n, linkflow.DefaultSweepConcurrency)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
 	// Held at the bound: no fifth refresh starts.
 	time.Sleep(50 * time.Millisecond)
-	if n, most := gate.state(); n != oidc.DefaultSweepConcurrency || most != oidc.DefaultSweepConcurrency {
-		t.Fatalf("while held: %d in flight (at most %d), want %d", n, most, oidc.DefaultSweepConcurrency)
+	if n, most := gate.state(); n != linkflow.DefaultSweepConcurrency || most != linkflow.DefaultSweepConcurrency {
+		t.Fatalf("while held: %d in flight (at most %d), want %d", n, most, linkflow.DefaultSweepConcurrency)
 	}
 	close(gate.release)
 	res := <-done
 	if res.Due != len(people) || res.Refreshed != len(people) {
 		t.Fatalf("sweep = %+v, want %d refreshed", res, len(people))
 	}
-	if _, most := gate.state(); most > oidc.DefaultSweepConcurrency {
-		t.Fatalf("at most %d refreshes in flight, bound %d", most, oidc.DefaultSweepConcurrency)
+	if _, most := gate.state(); most > linkflow.DefaultSweepConcurrency {
+		t.Fatalf("at most %d refreshes in flight, bound %d", most, linkflow.DefaultSweepConcurrency)
 	}
 }
 
@@ -370,7 +370,7 @@ func TestSweepLeavesLinksWithoutRefreshToken(t *testing.T) {
 		op   func(*testop.OP)
 	}{
 		"the IdP issues none":     {op: func(o *testop.OP) { o.NoRefreshTokens(true) }},
-		"no token encryption key": {opts: []envOption{func(o *oidc.LinkerOptions) { o.TokenKey = nil }}},
+		"no token encryption key": {opts: []envOption{func(o *linkflow.LinkerOptions) { o.TokenKey = nil }}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, setup.opts...)
@@ -396,7 +396,7 @@ func TestSweepLeavesLinksWithoutRefreshToken(t *testing.T) {
 				t.Fatalf("metrics: swept %v, need sign-in %d", m.Swept, m.NeedSignIn)
 			}
 			_, err := e.resolve(slackU1)
-			asLinkRequired(t, err, oidc.LinkReasonReverify)
+			asLinkRequired(t, err, linkflow.LinkReasonReverify)
 		})
 	}
 }

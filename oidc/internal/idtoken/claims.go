@@ -1,4 +1,4 @@
-package oidc
+package idtoken
 
 import (
 	"bytes"
@@ -10,8 +10,8 @@ import (
 	"time"
 )
 
-// decodeClaims decodes a JWT claims set, keeping numbers exact.
-func decodeClaims(payload []byte) (map[string]any, error) {
+// Decode decodes a JWT claims set, keeping numbers exact.
+func Decode(payload []byte) (map[string]any, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var m map[string]any
@@ -27,11 +27,11 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 	return m, nil
 }
 
-// flattenClaims renders every top-level string, number and boolean claim as
+// Flatten renders every top-level string, number and boolean claim as
 // a string (numbers exactly as the issuer wrote them, booleans as "true" and
 // "false"). Nulls, lists and objects are left out. These are the values
 // policy claim globs match.
-func flattenClaims(m map[string]any) map[string]string {
+func Flatten(m map[string]any) map[string]string {
 	out := make(map[string]string, len(m))
 	for k, v := range m {
 		switch v := v.(type) {
@@ -46,10 +46,10 @@ func flattenClaims(m map[string]any) map[string]string {
 	return out
 }
 
-// stringList reads a claim that holds a list of strings, or a single
+// StringList reads a claim that holds a list of strings, or a single
 // string (some issuers send one group that way). Non-string list elements
 // are skipped.
-func stringList(v any) []string {
+func StringList(v any) []string {
 	switch v := v.(type) {
 	case string:
 		if v == "" {
@@ -68,14 +68,14 @@ func stringList(v any) []string {
 	return nil
 }
 
-// maxUnixSeconds is 9999-12-31T23:59:59Z; NumericDate values beyond it are
+// MaxUnixSeconds is 9999-12-31T23:59:59Z; NumericDate values beyond it are
 // refused rather than overflowing.
-const maxUnixSeconds = 253402300799
+const MaxUnixSeconds = 253402300799
 
-// numericDate reads a NumericDate claim (RFC 7519 §2: seconds since the
+// NumericDate reads a NumericDate claim (RFC 7519 §2: seconds since the
 // epoch, possibly fractional). present is false when the claim is absent
 // or null.
-func numericDate(m map[string]any, name string) (t time.Time, present bool, err error) {
+func NumericDate(m map[string]any, name string) (t time.Time, present bool, err error) {
 	v, ok := m[name]
 	if !ok || v == nil {
 		return time.Time{}, false, nil
@@ -85,13 +85,13 @@ func numericDate(m map[string]any, name string) (t time.Time, present bool, err 
 		return time.Time{}, true, fmt.Errorf("%s claim is not a NumericDate (a number of seconds since 1970)", name)
 	}
 	if i, err := n.Int64(); err == nil {
-		if i < -maxUnixSeconds || i > maxUnixSeconds {
+		if i < -MaxUnixSeconds || i > MaxUnixSeconds {
 			return time.Time{}, true, fmt.Errorf("%s claim is not a date before the year 10000", name)
 		}
 		return time.Unix(i, 0), true, nil
 	}
 	f, err := n.Float64()
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < -maxUnixSeconds || f > maxUnixSeconds {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < -MaxUnixSeconds || f > MaxUnixSeconds {
 		return time.Time{}, true, fmt.Errorf("%s claim is not a NumericDate (a number of seconds since 1970) before the year 10000", name)
 	}
 	sec, frac := math.Modf(f)
@@ -101,10 +101,10 @@ func numericDate(m map[string]any, name string) (t time.Time, present bool, err 
 // maxPersonValues bounds how many values one person claim contributes.
 const maxPersonValues = 32
 
-// personValues reads a person claim (idp.person_claims): a string, a
+// PersonValues reads a person claim (idp.person_claims): a string, a
 // number, or an array of them (a multi-valued attribute), trimmed, empty
 // ones left out. Anything else holds no name.
-func personValues(v any) []string {
+func PersonValues(v any) []string {
 	one := func(e any) string {
 		switch e := e.(type) {
 		case string:
