@@ -17,6 +17,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/internal/jwks"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
@@ -94,23 +95,9 @@ func staticKeySet(keys ...jose.JSONWebKey) *keySet {
 }
 
 func FuzzKeySetVerify(f *testing.F) {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		f.Fatal(err)
-	}
-	ks := staticKeySet(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"})
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: priv, KeyID: "k1"}}, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
-	jws, err := signer.Sign([]byte(`{"iss":"https://issuer.example"}`))
-	if err != nil {
-		f.Fatal(err)
-	}
-	good, err := jws.CompactSerialize()
-	if err != nil {
-		f.Fatal(err)
-	}
+	k := testkeys.New(f, "k1", jose.RS256)
+	ks := staticKeySet(k.Public())
+	good := testkeys.Sign(f, k.Priv, k.Alg, k.KID, []byte(`{"iss":"https://issuer.example"}`), nil)
 	f.Add(good)
 	for _, s := range tokenSeeds {
 		f.Add(s)

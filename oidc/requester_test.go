@@ -2,13 +2,8 @@ package oidc_test
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -29,6 +24,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -55,67 +51,6 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// signingKey is a key a test provider (or an attacker) signs tokens with.
-type signingKey struct {
-	kid  string
-	alg  jose.SignatureAlgorithm
-	priv crypto.Signer
-}
-
-func newKey(t testing.TB, kid string, alg jose.SignatureAlgorithm) *signingKey {
-	t.Helper()
-	var (
-		priv crypto.Signer
-		err  error
-	)
-	switch alg {
-	case jose.ES256:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case jose.RS256, jose.PS256, jose.RS384:
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	case jose.EdDSA:
-		_, priv, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		t.Fatalf("newKey: unsupported alg %s", alg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &signingKey{kid: kid, alg: alg, priv: priv}
-}
-
-// jwk is the public key as a provider publishes it.
-func (k *signingKey) jwk() jose.JSONWebKey {
-	return jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.kid, Algorithm: string(k.alg), Use: "sig"}
-}
-
-// sign returns a compact JWS over claims, with kid in the header when the
-// key has one.
-func (k *signingKey) sign(t testing.TB, claims map[string]any) string {
-	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk := jose.SigningKey{Algorithm: k.alg, Key: k.priv}
-	if k.kid != "" {
-		sk.Key = jose.JSONWebKey{Key: k.priv, KeyID: k.kid}
-	}
-	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // provider is an OpenID issuer on loopback: discovery plus a JWKS the test
 // controls, with hit counters and fault switches.
 type provider struct {
@@ -123,19 +58,18 @@ type provider struct {
 	issuer   string
 	jwksPath string
 
+	jwks testkeys.KeySet
+
 	mu              sync.Mutex
-	keys            []jose.JSONWebKey
 	discoveryStatus int    // non-zero: discovery answers with this status
-	jwksStatus      int    // non-zero: the JWKS answers with this status
 	claimedIssuer   string // non-empty: discovery names this issuer instead
 	discoveryGate   chan struct{}
 
 	discoveryHits atomic.Int32
-	jwksHits      atomic.Int32
 }
 
 // newProvider starts a plain-http provider whose issuer is its own URL.
-func newProvider(t *testing.T, keys ...*signingKey) *provider {
+func newProvider(t *testing.T, keys ...*testkeys.Key) *provider {
 	p := &provider{jwksPath: "/keys"}
 	p.srv = httptest.NewServer(p)
 	t.Cleanup(p.srv.Close)
@@ -147,7 +81,7 @@ func newProvider(t *testing.T, keys ...*signingKey) *provider {
 // newPublicProvider starts an https provider that plays a public issuer
 // (e.g. https://token.actions.githubusercontent.com); clients reach it
 // through routedClient.
-func newPublicProvider(t *testing.T, issuer, jwksPath string, keys ...*signingKey) *provider {
+func newPublicProvider(t *testing.T, issuer, jwksPath string, keys ...*testkeys.Key) *provider {
 	p := &provider{issuer: issuer, jwksPath: jwksPath}
 	p.srv = httptest.NewTLSServer(p)
 	t.Cleanup(p.srv.Close)
@@ -155,14 +89,7 @@ func newPublicProvider(t *testing.T, issuer, jwksPath string, keys ...*signingKe
 	return p
 }
 
-func (p *provider) publish(keys ...*signingKey) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.keys = nil
-	for _, k := range keys {
-		p.keys = append(p.keys, k.jwk())
-	}
-}
+func (p *provider) publish(keys ...*testkeys.Key) { p.jwks.Publish(keys...) }
 
 func (p *provider) set(f func(p *provider)) {
 	p.mu.Lock()
@@ -179,8 +106,7 @@ func (p *provider) baseURL() string {
 
 func (p *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
-	discoveryStatus, jwksStatus, claimed, gate := p.discoveryStatus, p.jwksStatus, p.claimedIssuer, p.discoveryGate
-	keys := jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), p.keys...)}
+	discoveryStatus, claimed, gate := p.discoveryStatus, p.claimedIssuer, p.discoveryGate
 	p.mu.Unlock()
 	switch r.URL.Path {
 	case "/.well-known/openid-configuration":
@@ -205,13 +131,7 @@ func (p *provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"id_token_signing_alg_values_supported": []string{"RS256", "ES256", "HS256", "none"},
 		})
 	case p.jwksPath:
-		p.jwksHits.Add(1)
-		if jwksStatus != 0 {
-			http.Error(w, "keys unavailable", jwksStatus)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(keys)
+		p.jwks.ServeHTTP(w, r)
 	default:
 		http.NotFound(w, r)
 	}
@@ -332,13 +252,13 @@ func mustVerify(t *testing.T, v *oidc.RequesterVerifier, raw string) *oidc.Reque
 }
 
 func TestVerifyMapsClaims(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	ti := trusted(p)
 	ti.NameClaim, ti.EmailClaim, ti.GroupsClaim = "name", "email", "groups"
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
 
-	raw := k.sign(t, claimsFor(p.issuer, map[string]any{
+	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{
 		"name":          "The Octocat",
 		"email":         "octocat@example.com",
 		"groups":        []any{"sre", 7, "dev"},
@@ -386,12 +306,12 @@ func TestVerifyMapsClaims(t *testing.T) {
 }
 
 func TestVerifyDefaultPersonClaimIsSub(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	ti := trusted(p)
 	ti.PersonClaim = ""
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
-	tok := mustVerify(t, v, k.sign(t, claimsFor(p.issuer, nil)))
+	tok := mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, nil)))
 	if tok.Person != tok.Subject || tok.Person == "" {
 		t.Errorf("person = %q, want the subject %q", tok.Person, tok.Subject)
 	}
@@ -400,16 +320,16 @@ func TestVerifyDefaultPersonClaimIsSub(t *testing.T) {
 func TestVerifyEveryAllowedAlgorithm(t *testing.T) {
 	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256, jose.PS256, jose.EdDSA} {
 		t.Run(string(alg), func(t *testing.T) {
-			k := newKey(t, "k-"+string(alg), alg)
+			k := testkeys.New(t, "k-"+string(alg), alg)
 			p := newProvider(t, k)
 			v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
-			mustVerify(t, v, k.sign(t, claimsFor(p.issuer, nil)))
+			mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, nil)))
 		})
 	}
 }
 
 func TestVerifyClockSkew(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{MaxSkew: time.Minute}, trusted(p))
 	past := t0.Add(-10 * time.Minute).Unix()
@@ -423,24 +343,24 @@ func TestVerifyClockSkew(t *testing.T) {
 	}
 	for name, extra := range accepted {
 		t.Run(name, func(t *testing.T) {
-			mustVerify(t, v, k.sign(t, claimsFor(p.issuer, extra)))
+			mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, extra)))
 		})
 	}
 }
 
 func TestVerifyRefusals(t *testing.T) {
-	good := newKey(t, "k1", jose.ES256)
-	rsaKey := newKey(t, "rsa1", jose.RS256)
+	good := testkeys.New(t, "k1", jose.ES256)
+	rsaKey := testkeys.New(t, "rsa1", jose.RS256)
 	p := newProvider(t, good, rsaKey)
 	other := newProvider(t) // a second configured issuer, never contacted here
 	otherTI := trusted(other)
 	otherTI.Name = "other"
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{MaxSkew: time.Minute}, trusted(p), otherTI)
 
-	forgedSameKid := newKey(t, "k1", jose.ES256)
-	forgedNewKid := newKey(t, "attacker", jose.ES256)
-	forgedNoKid := newKey(t, "", jose.ES256)
-	rs384 := newKey(t, "rsa1", jose.RS384)
+	forgedSameKid := testkeys.New(t, "k1", jose.ES256)
+	forgedNewKid := testkeys.New(t, "attacker", jose.ES256)
+	forgedNoKid := testkeys.New(t, "", jose.ES256)
+	rs384 := testkeys.New(t, "rsa1", jose.RS384)
 	past := t0.Add(-10 * time.Minute).Unix()
 
 	cases := []struct {
@@ -450,55 +370,55 @@ func TestVerifyRefusals(t *testing.T) {
 		want   []string
 	}{
 		{"wrong audience", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"aud": "another-service"}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"aud": "another-service"}))
 		}, oidc.ReasonWrongAudience, []string{`"another-service"`, `expects "signoff"`}},
 		{"audience list without ours", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"a", "b"}}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"a", "b"}}))
 		}, oidc.ReasonWrongAudience, nil},
 		{"no audience", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"aud": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"aud": nil}))
 		}, oidc.ReasonWrongAudience, nil},
 		{"expired beyond skew", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"iat": past, "nbf": past, "exp": t0.Add(-61 * time.Second).Unix()}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"iat": past, "nbf": past, "exp": t0.Add(-61 * time.Second).Unix()}))
 		}, oidc.ReasonExpired, []string{"expired at 2025-06-02T08:58:59Z", "request a fresh token"}},
 		{"nbf beyond skew", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"nbf": t0.Add(61 * time.Second).Unix()}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"nbf": t0.Add(61 * time.Second).Unix()}))
 		}, oidc.ReasonNotYetValid, []string{"not valid before"}},
 		{"nbf within go-oidc's 5 minutes but beyond ours", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"nbf": t0.Add(4 * time.Minute).Unix(), "exp": t0.Add(time.Hour).Unix()}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"nbf": t0.Add(4 * time.Minute).Unix(), "exp": t0.Add(time.Hour).Unix()}))
 		}, oidc.ReasonNotYetValid, nil},
 		{"iat in the future", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"iat": t0.Add(2 * time.Minute).Unix(), "nbf": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"iat": t0.Add(2 * time.Minute).Unix(), "nbf": nil}))
 		}, oidc.ReasonNotYetValid, []string{"in the future"}},
 		{"no exp", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"exp": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"exp": nil}))
 		}, oidc.ReasonMissingClaim, []string{"exp"}},
 		{"exp not a number", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"exp": "tomorrow"}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"exp": "tomorrow"}))
 		}, oidc.ReasonMalformed, nil},
 		{"exp absurdly far", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"exp": 1e300}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"exp": 1e300}))
 		}, oidc.ReasonMalformed, nil},
 		{"no sub", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"sub": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"sub": nil}))
 		}, oidc.ReasonMissingClaim, []string{"sub"}},
 		{"no person claim", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"actor": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"actor": nil}))
 		}, oidc.ReasonMissingClaim, []string{`"actor"`, "person_claim"}},
 		{"configured iss, signed by another key under the real kid", func() string {
-			return forgedSameKid.sign(t, claimsFor(p.issuer, nil))
+			return forgedSameKid.Sign(t, claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadSignature, []string{p.issuer}},
 		{"configured iss, signed by another key under its own kid", func() string {
-			return forgedNewKid.sign(t, claimsFor(p.issuer, nil))
+			return forgedNewKid.Sign(t, claimsFor(p.issuer, nil))
 		}, oidc.ReasonUnknownKey, []string{`"attacker"`, p.issuer}},
 		{"configured iss, signed by another key without kid", func() string {
-			return forgedNoKid.sign(t, claimsFor(p.issuer, nil))
+			return forgedNoKid.Sign(t, claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadSignature, nil},
 		{"another configured issuer's iss on our token", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"iss": other.issuer}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"iss": other.issuer}))
 		}, oidc.ReasonUnknownKey, []string{other.issuer}}, // other does not publish k1
 		{"unconfigured iss", func() string {
-			return good.sign(t, claimsFor("https://evil.example.com", nil))
+			return good.Sign(t, claimsFor("https://evil.example.com", nil))
 		}, oidc.ReasonUnknownIssuer, []string{`"https://evil.example.com"`, "ci (" + p.issuer + ")", "other (" + other.issuer + ")"}},
 		{"alg none", func() string {
 			return unsigned(t, map[string]any{"alg": "none", "kid": "k1"}, claimsFor(p.issuer, nil))
@@ -510,30 +430,30 @@ func TestVerifyRefusals(t *testing.T) {
 			return hmacSigned(t, "rsa1", publicPEM(t, rsaKey), claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadAlgorithm, []string{`"HS256"`, "never none or HMAC"}},
 		{"HS256 keyed with the RSA public key (DER)", func() string {
-			der, _ := x509.MarshalPKIXPublicKey(rsaKey.priv.Public())
+			der, _ := x509.MarshalPKIXPublicKey(rsaKey.Priv.Public())
 			return hmacSigned(t, "rsa1", der, claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadAlgorithm, nil},
 		{"RS384 (asymmetric but not allowed)", func() string {
-			return rs384.sign(t, claimsFor(p.issuer, nil))
+			return rs384.Sign(t, claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadAlgorithm, nil},
 		{"RS256 token naming the ES256 key", func() string {
-			k := newKey(t, "k1", jose.RS256)
-			return k.sign(t, claimsFor(p.issuer, nil))
+			k := testkeys.New(t, "k1", jose.RS256)
+			return k.Sign(t, claimsFor(p.issuer, nil))
 		}, oidc.ReasonBadAlgorithm, nil},
 		{"tampered payload", func() string {
-			raw := good.sign(t, claimsFor(p.issuer, nil))
+			raw := good.Sign(t, claimsFor(p.issuer, nil))
 			parts := strings.Split(raw, ".")
 			parts[1] = b64(t, claimsFor(p.issuer, map[string]any{"actor": "mallory"}))
 			return strings.Join(parts, ".")
 		}, oidc.ReasonBadSignature, nil},
 		{"tampered header", func() string {
-			raw := good.sign(t, claimsFor(p.issuer, nil))
+			raw := good.Sign(t, claimsFor(p.issuer, nil))
 			parts := strings.Split(raw, ".")
 			parts[0] = b64(t, map[string]any{"alg": "ES256", "kid": "k1", "typ": "at+jwt"})
 			return strings.Join(parts, ".")
 		}, oidc.ReasonBadSignature, nil},
 		{"truncated signature", func() string {
-			raw := good.sign(t, claimsFor(p.issuer, nil))
+			raw := good.Sign(t, claimsFor(p.issuer, nil))
 			return raw[:len(raw)-4]
 		}, oidc.ReasonBadSignature, nil},
 		{"empty", func() string { return "" }, oidc.ReasonMalformed, []string{"Authorization: Bearer"}},
@@ -554,16 +474,16 @@ func TestVerifyRefusals(t *testing.T) {
 			return b64(t, map[string]any{"alg": "ES256"}) + "." + base64.RawURLEncoding.EncodeToString([]byte(`["iss"]`)) + ".c2ln"
 		}, oidc.ReasonMalformed, nil},
 		{"no iss", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"iss": nil}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"iss": nil}))
 		}, oidc.ReasonMalformed, []string{"iss"}},
 		{"iss not a string", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"iss": 42}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"iss": 42}))
 		}, oidc.ReasonMalformed, nil},
 		{"aud not strings", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"aud": []any{"signoff", 1}}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"aud": []any{"signoff", 1}}))
 		}, oidc.ReasonMalformed, nil},
 		{"oversized", func() string {
-			return good.sign(t, claimsFor(p.issuer, map[string]any{"padding": strings.Repeat("x", 20000)}))
+			return good.Sign(t, claimsFor(p.issuer, map[string]any{"padding": strings.Repeat("x", 20000)}))
 		}, oidc.ReasonMalformed, []string{"at most"}},
 		{"JSON serialization instead of compact", func() string {
 			return `{"payload":"e30","signatures":[{"protected":"eyJhbGciOiJFUzI1NiJ9","signature":"c2ln"}]}`
@@ -595,8 +515,8 @@ func hmacSigned(t *testing.T, kid string, secret []byte, claims map[string]any) 
 	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func publicPEM(t *testing.T, k *signingKey) []byte {
-	der, err := x509.MarshalPKIXPublicKey(k.priv.Public())
+func publicPEM(t *testing.T, k *testkeys.Key) []byte {
+	der, err := x509.MarshalPKIXPublicKey(k.Priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -612,21 +532,21 @@ func b64(t *testing.T, v any) string {
 }
 
 func TestConstructorDoesNoNetworkIO(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
-	if n := p.discoveryHits.Load() + p.jwksHits.Load(); n != 0 {
+	if n := int(p.discoveryHits.Load()) + p.jwks.Hits(); n != 0 {
 		t.Fatalf("constructor made %d requests", n)
 	}
 }
 
 func TestDiscoveryDownThenBack(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	p.set(func(p *provider) { p.discoveryStatus = http.StatusServiceUnavailable })
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{DiscoveryRetry: 10 * time.Second}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
+	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable,
@@ -657,19 +577,19 @@ func TestDiscoveryDownThenBack(t *testing.T) {
 }
 
 func TestKeySetDownThenBack(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
-	p.set(func(p *provider) { p.jwksStatus = http.StatusBadGateway })
+	p.jwks.SetStatus(http.StatusBadGateway)
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{DiscoveryRetry: 10 * time.Second}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, nil))
+	raw := k.Sign(t, claimsFor(p.issuer, nil))
 
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "is unreachable", "502")
-	p.set(func(p *provider) { p.jwksStatus = 0 })
+	p.jwks.SetStatus(0)
 	_, err = v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable)
-	if n := p.jwksHits.Load(); n != 1 {
+	if n := p.jwks.Hits(); n != 1 {
 		t.Fatalf("jwks hits = %d, want 1 (retry too early)", n)
 	}
 	clk.Advance(10 * time.Second)
@@ -677,11 +597,11 @@ func TestKeySetDownThenBack(t *testing.T) {
 }
 
 func TestUnreachableIssuer(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	p.srv.Close() // nothing listens there any more
 	v := newVerifier(t, newClock(), &http.Client{Timeout: 5 * time.Second}, oidc.VerifierOptions{}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, nil))
+	raw := k.Sign(t, claimsFor(p.issuer, nil))
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "issuer "+p.issuer+" is unreachable")
 	if err := v.Discover(context.Background()); err == nil {
@@ -690,38 +610,38 @@ func TestUnreachableIssuer(t *testing.T) {
 }
 
 func TestDiscoveryIssuerMismatch(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	p.set(func(p *provider) { p.claimedIssuer = p.issuer + "/" })
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, nil))
+	raw := k.Sign(t, claimsFor(p.issuer, nil))
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "misconfigured", "trailing slash")
 }
 
 func TestDiscoverContactsIssuersEarly(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
 	if err := v.Discover(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if d, j := p.discoveryHits.Load(), p.jwksHits.Load(); d != 1 || j != 1 {
+	if d, j := p.discoveryHits.Load(), p.jwks.Hits(); d != 1 || j != 1 {
 		t.Fatalf("hits: discovery %d, jwks %d; want 1, 1", d, j)
 	}
-	mustVerify(t, v, k.sign(t, claimsFor(p.issuer, nil)))
-	if d, j := p.discoveryHits.Load(), p.jwksHits.Load(); d != 1 || j != 1 {
+	mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, nil)))
+	if d, j := p.discoveryHits.Load(), p.jwks.Hits(); d != 1 || j != 1 {
 		t.Fatalf("hits after Verify: discovery %d, jwks %d; want 1, 1", d, j)
 	}
 }
 
 func TestCallerGivesUpDuringDiscovery(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	gate := make(chan struct{})
 	p.set(func(p *provider) { p.discoveryGate = gate })
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, nil))
+	raw := k.Sign(t, claimsFor(p.issuer, nil))
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -746,22 +666,22 @@ func TestCallerGivesUpDuringDiscovery(t *testing.T) {
 }
 
 func TestKeyRotationAddsKid(t *testing.T) {
-	k1 := newKey(t, "k1", jose.ES256)
-	k2 := newKey(t, "k2", jose.ES256)
+	k1 := testkeys.New(t, "k1", jose.ES256)
+	k2 := testkeys.New(t, "k2", jose.ES256)
 	p := newProvider(t, k1)
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, trusted(p))
 	long := map[string]any{"exp": t0.Add(time.Hour).Unix()}
 
-	mustVerify(t, v, k1.sign(t, claimsFor(p.issuer, long)))
+	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, long)))
 	p.publish(k1, k2)
 
 	// Right after the last download, the new kid is not fetched yet.
 	clk.Advance(10 * time.Second)
-	raw2 := k2.sign(t, claimsFor(p.issuer, long))
+	raw2 := k2.Sign(t, claimsFor(p.issuer, long))
 	_, err := v.Verify(context.Background(), raw2)
 	wantRefusal(t, err, raw2, oidc.ReasonUnknownKey, `"k2"`, "retry")
-	if n := p.jwksHits.Load(); n != 1 {
+	if n := p.jwks.Hits(); n != 1 {
 		t.Fatalf("jwks hits = %d, want 1", n)
 	}
 
@@ -769,19 +689,19 @@ func TestKeyRotationAddsKid(t *testing.T) {
 	// kid refreshes the set and is accepted; old keys still work.
 	clk.Advance(50 * time.Second)
 	mustVerify(t, v, raw2)
-	mustVerify(t, v, k1.sign(t, claimsFor(p.issuer, long)))
-	if n := p.jwksHits.Load(); n != 2 {
+	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, long)))
+	if n := p.jwks.Hits(); n != 2 {
 		t.Fatalf("jwks hits = %d, want 2", n)
 	}
 }
 
 func TestWithdrawnKeyStopsBeingTrusted(t *testing.T) {
-	k1 := newKey(t, "k1", jose.ES256)
-	k2 := newKey(t, "k2", jose.ES256)
+	k1 := testkeys.New(t, "k1", jose.ES256)
+	k2 := testkeys.New(t, "k2", jose.ES256)
 	p := newProvider(t, k1)
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, trusted(p))
-	raw := k1.sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
+	raw := k1.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 	mustVerify(t, v, raw)
 
 	p.publish(k2)
@@ -790,42 +710,42 @@ func TestWithdrawnKeyStopsBeingTrusted(t *testing.T) {
 	clk.Advance(5 * time.Minute)
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonUnknownKey)
-	if n := p.jwksHits.Load(); n != 2 {
+	if n := p.jwks.Hits(); n != 2 {
 		t.Fatalf("jwks hits = %d, want 2", n)
 	}
 }
 
 func TestStaleKeysKeptWhenRefreshFails(t *testing.T) {
-	k1 := newKey(t, "k1", jose.ES256)
+	k1 := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k1)
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, trusted(p))
-	raw := k1.sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
+	raw := k1.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 	mustVerify(t, v, raw)
-	p.set(func(p *provider) { p.jwksStatus = http.StatusInternalServerError })
+	p.jwks.SetStatus(http.StatusInternalServerError)
 	clk.Advance(11 * time.Minute)
 	mustVerify(t, v, raw)
-	if n := p.jwksHits.Load(); n != 2 {
+	if n := p.jwks.Hits(); n != 2 {
 		t.Fatalf("jwks hits = %d, want 2", n)
 	}
-	raw2 := newKey(t, "k2", jose.ES256).sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
+	raw2 := testkeys.New(t, "k2", jose.ES256).Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 	_, err := v.Verify(context.Background(), raw2)
 	wantRefusal(t, err, raw2, oidc.ReasonUnknownKey, `"k2"`, "fetching them again failed", "500")
 }
 
 func TestKidSprayingIsRateLimited(t *testing.T) {
-	k1 := newKey(t, "k1", jose.ES256)
+	k1 := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k1)
 	clk := newClock()
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, trusted(p))
-	mustVerify(t, v, k1.sign(t, claimsFor(p.issuer, nil)))
+	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, nil)))
 
 	var sprayed []string
 	for range 40 {
 		var kid [8]byte
 		_, _ = rand.Read(kid[:])
-		k := newKey(t, hex.EncodeToString(kid[:]), jose.ES256)
-		sprayed = append(sprayed, k.sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()})))
+		k := testkeys.New(t, hex.EncodeToString(kid[:]), jose.ES256)
+		sprayed = append(sprayed, k.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()})))
 	}
 	spray := func() {
 		var wg sync.WaitGroup
@@ -841,26 +761,26 @@ func TestKidSprayingIsRateLimited(t *testing.T) {
 		wg.Wait()
 	}
 	spray()
-	if n := p.jwksHits.Load(); n != 1 {
+	if n := p.jwks.Hits(); n != 1 {
 		t.Fatalf("jwks hits after spraying within the interval = %d, want 1", n)
 	}
 	clk.Advance(61 * time.Second)
 	spray()
-	if n := p.jwksHits.Load(); n != 2 {
+	if n := p.jwks.Hits(); n != 2 {
 		t.Fatalf("jwks hits after spraying in the next interval = %d, want 2", n)
 	}
 	clk.Advance(30 * time.Second)
 	spray()
-	if n := p.jwksHits.Load(); n != 2 {
+	if n := p.jwks.Hits(); n != 2 {
 		t.Fatalf("jwks hits = %d, want still 2", n)
 	}
 }
 
 func TestConcurrentFirstUse(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
-	raw := k.sign(t, claimsFor(p.issuer, nil))
+	raw := k.Sign(t, claimsFor(p.issuer, nil))
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
@@ -870,30 +790,30 @@ func TestConcurrentFirstUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if d, j := p.discoveryHits.Load(), p.jwksHits.Load(); d != 1 || j != 1 {
+	if d, j := p.discoveryHits.Load(), p.jwks.Hits(); d != 1 || j != 1 {
 		t.Fatalf("hits: discovery %d, jwks %d; want 1, 1", d, j)
 	}
 }
 
 func TestIssuersSharingAnIssuerURLRouteByAudience(t *testing.T) {
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	a := oidc.TrustedIssuer{Name: "ci-a", Issuer: p.issuer, Audience: "signoff-a"}
 	b := oidc.TrustedIssuer{Name: "ci-b", Issuer: p.issuer, Audience: "signoff-b"}
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, a, b)
 
-	tok := mustVerify(t, v, k.sign(t, claimsFor(p.issuer, map[string]any{"aud": "signoff-b"})))
+	tok := mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": "signoff-b"})))
 	if tok.IssuerName != "ci-b" {
 		t.Fatalf("issuer name = %s, want ci-b", tok.IssuerName)
 	}
-	tok = mustVerify(t, v, k.sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"x", "signoff-a"}})))
+	tok = mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"x", "signoff-a"}})))
 	if tok.IssuerName != "ci-a" {
 		t.Fatalf("issuer name = %s, want ci-a", tok.IssuerName)
 	}
-	raw := k.sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"signoff-a", "signoff-b"}}))
+	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"signoff-a", "signoff-b"}}))
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonAmbiguousAudience)
-	raw = k.sign(t, claimsFor(p.issuer, map[string]any{"aud": "signoff"}))
+	raw = k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": "signoff"}))
 	_, err = v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonWrongAudience, `"signoff-a"`, `"signoff-b"`)
 	if n := p.discoveryHits.Load(); n != 1 {
@@ -902,8 +822,8 @@ func TestIssuersSharingAnIssuerURLRouteByAudience(t *testing.T) {
 }
 
 func TestGitHubActionsAndGitLabCITokens(t *testing.T) {
-	ghKey := newKey(t, "38826b17-6a30-5f9b-b169-8beb8202f723", jose.RS256)
-	glKey := newKey(t, "kewiQq9jiC84CvSsJYOB-N6A8WFLSV20Mb-y7IlWDSQ", jose.RS256)
+	ghKey := testkeys.New(t, "38826b17-6a30-5f9b-b169-8beb8202f723", jose.RS256)
+	glKey := testkeys.New(t, "kewiQq9jiC84CvSsJYOB-N6A8WFLSV20Mb-y7IlWDSQ", jose.RS256)
 	gh := newPublicProvider(t, "https://token.actions.githubusercontent.com", "/.well-known/jwks", ghKey)
 	gl := newPublicProvider(t, "https://gitlab.com", "/oauth/discovery/keys", glKey)
 	issuers := []oidc.TrustedIssuer{
@@ -945,7 +865,7 @@ func TestGitHubActionsAndGitLabCITokens(t *testing.T) {
 		"exp":                   t0.Add(5 * time.Minute).Unix(),
 		"iat":                   t0.Unix(),
 	}
-	tok := mustVerify(t, v, ghKey.sign(t, ghClaims))
+	tok := mustVerify(t, v, ghKey.Sign(t, ghClaims))
 	if tok.IssuerName != "github" || tok.Person != "octocat" || tok.Subject != "repo:acme/api:environment:production" {
 		t.Errorf("github token: %s %q %q", tok.IssuerName, tok.Person, tok.Subject)
 	}
@@ -992,7 +912,7 @@ func TestGitHubActionsAndGitLabCITokens(t *testing.T) {
 		"sub":                   "project_path:acme/api:ref_type:branch:ref:main",
 		"aud":                   "https://signoff.example.com",
 	}
-	tok = mustVerify(t, v, glKey.sign(t, glClaims))
+	tok = mustVerify(t, v, glKey.Sign(t, glClaims))
 	if tok.IssuerName != "gitlab" || tok.Person != "alice" || tok.Email != "alice@example.com" {
 		t.Errorf("gitlab token: %s %q %q", tok.IssuerName, tok.Person, tok.Email)
 	}
@@ -1007,7 +927,7 @@ func TestGitHubActionsAndGitLabCITokens(t *testing.T) {
 
 	// GitLab's key cannot vouch for a GitHub token.
 	ghClaims["actor"] = "mallory"
-	raw := glKey.sign(t, ghClaims)
+	raw := glKey.Sign(t, ghClaims)
 	_, err := v.Verify(context.Background(), raw)
 	wantRefusal(t, err, raw, oidc.ReasonUnknownKey)
 }

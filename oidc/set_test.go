@@ -11,6 +11,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -22,33 +23,11 @@ const (
 
 // signSET signs claims as a SET: typ secevent+jwt unless header says
 // otherwise (a nil value leaves the member out).
-func signSET(t testing.TB, k *signingKey, header, claims map[string]any) string {
+func signSET(t testing.TB, k *testkeys.Key, header, claims map[string]any) string {
 	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"typ": "secevent+jwt"}}
-	for name, v := range header {
-		if v == nil {
-			delete(opts.ExtraHeaders, jose.HeaderKey(name))
-		} else {
-			opts.ExtraHeaders[jose.HeaderKey(name)] = v
-		}
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.kid}}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	set := *k
+	set.Typ = "secevent+jwt"
+	return set.SignWith(t, claims, header)
 }
 
 // setClaims is a valid SET claim set at t0, with extra merged in (a nil
@@ -85,21 +64,21 @@ func newSETVerifier(t *testing.T, clk *fakeClock, p *provider) *oidc.SETVerifier
 
 func TestSETVerifyAccepts(t *testing.T) {
 	clk := newClock()
-	keys := []*signingKey{newKey(t, "es", jose.ES256), newKey(t, "rs", jose.RS256), newKey(t, "ps", jose.PS256), newKey(t, "ed", jose.EdDSA)}
+	keys := []*testkeys.Key{testkeys.New(t, "es", jose.ES256), testkeys.New(t, "rs", jose.RS256), testkeys.New(t, "ps", jose.PS256), testkeys.New(t, "ed", jose.EdDSA)}
 	p := newProvider(t, keys...)
 	v := newSETVerifier(t, clk, p)
 	for _, k := range keys {
 		set, err := v.Verify(context.Background(), signSET(t, k, nil, setClaims(map[string]any{"txn": "txn-1"})))
 		if err != nil {
-			t.Fatalf("%s: %v", k.alg, err)
+			t.Fatalf("%s: %v", k.Alg, err)
 		}
 		if set.ID != "jti-1" || set.Issuer != setIssuer || set.TXN != "txn-1" || !set.IssuedAt.Equal(t0) ||
 			!set.AcceptUntil.Equal(t0.Add(oidc.DefaultSETMaxAge+oidc.DefaultMaxSkew)) || len(set.Events) != 1 || set.SubID == nil {
-			t.Errorf("%s: %+v", k.alg, set)
+			t.Errorf("%s: %+v", k.Alg, set)
 		}
 		var ev map[string]any
 		if err := json.Unmarshal(set.Events[sessionRev], &ev); err != nil || ev["event_timestamp"] == nil {
-			t.Errorf("%s: event %s: %v", k.alg, set.Events[sessionRev], err)
+			t.Errorf("%s: event %s: %v", k.Alg, set.Events[sessionRev], err)
 		}
 	}
 	k := keys[0]
@@ -121,12 +100,12 @@ func TestSETVerifyAccepts(t *testing.T) {
 
 func TestSETVerifyRefusals(t *testing.T) {
 	clk := newClock()
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
 	v := newSETVerifier(t, clk, p)
-	attacker := newKey(t, "k1", jose.ES256)
-	stranger := newKey(t, "k2", jose.ES256)
-	rsaKey := newKey(t, "rsa", jose.RS256)
+	attacker := testkeys.New(t, "k1", jose.ES256)
+	stranger := testkeys.New(t, "k2", jose.ES256)
+	rsaKey := testkeys.New(t, "rsa", jose.RS256)
 
 	valid := signSET(t, k, nil, setClaims(nil))
 	parts := strings.Split(valid, ".")
@@ -188,9 +167,9 @@ func TestSETVerifyRefusals(t *testing.T) {
 // the SET verifies.
 func TestSETKeysUnavailable(t *testing.T) {
 	clk := newClock()
-	k := newKey(t, "k1", jose.ES256)
+	k := testkeys.New(t, "k1", jose.ES256)
 	p := newProvider(t, k)
-	p.set(func(p *provider) { p.jwksStatus = 503 })
+	p.jwks.SetStatus(503)
 	v := newSETVerifier(t, clk, p)
 	raw := signSET(t, k, nil, setClaims(nil))
 	_, err := v.Verify(context.Background(), raw)
@@ -198,7 +177,7 @@ func TestSETKeysUnavailable(t *testing.T) {
 	if !errors.As(err, &serr) || !serr.Temporary || serr.Reason != oidc.SETReasonKeysUnavailable {
 		t.Fatalf("keys down: %v (%+v)", err, serr)
 	}
-	p.set(func(p *provider) { p.jwksStatus = 0 })
+	p.jwks.SetStatus(0)
 	clk.Advance(oidc.DefaultDiscoveryRetry)
 	if _, err := v.Verify(context.Background(), raw); err != nil {
 		t.Errorf("keys back: %v", err)
@@ -223,7 +202,7 @@ func TestNewSETVerifierChecksOptions(t *testing.T) {
 // is a *SETError with a code and a message that does not repeat the body.
 func FuzzSETVerify(f *testing.F) {
 	clk := newClock()
-	k := newKey(f, "k1", jose.ES256)
+	k := testkeys.New(f, "k1", jose.ES256)
 	p := &provider{jwksPath: "/keys"}
 	p.srv = httptest.NewServer(p)
 	f.Cleanup(p.srv.Close)

@@ -483,9 +483,9 @@ func TestRefusals(t *testing.T) {
 		status                  int
 		err, reason             string
 	}{
-		{"signed by another key under the transmitter's kid", "", attacker.Sign(t, claims(nil), nil), 400, oidc.SETErrInvalidKey, oidc.SETReasonBadSignature},
+		{"signed by another key under the transmitter's kid", "", attacker.Sign(t, claims(nil)), 400, oidc.SETErrInvalidKey, oidc.SETReasonBadSignature},
 		{"payload altered after signing", "", parts[0] + "." + b64(claims(map[string]any{"sub_id": ssftest.Email("bob@example.com")})) + "." + parts[2], 400, oidc.SETErrInvalidKey, oidc.SETReasonBadSignature},
-		{"unknown kid", "", stranger.Sign(t, claims(nil), nil), 400, oidc.SETErrInvalidKey, oidc.SETReasonUnknownKey},
+		{"unknown kid", "", stranger.Sign(t, claims(nil)), 400, oidc.SETErrInvalidKey, oidc.SETReasonUnknownKey},
 		{"alg none", "", b64(map[string]any{"alg": "none", "typ": "secevent+jwt"}) + "." + parts[1] + ".", 400, oidc.SETErrInvalidKey, oidc.SETReasonBadAlgorithm},
 		{"HS256 keyed with the public key", "", hs256(b64(map[string]any{"alg": "HS256", "typ": "secevent+jwt", "kid": e.tr.Key.KID})+"."+parts[1], e.tr.Key.PublicKeyBytes(t)), 400, oidc.SETErrInvalidKey, oidc.SETReasonBadAlgorithm},
 		{"wrong iss", "", signed(map[string]any{"iss": "https://evil.example.com"}), 400, oidc.SETErrInvalidIssuer, oidc.SETReasonWrongIssuer},
@@ -495,7 +495,7 @@ func TestRefusals(t *testing.T) {
 		{"no iat", "", signed(map[string]any{"iat": nil}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonMissingIAT},
 		{"iat in the future", "", signed(map[string]any{"iat": now.Add(5 * time.Minute).Unix()}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonIATInFuture},
 		{"iat too old", "", signed(map[string]any{"iat": now.Add(-25 * time.Hour).Unix()}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonIATTooOld},
-		{"typ of another kind of token", "", e.tr.Key.Sign(t, claims(nil), map[string]any{"typ": "JWT"}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonWrongType},
+		{"typ of another kind of token", "", e.tr.Key.SignWith(t, claims(nil), map[string]any{"typ": "JWT"}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonWrongType},
 		{"no events", "", signed(map[string]any{"events": nil}), 400, oidc.SETErrInvalidRequest, oidc.SETReasonNoEvents},
 		{"no subject", "", signed(map[string]any{"sub_id": nil}), 400, oidc.SETErrInvalidRequest, ssf.ReasonNoSubject},
 		{"subject of an unsupported format", "", signed(map[string]any{"sub_id": map[string]any{"format": "phone_number", "phone_number": "+1 555 0100"}}), 400, oidc.SETErrInvalidRequest, ssf.ReasonUnsupportedSubject},
@@ -503,7 +503,7 @@ func TestRefusals(t *testing.T) {
 		{"malformed body", "", "this is not a SET", 400, oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
 		{"empty body", "", "", 400, oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
 		{"encrypted SET", "", "eyJhbGciOiJSU0EtT0FFUCJ9.a.b.c.d", 400, oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
-		{"claims not JSON", "", e.tr.Key.Sign(t, nil, nil), 400, oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
+		{"claims not JSON", "", e.tr.Key.Sign(t, nil), 400, oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
 		{"body too large", "", strings.Repeat("a", oidc.MaxSETBytes+10), 400, oidc.SETErrInvalidRequest, ssf.ReasonTooLarge},
 		{"content type JSON", "application/json", valid, 400, oidc.SETErrInvalidRequest, ssf.ReasonContentType},
 		{"content type JWT", "application/jwt", valid, 400, oidc.SETErrInvalidRequest, ssf.ReasonContentType},

@@ -45,7 +45,7 @@ func TestServeReceivesSharedSignals(t *testing.T) {
 		t.Fatalf("after the SET: stale=%v err=%v", l.Stale, err)
 	}
 
-	forged := ssftest.NewKey(t, tr.Key.KID, "ES256").Sign(t, tr.Claims("signoff-test", now, ssf.EventAccountPurged, nil), nil)
+	forged := ssftest.NewKey(t, tr.Key.KID, "ES256").Sign(t, tr.Claims("signoff-test", now, ssf.EventAccountPurged, nil))
 	if status, body := ssftest.Push(t, url, forged, token); status != http.StatusBadRequest || !strings.Contains(string(body), `"err":"invalid_key"`) {
 		t.Fatalf("forged SET: %d %s", status, body)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/jwks"
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 )
 
 var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
@@ -159,22 +160,7 @@ func newCache(is *issuer, clk clock.Clock, edit func(*jwks.Options)) *jwks.Cache
 // kid in its header (no kid when empty).
 func sign(t testing.TB, priv crypto.Signer, alg jose.SignatureAlgorithm, kid string) *jose.JSONWebSignature {
 	t.Helper()
-	key := any(priv)
-	if kid != "" {
-		key = jose.JSONWebKey{Key: priv, KeyID: kid}
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign([]byte(`{"iss":"https://issuer.example"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	raw, err := obj.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := testkeys.Sign(t, priv, alg, kid, []byte(`{"iss":"https://issuer.example"}`), nil)
 	jws, err := jose.ParseSignedCompact(raw, joseAlgs)
 	if err != nil {
 		t.Fatal(err)

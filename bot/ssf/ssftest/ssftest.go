@@ -6,100 +6,28 @@ package ssftest
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/rsa"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/signoff-dev/signoff/internal/testkeys"
 )
 
 // Key is a signing key of a transmitter (or of an attacker).
-type Key struct {
-	KID  string
-	Alg  jose.SignatureAlgorithm
-	priv crypto.Signer
-}
+type Key = testkeys.Key
 
-// NewKey makes a fresh key for alg (ES256, RS256, PS256 or EdDSA).
+// NewKey makes a fresh key for alg (ES256, RS256, PS256 or EdDSA) that
+// signs SETs: typ "secevent+jwt".
 func NewKey(t testing.TB, kid string, alg jose.SignatureAlgorithm) *Key {
 	t.Helper()
-	var (
-		priv crypto.Signer
-		err  error
-	)
-	switch alg {
-	case jose.ES256:
-		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	case jose.RS256, jose.PS256:
-		priv, err = rsa.GenerateKey(rand.Reader, 2048)
-	case jose.EdDSA:
-		_, priv, err = ed25519.GenerateKey(rand.Reader)
-	default:
-		t.Fatalf("ssftest: unsupported alg %s", alg)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &Key{KID: kid, Alg: alg, priv: priv}
-}
-
-// Public is the key as a JWKS publishes it.
-func (k *Key) Public() jose.JSONWebKey {
-	return jose.JSONWebKey{Key: k.priv.Public(), KeyID: k.KID, Algorithm: string(k.Alg), Use: "sig"}
-}
-
-// PublicKeyBytes returns the public key's encoding, as an attacker would
-// use it for an HMAC secret.
-func (k *Key) PublicKeyBytes(t testing.TB) []byte {
-	b, err := json.Marshal(k.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// Sign returns the compact JWS of claims with the header typ
-// "secevent+jwt", the key's kid, and extra header members (a nil value
-// leaves typ out).
-func (k *Key) Sign(t testing.TB, claims map[string]any, header map[string]any) string {
-	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts := &jose.SignerOptions{ExtraHeaders: map[jose.HeaderKey]any{"typ": "secevent+jwt"}}
-	for name, v := range header {
-		if v == nil {
-			delete(opts.ExtraHeaders, jose.HeaderKey(name))
-			continue
-		}
-		opts.ExtraHeaders[jose.HeaderKey(name)] = v
-	}
-	sk := jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.priv, KeyID: k.KID}}
-	signer, err := jose.NewSigner(sk, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	k := testkeys.New(t, kid, alg)
+	k.Typ = "secevent+jwt"
+	return k
 }
 
 // Transmitter publishes keys at a JWKS URL on loopback and signs SETs with
@@ -110,18 +38,18 @@ type Transmitter struct {
 	// Key signs its SETs; it is published.
 	Key *Key
 
-	srv       *httptest.Server
-	mu        sync.Mutex
-	published []jose.JSONWebKey
-	down      bool
-	jwksHits  atomic.Int32
+	srv  *httptest.Server
+	keys testkeys.KeySet
 }
 
 // New starts a transmitter for issuer with a fresh ES256 key, published.
 func New(t testing.TB, issuer string) *Transmitter {
 	tr := &Transmitter{Issuer: issuer, Key: NewKey(t, "ssf-key-1", jose.ES256)}
+	tr.keys.ContentType = "application/jwk-set+json"
 	tr.Publish(tr.Key)
-	tr.srv = httptest.NewServer(http.HandlerFunc(tr.serveJWKS))
+	mux := http.NewServeMux()
+	mux.Handle("/jwks.json", &tr.keys)
+	tr.srv = httptest.NewServer(mux)
 	t.Cleanup(tr.srv.Close)
 	return tr
 }
@@ -130,40 +58,18 @@ func New(t testing.TB, issuer string) *Transmitter {
 func (tr *Transmitter) JWKSURL() string { return tr.srv.URL + "/jwks.json" }
 
 // JWKSHits counts downloads of the key set.
-func (tr *Transmitter) JWKSHits() int { return int(tr.jwksHits.Load()) }
+func (tr *Transmitter) JWKSHits() int { return tr.keys.Hits() }
 
 // Publish replaces the published keys.
-func (tr *Transmitter) Publish(keys ...*Key) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.published = nil
-	for _, k := range keys {
-		tr.published = append(tr.published, k.Public())
-	}
-}
+func (tr *Transmitter) Publish(keys ...*Key) { tr.keys.Publish(keys...) }
 
 // SetDown makes the key set answer 503 (true) or serve again (false).
 func (tr *Transmitter) SetDown(down bool) {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	tr.down = down
-}
-
-func (tr *Transmitter) serveJWKS(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/jwks.json" {
-		http.NotFound(w, r)
-		return
-	}
-	tr.jwksHits.Add(1)
-	tr.mu.Lock()
-	down, keys := tr.down, jose.JSONWebKeySet{Keys: append([]jose.JSONWebKey(nil), tr.published...)}
-	tr.mu.Unlock()
+	code := 0
 	if down {
-		http.Error(w, "key set unavailable", http.StatusServiceUnavailable)
-		return
+		code = http.StatusServiceUnavailable
 	}
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	_ = json.NewEncoder(w).Encode(keys)
+	tr.keys.SetStatus(code)
 }
 
 // Claims returns the claims of a SET from this transmitter to aud, issued
@@ -184,7 +90,7 @@ func (tr *Transmitter) Claims(aud string, iat time.Time, eventType string, event
 
 // Sign signs claims with the transmitter's key.
 func (tr *Transmitter) Sign(t testing.TB, claims map[string]any) string {
-	return tr.Key.Sign(t, claims, nil)
+	return tr.Key.Sign(t, claims)
 }
 
 // NewJTI returns a random jti.
