@@ -267,9 +267,9 @@ func (f *Flow) identityProblem(ctx context.Context, c Click, err error) Outcome 
 			f.log.Error("could not audit a vote from an unlinked account", "platform", c.Source.Platform, "request", c.RequestID, "err", aerr)
 		}
 	}
-	if f.opts.Later != nil {
-		f.opts.Later(record)
-	} else {
+	// Later refuses once shutdown began: the record is then written now,
+	// not dropped.
+	if f.opts.Later == nil || !f.opts.Later(record) {
 		record(ctx)
 	}
 	return Outcome{Kind: SignInNeeded, Message: lr.Message, SignInURL: lr.URL}

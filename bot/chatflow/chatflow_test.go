@@ -131,6 +131,13 @@ func TestChatPlatformRules(t *testing.T) {
 	if o := f.Click(ctx, click("mallory", plain.ID, "")); o.Kind != chatflow.SignInNeeded || o.SignInURL == "" || o.Message != "not linked yet" {
 		t.Fatalf("unlinked: %+v", o)
 	}
+	// Only a Counted outcome adds a vote: the step-up and reason answers
+	// above cast nothing.
+	for _, id := range []string{guarded.ID, both.ID} {
+		if r, err := e.svc.Get(ctx, id); err != nil || len(r.Votes) != 0 || r.State != storage.StatePending {
+			t.Fatalf("request %s after a step-up answer: %+v, %v", id, r, err)
+		}
+	}
 	recs := testenv.AuditRecords(t, e.st)
 	if last := recs[len(recs)-1]; last.Type != "vote.rejected" || last.Actor == nil || last.Actor.PlatformUser != "mallory" || last.Data["reason"] != string(approvals.ReasonNotLinked) {
 		t.Fatalf("unverified click audited as %+v", last)
@@ -170,5 +177,23 @@ func TestVoteFirstStepsUpOnRefusal(t *testing.T) {
 	later[0](ctx)
 	if n := len(testenv.AuditRecords(t, e.st)); n != before+1 {
 		t.Fatalf("after Later: %d records, had %d", n, before)
+	}
+}
+
+// TestUnverifiedClickAuditedDuringShutdown: when the deferred audit can no
+// longer be scheduled (shutdown began), the vote.rejected record is
+// written at once rather than lost.
+func TestUnverifiedClickAuditedDuringShutdown(t *testing.T) {
+	e := newEnv(t)
+	f := chatflow.New(chatflow.Options{Service: e.svc, Resolver: e.res, Logger: testenv.DiscardLogger(),
+		Later: func(func(context.Context)) bool { return false }})
+	r := e.create(t, "plain")
+	before := len(testenv.AuditRecords(t, e.st))
+	if o := f.Click(context.Background(), click("mallory", r.ID, "")); o.Kind != chatflow.SignInNeeded {
+		t.Fatalf("unlinked: %+v", o)
+	}
+	recs := testenv.AuditRecords(t, e.st)
+	if len(recs) != before+1 || recs[len(recs)-1].Type != "vote.rejected" {
+		t.Fatalf("records after an unlinked click during shutdown: %d (before %d)", len(recs), before)
 	}
 }
