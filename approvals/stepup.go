@@ -62,7 +62,7 @@ func (s *Service) RefuseStepUp(ctx context.Context, r identity.StepUpRefusal) er
 			rec := audit.Record{
 				Type: audit.TypeVoteRejected, RequestID: a.RequestID, Source: "step-up",
 				Actor: actorOf(r.Identity, identity.AttemptAccount(a)),
-				Data:  map[string]any{"reason": clip(r.Reason), "message": r.Message, "decision": a.Decision},
+				Data:  map[string]any{"reason": clip(string(r.Reason)), "message": r.Message, "decision": a.Decision},
 			}
 			req, err := tx.Request(a.RequestID)
 			switch {

@@ -65,8 +65,8 @@ type LinkRefusal struct {
 	AccountName, AccountEmail string
 	// Identity is who signed in at the IdP.
 	Identity Identity
-	// Reason is a short stable code (oidc's Refusal… constants); Message
-	// says what did not match, for people.
+	// Reason is a short stable code (oidc/linkflow's Refusal… constants);
+	// Message says what did not match, for people.
 	Reason  LinkRefusalReason
 	Message string
 }
@@ -74,8 +74,9 @@ type LinkRefusal struct {
 // LinkRefusalReason is why a sign-in was refused as the chat account's
 // owner (LinkRefusal.Reason). The type lives here, beside the field, so
 // that approvals can audit a refusal without importing oidc; its values
-// are declared once, as oidc's Refusal… constants, which decide them. The
-// audit log's identity.link_refused records carry it as a string.
+// are declared once, as oidc/linkflow's Refusal… constants, which decide
+// them. The audit log's identity.link_refused records carry it as a
+// string.
 type LinkRefusalReason string
 
 // StepUpRefusal is a step-up sign-in whose vote was not cast.
@@ -84,12 +85,21 @@ type StepUpRefusal struct {
 	Attempt storage.LinkAttempt
 	// Identity is who signed in (possibly not the linked identity).
 	Identity Identity
-	// Reason is a short stable code; Message says why, for people.
-	Reason, Message string
+	// Reason is a short stable code (oidc/linkflow's StepUpRefusal…
+	// constants); Message says why, for people.
+	Reason  StepUpRefusalReason
+	Message string
 	// Audit asks for a vote.rejected record; false when the refusal was
 	// audited already (approvals.Vote refused the vote).
 	Audit bool
 }
+
+// StepUpRefusalReason is why a step-up sign-in did not cast its vote
+// (StepUpRefusal.Reason). Like LinkRefusalReason, the type lives here,
+// beside the field, and its values are declared once, as oidc/linkflow's
+// StepUpRefusal… constants, which decide them. The audit log's
+// vote.rejected records carry it as a string.
+type StepUpRefusalReason string
 
 // StepUpFunc completes a vote after a step-up sign-in: attempt names the
 // request, the decision and the chat account; id is the identity from the

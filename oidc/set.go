@@ -32,39 +32,50 @@ const MaxSETBytes = 64 << 10
 // maxJTIBytes bounds the jti signoff stores to refuse replays.
 const maxJTIBytes = 256
 
-// Error codes of a refused SET, as RFC 8935 §2.4 registers them: the "err"
-// member of the 400 answer.
+// SETCode is the error code of a refused SET, the "err" member of the
+// answer to a push (RFC 8935 §2.4): one of the SETErr… constants the
+// verifier decides, or one the receiver decides itself (declared there
+// with this type). The values go on the wire as they are. Nothing
+// recognises a refusal by its message.
+type SETCode string
+
+// Error codes of a refused SET, as RFC 8935 §2.4 registers them.
 const (
 	// SETErrInvalidRequest: the body is not a SET signoff can parse, a
 	// claim it needs is missing or out of range, or it was delivered
 	// before (replayed jti).
-	SETErrInvalidRequest = "invalid_request"
+	SETErrInvalidRequest SETCode = "invalid_request"
 	// SETErrInvalidKey: the signature does not verify, names a key the
 	// transmitter does not publish, or uses an algorithm signoff refuses.
-	SETErrInvalidKey = "invalid_key"
+	SETErrInvalidKey SETCode = "invalid_key"
 	// SETErrInvalidIssuer: iss is not ssf.issuer.
-	SETErrInvalidIssuer = "invalid_issuer"
+	SETErrInvalidIssuer SETCode = "invalid_issuer"
 	// SETErrInvalidAudience: aud does not contain ssf.audience.
-	SETErrInvalidAudience = "invalid_audience"
+	SETErrInvalidAudience SETCode = "invalid_audience"
 )
 
-// Reasons a SET is refused, finer than the error codes. They are stable:
-// /metrics counts refusals by them.
+// SETReason is why a SET was refused, finer than its SETCode: one of the
+// SETReason… constants, or one the receiver declares for the refusals it
+// decides itself. The values are stable: /metrics counts refusals by
+// them.
+type SETReason string
+
+// Reasons a SET is refused by the verifier.
 const (
-	SETReasonMalformed         = "malformed"
-	SETReasonWrongType         = "wrong_type"
-	SETReasonUnsupportedHeader = "unsupported_header"
-	SETReasonBadAlgorithm      = "bad_algorithm"
-	SETReasonBadSignature      = "bad_signature"
-	SETReasonUnknownKey        = "unknown_key"
-	SETReasonKeysUnavailable   = "keys_unavailable"
-	SETReasonWrongIssuer       = "wrong_issuer"
-	SETReasonWrongAudience     = "wrong_audience"
-	SETReasonMissingIAT        = "missing_iat"
-	SETReasonIATInFuture       = "iat_in_future"
-	SETReasonIATTooOld         = "iat_too_old"
-	SETReasonMissingJTI        = "missing_jti"
-	SETReasonNoEvents          = "no_events"
+	SETReasonMalformed         SETReason = "malformed"
+	SETReasonWrongType         SETReason = "wrong_type"
+	SETReasonUnsupportedHeader SETReason = "unsupported_header"
+	SETReasonBadAlgorithm      SETReason = "bad_algorithm"
+	SETReasonBadSignature      SETReason = "bad_signature"
+	SETReasonUnknownKey        SETReason = "unknown_key"
+	SETReasonKeysUnavailable   SETReason = "keys_unavailable"
+	SETReasonWrongIssuer       SETReason = "wrong_issuer"
+	SETReasonWrongAudience     SETReason = "wrong_audience"
+	SETReasonMissingIAT        SETReason = "missing_iat"
+	SETReasonIATInFuture       SETReason = "iat_in_future"
+	SETReasonIATTooOld         SETReason = "iat_too_old"
+	SETReasonMissingJTI        SETReason = "missing_jti"
+	SETReasonNoEvents          SETReason = "no_events"
 )
 
 // SETError is why a SET was refused. Message is meant for the transmitter's
@@ -72,9 +83,10 @@ const (
 // the token; it may quote claim values such as iss, aud or kid.
 type SETError struct {
 	// Code is one of the SETErr… codes.
-	Code string
+	Code SETCode
 	// Reason is one of the SETReason… constants.
-	Reason  string
+	Reason SETReason
+	// Message says what is wrong, for the transmitter's operators.
 	Message string
 	// Temporary is set when the SET could not be checked right now (the
 	// transmitter's keys cannot be fetched): the fault is not the SET's, and
@@ -90,7 +102,7 @@ func (e *SETError) Error() string { return e.Message }
 // Unwrap returns Err.
 func (e *SETError) Unwrap() error { return e.Err }
 
-func setErrorf(code, reason string, cause error, format string, args ...any) *SETError {
+func setErrorf(code SETCode, reason SETReason, cause error, format string, args ...any) *SETError {
 	return &SETError{Code: code, Reason: reason, Message: fmt.Sprintf(format, args...), Err: cause}
 }
 

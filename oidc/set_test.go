@@ -41,14 +41,7 @@ func setClaims(extra map[string]any) map[string]any {
 		"sub_id": map[string]any{"format": "email", "email": "alice@example.com"},
 		"events": map[string]any{sessionRev: map[string]any{"event_timestamp": t0.Unix() - 5}},
 	}
-	for k, v := range extra {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	return testkeys.Claims(c, extra)
 }
 
 func newSETVerifier(t *testing.T, clk *fakeClock, p *provider) *oidc.SETVerifier {
@@ -110,7 +103,9 @@ func TestSETVerifyRefusals(t *testing.T) {
 	valid := signSET(t, k, nil, setClaims(nil))
 	parts := strings.Split(valid, ".")
 	cases := []struct {
-		name, raw, code, reason string
+		name, raw string
+		code      oidc.SETCode
+		reason    oidc.SETReason
 	}{
 		{"empty", "", oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},
 		{"not a JWT", "hello", oidc.SETErrInvalidRequest, oidc.SETReasonMalformed},

@@ -56,7 +56,7 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 	}
 	if why := b.tenantProblem(cmd.TeamID, cmd.EnterpriseID); why != "" {
 		b.rejectCallback(r.Context(), cmd.TeamID, why, source)
-		writeError(w, http.StatusForbidden, why, "this signoff does not serve that Slack workspace")
+		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
 		return
 	}
 	if !b.firstDelivery(r) {

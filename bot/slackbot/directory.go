@@ -16,6 +16,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
@@ -49,7 +50,7 @@ const scopeFix = "add it to the app's bot token scopes (deploy/slack-app-manifes
 
 // rejectForeignUser is the callback.rejected reason of a click or command
 // by an account of another organisation (Slack Connect).
-const rejectForeignUser = "foreign_user"
+const rejectForeignUser chatflow.RejectReason = "foreign_user"
 
 // foreignUserText is what an account of another organisation is told.
 const foreignUserText = ":no_entry_sign: signoff serves only members of the Slack workspace it is installed in. " +

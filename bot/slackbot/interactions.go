@@ -60,7 +60,7 @@ func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
 	}
 	if why := b.tenantProblem(cb.Team.ID, cb.Enterprise.ID); why != "" {
 		b.rejectCallback(r.Context(), cb.Team.ID, why, source)
-		writeError(w, http.StatusForbidden, why, "this signoff does not serve that Slack workspace")
+		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
 		return
 	}
 	if !b.firstDelivery(r) {
@@ -79,7 +79,7 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 		err = verifySignature(r.Header, body, b.opts.SigningSecret, b.clock.Now())
 	}
 	if err != nil {
-		reason := "bad_signature"
+		reason := chatflow.RejectBadSignature
 		var se *signatureError
 		if errors.As(err, &se) {
 			reason = se.Reason
@@ -88,12 +88,12 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 		b.log.Warn("slack callback refused", "path", r.URL.Path, "reason", reason, "err", err)
 		status := http.StatusUnauthorized
 		switch reason {
-		case rejectBodyTooLarge:
+		case chatflow.RejectBodyTooLarge:
 			status = http.StatusRequestEntityTooLarge
-		case rejectUnreadableBody:
+		case chatflow.RejectUnreadableBody:
 			status = http.StatusBadRequest
 		}
-		writeError(w, status, reason, "the request could not be verified as coming from Slack")
+		writeError(w, status, string(reason), "the request could not be verified as coming from Slack")
 		return nil, false
 	}
 	return body, true

@@ -271,22 +271,30 @@ func (b *Bot) requestURL(id string) string {
 	return b.opts.RequestURL(id)
 }
 
+// Reasons a callback from a workspace or enterprise signoff does not
+// serve is refused (tenantProblem), as written to callback.rejected
+// records.
+const (
+	rejectWrongWorkspace  chatflow.RejectReason = "wrong_workspace"
+	rejectWrongEnterprise chatflow.RejectReason = "wrong_enterprise"
+)
+
 // tenantProblem says why a callback's team or enterprise is not the
 // configured one, as a callback.rejected reason, or "" when it matches.
-func (b *Bot) tenantProblem(teamID, enterpriseID string) string {
+func (b *Bot) tenantProblem(teamID, enterpriseID string) chatflow.RejectReason {
 	if b.opts.TeamID != "" && teamID != b.opts.TeamID {
-		return "wrong_workspace"
+		return rejectWrongWorkspace
 	}
 	if b.opts.EnterpriseID != "" && enterpriseID != b.opts.EnterpriseID {
-		return "wrong_enterprise"
+		return rejectWrongEnterprise
 	}
 	return ""
 }
 
 // rejectCallback writes the callback.rejected audit record; failures are
 // logged, not returned: the caller refuses the callback either way.
-func (b *Bot) rejectCallback(ctx context.Context, workspace, reason, source string) {
-	if err := b.svc.RecordRejectedCallback(context.WithoutCancel(ctx), Platform, workspace, reason, source); err != nil {
+func (b *Bot) rejectCallback(ctx context.Context, workspace string, reason chatflow.RejectReason, source string) {
+	if err := b.svc.RecordRejectedCallback(context.WithoutCancel(ctx), Platform, workspace, string(reason), source); err != nil {
 		b.log.Error("could not audit a rejected callback", "reason", reason, "err", err)
 	}
 }

@@ -171,6 +171,8 @@ func isSocketAuthError(err error) bool {
 	if errors.As(err, &se) && socketAuthErrors[se.Err] {
 		return true
 	}
+	// An error that is only Slack's error code, of no type to look for,
+	// is told by its text, as slack-go's own Socket Mode client tells it.
 	if err != nil && socketAuthErrors[err.Error()] {
 		return true
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/signoff-dev/signoff/bot/chatflow"
 )
 
 // Slack's signature headers.
@@ -20,21 +22,21 @@ const (
 	headerTimestamp = "X-Slack-Request-Timestamp"
 )
 
-// Reasons a callback is refused, as written to callback.rejected records.
+// Reasons a callback is refused, as written to callback.rejected records,
+// besides chatflow's (RejectBadSignature, RejectBodyTooLarge,
+// RejectUnreadableBody) and the workspace checks' (tenantProblem,
+// rejectForeignUser).
 const (
-	rejectMissingHeaders = "missing_headers"
-	rejectBadTimestamp   = "bad_timestamp"
-	rejectStaleTimestamp = "stale_timestamp"
-	rejectBadSignature   = "bad_signature"
-	rejectNoSecret       = "no_signing_secret"
-	rejectBodyTooLarge   = "body_too_large"
-	rejectUnreadableBody = "unreadable_body"
+	rejectMissingHeaders chatflow.RejectReason = "missing_headers"
+	rejectBadTimestamp   chatflow.RejectReason = "bad_timestamp"
+	rejectStaleTimestamp chatflow.RejectReason = "stale_timestamp"
+	rejectNoSecret       chatflow.RejectReason = "no_signing_secret"
 )
 
 // signatureError is a callback that failed verification; Reason is the
 // stable code for the audit record.
 type signatureError struct {
-	Reason string
+	Reason chatflow.RejectReason
 	Detail string
 }
 
@@ -66,17 +68,17 @@ func verifySignature(h http.Header, body []byte, secret string, now time.Time) e
 	}
 	hexSig, ok := strings.CutPrefix(sig, "v0=")
 	if !ok {
-		return &signatureError{rejectBadSignature, "X-Slack-Signature is not a v0 signature"}
+		return &signatureError{chatflow.RejectBadSignature, "X-Slack-Signature is not a v0 signature"}
 	}
 	got, err := hex.DecodeString(hexSig)
 	if err != nil || len(got) != sha256.Size {
-		return &signatureError{rejectBadSignature, "X-Slack-Signature is malformed"}
+		return &signatureError{chatflow.RejectBadSignature, "X-Slack-Signature is malformed"}
 	}
 	mac := hmac.New(sha256.New, []byte(secret))
 	_, _ = io.WriteString(mac, "v0:"+ts+":")
 	_, _ = mac.Write(body)
 	if !hmac.Equal(mac.Sum(nil), got) {
-		return &signatureError{rejectBadSignature, "the signature does not match the body and signing secret"}
+		return &signatureError{chatflow.RejectBadSignature, "the signature does not match the body and signing secret"}
 	}
 	if d := now.Sub(time.Unix(sec, 0)).Abs(); d > SignatureWindow {
 		return &signatureError{rejectStaleTimestamp, fmt.Sprintf("the timestamp is %s away from now (at most %s allowed)", d.Round(time.Second), SignatureWindow)}
@@ -91,9 +93,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, &signatureError{rejectBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit)}
+			return nil, &signatureError{chatflow.RejectBodyTooLarge, fmt.Sprintf("the body is larger than %d bytes", limit)}
 		}
-		return nil, &signatureError{rejectUnreadableBody, "the body could not be read"}
+		return nil, &signatureError{chatflow.RejectUnreadableBody, "the body could not be read"}
 	}
 	return body, nil
 }

@@ -81,7 +81,8 @@ func FuzzEventsAndSubjects(f *testing.F) {
 		case http.StatusAccepted:
 		case http.StatusBadRequest:
 			var a struct {
-				Err, Description string
+				Err         oidc.SETCode
+				Description string
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || a.Err != oidc.SETErrInvalidRequest || a.Description == "" {
 				t.Errorf("400 body %q", w.Body.String())

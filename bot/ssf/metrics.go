@@ -3,6 +3,8 @@ package ssf
 import (
 	"maps"
 	"sync"
+
+	"github.com/signoff-dev/signoff/oidc"
 )
 
 // EventKey labels a count of SETs: the event type (session-revoked,
@@ -17,7 +19,8 @@ type EventKey struct {
 // RefusalKey labels a count of refused SETs: the err code answered and the
 // finer reason (oidc.SETReason… or this package's Reason… constants).
 type RefusalKey struct {
-	Err, Reason string
+	Err    oidc.SETCode
+	Reason oidc.SETReason
 }
 
 // Stats are the receiver's counters since it started. Every label value
@@ -58,7 +61,7 @@ func (c *counters) refused(label string, ref *refusal) {
 	if c.refusals == nil {
 		c.refusals = map[RefusalKey]uint64{}
 	}
-	c.events[EventKey{label, ref.code}]++
+	c.events[EventKey{label, string(ref.code)}]++
 	c.refusals[RefusalKey{ref.code, ref.reason}]++
 }
 

@@ -55,27 +55,29 @@ const ContentType = "application/secevent+jwt"
 
 // ErrAuthenticationFailed is RFC 8935's code for a push whose transmitter
 // could not be authenticated (here: the bearer token).
-const ErrAuthenticationFailed = "authentication_failed"
+const ErrAuthenticationFailed oidc.SETCode = "authentication_failed"
 
-// errUnavailable is the err of a 503 answer.
-const errUnavailable = "temporarily_unavailable"
+// errUnavailable is the err of a 503 answer (not one of RFC 8935's codes:
+// nothing was refused, the push is to be delivered again).
+const errUnavailable oidc.SETCode = "temporarily_unavailable"
 
 // retryAfter is what a 503 answer asks the transmitter to wait, seconds.
 const retryAfter = 60
 
 // Reasons for refusals this package decides (the oidc.SETReason… constants
-// are the verifier's). They are stable: /metrics counts by them.
+// are the verifier's; both are oidc.SETReason). They are stable: /metrics
+// counts by them.
 const (
-	ReasonContentType        = "content_type"
-	ReasonTooLarge           = "too_large"
-	ReasonBadBody            = "unreadable_body"
-	ReasonNoToken            = "no_bearer_token"
-	ReasonBadToken           = "bad_bearer_token"
-	ReasonReplayed           = "replayed"
-	ReasonBadEvent           = "bad_event"
-	ReasonNoSubject          = "no_subject"
-	ReasonUnsupportedSubject = "unsupported_subject"
-	ReasonStoreFailed        = "store_failed"
+	ReasonContentType        oidc.SETReason = "content_type"
+	ReasonTooLarge           oidc.SETReason = "too_large"
+	ReasonBadBody            oidc.SETReason = "unreadable_body"
+	ReasonNoToken            oidc.SETReason = "no_bearer_token"
+	ReasonBadToken           oidc.SETReason = "bad_bearer_token"
+	ReasonReplayed           oidc.SETReason = "replayed"
+	ReasonBadEvent           oidc.SETReason = "bad_event"
+	ReasonNoSubject          oidc.SETReason = "no_subject"
+	ReasonUnsupportedSubject oidc.SETReason = "unsupported_subject"
+	ReasonStoreFailed        oidc.SETReason = "store_failed"
 )
 
 // Outcomes of an accepted SET in /metrics; a refused one counts under its
@@ -155,11 +157,13 @@ func (r *Receiver) Register(mux Mux) {
 // refusal is a refused push: its RFC 8935 code, a reason for /metrics and a
 // description for the transmitter. unavailable marks a 503.
 type refusal struct {
-	code, reason, message string
-	unavailable           bool
+	code        oidc.SETCode
+	reason      oidc.SETReason
+	message     string
+	unavailable bool
 }
 
-func refuse(code, reason, format string, args ...any) *refusal {
+func refuse(code oidc.SETCode, reason oidc.SETReason, format string, args ...any) *refusal {
 	return &refusal{code: code, reason: reason, message: fmt.Sprintf(format, args...)}
 }
 
@@ -355,5 +359,5 @@ func writeRefusal(w http.ResponseWriter, ref *refusal) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Err         string `json:"err"`
 		Description string `json:"description"`
-	}{ref.code, ref.message})
+	}{string(ref.code), ref.message})
 }

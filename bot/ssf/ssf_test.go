@@ -161,8 +161,8 @@ func (e *env) records(typ string) []audit.Record {
 // answer is a decoded refusal.
 type answer struct {
 	status int
-	Err    string `json:"err"`
-	Desc   string `json:"description"`
+	Err    oidc.SETCode `json:"err"`
+	Desc   string       `json:"description"`
 }
 
 func (e *env) push(set string) answer {
@@ -378,14 +378,14 @@ func TestIgnoredAndUnmatchedSETs(t *testing.T) {
 	}
 	st := e.stats()
 	for k, want := range map[ssf.EventKey]uint64{
-		{Type: "other", Outcome: ssf.OutcomeIgnored}:               1,
-		{Type: "verification", Outcome: ssf.OutcomeIgnored}:        1,
-		{Type: "account-disabled", Outcome: ssf.OutcomeNoMatch}:    1,
-		{Type: "account-disabled", Outcome: ssf.OutcomeStale}:      0,
-		{Type: "session-revoked", Outcome: ssf.OutcomeUnchanged}:   0,
-		{Type: "other", Outcome: oidc.SETErrInvalidRequest}:        0,
-		{Type: "unverified", Outcome: oidc.SETErrInvalidRequest}:   0,
-		{Type: "verification", Outcome: oidc.SETErrInvalidRequest}: 0,
+		{Type: "other", Outcome: ssf.OutcomeIgnored}:                       1,
+		{Type: "verification", Outcome: ssf.OutcomeIgnored}:                1,
+		{Type: "account-disabled", Outcome: ssf.OutcomeNoMatch}:            1,
+		{Type: "account-disabled", Outcome: ssf.OutcomeStale}:              0,
+		{Type: "session-revoked", Outcome: ssf.OutcomeUnchanged}:           0,
+		{Type: "other", Outcome: string(oidc.SETErrInvalidRequest)}:        0,
+		{Type: "unverified", Outcome: string(oidc.SETErrInvalidRequest)}:   0,
+		{Type: "verification", Outcome: string(oidc.SETErrInvalidRequest)}: 0,
 	} {
 		if st.Events[k] != want {
 			t.Errorf("events{%s,%s} = %d, want %d", k.Type, k.Outcome, st.Events[k], want)
@@ -481,7 +481,8 @@ func TestRefusals(t *testing.T) {
 	cases := []struct {
 		name, contentType, body string
 		status                  int
-		err, reason             string
+		err                     oidc.SETCode
+		reason                  oidc.SETReason
 	}{
 		{"signed by another key under the transmitter's kid", "", attacker.Sign(t, claims(nil)), 400, oidc.SETErrInvalidKey, oidc.SETReasonBadSignature},
 		{"payload altered after signing", "", parts[0] + "." + b64(claims(map[string]any{"sub_id": ssftest.Email("bob@example.com")})) + "." + parts[2], 400, oidc.SETErrInvalidKey, oidc.SETReasonBadSignature},

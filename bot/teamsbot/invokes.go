@@ -101,10 +101,10 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			b.refuse(w, r, "", &authError{Reason: rejectBodyTooLarge, Detail: fmt.Sprintf("the body is larger than %d bytes", b.opts.MaxBodyBytes), Status: http.StatusRequestEntityTooLarge})
+			b.refuse(w, r, "", &authError{Reason: chatflow.RejectBodyTooLarge, Detail: fmt.Sprintf("the body is larger than %d bytes", b.opts.MaxBodyBytes), Status: http.StatusRequestEntityTooLarge})
 			return
 		}
-		b.refuse(w, r, "", &authError{Reason: rejectUnreadableBody, Detail: "the body could not be read", Status: http.StatusBadRequest})
+		b.refuse(w, r, "", &authError{Reason: chatflow.RejectUnreadableBody, Detail: "the body could not be read", Status: http.StatusBadRequest})
 		return
 	}
 	var act activity
@@ -163,7 +163,7 @@ func (b *Bot) refuse(w http.ResponseWriter, r *http.Request, tenant string, aerr
 	if aerr.Status == http.StatusForbidden {
 		msg = "this signoff does not serve that Microsoft Entra tenant"
 	}
-	writeError(w, aerr.Status, aerr.Reason, msg)
+	writeError(w, aerr.Status, string(aerr.Reason), msg)
 }
 
 // learnLater stores the activity's conversation references after the

@@ -456,8 +456,8 @@ func (b *Bot) tenant(t string) string {
 
 // rejectCallback writes the callback.rejected audit record; failures are
 // logged, not returned: the caller refuses the activity either way.
-func (b *Bot) rejectCallback(ctx context.Context, tenant, reason string) {
-	if err := b.svc.RecordRejectedCallback(context.WithoutCancel(ctx), Platform, tenant, reason, "POST "+MessagesPath); err != nil {
+func (b *Bot) rejectCallback(ctx context.Context, tenant string, reason chatflow.RejectReason) {
+	if err := b.svc.RecordRejectedCallback(context.WithoutCancel(ctx), Platform, tenant, string(reason), "POST "+MessagesPath); err != nil {
 		b.log.Error("could not audit a rejected activity", "reason", reason, "err", err)
 	}
 }

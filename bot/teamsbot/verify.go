@@ -15,30 +15,30 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
-// Reasons an activity is refused, as written to callback.rejected records.
+// Reasons an activity is refused, as written to callback.rejected
+// records, besides chatflow's (RejectBadSignature, RejectBodyTooLarge,
+// RejectUnreadableBody).
 const (
-	rejectMissingToken    = "missing_token"
-	rejectMalformedToken  = "malformed_token"
-	rejectBadAlgorithm    = "bad_algorithm"
-	rejectUnknownKey      = "unknown_key"
-	rejectBadSignature    = "bad_signature"
-	rejectWrongIssuer     = "wrong_issuer"
-	rejectWrongAudience   = "wrong_audience"
-	rejectExpired         = "expired_token"
-	rejectNotYetValid     = "token_not_yet_valid"
-	rejectNoServiceURL    = "missing_service_url_claim"
-	rejectServiceURL      = "service_url_mismatch"
-	rejectServiceURLHost  = "service_url_not_allowed"
-	rejectNotEndorsed     = "channel_not_endorsed"
-	rejectKeysUnavailable = "keys_unavailable"
-	rejectInvalidToken    = "invalid_token"
-	rejectWrongTenant     = "wrong_tenant"
-	rejectBodyTooLarge    = "body_too_large"
-	rejectUnreadableBody  = "unreadable_body"
+	rejectMissingToken    chatflow.RejectReason = "missing_token"
+	rejectMalformedToken  chatflow.RejectReason = "malformed_token"
+	rejectBadAlgorithm    chatflow.RejectReason = "bad_algorithm"
+	rejectUnknownKey      chatflow.RejectReason = "unknown_key"
+	rejectWrongIssuer     chatflow.RejectReason = "wrong_issuer"
+	rejectWrongAudience   chatflow.RejectReason = "wrong_audience"
+	rejectExpired         chatflow.RejectReason = "expired_token"
+	rejectNotYetValid     chatflow.RejectReason = "token_not_yet_valid"
+	rejectNoServiceURL    chatflow.RejectReason = "missing_service_url_claim"
+	rejectServiceURL      chatflow.RejectReason = "service_url_mismatch"
+	rejectServiceURLHost  chatflow.RejectReason = "service_url_not_allowed"
+	rejectNotEndorsed     chatflow.RejectReason = "channel_not_endorsed"
+	rejectKeysUnavailable chatflow.RejectReason = "keys_unavailable"
+	rejectInvalidToken    chatflow.RejectReason = "invalid_token"
+	rejectWrongTenant     chatflow.RejectReason = "wrong_tenant"
 )
 
 // Key set pacing (internal/jwks does the caching).
@@ -63,14 +63,14 @@ var allowedJOSEAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS5
 // authError is an activity refused before its body was trusted. Reason is
 // the stable code for the audit record, Status the HTTP answer.
 type authError struct {
-	Reason string
+	Reason chatflow.RejectReason
 	Detail string
 	Status int
 }
 
 func (e *authError) Error() string { return "bot framework token: " + e.Detail }
 
-func unauthorized(reason, format string, args ...any) *authError {
+func unauthorized(reason chatflow.RejectReason, format string, args ...any) *authError {
 	return &authError{Reason: reason, Detail: fmt.Sprintf(format, args...), Status: http.StatusUnauthorized}
 }
 
@@ -158,7 +158,7 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *jwks.Key, *au
 	case errors.Is(err, jwks.ErrAlgorithmMismatch):
 		return nil, nil, unauthorized(rejectBadAlgorithm, "the token is signed with %s but key %q is published for another algorithm", alg, kid)
 	default:
-		return nil, nil, unauthorized(rejectBadSignature, "the token's signature does not verify with key %q", kid)
+		return nil, nil, unauthorized(chatflow.RejectBadSignature, "the token's signature does not verify with key %q", kid)
 	}
 }
 

@@ -63,7 +63,7 @@ func ssfMetrics(st ssf.Stats) []bot.Metric {
 		"Refused Security Event Tokens, by the err code answered (RFC 8935, or temporarily_unavailable) and reason; nothing was changed.",
 		st.Refusals, func(a, b ssf.RefusalKey) int {
 			return cmp.Or(cmp.Compare(a.Err, b.Err), cmp.Compare(a.Reason, b.Reason))
-		}, func(k ssf.RefusalKey) []string { return []string{"err", k.Err, "reason", k.Reason} })
+		}, func(k ssf.RefusalKey) []string { return []string{"err", string(k.Err), "reason", string(k.Reason)} })
 	stale := bot.Metric{
 		Name: "signoff_ssf_links_stale_total", Type: "counter",
 		Help:    "Approver links made stale by Security Event Tokens.",
