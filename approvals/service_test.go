@@ -248,15 +248,13 @@ func TestConcurrentIdempotentCreateMakesOne(t *testing.T) {
 	var wg sync.WaitGroup
 	ids := make([]string, 20)
 	for i := range ids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r, _, err := h.svc.Create(context.Background(), in)
 			if err != nil {
 				t.Error(err)
 			}
 			ids[i] = r.ID
-		}()
+		})
 	}
 	wg.Wait()
 	for _, id := range ids {
@@ -444,9 +442,7 @@ func TestConcurrentVotesDecideOnce(t *testing.T) {
 		var wg sync.WaitGroup
 		start := make(chan struct{})
 		for i := 0; i < 50; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				<-start
 				d := storage.DecisionApprove
 				if i%7 == 3 {
@@ -456,7 +452,7 @@ func TestConcurrentVotesDecideOnce(t *testing.T) {
 				if err != nil && !errors.Is(err, approvals.ErrNotPending) {
 					t.Errorf("vote %d: %v", i, err)
 				}
-			}()
+			})
 		}
 		close(start)
 		wg.Wait()

@@ -2,9 +2,7 @@ package bot_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/signoff-dev/signoff/api"
-	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -111,37 +109,6 @@ func checkAPIAnswer(t *testing.T, resp response) (api.Request, bool) {
 	return api.Request{}, false
 }
 
-// auditTail verifies an audit log as it grows.
-type auditTail struct {
-	store storage.Store
-	v     *audit.Verifier
-	seq   uint64
-}
-
-func newAuditTail(st storage.Store) *auditTail {
-	return &auditTail{store: st, v: audit.NewVerifier(audit.VerifyOptions{})}
-}
-
-// check verifies the records written since the last check: each a line a
-// verifier accepts (at most audit.MaxLineBytes), chained to the ones
-// before.
-func (a *auditTail) check(tb testing.TB) {
-	tb.Helper()
-	err := a.store.AuditRecords(context.Background(), a.seq+1, func(seq uint64, line []byte) error {
-		if len(line) > audit.MaxLineBytes {
-			return fmt.Errorf("audit record %d is %d bytes, longer than audit.MaxLineBytes", seq, len(line))
-		}
-		if err := a.v.Add(line); err != nil {
-			return err
-		}
-		a.seq = seq
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("the audit log no longer verifies: %v", err)
-	}
-}
-
 // headerValue makes s a value net/http would deliver in a header: no
 // control characters but tab (the server refuses those requests before
 // any handler runs) and no surrounding blanks (it trims them).
@@ -175,7 +142,7 @@ const (
 // the calls write keeps verifying.
 func FuzzCreateRequest(f *testing.F) {
 	fx := newAPIFixture(f)
-	tail := newAuditTail(fx.store)
+	tail := testenv.NewAuditTail(fx.store)
 	tokens := [2]string{fx.token("fuzz-user", map[string]any{"name": "Fuzz User", "email": "fuzz@example.com"}), mint(f, fx.other, "fuzz-user", "signoff", map[string]any{"repository": "acme/api"})}
 
 	for _, body := range []string{
@@ -254,7 +221,7 @@ func FuzzCreateRequest(f *testing.F) {
 			return req
 		}
 		resp := fx.serve(build())
-		tail.check(t)
+		tail.Check(t)
 		fx.checkLogs(t, tokens[:])
 		v, isView := checkAPIAnswer(t, resp)
 		if !isView {

@@ -3,16 +3,12 @@ package bot_test
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +22,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
@@ -39,41 +36,6 @@ const (
 	xpSlackChan   = "C0XPDEPLOY"
 	xpTeamsChan   = "19:xpdeploys0000000000000000000000@thread.tacv2"
 )
-
-// xpLinks maps chat accounts on both platforms to IdP identities (the
-// account-link component is tested in package oidc).
-type xpLinks struct {
-	mu  sync.Mutex
-	ids map[string]oidc.Identity
-}
-
-func (l *xpLinks) key(p linkflow.PlatformUser) string {
-	return p.Platform + "/" + p.Workspace + "/" + p.UserID
-}
-
-func (l *xpLinks) link(p linkflow.PlatformUser, id oidc.Identity) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.ids[l.key(p)] = id
-}
-
-func (l *xpLinks) Resolve(_ context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	id, ok := l.ids[l.key(p)]
-	if !ok {
-		return oidc.Identity{}, &linkflow.LinkRequiredError{URL: "https://signoff.example.com/link/start?id=x", Reason: linkflow.LinkReasonNotLinked, Message: "not linked"}
-	}
-	return id, nil
-}
-
-func (l *xpLinks) Begin(context.Context, linkflow.PlatformUser) (string, error) {
-	return "https://signoff.example.com/link/start?id=x", nil
-}
-
-func (l *xpLinks) BeginStepUp(context.Context, linkflow.PlatformUser, string, string) (string, error) {
-	return "https://signoff.example.com/link/start?id=x", nil
-}
 
 // xpSlack is slacktest's server recording the Web API calls signoff makes.
 type xpSlack struct {
@@ -159,18 +121,6 @@ func xpSlackClick(user, requestID string, seq int) string {
 	return url.Values{"payload": {string(raw)}}.Encode()
 }
 
-// xpSigned signs body the way Slack does (v0 HMAC over the raw body).
-func xpSigned(body string, now time.Time) http.Header {
-	ts := strconv.FormatInt(now.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(xpSlackSecret))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
-	h := http.Header{}
-	h.Set("X-Slack-Request-Timestamp", ts)
-	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return h
-}
-
 func xpServe(mux http.Handler, path string, body []byte, h http.Header) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
 	req.Header = h
@@ -198,7 +148,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 		},
 	}}
 	svc := approvals.New(st, pol, approvals.Options{Clock: clk, Logger: logger, Platforms: []string{"slack", "teams"}})
-	links := &xpLinks{ids: map[string]oidc.Identity{}}
+	links := chattest.NewLinks()
 	mux := http.NewServeMux()
 
 	fs := newXPSlack(t)
@@ -257,7 +207,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 		t.Helper()
 		slackClicks++
 		body := xpSlackClick(user, requestID, slackClicks)
-		if rec := xpServe(mux, slackbot.InteractionsPath, []byte(body), xpSigned(body, clk.Now())); rec.Code != http.StatusOK {
+		if rec := xpServe(mux, slackbot.InteractionsPath, []byte(body), chattest.SlackHeaders(xpSlackSecret, clk.Now().Unix(), body)); rec.Code != http.StatusOK {
 			t.Fatalf("slack click: %d %s", rec.Code, rec.Body)
 		}
 		return fs.nextEphemeral(t)
@@ -297,7 +247,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	if p := bf.Posted(); len(p) != 1 {
 		t.Fatalf("%d Teams posts", len(p))
 	}
-	cards := svcGet(t, svc, r.ID).Cards
+	cards := chattest.Get(t, svc, r.ID).Cards
 	if len(cards) != 2 {
 		t.Fatalf("cards: %+v", cards)
 	}
@@ -311,9 +261,9 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	alice := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-alice", Email: "alice@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
 	bob := oidc.Identity{Issuer: "https://idp.example", Subject: "sub-bob", Email: "bob@example.com", Groups: []string{"sre"}, VerifiedAt: t0.Add(-time.Minute)}
 	aliceTeams := teamstest.NewUser("alice")
-	links.link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: aliceTeams.AADObjectID}, alice)
-	links.link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UALICE"}, alice)
-	links.link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UBOB"}, bob)
+	links.Link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: aliceTeams.AADObjectID}, alice)
+	links.Link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UALICE"}, alice)
+	links.Link(linkflow.PlatformUser{Platform: "slack", Workspace: xpSlackTeam, UserID: "UBOB"}, bob)
 
 	// Alice approves in Teams, then again in Slack: it counts once.
 	if card, msg := teamsApprove(aliceTeams, r.ID, teamsCard); card == nil {
@@ -322,7 +272,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	if msg := slackApprove("UALICE", r.ID); !strings.Contains(msg, "already voted approve") {
 		t.Errorf("alice's Slack approval: %q", msg)
 	}
-	if got := svcGet(t, svc, r.ID); got.State != storage.StatePending || len(got.Votes) != 1 {
+	if got := chattest.Get(t, svc, r.ID); got.State != storage.StatePending || len(got.Votes) != 1 {
 		t.Fatalf("after alice twice: %s with %d votes", got.State, len(got.Votes))
 	}
 	deliver()
@@ -334,14 +284,14 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	deliver()
 	// A late click in Teams changes nothing.
 	carol := teamstest.NewUser("carol")
-	links.link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: carol.AADObjectID},
+	links.Link(linkflow.PlatformUser{Platform: "teams", Workspace: bf.TenantID(), UserID: carol.AADObjectID},
 		oidc.Identity{Issuer: "https://idp.example", Subject: "sub-carol", Email: "carol@example.com", Groups: []string{"sre"}, VerifiedAt: t0})
 	if _, msg := teamsApprove(carol, r.ID, teamsCard); !strings.Contains(msg, "already approved") {
 		t.Errorf("late Teams click: %q", msg)
 	}
 	deliver()
 
-	got := svcGet(t, svc, r.ID)
+	got := chattest.Get(t, svc, r.ID)
 	if got.State != storage.StateApproved || len(got.Votes) != 2 {
 		t.Fatalf("request: %s with %d votes", got.State, len(got.Votes))
 	}
@@ -370,40 +320,12 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	}
 
 	// One decision, one execution.
-	var executions []storage.OutboxEntry
-	if err := st.View(context.Background(), func(tx storage.ReadTx) error {
-		var err error
-		executions, err = tx.DueOutbox(clk.Now().Add(time.Hour), approvals.KindExecute, 0)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	executions := testenv.DueOutbox(t, st, approvals.KindExecute)
 	if len(executions) != 1 || got.Execution == nil || got.Execution.Status != storage.ExecutionPending {
 		t.Errorf("executions: %+v, request execution %+v", executions, got.Execution)
 	}
-	approved, approves := 0, 0
-	if err := st.AuditRecords(context.Background(), 1, func(_ uint64, line []byte) error {
-		rec, err := audit.ParseRecord(line)
-		switch rec.Type {
-		case audit.TypeRequestApproved:
-			approved++
-		case audit.TypeVoteApprove:
-			approves++
-		}
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	approved, approves := len(chattest.RecordsOf(t, st, audit.TypeRequestApproved)), len(chattest.RecordsOf(t, st, audit.TypeVoteApprove))
 	if approved != 1 || approves != 2 {
 		t.Errorf("%d request.approved and %d vote.approve records", approved, approves)
 	}
-}
-
-func svcGet(t *testing.T, svc *approvals.Service, id string) storage.Request {
-	t.Helper()
-	r, err := svc.Get(context.Background(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
 }

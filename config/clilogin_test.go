@@ -22,20 +22,7 @@ requesters: [{name: sso, issuer: "https://login.example.com", audience: signoff-
 requesters: [{name: sso, issuer: "https://login.example.com", audience: signoff}]`, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := mustLoad(t, tc.yaml, nil)
-			err := c.Validate()
-			if tc.key == "" {
-				if err != nil {
-					t.Fatalf("want valid, got:\n%v", err)
-				}
-				return
-			}
-			for _, p := range problemsOf(t, err) {
-				if p.Key == tc.key && strings.Contains(p.Message, tc.msg) {
-					return
-				}
-			}
-			t.Errorf("want %s: …%s…, got:\n%v", tc.key, tc.msg, err)
+			wantProblem(t, mustLoad(t, tc.yaml, nil), tc.key, tc.msg)
 		})
 	}
 

@@ -59,6 +59,52 @@ func problemsOf(t *testing.T, err error) []config.Problem {
 	return ve.Problems
 }
 
+// wantProblem validates c: with key empty it must be valid; otherwise one
+// of the problems must be at key and its message contain msg.
+func wantProblem(t *testing.T, c *config.Config, key, msg string) {
+	t.Helper()
+	err := c.Validate()
+	if key == "" {
+		if err != nil {
+			t.Fatalf("want valid, got:\n%v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatalf("valid; want %s: …%s…", key, msg)
+	}
+	for _, p := range problemsOf(t, err) {
+		if p.Key == key && strings.Contains(p.Message, msg) {
+			return
+		}
+	}
+	t.Errorf("want %s: …%s…, got:\n%v", key, msg, err)
+}
+
+// wantProblemKeys checks that err is a validation error whose problems are
+// at exactly the keys want, in order, and whose text contains every frag.
+func wantProblemKeys(t *testing.T, err error, want []string, frags ...string) {
+	t.Helper()
+	if got := keysOf(problemsOf(t, err)); !slices.Equal(got, want) {
+		t.Fatalf("keys = %q, want %q\n%v", got, want, err)
+	}
+	for _, frag := range frags {
+		if !strings.Contains(err.Error(), frag) {
+			t.Errorf("missing %q in:\n%v", frag, err)
+		}
+	}
+}
+
+// wantEnvKeys fails t for each key config.EnvKeys does not list.
+func wantEnvKeys(t *testing.T, keys ...string) {
+	t.Helper()
+	for _, k := range keys {
+		if !slices.Contains(config.EnvKeys(), k) {
+			t.Errorf("%s has no environment override", k)
+		}
+	}
+}
+
 func keysOf(ps []config.Problem) []string {
 	var keys []string
 	for _, p := range ps {
@@ -350,20 +396,7 @@ auditors: {groups: [""]}`, "auditors.groups[0]", "is empty"},
     step_up: {max_age: 5m, require_mfa: true}`, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := mustLoad(t, tc.yaml, nil)
-			err := c.Validate()
-			if tc.key == "" {
-				if err != nil {
-					t.Fatalf("want valid, got:\n%v", err)
-				}
-				return
-			}
-			for _, p := range problemsOf(t, err) {
-				if p.Key == tc.key && strings.Contains(p.Message, tc.msg) {
-					return
-				}
-			}
-			t.Errorf("want %s: …%s…, got:\n%v", tc.key, tc.msg, err)
+			wantProblem(t, mustLoad(t, tc.yaml, nil), tc.key, tc.msg)
 		})
 	}
 }
@@ -383,27 +416,18 @@ actions:
       service: {requird: true}
     totally_new: 1
 `, nil)
-	ps := problemsOf(t, err)
-	want := []string{
+	wantProblemKeys(t, err, []string{
 		"actions.deploy-prod.approvers.min_aprovals",
 		"actions.deploy-prod.params.service.requird",
 		"actions.deploy-prod.totally_new",
 		"listn",
 		"requesters[0].persn_claim",
 		"slack.signing_secrett",
-	}
-	if got := keysOf(ps); !slices.Equal(got, want) {
-		t.Fatalf("keys = %q, want %q\n%v", got, want, err)
-	}
-	for _, line := range []string{
+	},
 		`actions.deploy-prod.approvers.min_aprovals: unknown key; did you mean "min_approvals"?`,
 		`listn: unknown key; did you mean "listen"?`,
 		`slack.signing_secrett: unknown key; did you mean "signing_secret"?`,
-	} {
-		if !strings.Contains(err.Error(), line) {
-			t.Errorf("missing %q in:\n%v", line, err)
-		}
-	}
+	)
 	if !strings.Contains(err.Error(), "actions.deploy-prod.totally_new: unknown key; known keys here: approvers, description") {
 		t.Errorf("far-off key should list the known keys:\n%v", err)
 	}
@@ -421,16 +445,13 @@ actions:
 lisen: 1
 audit: {checkpoint_every: x}
 `, nil)
-	want := []string{
+	wantProblemKeys(t, err, []string{
 		"actions.deploy-prod.approvers.min_aprovals",
 		"actions.deploy-prod.on_approve.webhook.secret_file",
 		"actions.deploy-prod.ttl",
 		"audit.checkpoint_every",
 		"lisen",
-	}
-	if got := keysOf(problemsOf(t, err)); !slices.Equal(got, want) {
-		t.Fatalf("keys = %q, want %q\n%v", got, want, err)
-	}
+	})
 }
 
 func TestLoadErrors(t *testing.T) {
@@ -440,24 +461,18 @@ func TestLoadErrors(t *testing.T) {
 			t.Fatalf("want fs.ErrNotExist, got %v", err)
 		}
 	})
-	t.Run("yaml syntax", func(t *testing.T) {
-		_, err := load(t, "listen: [\n", nil)
-		if err == nil || !strings.Contains(err.Error(), "parsing") {
-			t.Fatalf("got %v", err)
-		}
-	})
-	t.Run("duplicate yaml key", func(t *testing.T) {
-		_, err := load(t, "listen: a\nlisten: b\n", nil)
-		if err == nil || !strings.Contains(err.Error(), "already defined") {
-			t.Fatalf("got %v", err)
-		}
-	})
-	t.Run("not a mapping", func(t *testing.T) {
-		_, err := load(t, "- a\n- b\n", nil)
-		if err == nil || !strings.Contains(err.Error(), "not a mapping") {
-			t.Fatalf("got %v", err)
-		}
-	})
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"yaml syntax", "listen: [\n", "parsing"},
+		{"duplicate yaml key", "listen: a\nlisten: b\n", "already defined"},
+		{"not a mapping", "- a\n- b\n", "not a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.yaml, nil)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
 	t.Run("empty file gives defaults", func(t *testing.T) {
 		c := mustLoad(t, "", nil)
 		if c.Listen != config.DefaultListen || c.Audit.CheckpointEvery != 1000 || c.IdP.LinkMaxAge != 720*time.Hour ||
@@ -495,27 +510,18 @@ actions:
     params: {p: {required: maybe}}
 audit: {checkpoint_every: many}
 `, nil)
-		ps := problemsOf(t, err)
-		want := []string{
+		wantProblemKeys(t, err, []string{
 			"actions.deploy-prod.approvers.min_approvals",
 			"actions.deploy-prod.ttl",
 			"actions.other.params.p.required",
 			"actions.other.ttl",
 			"audit.checkpoint_every",
-		}
-		if got := keysOf(ps); !slices.Equal(got, want) {
-			t.Fatalf("keys = %q, want %q\n%v", got, want, err)
-		}
-		for _, frag := range []string{
+		},
 			`actions.deploy-prod.ttl: 3600 has no unit; write a Go duration such as "90s", "10m" or "1h"`,
 			`actions.other.ttl: "1 hour" is not a duration`,
 			`actions.deploy-prod.approvers.min_approvals: "two" is not a whole number`,
 			`audit.checkpoint_every: "many" is not a whole number`,
-		} {
-			if !strings.Contains(err.Error(), frag) {
-				t.Errorf("missing %q in:\n%v", frag, err)
-			}
-		}
+		)
 	})
 }
 
@@ -614,10 +620,7 @@ storage: {driver: postgres, dsn_file: "`+dsn+`"}
 		_, err := load(t, `
 slack: {bot_token_file: "/nonexistent/a", app_token_file: "/nonexistent/b"}
 storage: {dsn: x, dsn_file: "`+dsn+`"}`, nil)
-		want := []string{"slack.app_token_file", "slack.bot_token_file", "storage.dsn"}
-		if got := keysOf(problemsOf(t, err)); !slices.Equal(got, want) {
-			t.Fatalf("keys %q, want %q: %v", got, want, err)
-		}
+		wantProblemKeys(t, err, []string{"slack.app_token_file", "slack.bot_token_file", "storage.dsn"})
 		if strings.Contains(err.Error(), "postgres://") {
 			t.Errorf("error leaks file content: %v", err)
 		}

@@ -32,11 +32,7 @@ func TestLimitsKeys(t *testing.T) {
 	if got := c.Limits; got != (config.LimitsConfig{RequestsPerMinute: 9, PendingPerRequester: 3, ClicksPerMinute: 11}) {
 		t.Errorf("from the environment: %+v", got)
 	}
-	for _, k := range []string{"limits.requests_per_minute", "limits.pending_per_requester", "limits.clicks_per_minute"} {
-		if !slices.Contains(config.EnvKeys(), k) {
-			t.Errorf("%s has no environment override", k)
-		}
-	}
+	wantEnvKeys(t, "limits.requests_per_minute", "limits.pending_per_requester", "limits.clicks_per_minute")
 
 	err := mustLoad(t, base+"limits: {requests_per_minute: 0, pending_per_requester: -1, clicks_per_minute: 0}\n", nil).Validate()
 	keys := keysOf(problemsOf(t, err))

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/signoff-dev/signoff/config"
 )
 
 // TestSSFKeys: the ssf section from the file and the environment, its
@@ -47,11 +45,7 @@ ssf:
 	if err := c.Validate(); err != nil {
 		t.Errorf("ssf from the environment does not validate: %v", err)
 	}
-	for _, k := range []string{"ssf.issuer", "ssf.jwks_url", "ssf.audience", "ssf.bearer_token", "ssf.bearer_token_file"} {
-		if !slices.Contains(config.EnvKeys(), k) {
-			t.Errorf("%s has no environment override", k)
-		}
-	}
+	wantEnvKeys(t, "ssf.issuer", "ssf.jwks_url", "ssf.audience", "ssf.bearer_token", "ssf.bearer_token_file")
 
 	for _, tc := range []struct {
 		name, yaml string

@@ -3,8 +3,6 @@ package oidc
 import (
 	"context"
 	"crypto/hmac"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -113,10 +111,7 @@ func FuzzKeySetVerify(f *testing.F) {
 // The key set refuses HMAC on its own, not only because the verifier
 // checked alg first.
 func TestKeySetRefusesHMACWithThePublicKey(t *testing.T) {
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv := testkeys.RSA(t, 2048)
 	ks := staticKeySet(jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "k1", Use: "sig"})
 	der, err := x509.MarshalPKIXPublicKey(&priv.PublicKey)
 	if err != nil {
@@ -140,14 +135,7 @@ func TestFetchJWKSKeepsOnlyUsablePublicKeys(t *testing.T) {
 	// One usable RSA key, plus keys that must be skipped: a symmetric key,
 	// an encryption key, an unsupported algorithm, a weak RSA key, a
 	// private key (kept, but only its public half) and garbage.
-	priv, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	weak, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
+	priv, weak := testkeys.RSA(t, 2048), testkeys.RSA(t, 1024)
 	pubJSON, _ := jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "good", Algorithm: "RS256", Use: "sig"}.MarshalJSON()
 	privJSON, _ := jose.JSONWebKey{Key: priv, KeyID: "leaked-private", Use: "sig"}.MarshalJSON()
 	weakJSON, _ := jose.JSONWebKey{Key: &weak.PublicKey, KeyID: "weak"}.MarshalJSON()
@@ -166,13 +154,7 @@ func TestFetchJWKSKeepsOnlyUsablePublicKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, k := range keys {
-		ids = append(ids, k.KeyID)
-		if !k.IsPublic() {
-			t.Errorf("key %s is not public", k.KeyID)
-		}
-	}
+	ids := testkeys.PublicKeyIDs(t, keys)
 	if len(ids) != 2 || ids[0] != "good" || ids[1] != "leaked-private" {
 		t.Fatalf("kept keys %v, want [good leaked-private]", ids)
 	}

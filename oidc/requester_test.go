@@ -177,14 +177,7 @@ func claimsFor(iss string, extra map[string]any) map[string]any {
 		"exp":   t0.Add(5 * time.Minute).Unix(),
 		"actor": "octocat",
 	}
-	for k, v := range extra {
-		if v == nil {
-			delete(c, k)
-		} else {
-			c[k] = v
-		}
-	}
-	return c
+	return testkeys.Claims(c, extra)
 }
 
 func trusted(p *provider) oidc.TrustedIssuer {
@@ -202,6 +195,24 @@ func newVerifier(t *testing.T, clk *fakeClock, client *http.Client, opts oidc.Ve
 		t.Fatalf("NewRequesterVerifier: %v", err)
 	}
 	return v
+}
+
+// start serves keys from a new provider and returns it with a verifier
+// that trusts it, made with opts, on a new clock.
+func start(t *testing.T, opts oidc.VerifierOptions, keys ...*testkeys.Key) (*provider, *fakeClock, *oidc.RequesterVerifier) {
+	t.Helper()
+	p := newProvider(t, keys...)
+	clk := newClock()
+	return p, clk, newVerifier(t, clk, p.srv.Client(), opts, trusted(p))
+}
+
+// wantJWKSHits fails t unless the provider's key set has been fetched want
+// times.
+func wantJWKSHits(t *testing.T, p *provider, want int) {
+	t.Helper()
+	if n := p.jwks.Hits(); n != want {
+		t.Fatalf("jwks hits = %d, want %d", n, want)
+	}
 }
 
 // wantRefusal checks that err is a *TokenError with reason, whose message
@@ -223,6 +234,13 @@ func wantRefusal(t *testing.T, err error, raw string, reason oidc.Reason, want .
 	}
 	assertNoTokenIn(t, raw, err)
 	return te
+}
+
+// refuse verifies raw with v and checks the refusal as wantRefusal does.
+func refuse(t *testing.T, v *oidc.RequesterVerifier, raw string, reason oidc.Reason, want ...string) *oidc.TokenError {
+	t.Helper()
+	_, err := v.Verify(context.Background(), raw)
+	return wantRefusal(t, err, raw, reason, want...)
 }
 
 // assertNoTokenIn fails if the error chain's text contains the token or
@@ -548,8 +566,7 @@ func TestDiscoveryDownThenBack(t *testing.T) {
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{DiscoveryRetry: 10 * time.Second}, trusted(p))
 	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable,
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable,
 		"issuer "+p.issuer+" is unreachable", "503", "requests from it are refused until it answers")
 	if n := p.discoveryHits.Load(); n != 1 {
 		t.Fatalf("discovery hits = %d, want 1", n)
@@ -559,8 +576,7 @@ func TestDiscoveryDownThenBack(t *testing.T) {
 	// even though the issuer is back.
 	p.set(func(p *provider) { p.discoveryStatus = 0 })
 	clk.Advance(5 * time.Second)
-	_, err = v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable)
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable)
 	if n := p.discoveryHits.Load(); n != 1 {
 		t.Fatalf("discovery hits = %d, want 1 (retry too early)", n)
 	}
@@ -584,11 +600,9 @@ func TestKeySetDownThenBack(t *testing.T) {
 	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{DiscoveryRetry: 10 * time.Second}, trusted(p))
 	raw := k.Sign(t, claimsFor(p.issuer, nil))
 
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "is unreachable", "502")
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable, "is unreachable", "502")
 	p.jwks.SetStatus(0)
-	_, err = v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable)
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable)
 	if n := p.jwks.Hits(); n != 1 {
 		t.Fatalf("jwks hits = %d, want 1 (retry too early)", n)
 	}
@@ -602,8 +616,7 @@ func TestUnreachableIssuer(t *testing.T) {
 	p.srv.Close() // nothing listens there any more
 	v := newVerifier(t, newClock(), &http.Client{Timeout: 5 * time.Second}, oidc.VerifierOptions{}, trusted(p))
 	raw := k.Sign(t, claimsFor(p.issuer, nil))
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "issuer "+p.issuer+" is unreachable")
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable, "issuer "+p.issuer+" is unreachable")
 	if err := v.Discover(context.Background()); err == nil {
 		t.Fatal("Discover succeeded against a closed issuer")
 	}
@@ -615,8 +628,7 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 	p.set(func(p *provider) { p.claimedIssuer = p.issuer + "/" })
 	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, trusted(p))
 	raw := k.Sign(t, claimsFor(p.issuer, nil))
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonIssuerUnavailable, "misconfigured", "trailing slash")
+	refuse(t, v, raw, oidc.ReasonIssuerUnavailable, "misconfigured", "trailing slash")
 }
 
 func TestDiscoverContactsIssuersEarly(t *testing.T) {
@@ -668,9 +680,7 @@ func TestCallerGivesUpDuringDiscovery(t *testing.T) {
 func TestKeyRotationAddsKid(t *testing.T) {
 	k1 := testkeys.New(t, "k1", jose.ES256)
 	k2 := testkeys.New(t, "k2", jose.ES256)
-	p := newProvider(t, k1)
-	clk := newClock()
-	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, trusted(p))
+	p, clk, v := start(t, oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, k1)
 	long := map[string]any{"exp": t0.Add(time.Hour).Unix()}
 
 	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, long)))
@@ -679,28 +689,21 @@ func TestKeyRotationAddsKid(t *testing.T) {
 	// Right after the last download, the new kid is not fetched yet.
 	clk.Advance(10 * time.Second)
 	raw2 := k2.Sign(t, claimsFor(p.issuer, long))
-	_, err := v.Verify(context.Background(), raw2)
-	wantRefusal(t, err, raw2, oidc.ReasonUnknownKey, `"k2"`, "retry")
-	if n := p.jwks.Hits(); n != 1 {
-		t.Fatalf("jwks hits = %d, want 1", n)
-	}
+	refuse(t, v, raw2, oidc.ReasonUnknownKey, `"k2"`, "retry")
+	wantJWKSHits(t, p, 1)
 
 	// Once the refresh interval has passed, the first token naming the new
 	// kid refreshes the set and is accepted; old keys still work.
 	clk.Advance(50 * time.Second)
 	mustVerify(t, v, raw2)
 	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, long)))
-	if n := p.jwks.Hits(); n != 2 {
-		t.Fatalf("jwks hits = %d, want 2", n)
-	}
+	wantJWKSHits(t, p, 2)
 }
 
 func TestWithdrawnKeyStopsBeingTrusted(t *testing.T) {
 	k1 := testkeys.New(t, "k1", jose.ES256)
 	k2 := testkeys.New(t, "k2", jose.ES256)
-	p := newProvider(t, k1)
-	clk := newClock()
-	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, trusted(p))
+	p, clk, v := start(t, oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, k1)
 	raw := k1.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 	mustVerify(t, v, raw)
 
@@ -708,36 +711,26 @@ func TestWithdrawnKeyStopsBeingTrusted(t *testing.T) {
 	clk.Advance(5 * time.Minute)
 	mustVerify(t, v, raw) // cached keys are still fresh
 	clk.Advance(5 * time.Minute)
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonUnknownKey)
-	if n := p.jwks.Hits(); n != 2 {
-		t.Fatalf("jwks hits = %d, want 2", n)
-	}
+	refuse(t, v, raw, oidc.ReasonUnknownKey)
+	wantJWKSHits(t, p, 2)
 }
 
 func TestStaleKeysKeptWhenRefreshFails(t *testing.T) {
 	k1 := testkeys.New(t, "k1", jose.ES256)
-	p := newProvider(t, k1)
-	clk := newClock()
-	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, trusted(p))
+	p, clk, v := start(t, oidc.VerifierOptions{KeyMaxAge: 10 * time.Minute}, k1)
 	raw := k1.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
 	mustVerify(t, v, raw)
 	p.jwks.SetStatus(http.StatusInternalServerError)
 	clk.Advance(11 * time.Minute)
 	mustVerify(t, v, raw)
-	if n := p.jwks.Hits(); n != 2 {
-		t.Fatalf("jwks hits = %d, want 2", n)
-	}
+	wantJWKSHits(t, p, 2)
 	raw2 := testkeys.New(t, "k2", jose.ES256).Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()}))
-	_, err := v.Verify(context.Background(), raw2)
-	wantRefusal(t, err, raw2, oidc.ReasonUnknownKey, `"k2"`, "fetching them again failed", "500")
+	refuse(t, v, raw2, oidc.ReasonUnknownKey, `"k2"`, "fetching them again failed", "500")
 }
 
 func TestKidSprayingIsRateLimited(t *testing.T) {
 	k1 := testkeys.New(t, "k1", jose.ES256)
-	p := newProvider(t, k1)
-	clk := newClock()
-	v := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, trusted(p))
+	p, clk, v := start(t, oidc.VerifierOptions{KeyRefreshInterval: time.Minute}, k1)
 	mustVerify(t, v, k1.Sign(t, claimsFor(p.issuer, nil)))
 
 	var sprayed []string
@@ -747,33 +740,21 @@ func TestKidSprayingIsRateLimited(t *testing.T) {
 		k := testkeys.New(t, hex.EncodeToString(kid[:]), jose.ES256)
 		sprayed = append(sprayed, k.Sign(t, claimsFor(p.issuer, map[string]any{"exp": t0.Add(time.Hour).Unix()})))
 	}
-	spray := func() {
-		var wg sync.WaitGroup
-		for _, raw := range sprayed {
-			wg.Go(func() {
-				_, err := v.Verify(context.Background(), raw)
-				var te *oidc.TokenError
-				if !errors.As(err, &te) || te.Reason != oidc.ReasonUnknownKey {
-					t.Errorf("random kid: err = %v, want unknown_key", err)
-				}
-			})
-		}
-		wg.Wait()
-	}
-	spray()
-	if n := p.jwks.Hits(); n != 1 {
-		t.Fatalf("jwks hits after spraying within the interval = %d, want 1", n)
-	}
-	clk.Advance(61 * time.Second)
-	spray()
-	if n := p.jwks.Hits(); n != 2 {
-		t.Fatalf("jwks hits after spraying in the next interval = %d, want 2", n)
-	}
-	clk.Advance(30 * time.Second)
-	spray()
-	if n := p.jwks.Hits(); n != 2 {
-		t.Fatalf("jwks hits = %d, want still 2", n)
-	}
+	testkeys.CheckPacedRefresh(t, testkeys.PacedRefresh{
+		Tokens: len(sprayed),
+		Verify: func(i int) error {
+			_, err := v.Verify(context.Background(), sprayed[i])
+			return err
+		},
+		Refused: func(err error) bool {
+			var te *oidc.TokenError
+			return errors.As(err, &te) && te.Reason == oidc.ReasonUnknownKey
+		},
+		Hits:    p.jwks.Hits,
+		Advance: clk.Advance,
+		Next:    61 * time.Second,
+		Within:  30 * time.Second,
+	})
 }
 
 func TestConcurrentFirstUse(t *testing.T) {
@@ -811,11 +792,9 @@ func TestIssuersSharingAnIssuerURLRouteByAudience(t *testing.T) {
 		t.Fatalf("issuer name = %s, want ci-a", tok.IssuerName)
 	}
 	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": []string{"signoff-a", "signoff-b"}}))
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonAmbiguousAudience)
+	refuse(t, v, raw, oidc.ReasonAmbiguousAudience)
 	raw = k.Sign(t, claimsFor(p.issuer, map[string]any{"aud": "signoff"}))
-	_, err = v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonWrongAudience, `"signoff-a"`, `"signoff-b"`)
+	refuse(t, v, raw, oidc.ReasonWrongAudience, `"signoff-a"`, `"signoff-b"`)
 	if n := p.discoveryHits.Load(); n != 1 {
 		t.Fatalf("discovery hits = %d, want 1 (shared)", n)
 	}
@@ -928,8 +907,7 @@ func TestGitHubActionsAndGitLabCITokens(t *testing.T) {
 	// GitLab's key cannot vouch for a GitHub token.
 	ghClaims["actor"] = "mallory"
 	raw := glKey.Sign(t, ghClaims)
-	_, err := v.Verify(context.Background(), raw)
-	wantRefusal(t, err, raw, oidc.ReasonUnknownKey)
+	refuse(t, v, raw, oidc.ReasonUnknownKey)
 }
 
 func TestNewRequesterVerifierRefusesBadConfig(t *testing.T) {

@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"github.com/gowebpki/jcs"
 )
 
 // An Anchor is a checkpoint record known from outside the log: published
@@ -43,19 +41,9 @@ func (a *Anchor) name() string {
 // check the signature; see CheckSignature.
 func ParseAnchor(line []byte) (Anchor, error) {
 	var f topFields
-	if err := scanTop(line, &f); err != nil {
+	canon, err := canonicalLine(line, &f)
+	if err != nil {
 		return Anchor{}, fmt.Errorf("not an audit record: %w", err)
-	}
-	canon := line
-	if !f.canonical {
-		c, err := jcs.Transform(line)
-		if err != nil {
-			return Anchor{}, fmt.Errorf("not an audit record: %w", err)
-		}
-		if err := scanTop(c, &f); err != nil {
-			return Anchor{}, fmt.Errorf("not an audit record: %w", err)
-		}
-		canon = c
 	}
 	if !isHexString(canon, f.val[fHash]) {
 		return Anchor{}, errors.New("hash is missing or not 64 lower-case hex digits")

@@ -139,15 +139,22 @@ func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
 // ReadPrivateKeyFile reads the checkpoint signing key from a PEM file (see
 // ParsePrivateKeyPEM).
 func ReadPrivateKeyFile(path string) (ed25519.PrivateKey, error) {
+	return readKeyFile(path, "checkpoint signing key", ParsePrivateKeyPEM)
+}
+
+// readKeyFile reads the PEM file at path and parses it with parse; what
+// names the key in errors.
+func readKeyFile[K any](path, what string, parse func([]byte) (K, error)) (K, error) {
+	var zero K
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read checkpoint signing key: %w", err)
+		return zero, fmt.Errorf("read %s: %w", what, err)
 	}
-	priv, err := ParsePrivateKeyPEM(data)
+	key, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint signing key %s: %w", path, err)
+		return zero, fmt.Errorf("%s %s: %w", what, path, err)
 	}
-	return priv, nil
+	return key, nil
 }
 
 // WritePublicKeyPEM writes pub to w as a PKIX "PUBLIC KEY" PEM block, the
@@ -193,13 +200,5 @@ func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
 // ReadPublicKeyFile reads a checkpoint public key from a PEM file (see
 // ParsePublicKeyPEM).
 func ReadPublicKeyFile(path string) (ed25519.PublicKey, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read checkpoint public key: %w", err)
-	}
-	pub, err := ParsePublicKeyPEM(data)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint public key %s: %w", path, err)
-	}
-	return pub, nil
+	return readKeyFile(path, "checkpoint public key", ParsePublicKeyPEM)
 }

@@ -173,16 +173,9 @@ func insertHash(canon []byte, h string) ([]byte, bool) {
 // does not check the hash: use a Verifier for that.
 func ParseRecord(line []byte) (Record, error) {
 	var f topFields
-	if err := scanTop(line, &f); err != nil {
+	src, err := canonicalLine(line, &f)
+	if err != nil {
 		return Record{}, fmt.Errorf("parse audit record: %w", err)
-	}
-	src := line
-	if !f.canonical {
-		c, err := jcs.Transform(line) // refuses repeated members at any depth
-		if err != nil {
-			return Record{}, fmt.Errorf("parse audit record: %w", err)
-		}
-		src = c
 	}
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
@@ -191,6 +184,26 @@ func ParseRecord(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("parse audit record: %w", err)
 	}
 	return r, nil
+}
+
+// canonicalLine scans the top level of line into f and returns the line in
+// canonical form: line itself when it is, else its canonicalization
+// (which refuses repeated members at any depth), scanned into f in turn.
+func canonicalLine(line []byte, f *topFields) ([]byte, error) {
+	if err := scanTop(line, f); err != nil {
+		return nil, err
+	}
+	if f.canonical {
+		return line, nil
+	}
+	c, err := jcs.Transform(line)
+	if err != nil {
+		return nil, err
+	}
+	if err := scanTop(c, f); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 func marshalNoEscape(v any) ([]byte, error) {

@@ -468,45 +468,56 @@ func hex4(b []byte, i int) (rune, bool) {
 }
 
 func (s *scanner) array(i, depth int) (int, error) {
+	i, done, err := s.enter(i, depth, ']')
+	for !done && err == nil {
+		if i, err = s.value(i, depth); err == nil {
+			i, done, err = s.after(i, ']', "array")
+		}
+	}
+	return i, err
+}
+
+// enter checks the nesting depth of the array or object whose opening
+// bracket is at i, and skips that bracket and the white space after it.
+// done says the container is empty: i is then past closer, its end.
+func (s *scanner) enter(i, depth int, closer byte) (_ int, done bool, _ error) {
 	if depth > maxNesting {
-		return i, &syntaxError{off: i, msg: fmt.Sprintf("nested deeper than %d levels", maxNesting)}
+		return i, false, &syntaxError{off: i, msg: fmt.Sprintf("nested deeper than %d levels", maxNesting)}
 	}
 	i = s.ws(i + 1)
-	if i < len(s.b) && s.b[i] == ']' {
-		return i + 1, nil
+	if i < len(s.b) && s.b[i] == closer {
+		return i + 1, true, nil
 	}
-	for {
-		var err error
-		if i, err = s.value(i, depth); err != nil {
-			return i, err
-		}
-		i = s.ws(i)
-		if i >= len(s.b) {
-			return i, &syntaxError{off: i, msg: "unterminated array"}
-		}
-		switch s.b[i] {
-		case ',':
-			i = s.ws(i + 1)
-		case ']':
-			return i + 1, nil
-		default:
-			return i, &syntaxError{off: i, msg: "',' or ']' expected"}
-		}
+	return i, false, nil
+}
+
+// after reads what follows an element of an array or object (kind) ending
+// in closer, from i: a comma, after which i is the next element, or the
+// end (done), after which i is past it.
+func (s *scanner) after(i int, closer byte, kind string) (_ int, done bool, _ error) {
+	i = s.ws(i)
+	if i >= len(s.b) {
+		return i, false, &syntaxError{off: i, msg: "unterminated " + kind}
+	}
+	switch s.b[i] {
+	case ',':
+		return s.ws(i + 1), false, nil
+	case closer:
+		return i + 1, true, nil
+	default:
+		return i, false, &syntaxError{off: i, msg: "',' or '" + string(closer) + "' expected"}
 	}
 }
 
 // object scans the object at i. With top set, it reports every member to
 // top (the record's top level).
 func (s *scanner) object(i, depth int, top *topFields) (int, error) {
-	if depth > maxNesting {
-		return i, &syntaxError{off: i, msg: fmt.Sprintf("nested deeper than %d levels", maxNesting)}
-	}
-	i = s.ws(i + 1)
-	if i < len(s.b) && s.b[i] == '}' {
-		return i + 1, nil
+	i, done, err := s.enter(i, depth, '}')
+	if err != nil {
+		return i, err
 	}
 	prevStart, prevEnd, prevEsc := -1, -1, false
-	for {
+	for !done {
 		if i >= len(s.b) || s.b[i] != '"' {
 			return i, &syntaxError{off: i, msg: "a member name was expected"}
 		}
@@ -545,19 +556,11 @@ func (s *scanner) object(i, depth int, top *topFields) (int, error) {
 				return ks, err
 			}
 		}
-		i = s.ws(ve)
-		if i >= len(s.b) {
-			return i, &syntaxError{off: i, msg: "unterminated object"}
-		}
-		switch s.b[i] {
-		case ',':
-			i = s.ws(i + 1)
-		case '}':
-			return i + 1, nil
-		default:
-			return i, &syntaxError{off: i, msg: "',' or '}' expected"}
+		if i, done, err = s.after(ve, '}', "object"); err != nil {
+			return i, err
 		}
 	}
+	return i, nil
 }
 
 // compareKeys compares two member names (quoted, as in the line) in RFC

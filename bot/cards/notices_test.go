@@ -5,8 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -24,18 +24,10 @@ func (e *env) linkAlice(user string) {
 	}
 }
 
+// pendingNotices counts the notices in the outbox, due or not.
 func (e *env) pendingNotices() int {
 	e.t.Helper()
-	n := 0
-	err := e.store.View(context.Background(), func(tx storage.ReadTx) error {
-		due, err := tx.DueOutbox(e.clock.Now().Add(1000*time.Hour), "notice.", 100)
-		n = len(due)
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return n
+	return len(testenv.DueOutbox(e.t, e.store, "notice."))
 }
 
 // TestNoticesReachTheAccounts: a link queues a notice to the linked
@@ -44,9 +36,7 @@ func TestNoticesReachTheAccounts(t *testing.T) {
 	e := newEnv(t)
 	e.linkAlice("U1")
 	e.linkAlice("U2") // the same identity in the same workspace: U1 loses its link
-	if _, err := e.d.DeliverOnce(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.deliver()
 	if got, want := e.chat.ops(), []string{"notice U1", "notice U1", "notice U2"}; !slices.Equal(got, want) {
 		t.Fatalf("calls %v, want %v", got, want)
 	}
@@ -63,16 +53,12 @@ func TestNoticeRetriedThenDropped(t *testing.T) {
 		e := newEnv(t)
 		e.linkAlice("U1")
 		e.chat.fail("notice", verdict{Failure{Kind: Retry}})
-		if _, err := e.d.DeliverOnce(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.deliver()
 		if e.pendingNotices() != 1 {
 			t.Fatal("a failed notice was not kept for a retry")
 		}
 		e.clock.Advance(BackoffBase)
-		if _, err := e.d.DeliverOnce(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.deliver()
 		if got := e.chat.ops(); !slices.Equal(got, []string{"notice U1(failed)", "notice U1"}) || e.pendingNotices() != 0 {
 			t.Fatalf("calls %v, %d pending", got, e.pendingNotices())
 		}
@@ -81,9 +67,7 @@ func TestNoticeRetriedThenDropped(t *testing.T) {
 		e := newEnv(t)
 		e.linkAlice("U1")
 		e.chat.fail("notice", verdict{Failure{Kind: Gone}})
-		if _, err := e.d.DeliverOnce(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.deliver()
 		if e.pendingNotices() != 0 || !strings.Contains(e.logs.String(), "cannot be delivered; dropping it") {
 			t.Fatalf("a notice to a gone account was kept (%d pending)\n%s", e.pendingNotices(), e.logs)
 		}
@@ -95,9 +79,7 @@ func TestNoticeRetriedThenDropped(t *testing.T) {
 			e.chat.fail("notice", verdict{Failure{Kind: Retry}})
 		}
 		for i := 0; i < MaxNoticeAttempts; i++ {
-			if _, err := e.d.DeliverOnce(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			e.deliver()
 			e.clock.Advance(BackoffMax)
 		}
 		if e.pendingNotices() != 0 {

@@ -13,7 +13,6 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // useRealLinker makes a real linkflow.Linker (link_match: email) the bot's
@@ -47,14 +46,8 @@ func TestAttackOlderLinkStepUpClickGetsStepUpLink(t *testing.T) {
 	e.useRealLinker()
 	// users.info says UMALLORY is umallory@example.com (the stand-in's
 	// default for unlisted users).
-	if err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
-		Platform: Platform, Workspace: testTeam, PlatformUser: "UMALLORY",
-		Issuer: idpIssuer, Subject: "sub-dana", Email: "dana@example.com", Name: "Dana",
-		Groups: []string{"sre"}, LinkedAt: t0, VerifiedAt: t0,
-	}, ""); err != nil {
-		t.Fatal(err)
-	}
-	r := e.create("break-glass", nil, "")
+	e.SaveOlderLink(teamAccount("UMALLORY"), "sub-dana", "dana@example.com", "Dana")
+	r := e.Create("break-glass", nil, "")
 	e.click("UMALLORY", r.ID, ActionApprove, "C3")
 	text := e.slack.nextEphemeral(t).Form.Get("text")
 	l, err := e.svc.Link(context.Background(), Platform, testTeam, "UMALLORY")
@@ -71,20 +64,14 @@ func TestAttackOlderLinkStepUpClickGetsStepUpLink(t *testing.T) {
 func TestAttackOlderLinkMismatchPlainClickRefused(t *testing.T) {
 	e := newEnv(t)
 	e.useRealLinker()
-	if err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
-		Platform: Platform, Workspace: testTeam, PlatformUser: "UMALLORY",
-		Issuer: idpIssuer, Subject: "sub-alice", Email: "alice@example.com", Name: "Alice",
-		Groups: []string{"sre"}, LinkedAt: t0, VerifiedAt: t0,
-	}, ""); err != nil {
-		t.Fatal(err)
-	}
-	r := e.create("deploy-prod", deployParams(), "")
+	e.SaveOlderLink(teamAccount("UMALLORY"), "sub-alice", "alice@example.com", "Alice")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.click("UMALLORY", r.ID, ActionApprove, "C1")
 	text := e.slack.nextEphemeral(t).Form.Get("text")
 	if !strings.Contains(text, "could not be confirmed") {
 		t.Errorf("reply %q", text)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
 	if l, _ := e.svc.Link(context.Background(), Platform, testTeam, "UMALLORY"); !l.Stale {
@@ -99,17 +86,17 @@ func TestAttackOlderLinkMismatchPlainClickRefused(t *testing.T) {
 // count is logged; see the review report.)
 func TestAttackForeignClickFloodAuditIsSampledRefused(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	for range 40 {
 		e.postSigned(InteractionsPath, withUserTeam(t, blockActions(testTeam, "UEXT", "C1", ActionApprove, r.ID), vendorTeam))
 	}
-	if n := len(e.recordsOf(audit.TypeCallbackRejected)); n > approvals.CallbackRejectedPerMinute {
+	if n := len(e.RecordsOf(audit.TypeCallbackRejected)); n > approvals.CallbackRejectedPerMinute {
 		t.Errorf("%d callback.rejected records for 40 foreign clicks", n)
 	}
 	if len(e.links.askedAbout()) != 0 {
 		t.Error("the resolver was asked about another organisation's account")
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
 	t.Logf("chat.postEphemeral calls for 40 foreign clicks: %d", len(e.slack.ok("chat.postEphemeral")))

@@ -62,12 +62,12 @@ func renderedStrings(t *testing.T, c apiCall) string {
 
 func TestRequesterTextIsInert(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod",
+	r := e.Create("deploy-prod",
 		map[string]string{"service": "api", "version": "1.4.2 <!here>", "note": "<@U0BOSS> ping <https://evil.example|https://good.example> & co"},
 		"urgent <!channel> see <https://evil.example/login|https://sso.acme.example>",
 		storage.Link{Title: "<!subteam^S0ADMINS> CI run", URL: "https://ci.example/run?a=1&b=<2>|x"},
 	)
-	e.deliver()
+	e.Deliver()
 	posts := e.slack.ok("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts", len(posts))
@@ -248,8 +248,8 @@ func TestPostedCardWithinLimits(t *testing.T) {
 	for i := range 30 {
 		params[fmt.Sprintf("p%02d", i)] = strings.Repeat("<é>", 1200)
 	}
-	e.create("wide", params, strings.Repeat("<!", 2000))
-	e.deliver()
+	e.Create("wide", params, strings.Repeat("<!", 2000))
+	e.Deliver()
 	posts := e.slack.ok("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts", len(posts))

@@ -76,9 +76,9 @@ func TestCommandWhoami(t *testing.T) {
 
 func TestCommandPending(t *testing.T) {
 	e := newEnv(t)
-	deploy := e.create("deploy-prod", deployParams(), "")
-	restart := e.create("restart", nil, "")
-	e.deliver()
+	deploy := e.Create("deploy-prod", deployParams(), "")
+	restart := e.Create("restart", nil, "")
+	e.Deliver()
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.link("UCAROL", identity("carol", "dev"))
 	e.links.link("UOCTO", identity("octocat", "sre"))
@@ -98,12 +98,8 @@ func TestCommandPending(t *testing.T) {
 	if msg := pending("UOCTO"); !strings.Contains(msg, "No pending request") {
 		t.Errorf("octocat (the requester): %q", msg)
 	}
-	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: deploy.ID, Approver: identity("alice", "sre"), Decision: storage.DecisionApprove,
-		Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "UALICE"},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.VoteAs(deploy.ID, identity("alice", "sre"), storage.DecisionApprove,
+		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "UALICE"})
 	if msg := pending("UALICE"); !strings.Contains(msg, "1 pending request ") || strings.Contains(msg, deploy.ID) {
 		t.Errorf("alice after voting: %q", msg)
 	}

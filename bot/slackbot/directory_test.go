@@ -307,7 +307,7 @@ func (e *env) enqueueNotice(n approvals.AccountNotice) {
 func TestNoticeDeliveredFromOutbox(t *testing.T) {
 	e := newEnv(t)
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UALICE", Text: "linked"})
-	e.deliver()
+	e.Deliver()
 	if posts := e.slack.ok("chat.postMessage"); len(posts) != 1 || posts[0].Form.Get("channel") != "UALICE" || posts[0].Form.Get("text") != "linked" {
 		t.Fatalf("posts: %+v", posts)
 	}
@@ -315,9 +315,9 @@ func TestNoticeDeliveredFromOutbox(t *testing.T) {
 	// A notice to an account Slack no longer knows is dropped, not retried.
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UGONE", Text: "linked"})
 	e.slack.fail("chat.postMessage", slackError("user_not_found"))
-	e.deliver()
+	e.Deliver()
 	e.clock.Advance(24 * time.Hour)
-	e.deliver()
+	e.Deliver()
 	if n := len(e.slack.all("chat.postMessage")); n != 2 {
 		t.Errorf("%d chat.postMessage calls, want 2 (the gone notice tried once)", n)
 	}
@@ -325,9 +325,9 @@ func TestNoticeDeliveredFromOutbox(t *testing.T) {
 	// A rate-limited one is retried after Retry-After.
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UBOB", Text: "linked"})
 	e.slack.fail("chat.postMessage", rateLimited(30))
-	e.deliver()
+	e.Deliver()
 	e.clock.Advance(31 * time.Second)
-	e.deliver()
+	e.Deliver()
 	if posts := e.slack.ok("chat.postMessage"); len(posts) != 2 || posts[1].Form.Get("channel") != "UBOB" {
 		t.Errorf("rate-limited notice not retried: %+v", posts)
 	}
@@ -366,7 +366,7 @@ func TestClassifyNotice(t *testing.T) {
 // click came from.
 func TestClickNamesConversation(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.click("UALICE", r.ID, ActionApprove, "C1")
 	e.slack.nextEphemeral(t)
 	asked := e.links.askedAbout()
@@ -410,11 +410,11 @@ func (e *env) checkForeignRefused(requestID string, records int, source string) 
 	}
 	e.slack.noEphemeral(e.t)
 	if requestID != "" {
-		if got := e.get(requestID); len(got.Votes) != 0 {
+		if got := e.Get(requestID); len(got.Votes) != 0 {
 			e.t.Errorf("a vote of another organisation's account counted: %+v", got.Votes)
 		}
 	}
-	recs := e.recordsOf(audit.TypeCallbackRejected)
+	recs := e.RecordsOf(audit.TypeCallbackRejected)
 	if len(recs) != records {
 		e.t.Fatalf("%d callback.rejected records, want %d: %+v", len(recs), records, recs)
 	}
@@ -422,7 +422,7 @@ func (e *env) checkForeignRefused(requestID string, records int, source string) 
 	if last.Data["reason"] != "foreign_user" || last.Source != source || last.Actor == nil || last.Actor.Workspace != testTeam {
 		e.t.Errorf("record: %+v", last)
 	}
-	if n := len(e.recordsOf(audit.TypeVoteRejected)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeVoteRejected)); n != 0 {
 		e.t.Errorf("%d vote.rejected records: the click reached approvals", n)
 	}
 }
@@ -432,7 +432,7 @@ func (e *env) checkForeignRefused(requestID string, records int, source string) 
 // mistake) that would make the vote count.
 func TestClickByAnotherOrganisationRefused(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UEXT", identity("alice", "sre"))
 
 	rec := e.postSigned(InteractionsPath, withUserTeam(t, blockActions(testTeam, "UEXT", "C1", ActionApprove, r.ID), vendorTeam))
@@ -462,20 +462,20 @@ func TestClickByAnotherOrganisationRefused(t *testing.T) {
 // has passed.
 func TestClickWithoutUserTeamAccepted(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.postSigned(InteractionsPath, withUserTeam(t, blockActions(testTeam, "UALICE", "C1", ActionApprove, r.ID), ""))
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "counted") {
 		t.Errorf("reply: %q", msg)
 	}
-	if n := len(e.recordsOf(audit.TypeCallbackRejected)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeCallbackRejected)); n != 0 {
 		t.Errorf("%d callback.rejected records", n)
 	}
 }
 
 func TestReasonDialogByAnotherOrganisationRefused(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("restart", nil, "")
+	r := e.Create("restart", nil, "")
 	e.links.link("UEXT", identity("alice", "sre"))
 	meta, _ := json.Marshal(reasonMetadata{RequestID: r.ID, Decision: string(storage.DecisionDeny), Channel: "C2"})
 	rec := e.postSigned(InteractionsPath, withUserTeam(t, viewSubmission(testTeam, "UEXT", string(meta), "because"), vendorTeam))
@@ -483,14 +483,14 @@ func TestReasonDialogByAnotherOrganisationRefused(t *testing.T) {
 		t.Fatalf("status %d", rec.Code)
 	}
 	e.checkForeignRefused(r.ID, 1, "POST "+InteractionsPath)
-	if got := e.get(r.ID); got.State != storage.StatePending {
+	if got := e.Get(r.ID); got.State != storage.StatePending {
 		t.Errorf("state %s", got.State)
 	}
 }
 
 func TestSocketModeClickByAnotherOrganisationRefused(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UEXT", identity("alice", "sre"))
 	evt := interactiveEvent(testTeam, "UEXT", "C1", ActionApprove, r.ID, "env-x")
 	cb := evt.Data.(slack.InteractionCallback)

@@ -2,9 +2,6 @@ package slackbot
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +20,6 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
@@ -62,7 +59,10 @@ func testPolicy() *policy.Policy {
 	return p
 }
 
-var requester = chattest.Requester()
+var (
+	requester    = chattest.Requester()
+	deployParams = chattest.DeployParams
+)
 
 // apiCall is one Web API call the stand-in answered.
 type apiCall struct {
@@ -236,15 +236,7 @@ func firstNonEmpty(a, b string) string {
 
 // ok returns the successful calls of method, in order.
 func (f *fakeSlack) ok(method string) []apiCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []apiCall
-	for _, c := range f.calls {
-		if c.Method == method && c.OK {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(f.sequence(), func(c apiCall) bool { return c.Method != method || !c.OK })
 }
 
 // sequence returns every call, in order.
@@ -256,15 +248,7 @@ func (f *fakeSlack) sequence() []apiCall {
 
 // all returns every call of method, failed or not.
 func (f *fakeSlack) all(method string) []apiCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []apiCall
-	for _, c := range f.calls {
-		if c.Method == method {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(f.sequence(), func(c apiCall) bool { return c.Method != method })
 }
 
 // nextEphemeral waits for the next chat.postEphemeral.
@@ -332,7 +316,11 @@ func (s *failingStore) failUpdate(n int) {
 	s.countTo = n
 }
 
+// env is a Slack bot on slacktest's server, with the approvals service
+// and its store; the embedded chattest.Env creates, delivers and reads
+// requests and the audit log.
 type env struct {
+	chattest.Env
 	t     *testing.T
 	clock *clock.Fake
 	store *failingStore
@@ -350,57 +338,30 @@ func newEnv(t *testing.T) *env {
 	e.store = &failingStore{Store: st}
 	logger := testenv.DiscardLogger()
 	e.svc = approvals.New(e.store, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"slack"}})
-	var err error
-	e.bot, err = New(Options{
+	e.bot = startBot(t, Options{
 		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
 		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-	})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	e.bot.responseURLAllowed = func(string) bool { return false }
-	t.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
-	e.bot.Register(e.mux)
+	}, e.mux)
+	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
 	return e
 }
 
-func (e *env) create(action string, params map[string]string, reason string, links ...storage.Link) storage.Request {
-	e.t.Helper()
-	return chattest.Create(e.t, e.svc, action, params, reason, links...)
-}
-
-// deliver runs outbox passes until nothing due is left.
-func (e *env) deliver() {
-	e.t.Helper()
-	chattest.Drain(e.t, e.bot.DeliverOnce)
-}
-
-func (e *env) get(id string) storage.Request {
-	e.t.Helper()
-	return chattest.Get(e.t, e.svc, id)
-}
-
-// records returns the audit log, checking the chain.
-func (e *env) records() []audit.Record {
-	e.t.Helper()
-	return testenv.AuditRecords(e.t, e.store)
-}
-
-func (e *env) recordsOf(typ string) []audit.Record {
-	e.t.Helper()
-	return chattest.RecordsOf(e.t, e.store, typ)
+// startBot returns a bot of opts, mounted on mux, that posts no slash
+// command reply to a response_url; it is shut down when tb ends.
+func startBot(tb testing.TB, opts Options, mux Mux) *Bot {
+	tb.Helper()
+	b, err := New(opts)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	b.responseURLAllowed = func(string) bool { return false }
+	tb.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	b.Register(mux)
+	return b
 }
 
 // sign returns the headers Slack sends with body at ts.
-func sign(secret string, ts int64, body string) http.Header {
-	mac := hmac.New(sha256.New, []byte(secret))
-	fmt.Fprintf(mac, "v0:%d:%s", ts, body)
-	h := http.Header{}
-	h.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
-	h.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return h
-}
+var sign = chattest.SlackHeaders
 
 // post sends a callback to the bot's mux with the given headers and waits
 // until the work it started is done.

@@ -12,6 +12,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -50,17 +51,11 @@ func newFuzzSlackEnv(tb testing.TB) *fuzzSlackEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e.bot, err = New(Options{
+	e.bot = startBot(tb, Options{
 		Service: e.Svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
 		APIURL: srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.Clock, Logger: e.Logger,
 		HTTPClient: chattest.OnlyHost(api.Host),
-	})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	e.bot.responseURLAllowed = func(string) bool { return false }
-	tb.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
-	e.bot.Register(e.mux)
+	}, e.mux)
 	return e
 }
 
@@ -177,7 +172,7 @@ func FuzzInteractionPayload(f *testing.F) {
 		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" {
 			t.Fatalf("status %d without a JSON error: %q", rec.Code, rec.Body)
 		}
-		if eb.Error.Code == rejectBadSignature || eb.Error.Code == rejectStaleTimestamp {
+		if eb.Error.Code == string(chatflow.RejectBadSignature) || eb.Error.Code == string(rejectStaleTimestamp) {
 			t.Fatalf("a correctly signed callback was refused: %s", rec.Body)
 		}
 	})
@@ -193,14 +188,7 @@ func FuzzInteractionPayload(f *testing.F) {
 // keeps verifying.
 func FuzzInteractionFields(f *testing.F) {
 	e := newFuzzSlackEnv(f)
-	var ids []string
-	for _, a := range []string{"deploy-prod", "restart", "break-glass", "wide"} {
-		params := map[string]string(nil)
-		if a == "deploy-prod" {
-			params = deployParams()
-		}
-		ids = append(ids, e.Create(f, a, params, "").ID)
-	}
+	ids := e.CreateEach(f, "deploy-prod", "restart", "break-glass", "wide")
 	for _, u := range []string{"UALICE", "UBOB"} {
 		e.links.link(u, identity(strings.ToLower(u[1:]), "sre"))
 	}

@@ -15,8 +15,8 @@ import (
 
 func TestApproveQuorumAcrossTwoUsers(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.link("UBOB", identity("bob", "sre"))
 
@@ -25,7 +25,7 @@ func TestApproveQuorumAcrossTwoUsers(t *testing.T) {
 	if msg.Form.Get("channel") != "C1" || msg.Form.Get("user") != "UALICE" || !strings.Contains(msg.Form.Get("text"), "counted (1 of 2); 1 more needed") {
 		t.Errorf("reply to alice: %v", msg.Form)
 	}
-	e.deliver()
+	e.Deliver()
 	if s := sectionText(blockByID(blocksOf(t, e.slack.ok("chat.update")[0]), "status")); !strings.Contains(s, "1 of 2 approvals") {
 		t.Errorf("card after alice: %q", s)
 	}
@@ -34,7 +34,7 @@ func TestApproveQuorumAcrossTwoUsers(t *testing.T) {
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "the request is approved") {
 		t.Errorf("reply to bob: %q", msg)
 	}
-	e.deliver()
+	e.Deliver()
 	updates := e.slack.ok("chat.update")
 	final := blocksOf(t, updates[len(updates)-1])
 	if s := sectionText(blockByID(final, "status")); !strings.Contains(s, "*Approved*") || !strings.Contains(s, "alice@example.com approved") || !strings.Contains(s, "bob@example.com approved") {
@@ -44,36 +44,24 @@ func TestApproveQuorumAcrossTwoUsers(t *testing.T) {
 		t.Error("buttons left on the approved card")
 	}
 
-	got := e.get(r.ID)
-	if got.State != storage.StateApproved || len(got.Votes) != 2 {
-		t.Fatalf("request: %s with %d votes", got.State, len(got.Votes))
-	}
-	v := got.Votes[0]
-	if v.Approver.Platform != "slack" || v.Approver.Workspace != testTeam || v.Approver.PlatformUser != "UALICE" || v.Approver.Subject != "sub-alice" || !strings.HasPrefix(v.Source, "70000000") {
+	if v := e.CheckApprovedByTwo(r.ID, teamAccount("UALICE"), "sub-alice"); !strings.HasPrefix(v.Source, "70000000") {
 		t.Errorf("vote: %+v", v)
-	}
-	recs := e.recordsOf(audit.TypeVoteApprove)
-	if len(recs) != 2 || recs[0].Actor.PlatformUser != "UALICE" || recs[0].Actor.Workspace != testTeam || recs[0].Source != v.Source {
-		t.Errorf("vote records: %+v", recs)
-	}
-	if len(e.recordsOf(audit.TypeRequestApproved)) != 1 {
-		t.Error("no request.approved record")
 	}
 }
 
 func TestDenyPath(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionDeny, "C1")
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "deny of *deploy-prod*") || !strings.Contains(msg, "the request is denied") {
 		t.Errorf("reply: %q", msg)
 	}
-	if got := e.get(r.ID); got.State != storage.StateDenied {
+	if got := e.Get(r.ID); got.State != storage.StateDenied {
 		t.Fatalf("state %s", got.State)
 	}
-	e.deliver()
+	e.Deliver()
 	final := blocksOf(t, e.slack.ok("chat.update")[0])
 	if s := sectionText(blockByID(final, "status")); !strings.Contains(s, "*Denied*") || !strings.Contains(s, "alice@example.com denied") {
 		t.Errorf("card: %q", s)
@@ -108,8 +96,8 @@ func viewSubmission(team, user string, metadata, reason string) string {
 
 func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("restart", nil, "")
-	e.deliver()
+	r := e.Create("restart", nil, "")
+	e.Deliver()
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionDeny, "C2")
 
@@ -122,7 +110,7 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 		t.Errorf("views.open: %v", opens[0].JSON)
 	}
 	meta, _ := view["private_metadata"].(string)
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatal("a vote counted before the reason was given")
 	}
 	e.slack.noEphemeral(t)
@@ -134,15 +122,15 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 	if msg := e.slack.nextEphemeral(t); msg.Form.Get("channel") != "C2" || !strings.Contains(msg.Form.Get("text"), "denied") {
 		t.Errorf("reply: %v", msg.Form)
 	}
-	got := e.get(r.ID)
+	got := e.Get(r.ID)
 	if got.State != storage.StateDenied || got.Votes[0].Reason != "disk full <!channel>" {
 		t.Fatalf("request: %s %+v", got.State, got.Votes)
 	}
-	recs := e.recordsOf(audit.TypeVoteDeny)
+	recs := e.RecordsOf(audit.TypeVoteDeny)
 	if len(recs) != 1 || recs[0].Data["reason"] != "disk full <!channel>" {
 		t.Errorf("vote.deny record: %+v", recs)
 	}
-	e.deliver()
+	e.Deliver()
 	card := renderedStrings(t, e.slack.ok("chat.update")[0])
 	if !strings.Contains(card, "alice@example.com denied") || !strings.Contains(card, "disk full &lt;!channel&gt;") || strings.Contains(card, "<!channel>") {
 		t.Errorf("card does not show the escaped reason:\n%s", card)
@@ -151,7 +139,7 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 
 func TestStepUpSendsSignInLink(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("break-glass", nil, "")
+	r := e.Create("break-glass", nil, "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionApprove, "C3")
 	msg := e.slack.nextEphemeral(t).Form.Get("text")
@@ -161,18 +149,18 @@ func TestStepUpSendsSignInLink(t *testing.T) {
 	if stepUps := e.links.StepUps(); len(stepUps) != 1 || stepUps[0] != "UALICE:"+r.ID+":approve" {
 		t.Errorf("step-ups: %v", stepUps)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Error("vote counted without the step-up sign-in")
 	}
-	if n := len(e.recordsOf(audit.TypeVoteRejected)) + len(e.recordsOf(audit.TypeVoteApprove)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeVoteRejected)) + len(e.RecordsOf(audit.TypeVoteApprove)); n != 0 {
 		t.Errorf("%d vote records", n)
 	}
 }
 
 func TestClickRefusals(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	decided := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
+	decided := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.link("UCAROL", identity("carol", "dev"))
 	e.links.link("UOCTO", identity("octocat", "sre"))
@@ -193,13 +181,13 @@ func TestClickRefusals(t *testing.T) {
 		{"unknown request", "UALICE", "req_nope", string(approvals.ReasonUnknownRequest), "no request has id"},
 	}
 	for _, c := range cases {
-		before := len(e.recordsOf(audit.TypeVoteRejected))
+		before := len(e.RecordsOf(audit.TypeVoteRejected))
 		e.click(c.user, c.request, ActionApprove, "C1")
 		msg := e.slack.nextEphemeral(t)
 		if msg.Form.Get("user") != c.user || !strings.Contains(msg.Form.Get("text"), c.reply) {
 			t.Errorf("%s: reply %q, want it to contain %q", c.name, msg.Form.Get("text"), c.reply)
 		}
-		recs := e.recordsOf(audit.TypeVoteRejected)
+		recs := e.RecordsOf(audit.TypeVoteRejected)
 		if len(recs) != before+1 {
 			t.Errorf("%s: no vote.rejected record", c.name)
 			continue
@@ -209,42 +197,42 @@ func TestClickRefusals(t *testing.T) {
 			t.Errorf("%s: record %+v", c.name, last)
 		}
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Errorf("votes counted: %+v", got.Votes)
 	}
-	if n := len(e.recordsOf(audit.TypeVoteApprove)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 0 {
 		t.Errorf("%d vote.approve records", n)
 	}
 }
 
 func TestIdPUnavailable(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.SetDown(true)
 	e.click("UALICE", r.ID, ActionApprove, "C1")
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "could not be confirmed") {
 		t.Errorf("reply: %q", msg)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Error("vote counted without an identity")
 	}
 }
 
 func TestCallbackFromAnotherWorkspaceRefused(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	// The same user id, linked in our workspace, clicking from another.
 	rec := e.postSigned(InteractionsPath, blockActions("T0OTHER", "UALICE", "C1", ActionApprove, r.ID))
 	if rec.Code != http.StatusForbidden {
 		t.Fatalf("status %d, want 403", rec.Code)
 	}
-	recs := e.recordsOf(audit.TypeCallbackRejected)
+	recs := e.RecordsOf(audit.TypeCallbackRejected)
 	if len(recs) != 1 || recs[0].Data["reason"] != "wrong_workspace" || recs[0].Actor.Workspace != "T0OTHER" {
 		t.Errorf("records: %+v", recs)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Error("vote from another workspace counted")
 	}
 	e.slack.noEphemeral(t)
@@ -261,7 +249,7 @@ func TestEnterpriseMustMatch(t *testing.T) {
 	for _, c := range []struct{ team, ent, want string }{
 		{"T1", "E1", ""}, {"T1", "", "wrong_enterprise"}, {"T1", "E2", "wrong_enterprise"}, {"T2", "E1", "wrong_workspace"},
 	} {
-		if got := b.tenantProblem(c.team, c.ent); got != c.want {
+		if got := b.tenantProblem(c.team, c.ent); string(got) != c.want {
 			t.Errorf("tenantProblem(%s, %s) = %q, want %q", c.team, c.ent, got, c.want)
 		}
 	}
@@ -269,7 +257,7 @@ func TestEnterpriseMustMatch(t *testing.T) {
 
 func TestShutdownWaitsForWork(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionApprove, "C1")
 	e.slack.nextEphemeral(t)
@@ -280,7 +268,7 @@ func TestShutdownWaitsForWork(t *testing.T) {
 	e.clock.Advance(time.Second)
 	e.links.link("UBOB", identity("bob", "sre"))
 	e.click("UBOB", r.ID, ActionApprove, "C1")
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Errorf("%d votes", len(got.Votes))
 	}
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/slack-go/slack"
 
-	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 )
@@ -24,41 +23,22 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	const limit = 4
 	e := newEnv(t)
 	e.bot.opts.Clicks = chatlimit.New(limit, e.clock)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UEVE", identity("eve", "dev")) // linked, not an approver
-	before := len(e.records())
+	before := len(e.Records())
 
 	const flood = 5 * limit
 	for range flood {
 		e.click("UEVE", r.ID, ActionApprove, "C1")
 	}
-	refused, told := 0, 0
+	var replies []string
 	for range flood {
-		text := e.slack.nextEphemeral(t).Form.Get("text")
-		switch {
-		case strings.Contains(text, "Not counted"):
-			refused++
-		case strings.Contains(text, "more than 4 times in the last minute") && strings.Contains(text, "Try again in 15 seconds"):
-			told++
-		default:
-			t.Errorf("unexpected reply %q", text)
-		}
+		replies = append(replies, e.slack.nextEphemeral(t).Form.Get("text"))
 	}
 	e.slack.noEphemeral(t)
-	if refused != limit || told != flood-limit {
-		t.Errorf("%d clicks reached approvals and %d were told to wait; want %d and %d", refused, told, limit, flood-limit)
-	}
-	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
-		t.Errorf("%d vote.rejected records, want %d", got, limit)
-	}
-	if grew := len(e.records()) - before; grew > limit {
-		t.Errorf("the audit log grew by %d records under a flood of %d clicks; want at most %d", grew, flood, limit)
-	}
+	e.CheckClickFlood(replies, limit, before)
 	if n := len(e.links.askedAbout()); n != limit {
 		t.Errorf("the identity of %d clicks was looked up, want %d", n, limit)
-	}
-	if got := e.svc.Metrics().VotesRefused[string(approvals.ReasonNotEligible)]; got != limit {
-		t.Errorf("approvals saw %d votes, want %d", got, limit)
 	}
 	if got := e.bot.opts.Clicks.Refused(); got != flood-limit {
 		t.Errorf("limiter counted %d refusals, want %d", got, flood-limit)
@@ -92,7 +72,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
 		t.Errorf("socket mode click while limited: %q", text)
 	}
-	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
+	if got := len(e.RecordsOf(audit.TypeVoteRejected)); got != limit {
 		t.Errorf("a limited Socket Mode click reached approvals: %d vote.rejected records", got)
 	}
 
@@ -109,7 +89,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 func TestReasonDialogCountsAgainstTheLimit(t *testing.T) {
 	e := newEnv(t)
 	e.bot.opts.Clicks = chatlimit.New(1, e.clock)
-	r := e.create("restart", nil, "")
+	r := e.Create("restart", nil, "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	meta, _ := json.Marshal(reasonMetadata{RequestID: r.ID, Decision: "deny", Channel: "C2"})
 	submit := func() {
@@ -130,12 +110,12 @@ func TestReasonDialogCountsAgainstTheLimit(t *testing.T) {
 	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
 		t.Errorf("limited submission: %q", text)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("a limited submission voted: %+v", got.Votes)
 	}
 	e.clock.Advance(time.Minute)
 	submit()
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Fatalf("after a minute the submission did not vote: %+v", got.Votes)
 	}
 }

@@ -13,8 +13,6 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-func deployParams() map[string]string { return map[string]string{"service": "api", "version": "1.4.2"} }
-
 // blockByID returns the block with block_id id, or nil.
 func blockByID(blocks []map[string]any, id string) map[string]any {
 	for _, b := range blocks {
@@ -36,8 +34,8 @@ func sectionText(b map[string]any) string {
 
 func TestCardPostedOnCreate(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "ship the fix for INC-42", storage.Link{Title: "CI run", URL: "https://ci.example/run/7"})
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "ship the fix for INC-42", storage.Link{Title: "CI run", URL: "https://ci.example/run/7"})
+	e.Deliver()
 
 	posts := e.slack.ok("chat.postMessage")
 	if len(posts) != 1 {
@@ -93,7 +91,7 @@ func TestCardPostedOnCreate(t *testing.T) {
 		t.Errorf("deny button: %v", deny)
 	}
 
-	got := e.get(r.ID)
+	got := e.Get(r.ID)
 	if len(got.Cards) != 1 || got.Cards[0] != (storage.Card{Platform: "slack", Conversation: "C1", MessageID: "1772366400.000001"}) {
 		t.Errorf("cards: %+v", got.Cards)
 	}
@@ -104,19 +102,15 @@ func TestCardPostedOnCreate(t *testing.T) {
 
 func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
-	ts := e.get(r.ID).Cards[0].MessageID
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
+	ts := e.Get(r.ID).Cards[0].MessageID
 
 	vote := func(name string) {
 		t.Helper()
-		if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-			RequestID: r.ID, Approver: identity(name, "sre"), Decision: storage.DecisionApprove,
-			Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "U" + name, CallbackID: "cb-" + name},
-		}); err != nil {
-			t.Fatal(err)
-		}
-		e.deliver()
+		e.VoteAs(r.ID, identity(name, "sre"), storage.DecisionApprove,
+			approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "U" + name, CallbackID: "cb-" + name})
+		e.Deliver()
 	}
 	vote("alice")
 	vote("bob")
@@ -152,7 +146,7 @@ func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 	if _, err := e.svc.RecordExecution(context.Background(), claimed[0], approvals.ExecutionResult{OK: true, StatusCode: 200}); err != nil {
 		t.Fatal(err)
 	}
-	e.deliver()
+	e.Deliver()
 	updates = e.slack.ok("chat.update")
 	if len(updates) != 3 || !strings.Contains(sectionText(blockByID(blocksOf(t, updates[2]), "status")), "*Execution:* :rocket: succeeded") {
 		t.Errorf("execution not shown: %d updates", len(updates))
@@ -167,42 +161,38 @@ func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 // update that is due earlier waits behind the failing one.
 func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.slack.fail("chat.postMessage", rateLimited(3))
-	e.deliver()
+	e.Deliver()
 	if n := len(e.slack.ok("chat.postMessage")); n != 0 {
 		t.Fatalf("posted through a rate limit: %d", n)
 	}
 	e.clock.Advance(3 * time.Second)
-	e.deliver()
+	e.Deliver()
 	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts after the rate limit, want 1", n)
 	}
 
 	vote := func(name string) {
 		t.Helper()
-		if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-			RequestID: r.ID, Approver: identity(name, "sre"), Decision: storage.DecisionApprove,
-			Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "U" + name},
-		}); err != nil {
-			t.Fatal(err)
-		}
+		e.VoteAs(r.ID, identity(name, "sre"), storage.DecisionApprove,
+			approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "U" + name})
 	}
 	e.slack.fail("chat.update", rateLimited(1), serverError)
 	vote("alice")
-	e.deliver() // 429
+	e.Deliver() // 429
 	vote("bob") // a younger update, due now, while alice's waits for Retry-After
-	e.deliver() // bob's must wait behind alice's
+	e.Deliver() // bob's must wait behind alice's
 	if calls := e.slack.all("chat.update"); len(calls) != 1 {
 		t.Fatalf("%d chat.update calls while the first was rate limited, want 1", len(calls))
 	}
 	e.clock.Advance(time.Second)
-	e.deliver() // 500 → backoff
+	e.Deliver() // 500 → backoff
 	if n := len(e.slack.ok("chat.update")); n != 0 {
 		t.Fatalf("%d updates landed during failures", n)
 	}
 	e.clock.Advance(cards.Backoff(2))
-	e.deliver()
+	e.Deliver()
 
 	calls := e.slack.all("chat.update")
 	if len(calls) != 4 || calls[0].OK || calls[1].OK || !calls[2].OK || !calls[3].OK {
@@ -222,17 +212,13 @@ func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 
 func TestUpdateWaitsForPost(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.slack.fail("chat.postMessage", serverError, serverError)
-	e.deliver()
-	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: r.ID, Approver: identity("alice", "sre"), Decision: storage.DecisionApprove,
-		Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"},
-	}); err != nil {
-		t.Fatal(err)
-	}
+	e.Deliver()
+	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionApprove,
+		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
 	for range 4 {
-		e.deliver()
+		e.Deliver()
 		e.clock.Advance(cards.Backoff(2))
 	}
 	var seq []string
@@ -253,7 +239,7 @@ func TestUpdateWaitsForPost(t *testing.T) {
 // retry stores the card without posting it again.
 func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.store.failUpdate(2) // 1: the claim, 2: the completion
 	if _, err := e.bot.DeliverOnce(context.Background()); err != nil {
 		t.Fatal(err)
@@ -261,15 +247,15 @@ func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts, want 1", n)
 	}
-	if cards := e.get(r.ID).Cards; len(cards) != 0 {
+	if cards := e.Get(r.ID).Cards; len(cards) != 0 {
 		t.Fatalf("card stored despite the failed completion: %v", cards)
 	}
 	e.clock.Advance(time.Minute)
-	e.deliver()
+	e.Deliver()
 	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
 		t.Fatalf("card posted %d times, want once", n)
 	}
-	cards := e.get(r.ID).Cards
+	cards := e.Get(r.ID).Cards
 	if len(cards) != 1 || cards[0].MessageID != "1772366400.000001" {
 		t.Fatalf("cards: %+v", cards)
 	}
@@ -277,30 +263,26 @@ func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 
 func TestSlackErrorsAreRetriedNotDropped(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.slack.fail("chat.postMessage", slackError("not_in_channel"), slackError("channel_not_found"))
-	e.deliver()
+	e.Deliver()
 	e.clock.Advance(cards.Backoff(1))
-	e.deliver()
+	e.Deliver()
 	e.clock.Advance(cards.Backoff(2))
-	e.deliver()
-	if len(e.slack.ok("chat.postMessage")) != 1 || len(e.get(r.ID).Cards) != 1 {
+	e.Deliver()
+	if len(e.slack.ok("chat.postMessage")) != 1 || len(e.Get(r.ID).Cards) != 1 {
 		t.Fatalf("card not posted after the channel was fixed")
 	}
 }
 
 func TestDeletedCardUpdateGivesUp(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	e.slack.fail("chat.update", slackError("message_not_found"))
-	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: r.ID, Approver: identity("alice", "sre"), Decision: storage.DecisionDeny,
-		Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	e.deliver()
+	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionDeny,
+		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
+	e.Deliver()
 	e.clock.Advance(time.Hour)
 	if n, _ := e.bot.DeliverOnce(context.Background()); n != 0 {
 		t.Errorf("an update of a deleted message is still retried")
@@ -311,7 +293,7 @@ func TestDeletedCardUpdateGivesUp(t *testing.T) {
 // is posted by the first update that has waited long enough.
 func TestOrphanUpdatePostsCard(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	claimed, err := e.svc.Claim(context.Background(), OutboxKind, 10, time.Minute)
 	if err != nil || len(claimed) != 1 {
 		t.Fatal(claimed, err)
@@ -319,20 +301,16 @@ func TestOrphanUpdatePostsCard(t *testing.T) {
 	if err := e.svc.Complete(context.Background(), claimed[0].ID); err != nil { // lose the post
 		t.Fatal(err)
 	}
-	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: r.ID, Approver: identity("alice", "sre"), Decision: storage.DecisionApprove,
-		Source: approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-	e.deliver()
+	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionApprove,
+		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
+	e.Deliver()
 	if len(e.slack.all("chat.postMessage")) != 0 {
 		t.Fatal("posted before the grace period")
 	}
 	e.clock.Advance(cards.OrphanAfter)
-	e.deliver()
+	e.Deliver()
 	posts := e.slack.ok("chat.postMessage")
-	if len(posts) != 1 || len(e.get(r.ID).Cards) != 1 {
+	if len(posts) != 1 || len(e.Get(r.ID).Cards) != 1 {
 		t.Fatalf("orphan card not posted: %d posts", len(posts))
 	}
 	if !strings.Contains(sectionText(blockByID(blocksOf(t, posts[0]), "status")), "1 of 2") {
@@ -342,7 +320,7 @@ func TestOrphanUpdatePostsCard(t *testing.T) {
 
 func TestRunOutboxDelivers(t *testing.T) {
 	e := newEnv(t)
-	e.create("deploy-prod", deployParams(), "")
+	e.Create("deploy-prod", deployParams(), "")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- e.bot.RunOutbox(ctx) }()

@@ -52,7 +52,7 @@ func interactiveEvent(team, user, channel, actionID, requestID, envelope string)
 // handler (no websocket), is voted like an HTTP one.
 func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 
 	api := slack.New("xoxb-test", slack.OptionAPIURL(e.slack.srv.GetAPIURL()), slack.OptionAppLevelToken("xapp-test"))
@@ -65,7 +65,7 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 		t.Errorf("reply: %q", msg.Form.Get("text"))
 	}
 	e.bot.work.Wait()
-	got := e.get(r.ID)
+	got := e.Get(r.ID)
 	if len(got.Votes) != 1 || got.Votes[0].Approver.PlatformUser != "UALICE" || got.Votes[0].Source != "7100.4744562912.env-1" {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
@@ -84,7 +84,7 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 
 func TestSocketModeAcksEveryEnvelope(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	ack := &recordingAcker{}
 
@@ -119,16 +119,16 @@ func TestSocketModeAcksEveryEnvelope(t *testing.T) {
 	if p, _ := ack.payloads[1].(map[string]string); p["response_type"] != "ephemeral" || !strings.Contains(p["text"], "/signoff link") {
 		t.Errorf("help ack payload: %v", ack.payloads[1])
 	}
-	recs := e.recordsOf(audit.TypeCallbackRejected)
+	recs := e.RecordsOf(audit.TypeCallbackRejected)
 	if len(recs) != 1 || recs[0].Data["reason"] != "wrong_workspace" || recs[0].Source != "socket_mode" {
 		t.Errorf("callback.rejected: %+v", recs)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Errorf("%d votes, want 1", len(got.Votes))
 	}
 	e.slack.nextEphemeral(t)
 	e.slack.noEphemeral(t)
-	if n := len(e.recordsOf(audit.TypeVoteApprove)); n != 1 {
+	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 {
 		t.Errorf("%d vote records", n)
 	}
 }

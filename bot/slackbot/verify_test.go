@@ -14,6 +14,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/clock"
 )
 
@@ -66,7 +67,7 @@ func TestSignatureKnownAnswer(t *testing.T) {
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "/signoff link") {
 		t.Fatalf("known-answer command: %d %s", rec.Code, rec.Body)
 	}
-	if n := len(e.recordsOf(audit.TypeCallbackRejected)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeCallbackRejected)); n != 0 {
 		t.Errorf("%d callbacks rejected", n)
 	}
 }
@@ -108,7 +109,7 @@ func TestSignatureAgreesWithSlackVerifier(t *testing.T) {
 
 func TestCallbackVerificationFailures(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	body := blockActions(testTeam, "UALICE", "C1", ActionApprove, r.ID)
 	now := e.clock.Now().Unix()
@@ -122,39 +123,39 @@ func TestCallbackVerificationFailures(t *testing.T) {
 		header http.Header
 		body   string
 		path   string
-		reason string
+		reason chatflow.RejectReason
 	}{
-		{"wrong secret", sign("not-the-secret", now, body), body, InteractionsPath, rejectBadSignature},
-		{"body altered after signing", sign(testSecret, now, body), strings.Replace(body, "UALICE", "UBOSS", 1), InteractionsPath, rejectBadSignature},
+		{"wrong secret", sign("not-the-secret", now, body), body, InteractionsPath, chatflow.RejectBadSignature},
+		{"body altered after signing", sign(testSecret, now, body), strings.Replace(body, "UALICE", "UBOSS", 1), InteractionsPath, chatflow.RejectBadSignature},
 		{"timestamp six minutes old", sign(testSecret, now-360, body), body, InteractionsPath, rejectStaleTimestamp},
 		{"timestamp six minutes ahead", sign(testSecret, now+360, body), body, InteractionsPath, rejectStaleTimestamp},
 		{"no headers", http.Header{}, body, InteractionsPath, rejectMissingHeaders},
 		{"no timestamp", withoutTS, body, InteractionsPath, rejectMissingHeaders},
-		{"not a v0 signature", notV0, body, InteractionsPath, rejectBadSignature},
-		{"command with a bad signature", sign("not-the-secret", now, kaBody), kaBody, CommandsPath, rejectBadSignature},
+		{"not a v0 signature", notV0, body, InteractionsPath, chatflow.RejectBadSignature},
+		{"command with a bad signature", sign("not-the-secret", now, kaBody), kaBody, CommandsPath, chatflow.RejectBadSignature},
 	}
 	for i, c := range cases {
 		rec := e.post(c.path, c.body, c.header)
 		if rec.Code != http.StatusUnauthorized {
 			t.Errorf("%s: status %d, want 401", c.name, rec.Code)
 		}
-		recs := e.recordsOf(audit.TypeCallbackRejected)
+		recs := e.RecordsOf(audit.TypeCallbackRejected)
 		if len(recs) != i+1 {
 			t.Fatalf("%s: %d callback.rejected records, want %d", c.name, len(recs), i+1)
 		}
 		last := recs[len(recs)-1]
-		if last.Data["reason"] != c.reason || last.Data["platform"] != "slack" || len(last.Data) != 2 {
+		if last.Data["reason"] != string(c.reason) || last.Data["platform"] != "slack" || len(last.Data) != 2 {
 			t.Errorf("%s: record data %v, want reason %s", c.name, last.Data, c.reason)
 		}
 	}
 	// Nothing of the bodies reached the audit log, and no vote counted.
-	for _, rec := range e.records() {
+	for _, rec := range e.Records() {
 		line, _ := audit.Canonical(rec)
 		if bytes.Contains(line, []byte("UALICE")) || bytes.Contains(line, []byte("block_actions")) || bytes.Contains(line, []byte("xyzz0Wbap")) {
 			t.Errorf("audit record holds callback content: %s", line)
 		}
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Errorf("votes after forged callbacks: %v", got.Votes)
 	}
 	e.slack.noEphemeral(t)
@@ -167,14 +168,14 @@ func TestOversizedBodyRefused(t *testing.T) {
 	if rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("status %d, want 413", rec.Code)
 	}
-	if recs := e.recordsOf(audit.TypeCallbackRejected); len(recs) != 1 || recs[0].Data["reason"] != rejectBodyTooLarge {
+	if recs := e.RecordsOf(audit.TypeCallbackRejected); len(recs) != 1 || recs[0].Data["reason"] != string(chatflow.RejectBodyTooLarge) {
 		t.Errorf("records: %v", recs)
 	}
 }
 
 func TestReplayedCallbackCountedOnce(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	body := blockActions(testTeam, "UALICE", "C1", ActionApprove, r.ID)
 	h := sign(testSecret, e.clock.Now().Unix(), body)
@@ -184,10 +185,10 @@ func TestReplayedCallbackCountedOnce(t *testing.T) {
 		}
 		e.clock.Advance(time.Minute)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Fatalf("%d votes, want 1", len(got.Votes))
 	}
-	if n := len(e.recordsOf(audit.TypeVoteApprove)); n != 1 {
+	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 {
 		t.Errorf("%d vote.approve records, want 1", n)
 	}
 	e.slack.nextEphemeral(t)
@@ -201,10 +202,10 @@ func TestReplayedCallbackCountedOnce(t *testing.T) {
 	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "already voted approve") {
 		t.Errorf("reply to the re-sent click: %q", msg)
 	}
-	if n := len(e.recordsOf(audit.TypeVoteApprove)); n != 1 || len(e.get(r.ID).Votes) != 1 {
+	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 || len(e.Get(r.ID).Votes) != 1 {
 		t.Errorf("re-sent click counted again: %d records", n)
 	}
-	if n := len(e.recordsOf(audit.TypeVoteRejected)); n != 0 {
+	if n := len(e.RecordsOf(audit.TypeVoteRejected)); n != 0 {
 		t.Errorf("%d vote.rejected records for a duplicate", n)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
-	"github.com/signoff-dev/signoff/storage"
 )
 
 // lateResolver lets the Bot be built before the Linker that uses it as its
@@ -75,15 +74,9 @@ func TestAttackOlderLinkMismatchPostsEmailsInChannel(t *testing.T) {
 	e.bf.AddMember(chanOps, mallory.Member("mallory@example.com"))
 	// Linked before this change through a forwarded link: Mallory's Teams
 	// account votes as Alice.
-	if err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
-		Platform: acct.Platform, Workspace: acct.Workspace, PlatformUser: acct.UserID,
-		Issuer: idpIssuer, Subject: "sub-alice", Email: "alice.secret@example.com", Name: "Alice",
-		Groups: []string{"sre"}, LinkedAt: t0, VerifiedAt: t0,
-	}, ""); err != nil {
-		t.Fatal(err)
-	}
-	r := e.create("deploy-prod", deployParams(), "ship it")
-	e.deliver()
+	e.SaveOlderLink(acct, "sub-alice", "alice.secret@example.com", "Alice")
+	r := e.Create("deploy-prod", deployParams(), "ship it")
+	e.Deliver()
 	before := len(e.bf.Replies())
 
 	// Mallory clicks Approve from an old client, in the ops channel.
@@ -94,7 +87,7 @@ func TestAttackOlderLinkMismatchPostsEmailsInChannel(t *testing.T) {
 	if err != nil || !l.Stale {
 		t.Fatalf("the mismatched older link was not made stale: %+v, %v", l, err)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
 	replies := e.bf.Replies()[before:]

@@ -12,8 +12,8 @@ import (
 
 func TestCardPostedOnCreate(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "ship the fix for INC-42", storage.Link{Title: "CI run", URL: "https://ci.example/run/7"})
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "ship the fix for INC-42", storage.Link{Title: "CI run", URL: "https://ci.example/run/7"})
+	e.Deliver()
 
 	posts := e.bf.Posted()
 	if len(posts) != 1 {
@@ -83,7 +83,7 @@ func TestCardPostedOnCreate(t *testing.T) {
 		t.Error("a reason input on a card whose action needs no reason")
 	}
 
-	got := e.get(r.ID)
+	got := e.Get(r.ID)
 	want := storage.Card{Platform: "teams", Conversation: chanOps, MessageID: p.ActivityID, ServiceURL: e.bf.ServiceURL()}
 	if len(got.Cards) != 1 || got.Cards[0] != want {
 		t.Errorf("cards: %+v, want %+v", got.Cards, want)
@@ -92,8 +92,8 @@ func TestCardPostedOnCreate(t *testing.T) {
 		t.Errorf("%d token requests", n)
 	}
 	// A second post reuses the cached token.
-	e.create("restart", nil, "")
-	e.deliver()
+	e.Create("restart", nil, "")
+	e.Deliver()
 	if n := e.bf.TokenRequests(); n != 1 {
 		t.Errorf("token not cached: %d token requests", n)
 	}
@@ -104,8 +104,8 @@ func TestCardPostedOnCreate(t *testing.T) {
 
 func TestReasonInputOnActionsThatNeedOne(t *testing.T) {
 	e := newEnv(t)
-	e.create("restart", nil, "")
-	e.deliver()
+	e.Create("restart", nil, "")
+	e.Deliver()
 	in := element(e.lastCard(), commentInputID)
 	if in == nil || in["type"] != "Input.Text" || !strings.Contains(in["label"].(string), "required to deny") {
 		t.Fatalf("reason input: %v", in)
@@ -175,10 +175,10 @@ func markdownTexts(card map[string]any) []string {
 func TestRequesterTextRenderedInert(t *testing.T) {
 	e := newEnv(t)
 	evil := "[click](https://evil) <at>everyone</at> **bold**\n# heading"
-	r := e.create("deploy-prod",
+	r := e.Create("deploy-prod",
 		map[string]string{"service": "api", "version": "[click](https://evil)", "note": "<at>everyone</at>"},
 		evil, storage.Link{Title: "[docs](https://evil)", URL: "https://ci.example/run/7"})
-	e.deliver()
+	e.Deliver()
 	card := e.lastCard()
 
 	for _, s := range markdownTexts(card) {

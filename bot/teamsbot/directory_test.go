@@ -14,6 +14,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -60,96 +61,73 @@ func TestLookupAccountAnswers(t *testing.T) {
 	e := newEnv(t)
 	tenant := e.bf.TenantID()
 	for _, tc := range []struct {
-		name   string
-		member func(u teamstest.User) teamstest.Member
-		want   func(u teamstest.User) linkflow.ChatAccount
+		name string
+		// email is the answer's email and UPN (teamstest.User.Member);
+		// edit changes the rest of the answer.
+		email string
+		edit  func(u teamstest.User, m *teamstest.Member)
+		// want is the account made of the answer; nil: u's name and
+		// object id with email as email and UPN.
+		want func(u teamstest.User) linkflow.ChatAccount
 		// refused: the answer must not be used (ErrAccountNotFound).
 		refused string
 	}{{
-		name: "given name and surname without a display name",
-		member: func(u teamstest.User) teamstest.Member {
-			return teamstest.Member{ID: u.ID, GivenName: "Bob", Surname: "Jones", Email: "bob@example.com", AADObjectID: u.AADObjectID}
+		name:  "given name and surname without a display name",
+		email: "bob@example.com",
+		edit: func(_ teamstest.User, m *teamstest.Member) {
+			m.Name, m.UserPrincipalName, m.GivenName, m.Surname = "", "", "Bob", "Jones"
 		},
 		want: func(u teamstest.User) linkflow.ChatAccount {
 			return linkflow.ChatAccount{DisplayName: "Bob Jones", Email: "bob@example.com", ObjectID: u.AADObjectID}
 		},
 	}, {
-		name: "object id served as aadObjectId",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("carol@example.com")
-			m.ObjectIDKey = "aadObjectId"
-			return m
-		},
-		want: func(u teamstest.User) linkflow.ChatAccount {
-			return linkflow.ChatAccount{DisplayName: u.Name, Email: "carol@example.com", UPN: "carol@example.com", ObjectID: u.AADObjectID}
-		},
+		name:  "object id served as aadObjectId",
+		email: "carol@example.com",
+		edit:  func(_ teamstest.User, m *teamstest.Member) { m.ObjectIDKey = "aadObjectId" },
 	}, {
-		name: "objectId and aadObjectId agree",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("dave@example.com")
-			m.Extra = map[string]any{"aadObjectId": u.AADObjectID}
-			return m
-		},
-		want: func(u teamstest.User) linkflow.ChatAccount {
-			return linkflow.ChatAccount{DisplayName: u.Name, Email: "dave@example.com", UPN: "dave@example.com", ObjectID: u.AADObjectID}
-		},
+		name:  "objectId and aadObjectId agree",
+		email: "dave@example.com",
+		edit:  func(u teamstest.User, m *teamstest.Member) { m.Extra = map[string]any{"aadObjectId": u.AADObjectID} },
 	}, {
-		name: "no tenant in the answer",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("erin@example.com")
-			m.OmitTenant = true
-			return m
-		},
-		want: func(u teamstest.User) linkflow.ChatAccount {
-			return linkflow.ChatAccount{DisplayName: u.Name, Email: "erin@example.com", UPN: "erin@example.com", ObjectID: u.AADObjectID}
-		},
+		name:  "no tenant in the answer",
+		email: "erin@example.com",
+		edit:  func(_ teamstest.User, m *teamstest.Member) { m.OmitTenant = true },
 	}, {
-		name: "ids in another case",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("frank@example.com")
+		name:  "ids in another case",
+		email: "frank@example.com",
+		edit: func(u teamstest.User, m *teamstest.Member) {
 			m.TenantID = strings.ToUpper(tenant)
 			m.Extra = map[string]any{"objectId": strings.ToUpper(u.AADObjectID)}
-			return m
 		},
 		want: func(u teamstest.User) linkflow.ChatAccount {
 			return linkflow.ChatAccount{DisplayName: u.Name, Email: "frank@example.com", UPN: "frank@example.com", ObjectID: strings.ToUpper(u.AADObjectID)}
 		},
 	}, {
-		name: "the answer is about another account",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("victim@example.com")
-			m.Extra = map[string]any{"objectId": "aad-victim"}
-			return m
-		},
+		name:    "the answer is about another account",
+		email:   "victim@example.com",
+		edit:    func(_ teamstest.User, m *teamstest.Member) { m.Extra = map[string]any{"objectId": "aad-victim"} },
 		refused: "another account",
 	}, {
-		name: "the answer has no object id",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("victim@example.com")
-			m.Extra = map[string]any{"objectId": nil}
-			return m
-		},
+		name:    "the answer has no object id",
+		email:   "victim@example.com",
+		edit:    func(_ teamstest.User, m *teamstest.Member) { m.Extra = map[string]any{"objectId": nil} },
 		refused: "another account",
 	}, {
-		name: "the answer has two object ids",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("victim@example.com")
-			m.Extra = map[string]any{"aadObjectId": "aad-victim"}
-			return m
-		},
+		name:    "the answer has two object ids",
+		email:   "victim@example.com",
+		edit:    func(_ teamstest.User, m *teamstest.Member) { m.Extra = map[string]any{"aadObjectId": "aad-victim"} },
 		refused: "two object ids",
 	}, {
-		name: "the member belongs to another tenant",
-		member: func(u teamstest.User) teamstest.Member {
-			m := u.Member("victim@example.com")
-			m.TenantID = "0b0b0b0b-0000-4000-8000-000000000bad"
-			return m
-		},
+		name:    "the member belongs to another tenant",
+		email:   "victim@example.com",
+		edit:    func(_ teamstest.User, m *teamstest.Member) { m.TenantID = "0b0b0b0b-0000-4000-8000-000000000bad" },
 		refused: `belongs to tenant "0b0b0b0b-0000-4000-8000-000000000bad"`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			u := teamstest.NewUser(strings.ReplaceAll(tc.name, " ", "-"))
-			e.bf.AddMember(chanOps, tc.member(u))
+			m := u.Member(tc.email)
+			tc.edit(u, &m)
+			e.bf.AddMember(chanOps, m)
 			acct, err := e.lookup(e.account(u, opsThread))
 			if tc.refused != "" {
 				if !errors.Is(err, linkflow.ErrAccountNotFound) || errors.Is(err, linkflow.ErrDirectoryUnavailable) || !strings.Contains(err.Error(), tc.refused) {
@@ -163,7 +141,11 @@ func TestLookupAccountAnswers(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := tc.want(u); acct != want {
+			want := linkflow.ChatAccount{DisplayName: u.Name, Email: tc.email, UPN: tc.email, ObjectID: u.AADObjectID}
+			if tc.want != nil {
+				want = tc.want(u)
+			}
+			if acct != want {
 				t.Errorf("account %+v, want %+v", acct, want)
 			}
 		})
@@ -233,46 +215,33 @@ func TestLookupAccountUnavailable(t *testing.T) {
 	closedURL := closed.URL + "/teams/"
 	closed.Close()
 	for _, tc := range []struct {
-		name  string
-		setup func(e *env) linkflow.PlatformUser
-		says  string
-	}{{
-		name: "429",
-		setup: func(e *env) linkflow.PlatformUser {
-			e.bf.Fail(http.MethodGet, teamstest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "7"})
-			return e.account(teamstest.NewUser("alice"), opsThread)
-		},
-		says: "Teams asked to wait 7s",
-	}, {
-		name: "500",
-		setup: func(e *env) linkflow.PlatformUser {
-			e.bf.Fail(http.MethodGet, teamstest.Answer{Status: http.StatusInternalServerError})
-			return e.account(teamstest.NewUser("alice"), opsThread)
-		},
-		says: "HTTP 500",
-	}, {
-		name: "the bot's token cannot be had",
-		setup: func(e *env) linkflow.PlatformUser {
-			e.bf.Fail("TOKEN", teamstest.Answer{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable"})
-			return e.account(teamstest.NewUser("alice"), opsThread)
-		},
-		says: "temporarily_unavailable",
-	}, {
-		name: "network",
-		setup: func(e *env) linkflow.PlatformUser {
-			chat := teamstest.Place{Conversation: "19:gone@thread.v2", Type: "groupChat", ServiceURL: closedURL}
-			if rec := e.send(e.bf.Installed(chat, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
-				t.Fatalf("install: %d", rec.Code)
-			}
-			return e.account(teamstest.NewUser("alice"), chat.Conversation)
-		},
-		says: "connect",
-	}} {
+		name string
+		// fail is the call that fails with answer (http.MethodGet: the
+		// lookup; "TOKEN": the bot's token); "" looks up in a chat whose
+		// service URL answers nothing.
+		fail   string
+		answer teamstest.Answer
+		says   string
+	}{
+		{"429", http.MethodGet, teamstest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "7"}, "Teams asked to wait 7s"},
+		{"500", http.MethodGet, teamstest.Answer{Status: http.StatusInternalServerError}, "HTTP 500"},
+		{"the bot's token cannot be had", "TOKEN", teamstest.Answer{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable"}, "temporarily_unavailable"},
+		{"network", "", teamstest.Answer{}, "connect"},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			alice := teamstest.NewUser("alice")
 			e.bf.AddMember(chanOps, alice.Member("alice@example.com"))
-			p := tc.setup(e)
+			p := e.account(alice, opsThread)
+			if tc.fail != "" {
+				e.bf.Fail(tc.fail, tc.answer)
+			} else {
+				chat := teamstest.Place{Conversation: "19:gone@thread.v2", Type: "groupChat", ServiceURL: closedURL}
+				if rec := e.send(e.bf.Installed(chat, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
+					t.Fatalf("install: %d", rec.Code)
+				}
+				p = e.account(alice, chat.Conversation)
+			}
 			_, err := e.lookup(p)
 			if !errors.Is(err, linkflow.ErrDirectoryUnavailable) || errors.Is(err, linkflow.ErrAccountNotFound) || !strings.Contains(err.Error(), tc.says) {
 				t.Fatalf("err = %v, want ErrDirectoryUnavailable saying %q", err, tc.says)
@@ -352,16 +321,7 @@ func TestLookupAccountAsksTheConversationsServiceURL(t *testing.T) {
 // noticeEntries returns the "notice.teams" outbox entries, due or not.
 func (e *env) noticeEntries() []storage.OutboxEntry {
 	e.t.Helper()
-	var out []storage.OutboxEntry
-	err := e.store.View(context.Background(), func(tx storage.ReadTx) error {
-		var err error
-		out, err = tx.DueOutbox(e.clock.Now().Add(24*time.Hour), NoticeKind, 0)
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return out
+	return testenv.DueOutbox(e.t, e.store, NoticeKind)
 }
 
 // queueNotice queues n as approvals does.
@@ -384,7 +344,7 @@ func TestNotifyPostsTheTextIntoTheConversation(t *testing.T) {
 	e := newEnv(t)
 	text := "Your Microsoft Teams account now votes as alice@example.com (https://idp.example). <at>everyone</at> *not bold*"
 	e.queueNotice(approvals.AccountNotice{Workspace: e.bf.TenantID(), User: "aad-alice", Conversation: opsThread, Text: text})
-	e.deliver()
+	e.Deliver()
 	var posts []teamstest.Call
 	for _, c := range e.bf.Calls() {
 		if c.Method == http.MethodPost {
@@ -408,7 +368,7 @@ func TestNotifyFailures(t *testing.T) {
 	t.Run("no conversation: dropped", func(t *testing.T) {
 		e := newEnv(t)
 		e.queueNotice(approvals.AccountNotice{Workspace: e.bf.TenantID(), User: "aad-alice", Text: "linked"})
-		e.deliver()
+		e.Deliver()
 		if len(e.noticeEntries()) != 0 || len(e.bf.Calls()) != 0 {
 			t.Fatalf("entries %+v calls %+v", e.noticeEntries(), e.bf.Calls())
 		}
@@ -419,7 +379,7 @@ func TestNotifyFailures(t *testing.T) {
 	t.Run("tenant not served: dropped", func(t *testing.T) {
 		e := newEnv(t)
 		e.queueNotice(approvals.AccountNotice{Workspace: "0b0b0b0b-0000-4000-8000-000000000bad", User: "aad-alice", Conversation: opsThread, Text: "linked"})
-		e.deliver()
+		e.Deliver()
 		if len(e.noticeEntries()) != 0 || len(e.bf.Calls()) != 0 {
 			t.Fatalf("entries %+v calls %+v", e.noticeEntries(), e.bf.Calls())
 		}
@@ -428,7 +388,7 @@ func TestNotifyFailures(t *testing.T) {
 		e := newEnv(t)
 		e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusNotFound, Code: "ConversationNotFound"})
 		e.queueNotice(approvals.AccountNotice{Workspace: e.bf.TenantID(), User: "aad-alice", Conversation: opsThread, Text: "linked"})
-		e.deliver()
+		e.Deliver()
 		if len(e.noticeEntries()) != 0 {
 			t.Fatalf("still queued: %+v", e.noticeEntries())
 		}
@@ -437,13 +397,13 @@ func TestNotifyFailures(t *testing.T) {
 		e := newEnv(t)
 		e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "7"})
 		e.queueNotice(approvals.AccountNotice{Workspace: e.bf.TenantID(), User: "aad-alice", Conversation: opsThread, Text: "linked"})
-		e.deliver()
+		e.Deliver()
 		left := e.noticeEntries()
 		if len(left) != 1 || !left[0].NextAttempt.Equal(t0.Add(7*time.Second)) || !strings.Contains(left[0].LastError, "429") {
 			t.Fatalf("after the 429: %+v", left)
 		}
 		e.clock.Advance(7 * time.Second)
-		e.deliver()
+		e.Deliver()
 		if r := e.bf.Replies(); len(r) != 1 || r[0] != "linked" {
 			t.Errorf("replies %q", r)
 		}
@@ -475,9 +435,9 @@ func TestClassifyNotices(t *testing.T) {
 
 func TestClickNamesItsConversation(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
-	cardID := e.get(r.ID).Cards[0].MessageID
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
+	cardID := e.Get(r.ID).Cards[0].MessageID
 	carol := teamstest.NewUser("carol")
 	if d := e.vote(carol, r.ID, VerbApprove); !strings.Contains(d.message(), "link-"+carol.AADObjectID) {
 		t.Fatalf("answer: %s", d.message())
@@ -495,8 +455,8 @@ func TestClickNamesItsConversation(t *testing.T) {
 
 	// A step-up and an older client's Action.Submit name it too.
 	alice := e.linked("alice", "sre")
-	bg := e.create("break-glass", nil, "")
-	e.deliver()
+	bg := e.Create("break-glass", nil, "")
+	e.Deliver()
 	e.vote(alice, bg.ID, VerbApprove)
 	if asked := e.links.Asked(); len(asked) != 2 || asked[1].Conversation == "" || !strings.HasPrefix(asked[1].Conversation, chanOps+";messageid=") {
 		t.Errorf("step-up asked about %+v", asked)
@@ -510,7 +470,7 @@ func TestClickNamesItsConversation(t *testing.T) {
 
 func TestClickWithOversizedConversationIDNamesNone(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	chat := teamstest.Place{Conversation: "19:" + strings.Repeat("a", maxConversationIDLen) + "@thread.v2", Type: "groupChat"}
 	carol := teamstest.NewUser("carol")
 	data := map[string]any{"signoff": "signoff.vote", "requestId": r.ID, "decision": VerbApprove}
@@ -539,7 +499,7 @@ func TestNotifyKeepsNamesOutOfSharedConversations(t *testing.T) {
 			o.ServiceURL = strings.TrimSuffix(o.TokenURL, "/botframework.com/oauth2/v2.0/token") + "/teams/"
 		})
 		e.queueNotice(approvals.AccountNotice{Workspace: e.bf.TenantID(), User: "aad-alice", Conversation: tc.conversation, Text: full, Public: public})
-		e.deliver()
+		e.Deliver()
 		var texts []string
 		for _, c := range e.bf.Calls() {
 			if c.Method == http.MethodPost && c.Conversation == tc.conversation {

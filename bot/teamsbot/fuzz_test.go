@@ -38,20 +38,14 @@ func newFuzzEnv(tb testing.TB) *fuzzEnv {
 	e.bf = teamstest.NewServer(teamstest.Options{Now: e.Clock.Now})
 	tb.Cleanup(e.bf.Close)
 	u, _ := url.Parse(e.bf.URL)
-	var err error
-	e.bot, err = New(Options{
+	e.bot = startBot(tb, Options{
 		Service: e.Svc, Resolver: e.links,
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
 		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
 		PublicURL: "https://signoff.example.com", Clock: e.Clock, Logger: e.Logger,
 		HTTPClient:      chattest.OnlyHost(u.Host),
 		ServiceURLHosts: []string{e.bf.ServiceHost(), "smba.other.example"},
-	})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
-	e.bot.Register(e.mux)
+	}, e.mux)
 	return e
 }
 
@@ -187,7 +181,7 @@ func FuzzActivity(f *testing.F) {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
 		e.CheckAudit(t)
-		if rec.Code == http.StatusUnauthorized && json.Valid(body) && act.ServiceURL != "" && strings.Contains(rec.Body.String(), rejectServiceURL) {
+		if rec.Code == http.StatusUnauthorized && json.Valid(body) && act.ServiceURL != "" && strings.Contains(rec.Body.String(), string(rejectServiceURL)) {
 			t.Fatalf("the token signed for serviceUrl %q was not tied to the activity: %s", serviceURL, rec.Body)
 		}
 		if rec.Body.Len() == 0 {
@@ -249,14 +243,7 @@ func FuzzActivityFields(f *testing.F) {
 		e.links.Link(platformUser(e, u), identity(u.Name, "sre"))
 	}
 	e.links.Link(platformUser(e, eve), identity("eve", "dev"))
-	var ids []string
-	for _, a := range []string{"deploy-prod", "restart", "break-glass", "lost"} {
-		params := map[string]string(nil)
-		if a == "deploy-prod" {
-			params = deployParams()
-		}
-		ids = append(ids, e.Create(f, a, params, "").ID)
-	}
+	ids := e.CreateEach(f, "deploy-prod", "restart", "break-glass", "lost")
 	e.CheckAudit(f)
 
 	// which picks the request (its low bits; past the requests, the

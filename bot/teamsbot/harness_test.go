@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
@@ -59,7 +58,11 @@ var (
 	newLinkTable = chattest.NewLinks
 )
 
+// env is a Teams bot on the Bot Framework stand-in, with the approvals
+// service and its store; the embedded chattest.Env creates, delivers and
+// reads requests and the audit log.
 type env struct {
+	chattest.Env
 	t     *testing.T
 	clock *clock.Fake
 	store storage.Store
@@ -94,44 +97,12 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	for _, m := range mutate {
 		m(&opts)
 	}
-	var err error
-	e.bot, err = New(opts)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { _ = e.bot.Shutdown(context.Background()) })
-	e.bot.Register(e.mux)
+	e.bot = startBot(t, opts, e.mux)
+	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
 	if rec := e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
 		t.Fatalf("installation answered %d: %s", rec.Code, rec.Body)
 	}
 	return e
-}
-
-func (e *env) create(action string, params map[string]string, reason string, links ...storage.Link) storage.Request {
-	e.t.Helper()
-	return chattest.Create(e.t, e.svc, action, params, reason, links...)
-}
-
-// deliver runs outbox passes until nothing due is left.
-func (e *env) deliver() {
-	e.t.Helper()
-	chattest.Drain(e.t, e.bot.DeliverOnce)
-}
-
-func (e *env) get(id string) storage.Request {
-	e.t.Helper()
-	return chattest.Get(e.t, e.svc, id)
-}
-
-// records returns the audit log, checking the chain.
-func (e *env) records() []audit.Record {
-	e.t.Helper()
-	return testenv.AuditRecords(e.t, e.store)
-}
-
-func (e *env) recordsOf(typ string) []audit.Record {
-	e.t.Helper()
-	return chattest.RecordsOf(e.t, e.store, typ)
 }
 
 // sendWith posts activity to the bot's endpoint with the Authorization
@@ -157,6 +128,63 @@ func (e *env) sendWith(activity map[string]any, auth string) *httptest.ResponseR
 func (e *env) send(activity map[string]any) *httptest.ResponseRecorder {
 	e.t.Helper()
 	return e.sendWith(activity, e.bf.Authorization(activity))
+}
+
+// otherBot returns a second bot on e's stand-in and approvals service,
+// with the Service URL hosts left to their default and a logger that drops
+// everything; mutate adjusts its options. It is shut down when the test
+// ends.
+func (e *env) otherBot(mutate func(*Options)) *Bot {
+	e.t.Helper()
+	opts := Options{
+		Service: e.svc, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
+		TenantIDs: []string{e.bf.TenantID()}, OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
+		Clock: e.clock, Logger: slog.New(slog.DiscardHandler),
+	}
+	mutate(&opts)
+	return startBot(e.t, opts, nil)
+}
+
+// startBot returns a bot of opts, mounted on mux unless it is nil, and
+// shuts it down when tb ends.
+func startBot(tb testing.TB, opts Options, mux Mux) *Bot {
+	tb.Helper()
+	b, err := New(opts)
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { _ = b.Shutdown(context.Background()) })
+	if mux != nil {
+		b.Register(mux)
+	}
+	return b
+}
+
+// sendTo hands activity, with the token the Bot Connector would send,
+// straight to b's messaging endpoint.
+func (e *env) sendTo(b *Bot, activity map[string]any) *httptest.ResponseRecorder {
+	e.t.Helper()
+	body, err := json.Marshal(activity)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
+	req.Header.Set("Authorization", e.bf.Authorization(activity))
+	rec := httptest.NewRecorder()
+	b.handleMessages(rec, req)
+	return rec
+}
+
+// checkOnePost checks that one card was posted, to conversation, and that
+// request id holds it with serviceURL.
+func (e *env) checkOnePost(id, conversation, serviceURL string) {
+	e.t.Helper()
+	if p := e.bf.Posted(); len(p) != 1 || p[0].Conversation != conversation {
+		e.t.Fatalf("posts: %+v", p)
+	}
+	if c := e.Get(id).Cards; len(c) != 1 || c[0].ServiceURL != serviceURL {
+		e.t.Errorf("cards: %+v", c)
+	}
 }
 
 // decodedInvoke is an invoke response as Teams reads it.

@@ -19,8 +19,8 @@ import (
 
 func TestQuorumAcrossTwoApprovers(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	alice, bob := e.linked("alice", "sre"), e.linked("bob", "sre")
 
 	click := e.click(alice, r.ID, VerbApprove, nil)
@@ -31,9 +31,9 @@ func TestQuorumAcrossTwoApprovers(t *testing.T) {
 	if s := statusText(ans.card()); !strings.Contains(s, "1 of 2 approvals, 1 more needed") || !strings.Contains(s, "alice@example.com approved") {
 		t.Errorf("card answered to alice: %q", s)
 	}
-	e.deliver()
+	e.Deliver()
 	updates := e.bf.OK(http.MethodPut)
-	if len(updates) != 1 || updates[0].Conversation != chanOps || updates[0].ActivityID != e.get(r.ID).Cards[0].MessageID {
+	if len(updates) != 1 || updates[0].Conversation != chanOps || updates[0].ActivityID != e.Get(r.ID).Cards[0].MessageID {
 		t.Fatalf("updates after alice: %+v", updates)
 	}
 	if s := statusText(updates[0].Card()); !strings.Contains(s, "1 of 2 approvals") {
@@ -48,56 +48,44 @@ func TestQuorumAcrossTwoApprovers(t *testing.T) {
 	if final["actions"] != nil {
 		t.Error("buttons left on the approved card")
 	}
-	e.deliver()
+	e.Deliver()
 	updates = e.bf.OK(http.MethodPut)
 	if len(updates) != 2 || !strings.Contains(statusText(updates[1].Card()), "Approved") {
 		t.Fatalf("updates: %d", len(updates))
 	}
 
-	got := e.get(r.ID)
-	if got.State != storage.StateApproved || len(got.Votes) != 2 {
-		t.Fatalf("request: %s with %d votes", got.State, len(got.Votes))
-	}
-	v := got.Votes[0]
-	if v.Approver.Platform != "teams" || v.Approver.Workspace != e.bf.TenantID() || v.Approver.PlatformUser != "aad-alice" ||
-		v.Approver.Subject != "sub-alice" || v.Source != click["id"] {
+	_, aliceAccount := e.teamsUser("alice")
+	if v := e.CheckApprovedByTwo(r.ID, aliceAccount, "sub-alice"); v.Source != click["id"] {
 		t.Errorf("vote: %+v", v)
-	}
-	recs := e.recordsOf(audit.TypeVoteApprove)
-	if len(recs) != 2 || recs[0].Actor.Platform != "teams" || recs[0].Actor.PlatformUser != "aad-alice" || recs[0].Actor.Workspace != e.bf.TenantID() || recs[0].Source != v.Source {
-		t.Errorf("vote records: %+v", recs)
-	}
-	if len(e.recordsOf(audit.TypeRequestApproved)) != 1 {
-		t.Error("no request.approved record")
 	}
 }
 
 func TestDenyPath(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	ans := e.vote(alice, r.ID, VerbDeny)
 	if s := statusText(ans.card()); !strings.Contains(s, "⛔ Denied") || !strings.Contains(s, "alice@example.com denied") {
 		t.Errorf("card: %q", s)
 	}
-	if got := e.get(r.ID); got.State != storage.StateDenied {
+	if got := e.Get(r.ID); got.State != storage.StateDenied {
 		t.Fatalf("state %s", got.State)
 	}
-	e.deliver()
+	e.Deliver()
 	if u := e.bf.OK(http.MethodPut); len(u) != 1 || !strings.Contains(statusText(u[0].Card()), "Denied") {
 		t.Errorf("updates: %+v", u)
 	}
-	if len(e.recordsOf(audit.TypeRequestDenied)) != 1 {
+	if len(e.RecordsOf(audit.TypeRequestDenied)) != 1 {
 		t.Error("no request.denied record")
 	}
 }
 
 func TestClicksThatDoNotCount(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
-	votes := func() int { return len(e.get(r.ID).Votes) }
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
+	votes := func() int { return len(e.Get(r.ID).Votes) }
 
 	t.Run("unlinked", func(t *testing.T) {
 		carol, _ := e.teamsUser("carol")
@@ -107,7 +95,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 			!strings.Contains(msg, "https://signoff.example.com/link/start?id=link-aad-carol") || !strings.Contains(msg, "Nothing was counted") {
 			t.Errorf("answer: %+v %q", ans, msg)
 		}
-		recs := e.recordsOf(audit.TypeVoteRejected)
+		recs := e.RecordsOf(audit.TypeVoteRejected)
 		last := recs[len(recs)-1]
 		if last.Data["reason"] != string(approvals.ReasonNotLinked) || last.Actor.PlatformUser != "aad-carol" || last.Actor.Workspace != e.bf.TenantID() || last.RequestID != r.ID {
 			t.Errorf("record: %+v", last)
@@ -121,7 +109,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 		if !strings.Contains(msg, "no longer valid") || !strings.Contains(msg, "id=relink-aad-dan") {
 			t.Errorf("answer: %q", msg)
 		}
-		recs := e.recordsOf(audit.TypeVoteRejected)
+		recs := e.RecordsOf(audit.TypeVoteRejected)
 		if last := recs[len(recs)-1]; last.Data["reason"] != string(approvals.ReasonStaleIdentity) || last.Data["detail"] != string(linkflow.LinkReasonStale) {
 			t.Errorf("record: %+v", last)
 		}
@@ -146,7 +134,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 		t.Fatalf("%d votes counted", n)
 	}
 	reasons := map[string]bool{}
-	for _, rec := range e.recordsOf(audit.TypeVoteRejected) {
+	for _, rec := range e.RecordsOf(audit.TypeVoteRejected) {
 		reasons[rec.Data["reason"].(string)] = true
 	}
 	for _, want := range []string{string(approvals.ReasonNotLinked), string(approvals.ReasonStaleIdentity), string(approvals.ReasonNotEligible), string(approvals.ReasonSelfApproval)} {
@@ -171,7 +159,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 		if !strings.Contains(msg, "already voted approve") {
 			t.Errorf("second press: %q", msg)
 		}
-		if n := len(e.recordsOf(audit.TypeVoteApprove)); n != 1 || votes() != 1 {
+		if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 || votes() != 1 {
 			t.Errorf("%d vote records, %d votes", n, votes())
 		}
 	})
@@ -183,7 +171,7 @@ func TestClicksThatDoNotCount(t *testing.T) {
 		if !strings.Contains(msg, "already approved") {
 			t.Errorf("answer: %q", msg)
 		}
-		if got := e.get(r.ID); got.State != storage.StateApproved || len(got.Votes) != 2 {
+		if got := e.Get(r.ID); got.State != storage.StateApproved || len(got.Votes) != 2 {
 			t.Errorf("request: %s, %d votes", got.State, len(got.Votes))
 		}
 	})
@@ -216,8 +204,8 @@ func TestBadActionData(t *testing.T) {
 
 func TestStepUpAnswersWithSignInLink(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("break-glass", nil, "")
-	e.deliver()
+	r := e.Create("break-glass", nil, "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	msg := e.vote(alice, r.ID, VerbApprove).message()
 	if !strings.Contains(msg, "fresh sign-in") || !strings.Contains(msg, "https://signoff.example.com/link/start?id=stepup-aad-alice") {
@@ -226,15 +214,15 @@ func TestStepUpAnswersWithSignInLink(t *testing.T) {
 	if got := e.links.StepUps(); len(got) != 1 || got[0] != "aad-alice:"+r.ID+":approve" {
 		t.Errorf("step-ups: %q", got)
 	}
-	if len(e.get(r.ID).Votes) != 0 {
+	if len(e.Get(r.ID).Votes) != 0 {
 		t.Error("a vote counted before the step-up sign-in")
 	}
 }
 
 func TestReasonRequiredToDeny(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("restart", nil, "")
-	e.deliver()
+	r := e.Create("restart", nil, "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	msg := e.vote(alice, r.ID, VerbDeny).message()
 	if !strings.Contains(msg, "requires a reason to deny") || !strings.Contains(msg, "Reason field") {
@@ -244,7 +232,7 @@ func TestReasonRequiredToDeny(t *testing.T) {
 	if ans.Type != "application/vnd.microsoft.card.adaptive" {
 		t.Fatalf("answer: %s", ans.message())
 	}
-	got := e.get(r.ID)
+	got := e.Get(r.ID)
 	if got.State != storage.StateDenied || got.Votes[0].Reason != "host is healthy" {
 		t.Errorf("request: %s %+v", got.State, got.Votes)
 	}
@@ -265,8 +253,8 @@ func (e *env) serve(act map[string]any) *httptest.ResponseRecorder {
 
 func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	e.links.SetSlow(true)
 
@@ -293,7 +281,7 @@ func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 	// The check completes in the background; nothing was counted.
 	e.links.Release()
 	e.bot.work.Wait()
-	if n := len(e.get(r.ID).Votes); n != 0 {
+	if n := len(e.Get(r.ID).Votes); n != 0 {
 		t.Errorf("%d votes after a timed-out identity check", n)
 	}
 	e.links.SetSlow(false)
@@ -304,30 +292,30 @@ func TestSlowIdentityCheckAnswersInTime(t *testing.T) {
 
 func TestIdPDownAnswersRetry(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	e.links.SetDown(true)
 	if msg := e.vote(alice, r.ID, VerbApprove).message(); !strings.Contains(msg, "could not be confirmed") {
 		t.Errorf("answer: %q", msg)
 	}
-	if len(e.get(r.ID).Votes) != 0 {
+	if len(e.Get(r.ID).Votes) != 0 {
 		t.Error("vote counted while the IdP was down")
 	}
 }
 
 func TestSubmitFallbackFromOlderClients(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
-	cardID := e.get(r.ID).Cards[0].MessageID
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
+	cardID := e.Get(r.ID).Cards[0].MessageID
 	alice := e.linked("alice", "sre")
 	data := map[string]any{"signoff": "signoff.vote", "requestId": r.ID, "decision": "approve"}
 
 	if rec := e.send(e.bf.SubmitMessage(teamstest.Click{Place: opsPlace, User: alice, ReplyToID: cardID, Data: data})); rec.Code != http.StatusOK {
 		t.Fatalf("status %d", rec.Code)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 1 || got.Votes[0].Approver.PlatformUser != "aad-alice" {
+	if got := e.Get(r.ID); len(got.Votes) != 1 || got.Votes[0].Approver.PlatformUser != "aad-alice" {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
 	replies := e.bf.Replies()
@@ -365,8 +353,8 @@ func TestSubmitFallbackFromOlderClients(t *testing.T) {
 
 func TestShutdownRefusesNewClicks(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	alice := e.linked("alice", "sre")
 	if err := e.bot.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
@@ -374,7 +362,7 @@ func TestShutdownRefusesNewClicks(t *testing.T) {
 	if msg := e.vote(alice, r.ID, VerbApprove).message(); !strings.Contains(msg, "restarting") {
 		t.Errorf("answer: %q", msg)
 	}
-	if len(e.get(r.ID).Votes) != 0 {
+	if len(e.Get(r.ID).Votes) != 0 {
 		t.Error("vote counted during shutdown")
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
@@ -21,36 +20,17 @@ import (
 func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	const limit = 4
 	e := newEnv(t, func(o *Options) { o.Clicks = chatlimit.New(limit, o.Clock) })
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	eve := e.linked("eve", "dev") // linked, not an approver
-	before := len(e.records())
+	before := len(e.Records())
 
 	const flood = 5 * limit
-	refused, told := 0, 0
+	var answers []string
 	for range flood {
-		msg := e.vote(eve, r.ID, VerbApprove).message()
-		switch {
-		case strings.Contains(msg, "Not counted"):
-			refused++
-		case strings.Contains(msg, "more than 4 times in the last minute") && strings.Contains(msg, "Try again in 15 seconds"):
-			told++
-		default:
-			t.Errorf("unexpected answer %q", msg)
-		}
+		answers = append(answers, e.vote(eve, r.ID, VerbApprove).message())
 	}
-	if refused != limit || told != flood-limit {
-		t.Errorf("%d clicks reached approvals and %d were told to wait; want %d and %d", refused, told, limit, flood-limit)
-	}
-	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
-		t.Errorf("%d vote.rejected records, want %d", got, limit)
-	}
-	if grew := len(e.records()) - before; grew > limit {
-		t.Errorf("the audit log grew by %d records under a flood of %d clicks; want at most %d", grew, flood, limit)
-	}
-	if got := e.svc.Metrics().VotesRefused[string(approvals.ReasonNotEligible)]; got != limit {
-		t.Errorf("approvals saw %d votes, want %d", got, limit)
-	}
+	e.CheckClickFlood(answers, limit, before)
 
 	// An older client's Action.Submit click is limited the same way.
 	data := map[string]any{"signoff": "signoff.vote", "requestId": r.ID, "decision": "approve"}
@@ -60,7 +40,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if len(replies) == 0 || !strings.Contains(replies[len(replies)-1], "Try again in") {
 		t.Errorf("submit fallback while limited: replies %q", replies)
 	}
-	if got := len(e.recordsOf(audit.TypeVoteRejected)); got != limit {
+	if got := len(e.RecordsOf(audit.TypeVoteRejected)); got != limit {
 		t.Errorf("a limited Action.Submit click reached approvals: %d vote.rejected records", got)
 	}
 
@@ -69,7 +49,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if msg := e.vote(alice, r.ID, VerbApprove).card(); msg == nil {
 		t.Errorf("alice's click was not counted")
 	}
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Errorf("votes: %+v", got.Votes)
 	}
 

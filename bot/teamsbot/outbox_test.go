@@ -10,32 +10,22 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // pending returns the due-or-not "notify.teams" outbox entries.
 func (e *env) pending() []storage.OutboxEntry {
 	e.t.Helper()
-	var out []storage.OutboxEntry
-	err := e.store.View(context.Background(), func(tx storage.ReadTx) error {
-		var err error
-		out, err = tx.DueOutbox(e.clock.Now().Add(24*time.Hour), OutboxKind, 0)
-		return err
-	})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return out
+	return testenv.DueOutbox(e.t, e.store, OutboxKind)
 }
 
+// voteAs votes d on requestID as name's identity (group sre), from name's
+// Teams account, without a click.
 func (e *env) voteAs(name, requestID string, d storage.Decision) {
 	e.t.Helper()
-	if _, err := e.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: requestID, Approver: identity(name, "sre"), Decision: d,
-		Source: approvals.Source{Platform: Platform, Workspace: e.bf.TenantID(), PlatformUser: "aad-" + name, CallbackID: "cb-" + name},
-	}); err != nil {
-		e.t.Fatal(err)
-	}
+	e.VoteAs(requestID, identity(name, "sre"), d,
+		approvals.Source{Platform: Platform, Workspace: e.bf.TenantID(), PlatformUser: "aad-" + name, CallbackID: "cb-" + name})
 }
 
 func deliverN(t *testing.T, e *env) int {
@@ -49,9 +39,9 @@ func deliverN(t *testing.T, e *env) int {
 
 func TestUpdatesRetriedInOrder(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
-	cardID := e.get(r.ID).Cards[0].MessageID
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
+	cardID := e.Get(r.ID).Cards[0].MessageID
 
 	e.bf.Fail(http.MethodPut, teamstest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "3"}, teamstest.Answer{Status: http.StatusInternalServerError})
 	e.voteAs("alice", r.ID, storage.DecisionApprove) // entry A: voted
@@ -88,7 +78,7 @@ func TestUpdatesRetriedInOrder(t *testing.T) {
 	}
 
 	e.clock.Advance(cards.BackoffMax)
-	e.deliver()
+	e.Deliver()
 	p := puts()
 	var statuses []int
 	for _, c := range p {
@@ -120,7 +110,7 @@ func TestUpdatesRetriedInOrder(t *testing.T) {
 func TestUpdateNeverOvertakesPost(t *testing.T) {
 	e := newEnv(t)
 	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusServiceUnavailable, RetryAfter: "30"})
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	deliverN(t, e)
 	e.voteAs("alice", r.ID, storage.DecisionApprove)
 	deliverN(t, e)
@@ -131,7 +121,7 @@ func TestUpdateNeverOvertakesPost(t *testing.T) {
 		t.Fatalf("a 503's Retry-After was not honoured: %+v", left)
 	}
 	e.clock.Advance(time.Minute)
-	e.deliver()
+	e.Deliver()
 	calls := e.bf.Calls()
 	var seq []string
 	for _, c := range calls {
@@ -147,17 +137,8 @@ func TestUpdateNeverOvertakesPost(t *testing.T) {
 func TestConversationUpdateStoresConversations(t *testing.T) {
 	// Another region's Bot Connector host, allowed by the configuration.
 	e := newEnv(t, func(o *Options) { o.ServiceURLHosts = append(o.ServiceURLHosts, "smba.other.example") })
-	conv := func(id string) (storage.Conversation, error) {
-		var c storage.Conversation
-		err := e.store.View(context.Background(), func(tx storage.ReadTx) error {
-			var err error
-			c, err = tx.Conversation(Platform, id)
-			return err
-		})
-		return c, err
-	}
 	// newEnv's installation taught the ops channel and its team.
-	if c, err := conv(chanOps); err != nil || c.ServiceURL != e.bf.ServiceURL() || c.TenantID != e.bf.TenantID() || c.Name != "deploys" {
+	if c, err := e.conversation(chanOps); err != nil || c.ServiceURL != e.bf.ServiceURL() || c.TenantID != e.bf.TenantID() || c.Name != "deploys" {
 		t.Errorf("ops channel: %+v %v", c, err)
 	}
 
@@ -166,7 +147,7 @@ func TestConversationUpdateStoresConversations(t *testing.T) {
 	if rec := e.send(e.bf.BotAdded(team, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
 		t.Fatalf("conversationUpdate: %d", rec.Code)
 	}
-	if c, err := conv(team.TeamID); err != nil || c.ServiceURL != e.bf.ServiceURL() || c.Name != "Security" || c.Platform != "teams" {
+	if c, err := e.conversation(team.TeamID); err != nil || c.ServiceURL != e.bf.ServiceURL() || c.Name != "Security" || c.Platform != "teams" {
 		t.Errorf("team: %+v %v", c, err)
 	}
 	created := teamstest.Place{Conversation: "19:incidents@thread.tacv2", TeamID: team.TeamID, TeamName: "Security", ChannelName: "incidents", ServiceURL: other}
@@ -175,10 +156,10 @@ func TestConversationUpdateStoresConversations(t *testing.T) {
 	if rec := e.send(e.bf.ChannelCreated(created, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
 		t.Fatalf("channelCreated: %d", rec.Code)
 	}
-	if c, err := conv("19:incidents@thread.tacv2"); err != nil || c.ServiceURL != other || c.Name != "incidents" {
+	if c, err := e.conversation("19:incidents@thread.tacv2"); err != nil || c.ServiceURL != other || c.Name != "incidents" {
 		t.Errorf("created channel: %+v %v", c, err)
 	}
-	if c, _ := conv(team.TeamID); c.ServiceURL != other {
+	if c, _ := e.conversation(team.TeamID); c.ServiceURL != other {
 		t.Errorf("the team's service URL was not refreshed: %+v", c)
 	}
 
@@ -187,14 +168,14 @@ func TestConversationUpdateStoresConversations(t *testing.T) {
 	if rec := e.send(e.bf.BotAdded(evil, teamstest.NewUser("mallory"))); rec.Code != http.StatusForbidden {
 		t.Fatalf("foreign tenant: %d", rec.Code)
 	}
-	if _, err := conv("19:evil@thread.tacv2"); err == nil {
+	if _, err := e.conversation("19:evil@thread.tacv2"); err == nil {
 		t.Error("a conversation from a foreign tenant was stored")
 	}
 }
 
 func TestUnknownConversationIsAClearError(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("lost", nil, "")
+	r := e.Create("lost", nil, "")
 	deliverN(t, e)
 	left := e.pending()
 	if len(left) != 1 || !strings.Contains(left[0].LastError, `cannot reach Teams conversation "`+chanNowhere+`"`) ||
@@ -211,13 +192,8 @@ func TestUnknownConversationIsAClearError(t *testing.T) {
 	// Once the app is added there, the card goes out.
 	e.send(e.bf.BotAdded(teamstest.Place{Conversation: chanNowhere, Type: "groupChat"}, teamstest.NewUser("admin")))
 	e.clock.Advance(cards.BackoffMax)
-	e.deliver()
-	if p := e.bf.Posted(); len(p) != 1 || p[0].Conversation != chanNowhere {
-		t.Fatalf("posts: %+v", p)
-	}
-	if c := e.get(r.ID).Cards; len(c) != 1 || c[0].ServiceURL != e.bf.ServiceURL() {
-		t.Errorf("cards: %+v", c)
-	}
+	e.Deliver()
+	e.checkOnePost(r.ID, chanNowhere, e.bf.ServiceURL())
 }
 
 func TestConfiguredServiceURLFallback(t *testing.T) {
@@ -226,23 +202,18 @@ func TestConfiguredServiceURLFallback(t *testing.T) {
 		su = o.OpenIDMetadataURL[:strings.Index(o.OpenIDMetadataURL, "/v1/")] + "/teams/"
 		o.ServiceURL = su
 	})
-	r := e.create("lost", nil, "")
-	e.deliver()
-	if p := e.bf.Posted(); len(p) != 1 || p[0].Conversation != chanNowhere {
-		t.Fatalf("posts: %+v", p)
-	}
-	if c := e.get(r.ID).Cards; len(c) != 1 || c[0].ServiceURL != su {
-		t.Errorf("cards: %+v", c)
-	}
+	r := e.Create("lost", nil, "")
+	e.Deliver()
+	e.checkOnePost(r.ID, chanNowhere, su)
 }
 
 func TestRejectedTokenIsRenewed(t *testing.T) {
 	e := newEnv(t)
-	e.create("deploy-prod", deployParams(), "")
+	e.Create("deploy-prod", deployParams(), "")
 	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusUnauthorized})
 	deliverN(t, e)
 	e.clock.Advance(cards.BackoffMax)
-	e.deliver()
+	e.Deliver()
 	if n := len(e.bf.Posted()); n != 1 {
 		t.Fatalf("%d posts", n)
 	}
@@ -253,7 +224,7 @@ func TestRejectedTokenIsRenewed(t *testing.T) {
 
 func TestBadCredentialsAreRetriedAndNotLogged(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.AppPassword = "wrong-secret-value-1234" })
-	e.create("deploy-prod", deployParams(), "")
+	e.Create("deploy-prod", deployParams(), "")
 	deliverN(t, e)
 	left := e.pending()
 	if len(left) != 1 || !strings.Contains(left[0].LastError, "invalid_client") {
@@ -269,11 +240,11 @@ func TestBadCredentialsAreRetriedAndNotLogged(t *testing.T) {
 
 func TestDeletedCardGivesUpOnUpdate(t *testing.T) {
 	e := newEnv(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	e.bf.Fail(http.MethodPut, teamstest.Answer{Status: http.StatusNotFound, Code: "ActivityNotFound"})
 	e.voteAs("alice", r.ID, storage.DecisionApprove)
-	e.deliver()
+	e.Deliver()
 	if len(e.pending()) != 0 {
 		t.Error("the update of a deleted card is still queued")
 	}

@@ -1,11 +1,8 @@
 package teamsbot
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -70,12 +67,12 @@ func (e *env) conversation(id string) (storage.Conversation, error) {
 func TestServiceURLOutsideAllowedHostsRefused(t *testing.T) {
 	e := newEnv(t)
 	x := newElsewhere(t)
-	r := e.create("deploy-prod", deployParams(), "")
-	e.deliver()
+	r := e.Create("deploy-prod", deployParams(), "")
+	e.Deliver()
 	posted := len(e.bf.Calls())
 	tokens := e.bf.TokenRequests()
 	alice := e.linked("alice", "sre")
-	before := len(e.recordsOf(audit.TypeCallbackRejected))
+	before := len(e.RecordsOf(audit.TypeCallbackRejected))
 
 	evilOps := opsPlace
 	evilOps.ServiceURL = x.URL + "/teams/"
@@ -94,7 +91,7 @@ func TestServiceURLOutsideAllowedHostsRefused(t *testing.T) {
 			t.Errorf("%s: answered %d %s, want 401 service_url_not_allowed", name, rec.Code, rec.Body)
 		}
 	}
-	e.deliver()
+	e.Deliver()
 
 	if hits := x.requests(); len(hits) != 0 {
 		t.Fatalf("the host outside teams.service_url_hosts was called: %q", hits)
@@ -105,7 +102,7 @@ func TestServiceURLOutsideAllowedHostsRefused(t *testing.T) {
 	if n := e.bf.TokenRequests(); n != tokens {
 		t.Errorf("the bot fetched a token for a refused activity (%d → %d)", tokens, n)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 0 {
+	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Errorf("a click through a refused serviceUrl voted: %+v", got.Votes)
 	}
 	if _, err := e.conversation(chat.Conversation); !errors.Is(err, storage.ErrNotFound) {
@@ -114,12 +111,12 @@ func TestServiceURLOutsideAllowedHostsRefused(t *testing.T) {
 	if c, err := e.conversation(chanOps); err != nil || c.ServiceURL != e.bf.ServiceURL() {
 		t.Errorf("the ops channel's reference changed: %+v %v", c, err)
 	}
-	recs := e.recordsOf(audit.TypeCallbackRejected)[before:]
+	recs := e.RecordsOf(audit.TypeCallbackRejected)[before:]
 	if len(recs) == 0 {
 		t.Fatal("no callback.rejected record")
 	}
 	for _, rec := range recs {
-		if rec.Data["reason"] != rejectServiceURLHost || rec.Data["platform"] != Platform {
+		if rec.Data["reason"] != string(rejectServiceURLHost) || rec.Data["platform"] != Platform {
 			t.Errorf("callback.rejected: %+v", rec.Data)
 		}
 	}
@@ -131,7 +128,7 @@ func TestServiceURLOutsideAllowedHostsRefused(t *testing.T) {
 	if d := e.vote(alice, r.ID, VerbApprove); d.StatusCode != http.StatusOK {
 		t.Fatalf("click through the listed host: %+v", d)
 	}
-	if got := e.get(r.ID); len(got.Votes) != 1 {
+	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Errorf("votes: %+v", got.Votes)
 	}
 	if hits := x.requests(); len(hits) != 0 {
@@ -152,7 +149,7 @@ func TestStoredServiceURLOutsideAllowedHostsNotUsed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := e.create("deploy-prod", deployParams(), "")
+	r := e.Create("deploy-prod", deployParams(), "")
 	deliverN(t, e)
 	if hits := x.requests(); len(hits) != 0 {
 		t.Fatalf("a stored service URL outside the list was called: %q", hits)
@@ -171,13 +168,8 @@ func TestStoredServiceURLOutsideAllowedHostsNotUsed(t *testing.T) {
 	// With teams.service_url set (to a listed host), that is used instead.
 	e.bot.opts.ServiceURL = e.bf.ServiceURL()
 	e.clock.Advance(cards.BackoffMax)
-	e.deliver()
-	if p := e.bf.Posted(); len(p) != 1 || p[0].Conversation != chanOps {
-		t.Fatalf("posts: %+v", p)
-	}
-	if c := e.get(r.ID).Cards; len(c) != 1 || c[0].ServiceURL != e.bf.ServiceURL() {
-		t.Errorf("cards: %+v", c)
-	}
+	e.Deliver()
+	e.checkOnePost(r.ID, chanOps, e.bf.ServiceURL())
 
 	// Every connector call checks the host itself, before the token.
 	tokens := e.bf.TokenRequests()
@@ -204,22 +196,9 @@ func TestStoredServiceURLOutsideAllowedHostsNotUsed(t *testing.T) {
 func TestServiceURLHostsDefault(t *testing.T) {
 	e := newEnv(t)
 	// A second bot on the same stand-in and store, with the default list.
-	b, err := New(Options{
-		Service: e.svc, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
-		TenantIDs: []string{e.bf.TenantID()}, OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
-		ServiceURL: "https://smba.infra.gov.teams.microsoft.us/teams", Clock: e.clock, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatalf("New with the default hosts: %v", err)
-	}
-	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
-	act := e.bf.Installed(teamstest.Place{Conversation: "19:x@thread.v2", Type: "groupChat"}, teamstest.NewUser("admin"))
-	body, _ := json.Marshal(act)
-	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
-	req.Header.Set("Authorization", e.bf.Authorization(act))
-	rec := httptest.NewRecorder()
-	b.handleMessages(rec, req)
-	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), rejectServiceURLHost) {
+	b := e.otherBot(func(o *Options) { o.ServiceURL = "https://smba.infra.gov.teams.microsoft.us/teams" })
+	rec := e.sendTo(b, e.bf.Installed(teamstest.Place{Conversation: "19:x@thread.v2", Type: "groupChat"}, teamstest.NewUser("admin")))
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), string(rejectServiceURLHost)) {
 		t.Errorf("an activity from loopback under the default list: %d %s", rec.Code, rec.Body)
 	}
 	for _, h := range []string{"smba.trafficmanager.net", "smba.infra.gcc.teams.microsoft.com", "smba.infra.gov.teams.microsoft.us", "smba.infra.dod.teams.microsoft.us"} {

@@ -1,10 +1,7 @@
 package teamsbot
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 )
 
@@ -25,7 +23,7 @@ func TestInboundAuth(t *testing.T) {
 		// auth returns the Authorization header for act.
 		auth       func(e *env, act map[string]any) string
 		wantStatus int
-		wantReason string
+		wantReason chatflow.RejectReason
 	}
 	claims := func(e *env, act map[string]any, edit func(teamstest.Claims)) teamstest.Claims {
 		c := e.bf.TokenClaims(act["serviceUrl"].(string))
@@ -68,7 +66,7 @@ func TestInboundAuth(t *testing.T) {
 				sig[10] = 'A'
 			}
 			return "Bearer " + tok[:i+1] + string(sig)
-		}, wantStatus: http.StatusUnauthorized, wantReason: rejectBadSignature},
+		}, wantStatus: http.StatusUnauthorized, wantReason: chatflow.RejectBadSignature},
 		{name: "endorsement not including channelId", prepare: func(e *env) { e.bf.AddKey("webchat-only", []string{"webchat", "directline"}, true) },
 			auth: bearer(nil, "webchat-only"), wantStatus: http.StatusUnauthorized, wantReason: rejectNotEndorsed},
 		{name: "empty endorsements", prepare: func(e *env) { e.bf.AddKey("nothing", []string{}, true) },
@@ -82,25 +80,25 @@ func TestInboundAuth(t *testing.T) {
 				// Let the keys be fetched again for the new kid.
 				e.clock.Advance(keyRefreshInterval + time.Second)
 			}
-			r := e.create("deploy-prod", deployParams(), "")
-			e.deliver()
+			r := e.Create("deploy-prod", deployParams(), "")
+			e.Deliver()
 			alice := e.linked("alice", "sre")
 			act := e.click(alice, r.ID, VerbApprove, nil)
 			if c.place != nil {
 				act = e.bf.Invoke(teamstest.Click{Place: *c.place, User: alice, Verb: VerbApprove,
 					Data: map[string]any{"signoff": "signoff.vote", "requestId": r.ID, "decision": "approve"}})
 			}
-			before := len(e.records())
+			before := len(e.Records())
 			rec := e.sendWith(act, c.auth(e, act))
 			if rec.Code != c.wantStatus {
 				t.Fatalf("status %d, want %d: %s", rec.Code, c.wantStatus, rec.Body)
 			}
-			got := e.get(r.ID)
+			got := e.Get(r.ID)
 			if c.wantStatus == http.StatusOK {
 				if len(got.Votes) != 1 {
 					t.Errorf("valid click did not count: %d votes", len(got.Votes))
 				}
-				if n := len(e.recordsOf(audit.TypeCallbackRejected)); n != 0 {
+				if n := len(e.RecordsOf(audit.TypeCallbackRejected)); n != 0 {
 					t.Errorf("%d callback.rejected records for a valid activity", n)
 				}
 				return
@@ -108,11 +106,11 @@ func TestInboundAuth(t *testing.T) {
 			if len(got.Votes) != 0 || got.Version != r.Version+1 { // +1: the card was stored
 				t.Errorf("refused activity changed the request: %d votes, version %d", len(got.Votes), got.Version)
 			}
-			recs := e.records()[before:]
+			recs := e.Records()[before:]
 			if len(recs) != 1 || recs[0].Type != audit.TypeCallbackRejected {
 				t.Fatalf("want exactly one callback.rejected record, got %+v", recs)
 			}
-			if recs[0].Data["platform"] != "teams" || recs[0].Data["reason"] != c.wantReason || recs[0].Source != "POST /teams/messages" {
+			if recs[0].Data["platform"] != "teams" || recs[0].Data["reason"] != string(c.wantReason) || recs[0].Source != "POST /teams/messages" {
 				t.Errorf("record: %+v", recs[0])
 			}
 			if c.wantStatus == http.StatusForbidden && (recs[0].Actor == nil || recs[0].Actor.Workspace != otherTenant.TenantID) {
@@ -134,22 +132,24 @@ func TestUnknownKidRefreshIsRateLimited(t *testing.T) {
 	sendKid := func(kid string) int {
 		return e.sendWith(conv, "Bearer "+e.bf.Sign(e.bf.TokenClaims(e.bf.ServiceURL()), kid)).Code
 	}
+	// send sends a token signed with kid and checks the answer and how
+	// many times the keys have been fetched since the start.
+	send := func(what, kid string, wantCode, wantFetches int) {
+		t.Helper()
+		if code := sendKid(kid); code != wantCode {
+			t.Errorf("%s: answered %d, want %d", what, code, wantCode)
+		}
+		if n := e.bf.MetadataHits(); n != wantFetches {
+			t.Errorf("%s: %d key fetches, want %d", what, n, wantFetches)
+		}
+	}
 	e.bf.AddKey("rogue-1", nil, false)
 	e.bf.AddKey("rogue-2", nil, false)
 	// Right after a download, an unknown kid does not trigger another.
-	if code := sendKid("rogue-1"); code != http.StatusUnauthorized {
-		t.Fatalf("unknown kid: %d", code)
-	}
-	if n := e.bf.MetadataHits(); n != 1 {
-		t.Fatalf("an unknown kid refetched the keys at once: %d fetches", n)
-	}
+	send("an unknown kid at once", "rogue-1", http.StatusUnauthorized, 1)
+	// After the interval it refreshes the keys once.
 	e.clock.Advance(keyRefreshInterval + time.Second)
-	if code := sendKid("rogue-1"); code != http.StatusUnauthorized {
-		t.Fatalf("unknown kid: %d", code)
-	}
-	if n := e.bf.MetadataHits(); n != 2 {
-		t.Fatalf("an unknown kid should refresh the keys once: %d fetches", n)
-	}
+	send("an unknown kid after the interval", "rogue-1", http.StatusUnauthorized, 2)
 	for range 5 {
 		sendKid("rogue-2")
 	}
@@ -161,20 +161,10 @@ func TestUnknownKidRefreshIsRateLimited(t *testing.T) {
 	// it once the interval has passed.
 	e.bf.AddKey("rotated", []string{"msteams"}, true)
 	e.clock.Advance(keyRefreshInterval + time.Second)
-	if code := sendKid("rotated"); code != http.StatusOK {
-		t.Errorf("token from the rotated key: %d", code)
-	}
-	if n := e.bf.MetadataHits(); n != 3 {
-		t.Errorf("%d fetches after rotation, want 3", n)
-	}
+	send("a token from the rotated key", "rotated", http.StatusOK, 3)
 	// Keys older than a day are fetched again.
 	e.clock.Advance(keyMaxAge + time.Minute)
-	if code := sendKid(""); code != http.StatusOK {
-		t.Errorf("after a day: %d", code)
-	}
-	if n := e.bf.MetadataHits(); n != 4 {
-		t.Errorf("%d fetches after a day, want 4", n)
-	}
+	send("after a day", "", http.StatusOK, 4)
 }
 
 func TestBodyReadOnlyAfterToken(t *testing.T) {
@@ -209,24 +199,12 @@ func TestKeysUnavailable(t *testing.T) {
 	down.Close()
 	e := newEnv(t)
 	// A second bot on the same store whose metadata URL answers nothing.
-	b, err := New(Options{
-		Service: e.svc, Resolver: e.links, AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(),
-		TenantIDs: []string{e.bf.TenantID()}, OpenIDMetadataURL: down.URL + "/v1/.well-known/openidconfiguration",
-		TokenURL: e.bf.TokenURL(), Clock: e.clock, Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := e.otherBot(func(o *Options) { o.OpenIDMetadataURL = down.URL + "/v1/.well-known/openidconfiguration" })
 	if err := b.Discover(context.Background()); err == nil || !strings.Contains(err.Error(), "could not be fetched") {
 		t.Errorf("Discover: %v", err)
 	}
-	act := e.bf.BotAdded(teamstest.Place{Conversation: "19:y@thread.tacv2", Type: "groupChat"}, teamstest.NewUser("admin"))
-	body, _ := json.Marshal(act)
-	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
-	req.Header.Set("Authorization", e.bf.Authorization(act))
-	rec := httptest.NewRecorder()
-	b.handleMessages(rec, req)
-	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), rejectKeysUnavailable) {
+	rec := e.sendTo(b, e.bf.BotAdded(teamstest.Place{Conversation: "19:y@thread.tacv2", Type: "groupChat"}, teamstest.NewUser("admin")))
+	if rec.Code != http.StatusUnauthorized || !strings.Contains(rec.Body.String(), string(rejectKeysUnavailable)) {
 		t.Errorf("answer %d %s", rec.Code, rec.Body)
 	}
 	// The first bot fetched its keys; Discover is then a no-op.

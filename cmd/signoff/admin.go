@@ -104,13 +104,15 @@ func (c *adminClient) listRequests(ctx context.Context, q api.RequestQuery) (api
 	return out, nil
 }
 
-func newRequestsCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "requests",
-		Short: "List a running server's requests (admins and auditors)",
-	}
-	cmd.AddCommand(newRequestsListCommand())
+// commandGroup is a command that only holds its subcommands.
+func commandGroup(use, short string, subcommands ...*cobra.Command) *cobra.Command {
+	cmd := &cobra.Command{Use: use, Short: short}
+	cmd.AddCommand(subcommands...)
 	return cmd
+}
+
+func newRequestsCommand() *cobra.Command {
+	return commandGroup("requests", "List a running server's requests (admins and auditors)", newRequestsListCommand())
 }
 
 func newRequestsListCommand() *cobra.Command {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -160,9 +159,7 @@ func TestBackupWhileCreatingThenRestore(t *testing.T) {
 	stop := make(chan struct{})
 	client := &http.Client{Timeout: 10 * time.Second}
 	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range perClient {
 				select {
 				case <-stop:
@@ -175,7 +172,7 @@ func TestBackupWhileCreatingThenRestore(t *testing.T) {
 					mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	ackedNow := func() []string {
 		mu.Lock()
@@ -272,16 +269,8 @@ func TestBackupWhileCreatingThenRestore(t *testing.T) {
 	// And it goes on serving: a requester reads one back and a new one is
 	// created on the restored file.
 	creator = devToken(t, restored)
-	req, _ := http.NewRequest(http.MethodGet, restored.base+"/v1/requests/"+before[0], nil)
-	req.Header.Set("Authorization", "Bearer "+creator)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET a restored request: %d", resp.StatusCode)
+	if status, _ := bearerCall(t, http.MethodGet, restored.base+"/v1/requests/"+before[0], creator, ""); status != http.StatusOK {
+		t.Errorf("GET a restored request: %d", status)
 	}
 	if apiCreate(http.DefaultClient, restored.base, creator, "after-restore") == "" {
 		t.Error("the restored server does not take new requests")

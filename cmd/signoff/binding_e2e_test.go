@@ -16,6 +16,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
@@ -44,24 +45,11 @@ var (
 // bindingConfig: dev mode (requesters get dev tokens) with the approvers'
 // IdP; %CHAT% is the chat platform's section and %NOTIFY% the action's
 // notify. One approval from sre approves a deploy.
-const bindingConfig = `listen: %LISTEN%
-public_url: %PUBLIC%
-idp:
-  issuer: %ISSUER%
-  client_id: %CLIENTID%
-  client_secret: %CLIENTSECRET%
-  scopes: [openid, email, profile, groups]
-requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-auditors: {groups: [audit]}
+const bindingConfig = idpYAML + `  scopes: [openid, email, profile, groups]
+` + devRequestersYAML + `auditors: {groups: [audit]}
 %CHAT%
 actions:
-  deploy:
-    description: Deploy a service
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    params: {service: {required: true, pattern: "^[a-z-]+$"}}
-    approvers: {groups: [sre], min_approvals: 1}
-    ttl: 1h
+` + deployYAML + `    approvers: {groups: [sre], min_approvals: 1}
     notify: %NOTIFY%
 log: {level: warn}
 `
@@ -86,6 +74,33 @@ func startBindingServer(t *testing.T, chat, notify string, users ...testop.User)
 	for _, u := range append([]testop.User{bindingAlice, bindingMallory}, users...) {
 		op.AddUser(u)
 	}
+	ts := startWithIdP(t, op, bindingConfig, "%CHAT%", chat, "%NOTIFY%", notify)
+	s := &bindingServer{testServer: ts, op: op}
+	// signoff listens now: the OP learns where to send people back.
+	_, port, _ := net.SplitHostPort(ts.addr)
+	s.public = "http://localhost:" + port
+	op.AddRedirectURI(s.public + linkflow.CallbackPath)
+	return s
+}
+
+// idpYAML begins the configs startWithIdP fills in: where signoff listens,
+// its public URL and the idp section naming the test OP, to which the
+// configs add the scopes.
+const idpYAML = `listen: %LISTEN%
+public_url: %PUBLIC%
+idp:
+  issuer: %ISSUER%
+  client_id: %CLIENTID%
+  client_secret: %CLIENTSECRET%
+`
+
+// startWithIdP runs `signoff serve --dev` with config, a template whose
+// placeholders name a free loopback address (%LISTEN%), signoff's public
+// URL at localhost on that port (%PUBLIC%), and the test OP op with its
+// confidential client (%ISSUER%, %CLIENTID%, %CLIENTSECRET%); more are
+// further placeholders, each followed by its value.
+func startWithIdP(t *testing.T, op *testop.OP, config string, more ...string) *testServer {
+	t.Helper()
 	// public_url is configuration, so the port is picked before serve
 	// binds it.
 	addr := freeLoopbackAddr(t)
@@ -93,25 +108,18 @@ func startBindingServer(t *testing.T, chat, notify string, users ...testop.User)
 	if err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.NewReplacer("%LISTEN%", addr, "%PUBLIC%", "http://localhost:"+port, "%ISSUER%", op.Issuer,
-		"%CLIENTID%", testop.ClientID, "%CLIENTSECRET%", testop.ClientSecret, "%CHAT%", chat, "%NOTIFY%", notify).Replace(bindingConfig)
-	cfgPath := writeConfig(t, yaml)
-	ts := startServeConfig(t, cfgPath, true)
-	s := &bindingServer{testServer: ts, op: op}
+	yaml := strings.NewReplacer(append([]string{"%LISTEN%", addr, "%PUBLIC%", "http://localhost:" + port, "%ISSUER%", op.Issuer,
+		"%CLIENTID%", testop.ClientID, "%CLIENTSECRET%", testop.ClientSecret}, more...)...).Replace(config)
+	ts := startServeConfig(t, writeConfig(t, yaml), true)
 	ts.logOnFailure(t)
-	// signoff listens now: the OP learns where to send people back.
-	_, port, _ = net.SplitHostPort(ts.addr)
-	s.public = "http://localhost:" + port
-	op.AddRedirectURI(s.public + linkflow.CallbackPath)
-	return s
+	return ts
 }
 
 // requestDeploy asks for a deploy with a dev token (without waiting) and
 // returns the request's id.
 func (s *bindingServer) requestDeploy(t *testing.T) string {
 	t.Helper()
-	code, out, stderr := runCmd(t, "request", "--server", s.base, "--action", "deploy", "--param", "service=api",
-		"--reason", "release", "--token", devToken(t, s.testServer), "--output", "json")
+	code, out, stderr := runCmd(t, requestArgs(s.testServer, devToken(t, s.testServer), "--reason", "release", "--output", "json")...)
 	var v api.Request
 	if code != 0 || json.Unmarshal([]byte(out), &v) != nil || v.ID == "" {
 		t.Fatalf("request: exit %d\n%s\n%s", code, out, stderr)
@@ -231,7 +239,7 @@ func wantRefusalRecord(t *testing.T, recs []audit.Record, platform, workspace, u
 	t.Helper()
 	refused := recordsBy(recs, audit.TypeIdentityLinkRefused, user)
 	if len(refused) != 1 {
-		t.Fatalf("identity.link_refused records for %s: %d, want 1; audit: %v", user, len(refused), typesOf(recs))
+		t.Fatalf("identity.link_refused records for %s: %d, want 1; audit: %v", user, len(refused), testenv.AuditTypes(recs))
 	}
 	r := refused[0]
 	a := r.Actor
@@ -258,7 +266,7 @@ func wantVoteBy(t *testing.T, recs []audit.Record, platform, user, issuer, subje
 		}
 	}
 	if len(votes) != 1 {
-		t.Fatalf("vote.approve records: %d, want 1; audit: %v", len(votes), typesOf(recs))
+		t.Fatalf("vote.approve records: %d, want 1; audit: %v", len(votes), testenv.AuditTypes(recs))
 	}
 	if a := votes[0].Actor; a == nil || a.Platform != platform || a.PlatformUser != user || a.Issuer != issuer || a.Subject != subject {
 		t.Fatalf("the vote was cast by %+v, want %s user %s as %s at %s", a, platform, user, subject, issuer)
@@ -334,18 +342,26 @@ func waitDirectMessage(t *testing.T, slack *slackStandIn, user string, fragments
 	})
 }
 
+// startSlackBinding starts the Slack stand-in, which also knows account,
+// and a binding server announcing deploys in its channel C1, then asks for
+// a deploy. It returns them and the request's id once its card is posted.
+func startSlackBinding(t *testing.T, account slackAccount) (*slackStandIn, *bindingServer, string) {
+	t.Helper()
+	clearCIEnv(t)
+	slack := newSlackStandIn(t)
+	slack.addUser(account)
+	s := startBindingServer(t, slackBindingSection(slack), "{slack: [C1]}")
+	id := s.requestDeploy(t)
+	waitFor(t, 20*time.Second, "the card in Slack", func() bool { return len(slack.find("chat.postMessage", id)) == 1 })
+	return slack, s, id
+}
+
 // TestBindingSlackForwardedLinkIsRefused replays the attack in Slack:
 // mallory's sign-in link, completed by alice, links nothing; the audit
 // log names both sides, mallory is told, and her next click counts
 // nothing. alice's own link and vote still work.
 func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
-	clearCIEnv(t)
-	slack := newSlackStandIn(t)
-	slack.addUser(slackAccount{ID: "U0MALLORY", Team: "T0E2E", Name: "mallory", RealName: "Mallory", Email: "mallory@example.com"})
-	s := startBindingServer(t, slackBindingSection(slack), "{slack: [C1]}")
-
-	id := s.requestDeploy(t)
-	waitFor(t, 20*time.Second, "the card in Slack", func() bool { return len(slack.find("chat.postMessage", id)) == 1 })
+	slack, s, id := startSlackBinding(t, slackAccount{ID: "U0MALLORY", Team: "T0E2E", Name: "mallory", RealName: "Mallory", Email: "mallory@example.com"})
 
 	// mallory clicks Approve: not linked, so she gets a sign-in link for
 	// her account, privately.
@@ -397,7 +413,7 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 	recs := requestAudit(t, s.testServer, id)
 	wantVoteBy(t, recs, "slack", "U0ALICE", s.op.Issuer, "sub-alice")
 	if rejected := recordsBy(recs, audit.TypeVoteRejected, "U0MALLORY"); len(rejected) != 2 {
-		t.Errorf("vote.rejected records of mallory's two clicks: %d; audit: %v", len(rejected), typesOf(recs))
+		t.Errorf("vote.rejected records of mallory's two clicks: %d; audit: %v", len(rejected), testenv.AuditTypes(recs))
 	}
 	all = serverAudit(t, s.testServer)
 	linked := recordsBy(all, audit.TypeIdentityLinked, "U0ALICE")
@@ -416,20 +432,10 @@ func TestBindingSlackForwardedLinkIsRefused(t *testing.T) {
 // organisation in a shared (Slack Connect) channel is refused when it
 // clicks a card or types /signoff link, and is offered no sign-in link.
 func TestBindingSlackConnectUserGetsNoLink(t *testing.T) {
-	clearCIEnv(t)
-	slack := newSlackStandIn(t)
-	slack.addUser(slackAccount{ID: "U0EVE", Team: "T0PARTNER", Name: "eve", RealName: "Eve", Email: "alice@example.com"})
-	s := startBindingServer(t, slackBindingSection(slack), "{slack: [C1]}")
-
-	id := s.requestDeploy(t)
-	waitFor(t, 20*time.Second, "the card in Slack", func() bool { return len(slack.find("chat.postMessage", id)) == 1 })
+	slack, s, id := startSlackBinding(t, slackAccount{ID: "U0EVE", Team: "T0PARTNER", Name: "eve", RealName: "Eve", Email: "alice@example.com"})
 
 	signedPost(t, s.base, "/slack/interactions", clickPayloadFrom("U0EVE", "T0PARTNER", id, "signoff_approve", "401"))
-	signedPost(t, s.base, "/slack/commands", url.Values{
-		"token": {"unused"}, "team_id": {"T0E2E"}, "team_domain": {"acme"}, "channel_id": {"C1"}, "channel_name": {"deploys"},
-		"user_id": {"U0EVE"}, "user_name": {"eve"}, "command": {"/signoff"}, "text": {"link"},
-		"response_url": {"https://hooks.slack.com/commands/T0E2E/2/x"}, "trigger_id": {"2.3.U0EVE"},
-	}.Encode())
+	signedPost(t, s.base, "/slack/commands", linkCommand("U0EVE", "eve", "2", "2.3.U0EVE"))
 	waitFor(t, 20*time.Second, "both refusals told to eve", func() bool {
 		n := 0
 		for _, c := range slack.find("chat.postEphemeral", "U0EVE") {
@@ -458,7 +464,7 @@ func TestBindingSlackConnectUserGetsNoLink(t *testing.T) {
 		}
 	}
 	if foreign != 2 {
-		t.Fatalf("callback.rejected (foreign_user) records: %d, want 2; audit: %v", foreign, typesOf(all))
+		t.Fatalf("callback.rejected (foreign_user) records: %d, want 2; audit: %v", foreign, testenv.AuditTypes(all))
 	}
 }
 
@@ -568,7 +574,7 @@ func TestBindingTeamsForwardedLinkIsRefused(t *testing.T) {
 	recs := requestAudit(t, s.testServer, id)
 	wantVoteBy(t, recs, "teams", alice.AADObjectID, s.op.Issuer, "sub-alice")
 	if rejected := recordsBy(recs, audit.TypeVoteRejected, mallory.AADObjectID); len(rejected) != 2 {
-		t.Errorf("vote.rejected records of mallory's two clicks: %d; audit: %v", len(rejected), typesOf(recs))
+		t.Errorf("vote.rejected records of mallory's two clicks: %d; audit: %v", len(rejected), testenv.AuditTypes(recs))
 	}
 	all = serverAudit(t, s.testServer)
 	linked := recordsBy(all, audit.TypeIdentityLinked, alice.AADObjectID)

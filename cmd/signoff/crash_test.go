@@ -16,9 +16,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 )
 
-const crashConfig = `requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-actions:
+const crashConfig = devRequestersYAML + `actions:
   deploy:
     description: Deploy a service
     requesters: [{issuer: dev, claims: {sub: "*"}}]
@@ -81,9 +79,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 	stop := make(chan struct{})
 	client := &http.Client{Timeout: 5 * time.Second}
 	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := 0; i < perClient; i++ {
 				select {
 				case <-stop:
@@ -110,7 +106,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 					mu.Unlock()
 				}
 			}
-		}()
+		})
 	}
 	// Kill once a good number of creates were acknowledged (or after 10 s).
 	deadline := time.Now().Add(10 * time.Second)
@@ -165,14 +161,7 @@ func TestCrashLosesNothingAcknowledged(t *testing.T) {
 		anyID = id
 		break
 	}
-	req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/v1/requests/"+anyID, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET an acknowledged request after restart: %d", resp.StatusCode)
+	if status, _ := bearerCall(t, http.MethodGet, "http://"+addr+"/v1/requests/"+anyID, token, ""); status != http.StatusOK {
+		t.Fatalf("GET an acknowledged request after restart: %d", status)
 	}
 }

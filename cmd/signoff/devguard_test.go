@@ -65,6 +65,20 @@ func (h *hostClient) do(method, pathQuery, host string, headers map[string]strin
 	return resp.StatusCode, string(data)
 }
 
+// startConsoleSession starts a dev server on a free loopback port and
+// opens its console: it returns the server, its port, a client that sets
+// any Host, the console's browser, and the session's CSRF token and Cookie
+// header.
+func startConsoleSession(t *testing.T) (ts *testServer, port string, h *hostClient, b *consoleBrowser, csrf, cookie string) {
+	t.Helper()
+	ts = startDevLinkServer(t, "127.0.0.1:0", "")
+	_, port, _ = net.SplitHostPort(ts.addr)
+	h = newHostClient(t, ts.base)
+	b = newConsoleBrowser(t, ts.base)
+	csrf = b.csrf()
+	return ts, port, h, b, csrf, cookieHeader(b, ts.base+"/dev")
+}
+
 // cookieHeader is what the browser b sends to u.
 func cookieHeader(b *consoleBrowser, u string) string {
 	pu, _ := url.Parse(u)
@@ -83,8 +97,10 @@ func cookieHeader(b *consoleBrowser, u string) string {
 // 421 with a page saying why, and nothing happens. The CI API and the
 // probes are not dev routes and answer any Host.
 func TestDevRoutesRefuseForeignHost(t *testing.T) {
-	ts := startDevLinkServer(t, "127.0.0.1:0", "")
-	_, port, _ := net.SplitHostPort(ts.addr)
+	// A valid console session: the cookie and its CSRF token. Without the
+	// Host check a rebinding page reads the same token from GET /dev under
+	// its own Host (the token is bound to the cookie, not to the Host).
+	ts, port, h, b, csrf, consoleCookie := startConsoleSession(t)
 	other := "1"
 	if port == other {
 		other = "2"
@@ -96,14 +112,6 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 		"evil.example",
 		"localhost:" + other, // a loopback name, another port
 	}
-	h := newHostClient(t, ts.base)
-	b := newConsoleBrowser(t, ts.base)
-
-	// A valid console session: the cookie and its CSRF token. Without the
-	// Host check a rebinding page reads the same token from GET /dev under
-	// its own Host (the token is bound to the cookie, not to the Host).
-	csrf := b.csrf()
-	consoleCookie := cookieHeader(b, ts.base+"/dev")
 	r := createRequest(t, ts.svc, "deploy")
 
 	// A sign-in link for chat:bob and its confirmation form, made on
@@ -207,12 +215,8 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 // the listening port reach every dev route; a vote posted under each
 // counts.
 func TestDevRoutesAcceptLoopbackNames(t *testing.T) {
-	ts := startDevLinkServer(t, "127.0.0.1:0", "")
-	_, port, _ := net.SplitHostPort(ts.addr)
-	h := newHostClient(t, ts.base)
-	b := newConsoleBrowser(t, ts.base)
-	csrf := b.csrf()
-	cookie := map[string]string{"Cookie": cookieHeader(b, ts.base+"/dev")}
+	ts, port, h, _, csrf, consoleCookie := startConsoleSession(t)
+	cookie := map[string]string{"Cookie": consoleCookie}
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 
 	for _, host := range []string{"localhost:" + port, "LocalHost:" + port, "127.0.0.1:" + port, "[::1]:" + port} {
@@ -251,12 +255,7 @@ func TestDevRoutesAcceptLoopbackNames(t *testing.T) {
 // with a loopback Host and a valid CSRF token; a page of this dev server,
 // under any loopback name, and the opaque origin "null" are not.
 func TestDevRoutesRefuseForeignOrigin(t *testing.T) {
-	ts := startDevLinkServer(t, "127.0.0.1:0", "")
-	_, port, _ := net.SplitHostPort(ts.addr)
-	h := newHostClient(t, ts.base)
-	b := newConsoleBrowser(t, ts.base)
-	csrf := b.csrf()
-	consoleCookie := cookieHeader(b, ts.base+"/dev")
+	ts, port, h, _, csrf, consoleCookie := startConsoleSession(t)
 	r := createRequest(t, ts.svc, "deploy")
 	vote := url.Values{"csrf": {csrf}, "request": {r.ID}, "approver": {"alice"}, "decision": {"approve"}}.Encode()
 

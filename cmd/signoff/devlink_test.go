@@ -29,9 +29,7 @@ import (
 const devLinkConfig = `listen: %LISTEN%
 %IDP%
 storage: {driver: bolt, path: ./unused/signoff.db}
-requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-auditors: {groups: [audit]}
+` + devRequestersYAML + `auditors: {groups: [audit]}
 actions:
   deploy:
     description: Deploy a service

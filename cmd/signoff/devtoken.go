@@ -129,12 +129,7 @@ func loopbackHost(hostport string) bool {
 }
 
 func newDevCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "dev",
-		Short: "Tools for dev mode (signoff serve --dev)",
-	}
-	cmd.AddCommand(newDevTokenCommand())
-	return cmd
+	return commandGroup("dev", "Tools for dev mode (signoff serve --dev)", newDevTokenCommand())
 }
 
 func newDevTokenCommand() *cobra.Command {

@@ -75,13 +75,12 @@ func TestServeRefusesDevIssuerWithoutDev(t *testing.T) {
 
 	// A renamed entry at the dev issuer's path, and the dev entry at
 	// another path, are refused as well.
-	cfg := writeConfig(t, strings.Replace(requestTestConfig,
-		`requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}`,
+	cfg := writeConfig(t, strings.Replace(requestTestConfig, devRequestersYAML,
 		`requesters:
   - {name: dev, issuer: "http://localhost:9000/issuer", audience: signoff, person_claim: sub}
   - {name: local, issuer: "http://[::1]:8080/dev/oidc/", audience: signoff, person_claim: sub}
-  - {name: sidecar, issuer: "http://127.0.0.1:5556/dex", audience: signoff, person_claim: sub}`, 1))
+  - {name: sidecar, issuer: "http://127.0.0.1:5556/dex", audience: signoff, person_claim: sub}
+`, 1))
 	code, stderr := runServeBriefly(t, "--config", cfg)
 	if code != exitUsage || !strings.Contains(stderr, "requesters[0].issuer") || !strings.Contains(stderr, "requesters[1].issuer") || strings.Contains(stderr, "requesters[2]") {
 		t.Fatalf("serve without --dev: exit %d:\n%s", code, stderr)

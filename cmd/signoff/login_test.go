@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -37,25 +36,12 @@ var (
 
 // loginTestConfig: dev mode (CI requests with dev tokens) with the IdP;
 // %CLI% is the idp.cli_client_id line, or nothing.
-const loginTestConfig = `listen: %LISTEN%
-public_url: %PUBLIC%
-idp:
-  issuer: %ISSUER%
-  client_id: %CLIENTID%
-  client_secret: %CLIENTSECRET%
-  scopes: [openid, email, profile, groups, offline_access]
+const loginTestConfig = idpYAML + `  scopes: [openid, email, profile, groups, offline_access]
   token_encryption_key: login-test-token-encryption-key-0123456789
 %CLI%
-requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-auditors: {groups: [audit]}
+` + devRequestersYAML + `auditors: {groups: [audit]}
 actions:
-  deploy:
-    description: Deploy a service
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    params: {service: {required: true, pattern: "^[a-z-]+$"}}
-    approvers: {groups: [sre], min_approvals: 1}
-    ttl: 1h
+` + deployYAML + `    approvers: {groups: [sre], min_approvals: 1}
 log: {level: warn}
 `
 
@@ -78,18 +64,11 @@ func startLoginServer(t *testing.T, withCLI bool) *loginServer {
 	op.AddPublicClient(loginCLIClient)
 	op.AddUser(loginAuditor)
 	op.AddUser(loginSRE)
-	addr := freeLoopbackAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
 	cli := ""
 	if withCLI {
 		cli = "  cli_client_id: " + loginCLIClient
 	}
-	yaml := strings.NewReplacer("%LISTEN%", addr, "%PUBLIC%", "http://localhost:"+port, "%ISSUER%", op.Issuer,
-		"%CLIENTID%", testop.ClientID, "%CLIENTSECRET%", testop.ClientSecret, "%CLI%", cli).Replace(loginTestConfig)
-	cfgPath := writeConfig(t, yaml)
-	ts := startServeConfig(t, cfgPath, true)
-	ts.logOnFailure(t)
-	return &loginServer{testServer: ts, op: op}
+	return &loginServer{testServer: startWithIdP(t, op, loginTestConfig, "%CLI%", cli), op: op}
 }
 
 // loginURLRE finds the sign-in URL signoff login prints, on a line of its
@@ -102,7 +81,7 @@ func (s *loginServer) startLogin(t *testing.T) (string, *testenv.LogBuffer, <-ch
 	t.Helper()
 	stderr, res := runAsync("login", "--server", s.base, "--no-browser", "--timeout", "2m")
 	var authURL string
-	eventually(t, "signoff login to print the sign-in URL", func() bool {
+	waitFor(t, 20*time.Second, "signoff login to print the sign-in URL", func() bool {
 		select {
 		case r := <-res:
 			t.Fatalf("signoff login ended early: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -225,16 +204,7 @@ func (s *loginServer) exportAsCached(t *testing.T) (int, string, string) {
 // postRequest sends a create with a bearer token straight to the API.
 func postRequest(t *testing.T, base, token string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, base+"/v1/requests", strings.NewReader(`{"action":"deploy","params":{"service":"api"}}`))
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return bearerCall(t, http.MethodPost, base+"/v1/requests", token, `{"action":"deploy","params":{"service":"api"}}`)
 }
 
 func TestLoginCachesTheSignInAndRenewsIt(t *testing.T) {
@@ -300,7 +270,7 @@ func (s *loginServer) noSecretsIn(t *testing.T, what, text string) {
 // requestDeploy asks for a deploy as CI does, with a dev token.
 func (s *loginServer) requestDeploy(t *testing.T) {
 	t.Helper()
-	code, out, stderr := runCmd(t, "request", "--server", s.base, "--action", "deploy", "--param", "service=api", "--token", devToken(t, s.testServer))
+	code, out, stderr := runCmd(t, requestArgs(s.testServer, devToken(t, s.testServer))...)
 	if code != 0 {
 		t.Fatalf("request: exit %d\n%s\n%s", code, out, stderr)
 	}
@@ -339,7 +309,7 @@ func TestPersonTokenOrder(t *testing.T) {
 	}
 
 	// CI's signoff request never reads the sign-in.
-	code, _, stderr = runCmd(t, "request", "--server", s.base, "--action", "deploy", "--param", "service=api")
+	code, _, stderr = runCmd(t, deployArgs(s.testServer)...)
 	if code != exitUsage || !strings.Contains(stderr, "no token to authenticate with") {
 		t.Fatalf("request with only a login cached: exit %d\n%s", code, stderr)
 	}

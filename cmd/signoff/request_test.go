@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,18 +23,27 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-const requestTestConfig = `listen: 127.0.0.1:0
-storage: {driver: bolt, path: ./unused/signoff.db}
-requesters:
+// devRequestersYAML is the requesters section of the test configs: the
+// dev issuer's tokens, with the person in sub.
+const devRequestersYAML = `requesters:
   - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-auditors: {groups: [audit]}
-actions:
-  deploy:
+`
+
+// deployYAML begins the test configs' deploy action (under actions:): any
+// dev token may ask to deploy a service, named by a required parameter,
+// within an hour. Its approvers and notify follow it.
+const deployYAML = `  deploy:
     description: Deploy a service
     requesters: [{issuer: dev, claims: {sub: "*"}}]
     params: {service: {required: true, pattern: "^[a-z-]+$"}}
-    approvers: {groups: [sre], min_approvals: 1}
     ttl: 1h
+`
+
+const requestTestConfig = `listen: 127.0.0.1:0
+storage: {driver: bolt, path: ./unused/signoff.db}
+` + devRequestersYAML + `auditors: {groups: [audit]}
+actions:
+` + deployYAML + `    approvers: {groups: [sre], min_approvals: 1}
   quick:
     description: Expires almost at once
     requesters: [{issuer: dev, claims: {sub: "*"}}]
@@ -166,23 +176,11 @@ func runAsync(args ...string) (stderr *testenv.LogBuffer, result <-chan runResul
 	return stderr, ch
 }
 
-// eventually polls cond every 20ms until it holds or 20s pass.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // pendingRequest waits until svc holds a pending request and returns it.
 func pendingRequest(t *testing.T, svc *approvals.Service) storage.Request {
 	t.Helper()
 	var got storage.Request
-	eventually(t, "a pending request", func() bool {
+	waitFor(t, 20*time.Second, "a pending request", func() bool {
 		rs, err := svc.List(context.Background(), storage.RequestFilter{States: []storage.State{storage.StatePending}, Limit: 1})
 		if err != nil || len(rs) == 0 {
 			return false
@@ -205,14 +203,50 @@ func vote(t *testing.T, ts *testServer, id string, d storage.Decision) {
 	}
 }
 
+// deployArgs is the command line asking ts for a deploy of service api,
+// followed by extra.
+func deployArgs(ts *testServer, extra ...string) []string {
+	return append([]string{"request", "--server", ts.base, "--action", "deploy", "--param", "service=api"}, extra...)
+}
+
+// requestArgs is deployArgs with --token token.
 func requestArgs(ts *testServer, token string, extra ...string) []string {
-	return append([]string{"request", "--server", ts.base, "--action", "deploy", "--param", "service=api", "--token", token}, extra...)
+	return deployArgs(ts, append([]string{"--token", token}, extra...)...)
+}
+
+// bearerCall sends a request to the API with token as its bearer token and
+// body, if not empty, as its JSON body; it returns the answer's status and
+// body.
+func bearerCall(t *testing.T, method, url, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// startDevRequester clears the CI environment, starts a dev-mode server
+// and mints a dev token for it.
+func startDevRequester(t *testing.T) (*testServer, string) {
+	t.Helper()
+	clearCIEnv(t)
+	ts := startDevServer(t)
+	return ts, devToken(t, ts)
 }
 
 func TestRequestCreatesWithoutWaiting(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 	code, out, stderr := runCmd(t, requestArgs(ts, tok, "--reason", "release", "--link", "CI run=https://ci.example/run?id=1")...)
 	if code != 0 || !strings.Contains(out, "created request req_") || !strings.Contains(out, ts.base+"/dev") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, stderr)
@@ -233,14 +267,12 @@ func TestRequestCreatesWithoutWaiting(t *testing.T) {
 }
 
 func TestRequestWaitOutcomes(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 
 	t.Run("approved", func(t *testing.T) {
 		stderr, res := runAsync(requestArgs(ts, tok, "--wait", "--timeout", "60s", "--idempotency-key", "approve-1")...)
 		r := pendingRequest(t, ts.svc)
-		eventually(t, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+		waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
 		vote(t, ts, r.ID, storage.DecisionApprove)
 		got := <-res
 		if got.code != 0 || !strings.Contains(got.stdout, "approved: request "+r.ID) || !strings.Contains(got.stdout, "by Alice") {
@@ -263,15 +295,8 @@ func TestRequestWaitOutcomes(t *testing.T) {
 	t.Run("cancelled", func(t *testing.T) {
 		_, res := runAsync(requestArgs(ts, tok, "--wait", "--timeout", "60s", "--idempotency-key", "cancel-1")...)
 		r := pendingRequest(t, ts.svc)
-		req, _ := http.NewRequest("POST", ts.base+"/v1/requests/"+r.ID+"/cancel", nil)
-		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("cancel: %d", resp.StatusCode)
+		if status, _ := bearerCall(t, http.MethodPost, ts.base+"/v1/requests/"+r.ID+"/cancel", tok, ""); status != http.StatusOK {
+			t.Fatalf("cancel: %d", status)
 		}
 		if got := <-res; got.code != exitCancelled || !strings.Contains(got.stdout, "cancelled: request "+r.ID) {
 			t.Fatalf("exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
@@ -299,9 +324,7 @@ func TestRequestWaitOutcomes(t *testing.T) {
 }
 
 func TestRequestRefusalsExit3(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 	cases := []struct {
 		name string
 		args []string
@@ -325,7 +348,7 @@ func TestRequestRefusalsExit3(t *testing.T) {
 	}
 	// A token from $SIGNOFF_TOKEN works like --token.
 	t.Setenv("SIGNOFF_TOKEN", tok)
-	if code, _, stderr := runCmd(t, "request", "--server", ts.base, "--action", "deploy", "--param", "service=api"); code != 0 {
+	if code, _, stderr := runCmd(t, deployArgs(ts)...); code != 0 {
 		t.Fatalf("$SIGNOFF_TOKEN: %d %s", code, stderr)
 	}
 }
@@ -383,9 +406,7 @@ func TestRequestServerUnreachableExit1(t *testing.T) {
 }
 
 func TestRequestGitHubActionsToken(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 
 	var mu sync.Mutex
 	var calls int
@@ -412,7 +433,7 @@ func TestRequestGitHubActionsToken(t *testing.T) {
 	t.Setenv("GITHUB_RUN_ID", "9001")
 	t.Setenv("GITHUB_RUN_ATTEMPT", "1")
 	t.Setenv("GITHUB_JOB", "deploy")
-	args := []string{"request", "--server", ts.base, "--action", "deploy", "--param", "service=api", "--output", "json"}
+	args := deployArgs(ts, "--output", "json")
 
 	id := func(out string) string {
 		var v api.Request
@@ -455,16 +476,14 @@ func TestRequestGitHubActionsToken(t *testing.T) {
 }
 
 func TestRequestGitLabIDToken(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 	t.Setenv("SIGNOFF_ID_TOKEN", tok)
-	if code, _, stderr := runCmd(t, "request", "--server", ts.base, "--action", "deploy", "--param", "service=api"); code != 0 {
+	if code, _, stderr := runCmd(t, deployArgs(ts)...); code != 0 {
 		t.Fatalf("$SIGNOFF_ID_TOKEN: %d %s", code, stderr)
 	}
 	t.Setenv("SIGNOFF_ID_TOKEN", "")
 	t.Setenv("MY_ID_TOKEN", tok)
-	if code, _, stderr := runCmd(t, "request", "--server", ts.base, "--action", "deploy", "--param", "service=api", "--token-env", "MY_ID_TOKEN"); code != 0 {
+	if code, _, stderr := runCmd(t, deployArgs(ts, "--token-env", "MY_ID_TOKEN")...); code != 0 {
 		t.Fatalf("--token-env: %d %s", code, stderr)
 	}
 }
@@ -479,11 +498,11 @@ func TestRequestWaitSurvivesServerRestart(t *testing.T) {
 	tok := devToken(t, first)
 	stderr, res := runAsync(requestArgs(first, tok, "--wait", "--timeout", "2m")...)
 	r := pendingRequest(t, first.svc)
-	eventually(t, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
 	if err := first.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	eventually(t, "the client to notice the outage", func() bool { return strings.Contains(stderr.String(), "cannot reach signoff") })
+	waitFor(t, 20*time.Second, "the client to notice the outage", func() bool { return strings.Contains(stderr.String(), "cannot reach signoff") })
 
 	second := startTestServer(t, true, first.addr, db)
 	vote(t, second, r.ID, storage.DecisionApprove)
@@ -512,15 +531,8 @@ func TestDevTokensOnlyInDevMode(t *testing.T) {
 	}
 	// The dev server itself accepts it, with the claims asked for: the
 	// groups claim makes an auditor.
-	req, _ := http.NewRequest("GET", dev.base+"/v1/audit", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("auditor dev token: %d", resp.StatusCode)
+	if status, _ := bearerCall(t, http.MethodGet, dev.base+"/v1/audit", tok, ""); status != http.StatusOK {
+		t.Fatalf("auditor dev token: %d", status)
 	}
 	// Nobody runs at this address.
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -558,9 +570,7 @@ func TestDeriveIdempotencyKey(t *testing.T) {
 // TestAuditExportFromServer reads a running server's log over GET
 // /v1/audit with an auditor's token; the export verifies offline.
 func TestAuditExportFromServer(t *testing.T) {
-	clearCIEnv(t)
-	ts := startDevServer(t)
-	tok := devToken(t, ts)
+	ts, tok := startDevRequester(t)
 	if code, _, stderr := runCmd(t, requestArgs(ts, tok)...); code != 0 {
 		t.Fatalf("request: %s", stderr)
 	}

@@ -212,9 +212,7 @@ func TestRevokeUnderLoadSlack(t *testing.T) {
 	}
 	// Creators.
 	for c := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() {
 				if c == 0 {
 					close(requestCh)
@@ -239,12 +237,10 @@ func TestRevokeUnderLoadSlack(t *testing.T) {
 					}
 				}
 			}
-		}()
+		})
 	}
 	// Voters: alice and bob click Approve on each request of creator 0.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for id := range requestCh {
 			var inner sync.WaitGroup
 			for _, user := range []string{"U0ALICE", "U0BOB"} {
@@ -269,7 +265,7 @@ func TestRevokeUnderLoadSlack(t *testing.T) {
 			voted = append(voted, id)
 			mu.Unlock()
 		}
-	}()
+	})
 	count := func(list *[]string) int {
 		mu.Lock()
 		defer mu.Unlock()

@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +20,7 @@ import (
 	"github.com/slack-go/slack/slacktest"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 const slackE2ESecret = "e2e-signing-secret"
@@ -28,20 +29,13 @@ const slackE2ESecret = "e2e-signing-secret"
 // Slack workspace pointed at a slacktest stand-in; deploy needs two
 // approvals and is announced in channel C1.
 const slackE2EConfig = `listen: 127.0.0.1:0
-requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-slack:
+` + devRequestersYAML + `slack:
   bot_token: xoxb-e2e
   signing_secret: ` + slackE2ESecret + `
   team_id: T0E2E
   api_url: %API%
 actions:
-  deploy:
-    description: Deploy a service
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    params: {service: {required: true, pattern: "^[a-z-]+$"}}
-    approvers: {groups: [sre], min_approvals: 2}
-    ttl: 1h
+` + deployYAML + `    approvers: {groups: [sre], min_approvals: 2}
     notify: {slack: [C1]}
 dev:
   approvers:
@@ -187,15 +181,37 @@ func signedPost(t *testing.T, base, path, body string) {
 
 var linkURLRE = regexp.MustCompile(`http://[0-9.:]+/link/start\?id=[A-Za-z0-9_-]+`)
 
+// waitApprovedCard waits for a chat.update of request id's card that shows
+// it approved, without its Approve button; what names the card in the
+// failure.
+func (s *slackStandIn) waitApprovedCard(t *testing.T, id, what string) {
+	t.Helper()
+	waitFor(t, 30*time.Second, what, func() bool {
+		for _, u := range s.find("chat.update", id) {
+			if strings.Contains(strings.ToLower(u.Encode()), "approved") && !strings.Contains(u.Get("blocks"), "signoff_approve") {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// linkCommand is the form Slack posts when user (named name) types
+// /signoff link in channel C1 of workspace T0E2E; response names the
+// command's response URL and trigger is its trigger id.
+func linkCommand(user, name, response, trigger string) string {
+	return url.Values{
+		"token": {"unused"}, "team_id": {"T0E2E"}, "team_domain": {"acme"}, "channel_id": {"C1"}, "channel_name": {"deploys"},
+		"user_id": {user}, "user_name": {name}, "command": {"/signoff"}, "text": {"link"},
+		"response_url": {"https://hooks.slack.com/commands/T0E2E/" + response + "/x"}, "trigger_id": {trigger},
+	}.Encode()
+}
+
 // linkSlackUser runs `/signoff link` as user, opens the link it gets back
 // and signs in as person at the dev issuer.
 func linkSlackUser(t *testing.T, ts *testServer, slack *slackStandIn, user, person string) {
 	t.Helper()
-	signedPost(t, ts.base, "/slack/commands", url.Values{
-		"token": {"unused"}, "team_id": {"T0E2E"}, "team_domain": {"acme"}, "channel_id": {"C1"}, "channel_name": {"deploys"},
-		"user_id": {user}, "user_name": {person}, "command": {"/signoff"}, "text": {"link"},
-		"response_url": {"https://hooks.slack.com/commands/T0E2E/1/x"}, "trigger_id": {"1.2." + user},
-	}.Encode())
+	signedPost(t, ts.base, "/slack/commands", linkCommand(user, person, "1", "1.2."+user))
 	var link string
 	waitFor(t, 20*time.Second, "the link message", func() bool {
 		for _, c := range slack.find("chat.postEphemeral", user) {
@@ -208,17 +224,7 @@ func linkSlackUser(t *testing.T, ts *testServer, slack *slackStandIn, user, pers
 		}
 		return link != ""
 	})
-	b := newConsoleBrowser(t, ts.base)
-	resp, body := b.open(link)
-	page, action, csrf := signInPageRE.FindStringSubmatch(body), signInActRE.FindStringSubmatch(body), consoleCSRFRE.FindStringSubmatch(body)
-	if resp.StatusCode != http.StatusOK || page == nil || action == nil || csrf == nil {
-		t.Fatalf("sign-in page: %d at %s\n%s", resp.StatusCode, resp.Request.URL, body)
-	}
-	target, _ := resp.Request.URL.Parse(html.UnescapeString(action[1]))
-	_, body = b.read(b.c.PostForm(target.String(), url.Values{"page": {page[1]}, "csrf": {csrf[1]}, "person": {person}}))
-	if !strings.Contains(body, `data-outcome="linked"`) {
-		t.Fatalf("linking %s ended on:\n%s", user, body)
-	}
+	signIn(t, ts.base, link, person)
 }
 
 // clickPayload is a block_actions payload shaped like Slack's, from a
@@ -263,8 +269,7 @@ func TestSlackEndToEnd(t *testing.T) {
 	linkSlackUser(t, ts, slack, "U0BOB", "bob")
 
 	tok := devToken(t, ts)
-	stderr, result := runAsync("request", "--server", ts.base, "--action", "deploy", "--param", "service=api",
-		"--reason", "release <!channel>", "--token", tok, "--wait", "--timeout", "2m")
+	_, result := runAsync(requestArgs(ts, tok, "--reason", "release <!channel>", "--wait", "--timeout", "2m")...)
 	var id string
 	waitFor(t, 30*time.Second, "the card in Slack", func() bool {
 		posts := slack.find("chat.postMessage", "req_")
@@ -280,22 +285,10 @@ func TestSlackEndToEnd(t *testing.T) {
 
 	signedPost(t, ts.base, "/slack/interactions", clickPayload("U0ALICE", id, "signoff_approve", "111"))
 	signedPost(t, ts.base, "/slack/interactions", clickPayload("U0BOB", id, "signoff_approve", "222"))
-	select {
-	case res := <-result:
-		if res.code != 0 {
-			t.Fatalf("request --wait exited %d:\n%s", res.code, stderr)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("request --wait still waiting:\n%s", stderr)
+	if res := awaitCommand(t, result); res.code != 0 {
+		t.Fatalf("request --wait exited %d:\n%s", res.code, res.stderr)
 	}
-	waitFor(t, 30*time.Second, "the final card", func() bool {
-		for _, u := range slack.find("chat.update", id) {
-			if strings.Contains(strings.ToLower(u.Encode()), "approved") && !strings.Contains(u.Get("blocks"), "signoff_approve") {
-				return true
-			}
-		}
-		return false
-	})
+	slack.waitApprovedCard(t, id, "the final card")
 
 	recs := requestAudit(t, ts, id)
 	var votes int
@@ -308,25 +301,13 @@ func TestSlackEndToEnd(t *testing.T) {
 		}
 	}
 	if votes != 2 || !hasType(recs, audit.TypeRequestCreated) || !hasType(recs, audit.TypeRequestApproved) {
-		t.Fatalf("audit for %s: %v", id, typesOf(recs))
+		t.Fatalf("audit for %s: %v", id, testenv.AuditTypes(recs))
 	}
 }
 
+// hasType reports whether one of recs is of type typ.
 func hasType(recs []audit.Record, typ string) bool {
-	for _, r := range recs {
-		if r.Type == typ {
-			return true
-		}
-	}
-	return false
-}
-
-func typesOf(recs []audit.Record) []string {
-	out := make([]string, len(recs))
-	for i, r := range recs {
-		out[i] = r.Type
-	}
-	return out
+	return slices.Contains(testenv.AuditTypes(recs), typ)
 }
 
 // requestAudit reads one request's audit records from a running server

@@ -15,15 +15,14 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 // teamsE2EConfig: dev mode (approvers link at the dev issuer) with both a
 // Slack workspace (slacktest) and a Teams tenant (the Bot Framework
 // stand-in); deploy needs two approvals and is announced on both.
 const teamsE2EConfig = `listen: 127.0.0.1:0
-requesters:
-  - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
-auditors: {groups: [audit]}
+` + devRequestersYAML + `auditors: {groups: [audit]}
 slack:
   bot_token: xoxb-e2e
   signing_secret: ` + slackE2ESecret + `
@@ -37,12 +36,7 @@ teams:
   token_url: %TOKEN%
   service_url_hosts: [127.0.0.1]   # the stand-in's Bot Connector
 actions:
-  deploy:
-    description: Deploy a service
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    params: {service: {required: true, pattern: "^[a-z-]+$"}}
-    approvers: {groups: [sre], min_approvals: 2}
-    ttl: 1h
+` + deployYAML + `    approvers: {groups: [sre], min_approvals: 2}
     notify: {slack: [C1], teams: ["%CONV%"]}
 dev:
   approvers:
@@ -119,8 +113,7 @@ func TestTeamsEndToEnd(t *testing.T) {
 	sendActivity(t, ts.base, bf, bf.BotAdded(place, alice))
 
 	tok := devToken(t, ts)
-	stderr, result := runAsync("request", "--server", ts.base, "--action", "deploy", "--param", "service=api",
-		"--reason", "release [click](https://evil)", "--token", tok, "--wait", "--timeout", "2m")
+	_, result := runAsync(requestArgs(ts, tok, "--reason", "release [click](https://evil)", "--wait", "--timeout", "2m")...)
 	var cardID, id string
 	var approveData map[string]any
 	waitFor(t, 30*time.Second, "the Adaptive Card in Teams", func() bool {
@@ -156,13 +149,8 @@ func TestTeamsEndToEnd(t *testing.T) {
 			t.Fatalf("linked click by %s answered %s", u.Name, answer)
 		}
 	}
-	select {
-	case res := <-result:
-		if res.code != 0 {
-			t.Fatalf("request --wait exited %d:\n%s", res.code, stderr)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("request --wait still waiting:\n%s", stderr)
+	if res := awaitCommand(t, result); res.code != 0 {
+		t.Fatalf("request --wait exited %d:\n%s", res.code, res.stderr)
 	}
 
 	// Both cards end in the same final state.
@@ -175,14 +163,7 @@ func TestTeamsEndToEnd(t *testing.T) {
 		}
 		return false
 	})
-	waitFor(t, 30*time.Second, "the final Slack card", func() bool {
-		for _, u := range slack.find("chat.update", id) {
-			if strings.Contains(strings.ToLower(u.Encode()), "approved") && !strings.Contains(u.Get("blocks"), "signoff_approve") {
-				return true
-			}
-		}
-		return false
-	})
+	slack.waitApprovedCard(t, id, "the final Slack card")
 	// The reason reaches the card only as plain text: a TextRun, which
 	// Teams never reads as markdown, and nowhere as a live link.
 	for _, c := range bf.Posted() {
@@ -205,7 +186,7 @@ func TestTeamsEndToEnd(t *testing.T) {
 		}
 	}
 	if votes != 2 || refused != 2 || !hasType(recs, audit.TypeRequestApproved) {
-		t.Fatalf("audit for %s: %v", id, typesOf(recs))
+		t.Fatalf("audit for %s: %v", id, testenv.AuditTypes(recs))
 	}
 }
 

@@ -1,9 +1,11 @@
 // Package chattest holds what the test suites of the chat adapters
 // (bot/slackbot, bot/teamsbot) share: the approval policy, requester and
 // identities they vote with, a fake account-link resolver, helpers around
-// the approvals service and its audit log, and the setup of a fuzz target
-// (a store kept in memory, a logger that only keeps panics, a transport
-// confined to the platform's stand-in, the audit log verified as it grows).
+// the approvals service and its audit log (Env, and the checks both
+// adapters make of the same outcome), the headers of a signed Slack
+// callback, and the setup of a fuzz target (a store kept in memory, a
+// logger that only keeps panics, a transport confined to the platform's
+// stand-in, the audit log verified as it grows).
 //
 // It is for tests only; no production code may import it.
 package chattest

@@ -3,7 +3,6 @@ package chattest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -14,8 +13,8 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -34,8 +33,7 @@ type Fuzz struct {
 	Logger *slog.Logger
 
 	panics *panicLog
-	audit  *audit.Verifier
-	seq    uint64
+	tail   *testenv.AuditTail
 }
 
 // NewFuzz opens the store (closed when tb ends) and starts the approvals
@@ -47,7 +45,7 @@ func NewFuzz(tb testing.TB, pol *policy.Policy, platform string) *Fuzz {
 		tb.Fatalf("open store: %v", err)
 	}
 	tb.Cleanup(func() { _ = st.Close() })
-	f := &Fuzz{Clock: clock.NewFake(T0), Store: st, panics: &panicLog{}, audit: audit.NewVerifier(audit.VerifyOptions{})}
+	f := &Fuzz{Clock: clock.NewFake(T0), Store: st, panics: &panicLog{}, tail: testenv.NewAuditTail(st)}
 	f.Logger = slog.New(f.panics)
 	f.Svc = approvals.New(st, pol, approvals.Options{Clock: f.Clock, Logger: f.Logger, Platforms: []string{platform}})
 	return f
@@ -75,6 +73,22 @@ func (f *Fuzz) Create(tb testing.TB, action string, params map[string]string, re
 	return r
 }
 
+// CreateEach creates one request of each action, without a reason and
+// with DeployParams for deploy-prod (no parameters for any other), and
+// returns their ids in the same order.
+func (f *Fuzz) CreateEach(tb testing.TB, actions ...string) []string {
+	tb.Helper()
+	ids := make([]string, 0, len(actions))
+	for _, a := range actions {
+		var params map[string]string
+		if a == "deploy-prod" {
+			params = DeployParams()
+		}
+		ids = append(ids, f.Create(tb, a, params, "").ID)
+	}
+	return ids
+}
+
 // Panics returns the panics logged since the last call.
 func (f *Fuzz) Panics() []string { return f.panics.take() }
 
@@ -83,23 +97,11 @@ func (f *Fuzz) Panics() []string { return f.panics.take() }
 // the ones before.
 func (f *Fuzz) CheckAudit(tb testing.TB) {
 	tb.Helper()
-	err := f.Store.AuditRecords(context.Background(), f.seq+1, func(seq uint64, line []byte) error {
-		if len(line) > audit.MaxLineBytes {
-			return fmt.Errorf("audit record %d is %d bytes, longer than audit.MaxLineBytes", seq, len(line))
-		}
-		if err := f.audit.Add(line); err != nil {
-			return err
-		}
-		f.seq = seq
-		return nil
-	})
-	if err != nil {
-		tb.Fatalf("the audit log no longer verifies: %v", err)
-	}
+	f.tail.Check(tb)
 }
 
 // AuditSeq is the sequence number of the last record CheckAudit took.
-func (f *Fuzz) AuditSeq() uint64 { return f.seq }
+func (f *Fuzz) AuditSeq() uint64 { return f.tail.Seq() }
 
 // panicLog is a slog handler that keeps the error records about panics.
 type panicLog struct {

@@ -3,9 +3,6 @@ package jwks_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -156,6 +153,38 @@ func newCache(is *issuer, clk clock.Clock, edit func(*jwks.Options)) *jwks.Cache
 	return jwks.New(opts)
 }
 
+// start serves keys from a new plain-http issuer and returns a cache of
+// them (newCache's options changed by edit) on a fake clock, after one
+// verification by the first key, with its kid and alg, that downloads the
+// set.
+func start(t testing.TB, edit func(*jwks.Options), keys ...published) (*issuer, *clock.Fake, *jwks.Cache) {
+	t.Helper()
+	is := newIssuer(t, false, keys...)
+	clk := clock.NewFake(t0)
+	c := newCache(is, clk, edit)
+	first := keys[0]
+	mustVerify(t, c, sign(t, first.priv, jose.SignatureAlgorithm(first.alg), first.kid))
+	return is, clk, c
+}
+
+// wantKeyHits fails t unless the issuer's key set has been fetched want
+// times.
+func wantKeyHits(t testing.TB, is *issuer, want int, why string) {
+	t.Helper()
+	if n := is.keyHits.Load(); int(n) != want {
+		t.Fatalf("key set fetched %d times, want %d%s", n, want, why)
+	}
+}
+
+// refused verifies jws and fails t unless the error is kind; it returns
+// the error.
+func refused(t testing.TB, c *jwks.Cache, jws *jose.JSONWebSignature, kind error) error {
+	t.Helper()
+	_, _, err := c.Verify(context.Background(), jws)
+	wantErr(t, err, kind)
+	return err
+}
+
 // sign returns a parsed compact JWS of payload by priv with alg, naming
 // kid in its header (no kid when empty).
 func sign(t testing.TB, priv crypto.Signer, alg jose.SignatureAlgorithm, kid string) *jose.JSONWebSignature {
@@ -189,51 +218,29 @@ func wantErr(t testing.TB, err, kind error) {
 
 func TestUnknownKidRefreshIsPaced(t *testing.T) {
 	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
-	is := newIssuer(t, false, k1)
-	clk := clock.NewFake(t0)
-	c := newCache(is, clk, nil)
-	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
-
-	spray := func() {
-		var wg sync.WaitGroup
-		for i := range 200 {
-			wg.Go(func() {
-				_, _, err := c.Verify(context.Background(), sign(t, k1.priv, jose.RS256, fmt.Sprintf("rogue-%d", i)))
-				if !errors.Is(err, jwks.ErrUnknownKey) {
-					t.Errorf("random kid: err = %v, want ErrUnknownKey", err)
-				}
-			})
-		}
-		wg.Wait()
-	}
-	spray()
-	if n := is.keyHits.Load(); n != 1 {
-		t.Fatalf("key set fetched %d times after a spray within the interval, want 1", n)
-	}
-	clk.Advance(time.Minute)
-	spray()
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times after a spray in the next interval, want 2", n)
-	}
-	clk.Advance(30 * time.Second)
-	spray()
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times, want still 2", n)
-	}
+	is, clk, c := start(t, nil, k1)
+	testkeys.CheckPacedRefresh(t, testkeys.PacedRefresh{
+		Tokens: 200,
+		Verify: func(i int) error {
+			_, _, err := c.Verify(context.Background(), sign(t, k1.priv, jose.RS256, fmt.Sprintf("rogue-%d", i)))
+			return err
+		},
+		Refused: func(err error) bool { return errors.Is(err, jwks.ErrUnknownKey) },
+		Hits:    func() int { return int(is.keyHits.Load()) },
+		Advance: clk.Advance,
+		Next:    time.Minute,
+		Within:  30 * time.Second,
+	})
 }
 
 func TestUnknownKidRefreshPicksUpRotatedKey(t *testing.T) {
 	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
-	k2 := published{kid: "k2", alg: "ES256", priv: newEC(t)}
-	is := newIssuer(t, false, k1)
-	clk := clock.NewFake(t0)
-	c := newCache(is, clk, nil)
-	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
+	k2 := published{kid: "k2", alg: "ES256", priv: testkeys.New(t, "", jose.ES256).Priv}
+	is, clk, c := start(t, nil, k1)
 	is.set(func(is *issuer) { is.keys = []published{k1, k2} })
 
 	clk.Advance(10 * time.Second)
-	_, _, err := c.Verify(context.Background(), sign(t, k2.priv, jose.ES256, "k2"))
-	wantErr(t, err, jwks.ErrUnknownKey)
+	err := refused(t, c, sign(t, k2.priv, jose.ES256, "k2"), jwks.ErrUnknownKey)
 	var fetchErr *jwks.FetchError
 	if errors.As(err, &fetchErr) {
 		t.Errorf("unknown kid after a good download names a failed one: %v", err)
@@ -242,32 +249,23 @@ func TestUnknownKidRefreshPicksUpRotatedKey(t *testing.T) {
 	clk.Advance(50 * time.Second)
 	mustVerify(t, c, sign(t, k2.priv, jose.ES256, "k2"))
 	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times, want 2", n)
-	}
+	wantKeyHits(t, is, 2, "")
 }
 
 func TestKnownKidFailuresDoNotRefetch(t *testing.T) {
 	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
-	is := newIssuer(t, false, k1)
-	clk := clock.NewFake(t0)
-	c := newCache(is, clk, nil)
-	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
+	is, clk, c := start(t, nil, k1)
 	clk.Advance(2 * time.Minute)
 
 	// Another key claiming k1's id: the signature is bad.
-	_, _, err := c.Verify(context.Background(), sign(t, rsaKeys()[1], jose.RS256, "k1"))
-	wantErr(t, err, jwks.ErrBadSignature)
+	refused(t, c, sign(t, rsaKeys()[1], jose.RS256, "k1"), jwks.ErrBadSignature)
 	// k1's own key, but with an algorithm it is not published for.
-	_, _, err = c.Verify(context.Background(), sign(t, k1.priv, jose.PS256, "k1"))
-	wantErr(t, err, jwks.ErrAlgorithmMismatch)
-	if n := is.keyHits.Load(); n != 1 {
-		t.Fatalf("key set fetched %d times, want 1: a known kid never triggers a download", n)
-	}
+	refused(t, c, sign(t, k1.priv, jose.PS256, "k1"), jwks.ErrAlgorithmMismatch)
+	wantKeyHits(t, is, 1, ": a known kid never triggers a download")
 }
 
 func TestNoKidTriesEveryKey(t *testing.T) {
-	k1 := published{kid: "k1", alg: "ES256", priv: newEC(t)}
+	k1 := published{kid: "k1", alg: "ES256", priv: testkeys.New(t, "", jose.ES256).Priv}
 	k2 := published{kid: "k2", priv: rsaKeys()[0]}
 	is := newIssuer(t, false, k1, k2)
 	clk := clock.NewFake(t0)
@@ -278,31 +276,22 @@ func TestNoKidTriesEveryKey(t *testing.T) {
 	// Without a kid no key matches: a bad signature, after one (paced)
 	// download.
 	clk.Advance(time.Minute)
-	_, _, err := c.Verify(context.Background(), sign(t, rsaKeys()[1], jose.RS256, ""))
-	wantErr(t, err, jwks.ErrBadSignature)
+	err := refused(t, c, sign(t, rsaKeys()[1], jose.RS256, ""), jwks.ErrBadSignature)
 	if errors.Is(err, jwks.ErrAlgorithmMismatch) || errors.Is(err, jwks.ErrUnknownKey) {
 		t.Fatalf("err = %v, want only ErrBadSignature", err)
 	}
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times, want 2", n)
-	}
+	wantKeyHits(t, is, 2, "")
 }
 
 func TestStaleKeysKeptAfterFailedRefresh(t *testing.T) {
 	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
-	is := newIssuer(t, false, k1)
-	clk := clock.NewFake(t0)
-	c := newCache(is, clk, nil)
-	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
+	is, clk, c := start(t, nil, k1)
 
 	is.set(func(is *issuer) { is.keyStatus = http.StatusInternalServerError })
 	clk.Advance(time.Hour)
 	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times, want 2 (a refresh once the keys were old)", n)
-	}
-	_, _, err := c.Verify(context.Background(), sign(t, rsaKeys()[1], jose.RS256, "k2"))
-	wantErr(t, err, jwks.ErrUnknownKey)
+	wantKeyHits(t, is, 2, " (a refresh once the keys were old)")
+	err := refused(t, c, sign(t, rsaKeys()[1], jose.RS256, "k2"), jwks.ErrUnknownKey)
 	var fetchErr *jwks.FetchError
 	if !errors.As(err, &fetchErr) || fetchErr.URL != is.keysURL() || !strings.Contains(fetchErr.Error(), "500") {
 		t.Fatalf("err = %v, want one naming the failed download", err)
@@ -312,20 +301,14 @@ func TestStaleKeysKeptAfterFailedRefresh(t *testing.T) {
 func TestMaxAgeDropsWithdrawnKeys(t *testing.T) {
 	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
 	k2 := published{kid: "k2", alg: "RS256", priv: rsaKeys()[1]}
-	is := newIssuer(t, false, k1)
-	clk := clock.NewFake(t0)
-	c := newCache(is, clk, func(o *jwks.Options) { o.MaxAge = 10 * time.Minute })
-	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
+	is, clk, c := start(t, func(o *jwks.Options) { o.MaxAge = 10 * time.Minute }, k1)
 	is.set(func(is *issuer) { is.keys = []published{k2} })
 
 	clk.Advance(9 * time.Minute)
 	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1")) // still fresh
 	clk.Advance(time.Minute)
-	_, _, err := c.Verify(context.Background(), sign(t, k1.priv, jose.RS256, "k1"))
-	wantErr(t, err, jwks.ErrUnknownKey)
-	if n := is.keyHits.Load(); n != 2 {
-		t.Fatalf("key set fetched %d times, want 2", n)
-	}
+	refused(t, c, sign(t, k1.priv, jose.RS256, "k1"), jwks.ErrUnknownKey)
+	wantKeyHits(t, is, 2, "")
 }
 
 func TestUnavailableUntilFirstDownload(t *testing.T) {
@@ -345,11 +328,8 @@ func TestUnavailableUntilFirstDownload(t *testing.T) {
 	// back.
 	is.set(func(is *issuer) { is.keyStatus = 0 })
 	clk.Advance(5 * time.Second)
-	_, _, err = c.Verify(context.Background(), sign(t, k1.priv, jose.RS256, "k1"))
-	wantErr(t, err, jwks.ErrUnavailable)
-	if n := is.keyHits.Load(); n != 1 {
-		t.Fatalf("key set fetched %d times, want 1 (retry too early)", n)
-	}
+	refused(t, c, sign(t, k1.priv, jose.RS256, "k1"), jwks.ErrUnavailable)
+	wantKeyHits(t, is, 1, " (retry too early)")
 	clk.Advance(5 * time.Second)
 	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
 }
@@ -388,9 +368,7 @@ func TestConcurrentCallersShareOneDownload(t *testing.T) {
 	close(gate)
 	wg.Wait()
 	mustVerify(t, c, jws)
-	if n := is.keyHits.Load(); n != 1 {
-		t.Fatalf("key set fetched %d times, want 1", n)
-	}
+	wantKeyHits(t, is, 1, "")
 }
 
 func TestEndorsements(t *testing.T) {
@@ -442,8 +420,7 @@ func TestMetadataNamesTheKeySet(t *testing.T) {
 	c := newCache(is, clk, func(o *jwks.Options) { o.URL, o.MetadataURL = "", is.metadataURL() })
 	mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1"))
 	clk.Advance(time.Minute)
-	_, _, err := c.Verify(context.Background(), sign(t, k1.priv, jose.RS256, "rogue"))
-	wantErr(t, err, jwks.ErrUnknownKey)
+	refused(t, c, sign(t, k1.priv, jose.RS256, "rogue"), jwks.ErrUnknownKey)
 	// Every download reads the metadata first.
 	if m, k := is.metaHits.Load(), is.keyHits.Load(); m != 2 || k != 2 {
 		t.Fatalf("metadata fetched %d times, key set %d; want 2, 2", m, k)
@@ -477,18 +454,12 @@ func TestMetadataWithABadJWKSURI(t *testing.T) {
 }
 
 func TestFetchKeepsOnlyUsablePublicKeys(t *testing.T) {
-	weak, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, ed, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	weak := testkeys.RSA(t, 1024)
+	ed := testkeys.New(t, "", jose.EdDSA).Priv
 	is := newIssuer(t, false,
 		published{kid: "rsa", alg: "RS256", use: "sig", priv: rsaKeys()[0]},
 		published{kid: "rsa-no-alg", priv: rsaKeys()[1]},
-		published{kid: "ec", alg: "ES256", priv: newEC(t)},
+		published{kid: "ec", alg: "ES256", priv: testkeys.New(t, "", jose.ES256).Priv},
 		published{kid: "ed", priv: ed},
 		published{kid: "weak", priv: weak},
 		published{kid: "enc", use: "enc", priv: rsaKeys()[2]},
@@ -506,14 +477,7 @@ func TestFetchKeepsOnlyUsablePublicKeys(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var ids []string
-		for _, k := range keys {
-			ids = append(ids, k.KeyID)
-			if !k.IsPublic() {
-				t.Errorf("key %s is not public", k.KeyID)
-			}
-		}
-		if got := strings.Join(ids, " "); got != tc.want {
+		if got := strings.Join(testkeys.PublicKeyIDs(t, keys), " "); got != tc.want {
 			t.Errorf("algorithms %v: kept %q, want %q", tc.algs, got, tc.want)
 		}
 	}
@@ -546,19 +510,9 @@ func TestStaticNeverFetches(t *testing.T) {
 	priv := rsaKeys()[0]
 	c := jwks.Static(jwks.Key{JSONWebKey: jose.JSONWebKey{Key: &priv.PublicKey, KeyID: "k1", Algorithm: "RS256"}})
 	mustVerify(t, c, sign(t, priv, jose.RS256, "k1"))
-	_, _, err := c.Verify(context.Background(), sign(t, priv, jose.RS256, "k2"))
-	wantErr(t, err, jwks.ErrUnknownKey)
+	err := refused(t, c, sign(t, priv, jose.RS256, "k2"), jwks.ErrUnknownKey)
 	var fetchErr *jwks.FetchError
 	if errors.As(err, &fetchErr) {
 		t.Fatalf("a static cache reported a download: %v", err)
 	}
-}
-
-func newEC(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
 }

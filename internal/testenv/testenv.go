@@ -1,6 +1,7 @@
 // Package testenv holds helpers shared by the test suites of several
 // packages: a real bbolt store in a temporary directory, a discard logger,
-// and the audit log read back as verified, parsed records.
+// and the audit log read back as verified, parsed records (or verified as
+// it grows, AuditTail).
 //
 // It is for tests only; no production code may import it.
 package testenv

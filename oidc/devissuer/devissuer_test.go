@@ -2,11 +2,7 @@ package devissuer_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -23,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 )
@@ -282,18 +279,7 @@ func TestKeyPersistsAcrossRestarts(t *testing.T) {
 }
 
 func TestLoadsOperatorSuppliedKeys(t *testing.T) {
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, edKey, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rsaKey, edKey, ecKey := testkeys.RSA(t, 2048), testkeys.Ed25519(t), testkeys.EC(t, elliptic.P256())
 	sec1, err := x509.MarshalECPrivateKey(ecKey)
 	if err != nil {
 		t.Fatal(err)
@@ -348,14 +334,7 @@ func TestNewRefuses(t *testing.T) {
 		}
 		return p
 	}
-	weak, err := rsa.GenerateKey(rand.Reader, 1024)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
+	weak, p384 := testkeys.RSA(t, 1024), testkeys.EC(t, elliptic.P384())
 	der384, _ := x509.MarshalPKCS8PrivateKey(p384)
 	cases := map[string]struct {
 		issuer, keyFile, want string

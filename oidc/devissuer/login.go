@@ -21,6 +21,7 @@ import (
 
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/webpage"
+	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
 
 // Paths of the sign-in endpoints, relative to the issuer URL's path, served
@@ -317,7 +318,7 @@ func (i *Issuer) authorize(l *login, w http.ResponseWriter, r *http.Request) {
 	if acr := strings.Fields(q.Get("acr_values")); len(acr) > 0 {
 		req.acr = acr[0]
 	}
-	pageID, err := randomToken()
+	pageID, err := idtoken.RandomToken()
 	if err != nil {
 		i.errorPage(w, http.StatusInternalServerError, "Internal error", err.Error())
 		return
@@ -335,10 +336,10 @@ func (i *Issuer) authorize(l *login, w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cookie := ""
-	if c, err := r.Cookie(loginCookie); err == nil && validToken(c.Value) {
+	if c, err := r.Cookie(loginCookie); err == nil && idtoken.ValidToken(c.Value) {
 		cookie = c.Value
 	} else {
-		if cookie, err = randomToken(); err != nil {
+		if cookie, err = idtoken.RandomToken(); err != nil {
 			i.errorPage(w, http.StatusInternalServerError, "Internal error", err.Error())
 			return
 		}
@@ -373,7 +374,7 @@ func (i *Issuer) signIn(l *login, w http.ResponseWriter, r *http.Request) {
 	if c, err := r.Cookie(loginCookie); err == nil {
 		cookie = c.Value
 	}
-	if cookie == "" || !validToken(pageID) || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(l.csrfToken(pageID, cookie))) {
+	if cookie == "" || !idtoken.ValidToken(pageID) || !hmac.Equal([]byte(r.PostForm.Get("csrf")), []byte(l.csrfToken(pageID, cookie))) {
 		i.errorPage(w, http.StatusForbidden, "This sign-in form is not valid",
 			"It did not come from the sign-in page shown to this browser, so it may be forged. Start the sign-in again from signoff.")
 		return
@@ -401,7 +402,7 @@ func (i *Issuer) signIn(l *login, w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("%q is not one of the people the dev issuer signs in. Start the sign-in again from signoff.", name))
 		return
 	}
-	code, err := randomToken()
+	code, err := idtoken.RandomToken()
 	if err != nil {
 		i.errorPage(w, http.StatusInternalServerError, "Internal error", err.Error())
 		return
@@ -584,7 +585,7 @@ func (i *Issuer) token(l *login, w http.ResponseWriter, r *http.Request) {
 		tokenError(w, http.StatusInternalServerError, "server_error", "the ID token could not be signed")
 		return
 	}
-	access, err := randomToken()
+	access, err := idtoken.RandomToken()
 	if err != nil {
 		tokenError(w, http.StatusInternalServerError, "server_error", "no random bytes")
 		return
@@ -617,22 +618,9 @@ func writeTokenJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(body)
 }
 
-// randomToken returns 256 random bits, base64url without padding.
-func randomToken() (string, error) {
-	var b [32]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("devissuer: reading random bytes: %w", err)
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:]), nil
-}
-
-// validToken reports whether s looks like a randomToken.
-func validToken(s string) bool {
-	return len(s) == 43 && isBase64URL(s)
-}
-
-// validChallenge reports whether s can be an S256 code challenge.
-func validChallenge(s string) bool { return validToken(s) }
+// validChallenge reports whether s can be an S256 code challenge: a
+// SHA-256 hash, base64url without padding, of the form of a random token.
+func validChallenge(s string) bool { return idtoken.ValidToken(s) }
 
 // validVerifier checks a PKCE code verifier's form (RFC 7636 §4.1).
 func validVerifier(s string) bool {
@@ -650,15 +638,6 @@ func validVerifier(s string) bool {
 func validMaxAge(s string) bool {
 	n, err := strconv.ParseInt(s, 10, 64)
 	return err == nil && n >= 0
-}
-
-func isBase64URL(s string) bool {
-	for _, c := range []byte(s) {
-		if !(isAlnum(c) || c == '-' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 func isAlnum(c byte) bool {

@@ -579,47 +579,48 @@ func TestTokenRefusals(t *testing.T) {
 		status, m := s.redeem(t, s.tokenForm(code, verifier))
 		want(t, "expired code", status, m, http.StatusBadRequest, "invalid_grant")
 	})
-	t.Run("wrong redirect_uri", func(t *testing.T) {
-		code, verifier := fresh()
-		f := s.tokenForm(code, verifier)
-		f.Set("redirect_uri", s.srv.URL+"/elsewhere")
-		status, m := s.redeem(t, f)
-		want(t, "wrong redirect_uri", status, m, http.StatusBadRequest, "invalid_grant")
-	})
-	t.Run("wrong client_id", func(t *testing.T) {
-		code, verifier := fresh()
-		f := s.tokenForm(code, verifier)
-		f.Set("client_id", "someone-else")
-		status, m := s.redeem(t, f)
-		want(t, "wrong client_id", status, m, http.StatusUnauthorized, "invalid_client")
-		// A refused client does not use the code up.
-		if status, m := s.redeem(t, s.tokenForm(code, verifier)); status != http.StatusOK {
-			t.Fatalf("redeem after a refused client: %d %v", status, m)
-		}
-	})
-	t.Run("client secret", func(t *testing.T) {
-		code, verifier := fresh()
-		f := s.tokenForm(code, verifier)
-		f.Set("client_secret", "guess")
-		status, m := s.redeem(t, f)
-		want(t, "client secret", status, m, http.StatusUnauthorized, "invalid_client")
-	})
+	// A form with one field changed.
+	for _, tc := range []struct {
+		name, field, value string
+		status             int
+		err                string
+		// codeKept: the refusal does not use the code up.
+		codeKept bool
+	}{
+		{"wrong redirect_uri", "redirect_uri", s.srv.URL + "/elsewhere", http.StatusBadRequest, "invalid_grant", false},
+		{"wrong client_id", "client_id", "someone-else", http.StatusUnauthorized, "invalid_client", true},
+		{"client secret", "client_secret", "guess", http.StatusUnauthorized, "invalid_client", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, verifier := fresh()
+			f := s.tokenForm(code, verifier)
+			f.Set(tc.field, tc.value)
+			status, m := s.redeem(t, f)
+			want(t, tc.name, status, m, tc.status, tc.err)
+			if !tc.codeKept {
+				return
+			}
+			if status, m := s.redeem(t, s.tokenForm(code, verifier)); status != http.StatusOK {
+				t.Fatalf("redeem after a refused client: %d %v", status, m)
+			}
+		})
+	}
 	t.Run("basic auth", func(t *testing.T) {
 		// x/oauth2 first tries the client id as the Basic user with an
 		// empty password; that must work for a public client.
 		code, verifier := fresh()
 		f := s.tokenForm(code, verifier)
 		f.Del("client_id")
-		req, _ := http.NewRequest(http.MethodPost, s.srv.URL+"/dev/oidc/token", strings.NewReader(f.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(devissuer.DefaultClientID, "")
-		if r := do(t, http.DefaultClient, req); r.status != http.StatusOK {
+		redeem := func(password string) response {
+			req, _ := http.NewRequest(http.MethodPost, s.srv.URL+"/dev/oidc/token", strings.NewReader(f.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth(devissuer.DefaultClientID, password)
+			return do(t, http.DefaultClient, req)
+		}
+		if r := redeem(""); r.status != http.StatusOK {
 			t.Fatalf("basic auth: %d %s", r.status, r.body)
 		}
-		req, _ = http.NewRequest(http.MethodPost, s.srv.URL+"/dev/oidc/token", strings.NewReader(f.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth(devissuer.DefaultClientID, "secret")
-		if r := do(t, http.DefaultClient, req); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
+		if r := redeem("secret"); r.status != http.StatusUnauthorized || r.header.Get("WWW-Authenticate") == "" {
 			t.Fatalf("basic auth with a secret: %d %s", r.status, r.body)
 		}
 	})

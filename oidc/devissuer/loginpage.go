@@ -21,17 +21,25 @@ button.cancel{background:#fff;border-color:#c5c9d0}
 .note{background:#f7f5ff;border-left:4px solid #5b4bc4;padding:.5rem .8rem;font-size:.9rem}
 </style>`
 
-var signInTemplate = template.Must(template.New("signin").Parse(`<!doctype html>
+// page is the template of a dev issuer page named name: title (template
+// text) heads it, main (template text, ending in a newline) is its body.
+func page(name, title, main string) *template.Template {
+	return template.Must(template.New(name).Parse(`<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>Sign in · signoff dev issuer</title>
+<title>` + title + ` · signoff dev issuer</title>
 ` + pageStyle + `
 </head>
 <body>
-<main id="signin">
+` + main + `</body>
+</html>
+`))
+}
+
+var signInTemplate = page("signin", "Sign in", `<main id="signin">
 <h1>Sign in to {{.ClientID}}</h1>
 <p class="meta">Dev issuer {{.Issuer}} · you return to {{.Redirect}}</p>
 <p class="note">Dev mode: pick who you are. There is no password; every sign-in here counts as a fresh multi-factor sign-in{{if .Fresh}} (the client asked for one){{end}}{{if .ACR}}, at level {{.ACR}}{{end}}.</p>
@@ -47,25 +55,11 @@ var signInTemplate = template.Must(template.New("signin").Parse(`<!doctype html>
 <button class="cancel" type="submit" name="cancel" value="1">Cancel</button>
 </form>
 </main>
-</body>
-</html>
-`))
+`)
 
-var errorTemplate = template.Must(template.New("error").Parse(`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<title>{{.Title}} · signoff dev issuer</title>
-` + pageStyle + `
-</head>
-<body>
-<main id="error" class="error">
+var errorTemplate = page("error", "{{.Title}}", `<main id="error" class="error">
 <h1>{{.Title}}</h1>
 <p>{{.Detail}}</p>
 <p class="meta">signoff dev issuer</p>
 </main>
-</body>
-</html>
-`))
+`)

@@ -192,13 +192,7 @@ func TestAttackRefusedBindingCannotBeReplayedRefused(t *testing.T) {
 	e.op.AddUser(mallory)
 	attacker := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UMALLORY"}
 	e.own(attacker, mallory)
-	b := newBrowser(t)
-	b.stopAtCallback = true
-	b.open(e.begin(attacker))
-	b.login(alice.Username, alice.Password, "")
-	if b.callback == "" {
-		t.Fatal("the IdP did not answer")
-	}
+	b := e.signInUntilCallback(attacker, alice)
 	status, body := b.get(b.callback)
 	wantStatus(t, "refused binding", status, http.StatusForbidden, body)
 
@@ -226,15 +220,13 @@ func TestAttackConcurrentLinksOfOneIdentityRefused(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 20)
 	for i := range 20 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			errs <- e.svc.SaveLink(context.Background(), storage.IdentityLink{
 				Platform: "slack", Workspace: "T1", PlatformUser: fmt.Sprintf("U%02d", i),
 				Issuer: e.op.Issuer, Subject: "sub-alice", Email: alice.Email, Groups: alice.Groups,
 				LinkedAt: now, VerifiedAt: now, MatchedBy: linkflow.MatchedByEmail,
 			}, "")
-		}()
+		})
 	}
 	wg.Wait()
 	close(errs)
@@ -325,16 +317,7 @@ func TestAttackUnlinkedClickFloodIsBoundedRefused(t *testing.T) {
 // cannot see this, so at least log a warning when a listed claim arrives
 // with a non-string type.
 func TestAttackArrayPersonClaimEvadesSelfApproval(t *testing.T) {
-	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
-	octo := testop.User{Username: "ocho", Password: "ocho-pw", Email: "o.cho@example.com", Name: "O Cho", Groups: []string{"sre"},
-		Extra: map[string]any{"github_login": []any{"OctoCat"}}}
-	e.op.AddUser(octo)
-	e.linkAs(slackU1, octo)
-	r := e.create("deploy") // requested by the GitHub actor "octocat"
-	id, err := e.resolve(slackU1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, _, r, id := linkOcho(t, []any{"OctoCat"})
 	res, err := e.vote(slackU1, id, r.ID)
 	if !errors.Is(err, approvals.ErrSelfApproval) {
 		t.Errorf("the requester (github_login [\"OctoCat\"] at the IdP) voted on their own request: counted=%v err=%v person_claims=%v", res.Counted, err, id.PersonClaims)

@@ -197,20 +197,20 @@ func TestLookupFailureLinksNothing(t *testing.T) {
 			e.linkAs(slackU1, alice)
 		})
 	}
-	t.Run("unknown account", func(t *testing.T) {
-		e := newEnv(t)
-		ghost := linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UGHOST"}
-		status, body := e.completeAs(e.begin(ghost), alice)
-		wantStatus(t, "link of an account the platform does not know", status, http.StatusForbidden, body)
-		e.noLink(ghost)
-	})
-	t.Run("no directory for the platform", func(t *testing.T) {
-		e := newEnv(t)
-		other := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice"}
-		status, body := e.completeAs(e.begin(other), alice)
-		wantStatus(t, "link on a platform without a directory", status, http.StatusForbidden, body)
-		e.noLink(other)
-	})
+	for _, tc := range []struct {
+		name, what string
+		account    linkflow.PlatformUser
+	}{
+		{"unknown account", "link of an account the platform does not know", linkflow.PlatformUser{Platform: "slack", Workspace: "T1", UserID: "UGHOST"}},
+		{"no directory for the platform", "link on a platform without a directory", linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-alice"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			status, body := e.completeAs(e.begin(tc.account), alice)
+			wantStatus(t, tc.what, status, http.StatusForbidden, body)
+			e.noLink(tc.account)
+		})
+	}
 }
 
 // TestEntraObjectID: with an oid claim (Entra ID) the Teams account's
@@ -329,8 +329,7 @@ func TestOlderLinksAreRechecked(t *testing.T) {
 // workspace linking the same identity replaces the first, audited; in
 // another workspace both stay.
 func TestOneChatAccountPerIdentity(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	e.linkAs(slackU2, alice)
 	e.noLink(slackU1)
 	e.mustLink(slackU2)
@@ -361,8 +360,7 @@ func TestConfirmationPage(t *testing.T) {
 	b := newBrowser(t)
 	for range 3 { // a link preview, a checker, the person
 		status, body := b.get(u)
-		wantStatus(t, "confirmation", status, http.StatusOK, body)
-		wantPage(t, "confirmation", body, `data-outcome="confirm"`, "Alice (@alice, U1) in T1", `method="post"`, "Continue")
+		wantAnswer(t, "confirmation", status, http.StatusOK, body, `data-outcome="confirm"`, "Alice (@alice, U1) in T1", `method="post"`, "Continue")
 	}
 	a, err := e.attempt(u)
 	if err != nil || !a.StartedAt.IsZero() {
@@ -435,20 +433,11 @@ func TestSignInLinksAreRateLimited(t *testing.T) {
 // TestSelfApprovalThroughPersonClaims: a requester whose CI login lives in
 // a custom IdP claim cannot approve their own request.
 func TestSelfApprovalThroughPersonClaims(t *testing.T) {
-	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
-	octo := testop.User{Username: "ocho", Password: "ocho-pw", Email: "o.cho@example.com", Name: "O Cho", Groups: []string{"sre"},
-		Extra: map[string]any{"github_login": "OctoCat"}}
-	e.op.AddUser(octo)
-	e.linkAs(slackU1, octo)
-	r := e.create("deploy") // requested by the GitHub actor "octocat"
-	id, err := e.resolve(slackU1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	e, octo, r, id := linkOcho(t, "OctoCat")
 	if !slices.Equal(id.PersonClaims["github_login"], []string{"OctoCat"}) {
 		t.Fatalf("identity person claims = %v", id.PersonClaims)
 	}
-	_, err = e.vote(slackU1, id, r.ID)
+	_, err := e.vote(slackU1, id, r.ID)
 	if !errors.Is(err, approvals.ErrSelfApproval) {
 		t.Fatalf("vote by the requester = %v, want ErrSelfApproval", err)
 	}

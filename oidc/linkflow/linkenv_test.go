@@ -236,6 +236,14 @@ func newEnv(t testing.TB, options ...envOption) *env {
 
 // checkNoSecretsLeaked runs after every test: no code, token or secret
 // reached signoff's log or its audit log.
+// newLinkedEnv is newEnv in which alice has linked slackU1.
+func newLinkedEnv(t testing.TB, options ...envOption) *env {
+	t.Helper()
+	e := newEnv(t, options...)
+	e.linkAs(slackU1, alice)
+	return e
+}
+
 func (e *env) checkNoSecretsLeaked() {
 	secrets := append(e.op.IssuedTokens(), testop.ClientSecret, string(tokenKey))
 	logs := e.logs.String()
@@ -316,6 +324,40 @@ func (e *env) linkAs(p linkflow.PlatformUser, u testop.User) *browser {
 	return b
 }
 
+// signInUntilCallback opens the sign-in link for p in a fresh browser and
+// signs in at the IdP as u, stopping before the IdP's answer reaches
+// signoff: the browser's callback holds that answer.
+func (e *env) signInUntilCallback(p linkflow.PlatformUser, u testop.User) *browser {
+	e.t.Helper()
+	b := newBrowser(e.t)
+	b.stopAtCallback = true
+	b.open(e.begin(p))
+	b.login(u.Username, u.Password, u.OTP)
+	if b.callback == "" {
+		e.t.Fatal("the IdP did not answer")
+	}
+	return b
+}
+
+// linkOcho links slackU1 to ocho, an IdP user of group sre whose
+// github_login claim is login, with the person claims preferred_username
+// and github_login. It returns the env, ocho, a deploy request (by the
+// GitHub actor "octocat") and the identity slackU1 resolves to.
+func linkOcho(t *testing.T, login any) (*env, testop.User, storage.Request, oidc.Identity) {
+	t.Helper()
+	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.PersonClaims = []string{"preferred_username", "github_login"} })
+	octo := testop.User{Username: "ocho", Password: "ocho-pw", Email: "o.cho@example.com", Name: "O Cho", Groups: []string{"sre"},
+		Extra: map[string]any{"github_login": login}}
+	e.op.AddUser(octo)
+	e.linkAs(slackU1, octo)
+	r := e.create("deploy") // requested by the GitHub actor "octocat"
+	id, err := e.resolve(slackU1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, octo, r, id
+}
+
 func (e *env) resolve(p linkflow.PlatformUser) (oidc.Identity, error) {
 	return e.linker.Resolve(context.Background(), p)
 }
@@ -328,6 +370,25 @@ func (e *env) records() []audit.Record {
 
 func (e *env) auditTypes() []string {
 	return testenv.AuditTypes(e.records())
+}
+
+// wantGroupsRefreshedFromSRE checks that the audit log holds an
+// identity.refreshed record and that each one names the previous groups
+// [sre].
+func (e *env) wantGroupsRefreshedFromSRE() {
+	e.t.Helper()
+	var refreshed bool
+	for _, rec := range e.records() {
+		if rec.Type == approvals.TypeIdentityRefreshed {
+			refreshed = true
+			if prev, _ := rec.Data["previous_groups"].([]any); len(prev) != 1 || prev[0] != "sre" {
+				e.t.Errorf("identity.refreshed previous_groups = %v", rec.Data["previous_groups"])
+			}
+		}
+	}
+	if !refreshed {
+		e.t.Fatalf("no identity.refreshed record: %v", e.auditTypes())
+	}
 }
 
 func (e *env) auditText() string {
@@ -505,6 +566,14 @@ func wantStatus(t *testing.T, what string, got, want int, body string) {
 	if got != want {
 		t.Fatalf("%s: status %d, want %d\n%s", what, got, want, body)
 	}
+}
+
+// wantAnswer is wantStatus and wantPage: status must be want and body a
+// page with every fragment.
+func wantAnswer(t *testing.T, what string, status, want int, body string, fragments ...string) {
+	t.Helper()
+	wantStatus(t, what, status, want, body)
+	wantPage(t, what, body, fragments...)
 }
 
 func wantPage(t *testing.T, what, body string, fragments ...string) {

@@ -109,8 +109,7 @@ func TestLinkFlowThenVoteCounts(t *testing.T) {
 // TestResolveRefusesWithoutUsableLink: not linked, another workspace, an
 // expired link.
 func TestResolveRefusesWithoutUsableLink(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 
 	// A link made in one workspace does not authorize in another.
 	_, err := e.resolve(linkflow.PlatformUser{Platform: "slack", Workspace: "T2", UserID: "U1"})
@@ -148,8 +147,7 @@ func TestLinkRefusals(t *testing.T) {
 			t.Fatalf("first use: %d\n%s", status, body)
 		}
 		status, body := newBrowser(t).get(u)
-		wantStatus(t, "reused link", status, http.StatusNotFound, body)
-		wantPage(t, "reused link", body, "not valid any more", "What to do")
+		wantAnswer(t, "reused link", status, http.StatusNotFound, body, "not valid any more", "What to do")
 	})
 
 	t.Run("link opened twice", func(t *testing.T) {
@@ -157,8 +155,7 @@ func TestLinkRefusals(t *testing.T) {
 		u := e.begin(slackU1)
 		newBrowser(t).open(u)
 		status, body := newBrowser(t).get(u)
-		wantStatus(t, "second opening", status, http.StatusConflict, body)
-		wantPage(t, "second opening", body, "already opened", "What to do")
+		wantAnswer(t, "second opening", status, http.StatusConflict, body, "already opened", "What to do")
 	})
 
 	t.Run("expired link id", func(t *testing.T) {
@@ -166,8 +163,7 @@ func TestLinkRefusals(t *testing.T) {
 		u := e.begin(slackU1)
 		e.clk.Advance(10*time.Minute + time.Second)
 		status, body := newBrowser(t).get(u)
-		wantStatus(t, "expired link", status, http.StatusGone, body)
-		wantPage(t, "expired link", body, "expired", "What to do")
+		wantAnswer(t, "expired link", status, http.StatusGone, body, "expired", "What to do")
 		if _, err := e.attempt(u); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("expired attempt still stored: %v", err)
 		}
@@ -194,10 +190,7 @@ func TestLinkRefusals(t *testing.T) {
 
 	t.Run("state mismatch", func(t *testing.T) {
 		e := newEnv(t)
-		b := newBrowser(t)
-		b.stopAtCallback = true
-		b.open(e.begin(slackU1))
-		b.login(alice.Username, alice.Password, "")
+		b := e.signInUntilCallback(slackU1, alice)
 		cb, _ := url.Parse(b.callback)
 		q := cb.Query()
 		id, _, _ := strings.Cut(q.Get("state"), ".")
@@ -205,8 +198,7 @@ func TestLinkRefusals(t *testing.T) {
 		q.Set("state", id+"."+strings.Repeat("x", 43))
 		forged.RawQuery = q.Encode()
 		status, body := b.get(forged.String())
-		wantStatus(t, "forged state", status, http.StatusBadRequest, body)
-		wantPage(t, "forged state", body, "does not match")
+		wantAnswer(t, "forged state", status, http.StatusBadRequest, body, "does not match")
 		q.Set("state", "garbage")
 		forged.RawQuery = q.Encode()
 		status, body = b.get(forged.String())
@@ -219,13 +211,9 @@ func TestLinkRefusals(t *testing.T) {
 
 	t.Run("callback without the cookie", func(t *testing.T) {
 		e := newEnv(t)
-		b := newBrowser(t)
-		b.stopAtCallback = true
-		b.open(e.begin(slackU1))
-		b.login(alice.Username, alice.Password, "")
+		b := e.signInUntilCallback(slackU1, alice)
 		status, body := newBrowser(t).get(b.callback)
-		wantStatus(t, "callback in another browser", status, http.StatusForbidden, body)
-		wantPage(t, "callback in another browser", body, "another browser", "What to do")
+		wantAnswer(t, "callback in another browser", status, http.StatusForbidden, body, "another browser", "What to do")
 		e.noLink(slackU1)
 		// The leaked answer used the attempt up: not even the first
 		// browser can finish it now.
@@ -252,10 +240,7 @@ func TestLinkRefusals(t *testing.T) {
 
 		// Even B's own cookie value presented under A's cookie name does
 		// not pass.
-		bA2 := newBrowser(t)
-		bA2.stopAtCallback = true
-		bA2.open(e.begin(slackU1))
-		bA2.login(alice.Username, alice.Password, "")
+		bA2 := e.signInUntilCallback(slackU1, alice)
 		cb, _ := url.Parse(bA2.callback)
 		var bCookie *http.Cookie
 		for _, c := range bB.c.Jar.Cookies(cb) {
@@ -279,8 +264,7 @@ func TestLinkRefusals(t *testing.T) {
 		b := newBrowser(t)
 		b.open(u)
 		status, body := b.cancel()
-		wantStatus(t, "access_denied", status, http.StatusForbidden, body)
-		wantPage(t, "access_denied", body, "access_denied", "What to do")
+		wantAnswer(t, "access_denied", status, http.StatusForbidden, body, "access_denied", "What to do")
 		e.noLink(slackU1)
 		if _, err := e.attempt(u); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("attempt survived the IdP's refusal: %v", err)
@@ -322,8 +306,7 @@ func TestIDTokenRefused(t *testing.T) {
 			b := newBrowser(t)
 			b.open(e.begin(slackU1))
 			status, body := b.login(alice.Username, alice.Password, "")
-			wantStatus(t, tc.name, status, http.StatusForbidden, body)
-			wantPage(t, tc.name, body, "could not be verified", tc.want, "What to do")
+			wantAnswer(t, tc.name, status, http.StatusForbidden, body, "could not be verified", tc.want, "What to do")
 			e.noLink(slackU1)
 			if slices.Contains(e.auditTypes(), "identity.linked") {
 				t.Fatal("identity.linked audited for a refused ID token")
@@ -344,8 +327,7 @@ func TestIDTokenRefused(t *testing.T) {
 		b := newBrowser(t)
 		b.open(e.begin(slackU1))
 		status, body := b.login(alice.Username, alice.Password, "")
-		wantStatus(t, "bad signature", status, http.StatusForbidden, body)
-		wantPage(t, "bad signature", body, "does not verify")
+		wantAnswer(t, "bad signature", status, http.StatusForbidden, body, "does not verify")
 		e.noLink(slackU1)
 	})
 }
@@ -353,8 +335,7 @@ func TestIDTokenRefused(t *testing.T) {
 // TestRelinkReplacesOldLink: linking the same chat account to another
 // identity replaces the link, audited as unlinked + linked.
 func TestRelinkReplacesOldLink(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	e.linkAs(slackU1, bob)
 	if l := e.mustLink(slackU1); l.Subject != "sub-bob" {
 		t.Fatalf("link subject = %s, want sub-bob", l.Subject)
@@ -377,8 +358,7 @@ func TestRelinkReplacesOldLink(t *testing.T) {
 // groups (rotating the refresh token) and the next vote is refused as not
 // eligible.
 func TestGroupRemovedAtIdP(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	first := e.mustLink(slackU1)
 
 	// Within groups_max_age nothing is asked of the IdP.
@@ -410,18 +390,7 @@ func TestGroupRemovedAtIdP(t *testing.T) {
 	if !errors.Is(err, approvals.ErrNotEligible) {
 		t.Fatalf("vote after the group was removed: %v, want ErrNotEligible", err)
 	}
-	var refreshed bool
-	for _, rec := range e.records() {
-		if rec.Type == approvals.TypeIdentityRefreshed {
-			refreshed = true
-			if prev, _ := rec.Data["previous_groups"].([]any); len(prev) != 1 || prev[0] != "sre" {
-				t.Errorf("identity.refreshed previous_groups = %v", rec.Data["previous_groups"])
-			}
-		}
-	}
-	if !refreshed {
-		t.Fatalf("no identity.refreshed record: %v", e.auditTypes())
-	}
+	e.wantGroupsRefreshedFromSRE()
 
 	// The group comes back: the next refresh (with the rotated token)
 	// sees it.
@@ -439,8 +408,7 @@ func TestGroupRemovedAtIdP(t *testing.T) {
 // TestUserDisabledMakesLinkStale: the refresh is refused, the link is
 // marked stale and votes are refused until the person links again.
 func TestUserDisabledMakesLinkStale(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	e.clk.Advance(25 * time.Hour)
 	e.op.Disable("alice")
 
@@ -485,8 +453,7 @@ func TestUserDisabledMakesLinkStale(t *testing.T) {
 // TestNoRefreshTokenMeansRelink: without a token key no refresh token is
 // kept, and old groups mean signing in again (not a stale link).
 func TestNoRefreshTokenMeansRelink(t *testing.T) {
-	e := newEnv(t, func(o *linkflow.LinkerOptions) { o.TokenKey = nil })
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t, func(o *linkflow.LinkerOptions) { o.TokenKey = nil })
 	if l := e.mustLink(slackU1); l.RefreshToken != nil {
 		t.Fatal("a refresh token was kept without a token key")
 	}
@@ -506,8 +473,7 @@ func TestNoRefreshTokenMeansRelink(t *testing.T) {
 // outage.
 func TestIdPUnreachable(t *testing.T) {
 	t.Run("during refresh", func(t *testing.T) {
-		e := newEnv(t)
-		e.linkAs(slackU1, alice)
+		e := newLinkedEnv(t)
 		e.clk.Advance(25 * time.Hour)
 		e.net.set(true)
 		_, err := e.resolve(slackU1)
@@ -532,8 +498,7 @@ func TestIdPUnreachable(t *testing.T) {
 		e.net.set(true)
 		u := e.begin(slackU1)
 		status, body := newBrowser(t).get(u)
-		wantStatus(t, "start with the IdP down", status, http.StatusServiceUnavailable, body)
-		wantPage(t, "start with the IdP down", body, "cannot be reached", "still works")
+		wantAnswer(t, "start with the IdP down", status, http.StatusServiceUnavailable, body, "cannot be reached", "still works")
 		e.net.set(false)
 		// Discovery failures are remembered for DiscoveryRetry.
 		status, _ = newBrowser(t).get(u)
@@ -548,14 +513,10 @@ func TestIdPUnreachable(t *testing.T) {
 
 	t.Run("at callback", func(t *testing.T) {
 		e := newEnv(t)
-		b := newBrowser(t)
-		b.stopAtCallback = true
-		b.open(e.begin(slackU1))
-		b.login(alice.Username, alice.Password, "")
+		b := e.signInUntilCallback(slackU1, alice)
 		e.net.set(true)
 		status, body := b.get(b.callback)
-		wantStatus(t, "callback with the IdP down", status, http.StatusBadGateway, body)
-		wantPage(t, "callback with the IdP down", body, "did not answer", "What to do")
+		wantAnswer(t, "callback with the IdP down", status, http.StatusBadGateway, body, "did not answer", "What to do")
 		e.noLink(slackU1)
 	})
 }
@@ -563,8 +524,7 @@ func TestIdPUnreachable(t *testing.T) {
 // TestRefreshTokenStoredEncrypted: the store never holds a refresh token
 // in clear, and an altered sealed token does not open.
 func TestRefreshTokenStoredEncrypted(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	e.clk.Advance(25 * time.Hour)
 	if _, err := e.resolve(slackU1); err != nil {
 		t.Fatal(err)
@@ -604,8 +564,7 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 		{"truncated", func(l *storage.IdentityLink) { l.RefreshToken = l.RefreshToken[:10] }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.linkAs(slackU1, alice)
+			e := newLinkedEnv(t)
 			l := e.mustLink(slackU1)
 			tc.modify(&l)
 			if err := e.store.Update(context.Background(), func(tx storage.Tx) error { return tx.PutLink(l) }); err != nil {
@@ -621,8 +580,7 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 	}
 
 	t.Run("moved to another chat account", func(t *testing.T) {
-		e := newEnv(t)
-		e.linkAs(slackU1, alice)
+		e := newLinkedEnv(t)
 		e.linkAs(slackU2, bob)
 		a, b := e.mustLink(slackU1), e.mustLink(slackU2)
 		b.RefreshToken = a.RefreshToken
@@ -635,8 +593,7 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 	})
 
 	t.Run("another key", func(t *testing.T) {
-		e := newEnv(t)
-		e.linkAs(slackU1, alice)
+		e := newLinkedEnv(t)
 		other := e.opts
 		other.TokenKey = []byte("a-completely-different-key-0123456789abcdef")
 		lk, err := linkflow.NewLinker(other)
@@ -653,17 +610,14 @@ func TestTamperedRefreshTokenRefusesToOpen(t *testing.T) {
 // groups_max_age share one refresh, so rotation does not spend the token
 // twice and stale the link.
 func TestConcurrentResolveRefreshesOnce(t *testing.T) {
-	e := newEnv(t)
-	e.linkAs(slackU1, alice)
+	e := newLinkedEnv(t)
 	e.clk.Advance(25 * time.Hour)
 	var wg sync.WaitGroup
 	errs := make([]error, 4)
 	for i := range errs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			_, errs[i] = e.resolve(slackU1)
-		}()
+		})
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -687,8 +641,7 @@ func TestPagesEscapeInput(t *testing.T) {
 	b := newBrowser(t)
 	b.open(e.begin(p))
 	status, body := b.login(alice.Username, alice.Password, "")
-	wantStatus(t, "link", status, http.StatusOK, body)
-	wantPage(t, "link", body, "U&lt;script&gt;alert(1)&lt;/script&gt;")
+	wantAnswer(t, "link", status, http.StatusOK, body, "U&lt;script&gt;alert(1)&lt;/script&gt;")
 }
 
 // TestCleanupRemovesExpiredAttempts: Cleanup and the RunCleanup loop on

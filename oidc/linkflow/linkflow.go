@@ -221,13 +221,8 @@ func (l *Linker) handleStart(w http.ResponseWriter, r *http.Request) {
 	now := l.clock.Now().UTC()
 	var pe *pageError
 	err = l.opts.Store.Update(ctx, func(tx storage.Tx) error {
-		pe = nil
-		a, err := tx.LinkAttempt(id)
-		if errors.Is(err, storage.ErrNotFound) {
-			pe = usedPage()
-			return nil
-		}
-		if err != nil {
+		a, p, err := readAttempt(tx, id)
+		if pe = p; pe != nil || err != nil {
 			return err
 		}
 		if pe = l.checkStartable(a); pe != nil {
@@ -385,13 +380,9 @@ func (l *Linker) consume(ctx context.Context, r *http.Request, id, state string)
 		pe  *pageError
 	)
 	err := l.opts.Store.Update(ctx, func(tx storage.Tx) error {
-		got, pe, used = storage.LinkAttempt{}, nil, true
-		a, err := tx.LinkAttempt(id)
-		if errors.Is(err, storage.ErrNotFound) {
-			pe = usedPage()
-			return nil
-		}
-		if err != nil {
+		got, used = storage.LinkAttempt{}, true
+		a, p, err := readAttempt(tx, id)
+		if pe = p; pe != nil || err != nil {
 			return err
 		}
 		switch {
@@ -551,7 +542,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	// been skipped or the link changed since) cannot carry a vote either.
 	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge || l.unproven(link) {
 		msg := "your chat account is no longer linked to a valid sign-in, so this sign-in cannot stand in for it"
-		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: string(LinkReasonStale), Message: msg, Audit: true})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: StepUpRefusalLinkStale, Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat and click again: signoff sends you a link to link your account first."))
 		return
@@ -559,7 +550,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	if link.Subject != c.Subject {
 		l.log.Warn("step-up sign-in by another identity than the linked one refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "linked_subject", link.Subject, "signed_in_subject", c.Subject)
 		msg := fmt.Sprintf("the sign-in was %s, but this chat account is linked to another identity; a vote counts only for the person the chat account is linked to", displayOf(c))
-		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: stepUpIdentityMismatch, Message: msg, Audit: true})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: StepUpRefusalIdentityMismatch, Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
 		return
@@ -592,7 +583,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		}
 		l.log.Info("step-up vote refused", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "request", a.RequestID, "err", err)
 		// approvals audited the refusal; the chat account is told too.
-		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: identity.FromLink(updated), Reason: "vote_refused", Message: msg})
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: identity.FromLink(updated), Reason: StepUpRefusalVoteRefused, Message: msg})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", msg,
 			"If the message says what to change, do so, then go back to the chat and click again for a new sign-in link."))
 		return
@@ -611,10 +602,6 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		},
 	})
 }
-
-// stepUpIdentityMismatch is the refusal reason of a step-up sign-in by
-// another identity than the linked one.
-const stepUpIdentityMismatch = "step_up_identity_mismatch"
 
 // refuseStepUp records a step-up whose vote was not cast; a failure to
 // record is logged (the page still tells the person).
@@ -701,6 +688,16 @@ func groupsText(g []string) string {
 		return "(none)"
 	}
 	return strings.Join(g, ", ")
+}
+
+// readAttempt reads the link attempt id names. A missing one (used up, or
+// never made) is no error but the page usedPage says.
+func readAttempt(tx storage.ReadTx, id string) (storage.LinkAttempt, *pageError, error) {
+	a, err := tx.LinkAttempt(id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return a, usedPage(), nil
+	}
+	return a, nil, err
 }
 
 func usedPage() *pageError {

@@ -37,13 +37,7 @@ func TestLinkMetricsCountEveryOutcome(t *testing.T) {
 	e.dir.fail(nil)
 
 	// The IdP goes away between the login and the code exchange.
-	b := newBrowser(t)
-	b.stopAtCallback = true
-	b.open(e.begin(slackU2))
-	b.login(bob.Username, bob.Password, "")
-	if b.callback == "" {
-		t.Fatal("the browser did not reach the callback")
-	}
+	b := e.signInUntilCallback(slackU2, bob)
 	e.net.set(true)
 	status, body = b.get(b.callback)
 	wantStatus(t, "callback with the IdP down", status, http.StatusBadGateway, body)

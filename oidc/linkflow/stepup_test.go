@@ -65,8 +65,7 @@ func TestStepUpVoteCounts(t *testing.T) {
 	// its login form: signoff asked for prompt=login.
 	b.open(u)
 	status, body := b.login(dana.Username, dana.Password, dana.OTP)
-	wantStatus(t, "step-up", status, http.StatusOK, body)
-	wantPage(t, "step-up", body, `data-outcome="voted"`, "Vote recorded", "counted", r.ID)
+	wantAnswer(t, "step-up", status, http.StatusOK, body, `data-outcome="voted"`, "Vote recorded", "counted", r.ID)
 
 	if got := e.request(r.ID); got.State != storage.StateApproved || len(got.Votes) != 1 || got.Votes[0].Approver.Subject != "sub-dana" {
 		t.Fatalf("request after step-up = %s, votes %+v", got.State, got.Votes)
@@ -156,8 +155,7 @@ func TestStepUpRefusals(t *testing.T) {
 		r, b := stepUpSetup(t, e, "break-glass")
 		b.open(e.beginStepUp(slackU1, r.ID, "approve"))
 		status, body := b.login(dana.Username, dana.Password, "") // no one-time code
-		wantStatus(t, "step-up without MFA", status, http.StatusForbidden, body)
-		wantPage(t, "step-up without MFA", body, "not counted", "multi-factor")
+		wantAnswer(t, "step-up without MFA", status, http.StatusForbidden, body, "not counted", "multi-factor")
 		if got := e.request(r.ID); got.State != storage.StatePending || len(got.Votes) != 0 {
 			t.Fatalf("request = %s with %d votes", got.State, len(got.Votes))
 		}
@@ -173,8 +171,7 @@ func TestStepUpRefusals(t *testing.T) {
 		e.op.IgnorePromptLogin(true)
 		r, b := stepUpSetup(t, e, "break-glass")
 		status, body := b.start(e.beginStepUp(slackU1, r.ID, "approve"))
-		wantStatus(t, "step-up with an old sign-in", status, http.StatusForbidden, body)
-		wantPage(t, "step-up with an old sign-in", body, "not counted", "11m0s ago")
+		wantAnswer(t, "step-up with an old sign-in", status, http.StatusForbidden, body, "not counted", "11m0s ago")
 		if got := e.request(r.ID); got.State != storage.StatePending {
 			t.Fatalf("request = %s", got.State)
 		}
@@ -185,8 +182,7 @@ func TestStepUpRefusals(t *testing.T) {
 		r, b := stepUpSetup(t, e, "drop-table")
 		b.open(e.beginStepUp(slackU1, r.ID, "deny"))
 		status, body := b.login(dana.Username, dana.Password, "")
-		wantStatus(t, "step-up with a weak acr", status, http.StatusForbidden, body)
-		wantPage(t, "step-up with a weak acr", body, "assurance level")
+		wantAnswer(t, "step-up with a weak acr", status, http.StatusForbidden, body, "assurance level")
 		// With the second factor the deny counts.
 		b.open(e.beginStepUp(slackU1, r.ID, "deny"))
 		status, body = b.login(dana.Username, dana.Password, dana.OTP)
@@ -235,8 +231,7 @@ func TestStepUpRefusals(t *testing.T) {
 		other := newBrowser(t)
 		other.open(u)
 		status, body := other.login(erin.Username, erin.Password, erin.OTP)
-		wantStatus(t, "erin on dana's step-up", status, http.StatusForbidden, body)
-		wantPage(t, "erin on dana's step-up", body, "linked to another identity")
+		wantAnswer(t, "erin on dana's step-up", status, http.StatusForbidden, body, "linked to another identity")
 		// Dana's own later attempt with that URL is refused as used.
 		status, body = b.get(u)
 		wantStatus(t, "dana after erin", status, http.StatusNotFound, body)
@@ -323,8 +318,7 @@ func TestStepUpCountsOnlyRealMultiFactor(t *testing.T) {
 				}
 				return
 			}
-			wantStatus(t, "step-up with one factor", status, http.StatusForbidden, body)
-			wantPage(t, "step-up with one factor", body, "did not use multi-factor authentication")
+			wantAnswer(t, "step-up with one factor", status, http.StatusForbidden, body, "did not use multi-factor authentication")
 			if got.State != storage.StatePending || len(got.Votes) != 0 {
 				t.Fatalf("request after a single-factor step-up: %s %+v", got.State, got.Votes)
 			}
@@ -388,8 +382,7 @@ func TestRefreshTokenFromAStrictProvider(t *testing.T) {
 	b2 := newBrowser(t)
 	b2.open(e2.begin(slackU1))
 	status, body := b2.login(alice.Username, alice.Password, "")
-	wantStatus(t, "link without a refresh token", status, http.StatusOK, body)
-	wantPage(t, "link without a refresh token", body, "no refresh token", "sign in again")
+	wantAnswer(t, "link without a refresh token", status, http.StatusOK, body, "no refresh token", "sign in again")
 	if !strings.Contains(e2.logs.String(), "issued no refresh token") {
 		t.Fatal("the operator is not told that no refresh token came")
 	}

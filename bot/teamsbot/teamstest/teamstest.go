@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -606,24 +607,12 @@ func (s *Server) Calls() []Call {
 
 // OK returns the successful connector calls of method, in order.
 func (s *Server) OK(method string) []Call {
-	var out []Call
-	for _, c := range s.Calls() {
-		if c.Method == method && c.OK() {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(s.Calls(), func(c Call) bool { return c.Method != method || !c.OK() })
 }
 
 // Posted returns the new activities posted (not replies), in order.
 func (s *Server) Posted() []Call {
-	var out []Call
-	for _, c := range s.OK(http.MethodPost) {
-		if c.Card() != nil {
-			out = append(out, c)
-		}
-	}
-	return out
+	return slices.DeleteFunc(s.OK(http.MethodPost), func(c Call) bool { return c.Card() == nil })
 }
 
 // Replies returns the text of the messages without a card posted (replies
