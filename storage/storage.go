@@ -50,6 +50,10 @@ var (
 	ErrLocked = errors.New("locked by another process")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable means the database cannot be used right now (a
+	// database server that cannot be reached yet); the call may succeed
+	// later.
+	ErrUnavailable = errors.New("database unavailable")
 )
 
 // State is where a request stands in its lifecycle.
@@ -365,6 +369,9 @@ type ReadTx interface {
 	// Conversation returns what is known of a platform's conversation, or
 	// ErrNotFound.
 	Conversation(platform, id string) (Conversation, error)
+	// Conversations lists the conversations of one platform ("" for all),
+	// ordered by platform and id.
+	Conversations(platform string) ([]Conversation, error)
 }
 
 // Tx is a read-write transaction. Nothing written through it is visible to

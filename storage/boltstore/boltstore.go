@@ -20,7 +20,7 @@
 //	nonces                  part(scope) ‖ part(value) → time(ExpiresAt)
 //	nonces_by_expiry        time(ExpiresAt) ‖ part(scope) ‖ part(value) → nil; exactly the nonces
 //
-// A time key is 12 bytes: the Unix seconds with the sign bit flipped (so that
+// A time key (package orderkey) is 12 bytes: the Unix seconds with the sign bit flipped (so that
 // times before 1970 sort first) followed by the nanoseconds, which orders and
 // round-trips every time.Time exactly.
 //

@@ -1,6 +1,7 @@
 package boltstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -23,6 +24,29 @@ func (t *readTx) Conversation(platform, id string) (storage.Conversation, error)
 		}
 	}
 	return storage.Conversation{}, fmt.Errorf("conversation %s %q: %w", platform, id, storage.ErrNotFound)
+}
+
+// Conversations implements storage.ReadTx: a prefix walk of the bucket,
+// so the order is that of (platform, id).
+func (t *readTx) Conversations(platform string) ([]storage.Conversation, error) {
+	b := t.bucket(bucketConversations)
+	if b == nil {
+		return nil, nil
+	}
+	var prefix []byte
+	if platform != "" {
+		prefix = appendPart(nil, platform)
+	}
+	var out []storage.Conversation
+	c := b.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var conv storage.Conversation
+		if err := json.Unmarshal(v, &conv); err != nil {
+			return nil, fmt.Errorf("list conversations: decode: %w (the store is damaged; restore it from a backup)", err)
+		}
+		out = append(out, conv)
+	}
+	return out, nil
 }
 
 // PutConversation implements storage.Tx.

@@ -29,6 +29,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/orderkey"
+	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
 // Link returns the link of one chat account. The workspace is part of the
@@ -40,7 +42,7 @@ func (t *readTx) Link(platform, workspace, platformUser string) (storage.Identit
 			return decodeLink(k, v)
 		}
 	}
-	return storage.IdentityLink{}, fmt.Errorf("identity link of %s: %w", describeAccount(platform, workspace, platformUser), storage.ErrNotFound)
+	return storage.IdentityLink{}, fmt.Errorf("identity link of %s: %w", record.Account(platform, workspace, platformUser), storage.ErrNotFound)
 }
 
 // Links lists the links matching f, ordered by platform, workspace and
@@ -83,7 +85,7 @@ func decodeLink(k, v []byte) (storage.IdentityLink, error) {
 	}
 	if !bytes.Equal(k, linkKey(l.Platform, l.Workspace, l.PlatformUser)) {
 		return storage.IdentityLink{}, fmt.Errorf("identity link of %s is stored under another account's key (the store is damaged; restore it from a backup)",
-			describeAccount(l.Platform, l.Workspace, l.PlatformUser))
+			record.Account(l.Platform, l.Workspace, l.PlatformUser))
 	}
 	return l, nil
 }
@@ -136,12 +138,12 @@ func (t *writeTx) writeBucket(name []byte) (*bbolt.Bucket, error) {
 // PutLink creates or replaces the link of l's chat account. The platform and
 // the platform user must not be empty; the workspace may be.
 func (t *writeTx) PutLink(l storage.IdentityLink) error {
-	account := describeAccount(l.Platform, l.Workspace, l.PlatformUser)
+	account := record.Account(l.Platform, l.Workspace, l.PlatformUser)
 	if l.Platform == "" || l.PlatformUser == "" {
 		return fmt.Errorf("put identity link of %s: empty platform or platform user", account)
 	}
 	// Encoded now, so the caller may reuse l's slices before the commit.
-	v, err := json.Marshal(normalizeLink(l))
+	v, err := json.Marshal(record.Link(l))
 	if err != nil {
 		return fmt.Errorf("put identity link of %s: encode: %w", account, err)
 	}
@@ -157,7 +159,7 @@ func (t *writeTx) PutLink(l storage.IdentityLink) error {
 
 // DeleteLink removes the link of one chat account.
 func (t *writeTx) DeleteLink(platform, workspace, platformUser string) error {
-	account := describeAccount(platform, workspace, platformUser)
+	account := record.Account(platform, workspace, platformUser)
 	b, err := t.writeBucket(bucketLinks)
 	if err != nil {
 		return fmt.Errorf("delete identity link of %s: %w", account, err)
@@ -182,7 +184,7 @@ func (t *writeTx) CreateLinkAttempt(a storage.LinkAttempt) error {
 	} else if found {
 		return fmt.Errorf("create link attempt: id %w", storage.ErrAlreadyExists)
 	}
-	if err := t.putAttempt(normalizeAttempt(a)); err != nil {
+	if err := t.putAttempt(record.Attempt(a)); err != nil {
 		return fmt.Errorf("create link attempt: %w", err)
 	}
 	return nil
@@ -201,7 +203,7 @@ func (t *writeTx) PutLinkAttempt(a storage.LinkAttempt) error {
 	if err := t.unindexAttempt(old); err != nil {
 		return fmt.Errorf("put link attempt: %w", err)
 	}
-	if err := t.putAttempt(normalizeAttempt(a)); err != nil {
+	if err := t.putAttempt(record.Attempt(a)); err != nil {
 		return fmt.Errorf("put link attempt: %w", err)
 	}
 	return nil
@@ -279,16 +281,16 @@ func (t *writeTx) DeleteExpiredLinkAttempts(before time.Time) (int, error) {
 	// Collect first: deleting under a live bolt cursor skips keys. The ids
 	// are copied, since bolt's memory may move once the bucket changes.
 	var ids []string
-	bound := timeKey(before)
+	bound := orderkey.Time(before)
 	c := idx.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) <= timeKeyLen {
+		if len(k) <= orderkey.TimeLen {
 			return 0, errors.New("delete expired link attempts: malformed expiry index key (the store is damaged; restore it from a backup)")
 		}
-		if bytes.Compare(k[:timeKeyLen], bound) >= 0 {
+		if bytes.Compare(k[:orderkey.TimeLen], bound) >= 0 {
 			break
 		}
-		ids = append(ids, string(k[timeKeyLen:]))
+		ids = append(ids, string(k[orderkey.TimeLen:]))
 	}
 	for _, id := range ids {
 		a, found, err := t.getAttempt(id)
@@ -303,22 +305,6 @@ func (t *writeTx) DeleteExpiredLinkAttempts(before time.Time) (int, error) {
 		}
 	}
 	return len(ids), nil
-}
-
-// normalizeLink returns l with every time in UTC.
-func normalizeLink(l storage.IdentityLink) storage.IdentityLink {
-	l.LinkedAt = l.LinkedAt.UTC()
-	l.VerifiedAt = l.VerifiedAt.UTC()
-	l.AuthTime = l.AuthTime.UTC()
-	return l
-}
-
-// normalizeAttempt returns a with every time in UTC.
-func normalizeAttempt(a storage.LinkAttempt) storage.LinkAttempt {
-	a.StartedAt = a.StartedAt.UTC()
-	a.CreatedAt = a.CreatedAt.UTC()
-	a.ExpiresAt = a.ExpiresAt.UTC()
-	return a
 }
 
 // linkKey is the key of a chat account's link: its three parts, each
@@ -346,9 +332,4 @@ func appendPart(k []byte, s string) []byte {
 		}
 	}
 	return append(k, 0x00, 0x01)
-}
-
-// describeAccount names a chat account in error messages.
-func describeAccount(platform, workspace, platformUser string) string {
-	return fmt.Sprintf("%q user %q in workspace %q", platform, platformUser, workspace)
 }

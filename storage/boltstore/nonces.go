@@ -13,12 +13,12 @@ package boltstore
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/orderkey"
 )
 
 // RecordNonce implements storage.Tx.
@@ -36,7 +36,7 @@ func (t *writeTx) RecordNonce(n storage.Nonce, now time.Time) (bool, error) {
 	}
 	k := nonceKey(n.Scope, n.Value)
 	if v := b.Get(k); v != nil {
-		old, err := parseTimeKey(v)
+		old, err := orderkey.ParseTime(v)
 		if err != nil {
 			return false, fmt.Errorf("record nonce in scope %q: %w", n.Scope, err)
 		}
@@ -48,7 +48,7 @@ func (t *writeTx) RecordNonce(n storage.Nonce, now time.Time) (bool, error) {
 			return false, fmt.Errorf("record nonce in scope %q: unindex expired duplicate: %w", n.Scope, err)
 		}
 	}
-	exp := timeKey(n.ExpiresAt.UTC())
+	exp := orderkey.Time(n.ExpiresAt.UTC())
 	if err := b.Put(k, exp); err != nil {
 		return false, fmt.Errorf("record nonce in scope %q: %w", n.Scope, err)
 	}
@@ -71,13 +71,13 @@ func (t *writeTx) DeleteExpiredNonces(before time.Time, limit int) (int, error) 
 	// Collect first: deleting under a live bolt cursor skips keys. Keys are
 	// copied, since bolt's memory may move once the bucket changes.
 	var keys [][]byte
-	bound := timeKey(before)
+	bound := orderkey.Time(before)
 	c := idx.Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) <= timeKeyLen {
+		if len(k) <= orderkey.TimeLen {
 			return 0, errors.New("delete expired nonces: malformed expiry index key (the store is damaged; restore it from a backup)")
 		}
-		if bytes.Compare(k[:timeKeyLen], bound) >= 0 {
+		if bytes.Compare(k[:orderkey.TimeLen], bound) >= 0 {
 			break
 		}
 		keys = append(keys, clone(k))
@@ -86,11 +86,11 @@ func (t *writeTx) DeleteExpiredNonces(before time.Time, limit int) (int, error) 
 		}
 	}
 	for _, k := range keys {
-		nk := k[timeKeyLen:]
+		nk := k[orderkey.TimeLen:]
 		// The nonce itself goes only if it still has this expiry: the
 		// index entry of a replaced nonce is removed when it is replaced,
 		// so this guards against a damaged index alone.
-		if v := b.Get(nk); v != nil && bytes.Equal(v, k[:timeKeyLen]) {
+		if v := b.Get(nk); v != nil && bytes.Equal(v, k[:orderkey.TimeLen]) {
 			if err := b.Delete(nk); err != nil {
 				return 0, fmt.Errorf("delete expired nonces: %w", err)
 			}
@@ -106,14 +106,4 @@ func (t *writeTx) DeleteExpiredNonces(before time.Time, limit int) (int, error) 
 // appendPart, so that no (scope, value) pair can collide with another.
 func nonceKey(scope, value string) []byte {
 	return appendPart(appendPart(make([]byte, 0, len(scope)+len(value)+4), scope), value)
-}
-
-// parseTimeKey decodes a time key (see timeKey).
-func parseTimeKey(k []byte) (time.Time, error) {
-	if len(k) != timeKeyLen {
-		return time.Time{}, errors.New("malformed nonce expiry (the store is damaged; restore it from a backup)")
-	}
-	secs := int64(binary.BigEndian.Uint64(k) ^ (1 << 63))
-	nanos := int64(binary.BigEndian.Uint32(k[8:]))
-	return time.Unix(secs, nanos).UTC(), nil
 }

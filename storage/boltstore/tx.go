@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/orderkey"
+	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
 // readTx implements storage.ReadTx over a bolt transaction. Everything it
@@ -87,7 +89,7 @@ func (t *readTx) Requests(f storage.RequestFilter) ([]storage.Request, error) {
 		if len(f.States) > 0 && !slices.Contains(f.States, storage.State(state)) {
 			continue
 		}
-		id := string(k[timeKeyLen:])
+		id := string(k[orderkey.TimeLen:])
 		r, found, err := t.getRequest(id)
 		if err != nil {
 			return nil, err
@@ -111,13 +113,13 @@ func (t *readTx) Requests(f storage.RequestFilter) ([]storage.Request, error) {
 // no cap.
 func (t *readTx) PendingExpiring(at time.Time, limit int) ([]storage.Request, error) {
 	var out []storage.Request
-	bound := timeKey(at)
+	bound := orderkey.Time(at)
 	c := t.bucket(bucketByExpiry).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if bytes.Compare(k[:timeKeyLen], bound) > 0 {
+		if bytes.Compare(k[:orderkey.TimeLen], bound) > 0 {
 			break
 		}
-		id := string(k[timeKeyLen:])
+		id := string(k[orderkey.TimeLen:])
 		r, found, err := t.getRequest(id)
 		if err != nil {
 			return nil, err
@@ -198,7 +200,7 @@ func (t *writeTx) CreateRequest(r storage.Request) error {
 				r.ID, r.IdempotencyScope, other, storage.ErrAlreadyExists)
 		}
 	}
-	r = normalizeRequest(r)
+	r = record.Request(r)
 	r.Version = 1
 	if err := t.putRequest(r); err != nil {
 		return fmt.Errorf("create request %q: %w", r.ID, err)
@@ -228,7 +230,7 @@ func (t *writeTx) UpdateRequest(r storage.Request) error {
 				r.ID, r.IdempotencyScope, other, storage.ErrAlreadyExists)
 		}
 	}
-	r = normalizeRequest(r)
+	r = record.Request(r)
 	r.Version = old.Version + 1
 	if err := t.removeIndexes(old); err != nil {
 		return fmt.Errorf("update request %q: %w", r.ID, err)
@@ -309,7 +311,7 @@ func (t *readTx) PendingOf(issuer, subject string) ([]storage.Request, error) {
 	var out []storage.Request
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		id := string(k[len(prefix)+timeKeyLen:])
+		id := string(k[len(prefix)+orderkey.TimeLen:])
 		r, found, err := t.getRequest(id)
 		if err != nil {
 			return nil, err
@@ -328,13 +330,13 @@ func indexPendingByRequester(tx *bbolt.Tx) error {
 	reqs, idx := tx.Bucket(bucketRequests), tx.Bucket(bucketPendingBy)
 	c := tx.Bucket(bucketByExpiry).Cursor()
 	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		v := reqs.Get(k[timeKeyLen:])
+		v := reqs.Get(k[orderkey.TimeLen:])
 		if v == nil {
 			continue
 		}
 		var r storage.Request
 		if err := json.Unmarshal(v, &r); err != nil {
-			return fmt.Errorf("decode request %q: %w", k[timeKeyLen:], err)
+			return fmt.Errorf("decode request %q: %w", k[orderkey.TimeLen:], err)
 		}
 		if r.State == storage.StatePending {
 			if err := idx.Put(pendingByKey(r), nil); err != nil {
@@ -373,7 +375,7 @@ func (t *writeTx) Enqueue(e storage.OutboxEntry) (storage.OutboxEntry, error) {
 	if err != nil {
 		return storage.OutboxEntry{}, fmt.Errorf("enqueue %s for request %q: %w", e.Kind, e.RequestID, err)
 	}
-	e = normalizeOutbox(e)
+	e = record.Outbox(e)
 	e.ID = id
 	if err := t.putOutbox(e); err != nil {
 		return storage.OutboxEntry{}, fmt.Errorf("enqueue %s for request %q: %w", e.Kind, e.RequestID, err)
@@ -386,7 +388,7 @@ func (t *writeTx) PutOutbox(e storage.OutboxEntry) error {
 	if t.bucket(bucketOutbox).Get(u64key(e.ID)) == nil {
 		return fmt.Errorf("put outbox entry %d: %w", e.ID, storage.ErrNotFound)
 	}
-	if err := t.putOutbox(normalizeOutbox(e)); err != nil {
+	if err := t.putOutbox(record.Outbox(e)); err != nil {
 		return fmt.Errorf("put outbox entry %d: %w", e.ID, err)
 	}
 	return nil
@@ -413,52 +415,9 @@ func (t *writeTx) DeleteOutbox(id uint64) error {
 	return nil
 }
 
-// normalizeRequest returns r with every time in UTC. It copies the slices it
-// changes so that the caller's request is left alone.
-func normalizeRequest(r storage.Request) storage.Request {
-	r.CreatedAt = r.CreatedAt.UTC()
-	r.ExpiresAt = r.ExpiresAt.UTC()
-	r.DecidedAt = r.DecidedAt.UTC()
-	if r.Votes != nil {
-		votes := make([]storage.Vote, len(r.Votes))
-		for i, v := range r.Votes {
-			v.Time = v.Time.UTC()
-			v.Approver.VerifiedAt = v.Approver.VerifiedAt.UTC()
-			votes[i] = v
-		}
-		r.Votes = votes
-	}
-	if r.Execution != nil {
-		ex := *r.Execution
-		ex.UpdatedAt = ex.UpdatedAt.UTC()
-		r.Execution = &ex
-	}
-	return r
-}
-
-func normalizeOutbox(e storage.OutboxEntry) storage.OutboxEntry {
-	e.NextAttempt = e.NextAttempt.UTC()
-	e.LeaseUntil = e.LeaseUntil.UTC()
-	e.CreatedAt = e.CreatedAt.UTC()
-	return e
-}
-
-// timeKeyLen is the length of a time key: 8 bytes of seconds, 4 of nanos.
-const timeKeyLen = 12
-
-// timeKey encodes t so that byte order is time order for every time.Time
-// (unlike UnixNano, which is undefined outside 1678–2262): the Unix seconds
-// with the sign bit flipped, then the nanoseconds, both big-endian.
-func timeKey(t time.Time) []byte {
-	k := make([]byte, timeKeyLen)
-	binary.BigEndian.PutUint64(k, uint64(t.Unix())^(1<<63))
-	binary.BigEndian.PutUint32(k[8:], uint32(t.Nanosecond()))
-	return k
-}
-
-// indexKey is timeKey(t) followed by id.
+// indexKey is orderkey.Time(t) followed by id.
 func indexKey(t time.Time, id string) []byte {
-	return append(timeKey(t), id...)
+	return append(orderkey.Time(t), id...)
 }
 
 func u64key(n uint64) []byte {

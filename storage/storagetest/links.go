@@ -823,4 +823,27 @@ func testConversations(t *testing.T, s storage.Store) {
 		}
 		return nil
 	})
+
+	// Listing: by platform, in (platform, id) order; a platform name that
+	// is a prefix of another selects only its own.
+	more := []storage.Conversation{
+		{Platform: "teams", ID: "19:aaa", UpdatedAt: base},
+		{Platform: "teamsx", ID: "19:000", UpdatedAt: base},
+		{Platform: "slack", ID: "C1", UpdatedAt: base},
+	}
+	updateEach(t, s, storage.Tx.PutConversation, more)
+	ids := func(platform string) []string {
+		t.Helper()
+		var out []string
+		for _, c := range viewValue(t, s, func(tx storage.ReadTx) ([]storage.Conversation, error) { return tx.Conversations(platform) }) {
+			out = append(out, c.Platform+"/"+c.ID)
+		}
+		return out
+	}
+	checkIDs(t, "Conversations(teams)", ids("teams"), "teams/19:aaa", "teams/19:abc@thread.tacv2")
+	checkIDs(t, "Conversations()", ids(""), "slack/C1", "teams/19:aaa", "teams/19:abc@thread.tacv2", "teamsx/19:000")
+	checkIDs(t, "Conversations(none)", ids("none"))
+	if got := viewValue(t, s, func(tx storage.ReadTx) ([]storage.Conversation, error) { return tx.Conversations("teams") }); len(got) == 2 && got[1].ServiceURL != c.ServiceURL {
+		t.Errorf("listed conversation %+v, want the stored one", got[1])
+	}
 }

@@ -84,6 +84,8 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
 		{"UpdateCancelledContext", testUpdateCancelled},
 		{"ConcurrentAuditChain", testConcurrentAuditChain},
 		{"ConcurrentCAS", testConcurrentCAS},
+		{"ConcurrentIdempotentCreate", testConcurrentIdempotentCreate},
+		{"ConcurrentOutboxClaim", testConcurrentOutboxClaim},
 		{"Closed", testClosed},
 	}
 	for _, tc := range tests {

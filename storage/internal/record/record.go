@@ -1,0 +1,62 @@
+// Package record holds what every storage backend does to a record before
+// it stores it, and how backends name records in errors, so that bbolt and
+// PostgreSQL keep and describe them identically.
+package record
+
+import (
+	"fmt"
+
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Request returns r with every time in UTC. It copies the slices it changes
+// so that the caller's request is left alone.
+func Request(r storage.Request) storage.Request {
+	r.CreatedAt = r.CreatedAt.UTC()
+	r.ExpiresAt = r.ExpiresAt.UTC()
+	r.DecidedAt = r.DecidedAt.UTC()
+	if r.Votes != nil {
+		votes := make([]storage.Vote, len(r.Votes))
+		for i, v := range r.Votes {
+			v.Time = v.Time.UTC()
+			v.Approver.VerifiedAt = v.Approver.VerifiedAt.UTC()
+			votes[i] = v
+		}
+		r.Votes = votes
+	}
+	if r.Execution != nil {
+		ex := *r.Execution
+		ex.UpdatedAt = ex.UpdatedAt.UTC()
+		r.Execution = &ex
+	}
+	return r
+}
+
+// Outbox returns e with every time in UTC.
+func Outbox(e storage.OutboxEntry) storage.OutboxEntry {
+	e.NextAttempt = e.NextAttempt.UTC()
+	e.LeaseUntil = e.LeaseUntil.UTC()
+	e.CreatedAt = e.CreatedAt.UTC()
+	return e
+}
+
+// Link returns l with every time in UTC.
+func Link(l storage.IdentityLink) storage.IdentityLink {
+	l.LinkedAt = l.LinkedAt.UTC()
+	l.VerifiedAt = l.VerifiedAt.UTC()
+	l.AuthTime = l.AuthTime.UTC()
+	return l
+}
+
+// Attempt returns a with every time in UTC.
+func Attempt(a storage.LinkAttempt) storage.LinkAttempt {
+	a.StartedAt = a.StartedAt.UTC()
+	a.CreatedAt = a.CreatedAt.UTC()
+	a.ExpiresAt = a.ExpiresAt.UTC()
+	return a
+}
+
+// Account names a chat account in error messages.
+func Account(platform, workspace, platformUser string) string {
+	return fmt.Sprintf("%q user %q in workspace %q", platform, platformUser, workspace)
+}
