@@ -58,8 +58,9 @@ const (
 	// CodeNotImplemented: the server's storage backend cannot do this,
 	// e.g. GET /v1/backup on PostgreSQL (501).
 	CodeNotImplemented Code = "not_implemented"
-	// CodeNotReady: GET /readyz found a part of the server unavailable
-	// (503).
+	// CodeNotReady: GET /readyz found a part of the server unavailable,
+	// or a call met a database that cannot be reached right now; nothing
+	// was changed and it may be retried (503, with Retry-After).
 	CodeNotReady Code = "not_ready"
 	// CodeInternal: a fault on the server's side; its log has the
 	// reference the message names (500).

@@ -113,6 +113,26 @@ func (s *Service) queueExecution(tx storage.Tx, r storage.Request) error {
 	return nil
 }
 
+// LockCard holds off every other replica sharing the store from delivering
+// to one card (a request's card in one conversation of one platform) until
+// unlock is called. A card is rendered from the request as it stands when
+// delivered, so deliveries that take turns land in the order they read it,
+// and the card never ends up showing an older state than the last one
+// delivered. Within one process the caller serializes its own deliveries;
+// on a store that is not a storage.Locker (bbolt: one process) this holds
+// nothing.
+func (s *Service) LockCard(ctx context.Context, platform, requestID, target string) (unlock func(), err error) {
+	locker, ok := s.store.(storage.Locker)
+	if !ok {
+		return func() {}, nil
+	}
+	unlock, err = locker.Lock(ctx, "card\x00"+platform+"\x00"+requestID+"\x00"+target)
+	if err != nil {
+		return nil, fmt.Errorf("lock the %s card of %s in %s: %w", platform, requestID, target, err)
+	}
+	return unlock, nil
+}
+
 // Claim leases up to limit due outbox entries whose kind starts with
 // kindPrefix, for lease: until then no other worker (in this process or
 // another replica) claims them. Each claim counts as an attempt.

@@ -29,6 +29,8 @@ import (
 const (
 	DefaultGroupsMaxAge    = 24 * time.Hour
 	DefaultCheckpointEvery = 1000
+	// DefaultReplicaPoll is Options.ReplicaPoll's default.
+	DefaultReplicaPoll = 2 * time.Second
 	// maxCASRetries bounds how often an update that lost a compare-and-swap
 	// race (possible with several replicas) is retried.
 	maxCASRetries = 8
@@ -57,6 +59,10 @@ type Options struct {
 	// subject) may have pending at once; Create refuses one more with
 	// ErrTooManyPending. 0 means no cap.
 	PendingPerRequester int
+	// ReplicaPoll bounds how long Wait can miss a change another replica
+	// committed when no change notice reached this one (RelayChanges);
+	// default DefaultReplicaPoll.
+	ReplicaPoll time.Duration
 }
 
 // Service runs the request lifecycle over a Store under a Policy.
@@ -91,6 +97,9 @@ func New(store storage.Store, pol *policy.Policy, opts Options) *Service {
 	}
 	if opts.NewID == nil {
 		opts.NewID = NewRequestID
+	}
+	if opts.ReplicaPoll <= 0 {
+		opts.ReplicaPoll = DefaultReplicaPoll
 	}
 	return &Service{
 		store:    store,

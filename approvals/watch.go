@@ -8,11 +8,6 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// crossReplicaPoll bounds how long Wait can miss a change committed by
-// another replica sharing the store (which cannot wake this process's
-// watchers). Within one process, watchers wake on commit.
-const crossReplicaPoll = 2 * time.Second
-
 // hub wakes goroutines waiting on a request when it changes.
 type hub struct {
 	mu   sync.Mutex
@@ -59,10 +54,23 @@ func (s *Service) Watch(id string) (<-chan struct{}, func()) {
 	return s.watchers.subscribe(id)
 }
 
+// RelayChanges wakes this process's watchers (Watch, Wait) when another
+// replica sharing the store commits a change to a request, until ctx ends.
+// It needs a store that is a storage.ChangeFeed (PostgreSQL); on any other
+// it returns nil at once, since one process's commits already wake its
+// watchers.
+func (s *Service) RelayChanges(ctx context.Context) error {
+	feed, ok := s.store.(storage.ChangeFeed)
+	if !ok {
+		return nil
+	}
+	return feed.WatchRequests(ctx, func(id string) { s.watchers.notify(id) })
+}
+
 // Wait blocks until the request has left pending or ctx ends, and returns
-// the request as last read. It wakes on commits in this process and, to see
-// other replicas' commits, re-reads at most every couple of seconds; it
-// never busy-loops. When ctx ends first it returns the still-pending
+// the request as last read. It wakes on commits in this process, on other
+// replicas' commits that RelayChanges relays, and, in case a notice was
+// missed, re-reads every Options.ReplicaPoll; it never busy-loops. When ctx ends first it returns the still-pending
 // request and ctx's error.
 func (s *Service) Wait(ctx context.Context, id string) (storage.Request, error) {
 	changed, stop := s.watchers.subscribe(id)
@@ -75,7 +83,7 @@ func (s *Service) Wait(ctx context.Context, id string) (storage.Request, error) 
 		if r.State != storage.StatePending {
 			return r, nil
 		}
-		timer := time.NewTimer(crossReplicaPoll)
+		timer := time.NewTimer(s.opts.ReplicaPoll)
 		select {
 		case <-ctx.Done():
 			timer.Stop()

@@ -639,6 +639,12 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 		default:
 			fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, ar.Message)
 		}
+	case errors.Is(err, storage.ErrUnavailable):
+		// The database cannot be reached (PostgreSQL restarting, say):
+		// nothing was written, and the same call may succeed shortly.
+		s.opts.Logger.Warn("database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "5")
+		fail(w, r, http.StatusServiceUnavailable, api.CodeNotReady, "signoff cannot reach its database right now; nothing was changed, retry in a few seconds")
 	case r.Context().Err() != nil:
 		// The client went away; nobody reads the answer.
 		s.opts.Logger.Debug("client gone", "path", r.URL.Path, "err", err)

@@ -301,6 +301,15 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 		}
 	}
 
+	// Replicas sharing the store take turns on a card, so that an update
+	// rendered from an older state never lands after a newer one.
+	unlock, err := d.svc.LockCard(ctx, d.cfg.Platform, e.RequestID, n.Target)
+	if err != nil {
+		d.reschedule(ctx, e, key, now.Add(Backoff(e.Attempts)), err)
+		return err
+	}
+	defer unlock()
+
 	if dl, ok := d.delivered[e.ID]; ok {
 		// The platform already has it; only the completion is missing.
 		return d.finish(ctx, e, key, n.Target, dl)

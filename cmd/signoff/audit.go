@@ -16,37 +16,24 @@ import (
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 func newAuditCommand() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Export, verify and sign the tamper-evident audit log",
-	}
-	cmd.AddCommand(newAuditExportCommand(), newAuditVerifyCommand(), newAuditKeygenCommand())
-	return cmd
+	return commandGroup("audit", "Export, verify and sign the tamper-evident audit log",
+		newAuditExportCommand(), newAuditVerifyCommand(), newAuditKeygenCommand())
 }
 
-// openReadOnly opens a bbolt store for reading, with the message an
-// operator needs when a server holds it.
-func openReadOnly(path string) (*boltstore.Store, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("database %s: %w; pass the storage.path of your signoff server with --db", path, err))
-	}
-	st, err := boltstore.Open(path, boltstore.Options{ReadOnly: true, LockTimeout: 2 * time.Second})
-	if errors.Is(err, storage.ErrLocked) {
-		return nil, fmt.Errorf("%w\n(a running signoff server holds the database; stop it for an offline export, or read the log over the API with GET /v1/audit)", err)
-	}
-	return st, err
-}
+// auditLockedHint is what to do when a running server holds the bbolt
+// file an audit command was pointed at.
+const auditLockedHint = "a running signoff server holds the database; stop it for an offline export, or read the log over the API with GET /v1/audit"
 
 func newAuditExportCommand() *cobra.Command {
 	var (
-		db, server, token, format, out, since, until, request string
+		server, token, format, out, since, until, request string
+		db                                                dbFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "export (--db FILE | --server URL) [--format jsonl|csv] [--since T] [--until T] [--request ID] [-o FILE]",
+		Use:   "export (--db FILE | --dsn-file FILE | --server URL) [--format jsonl|csv] [--since T] [--until T] [--request ID] [-o FILE]",
 		Short: "Write the audit log as JSON lines or CSV",
 		Long: `Write the audit log, oldest first, as JSON lines (one canonical record a line,
 exactly as hashed, so the output verifies with 'signoff audit verify') or CSV.
@@ -54,13 +41,14 @@ exactly as hashed, so the output verifies with 'signoff audit verify') or CSV.
 one request's records. A filtered export has gaps, so verify unfiltered ones.
 
 --db reads a database file directly (the server must be stopped: bbolt lets one
-process hold it). --server reads a running server's GET /v1/audit with an
+process hold it). --dsn-file (or --dsn) reads a PostgreSQL database directly,
+also while replicas serve it. --server reads a running server's GET /v1/audit with an
 auditor's token (--token, else $SIGNOFF_TOKEN, else the sign-in of 'signoff
 login --server URL'; its groups must include one of auditors.groups).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if (db == "") == (server == "") {
-				return usageErrorf("audit export needs either --db FILE (the server's storage.path) or --server URL")
+			if db.isSet() == (server != "") {
+				return usageErrorf("audit export needs either --db FILE (the server's storage.path), --dsn-file FILE (its storage.dsn_file) or --server URL")
 			}
 			if format != "jsonl" && format != "csv" {
 				return usageErrorf("--format %q: use jsonl or csv", format)
@@ -88,7 +76,7 @@ login --server URL'; its groups must include one of auditors.groups).`,
 				}
 				n, err = exportAuditFromServer(cmd.Context(), server, token, w, format, filter)
 			} else {
-				st, oerr := openReadOnly(db)
+				st, oerr := db.openReadOnly(cmd.Context(), auditLockedHint)
 				if oerr != nil {
 					return oerr
 				}
@@ -108,7 +96,7 @@ login --server URL'; its groups must include one of auditors.groups).`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	db.add(f, "bbolt database file (the server's storage.path)")
 	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/audit)")
 	f.StringVar(&token, "token", "", "with --server: an auditor's OIDC token (default $SIGNOFF_TOKEN, then the signoff login sign-in)")
 	f.StringVar(&format, "format", "jsonl", "jsonl or csv")
@@ -221,11 +209,12 @@ func writeAudit(w io.Writer, format string, filter audit.Filter, walk func(emit 
 
 func newAuditVerifyCommand() *cobra.Command {
 	var (
-		db, pubkey, anchor string
-		strict             bool
+		pubkey, anchor string
+		db             dbFlags
+		strict         bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify (--db FILE | FILE.jsonl) [--pubkey FILE [--strict]] [--anchor FILE]",
+		Use:   "verify (--db FILE | --dsn-file FILE | FILE.jsonl) [--pubkey FILE [--strict]] [--anchor FILE]",
 		Short: "Check the audit log's hash chain (and signed checkpoints)",
 		Long: `Check every record's hash and its link to the record before. Exit 0 when the
 chain is intact; exit 1 naming the first bad record's seq when a record was
@@ -249,14 +238,17 @@ intact and signed. These options catch them:
                   rewritten from one, fails. With --pubkey their signatures are
                   checked too. This is how to check a running server's export.
 
+--db FILE reads a bbolt database file (of a stopped server, or a backup);
+--dsn-file FILE (or --dsn) reads a PostgreSQL database, also while it serves.
+
 Exit 2 for a usage error or an anchor file that cannot be read (naming the line).
 
   signoff audit verify --db backup.db --pubkey audit.key.pub --strict --anchor checkpoints.jsonl
   signoff audit verify audit.jsonl --pubkey audit.key.pub --anchor checkpoints.jsonl`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (db == "") == (len(args) == 0) {
-				return usageErrorf("audit verify takes either --db FILE or one exported FILE.jsonl")
+			if db.isSet() == (len(args) == 1) {
+				return usageErrorf("audit verify takes either --db FILE, --dsn-file FILE (PostgreSQL) or one exported FILE.jsonl")
 			}
 			if strict && pubkey == "" {
 				return usageErrorf("--strict needs --pubkey FILE: it requires the log to end with a checkpoint whose signature verifies, and without the public key no signature can be checked")
@@ -280,8 +272,8 @@ Exit 2 for a usage error or an anchor file that cannot be read (naming the line)
 				sum audit.Summary
 				err error
 			)
-			if db != "" {
-				sum, err = verifyDB(cmd.Context(), db, opts)
+			if db.isSet() {
+				sum, err = verifyDB(cmd.Context(), &db, opts)
 			} else {
 				sum, err = verifyFile(args[0], opts)
 			}
@@ -317,7 +309,7 @@ Exit 2 for a usage error or an anchor file that cannot be read (naming the line)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file (the server's storage.path)")
+	db.add(f, "bbolt database file (the server's storage.path)")
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
 	f.BoolVar(&strict, "strict", false, "with --pubkey: fail when records follow the last signed checkpoint")
 	f.StringVar(&anchor, "anchor", "", "checkpoint records published elsewhere (JSON lines) the log must hold unchanged")
@@ -348,8 +340,8 @@ func verifyFile(path string, opts audit.VerifyOptions) (audit.Summary, error) {
 	return audit.VerifyJSONL(f, opts)
 }
 
-func verifyDB(ctx context.Context, path string, opts audit.VerifyOptions) (audit.Summary, error) {
-	st, err := openReadOnly(path)
+func verifyDB(ctx context.Context, db *dbFlags, opts audit.VerifyOptions) (audit.Summary, error) {
+	st, err := db.openReadOnly(ctx, auditLockedHint)
 	if err != nil {
 		return audit.Summary{}, err
 	}

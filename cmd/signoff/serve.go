@@ -36,7 +36,6 @@ import (
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // shutdownGrace bounds a graceful stop (docs/architecture.md, invariant 10:
@@ -118,6 +117,10 @@ type serveOptions struct {
 	// the server starts serving. Tests vote through it: they cannot open
 	// the store while serve holds it.
 	onService func(*approvals.Service)
+	// replicaPoll, when set, replaces approvals.DefaultReplicaPoll: tests
+	// make it long to prove that another replica's decision wakes a
+	// waiter through the store's change feed, not the periodic re-read.
+	replicaPoll time.Duration
 }
 
 // serve runs the server until ctx ends, then stops within shutdownGrace:
@@ -138,12 +141,12 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	if err != nil {
 		return err
 	}
-	store, err := boltstore.Open(cfg.Storage.Path, boltstore.Options{LockTimeout: time.Second})
+	store, storeName, err := openServeStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	svc := newService(cfg, store, pol, signingKey, logger)
+	svc := newService(cfg, store, pol, signingKey, logger, o.replicaPoll)
 	if o.onService != nil {
 		o.onService(svc)
 	}
@@ -174,7 +177,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
-	logger.Info("signoff listening", "addr", addr, "store", cfg.Storage.Path, "actions", len(pol.Actions), "dev", o.dev, "version", version)
+	logger.Info("signoff listening", "addr", addr, "store", storeName, "actions", len(pol.Actions), "dev", o.dev, "version", version)
 	if o.dev {
 		printDevBanner(o.stdout, cfg, pol, addr, devIss)
 	}
@@ -197,8 +200,7 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 }
 
 // checkServeMode refuses what the mode forbids: dev mode off loopback, a
-// dev-mode issuer trusted outside dev mode, a storage driver this build
-// lacks.
+// dev-mode issuer trusted outside dev mode.
 func checkServeMode(cfg *config.Config, dev bool) error {
 	if dev {
 		if err := checkLoopback(cfg.Listen); err != nil {
@@ -206,9 +208,6 @@ func checkServeMode(cfg *config.Config, dev bool) error {
 		}
 	} else if err := refuseDevTrust(cfg); err != nil {
 		return withCode(exitUsage, err)
-	}
-	if cfg.Storage.Driver != "" && cfg.Storage.Driver != "bolt" {
-		return withCode(exitUsage, fmt.Errorf("storage.driver: %q is not available in this build; use bolt", cfg.Storage.Driver))
 	}
 	return nil
 }
@@ -228,7 +227,7 @@ func auditSigningKey(cfg *config.Config) (ed25519.PrivateKey, error) {
 }
 
 // newService is the approvals service over store, as the config sets it.
-func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, signingKey ed25519.PrivateKey, logger *slog.Logger) *approvals.Service {
+func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, signingKey ed25519.PrivateKey, logger *slog.Logger, replicaPoll time.Duration) *approvals.Service {
 	return approvals.New(store, pol, approvals.Options{
 		Logger:          logger,
 		Platforms:       chatPlatforms(cfg),
@@ -237,6 +236,7 @@ func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, sig
 		CheckpointEvery: cfg.Audit.CheckpointEvery,
 		// Counted in the create transaction; the API answers 429.
 		PendingPerRequester: cfg.Limits.PendingPerRequester,
+		ReplicaPoll:         replicaPoll,
 	})
 }
 
@@ -315,6 +315,8 @@ type serveParts struct {
 // the executor. On an error the caller stops the loops already started.
 func (p *serveParts) startComponents(ctx context.Context) error {
 	p.loops.start("expiry loop", p.svc.RunExpiry)
+	// On PostgreSQL, other replicas' decisions wake this one's waiters.
+	p.loops.start("replica changes", p.svc.RelayChanges)
 	if err := p.startLinker(); err != nil {
 		return err
 	}

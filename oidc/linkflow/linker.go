@@ -180,6 +180,22 @@ const (
 	RefusalNoDirectory    identity.LinkRefusalReason = "no_directory"
 )
 
+// Reasons a step-up sign-in did not cast its vote
+// (identity.StepUpRefusal.Reason). This is the one place they are
+// declared; the type is identity's, beside the field.
+const (
+	// StepUpRefusalLinkStale: the chat account has no usable link (none,
+	// stale, of another issuer, too old or unproven), so the sign-in
+	// cannot stand in for it. Its value is LinkReasonStale's.
+	StepUpRefusalLinkStale = identity.StepUpRefusalReason(LinkReasonStale)
+	// StepUpRefusalIdentityMismatch: the sign-in was by another identity
+	// than the one the chat account is linked to.
+	StepUpRefusalIdentityMismatch identity.StepUpRefusalReason = "step_up_identity_mismatch"
+	// StepUpRefusalVoteRefused: approvals refused the vote (and audited
+	// the refusal itself).
+	StepUpRefusalVoteRefused identity.StepUpRefusalReason = "vote_refused"
+)
+
 // LinkerOptions configure a Linker. Issuer, ClientID, RedirectURL, Store
 // and Links are required.
 type LinkerOptions struct {
@@ -625,11 +641,12 @@ func (l *Linker) linkRequired(ctx context.Context, p PlatformUser, reason LinkRe
 	return &LinkRequiredError{URL: u, Reason: reason, Message: message}
 }
 
-// lockUser serializes Resolve per chat account within this process. The
-// lock map keeps one small entry per chat account ever resolved. Replicas
-// sharing a database do not share these locks: two replicas refreshing one
-// account at the same instant could spend a rotating refresh token twice
-// and see the second refresh refused.
+// lockUser serializes Resolve (and a sweep's refresh) per chat account, so
+// that a rotating refresh token is never spent twice at once: first within
+// this process (a small entry per chat account ever resolved), then, when
+// the store is shared by replicas (a storage.Locker, PostgreSQL), across
+// all of them, so two replicas refreshing one account at the same instant
+// take turns too.
 func (l *Linker) lockUser(ctx context.Context, p PlatformUser) (func(), error) {
 	key := p.Platform + "\x00" + p.Workspace + "\x00" + p.UserID
 	l.userLocksMu.Lock()
@@ -641,10 +658,19 @@ func (l *Linker) lockUser(ctx context.Context, p PlatformUser) (func(), error) {
 	l.userLocksMu.Unlock()
 	select {
 	case ch <- struct{}{}:
-		return func() { <-ch }, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("oidc: waiting for another check of %s: %w", p, ctx.Err())
 	}
+	locker, shared := l.opts.Store.(storage.Locker)
+	if !shared {
+		return func() { <-ch }, nil
+	}
+	unlockShared, err := locker.Lock(ctx, "link "+key)
+	if err != nil {
+		<-ch
+		return nil, fmt.Errorf("oidc: waiting for another replica's check of %s: %w", p, err)
+	}
+	return func() { unlockShared(); <-ch }, nil
 }
 
 // refresh re-reads the groups of link at the IdP with its refresh token,

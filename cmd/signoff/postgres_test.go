@@ -1,0 +1,198 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.etcd.io/bbolt"
+
+	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/testpg"
+	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/pgstore"
+)
+
+// onPostgres points a test config at dsn.
+func onPostgres(dsn string) func(*config.Config) {
+	return func(cfg *config.Config) {
+		cfg.Storage.Driver = config.DriverPostgres
+		cfg.Storage.DSN = config.Secret(dsn)
+	}
+}
+
+// writeDSNFile writes dsn to a 0600 file, as an operator keeps it.
+func writeDSNFile(t *testing.T, dsn string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dsn")
+	if err := os.WriteFile(path, []byte(dsn+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestServeOnPostgres runs the whole request → vote → outcome path of a
+// dev-mode server on PostgreSQL, then reads its audit log while it serves:
+// export and verify work online on PostgreSQL, unlike on bbolt.
+func TestServeOnPostgres(t *testing.T) {
+	dsn, _ := testpg.Schema(t)
+	clearCIEnv(t)
+	ts := startServeConfig(t, writeConfig(t, requestTestConfig), true, onPostgres(dsn))
+	ts.logOnFailure(t)
+	tok := devToken(t, ts)
+
+	stderr, res := runAsync(requestArgs(ts, tok, "--wait", "--timeout", "60s")...)
+	r := pendingRequest(t, ts.svc)
+	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	vote(t, ts, r.ID, storage.DecisionApprove)
+	if got := <-res; got.code != 0 || !strings.Contains(got.stdout, "approved: request "+r.ID) {
+		t.Fatalf("request --wait: exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
+	}
+
+	dsnFile := writeDSNFile(t, dsn)
+	code, out, errOut := runCmd(t, "audit", "verify", "--dsn-file", dsnFile)
+	if code != 0 || !strings.Contains(out, "audit log intact") {
+		t.Fatalf("audit verify --dsn-file while serving: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "audit", "export", "--dsn", dsn, "--request", r.ID)
+	if code != 0 || !strings.Contains(out, `"request.approved"`) {
+		t.Fatalf("audit export --dsn while serving: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(errOut, dsn) {
+		t.Error("a command echoed the DSN")
+	}
+}
+
+func TestMigrateCommand(t *testing.T) {
+	dsn, _ := testpg.Schema(t)
+	cfgPath := writeConfig(t, strings.Replace(requestTestConfig,
+		"storage: {driver: bolt, path: ./unused/signoff.db}",
+		"storage: {driver: postgres, dsn_file: "+writeDSNFile(t, dsn)+"}", 1))
+	code, out, errOut := runCmd(t, "migrate", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "migrated the schema from version 0 to") {
+		t.Fatalf("migrate: exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "migrate", "--config", cfgPath)
+	if code != 0 || !strings.Contains(out, "already at version") {
+		t.Fatalf("migrate again: exit %d\n%s", code, out)
+	}
+
+	// A database a newer signoff migrated: migrate and serve refuse it.
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(t.Context(), `UPDATE signoff_schema SET version = $1`, pgstore.SchemaVersion()+1); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCmd(t, "migrate", "--config", cfgPath)
+	if code != exitFailure || !strings.Contains(errOut, "a newer signoff migrated it") {
+		t.Errorf("migrate of a newer schema: exit %d\n%s", code, errOut)
+	}
+	code, errOut = runServeBriefly(t, "--dev", "--config", cfgPath)
+	if code != exitFailure || !strings.Contains(errOut, "a newer signoff migrated it") {
+		t.Errorf("serve on a newer schema: exit %d\n%s", code, errOut)
+	}
+
+	// bbolt has nothing to migrate.
+	code, out, _ = runCmd(t, "migrate", "--config", writeConfig(t, requestTestConfig))
+	if code != 0 || !strings.Contains(out, "nothing to migrate") {
+		t.Errorf("migrate on bolt: exit %d\n%s", code, out)
+	}
+}
+
+// TestStorageCopyBoltToPostgres moves an installation: a server on bbolt
+// decides a request, stops, its file is copied into PostgreSQL, and a
+// server on PostgreSQL serves the same request and the same audit chain. A
+// copy into a database that is not empty, or from a file whose chain is
+// broken, is refused before anything is written.
+func TestStorageCopyBoltToPostgres(t *testing.T) {
+	clearCIEnv(t)
+	db := filepath.Join(t.TempDir(), "data", "signoff.db")
+	ts := startTestServer(t, true, "127.0.0.1:0", db)
+	tok := devToken(t, ts)
+	if code, out, errOut := runCmd(t, requestArgs(ts, tok, "--idempotency-key", "moved")...); code != 0 {
+		t.Fatalf("request: exit %d\n%s\n%s", code, out, errOut)
+	}
+	r := pendingRequest(t, ts.svc)
+	vote(t, ts, r.ID, storage.DecisionApprove)
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, srcOut, _ := runCmd(t, "audit", "verify", "--db", db)
+
+	dsn, _ := testpg.Schema(t)
+	dsnFile := writeDSNFile(t, dsn)
+	code, out, errOut := runCmd(t, "storage", "copy", "--from", "bolt:"+db, "--to", "postgres-file:"+dsnFile)
+	if code != 0 || !strings.Contains(out, "copied 1 requests") {
+		t.Fatalf("storage copy: exit %d\n%s\n%s", code, out, errOut)
+	}
+	_, dstOut, _ := runCmd(t, "audit", "verify", "--dsn-file", dsnFile)
+	if dstOut == "" || dstOut != srcOut {
+		t.Errorf("audit verify after the copy says\n%s\nbefore it said\n%s", dstOut, srcOut)
+	}
+
+	// A server on the copy knows the request, decided, under its key.
+	ts2 := startServeConfig(t, writeConfig(t, requestTestConfig), true, onPostgres(dsn))
+	got, err := ts2.svc.Get(t.Context(), r.ID)
+	if err != nil || got.State != storage.StateApproved || got.IdempotencyScope != r.IdempotencyScope {
+		t.Fatalf("the copied request: %+v, %v", got, err)
+	}
+	if err := ts2.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The destination is not empty now: a second copy is refused.
+	code, _, errOut = runCmd(t, "storage", "copy", "--from", "bolt:"+db, "--to", "postgres-file:"+dsnFile)
+	if code != exitFailure || !strings.Contains(errOut, "not empty") {
+		t.Errorf("copy into a non-empty database: exit %d\n%s", code, errOut)
+	}
+
+	// A source whose chain is broken is refused, and nothing is written.
+	tamperFirstAuditRecord(t, db)
+	empty, _ := testpg.Schema(t)
+	code, _, errOut = runCmd(t, "storage", "copy", "--from", "bolt:"+db, "--to", "postgres:"+empty)
+	if code != exitFailure || !strings.Contains(errOut, "does not verify") {
+		t.Errorf("copy of a broken chain: exit %d\n%s", code, errOut)
+	}
+	if strings.Contains(errOut, empty) {
+		t.Error("the error shows the DSN")
+	}
+	code, out, _ = runCmd(t, "audit", "export", "--dsn", empty)
+	if code != 0 || strings.TrimSpace(out) != "" {
+		t.Errorf("after a refused copy the destination holds: exit %d\n%s", code, out)
+	}
+}
+
+// tamperFirstAuditRecord changes one byte of the first audit record in a
+// bbolt file, as someone editing the file behind signoff's back would.
+func tamperFirstAuditRecord(t *testing.T, path string) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("audit"))
+		k, v := b.Cursor().First()
+		if k == nil {
+			return errors.New("no audit record")
+		}
+		changed := bytes.Replace(v, []byte(`"deploy"`), []byte(`"deplox"`), 1)
+		if bytes.Equal(changed, v) {
+			return errors.New("the first record does not name the deploy action")
+		}
+		return b.Put(k, changed)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
