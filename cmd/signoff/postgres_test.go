@@ -196,3 +196,31 @@ func tamperFirstAuditRecord(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// TestLongPollWokenByAnotherReplica: a `signoff request --wait` on one
+// replica returns when another replica decides. The waiting replica's
+// periodic re-read is set to an hour, and the client re-asks only every
+// 30 s (pollWait), so only the change feed (LISTEN / NOTIFY) can wake it
+// within the 25 s the test allows.
+func TestLongPollWokenByAnotherReplica(t *testing.T) {
+	dsn, _ := testpg.Schema(t)
+	clearCIEnv(t)
+	cfgPath := writeConfig(t, requestTestConfig)
+	waiting := startServeWith(t, cfgPath, serveOptions{dev: true, replicaPoll: time.Hour}, onPostgres(dsn))
+	deciding := startServeWith(t, cfgPath, serveOptions{dev: true, replicaPoll: time.Hour}, onPostgres(dsn))
+	waiting.logOnFailure(t)
+	tok := devToken(t, waiting)
+
+	stderr, res := runAsync(requestArgs(waiting, tok, "--wait", "--timeout", "5m")...)
+	r := pendingRequest(t, waiting.svc)
+	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	vote(t, deciding, r.ID, storage.DecisionApprove)
+	select {
+	case got := <-res:
+		if got.code != 0 || !strings.Contains(got.stdout, "approved: request "+r.ID) {
+			t.Fatalf("request --wait: exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
+		}
+	case <-time.After(pollWait - 5*time.Second):
+		t.Fatal("a decision on another replica did not wake the long-poll")
+	}
+}

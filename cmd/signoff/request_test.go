@@ -85,6 +85,14 @@ func (ts *testServer) logOnFailure(t *testing.T) {
 // database goes to a fresh temporary folder.
 func startServeConfig(t *testing.T, cfgPath string, dev bool, adjust ...func(*config.Config)) *testServer {
 	t.Helper()
+	return startServeWith(t, cfgPath, serveOptions{dev: dev}, adjust...)
+}
+
+// startServeWith is startServeConfig with serve's options (dev and
+// replicaPoll are taken from o; its outputs and hooks are the test
+// server's).
+func startServeWith(t *testing.T, cfgPath string, o serveOptions, adjust ...func(*config.Config)) *testServer {
+	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +107,7 @@ func startServeConfig(t *testing.T, cfgPath string, dev bool, adjust ...func(*co
 	done := make(chan error, 1)
 	go func() {
 		done <- serve(ctx, cfg, serveOptions{
-			dev: dev, stdout: ts.log, stderr: ts.log, ready: ready,
+			dev: o.dev, replicaPoll: o.replicaPoll, stdout: ts.log, stderr: ts.log, ready: ready,
 			onService: func(s *approvals.Service) { ts.svc = s },
 		})
 	}()

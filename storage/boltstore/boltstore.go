@@ -60,7 +60,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -70,6 +69,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/txfn"
 )
 
 // Defaults for Options fields left zero.
@@ -407,7 +407,7 @@ func (s *Store) runBatch(batch []*call) {
 		tx := &writeTx{readTx{tx: btx}}
 		for _, c := range batch {
 			s.running = c
-			if err := callFn(c.fn, tx); err != nil {
+			if err := txfn.Call[storage.Tx](c.fn, tx); err != nil {
 				return errBatchFailed
 			}
 		}
@@ -433,7 +433,7 @@ func (s *Store) runOne(c *call) error {
 	s.commits.Add(1)
 	s.running = c
 	err := s.db.Update(func(btx *bbolt.Tx) error {
-		fnErr = callFn(c.fn, &writeTx{readTx{tx: btx}})
+		fnErr = txfn.Call[storage.Tx](c.fn, &writeTx{readTx{tx: btx}})
 		return fnErr
 	})
 	s.running = nil
@@ -444,34 +444,6 @@ func (s *Store) runOne(c *call) error {
 		return fmt.Errorf("commit to store %s: %w", s.path, err)
 	}
 	return nil
-}
-
-// callFn runs fn, turning a panic into an error so that the transaction is
-// rolled back and the committer survives.
-func callFn(fn func(storage.Tx) error, tx storage.Tx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{value: r, stack: debug.Stack()}
-		}
-	}()
-	return fn(tx)
-}
-
-// panicError reports a panicking update function. The stack is kept for
-// debuggers but left out of the message, which may reach a client.
-type panicError struct {
-	value any
-	stack []byte
-}
-
-func (e *panicError) Error() string {
-	return fmt.Sprintf("update function panicked: %v; nothing was written", e.value)
-}
-
-// Unwrap exposes the panic value when it is an error.
-func (e *panicError) Unwrap() error {
-	err, _ := e.value.(error)
-	return err
 }
 
 // View runs fn in a read-only transaction. fn sees one consistent snapshot.

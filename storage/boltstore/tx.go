@@ -348,17 +348,17 @@ func indexPendingByRequester(tx *bbolt.Tx) error {
 }
 
 // AppendAudit stores record under seq, which must follow the current head.
-func (t *writeTx) AppendAudit(seq uint64, hash string, record []byte) error {
+func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
 	head, _, err := t.AuditHead()
 	if err != nil {
 		return fmt.Errorf("append audit record %d: %w", seq, err)
 	}
-	if seq != head+1 {
-		return fmt.Errorf("append audit record %d: the next sequence number is %d: %w", seq, head+1, storage.ErrConflict)
+	if err := record.CheckNextAudit(seq, head); err != nil {
+		return err
 	}
 	// bolt keeps a reference to the value until commit: copy it so that the
 	// caller may reuse its buffer.
-	if err := t.bucket(bucketAudit).Put(u64key(seq), clone(record)); err != nil {
+	if err := t.bucket(bucketAudit).Put(u64key(seq), clone(rec)); err != nil {
 		return fmt.Errorf("append audit record %d: %w", seq, err)
 	}
 	headVal := append(u64key(seq), hash...)

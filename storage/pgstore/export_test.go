@@ -14,5 +14,5 @@ func MigrateTo(ctx context.Context, dsn string, v int) (from int, err error) {
 		return 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	return migrate(ctx, conn, "test database", v)
+	return migrate(ctx, conn, "test database", migrations, v)
 }

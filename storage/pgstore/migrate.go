@@ -91,7 +91,7 @@ func Migrate(ctx context.Context, dsn string) (from, to int, err error) {
 		return 0, 0, &unreachableError{desc: desc, err: err}
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	from, err = migrate(ctx, conn, desc, len(migrations))
+	from, err = migrate(ctx, conn, desc, migrations, len(migrations))
 	if err != nil {
 		return from, from, err
 	}
@@ -103,10 +103,11 @@ func Migrate(ctx context.Context, dsn string) (from, to int, err error) {
 // other.
 const lockKeySQL = `hashtextextended('signoff.migrate.' || current_schema(), 0)`
 
-// migrate applies the migrations after the database's version up to upTo,
-// each in its own transaction, holding the migration lock throughout. It
-// refuses a database whose version is above every migration it knows.
-func migrate(ctx context.Context, conn *pgx.Conn, desc string, upTo int) (from int, err error) {
+// migrate applies the migrations of ms after the database's version up to
+// version upTo, each in its own transaction, holding the migration lock
+// throughout. It refuses a database whose version is above every migration
+// of ms.
+func migrate(ctx context.Context, conn *pgx.Conn, desc string, ms []migration, upTo int) (from int, err error) {
 	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(`+lockKeySQL+`)`); err != nil {
 		return 0, fmt.Errorf("migrate %s: take the migration lock: %w", desc, err)
 	}
@@ -117,10 +118,10 @@ func migrate(ctx context.Context, conn *pgx.Conn, desc string, upTo int) (from i
 	if err != nil {
 		return 0, err
 	}
-	if from > len(migrations) {
-		return from, newerError(desc, from)
+	if from > len(ms) {
+		return from, newerError(desc, from, len(ms))
 	}
-	for _, m := range migrations[from:upTo] {
+	for _, m := range ms[from:max(from, upTo)] {
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
@@ -144,7 +145,7 @@ func checkVersion(ctx context.Context, conn *pgx.Conn, desc string) error {
 	}
 	switch {
 	case v > len(migrations):
-		return newerError(desc, v)
+		return newerError(desc, v, len(migrations))
 	case v == 0:
 		return fmt.Errorf("%s holds no signoff schema: check the DSN (and its search_path), or run `signoff migrate` to create one", desc)
 	case v < len(migrations):
@@ -153,9 +154,9 @@ func checkVersion(ctx context.Context, conn *pgx.Conn, desc string) error {
 	return nil
 }
 
-func newerError(desc string, v int) error {
+func newerError(desc string, v, known int) error {
 	return fmt.Errorf("%s: %w: it is at version %d, this signoff knows up to %d; a newer signoff migrated it, so run that version or a later one (an older one must never write to it)",
-		desc, ErrSchemaNewer, v, len(migrations))
+		desc, ErrSchemaNewer, v, known)
 }
 
 // schemaVersion reads the database's schema version; 0 when it has no

@@ -47,7 +47,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +56,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/txfn"
 )
 
 // Defaults for Options fields left zero.
@@ -186,7 +186,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	if s.opts.ReadOnly {
 		return checkVersion(ctx, conn.Conn(), s.desc)
 	}
-	_, err = migrate(ctx, conn.Conn(), s.desc, len(migrations))
+	_, err = migrate(ctx, conn.Conn(), s.desc, migrations, len(migrations))
 	return err
 }
 
@@ -310,7 +310,7 @@ func (s *Store) updateOnce(ctx context.Context, fn func(storage.Tx) error) (err 
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.TxTimeout)
 	defer cancel()
 	wt := &writeTx{readTx: readTx{ctx: wctx, q: tx, desc: s.desc}, channel: s.channel}
-	fnErr := callFn(fn, storage.Tx(wt))
+	fnErr := txfn.Call(fn, storage.Tx(wt))
 	if wt.failed != nil {
 		// A statement failed: PostgreSQL has aborted the transaction,
 		// whatever fn made of the error.
@@ -351,34 +351,6 @@ func (s *Store) describe(err error) error {
 	return err
 }
 
-// callFn runs fn, turning a panic into an error so that the transaction is
-// rolled back.
-func callFn[T any](fn func(T) error, tx T) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &panicError{value: r, stack: debug.Stack()}
-		}
-	}()
-	return fn(tx)
-}
-
-// panicError reports a panicking update function. The stack is kept for
-// debuggers but left out of the message, which may reach a client.
-type panicError struct {
-	value any
-	stack []byte
-}
-
-func (e *panicError) Error() string {
-	return fmt.Sprintf("update function panicked: %v; nothing was written", e.value)
-}
-
-// Unwrap exposes the panic value when it is an error.
-func (e *panicError) Unwrap() error {
-	err, _ := e.value.(error)
-	return err
-}
-
 // View runs fn in a read-only REPEATABLE READ transaction: fn sees one
 // consistent snapshot while writers go on.
 func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
@@ -401,7 +373,7 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 	vctx, cancel := context.WithTimeout(ctx, s.opts.TxTimeout)
 	defer cancel()
 	rt := &readTx{ctx: vctx, q: tx, desc: s.desc}
-	fnErr := callFn(fn, storage.ReadTx(rt))
+	fnErr := txfn.Call(fn, storage.ReadTx(rt))
 	if rt.failed != nil {
 		return rt.failed
 	}

@@ -360,19 +360,19 @@ func (t *writeTx) UpdateRequest(r storage.Request) error {
 
 // AppendAudit stores record under seq, which must follow the current head,
 // and moves the head.
-func (t *writeTx) AppendAudit(seq uint64, hash string, record []byte) error {
+func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
 	head, _, err := t.AuditHead()
 	if err != nil {
 		return fmt.Errorf("append audit record %d: %w", seq, err)
 	}
-	if seq != head+1 {
-		return fmt.Errorf("append audit record %d: the next sequence number is %d: %w", seq, head+1, storage.ErrConflict)
+	if err := record.CheckNextAudit(seq, head); err != nil {
+		return err
 	}
-	if record == nil {
-		record = []byte{}
+	if rec == nil {
+		rec = []byte{}
 	}
 	what := fmt.Sprintf("append audit record %d", seq)
-	if _, err := t.exec(what, `INSERT INTO audit (seq, hash, record) VALUES ($1, $2, $3)`, int64(seq), key(hash), record); err != nil {
+	if _, err := t.exec(what, `INSERT INTO audit (seq, hash, record) VALUES ($1, $2, $3)`, int64(seq), key(hash), rec); err != nil {
 		return err
 	}
 	_, err = t.exec(what, `UPDATE audit_head SET seq = $1, hash = $2`, int64(seq), key(hash))

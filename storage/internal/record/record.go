@@ -56,6 +56,16 @@ func Attempt(a storage.LinkAttempt) storage.LinkAttempt {
 	return a
 }
 
+// CheckNextAudit refuses an audit record whose sequence number seq does not
+// follow the chain's head (storage.ErrConflict), so that no backend can fork
+// or skip a number.
+func CheckNextAudit(seq, head uint64) error {
+	if seq != head+1 {
+		return fmt.Errorf("append audit record %d: the next sequence number is %d: %w", seq, head+1, storage.ErrConflict)
+	}
+	return nil
+}
+
 // Account names a chat account in error messages.
 func Account(platform, workspace, platformUser string) string {
 	return fmt.Sprintf("%q user %q in workspace %q", platform, platformUser, workspace)
