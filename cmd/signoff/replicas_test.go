@@ -33,6 +33,11 @@ const replicaConfig = devRequestersYAML + `actions:
     ttl: 1h
     on_approve:
       webhook: {url: "WEBHOOK", secret: replica-test-secret, timeout: 5s}
+  quick:
+    description: Expires almost at once
+    requesters: [{issuer: dev, claims: {sub: "*"}}]
+    approvers: {groups: [sre]}
+    ttl: 2s
 dev:
   approvers:
     - {name: alice, email: alice@example.com, groups: [sre]}
@@ -116,8 +121,12 @@ func (r *replica) create(client *http.Client, key string) (string, bool) {
 // post asks for a deploy under an idempotency key and returns the request
 // id answered and the status.
 func (r *replica) post(client *http.Client, key string) (string, int) {
-	req, _ := http.NewRequest(http.MethodPost, r.base()+"/v1/requests",
-		strings.NewReader(`{"action":"deploy","params":{"service":"api"},"reason":"`+key+`"}`))
+	return r.postBody(client, key, `{"action":"deploy","params":{"service":"api"},"reason":"`+key+`"}`)
+}
+
+// postBody sends POST /v1/requests with body under an idempotency key.
+func (r *replica) postBody(client *http.Client, key, body string) (string, int) {
+	req, _ := http.NewRequest(http.MethodPost, r.base()+"/v1/requests", strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+r.token)
 	req.Header.Set("Idempotency-Key", key)
 	resp, err := client.Do(req)
@@ -371,6 +380,33 @@ func TestReplicasOnPostgres(t *testing.T) {
 		t.Fatalf("audit verify of the chain three replicas wrote: %v\n%s", err, out)
 	}
 	t.Logf("%d requests through 3 replicas: %d approved, %d denied", len(acked), approved, len(acked)-approved)
+
+	// Every replica runs the expiry loop: a request that nobody decides
+	// expires exactly once all the same.
+	var quick []string
+	for i, r := range replicas {
+		id, status := r.postBody(client, fmt.Sprintf("quick-%d", i), `{"action":"quick"}`)
+		if status != http.StatusCreated {
+			t.Fatalf("create a quick request through %s: %d", r.addr, status)
+		}
+		quick = append(quick, id)
+	}
+	waitFor(t, 60*time.Second, "the quick requests to expire", func() bool {
+		expired := map[string]int{}
+		for _, rec := range exportAuditRecords(t, bin, dsnFile) {
+			if rec.Type == audit.TypeRequestExpired {
+				expired[rec.RequestID]++
+			}
+		}
+		done := true
+		for _, id := range quick {
+			if expired[id] > 1 {
+				t.Fatalf("request %s expired %d times", id, expired[id])
+			}
+			done = done && expired[id] == 1
+		}
+		return done
+	})
 }
 
 // exportAuditRecords reads the whole audit log with `signoff audit export`.
