@@ -38,15 +38,10 @@
 //
 // # Group commit
 //
-// Update does not open a bolt transaction per caller. One committer goroutine
-// takes the first waiting call, then whatever else is already queued (without
-// waiting for more, up to Options.MaxBatch), and runs all their functions in a
-// single bolt transaction: one fsync for the whole group. While a commit is in
-// flight the next callers queue up, so the group grows with the load and a
-// lone caller pays no delay. If any function of a group fails (returns an
-// error or panics), or the commit fails, the transaction is rolled back and
-// every function of the group is run again on its own, each in its own
-// transaction, so that each caller gets exactly its own result. This is why an
+// Update does not open a bolt transaction per caller: package
+// storage/internal/groupcommit groups the callers already waiting (up to
+// Options.MaxBatch) into one bolt transaction, one fsync for the whole group,
+// and runs each function of a failed group again on its own. This is why an
 // Update function may run more than once (see package storage).
 //
 // An Update or View function must not call Update, View or Close on the same
@@ -69,7 +64,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/internal/txfn"
+	"github.com/signoff-dev/signoff/storage/internal/groupcommit"
 )
 
 // Defaults for Options fields left zero.
@@ -84,10 +79,6 @@ const (
 // schemaVersion is written into the meta bucket; Open refuses a file written
 // by a newer layout.
 const schemaVersion = 1
-
-// queueLen is how many Update calls may wait for the committer before further
-// callers block on handing theirs over. It is independent of MaxBatch.
-const queueLen = 1024
 
 // auditChunk is how many audit records AuditRecords reads per transaction.
 const auditChunk = 1000
@@ -117,37 +108,13 @@ type Store struct {
 	readOnly bool
 	maxBatch int
 
-	// mu guards closing: Update holds it for reading while it hands a call
-	// to the committer, Close for writing while it closes calls, so that
-	// nobody ever sends on a closed channel.
-	mu     sync.RWMutex
+	// committer groups Update calls into bolt transactions.
+	committer *groupcommit.Committer[storage.Tx]
+	// closed is set when Close begins.
 	closed atomic.Bool
-	calls  chan *call
-	// loopDone is closed when the committer has drained calls and exited.
-	loopDone chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
-
-	// commits counts bolt write transactions the committer started, for
-	// tests and benchmarks.
-	commits atomic.Uint64
-	// running is the call whose function the committer is running; only
-	// the committer goroutine touches it.
-	running *call
-}
-
-// call is one Update waiting for the committer.
-type call struct {
-	fn   func(storage.Tx) error
-	done chan error // buffered: the committer never blocks on a reply
-	// answered is set by the committer once it has replied.
-	answered bool
-}
-
-func (c *call) answer(err error) {
-	c.answered = true
-	c.done <- err
 }
 
 // Open opens (creating if needed, unless opts.ReadOnly) the store kept in the
@@ -196,11 +163,8 @@ func Open(path string, opts Options) (*Store, error) {
 		db:       db,
 		path:     path,
 		readOnly: opts.ReadOnly,
-		maxBatch: opts.MaxBatch,
-		calls:    make(chan *call, queueLen),
-		loopDone: make(chan struct{}),
 	}
-	go s.commitLoop(nil)
+	s.committer = groupcommit.New("store "+path, opts.MaxBatch, s.runTx)
 	return s, nil
 }
 
@@ -323,127 +287,14 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	if s.readOnly {
 		return fmt.Errorf("update store %s: %w", s.path, berrors.ErrDatabaseReadOnly)
 	}
-	c := &call{fn: fn, done: make(chan error, 1)}
-
-	s.mu.RLock()
-	if s.closed.Load() {
-		s.mu.RUnlock()
-		return fmt.Errorf("update store %s: %w", s.path, storage.ErrClosed)
-	}
-	select {
-	case s.calls <- c:
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return fmt.Errorf("update store %s: %w", s.path, ctx.Err())
-	}
-	s.mu.RUnlock()
-
-	return <-c.done
+	return s.committer.Update(ctx, fn)
 }
 
-// commitLoop is the single committer: it runs until Close closes calls and
-// everything queued before has been committed. It first runs retry, calls left
-// over by a previous loop, each on its own.
-func (s *Store) commitLoop(retry []*call) {
-	batch := retry
-	clean := false
-	defer func() {
-		if clean {
-			close(s.loopDone)
-			return
-		}
-		// An update function called runtime.Goexit (t.FailNow in a test,
-		// say). bbolt has rolled its transaction back. Fail that caller,
-		// run the rest of its batch again, and keep serving.
-		var again []*call
-		for _, c := range batch {
-			switch {
-			case c.answered:
-			case c == s.running:
-				c.answer(fmt.Errorf("update store %s: update function called runtime.Goexit; nothing was written", s.path))
-			default:
-				again = append(again, c)
-			}
-		}
-		s.running = nil
-		go s.commitLoop(again)
-	}()
-
-	for _, c := range batch {
-		c.answer(s.runOne(c))
-	}
-	for first := range s.calls {
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < s.maxBatch {
-			select {
-			case c, ok := <-s.calls:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, c)
-			default:
-				break drain
-			}
-		}
-		s.runBatch(batch)
-		clear(batch) // let the finished calls be collected
-	}
-	clean = true
-}
-
-// errBatchFailed aborts a group's transaction when one of its functions fails.
-var errBatchFailed = errors.New("a function of the batch failed")
-
-// runBatch commits batch in one transaction, or, if anything fails, runs each
-// of its functions alone.
-func (s *Store) runBatch(batch []*call) {
-	if len(batch) == 1 {
-		batch[0].answer(s.runOne(batch[0]))
-		return
-	}
-	s.commits.Add(1)
-	err := s.db.Update(func(btx *bbolt.Tx) error {
-		tx := &writeTx{readTx{tx: btx}}
-		for _, c := range batch {
-			s.running = c
-			if err := txfn.Call[storage.Tx](c.fn, tx); err != nil {
-				return errBatchFailed
-			}
-		}
-		return nil
+// runTx runs body in one bolt read-write transaction (groupcommit.RunFunc).
+func (s *Store) runTx(body func(storage.Tx) error) error {
+	return s.db.Update(func(btx *bbolt.Tx) error {
+		return body(&writeTx{readTx{tx: btx}})
 	})
-	s.running = nil
-	if err == nil {
-		for _, c := range batch {
-			c.answer(nil)
-		}
-		return
-	}
-	// Either a function failed or the commit did: nothing of the group
-	// landed. Give every caller the result of its own function alone.
-	for _, c := range batch {
-		c.answer(s.runOne(c))
-	}
-}
-
-// runOne runs one function in its own transaction.
-func (s *Store) runOne(c *call) error {
-	var fnErr error
-	s.commits.Add(1)
-	s.running = c
-	err := s.db.Update(func(btx *bbolt.Tx) error {
-		fnErr = txfn.Call[storage.Tx](c.fn, &writeTx{readTx{tx: btx}})
-		return fnErr
-	})
-	s.running = nil
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return fmt.Errorf("commit to store %s: %w", s.path, err)
-	}
-	return nil
 }
 
 // View runs fn in a read-only transaction. fn sees one consistent snapshot.
@@ -569,12 +420,8 @@ func (cw *ctxWriter) Write(p []byte) (int, error) {
 // errors; calling Close again returns the first Close's result.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
 		s.closed.Store(true)
-		close(s.calls)
-		s.mu.Unlock()
-
-		<-s.loopDone
+		s.committer.Close()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close store %s: %w", s.path, err)
 		}

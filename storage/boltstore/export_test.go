@@ -3,13 +3,13 @@ package boltstore
 import "go.etcd.io/bbolt"
 
 // Commits returns how many bolt write transactions the committer has run.
-func Commits(s *Store) uint64 { return s.commits.Load() }
+func Commits(s *Store) uint64 { return s.committer.Commits() }
 
 // Queued returns how many Update calls wait for the committer.
-func Queued(s *Store) int { return len(s.calls) }
+func Queued(s *Store) int { return s.committer.Queued() }
 
 // Closing reports whether Close has begun.
-func Closing(s *Store) bool { return s.closed.Load() }
+func Closing(s *Store) bool { return s.committer.Closed() }
 
 // DB returns the underlying bolt database.
 func DB(s *Store) *bbolt.DB { return s.db }

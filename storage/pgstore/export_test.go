@@ -16,3 +16,9 @@ func MigrateTo(ctx context.Context, dsn string, v int) (from int, err error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	return migrate(ctx, conn, "test database", migrations, v)
 }
+
+// Commits returns how many transactions the committer has started.
+func Commits(s *Store) uint64 { return s.committer.Commits() }
+
+// Queued returns how many Update calls wait for the committer.
+func Queued(s *Store) int { return s.committer.Queued() }

@@ -4,8 +4,9 @@
 //
 // # How it keeps the contract across processes
 //
-// Every Update runs in one PostgreSQL transaction that first locks the audit
-// chain's head row (SELECT … FOR UPDATE). Writers are therefore serialized
+// Every Update runs in a PostgreSQL transaction that first locks the audit
+// chain's head row (SELECT … FOR UPDATE); callers already waiting share one
+// transaction and one commit, as with bbolt (storage/internal/groupcommit). Writers are therefore serialized
 // across all replicas, as bbolt serializes them within one file: a
 // transaction holding the lock sees every commit before it, so a
 // compare-and-swap on a request's version, an idempotency check, a
@@ -56,6 +57,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/internal/groupcommit"
 	"github.com/signoff-dev/signoff/storage/internal/txfn"
 )
 
@@ -64,6 +66,8 @@ const (
 	// DefaultTxTimeout bounds one Update or View once it holds what it
 	// waited for.
 	DefaultTxTimeout = 30 * time.Second
+	// DefaultMaxBatch is how many Update calls one transaction may group.
+	DefaultMaxBatch = 64
 	// DefaultMaxRetries is how many times an Update is run again after a
 	// serialization failure, deadlock or connection lost before commit.
 	DefaultMaxRetries = 5
@@ -92,6 +96,9 @@ type Options struct {
 	// MaxRetries caps re-runs of an Update (see DefaultMaxRetries); zero
 	// means the default, negative means none.
 	MaxRetries int
+	// MaxBatch caps how many Update calls share one transaction; zero or
+	// negative means DefaultMaxBatch, 1 disables grouping.
+	MaxBatch int
 	// Logger receives connection trouble while retrying; nil discards it.
 	Logger *slog.Logger
 }
@@ -118,6 +125,9 @@ type Store struct {
 	stop          context.CancelFunc
 	connectorDone chan struct{}
 
+	// committer groups Update calls into transactions.
+	committer *groupcommit.Committer[storage.Tx]
+
 	// mu guards closing: calls hold it for reading while they register in
 	// inflight, Close for writing while it marks the store closed.
 	mu       sync.RWMutex
@@ -139,6 +149,9 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if opts.MaxRetries == 0 {
 		opts.MaxRetries = DefaultMaxRetries
 	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,6 +165,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", desc, err)
 	}
 	s := &Store{pool: pool, opts: opts, desc: desc, connectorDone: make(chan struct{})}
+	s.committer = groupcommit.New(desc, opts.MaxBatch, s.runTx)
 
 	err = s.prepare(ctx)
 	if err == nil {
@@ -161,6 +175,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return s, nil
 	}
 	if !opts.Retry || !retryable(err) || ctx.Err() != nil {
+		s.committer.Close()
 		pool.Close()
 		return nil, err
 	}
@@ -259,12 +274,14 @@ func (s *Store) enter(op string) error {
 	return nil
 }
 
-// Update runs fn in one transaction that holds the write lock (see the
-// package doc) and commits if fn returns nil. fn may run more than once. The
-// ctx bounds the wait for a connection and for the lock; once the lock is
-// held the transaction runs to its end (bounded by Options.TxTimeout), so a
-// caller never mistakes a landed change for a lost one. A panic in fn is
-// returned as an error and nothing fn wrote is kept.
+// Update runs fn in a transaction that holds the write lock (see the
+// package doc) and commits if fn returns nil. Like bbolt, the store groups
+// the callers already waiting into one transaction and one commit
+// (storage/internal/groupcommit), so fn may run more than once. The ctx is
+// checked before fn is queued; once queued, the transaction runs to its end
+// (bounded by Options.TxTimeout), so a caller never mistakes a landed change
+// for a lost one. A panic in fn is returned as an error and nothing fn wrote
+// is kept.
 func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("update %s: %w", s.desc, err)
@@ -276,27 +293,35 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 		return err
 	}
 	defer s.inflight.Done()
+	return s.committer.Update(ctx, fn)
+}
+
+// runTx runs body in one transaction holding the write lock and commits it
+// (groupcommit.RunFunc), running it again after a serialization failure, a
+// deadlock or a connection lost before commit.
+func (s *Store) runTx(body func(storage.Tx) error) error {
 	for attempt := 0; ; attempt++ {
-		err, again := s.updateOnce(ctx, fn)
-		if !again || attempt >= s.opts.MaxRetries || ctx.Err() != nil {
+		err, again := s.txOnce(body)
+		if !again || attempt >= s.opts.MaxRetries {
 			return err
 		}
 	}
 }
 
-// updateOnce runs fn once; again reports whether the failure is one that a
+// txOnce runs body once; again reports whether the failure is one that a
 // fresh run may not meet (nothing was committed).
-func (s *Store) updateOnce(ctx context.Context, fn func(storage.Tx) error) (err error, again bool) {
+func (s *Store) txOnce(body func(storage.Tx) error) (err error, again bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.TxTimeout)
+	defer cancel()
 	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
 	if err != nil {
-		return fmt.Errorf("update %s: begin: %w", s.desc, err), ctx.Err() == nil && pgconn.SafeToRetry(err)
+		return fmt.Errorf("update %s: begin: %w", s.desc, err), pgconn.SafeToRetry(err)
 	}
 	committed := false
 	defer func() {
 		if !committed {
-			// A fresh context: the caller's may be done, and a
-			// connection left in a transaction must not go back to the
-			// pool.
+			// A fresh context: a connection left in a transaction must
+			// not go back to the pool.
 			rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			_ = tx.Rollback(rctx)
 			cancel()
@@ -304,22 +329,19 @@ func (s *Store) updateOnce(ctx context.Context, fn func(storage.Tx) error) (err 
 	}()
 	// Take the write lock: every writer of every replica queues here.
 	if _, err := tx.Exec(ctx, `SELECT 1 FROM audit_head FOR UPDATE`); err != nil {
-		return fmt.Errorf("update %s: lock: %w", s.desc, s.describe(err)), isTransient(err) && ctx.Err() == nil
+		return fmt.Errorf("update %s: lock: %w", s.desc, s.describe(err)), isTransient(err)
 	}
-	// From here on the transaction is ours to finish.
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.TxTimeout)
-	defer cancel()
-	wt := &writeTx{readTx: readTx{ctx: wctx, q: tx, desc: s.desc}, channel: s.channel}
-	fnErr := txfn.Call(fn, storage.Tx(wt))
+	wt := &writeTx{readTx: readTx{ctx: ctx, q: tx, desc: s.desc}, channel: s.channel}
+	bodyErr := body(wt)
 	if wt.failed != nil {
 		// A statement failed: PostgreSQL has aborted the transaction,
-		// whatever fn made of the error.
+		// whatever the functions made of the error.
 		return wt.failed, isTransient(wt.failed)
 	}
-	if fnErr != nil {
-		return fnErr, false
+	if bodyErr != nil {
+		return bodyErr, false
 	}
-	if err := tx.Commit(wctx); err != nil {
+	if err := tx.Commit(ctx); err != nil {
 		committed = true // nothing left to roll back
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) {
@@ -462,6 +484,7 @@ func (s *Store) Close() error {
 		s.stop()
 		<-s.connectorDone
 		s.inflight.Wait()
+		s.committer.Close()
 		s.pool.Close()
 	})
 	return s.closeErr
