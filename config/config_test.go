@@ -1153,3 +1153,21 @@ audit: {checkpoint_every: lots}
 		t.Errorf("audit.checkpoint_every reported %d times: %v", n, ve.Problems)
 	}
 }
+
+// TestBooleanClaimRuleMeansItsText: `ref_protected: true` in a claim rule is
+// the text "true" a token carries, not the "1" a weakly typed decode makes
+// of it (a rule that could never match).
+func TestBooleanClaimRuleMeansItsText(t *testing.T) {
+	c := mustLoad(t, `actions:
+  deploy:
+    requesters: [{issuer: github, claims: {ref_protected: true, fork: false, run_attempt: 1}}]
+    approvers: {groups: [sre]}
+`, nil)
+	got := c.Actions["deploy"].Requesters[0].Claims
+	want := map[string]string{"ref_protected": "true", "fork": "false", "run_attempt": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("claims[%s] = %q, want %q", k, got[k], v)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -568,9 +569,15 @@ func setDefault(m map[string]any, path []string, value any, createParent bool) {
 var durationType = reflect.TypeFor[time.Duration]()
 
 // decodeHook converts duration strings strictly: a bare number is refused
-// rather than read as nanoseconds.
+// rather than read as nanoseconds. A YAML boolean where text is expected (a
+// claim rule such as `ref_protected: true`) becomes "true" or "false", the
+// text a token carries, not the "1" or "0" of a weakly typed decode, which
+// would make the rule one that never matches.
 func decodeHook() mapstructure.DecodeHookFunc {
 	return func(from, to reflect.Type, data any) (any, error) {
+		if to.Kind() == reflect.String && from.Kind() == reflect.Bool {
+			return strconv.FormatBool(reflect.ValueOf(data).Bool()), nil
+		}
 		if to != durationType || from == durationType {
 			return data, nil
 		}

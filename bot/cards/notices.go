@@ -12,7 +12,7 @@ import (
 // MaxNoticeAttempts bounds how often a notice to a chat account (a link
 // made, refused or replaced) is tried. A notice is a courtesy to the
 // account's owner; the event itself is in the audit log. One that still
-// fails after this many attempts (about a day of backoff) is dropped and
+// fails after this many attempts (about forty minutes of backoff) is dropped and
 // logged as an error.
 const MaxNoticeAttempts = 12
 
