@@ -125,8 +125,25 @@ func newRequestsListCommand() *cobra.Command {
 /v1/requests: id, action, state, requester, approvals so far and when it was
 created and decided (or expires). --state takes pending, approved, denied,
 expired or cancelled (several separated by commas); without it every state is
-listed. --output json prints the server's answer, {"requests": […]}, each
-entry as GET /v1/requests/{id} shows it.
+listed.
+
+--output json prints the server's answer (same exit codes as the text form):
+
+  {"requests": [{
+     "id": "req_…", "action": "deploy-prod", "state": "pending",
+     "params": {"service": "api"}, "reason": "…", "links": [{"title", "url"}],
+     "requester": {"issuer": "github", "subject": "repo:acme/api:…", "person": "octocat"},
+     "min_approvals": 2, "approvals": 1, "remaining": 1,
+     "votes": [{"decision": "approve", "name", "email", "subject", "platform", "time", "reason"}],
+     "created_at": "…", "expires_at": "…", "decided_at": "…", "decided_by": "quorum",
+     "execution": {"status", "attempts", "last_error"}, "url": "…"
+   }],
+   "truncated": true}
+
+each entry exactly as GET /v1/requests/{id} shows it, newest first (members
+that are empty, such as params, votes, decided_at or execution, are left out);
+"requests" is [] when none match, and "truncated" is present, true, only when
+more requests match than --limit.
 
 The token (--token, $SIGNOFF_TOKEN, or the sign-in of 'signoff login') must
 hold one of admins.groups or auditors.groups.`,
@@ -156,6 +173,9 @@ hold one of admins.groups or auditors.groups.`,
 				return err
 			}
 			if output == "json" {
+				if out.Requests == nil {
+					out.Requests = []api.Request{}
+				}
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
 				return enc.Encode(out)
@@ -176,6 +196,7 @@ hold one of admins.groups or auditors.groups.`,
 	f.StringVar(&action, "action", "", "only requests of this action")
 	f.IntVar(&limit, "limit", api.DefaultRequestsLimit, "list at most this many")
 	f.StringVar(&output, "output", "text", "text or json")
+	completeOutputFlag(cmd)
 	return cmd
 }
 

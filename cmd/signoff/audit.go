@@ -209,12 +209,12 @@ func writeAudit(w io.Writer, format string, filter audit.Filter, walk func(emit 
 
 func newAuditVerifyCommand() *cobra.Command {
 	var (
-		pubkey, anchor string
-		db             dbFlags
-		strict         bool
+		pubkey, anchor, output string
+		db                     dbFlags
+		strict                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "verify (--db FILE | --dsn-file FILE | FILE.jsonl) [--pubkey FILE [--strict]] [--anchor FILE]",
+		Use:   "verify (--db FILE | --dsn-file FILE | FILE.jsonl) [--pubkey FILE [--strict]] [--anchor FILE] [--output text|json]",
 		Short: "Check the audit log's hash chain (and signed checkpoints)",
 		Long: `Check every record's hash and its link to the record before. Exit 0 when the
 chain is intact; exit 1 naming the first bad record's seq when a record was
@@ -243,12 +243,43 @@ intact and signed. These options catch them:
 
 Exit 2 for a usage error or an anchor file that cannot be read (naming the line).
 
+--output json prints the outcome as one JSON document on standard output, for
+an intact log (exit 0) and for one that is not (exit 1; the message goes to
+standard error as well). Usage errors and a log that cannot be read at all
+print no document. Its shape, every member always present:
+
+  {
+    "intact": true,
+    "records": 1204,                 // records verified (checkpoints included);
+    "last_seq": 1204,                //   when not intact: up to the bad one
+    "last_hash": "9f86…",
+    "signatures_checked": true,      // --pubkey was given
+    "checkpoints_verified": 2,       // checkpoint signatures that verified
+    "checkpoints_unchecked": 0,      // checkpoints seen without --pubkey
+    "signed_through": 1203,          // records 1…N are covered by a signature
+    "last_checkpoint": 1204,         // seq of the last verified checkpoint, or 0
+    "unsigned_tail": 0,              // records after it (last_seq - last_checkpoint)
+    "strict": false,
+    "anchors_checked": 0,            // --anchor records found unchanged
+    "recanonicalized": 0,            // lines re-serialized by another tool
+    "problem": null                  // or {"kind", "seq", "line", "message"}
+  }
+
+problem.kind is "record" (a record changed, removed, inserted, reordered or
+unreadable, or a checkpoint signature that does not verify), "unsigned_tail"
+(--strict), "anchor_mismatch", "truncated" (--anchor) or "no_checkpoint"
+(--pubkey, but the log holds none); seq and line are 0 for a problem with the
+log as a whole.
+
   signoff audit verify --db backup.db --pubkey audit.key.pub --strict --anchor checkpoints.jsonl
   signoff audit verify audit.jsonl --pubkey audit.key.pub --anchor checkpoints.jsonl`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if db.isSet() == (len(args) == 1) {
 				return usageErrorf("audit verify takes either --db FILE, --dsn-file FILE (PostgreSQL) or one exported FILE.jsonl")
+			}
+			if output != "text" && output != "json" {
+				return usageErrorf("--output %q: use text or json", output)
 			}
 			if strict && pubkey == "" {
 				return usageErrorf("--strict needs --pubkey FILE: it requires the log to end with a checkpoint whose signature verifies, and without the public key no signature can be checked")
@@ -279,6 +310,11 @@ Exit 2 for a usage error or an anchor file that cannot be read (naming the line)
 			}
 			var chainErr *audit.ChainError
 			if errors.As(err, &chainErr) {
+				if output == "json" {
+					if werr := writeIndentedJSON(cmd.OutOrStdout(), newVerifyReport(sum, opts, chainErr)); werr != nil {
+						return werr
+					}
+				}
 				err = fmt.Errorf("audit log is NOT intact: %w", err)
 				if errors.Is(err, audit.ErrUnsignedTail) && opts.PublicKey != nil {
 					err = fmt.Errorf("%w\n(a running server's log usually ends with records written since its last checkpoint: for --strict, verify a backup or --db file taken after the server shut down cleanly, which ends with its closing checkpoint; to check a running server's export, verify it with --anchor FILE holding the checkpoints published so far, without --strict)", err)
@@ -287,6 +323,9 @@ Exit 2 for a usage error or an anchor file that cannot be read (naming the line)
 			}
 			if err != nil {
 				return err
+			}
+			if output == "json" {
+				return writeIndentedJSON(cmd.OutOrStdout(), newVerifyReport(sum, opts, nil))
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "audit log intact: %d records, last seq %d, last hash %s", sum.Records, sum.LastSeq, sum.LastHash)
@@ -313,7 +352,75 @@ Exit 2 for a usage error or an anchor file that cannot be read (naming the line)
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
 	f.BoolVar(&strict, "strict", false, "with --pubkey: fail when records follow the last signed checkpoint")
 	f.StringVar(&anchor, "anchor", "", "checkpoint records published elsewhere (JSON lines) the log must hold unchanged")
+	f.StringVar(&output, "output", "text", "text or json")
+	completeOutputFlag(cmd)
 	return cmd
+}
+
+// verifyReport is the JSON document of `audit verify --output json`; the
+// command's help shows its shape. Members are never left out.
+type verifyReport struct {
+	Intact               bool           `json:"intact"`
+	Records              int            `json:"records"`
+	LastSeq              uint64         `json:"last_seq"`
+	LastHash             string         `json:"last_hash"`
+	SignaturesChecked    bool           `json:"signatures_checked"`
+	CheckpointsVerified  int            `json:"checkpoints_verified"`
+	CheckpointsUnchecked int            `json:"checkpoints_unchecked"`
+	SignedThrough        uint64         `json:"signed_through"`
+	LastCheckpoint       uint64         `json:"last_checkpoint"`
+	UnsignedTail         uint64         `json:"unsigned_tail"`
+	Strict               bool           `json:"strict"`
+	AnchorsChecked       int            `json:"anchors_checked"`
+	Recanonicalized      int            `json:"recanonicalized"`
+	Problem              *verifyProblem `json:"problem"`
+}
+
+// verifyProblem is why a log is not intact.
+type verifyProblem struct {
+	// Kind is "record", "unsigned_tail", "anchor_mismatch", "truncated" or
+	// "no_checkpoint".
+	Kind    string `json:"kind"`
+	Seq     uint64 `json:"seq"`
+	Line    int    `json:"line"`
+	Message string `json:"message"`
+}
+
+// newVerifyReport describes a verification that ran: sum as far as it
+// got, and the reason it stopped (nil when the log is intact).
+func newVerifyReport(sum audit.Summary, opts audit.VerifyOptions, bad *audit.ChainError) verifyReport {
+	r := verifyReport{
+		Intact:               bad == nil,
+		Records:              sum.Records,
+		LastSeq:              sum.LastSeq,
+		LastHash:             sum.LastHash,
+		SignaturesChecked:    opts.PublicKey != nil,
+		CheckpointsVerified:  sum.Checkpoints,
+		CheckpointsUnchecked: sum.CheckpointsUnchecked,
+		SignedThrough:        sum.SignedThrough,
+		LastCheckpoint:       sum.LastCheckpoint,
+		Strict:               opts.Strict,
+		AnchorsChecked:       sum.Anchors,
+		Recanonicalized:      sum.Recanonicalized,
+	}
+	if sum.LastSeq > sum.LastCheckpoint {
+		r.UnsignedTail = sum.LastSeq - sum.LastCheckpoint
+	}
+	if bad != nil {
+		kind := "record"
+		switch {
+		case errors.Is(bad, audit.ErrUnsignedTail):
+			kind = "unsigned_tail"
+		case errors.Is(bad, audit.ErrAnchorMismatch):
+			kind = "anchor_mismatch"
+		case errors.Is(bad, audit.ErrTruncated):
+			kind = "truncated"
+		case errors.Is(bad, audit.ErrNoCheckpoint):
+			kind = "no_checkpoint"
+		}
+		r.Problem = &verifyProblem{Kind: kind, Seq: bad.Seq, Line: bad.Line, Message: bad.Error()}
+	}
+	return r
 }
 
 // readAnchorFile reads --anchor FILE (see audit.ReadAnchors); any problem
@@ -348,7 +455,7 @@ func verifyDB(ctx context.Context, db *dbFlags, opts audit.VerifyOptions) (audit
 	defer st.Close()
 	v := audit.NewVerifier(opts)
 	if err := st.AuditRecords(ctx, 1, func(_ uint64, line []byte) error { return v.Add(line) }); err != nil {
-		return audit.Summary{}, err
+		return v.Summary(), err
 	}
 	return v.Finish()
 }

@@ -53,8 +53,22 @@ func newLinksListCommand() *cobra.Command {
 		Long: `Show every chat account linked to an IdP identity: platform, workspace, chat
 user, the IdP subject and email, the groups last confirmed by the IdP, how long
 ago they were confirmed (verified), and whether the link is stale (the IdP
-refused to confirm it; the person must link again). --output json prints
-{"links": […]} as GET /v1/links answers.
+refused to confirm it; the person must link again).
+
+--output json prints the links as GET /v1/links answers, with --server and
+--db alike (same exit codes as the text form):
+
+  {"links": [{
+    "platform": "slack", "workspace": "T0123ABCD", "user": "U0456EFGH",
+    "issuer": "https://login.example.com", "subject": "00u1abcd",
+    "email": "alice@example.com", "name": "Alice",   // left out when unknown
+    "groups": ["sre"],
+    "verified_at": "2026-03-01T12:00:00Z", "linked_at": "2026-02-01T09:00:00Z",
+    "stale": false, "stale_reason": "…",             // stale_reason only when stale
+    "matched_by": "email"                            // email, oid or none; left out
+  }]}                                                //   for a link not yet proved
+
+"links" is [] when none match. Never a refresh token.
 
 --server URL asks a running server (GET /v1/links) with an admin's token.
 --db FILE opens a database file read-only; a running server holds it, so use
@@ -116,6 +130,7 @@ refused to confirm it; the person must link again). --output json prints
 	f.StringVar(&user, "user", "", "only the link of this Slack user id or Teams aadObjectId")
 	f.StringVar(&email, "email", "", "only links whose identity has this email")
 	f.StringVar(&output, "output", "text", "text or json")
+	completeOutputFlag(cmd)
 	return cmd
 }
 
