@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -181,7 +180,7 @@ func (s *Service) checkVote(r storage.Request, in VoteInput, now time.Time) *Ref
 	if err != nil {
 		return refusal(ErrNotPending, ReasonNotPending, "request %s names action %q, which is no longer declared", r.ID, r.Action)
 	}
-	person := personOf(in.Approver)
+	person := in.Approver.Person()
 	if !action.MayApprove(person) {
 		return refusal(ErrNotEligible, ReasonNotEligible,
 			"%s may not approve %s: approvers must be in one of the groups %v or be named in approvers.users", displayName(in.Approver), r.Action, action.Approvers.Groups)
@@ -263,14 +262,6 @@ func findVote(r storage.Request, id identity.Identity) *storage.Vote {
 		}
 	}
 	return nil
-}
-
-func personOf(id identity.Identity) policy.Person {
-	p := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
-	for _, k := range slices.Sorted(maps.Keys(id.PersonClaims)) {
-		p.Handles = append(p.Handles, id.PersonClaims[k]...)
-	}
-	return p
 }
 
 func displayName(id identity.Identity) string {

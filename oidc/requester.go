@@ -338,19 +338,8 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 	if err != nil {
 		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", idtoken.CauseText(err))
 	}
-	claims := idtoken.Flatten(m)
-	if iss, _ := m["iss"].(string); iss != entry.Issuer {
-		return nil, tokenErrorf(ReasonWrongIssuer, nil, "the token's iss is %s, not %s", idtoken.Quote(iss), entry.Issuer)
-	}
-	aud, err := audienceOf(m["aud"])
-	if err != nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's aud claim is neither a string nor a list of strings")
-	}
-	if !slices.Contains(aud, entry.Audience) && entry.Login {
-		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but ID tokens from %s are accepted only when issued to signoff's command-line client %q (idp.cli_client_id): sign in with signoff login", quoteList(aud), entry.Issuer, entry.Audience)
-	}
-	if !slices.Contains(aud, entry.Audience) {
-		return nil, tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but requester %s expects %q: request the token with audience %q (GitHub Actions: core.getIDToken(%q); GitLab CI: id_tokens with aud: %s)", quoteList(aud), entry.Name, entry.Audience, entry.Audience, entry.Audience, entry.Audience)
+	if terr := checkAudience(entry, m); terr != nil {
+		return nil, terr
 	}
 
 	skew := v.opts.MaxSkew
@@ -378,6 +367,37 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(iat), idtoken.FormatTime(now), skew)
 	}
 
+	tok, terr := tokenOf(entry, m)
+	if terr != nil {
+		return nil, terr
+	}
+	tok.Expiry = exp
+	return tok, nil
+}
+
+// checkAudience checks the claims' iss and aud against entry.
+func checkAudience(entry *TrustedIssuer, m map[string]any) *TokenError {
+	if iss, _ := m["iss"].(string); iss != entry.Issuer {
+		return tokenErrorf(ReasonWrongIssuer, nil, "the token's iss is %s, not %s", idtoken.Quote(iss), entry.Issuer)
+	}
+	aud, err := audienceOf(m["aud"])
+	if err != nil {
+		return tokenErrorf(ReasonMalformed, err, "the token's aud claim is neither a string nor a list of strings")
+	}
+	if !slices.Contains(aud, entry.Audience) && entry.Login {
+		return tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but ID tokens from %s are accepted only when issued to signoff's command-line client %q (idp.cli_client_id): sign in with signoff login", quoteList(aud), entry.Issuer, entry.Audience)
+	}
+	if !slices.Contains(aud, entry.Audience) {
+		return tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but requester %s expects %q: request the token with audience %q (GitHub Actions: core.getIDToken(%q); GitLab CI: id_tokens with aud: %s)", quoteList(aud), entry.Name, entry.Audience, entry.Audience, entry.Audience, entry.Audience)
+	}
+	return nil
+}
+
+// tokenOf maps claims that passed every other check into a RequesterToken
+// for entry (without Expiry), refusing them without sub or the entry's
+// person claim.
+func tokenOf(entry *TrustedIssuer, m map[string]any) (*RequesterToken, *TokenError) {
+	claims := idtoken.Flatten(m)
 	sub, _ := m["sub"].(string)
 	if sub == "" {
 		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no sub (subject) claim")
@@ -392,7 +412,6 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 		Subject:    sub,
 		Person:     person,
 		Claims:     claims,
-		Expiry:     exp,
 		Login:      entry.Login,
 	}
 	if entry.NameClaim != "" {

@@ -215,37 +215,11 @@ func (p *Policy) IsAdmin(groups []string) bool {
 }
 
 // CheckRequester decides whether a token from the named issuer with the
-// given string claims may request a. The refusal names the rule closest to
-// matching and the claim that failed.
+// given string claims may request a. The refusal names every rule and the
+// claim that failed it. It keeps the verdict of ExplainRequester, the one
+// matcher behind both the decision and its explanation.
 func (a *Action) CheckRequester(issuer string, claims map[string]string) error {
-	var why []string
-	for i, rule := range a.Requesters {
-		if rule.Issuer != issuer {
-			why = append(why, fmt.Sprintf("rule %d wants issuer %q", i+1, rule.Issuer))
-			continue
-		}
-		failed := ""
-		for _, k := range sortedKeys(rule.Claims) {
-			want := rule.Claims[k]
-			got, ok := claims[k]
-			if !ok {
-				failed = fmt.Sprintf("rule %d: claim %q is missing (want %q)", i+1, k, want)
-				break
-			}
-			if !Glob(want, got) {
-				failed = fmt.Sprintf("rule %d: claim %q is %q, which does not match %q", i+1, k, got, want)
-				break
-			}
-		}
-		if failed == "" {
-			return nil
-		}
-		why = append(why, failed)
-	}
-	if len(why) == 0 {
-		return refuse(CodeForbidden, "action %q has no requester rules, so nobody may request it", a.Name)
-	}
-	return refuse(CodeForbidden, "issuer %q may not request action %q: %s", issuer, a.Name, strings.Join(why, "; "))
+	return a.ExplainRequester(issuer, claims).Err()
 }
 
 // CheckParams validates params against the declaration: every required one
@@ -298,38 +272,19 @@ type Person struct {
 
 // MayApprove reports whether p is eligible to vote on a: a member of one of
 // the approver groups, or named by subject or email (emails compare
-// case-insensitively).
+// case-insensitively). ExplainApprover says through which entry.
 func (a *Action) MayApprove(p Person) bool {
-	if intersects(a.Approvers.Groups, p.Groups) {
-		return true
-	}
-	for _, u := range a.Approvers.Users {
-		if u == "" {
-			continue
-		}
-		if u == p.Subject || (p.Email != "" && strings.EqualFold(u, p.Email)) {
-			return true
-		}
-	}
-	return false
+	return a.ExplainApprover(p).Eligible
 }
 
 // IsSelf reports whether approver p is the person behind the request: the
 // requester's person (the issuer's person_claim, e.g. GitHub's actor) equals
 // p's subject, email, preferred username or one of p's Handles (the
 // idp.person_claims values), compared case-insensitively after trimming.
-// An empty requester person never matches.
+// An empty requester person never matches. SelfMatch says which name
+// matched.
 func IsSelf(requesterPerson string, p Person) bool {
-	rp := strings.TrimSpace(requesterPerson)
-	if rp == "" {
-		return false
-	}
-	for _, v := range append([]string{p.Subject, p.Email, p.PreferredUsername}, p.Handles...) {
-		if v != "" && strings.EqualFold(rp, strings.TrimSpace(v)) {
-			return true
-		}
-	}
-	return false
+	return SelfMatch(requesterPerson, p) != ""
 }
 
 // Outcome is what the votes so far decide.

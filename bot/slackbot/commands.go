@@ -178,7 +178,7 @@ func (b *Bot) commandPending(ctx context.Context, c click) {
 		b.reply(ctx, c, ":warning: The pending requests could not be read right now. Try again in a minute.")
 		return
 	}
-	person := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
+	person := id.Person() // as the vote check judges it, idp.person_claims included
 	now := b.clock.Now()
 	var mine []approvals.Request
 	for _, r := range reqs {

@@ -97,6 +97,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newLoginCommand())
 	root.AddCommand(newRequestsCommand(), newBackupCommand()) // admin.go
 	root.AddCommand(newMigrateCommand(), newStorageCommand())
+	root.AddCommand(newPolicyCommand()) // policyexplain.go
 	markFailures(root)
 	return root
 }
