@@ -73,6 +73,8 @@ func newRequestCommand() *cobra.Command {
 		output         string
 		server, action string
 		reason         string
+		githubOutput   string
+		timeout        = durationFlag{value: defaultRequestTimeout}
 	)
 	cmd := &cobra.Command{
 		Use:   "request --server URL --action NAME [--param k=v]... [--reason TEXT] [--link TITLE=URL]... [--wait] [--timeout DUR]",
@@ -100,6 +102,15 @@ riding out server restarts and network errors (connection refused, 5xx, 429)
 with capped exponential backoff. Progress goes to standard error; the outcome
 to standard output (--output json: the request as JSON on standard output).
 
+In a GitHub Actions step (signoff's action does this): --output github prints
+progress and outcome on standard output inside a collapsible ::group:: and
+then the outcome again as an annotation (::notice:: when approved, or created
+without --wait; ::error:: for anything else, refusals and errors included);
+--github-output FILE (pass "$GITHUB_OUTPUT") appends the step outputs
+request-id, state (the request's state, or refused / error when no request
+was made), approvers (emails, or subjects, of those who approved, comma-
+separated) and attestation (empty for now).
+
 signoff's own limits (429 rate_limited: too many requests in a minute, or
 too many pending): with --wait the create is retried after the server's
 Retry-After until --timeout; without --wait the command fails at once (exit
@@ -114,37 +125,59 @@ unreachable, a limit, …).`,
     --link "CI run=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID" --wait`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var err error
-			if o.server, err = parseServerURL(server); err != nil {
-				return err
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			var step *githubStep
+			if output == outputGitHub {
+				// One stream, so the log keeps the order of progress,
+				// outcome and annotation.
+				step, stderr = startGitHubStep(stdout, action), stdout
 			}
-			if strings.TrimSpace(action) == "" {
-				return usageErrorf("--action is required: the name of an action declared in the server's config")
+			v, err := func() (api.Request, error) {
+				var err error
+				if o.server, err = parseServerURL(server); err != nil {
+					return api.Request{}, err
+				}
+				if strings.TrimSpace(action) == "" {
+					return api.Request{}, usageErrorf("--action is required: the name of an action declared in the server's config")
+				}
+				o.body = api.CreateRequest{Action: action, Reason: reason}
+				if o.body.Params, err = parseParams(params); err != nil {
+					return api.Request{}, err
+				}
+				if o.body.Links, err = parseLinks(links); err != nil {
+					return api.Request{}, err
+				}
+				switch output {
+				case "text", outputGitHub:
+				case "json":
+					o.json = true
+				default:
+					return api.Request{}, usageErrorf("--output %q: use text, json or github", output)
+				}
+				if o.timeout, err = timeout.get(); err != nil || o.timeout <= 0 {
+					return api.Request{}, usageErrorf("--timeout %q: use a positive duration such as 30m", timeout.String())
+				}
+				if o.audience == "" {
+					return api.Request{}, usageErrorf("--audience must not be empty")
+				}
+				if cmd.Flags().Changed("token-env") && o.tokenEnv == "" {
+					return api.Request{}, usageErrorf("--token-env needs the name of an environment variable")
+				}
+				return runRequest(cmd.Context(), o, os.Getenv, stdout, stderr)
+			}()
+			if githubOutput != "" {
+				if werr := writeGitHubOutputs(githubOutput, v, err); werr != nil {
+					if err == nil {
+						err = werr
+					} else {
+						fmt.Fprintf(stderr, "signoff: %v\n", werr)
+					}
+				}
 			}
-			o.body = api.CreateRequest{Action: action, Reason: reason}
-			if o.body.Params, err = parseParams(params); err != nil {
-				return err
+			if step != nil {
+				return step.finish(v, err, o.timeout)
 			}
-			if o.body.Links, err = parseLinks(links); err != nil {
-				return err
-			}
-			switch output {
-			case "text":
-			case "json":
-				o.json = true
-			default:
-				return usageErrorf("--output %q: use text or json", output)
-			}
-			if o.timeout <= 0 {
-				return usageErrorf("--timeout %s: use a positive duration such as 30m", o.timeout)
-			}
-			if o.audience == "" {
-				return usageErrorf("--audience must not be empty")
-			}
-			if cmd.Flags().Changed("token-env") && o.tokenEnv == "" {
-				return usageErrorf("--token-env needs the name of an environment variable")
-			}
-			return runRequest(cmd.Context(), o, os.Getenv, cmd.OutOrStdout(), cmd.ErrOrStderr())
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -154,13 +187,44 @@ unreachable, a limit, …).`,
 	f.StringVar(&reason, "reason", "", "why, shown to the approvers")
 	f.StringArrayVar(&links, "link", nil, "a link TITLE=URL shown to the approvers (repeatable)")
 	f.BoolVar(&o.wait, "wait", false, "wait for the decision; the exit code tells it")
-	f.DurationVar(&o.timeout, "timeout", defaultRequestTimeout, "with --wait, how long to wait for a decision (exit 13 when it runs out)")
+	f.Var(&timeout, "timeout", "with --wait, how long to wait for a decision (exit 13 when it runs out)")
 	f.StringVar(&o.token, "token", "", "the OIDC token to present (default: $SIGNOFF_TOKEN, then GitHub Actions or GitLab CI)")
 	f.StringVar(&o.tokenEnv, "token-env", "", "the environment variable holding the token (GitLab CI id_tokens; default tries "+gitLabTokenEnv+")")
 	f.StringVar(&o.audience, "audience", defaultAudience, "the audience to request the GitHub Actions token for")
-	f.StringVar(&output, "output", "text", "text or json")
+	f.StringVar(&output, "output", "text", "text, json, or github (workflow commands for a GitHub Actions step)")
+	f.StringVar(&githubOutput, "github-output", "", "append the GitHub Actions step outputs (request-id, state, approvers, attestation) to `FILE`, e.g. \"$GITHUB_OUTPUT\"")
 	f.StringVar(&o.idemKey, "idempotency-key", "", "the Idempotency-Key (default: derived from the CI run)")
 	return cmd
+}
+
+// durationFlag is a duration flag checked by the command rather than while
+// the flags are parsed, so that a bad value is a usage error like any other
+// (with --output github: an annotation and the step outputs).
+type durationFlag struct {
+	value time.Duration
+	raw   string // as given; "" for the default
+}
+
+// Set keeps s for get to parse.
+func (d *durationFlag) Set(s string) error { d.raw = s; return nil }
+
+// String is the value as given, or the default.
+func (d *durationFlag) String() string {
+	if d.raw == "" {
+		return d.value.String()
+	}
+	return d.raw
+}
+
+// Type names the flag's kind in the help text.
+func (d *durationFlag) Type() string { return "duration" }
+
+// get parses the value given, or returns the default.
+func (d *durationFlag) get() (time.Duration, error) {
+	if d.raw == "" {
+		return d.value, nil
+	}
+	return time.ParseDuration(d.raw)
 }
 
 // parseServerURL checks --server and returns it without a trailing slash.
@@ -214,7 +278,9 @@ func parseLinks(args []string) ([]api.Link, error) {
 }
 
 // runRequest creates the request and, with --wait, waits for its decision.
-func runRequest(ctx context.Context, o requestOptions, getenv func(string) string, stdout, stderr io.Writer) error {
+// It returns the request as last seen (the zero Request when none was
+// created) and the error whose exit code tells the outcome.
+func runRequest(ctx context.Context, o requestOptions, getenv func(string) string, stdout, stderr io.Writer) (api.Request, error) {
 	start := time.Now()
 	deadline := start.Add(o.timeout)
 	httpc := newHTTPClient()
@@ -223,7 +289,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	}
 	tok, err := resolveToken(ctx, o, getenv, httpc)
 	if err != nil {
-		return err
+		return api.Request{}, err
 	}
 	key, keyOrigin := o.idemKey, "--idempotency-key"
 	if key == "" {
@@ -231,7 +297,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	}
 	client, err := newAPIClient(o.server, tok.current, httpc)
 	if err != nil {
-		return err
+		return api.Request{}, err
 	}
 	c := &requestClient{api: client, base: o.server, tok: tok, stderr: stderr}
 
@@ -241,7 +307,7 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	}
 	v, created, err := c.create(ctx, o.body, key, deadline, attempts)
 	if err != nil {
-		return err
+		return api.Request{}, err
 	}
 	if !created {
 		fmt.Fprintf(stderr, "request %s already existed for this idempotency key (%s); using it\n", v.ID, keyOrigin)
@@ -249,28 +315,28 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	if !o.wait {
 		if v.State == api.StatePending {
 			if o.json {
-				return writeViewJSON(stdout, v)
+				return v, writeViewJSON(stdout, v)
 			}
 			fmt.Fprintf(stdout, "created request %s (%s): %s\n", v.ID, v.Action, pendingSummary(v))
 			if v.URL != "" {
-				fmt.Fprintf(stdout, "  %s\n", v.URL)
+				fmt.Fprintf(stdout, "  %s\n", oneLine(v.URL))
 			}
-			return nil
+			return v, nil
 		}
-		return finish(v, o, time.Since(start), stdout, stderr)
+		return v, finish(v, o, time.Since(start), stdout, stderr)
 	}
 	if v.State != api.StatePending {
-		return finish(v, o, time.Since(start), stdout, stderr)
+		return v, finish(v, o, time.Since(start), stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "waiting for a decision on request %s (%s), up to %s (request expires %s)\n", v.ID, v.Action, o.timeout, v.ExpiresAt.UTC().Format(time.RFC3339))
 	if v.URL != "" {
-		fmt.Fprintf(stderr, "  see %s\n", v.URL)
+		fmt.Fprintf(stderr, "  see %s\n", oneLine(v.URL))
 	}
 	v, err = c.wait(ctx, v, deadline)
 	if err != nil {
-		return err
+		return v, err
 	}
-	return finish(v, o, time.Since(start), stdout, stderr)
+	return v, finish(v, o, time.Since(start), stdout, stderr)
 }
 
 // finish reports the request's final (or, at --timeout, pending) state and
