@@ -88,7 +88,7 @@ func (s *Server) mountAPI() {
 	s.mux.HandleFunc("/v1/audit", methodNotAllowed("GET, HEAD"))
 	s.mountAdmin() // admin.go
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		fail(w, r, http.StatusNotFound, api.CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit")
+		fail(w, r, http.StatusNotFound, api.CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit, and GET "+api.OpenAPIPath+" for every endpoint")
 	})
 }
 

@@ -53,7 +53,8 @@ type Options struct {
 // and status).
 type Server struct {
 	opts Options
-	mux  *http.ServeMux
+	// mux routes; it remembers each pattern for Routes (routes.go).
+	mux *routeMux
 	// drain ends long-polls when shutdown begins (see Drain).
 	drain     context.Context
 	stopDrain context.CancelFunc
@@ -68,8 +69,9 @@ type Server struct {
 	limited  limitCounters
 }
 
-// New builds the router, with the CI API (see api.go) mounted under /v1 and
-// Prometheus metrics at /metrics (see metrics.go).
+// New builds the router, with the CI API (see api.go) mounted under /v1,
+// its OpenAPI document at /v1/openapi.json (see openapi.go) and Prometheus
+// metrics at /metrics (see metrics.go).
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -77,7 +79,7 @@ func New(opts Options) *Server {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
-	s := &Server{opts: opts, mux: http.NewServeMux(), requests: ratelimit.New(opts.RequestsPerMinute, opts.Clock)}
+	s := &Server{opts: opts, mux: newRouteMux(), requests: ratelimit.New(opts.RequestsPerMinute, opts.Clock)}
 	s.drain, s.stopDrain = context.WithCancel(context.Background())
 	s.metrics = newServerMetrics(s)
 	s.mux.HandleFunc("GET /healthz", s.healthz)
@@ -87,6 +89,7 @@ func New(opts Options) *Server {
 	s.mux.HandleFunc("GET /metrics", s.serveMetrics)
 	s.mountAPI()
 	s.mountLogin()
+	s.mountOpenAPI()
 	return s
 }
 
