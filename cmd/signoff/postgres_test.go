@@ -47,9 +47,7 @@ func TestServeOnPostgres(t *testing.T) {
 	ts.logOnFailure(t)
 	tok := devToken(t, ts)
 
-	stderr, res := runAsync(requestArgs(ts, tok, "--wait", "--timeout", "60s")...)
-	r := pendingRequest(t, ts.svc)
-	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	r, _, res := startWaiting(t, ts, tok, "--timeout", "60s")
 	vote(t, ts, r.ID, storage.DecisionApprove)
 	if got := <-res; got.code != 0 || !strings.Contains(got.stdout, "approved: request "+r.ID) {
 		t.Fatalf("request --wait: exit %d\n%s\n%s", got.code, got.stdout, got.stderr)
@@ -211,9 +209,7 @@ func TestLongPollWokenByAnotherReplica(t *testing.T) {
 	waiting.logOnFailure(t)
 	tok := devToken(t, waiting)
 
-	stderr, res := runAsync(requestArgs(waiting, tok, "--wait", "--timeout", "5m")...)
-	r := pendingRequest(t, waiting.svc)
-	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	r, _, res := startWaiting(t, waiting, tok, "--timeout", "5m")
 	vote(t, deciding, r.ID, storage.DecisionApprove)
 	select {
 	case got := <-res:

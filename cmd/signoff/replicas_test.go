@@ -33,12 +33,7 @@ const replicaConfig = devRequestersYAML + `actions:
     ttl: 1h
     on_approve:
       webhook: {url: "WEBHOOK", secret: replica-test-secret, timeout: 5s}
-  quick:
-    description: Expires almost at once
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    approvers: {groups: [sre]}
-    ttl: 2s
-dev:
+` + quickYAML + `dev:
   approvers:
     - {name: alice, email: alice@example.com, groups: [sre]}
     - {name: bob, email: bob@example.com, groups: [sre]}

@@ -39,17 +39,21 @@ const deployYAML = `  deploy:
     ttl: 1h
 `
 
+// quickYAML is an action (under actions:) any dev token may ask for, which
+// expires two seconds after it is created.
+const quickYAML = `  quick:
+    description: Expires almost at once
+    requesters: [{issuer: dev, claims: {sub: "*"}}]
+    approvers: {groups: [sre]}
+    ttl: 2s
+`
+
 const requestTestConfig = `listen: 127.0.0.1:0
 storage: {driver: bolt, path: ./unused/signoff.db}
 ` + devRequestersYAML + `auditors: {groups: [audit]}
 actions:
 ` + deployYAML + `    approvers: {groups: [sre], min_approvals: 1}
-  quick:
-    description: Expires almost at once
-    requesters: [{issuer: dev, claims: {sub: "*"}}]
-    approvers: {groups: [sre]}
-    ttl: 2s
-dev:
+` + quickYAML + `dev:
   approvers: [{name: alice, email: alice@example.com, groups: [sre]}]
 log: {level: warn}
 `
@@ -184,6 +188,17 @@ func runAsync(args ...string) (stderr *testenv.LogBuffer, result <-chan runResul
 	return stderr, ch
 }
 
+// startWaiting runs `signoff request … --wait` against ts with token tok
+// and extra arguments in the background, and returns once ts holds the
+// pending request and the command waits for a decision.
+func startWaiting(t *testing.T, ts *testServer, tok string, extra ...string) (storage.Request, *testenv.LogBuffer, <-chan runResult) {
+	t.Helper()
+	stderr, res := runAsync(requestArgs(ts, tok, append([]string{"--wait"}, extra...)...)...)
+	r := pendingRequest(t, ts.svc)
+	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	return r, stderr, res
+}
+
 // pendingRequest waits until svc holds a pending request and returns it.
 func pendingRequest(t *testing.T, svc *approvals.Service) storage.Request {
 	t.Helper()
@@ -278,9 +293,7 @@ func TestRequestWaitOutcomes(t *testing.T) {
 	ts, tok := startDevRequester(t)
 
 	t.Run("approved", func(t *testing.T) {
-		stderr, res := runAsync(requestArgs(ts, tok, "--wait", "--timeout", "60s", "--idempotency-key", "approve-1")...)
-		r := pendingRequest(t, ts.svc)
-		waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+		r, _, res := startWaiting(t, ts, tok, "--timeout", "60s", "--idempotency-key", "approve-1")
 		vote(t, ts, r.ID, storage.DecisionApprove)
 		got := <-res
 		if got.code != 0 || !strings.Contains(got.stdout, "approved: request "+r.ID) || !strings.Contains(got.stdout, "by Alice") {
@@ -504,9 +517,7 @@ func TestRequestWaitSurvivesServerRestart(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "data", "signoff.db")
 	first := startTestServer(t, true, "127.0.0.1:0", db)
 	tok := devToken(t, first)
-	stderr, res := runAsync(requestArgs(first, tok, "--wait", "--timeout", "2m")...)
-	r := pendingRequest(t, first.svc)
-	waitFor(t, 20*time.Second, "the wait to begin", func() bool { return strings.Contains(stderr.String(), "waiting for a decision") })
+	r, stderr, res := startWaiting(t, first, tok, "--timeout", "2m")
 	if err := first.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}

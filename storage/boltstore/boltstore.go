@@ -65,6 +65,7 @@ import (
 
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/internal/groupcommit"
+	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
 // Defaults for Options fields left zero.
@@ -79,9 +80,6 @@ const (
 // schemaVersion is written into the meta bucket; Open refuses a file written
 // by a newer layout.
 const schemaVersion = 1
-
-// auditChunk is how many audit records AuditRecords reads per transaction.
-const auditChunk = 1000
 
 var _ storage.Store = (*Store)(nil)
 
@@ -333,39 +331,26 @@ func (s *Store) dbError(err error) error {
 // pins old pages nor blocks the file from growing. ctx is checked between
 // chunks.
 func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint64, record []byte) error) error {
-	type rec struct {
-		seq  uint64
-		data []byte
-	}
-	chunk := make([]rec, 0, auditChunk)
-	for {
+	return record.WalkAudit(from, func(from uint64) ([]record.Audit, error) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read audit records of store %s: %w", s.path, err)
+			return nil, fmt.Errorf("read audit records of store %s: %w", s.path, err)
 		}
 		if s.closed.Load() {
-			return fmt.Errorf("read audit records of store %s: %w", s.path, storage.ErrClosed)
+			return nil, fmt.Errorf("read audit records of store %s: %w", s.path, storage.ErrClosed)
 		}
-		chunk = chunk[:0]
+		chunk := make([]record.Audit, 0, record.AuditChunk)
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			c := tx.Bucket(bucketAudit).Cursor()
-			for k, v := c.Seek(u64key(from)); k != nil && len(chunk) < auditChunk; k, v = c.Next() {
-				chunk = append(chunk, rec{seq: be64(k), data: clone(v)})
+			for k, v := c.Seek(u64key(from)); k != nil && len(chunk) < record.AuditChunk; k, v = c.Next() {
+				chunk = append(chunk, record.Audit{Seq: be64(k), Data: clone(v)})
 			}
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("read audit records of store %s from %d: %w", s.path, from, s.dbError(err))
+			return nil, fmt.Errorf("read audit records of store %s from %d: %w", s.path, from, s.dbError(err))
 		}
-		for _, r := range chunk {
-			if err := fn(r.seq, r.data); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < auditChunk {
-			return nil
-		}
-		from = chunk[len(chunk)-1].seq + 1
-	}
+		return chunk, nil
+	}, fn)
 }
 
 // Ping reports whether the store is open and its file readable.

@@ -25,6 +25,18 @@ var twoVersions = fstest.MapFS{
 		ALTER TABLE things ALTER COLUMN doubled SET NOT NULL;`)},
 }
 
+// connectSchema connects to a fresh test schema.
+func connectSchema(t *testing.T) *pgx.Conn {
+	t.Helper()
+	dsn, _ := testpg.Schema(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
 // TestMigrateFromThePreviousVersion upgrades a database an older signoff
 // left at version 1 to version 2: the data survives and is reshaped, the
 // version is recorded, and a second run applies nothing.
@@ -33,12 +45,7 @@ func TestMigrateFromThePreviousVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsn, _ := testpg.Schema(t)
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connectSchema(t)
 
 	if from, err := migrate(t.Context(), conn, "test", ms, 1); err != nil || from != 0 {
 		t.Fatalf("migrate to version 1: from %d, %v", from, err)
@@ -75,12 +82,7 @@ func TestMigrationFailureAppliesNothingOfItsStep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dsn, _ := testpg.Schema(t)
-	conn, err := pgx.Connect(t.Context(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	conn := connectSchema(t)
 	if _, err := migrate(t.Context(), conn, "test", ms, 2); err == nil || !strings.Contains(err.Error(), "0002_broken.sql") {
 		t.Fatalf("a failing step: %v, want an error naming it", err)
 	}

@@ -58,6 +58,7 @@ import (
 
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/internal/groupcommit"
+	"github.com/signoff-dev/signoff/storage/internal/record"
 	"github.com/signoff-dev/signoff/storage/internal/txfn"
 )
 
@@ -74,9 +75,6 @@ const (
 	// maxBackoff caps the wait between two attempts to reach the database.
 	maxBackoff = 30 * time.Second
 )
-
-// auditChunk is how many audit records AuditRecords reads per query.
-const auditChunk = 1000
 
 var _ storage.Store = (*Store)(nil)
 
@@ -407,50 +405,29 @@ func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
 // outside any transaction. Records appended while it walks are included if
 // the walk has not passed their place yet. ctx is checked between chunks.
 func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint64, record []byte) error) error {
-	type rec struct {
-		seq  uint64
-		data []byte
-	}
 	if err := s.enter("read audit records of"); err != nil {
 		return err
 	}
 	defer s.inflight.Done()
-	chunk := make([]rec, 0, auditChunk)
-	for {
+	return record.WalkAudit(from, func(from uint64) ([]record.Audit, error) {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read audit records of %s: %w", s.desc, err)
+			return nil, fmt.Errorf("read audit records of %s: %w", s.desc, err)
 		}
-		chunk = chunk[:0]
-		rows, err := s.pool.Query(ctx, `SELECT seq, record FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2`, int64(min(from, 1<<63-1)), auditChunk)
+		rows, err := s.pool.Query(ctx, `SELECT seq, record FROM audit WHERE seq >= $1 ORDER BY seq LIMIT $2`, int64(min(from, 1<<63-1)), record.AuditChunk)
 		if err != nil {
-			return fmt.Errorf("read audit records of %s from %d: %w", s.desc, from, s.describe(err))
+			return nil, fmt.Errorf("read audit records of %s from %d: %w", s.desc, from, s.describe(err))
 		}
-		for rows.Next() {
-			var r rec
+		chunk, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (record.Audit, error) {
 			var seq int64
-			if err := rows.Scan(&seq, &r.data); err != nil {
-				rows.Close()
-				return fmt.Errorf("read audit records of %s from %d: %w", s.desc, from, err)
-			}
-			r.seq = uint64(seq)
-			chunk = append(chunk, r)
+			var data []byte
+			err := row.Scan(&seq, &data)
+			return record.Audit{Seq: uint64(seq), Data: data}, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read audit records of %s from %d: %w", s.desc, from, s.describe(err))
 		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read audit records of %s from %d: %w", s.desc, from, s.describe(err))
-		}
-		for _, r := range chunk {
-			if r.data == nil {
-				r.data = []byte{}
-			}
-			if err := fn(r.seq, r.data); err != nil {
-				return err
-			}
-		}
-		if len(chunk) < auditChunk {
-			return nil
-		}
-		from = chunk[len(chunk)-1].seq + 1
-	}
+		return chunk, nil
+	}, fn)
 }
 
 // Ping reports whether the database answers with this build's schema; while

@@ -66,6 +66,43 @@ func CheckNextAudit(seq, head uint64) error {
 	return nil
 }
 
+// Audit is one stored audit record as a backend reads it back.
+type Audit struct {
+	Seq  uint64
+	Data []byte
+}
+
+// AuditChunk is how many audit records a backend reads at a time when it
+// walks the chain.
+const AuditChunk = 1000
+
+// WalkAudit calls fn with every audit record whose sequence number is at
+// least from, in order, reading AuditChunk records at a time with read (which
+// returns up to that many, in order, starting at the given sequence number,
+// and checks whether the walk may go on) and calling fn between reads, so
+// that no read is held open while the caller works. A record read back as
+// nil is handed on as empty.
+func WalkAudit(from uint64, read func(from uint64) ([]Audit, error), fn func(seq uint64, data []byte) error) error {
+	for {
+		chunk, err := read(from)
+		if err != nil {
+			return err
+		}
+		for _, r := range chunk {
+			if r.Data == nil {
+				r.Data = []byte{}
+			}
+			if err := fn(r.Seq, r.Data); err != nil {
+				return err
+			}
+		}
+		if len(chunk) < AuditChunk {
+			return nil
+		}
+		from = chunk[len(chunk)-1].Seq + 1
+	}
+}
+
 // Account names a chat account in error messages.
 func Account(platform, workspace, platformUser string) string {
 	return fmt.Sprintf("%q user %q in workspace %q", platform, platformUser, workspace)
