@@ -48,6 +48,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,6 +68,13 @@ const (
 	// DefaultTxTimeout bounds one Update or View once it holds what it
 	// waited for.
 	DefaultTxTimeout = 30 * time.Second
+	// DefaultMaxConns is the pool's size unless the DSN sets
+	// pool_max_conns.
+	DefaultMaxConns = 16
+	// DefaultLockConns caps the connections that hold named locks (Lock),
+	// apart from the pool, so that lock holders waiting on the network
+	// never take the connections commits need.
+	DefaultLockConns = 16
 	// DefaultMaxBatch is how many Update calls one transaction may group.
 	DefaultMaxBatch = 64
 	// DefaultMaxRetries is how many times an Update is run again after a
@@ -105,8 +113,14 @@ type Options struct {
 // concurrent use by many goroutines and many processes. Create it with Open
 // and release it with Close.
 type Store struct {
-	pool *pgxpool.Pool
-	opts Options
+	// pool serves transactions and reads; locks holds the connections of
+	// named locks (Lock), which are held across network calls and must
+	// never starve a commit of a connection; connCfg makes the listener's
+	// own connection.
+	pool    *pgxpool.Pool
+	locks   *pgxpool.Pool
+	connCfg *pgx.ConnConfig
+	opts    Options
 	// desc names the database in errors: host, port and database, never
 	// the password.
 	desc string
@@ -158,11 +172,24 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open PostgreSQL store: the DSN is not valid (%w); see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", err)
 	}
 	desc := fmt.Sprintf("PostgreSQL %s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+	if !strings.Contains(dsn, "pool_max_conns") {
+		// pgx's default (the number of CPUs, at least 4) is small for a
+		// server whose readers and committer run at once.
+		cfg.MaxConns = max(cfg.MaxConns, DefaultMaxConns)
+	}
+	lockCfg := cfg.Copy()
+	lockCfg.MaxConns = DefaultLockConns
+	lockCfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", desc, err)
 	}
-	s := &Store{pool: pool, opts: opts, desc: desc, connectorDone: make(chan struct{})}
+	locks, err := pgxpool.NewWithConfig(context.WithoutCancel(ctx), lockCfg)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open %s: %w", desc, err)
+	}
+	s := &Store{pool: pool, locks: locks, connCfg: cfg.ConnConfig.Copy(), opts: opts, desc: desc, connectorDone: make(chan struct{})}
 	s.committer = groupcommit.New(desc, opts.MaxBatch, s.runTx)
 
 	err = s.prepare(ctx)
@@ -175,6 +202,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if !opts.Retry || !retryable(err) || ctx.Err() != nil {
 		s.committer.Close()
 		pool.Close()
+		locks.Close()
 		return nil, err
 	}
 	s.setNotReady(err)
@@ -463,6 +491,7 @@ func (s *Store) Close() error {
 		s.inflight.Wait()
 		s.committer.Close()
 		s.pool.Close()
+		s.locks.Close()
 	})
 	return s.closeErr
 }

@@ -76,29 +76,24 @@ func (s *Store) WatchRequests(ctx context.Context, fn func(requestID string)) er
 	}
 }
 
-// listen holds one connection in LISTEN until it fails or ctx ends;
-// listening is called once the LISTEN is in place.
+// listen holds a connection of its own (not the pool's) in LISTEN until it
+// fails or ctx ends; listening is called once the LISTEN is in place.
 func (s *Store) listen(ctx context.Context, fn func(string), listening func()) error {
 	if err := s.enter("listen on"); err != nil {
 		return err
 	}
-	conn, err := s.pool.Acquire(ctx)
 	s.inflight.Done() // a listener must not hold Close up: ctx ends it
+	conn, err := pgx.ConnectConfig(ctx, s.connCfg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		// The connection is in LISTEN: close it rather than hand it
-		// back to the pool.
-		_ = conn.Conn().Close(context.Background())
-		conn.Release()
-	}()
+	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.channel}.Sanitize()); err != nil {
 		return err
 	}
 	listening()
 	for {
-		n, err := conn.Conn().WaitForNotification(ctx)
+		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
@@ -116,13 +111,13 @@ func (s *Store) lockKey(name string) int64 {
 }
 
 // Lock implements storage.Locker with a session advisory lock, held on a
-// connection taken from the pool until unlock: if the process dies, the
-// database ends the session and the lock with it.
+// connection of the lock pool (never the one commits use) until unlock: if
+// the process dies, the database ends the session and the lock with it.
 func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	if err := s.enter("lock"); err != nil {
 		return nil, err
 	}
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.locks.Acquire(ctx)
 	if err != nil {
 		s.inflight.Done()
 		return nil, fmt.Errorf("lock %q on %s: %w", name, s.desc, err)

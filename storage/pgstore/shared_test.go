@@ -164,3 +164,28 @@ func TestLockAcrossStores(t *testing.T) {
 		t.Fatal("the lock was not handed over after unlock")
 	}
 }
+
+// TestLockHoldersDoNotStarveCommits: with a pool of two connections, six
+// named locks held at once and a listener running, a commit and a read
+// still get a connection (locks and the listener have their own).
+func TestLockHoldersDoNotStarveCommits(t *testing.T) {
+	dsn, _ := testpg.Schema(t)
+	s := open(t, dsn+"&pool_max_conns=2", pgstore.Options{})
+	defer s.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go s.WatchRequests(ctx, func(string) {})
+	for i := range 6 {
+		unlock, err := s.Lock(t.Context(), fmt.Sprintf("card %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+	}
+	short, stop := context.WithTimeout(t.Context(), 20*time.Second)
+	defer stop()
+	createPending(t, s, "while-locked")
+	if err := s.View(short, func(tx storage.ReadTx) error { _, err := tx.Request("while-locked"); return err }); err != nil {
+		t.Fatalf("a read while locks are held: %v", err)
+	}
+}
