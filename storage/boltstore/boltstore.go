@@ -104,7 +104,6 @@ type Store struct {
 	db       *bbolt.DB
 	path     string
 	readOnly bool
-	maxBatch int
 
 	// committer groups Update calls into bolt transactions.
 	committer *groupcommit.Committer[storage.Tx]
