@@ -196,6 +196,15 @@ type Backlog struct {
 	// "notify.teams", "notice.slack" and "notice.teams", always all five.
 	// Each at most MaxBacklogCount.
 	OutboxDue map[string]int
+	// Unpublished counts the signed checkpoints not yet delivered to a
+	// witness (publish.go), by kind of witness: WitnessSlack, WitnessTeams
+	// and WitnessWebhook, always all three; each at most MaxBacklogCount.
+	// Unlike OutboxDue it counts entries waiting out a backoff, or behind
+	// an older checkpoint, too.
+	Unpublished map[string]int
+	// OldestUnpublished is, by the same keys, how long the oldest of them
+	// has waited; 0 when there is none.
+	OldestUnpublished map[string]time.Duration
 }
 
 // backlogKinds returns the outbox kind prefixes Backlog counts:
@@ -232,7 +241,7 @@ func (s *Service) Backlog(ctx context.Context) (Backlog, error) {
 			}
 			b.OutboxDue[kind] = len(due)
 		}
-		return nil
+		return readUnpublished(tx, now, &b)
 	})
 	if err != nil {
 		return Backlog{}, fmt.Errorf("read backlog: %w", err)

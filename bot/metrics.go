@@ -27,6 +27,8 @@ package bot
 //	signoff_execution_attempts_total                     counter
 //	signoff_requests_pending                             gauge, read from the store at scrape time
 //	signoff_outbox_due{kind}                             gauge (execute, notify.slack, notify.teams, notice.slack, notice.teams), idem
+//	signoff_audit_unpublished_checkpoints{witness}       gauge (slack, teams, webhook): signed checkpoints not yet delivered to a witness (audit.publish), idem
+//	signoff_audit_unpublished_oldest_seconds{witness}    gauge, how long the oldest of them has waited (0: none), idem
 //	signoff_http_requests_total{route,method,code}       counter
 //	signoff_http_request_duration_seconds{route,method}  histogram
 //	signoff_rate_limited_total{limit}                    counter (requests_per_minute, pending_per_requester, clicks_per_minute)
@@ -54,7 +56,7 @@ package bot
 //	signoff_ssf_refusals_total{err,reason}               counter, refused SETs (nothing changed)
 //	signoff_ssf_links_stale_total                        counter, links made stale by SETs
 //
-// The two store gauges each count at most approvals.MaxBacklogCount
+// The store gauges each count at most approvals.MaxBacklogCount
 // (10,000): a value at the cap means at least that many. When the store
 // cannot be read they are left out of the scrape and a warning is logged.
 //
@@ -244,6 +246,7 @@ type serviceCollector struct {
 	buildInfo, rateLimited                           *prometheus.Desc
 	created, votes, refused, decisions, executions   *prometheus.Desc
 	attempts, callbacks, adminActions, pending, dues *prometheus.Desc
+	unpublished, unpublishedAge                      *prometheus.Desc
 }
 
 func newServiceCollector(s *Server) *serviceCollector {
@@ -265,6 +268,10 @@ func newServiceCollector(s *Server) *serviceCollector {
 		adminActions: desc("signoff_admin_actions_total", "Actions admins took through the admin API, by action.", "action"),
 		pending:      desc("signoff_requests_pending", "Requests waiting for a decision."+capped),
 		dues:         desc("signoff_outbox_due", "Outbox entries due for delivery now, by kind."+capped, "kind"),
+		unpublished: desc("signoff_audit_unpublished_checkpoints",
+			"Signed audit checkpoints not yet delivered to a witness (audit.publish), by kind of witness, whether due, backing off or waiting behind an older one."+capped, "witness"),
+		unpublishedAge: desc("signoff_audit_unpublished_oldest_seconds",
+			"How long the oldest signed audit checkpoint not yet delivered to a witness has waited, by kind of witness; 0 when none.", "witness"),
 	}
 }
 
@@ -273,6 +280,7 @@ func (c *serviceCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.buildInfo, c.rateLimited, c.created, c.votes, c.refused, c.decisions,
 		c.executions, c.attempts, c.callbacks, c.adminActions, c.pending, c.dues,
+		c.unpublished, c.unpublishedAge,
 	} {
 		ch <- d
 	}
@@ -316,6 +324,12 @@ func (c *serviceCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(b.Pending))
 	for kind, n := range b.OutboxDue {
 		ch <- prometheus.MustNewConstMetric(c.dues, prometheus.GaugeValue, float64(n), labelValue(kind))
+	}
+	for witness, n := range b.Unpublished {
+		ch <- prometheus.MustNewConstMetric(c.unpublished, prometheus.GaugeValue, float64(n), labelValue(witness))
+	}
+	for witness, age := range b.OldestUnpublished {
+		ch <- prometheus.MustNewConstMetric(c.unpublishedAge, prometheus.GaugeValue, age.Seconds(), labelValue(witness))
 	}
 }
 

@@ -20,6 +20,10 @@
 // after MaxAttempts attempts the execution fails for good. The errors
 // recorded name the webhook's host, never its full URL, never the secret,
 // and quote at most ~200 bytes of the response body.
+//
+// Publisher (publish.go) sends the audit log's signed checkpoints to the
+// audit.publish webhook with the same signing, headers and backoff, in seq
+// order, and never gives one up.
 package executor
 
 import (
@@ -123,6 +127,21 @@ type Executor struct {
 // New returns an Executor over svc. It starts nothing; call Run. It logs a
 // warning for every webhook whose timeout the lease forces it to shorten.
 func New(svc *approvals.Service, opts Options) *Executor {
+	e := newExecutor(svc, opts)
+	if pol := svc.Policy(); pol != nil {
+		for name, a := range pol.Actions {
+			if wh := webhookOf(a); wh != nil && wh.Timeout > e.maxTimeout() {
+				e.log.Warn("webhook timeout exceeds 3/4 of the executor lease; attempts will time out sooner",
+					"action", name, "timeout", wh.Timeout, "effective_timeout", e.maxTimeout(), "lease", e.opts.Lease)
+			}
+		}
+	}
+	return e
+}
+
+// newExecutor returns an Executor over svc with opts' zero values set to
+// their defaults.
+func newExecutor(svc *approvals.Service, opts Options) *Executor {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -156,16 +175,7 @@ func New(svc *approvals.Service, opts Options) *Executor {
 	if opts.UserAgent == "" {
 		opts.UserAgent = DefaultUserAgent
 	}
-	e := &Executor{svc: svc, opts: opts, client: opts.HTTPClient, clock: opts.Clock, log: opts.Logger}
-	if pol := svc.Policy(); pol != nil {
-		for name, a := range pol.Actions {
-			if wh := webhookOf(a); wh != nil && wh.Timeout > e.maxTimeout() {
-				e.log.Warn("webhook timeout exceeds 3/4 of the executor lease; attempts will time out sooner",
-					"action", name, "timeout", wh.Timeout, "effective_timeout", e.maxTimeout(), "lease", opts.Lease)
-			}
-		}
-	}
-	return e
+	return &Executor{svc: svc, opts: opts, client: opts.HTTPClient, clock: opts.Clock, log: opts.Logger}
 }
 
 // Run delivers due executions until ctx ends, then returns ctx's error. It
@@ -292,6 +302,35 @@ func (e *Executor) attempt(ctx context.Context, entry storage.OutboxEntry) (appr
 
 // post sends one signed delivery and classifies the answer.
 func (e *Executor) post(ctx context.Context, entry storage.OutboxEntry, wh *policy.Webhook, host, id string, body []byte) approvals.ExecutionResult {
+	a := e.send(ctx, wh, host, id, body)
+	switch {
+	case a.ok:
+		return approvals.ExecutionResult{OK: true, StatusCode: a.status}
+	case a.transient:
+		return e.retryable(ctx, entry, a.status, a.retryAfter, wh.Secret, a.msg)
+	default:
+		return failed(a.status, sanitize(a.msg, wh.Secret, maxErrorText))
+	}
+}
+
+// answer is what one signed POST came to.
+type answer struct {
+	ok     bool
+	status int // 0 when no answer came
+	// transient marks a failure that may pass: the webhook unreachable or
+	// too slow, 429, 5xx, or signoff shutting down.
+	transient bool
+	// retryAfter is the receiver's Retry-After on a 429 or 503, or 0.
+	retryAfter time.Duration
+	// msg says what failed; not yet sanitized.
+	msg string
+}
+
+// send POSTs body to wh, signed with its secret, with key as the
+// Idempotency-Key, within the webhook's timeout (at most maxTimeout), and
+// says what came of it. Redirects are not followed (the client's
+// CheckRedirect); host names the webhook in messages.
+func (e *Executor) send(ctx context.Context, wh *policy.Webhook, host, key string, body []byte) answer {
 	secret := wh.Secret
 	timeout := wh.Timeout
 	if timeout <= 0 {
@@ -303,11 +342,11 @@ func (e *Executor) post(ctx context.Context, entry storage.OutboxEntry, wh *poli
 
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, wh.URL, bytes.NewReader(body))
 	if err != nil {
-		return failed(0, sanitize(fmt.Sprintf("build request to webhook at %s: %v", host, err), secret, maxErrorText))
+		return answer{msg: fmt.Sprintf("build request to webhook at %s: %v", host, err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", e.opts.UserAgent)
-	req.Header.Set(HeaderIdempotencyKey, id)
+	req.Header.Set(HeaderIdempotencyKey, key)
 	if secret != "" {
 		req.Header.Set(HeaderSignature, Sign([]byte(secret), e.clock.Now(), body))
 	}
@@ -328,7 +367,7 @@ func (e *Executor) post(ctx context.Context, entry storage.OutboxEntry, wh *poli
 			}
 			msg = fmt.Sprintf("webhook at %s unreachable: %v", host, err)
 		}
-		return e.retryable(ctx, entry, 0, 0, secret, msg)
+		return answer{transient: true, msg: msg}
 	}
 	defer resp.Body.Close()
 	head, readErr := io.ReadAll(io.LimitReader(resp.Body, excerptRead))
@@ -336,7 +375,7 @@ func (e *Executor) post(ctx context.Context, entry storage.OutboxEntry, wh *poli
 
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
-		return approvals.ExecutionResult{OK: true, StatusCode: code}
+		return answer{ok: true, status: code}
 	}
 	msg := fmt.Sprintf("webhook at %s answered %s", host, statusText(code))
 	if code >= 300 && code < 400 {
@@ -347,16 +386,16 @@ func (e *Executor) post(ctx context.Context, entry storage.OutboxEntry, wh *poli
 	} else if readErr != nil && ctx.Err() == nil {
 		msg += " (body unreadable)"
 	}
+	a := answer{status: code, msg: msg}
 	if code == http.StatusTooManyRequests || code >= 500 {
-		var ra time.Duration
+		a.transient = true
 		if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
 			if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), e.clock.Now()); ok {
-				ra = d
+				a.retryAfter = d
 			}
 		}
-		return e.retryable(ctx, entry, code, ra, secret, msg)
 	}
-	return failed(code, sanitize(msg, secret, maxErrorText))
+	return a
 }
 
 // retryable turns a failure that may pass into a retry, or a final failure

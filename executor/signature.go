@@ -17,8 +17,9 @@ import (
 // signature, in the form "t=<unix seconds>,v1=<hex HMAC-SHA256>".
 const HeaderSignature = "Signoff-Signature"
 
-// HeaderIdempotencyKey carries the request id, the same on every attempt,
-// so a receiver can recognise a repeated delivery.
+// HeaderIdempotencyKey carries the request id (for a checkpoint sent to the
+// audit.publish webhook, "checkpoint-<seq>"), the same on every attempt, so
+// a receiver can recognise a repeated delivery.
 const HeaderIdempotencyKey = "Idempotency-Key"
 
 // DefaultTolerance is how far a signature's timestamp may lie from the

@@ -52,6 +52,17 @@
 // in memory and the retry completes without calling the platform again (no
 // second post, no second update). When two replicas race to post the same
 // card, the loser deletes its message (Chat.Delete).
+//
+// # Checkpoints for witnesses
+//
+// The same Deliverer posts the audit log's signed checkpoints to the
+// platform's witnesses (audit.publish; "publish.<platform>(…)" entries,
+// see approvals.PublishKind) through Chat.Publish. Each witness gets them
+// in seq order: approvals.Service.ClaimPublications hands out a witness's
+// oldest checkpoint only, so a later one never overtakes an earlier one
+// that failed. A failure of any kind is retried with backoff (after a rate
+// limit's Retry-After), never dropped: a channel the app cannot post to is
+// logged as an error until an operator fixes it.
 package cards
 
 import (

@@ -60,8 +60,15 @@ type Chat interface {
 	// Notify sends a notice privately to one chat account (a Slack
 	// direct message, a Teams message in the conversation it names).
 	Notify(ctx context.Context, n approvals.AccountNotice) error
-	// Classify says what an error of Post, Update or Notify means.
-	// conversation is where the card or notice was to go.
+	// Publish posts a signed checkpoint of the audit log to conversation
+	// target, a witness (audit.publish): a message that shows record, the
+	// checkpoint record line exactly as the log holds it (printable
+	// ASCII), verbatim in a code block, escaped so that nothing in it is
+	// read as markup. seq is the checkpoint's seq.
+	Publish(ctx context.Context, target string, seq uint64, record string) error
+	// Classify says what an error of Post, Update, Notify or Publish
+	// means. conversation is where the card, notice or checkpoint was to
+	// go.
 	Classify(err error, conversation string) Failure
 }
 
@@ -142,9 +149,12 @@ type Deliverer struct {
 	kind string
 	// noticeKind is the platform's notice entries ("notice.slack").
 	noticeKind string
-	svc        *approvals.Service
-	clock      clock.Clock
-	log        *slog.Logger
+	// publishKind starts the kinds of the platform's witnesses
+	// ("publish.slack(").
+	publishKind string
+	svc         *approvals.Service
+	clock       clock.Clock
+	log         *slog.Logger
 
 	// mu serializes DeliverOnce: entries of one request and conversation
 	// are delivered one at a time, in order.
@@ -200,15 +210,16 @@ func NewDeliverer(chat Chat, cfg Config) *Deliverer {
 		cfg.Logger = slog.Default()
 	}
 	return &Deliverer{
-		chat:       chat,
-		cfg:        cfg,
-		kind:       approvals.KindNotifyPrefix + cfg.Platform,
-		noticeKind: approvals.KindNoticePrefix + cfg.Platform,
-		svc:        cfg.Service,
-		clock:      cfg.Clock,
-		log:        cfg.Logger,
-		blocked:    map[string]blocker{},
-		delivered:  map[uint64]delivery{},
+		chat:        chat,
+		cfg:         cfg,
+		kind:        approvals.KindNotifyPrefix + cfg.Platform,
+		noticeKind:  approvals.KindNoticePrefix + cfg.Platform,
+		publishKind: approvals.PublishKindPrefix(cfg.Platform),
+		svc:         cfg.Service,
+		clock:       cfg.Clock,
+		log:         cfg.Logger,
+		blocked:     map[string]blocker{},
+		delivered:   map[uint64]delivery{},
 	}
 }
 
@@ -237,9 +248,10 @@ func (d *Deliverer) Run(ctx context.Context) error {
 
 // DeliverOnce claims up to one batch of due card entries and delivers them
 // in order, rescheduling those that fail, then one batch of due notices to
-// chat accounts. It returns the larger of the two batches it claimed; an
-// error only when nothing could be claimed or ctx ended (the entries not
-// reached stay claimed until their lease ends).
+// chat accounts, then one batch of signed checkpoints for the witnesses
+// (publish.go). It returns the largest of the batches it claimed; an error
+// only when nothing could be claimed or ctx ended (the entries not reached
+// stay claimed until their lease ends).
 func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -249,7 +261,11 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
 		return n, err
 	}
 	m, nerr := d.deliverNotices(ctx)
-	return max(n, m), errors.Join(err, nerr)
+	if ctx.Err() != nil {
+		return max(n, m), errors.Join(err, nerr)
+	}
+	p, perr := d.deliverPublications(ctx)
+	return max(n, m, p), errors.Join(err, nerr, perr)
 }
 
 // deliverCards claims up to one batch of due card entries and delivers

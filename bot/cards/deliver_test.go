@@ -33,6 +33,14 @@ type fakeChat struct {
 	calls []call
 	fails map[string][]error // op → errors to answer, in order
 	seq   int
+	// published are the checkpoints Publish took, in order.
+	published []published
+}
+
+type published struct {
+	target string
+	seq    uint64
+	record string
 }
 
 func (f *fakeChat) answer(op, request, conversation string) error {
@@ -87,6 +95,16 @@ func (f *fakeChat) Delete(_ context.Context, c storage.Card) error {
 
 func (f *fakeChat) Notify(_ context.Context, n approvals.AccountNotice) error {
 	return f.answer("notice", n.User, n.Conversation)
+}
+
+func (f *fakeChat) Publish(_ context.Context, target string, seq uint64, record string) error {
+	err := f.answer("publish", fmt.Sprint(seq), target)
+	if err == nil {
+		f.mu.Lock()
+		f.published = append(f.published, published{target: target, seq: seq, record: record})
+		f.mu.Unlock()
+	}
+	return err
 }
 
 // verdict is an error that carries the Failure the fake classifies it as.

@@ -28,11 +28,12 @@ func newDeliverer(b *Bot) *cards.Deliverer {
 	})
 }
 
-// RunOutbox delivers "notify.slack" outbox entries (cards) and
-// "notice.slack" ones (direct messages to one account, see Notify) until
+// RunOutbox delivers "notify.slack" outbox entries (cards),
+// "notice.slack" ones (direct messages to one account, see Notify) and the
+// audit log's signed checkpoints for Slack witnesses (see Publish) until
 // ctx ends: it claims due entries, posts or updates the cards, sends the
-// notices, and sleeps PollInterval (on the bot's clock) when there is
-// nothing to do. Errors are logged and retried; it returns ctx's error.
+// notices and checkpoints, and sleeps PollInterval (on the bot's clock)
+// when there is nothing to do. Errors are logged and retried; it returns ctx's error.
 func (b *Bot) RunOutbox(ctx context.Context) error {
 	return b.out.Run(ctx)
 }
@@ -142,11 +143,16 @@ func (c slackChat) Notify(ctx context.Context, n approvals.AccountNotice) error 
 // For a notice (a direct message), an account Slack cannot write to any
 // more (deleted, unknown, the app's Messages tab turned off) gives the
 // notice up: it is a courtesy, and the audit log holds the event.
+// A checkpoint for a witness is never given up (classifyPublish).
 func (slackChat) Classify(err error, _ string) cards.Failure {
 	f := cards.Failure{Err: err}
 	var rl *slack.RateLimitedError
 	if errors.As(err, &rl) {
 		f.Kind, f.Wait = cards.RateLimited, rl.RetryAfter
+	}
+	var pub *publishError
+	if errors.As(err, &pub) {
+		return classifyPublish(err, f)
 	}
 	var notice *noticeError
 	if errors.As(err, &notice) {

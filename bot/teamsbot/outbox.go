@@ -33,10 +33,11 @@ func newDeliverer(b *Bot) *cards.Deliverer {
 	})
 }
 
-// RunOutbox delivers "notify.teams" and "notice.teams" outbox entries
-// until ctx ends: it claims due entries, posts or updates the cards, posts
-// the notices, and sleeps PollInterval (on the bot's clock) when there is
-// nothing to do. Errors are logged and retried; it returns ctx's error.
+// RunOutbox delivers "notify.teams" and "notice.teams" outbox entries,
+// and the audit log's signed checkpoints for Teams witnesses (see
+// Publish), until ctx ends: it claims due entries, posts or updates the
+// cards, posts the notices and checkpoints, and sleeps PollInterval (on
+// the bot's clock) when there is nothing to do. Errors are logged and retried; it returns ctx's error.
 func (b *Bot) RunOutbox(ctx context.Context) error {
 	return b.out.Run(ctx)
 }
@@ -156,8 +157,12 @@ func personalConversation(id string) bool {
 // means the card is gone, and a 404 or 403 on a notice that the
 // conversation is gone or the app no longer in it; a refused token, a
 // conversation the app is not in and a card the connector refuses are
-// errors, with a hint at the fix where there is one.
+// errors, with a hint at the fix where there is one. A checkpoint for a
+// witness is judged by classifyPublish.
 func (teamsChat) Classify(err error, conversation string) cards.Failure {
+	if pub := (*publishError)(nil); errors.As(err, &pub) {
+		return classifyPublish(err, conversation)
+	}
 	var ae *apiError
 	if !errors.As(err, &ae) {
 		if errors.Is(err, errNoConversation) || errors.Is(err, errTenantNotServed) {

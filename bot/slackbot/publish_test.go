@@ -1,0 +1,132 @@
+package slackbot
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
+	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/policy"
+)
+
+var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
+
+// newWitnessEnv is newEnv with a service that signs a checkpoint after
+// every third record and publishes it to the witness channels.
+func newWitnessEnv(t *testing.T, channels ...string) *env {
+	t.Helper()
+	e := &env{t: t, clock: clock.NewFake(t0), slack: newFakeSlack(t), links: newLinkTable(), mux: http.NewServeMux()}
+	e.store = &failingStore{Store: testenv.OpenStore(t)}
+	logger := testenv.DiscardLogger()
+	e.svc = approvals.New(e.store, testPolicy(), approvals.Options{
+		Clock: e.clock, Logger: logger, Platforms: []string{"slack"},
+		SigningKey: checkpointKey, CheckpointEvery: 3,
+		Witnesses: approvals.Witnesses{Chat: policy.Notify{Slack: channels}},
+	})
+	e.bot = startBot(t, Options{
+		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
+		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+	}, e.mux)
+	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
+	return e
+}
+
+// audited writes n audit records that post no card (admin backups).
+func (e *env) audited(n int) {
+	e.t.Helper()
+	for range n {
+		if err := e.svc.RecordBackup(context.Background(), audit.Actor{Issuer: idpIssuer, Subject: "sub-admin"}, nil); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// codeBlock is the code block of a checkpoint message.
+var codeBlock = regexp.MustCompile("(?s)```(.*)```")
+
+// unescapeMrkdwn reads Slack's three entities back, as Slack shows them.
+var unescapeMrkdwn = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
+// Checkpoints reach the witness channel in order, the record line verbatim
+// in a code block: a failed post is retried through the outbox with
+// backoff, and the next checkpoint waits behind it. The lines the channel
+// holds anchor the log.
+func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
+	e := newWitnessEnv(t, "C0AUDIT")
+	e.audited(3) // checkpoint at seq 4
+	e.slack.fail("chat.postMessage", slackError("not_in_channel"))
+	e.Deliver()
+	entries := testenv.DueOutbox(t, e.store, approvals.PublishKindPrefix("slack"))
+	if len(entries) != 1 || !strings.Contains(entries[0].LastError, "invite the signoff app to the channel listed in audit.publish.slack") {
+		t.Fatalf("after a failed post: %+v", entries)
+	}
+	e.audited(2) // checkpoint at seq 7, behind the one that failed
+	e.Deliver()
+	if n := len(e.slack.all("chat.postMessage")); n != 1 {
+		t.Fatalf("%d posts while the first checkpoint backs off, want the 1 that failed", n)
+	}
+	e.clock.Advance(cards.Backoff(1))
+	e.Deliver()
+
+	posts := e.slack.ok("chat.postMessage")
+	lines := testenv.AuditLines(t, e.store)
+	var anchors bytes.Buffer
+	for i, seq := range []int{4, 7} {
+		if i >= len(posts) {
+			t.Fatalf("%d checkpoints posted, want 2", len(posts))
+		}
+		f := posts[i].Form
+		if f.Get("channel") != "C0AUDIT" || f.Get("unfurl_links") != "false" || f.Get("unfurl_media") != "false" {
+			t.Errorf("post %d: %v", i, f)
+		}
+		m := codeBlock.FindStringSubmatch(f.Get("text"))
+		if m == nil {
+			t.Fatalf("post %d has no code block: %q", i, f.Get("text"))
+		}
+		if got := unescapeMrkdwn.Replace(m[1]); got != string(lines[seq-1]) {
+			t.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
+		}
+		anchors.WriteString(m[1] + "\n")
+	}
+	if len(posts) != 2 {
+		t.Fatalf("%d checkpoints posted, want 2", len(posts))
+	}
+
+	pub := checkpointKey.Public().(ed25519.PublicKey)
+	read, err := audit.ReadAnchors(&anchors, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: read})
+	for _, l := range lines {
+		if err := v.Add(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
+		t.Fatalf("the channel's lines do not anchor the log: %+v %v", sum, err)
+	}
+}
+
+// Whatever a record line holds, the message cannot mention anyone, link
+// anywhere or leave its code block.
+func TestCheckpointTextIsInert(t *testing.T) {
+	got := checkpointText(9, `{"x":"<!channel> <https://evil|click> & co"}`)
+	for _, bad := range []string{"<!channel>", "<https://", "& co"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("%q survives in %q", bad, got)
+		}
+	}
+	if !strings.Contains(got, "seq 9") || strings.Count(got, "```") != 2 || !strings.HasSuffix(got, "```") {
+		t.Errorf("text %q", got)
+	}
+}

@@ -1,0 +1,162 @@
+package teamsbot
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/chattest"
+	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/policy"
+)
+
+var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedSize))
+
+// newWitnessEnv is newEnv with a service that signs a checkpoint after
+// every third record and publishes it to the witness conversations.
+func newWitnessEnv(t *testing.T, conversations ...string) *env {
+	t.Helper()
+	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &testenv.LogBuffer{}}
+	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
+	t.Cleanup(e.bf.Close)
+	st := testenv.OpenStore(t)
+	e.store = st
+	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.svc = approvals.New(st, testPolicy(), approvals.Options{
+		Clock: e.clock, Logger: logger, Platforms: []string{"teams"},
+		SigningKey: checkpointKey, CheckpointEvery: 3,
+		Witnesses: approvals.Witnesses{Chat: policy.Notify{Teams: conversations}},
+	})
+	e.bot = startBot(t, Options{
+		Service: e.svc, Resolver: e.links,
+		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
+		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
+		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+		ServiceURLHosts: []string{e.bf.ServiceHost()},
+	}, e.mux)
+	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
+	return e
+}
+
+// audited writes n audit records that post no card (admin backups).
+func (e *env) audited(n int) {
+	e.t.Helper()
+	for range n {
+		if err := e.svc.RecordBackup(context.Background(), audit.Actor{Issuer: idpIssuer, Subject: "sub-admin"}, nil); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+var preBlock = regexp.MustCompile("(?s)<pre>(.*)</pre>")
+
+var unescapeHTML = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
+// Checkpoints reach the witness conversation in order: one the bot cannot
+// reach yet (no service URL known) waits, a failure of the connector is
+// retried through the outbox with backoff, and the later checkpoints wait
+// behind the earlier ones. Each message holds the record line verbatim in
+// a preformatted block, and the lines anchor the log.
+func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
+	e := newWitnessEnv(t, chanNowhere)
+	e.audited(3) // checkpoint at seq 4
+	e.Deliver()
+	if n := len(e.bf.Calls()); n != 0 {
+		t.Fatalf("%d connector calls before the conversation is known", n)
+	}
+	if !strings.Contains(e.logs.String(), "could not be published to a Teams witness") || !strings.Contains(e.logs.String(), "level=ERROR") {
+		t.Errorf("not logged as an error:\n%s", e.logs)
+	}
+
+	// The app is added to the conversation; the connector fails once.
+	e.send(e.bf.BotAdded(teamstest.Place{Conversation: chanNowhere, Type: "groupChat"}, teamstest.NewUser("admin")))
+	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusServiceUnavailable})
+	e.clock.Advance(cards.Backoff(1))
+	e.Deliver()
+	e.audited(2) // checkpoint at seq 7, behind the one that failed
+	e.Deliver()
+	if n := len(e.bf.Calls()); n != 1 {
+		t.Fatalf("%d connector calls, want the 1 that failed", n)
+	}
+	e.clock.Advance(cards.Backoff(2))
+	e.Deliver()
+
+	posts := e.bf.OK(http.MethodPost)
+	if len(posts) != 2 {
+		t.Fatalf("%d checkpoints posted, want 2", len(posts))
+	}
+	lines := testenv.AuditLines(t, e.store)
+	var anchors bytes.Buffer
+	for i, seq := range []int{4, 7} {
+		b := posts[i].Body
+		if posts[i].Conversation != chanNowhere || b["type"] != "message" || b["textFormat"] != "xml" {
+			t.Errorf("post %d: %s %v", i, posts[i].Conversation, b)
+		}
+		text, _ := b["text"].(string)
+		m := preBlock.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("post %d has no preformatted block: %q", i, text)
+		}
+		if got := unescapeHTML.Replace(m[1]); got != string(lines[seq-1]) {
+			t.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
+		}
+		anchors.WriteString(m[1] + "\n")
+	}
+
+	pub := checkpointKey.Public().(ed25519.PublicKey)
+	read, err := audit.ReadAnchors(&anchors, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: read})
+	for _, l := range lines {
+		if err := v.Add(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
+		t.Fatalf("the conversation's lines do not anchor the log: %+v %v", sum, err)
+	}
+}
+
+// A conversation the app is not in is an error with a hint naming
+// audit.publish.teams, and the checkpoint is kept.
+func TestCheckpointToForbiddenConversationKept(t *testing.T) {
+	e := newWitnessEnv(t, chanOps)
+	e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin")))
+	e.audited(3)
+	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusForbidden})
+	e.Deliver()
+	left := testenv.DueOutbox(t, e.store, approvals.PublishKindPrefix("teams"))
+	if len(left) != 1 || !strings.Contains(left[0].LastError, "audit.publish.teams") {
+		t.Fatalf("entries: %+v", left)
+	}
+	e.clock.Advance(cards.Backoff(1))
+	e.Deliver()
+	if n := len(e.bf.OK(http.MethodPost)); n != 1 {
+		t.Fatalf("%d checkpoints posted after the retry, want 1", n)
+	}
+}
+
+// Whatever a record line holds, the message cannot carry markup.
+func TestCheckpointHTMLIsInert(t *testing.T) {
+	got := checkpointHTML(9, `{"x":"</pre><at>all</at><a href=\"https://evil\">x</a> & co"}`)
+	for _, bad := range []string{"<at>", "<a href", "& co", "</pre><"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("%q survives in %q", bad, got)
+		}
+	}
+	if strings.Count(got, "<pre>") != 1 || strings.Count(got, "</pre>") != 1 || !strings.HasSuffix(got, "</pre>") {
+		t.Errorf("text %q", got)
+	}
+}
