@@ -48,6 +48,9 @@ const (
 	// CodeNotPending: the request was already decided, cancelled or
 	// expired (409).
 	CodeNotPending Code = "not_pending"
+	// CodeNotApproved: the request is not approved (pending, denied,
+	// expired or cancelled), so it has no attestation (409).
+	CodeNotApproved Code = "not_approved"
 	// CodePayloadTooLarge: the body is over the server's limit (413).
 	CodePayloadTooLarge Code = "payload_too_large"
 	// CodeMethodNotAllowed: the endpoint does not take this method (405).

@@ -130,6 +130,22 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (Request, error)
 	return r, nil
 }
 
+// Attestation reads the attestation of approved request id (GET
+// /v1/requests/{id}/attestation), as its requester or an auditor. A
+// request that is not approved is an *Error with CodeNotApproved (409); a
+// request approved without one (the server signs none) is CodeNotFound.
+func (c *Client) Attestation(ctx context.Context, id string) (string, error) {
+	var out Attestation
+	a, err := c.callJSON(ctx, call{method: http.MethodGet, path: "/v1/requests/" + url.PathEscape(id) + "/attestation"}, &out)
+	if err != nil {
+		return "", err
+	}
+	if strings.Count(out.Attestation, ".") != 2 {
+		return "", a.wrong(errors.New("the answer holds no attestation (a compact JWT)"))
+	}
+	return out.Attestation, nil
+}
+
 // AuditQuery filters GET /v1/audit; zero fields filter nothing.
 type AuditQuery struct {
 	// Since (inclusive) and Until (exclusive) bound the records' times.

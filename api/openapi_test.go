@@ -258,6 +258,7 @@ var wireTypes = map[string]reflect.Type{
 	"LinkedAccounts": reflect.TypeFor[api.LinkedAccounts](),
 	"Revoked":        reflect.TypeFor[api.Revoked](),
 	"LoginConfig":    reflect.TypeFor[api.LoginConfig](),
+	"Attestation":    reflect.TypeFor[api.Attestation](),
 }
 
 // requestBodies are sent by clients only: the server refuses unknown

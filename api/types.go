@@ -181,6 +181,14 @@ type Revoked struct {
 	Revoked LinkedAccount `json:"revoked"`
 }
 
+// Attestation is the answer of GET /v1/requests/{id}/attestation: the
+// approval attestation signoff signed when the request was approved, a
+// compact JWT (docs/attestations.md). The same token reaches the action's
+// webhook.
+type Attestation struct {
+	Attestation string `json:"attestation"`
+}
+
 // LoginConfig is the answer of GET /v1/login-config: what `signoff login`
 // needs to sign a person in at the company IdP. It is public: the issuer
 // and a public client's id are no secrets.

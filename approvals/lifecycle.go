@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -110,9 +111,24 @@ type decision struct {
 // (EventDecided). It returns r as stored. A cancel, an expiry and a vote
 // that reaches quorum or denies all end a request here, so every
 // decision is stored, audited and announced alike; what a vote adds (its
-// own record, the execution to queue) the caller does first.
+// own record, the execution to queue) the caller does first. An approval
+// is also signed here, once, when the service has an Attester: the token
+// is stored on r and its record names it (attestation.go).
 func (s *Service) decide(tx storage.Tx, r storage.Request, d decision, now time.Time) (storage.Request, error) {
 	r.State, r.DecidedAt, r.DecidedBy = d.state, now, d.by
+	if d.state == storage.StateApproved && s.opts.Attester != nil {
+		token, noted, err := s.attest(r, now)
+		if err != nil {
+			return r, err
+		}
+		r.Attestation = token
+		data := maps.Clone(d.record.Data)
+		if data == nil {
+			data = map[string]any{}
+		}
+		data["attestation"] = noted
+		d.record.Data = data
+	}
 	if err := tx.UpdateRequest(r); err != nil {
 		return r, fmt.Errorf("store %s %s: %w", r.ID, d.state, err)
 	}

@@ -53,6 +53,9 @@ type Options struct {
 	// records and on Close.
 	SigningKey      ed25519.PrivateKey
 	CheckpointEvery int
+	// Witnesses, with a SigningKey, receive every signed checkpoint: its
+	// transaction queues one outbox entry per witness (publish.go).
+	Witnesses Witnesses
 	// NewID returns a fresh request id; default 128 random bits.
 	NewID func() string
 	// PendingPerRequester caps the requests one requester (issuer and
@@ -63,6 +66,9 @@ type Options struct {
 	// committed when no change notice reached this one (RelayChanges);
 	// default DefaultReplicaPoll.
 	ReplicaPoll time.Duration
+	// Attester, when set, signs an attestation of every approval in the
+	// transaction that approves it (attestation.go); nil: none.
+	Attester Attester
 }
 
 // Service runs the request lifecycle over a Store under a Policy.
@@ -79,6 +85,9 @@ type Service struct {
 	// (callback.rejected, vote.rejected of unlinked accounts); see
 	// callbacks.go.
 	rejected callbackSampler
+	// witnessKinds are the outbox kinds every signed checkpoint is queued
+	// under (Options.Witnesses; publish.go).
+	witnessKinds []string
 }
 
 // New returns a Service. It does not start the expiry loop; call RunExpiry.
@@ -102,13 +111,14 @@ func New(store storage.Store, pol *policy.Policy, opts Options) *Service {
 		opts.ReplicaPoll = DefaultReplicaPoll
 	}
 	return &Service{
-		store:    store,
-		policy:   pol,
-		clock:    opts.Clock,
-		log:      opts.Logger,
-		opts:     opts,
-		watchers: newHub(),
-		wake:     make(chan struct{}, 1),
+		store:        store,
+		policy:       pol,
+		clock:        opts.Clock,
+		log:          opts.Logger,
+		opts:         opts,
+		watchers:     newHub(),
+		wake:         make(chan struct{}, 1),
+		witnessKinds: opts.Witnesses.kinds(),
 	}
 }
 
@@ -159,7 +169,9 @@ func (s *Service) List(ctx context.Context, f storage.RequestFilter) ([]storage.
 
 // Close appends a final signed checkpoint when a signing key is set, so the
 // log's end is covered by a signature (a checkpoint right after another is
-// harmless and verifies). It does not close the store.
+// harmless and verifies). Its publications to the witnesses commit with it;
+// the delivery loops have stopped by then, so the next start delivers
+// them. It does not close the store.
 func (s *Service) Close(ctx context.Context) error {
 	if s.opts.SigningKey == nil {
 		return nil
@@ -246,5 +258,5 @@ func (s *Service) appendCheckpoint(tx storage.Tx, seq uint64, hash string) error
 	if err := tx.AppendAudit(sealed.Seq, sealed.Hash, line); err != nil {
 		return fmt.Errorf("append checkpoint %d: %w", sealed.Seq, err)
 	}
-	return nil
+	return s.queuePublications(tx, sealed.Seq, line)
 }

@@ -2,6 +2,7 @@ package bot_test
 
 import (
 	"context"
+	"crypto"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
@@ -46,7 +48,14 @@ type apiFixture struct {
 	// entered receives the path of each API request as it arrives, when
 	// not nil (long-poll tests use it to act while the server waits).
 	entered chan string
+	// attest signs the service's approval attestations with attestKey,
+	// as issuer attestIssuer; the front door publishes its keys.
+	attest    *attest.Signer
+	attestKey crypto.Signer
 }
+
+// attestIssuer is the public_url the fixture's attestations name.
+const attestIssuer = "https://signoff.example.com"
 
 func testPolicy(t testing.TB) *policy.Policy {
 	t.Helper()
@@ -129,9 +138,15 @@ func newAPIFixture(t testing.TB, limits ...apiLimits) *apiFixture {
 	t.Cleanup(func() { st.Close() })
 	f.store = st
 	logger := slog.New(slog.NewTextHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger, PendingPerRequester: lim.pendingPerRequester})
+	if f.attestKey, err = attest.GenerateKey(false); err != nil {
+		t.Fatal(err)
+	}
+	if f.attest, err = attest.NewSigner(attest.SignerOptions{Issuer: attestIssuer, Key: f.attestKey}); err != nil {
+		t.Fatal(err)
+	}
+	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger, PendingPerRequester: lim.pendingPerRequester, Attester: f.attest})
 	f.front = bot.New(bot.Options{
-		Service: f.svc, Store: st, Logger: logger, Version: "test", Verifier: verifier,
+		Service: f.svc, Store: st, Logger: logger, Version: "test", Verifier: verifier, Attestations: f.attest,
 		RequestURL:        func(id string) string { return "http://console.example/dev#" + id },
 		RequestsPerMinute: lim.requestsPerMinute, Clicks: lim.clicks, Clock: lim.clock,
 	})

@@ -350,9 +350,14 @@ func TestOpenAPIAnswersMatchTheDocument(t *testing.T) {
 		t.Errorf("the approved request: %+v", v)
 	}
 
+	// GET /v1/requests/{id}/attestation
+	o.check(t, f.exchange("GET", "/v1/requests/"+id+"/attestation", alice, ""), http.StatusOK, true)
+	o.check(t, f.exchange("GET", "/v1/requests/"+id+"/attestation", bob, ""), http.StatusNotFound, true)
+
 	// POST /v1/requests/{id}/cancel
 	o.check(t, f.exchange("POST", "/v1/requests/"+id+"/cancel", alice, ""), http.StatusConflict, true)
 	pending := f.create("alice")
+	o.check(t, f.exchange("GET", "/v1/requests/"+pending.ID+"/attestation", alice, ""), http.StatusConflict, true)
 	o.check(t, f.exchange("POST", "/v1/requests/"+pending.ID+"/cancel", auditor, ""), http.StatusForbidden, true)
 	o.check(t, f.exchange("POST", "/v1/requests/"+pending.ID+"/cancel", admin, ""), http.StatusBadRequest, true)
 	o.check(t, f.exchange("POST", "/v1/requests/"+pending.ID+"/cancel", admin, `{"reason":"wrong train"}`), http.StatusOK, true)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/ratelimit"
@@ -44,6 +45,11 @@ type Options struct {
 	// login` (idp.cli_client_id; see login.go). nil: that endpoint answers
 	// 404 saying the server does not offer it.
 	Login *api.LoginConfig
+	// Attestations, when set, is the signer of approval attestations
+	// (the approvals service's Attester): its discovery document and keys
+	// are served at /.well-known (see attestation.go). nil: those answer
+	// 404, and so does the attestation of an approved request.
+	Attestations *attest.Signer
 }
 
 // Server routes signoff's HTTP endpoints. Every response passes through a
@@ -90,6 +96,7 @@ func New(opts Options) *Server {
 	s.mountAPI()
 	s.mountLogin()
 	s.mountOpenAPI()
+	s.mountAttestations() // attestation.go
 	return s
 }
 

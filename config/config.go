@@ -135,6 +135,8 @@ type Config struct {
 	// SSF configures the Shared Signals receiver (POST /ssf/events); empty
 	// when no transmitter pushes security events.
 	SSF SSFConfig `mapstructure:"ssf"`
+	// Attest configures approval attestations (attest.go).
+	Attest AttestConfig `mapstructure:"attest"`
 	// Actions are the things CI may ask approval for, by name.
 	Actions map[string]ActionConfig `mapstructure:"actions"`
 	// Dev configures dev mode (`signoff serve --dev`).
@@ -335,6 +337,9 @@ type AuditConfig struct {
 	SigningKeyFile string `mapstructure:"signing_key_file"`
 	// CheckpointEvery is how many records lie between two checkpoints.
 	CheckpointEvery int `mapstructure:"checkpoint_every"`
+	// Publish names the witnesses every signed checkpoint is sent to
+	// (publish.go); empty when none.
+	Publish PublishConfig `mapstructure:"publish"`
 }
 
 // SSFConfig is the Shared Signals receiver: the transmitter (the company
@@ -399,6 +404,9 @@ type ActionConfig struct {
 	// RequireApproveReason and RequireDenyReason make approvers explain.
 	RequireApproveReason bool `mapstructure:"require_approve_reason"`
 	RequireDenyReason    bool `mapstructure:"require_deny_reason"`
+	// Attestation configures the attestations of the action's approvals
+	// (attest.go).
+	Attestation AttestationConfig `mapstructure:"attestation"`
 }
 
 // RequesterRuleConfig matches a verified CI token.
@@ -555,8 +563,9 @@ func Default() *Config {
 			PendingPerRequester: DefaultPendingPerRequester,
 			ClicksPerMinute:     DefaultClicksPerMinute,
 		},
-		Log:   LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
-		Teams: TeamsConfig{ServiceURLHosts: append([]string(nil), DefaultTeamsServiceURLHosts...)},
+		Log:    LogConfig{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		Teams:  TeamsConfig{ServiceURLHosts: append([]string(nil), DefaultTeamsServiceURLHosts...)},
+		Attest: AttestConfig{TTL: DefaultAttestTTL},
 	}
 }
 

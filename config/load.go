@@ -150,6 +150,9 @@ func load(opts LoadOptions) (*Config, error) {
 		decodeProblems(err, "", fromEnv, unknownReported, &ps)
 	}
 	cfg.Actions = decodeActions(rawActions, unknownReported, &ps)
+	if w := &cfg.Audit.Publish.Webhook; w.Configured() && !v.IsSet(publishWebhookTimeoutKey) {
+		w.Timeout = DefaultWebhookTimeout // as actions' webhooks get it (actionDefaults)
+	}
 
 	for i := range cfg.Requesters {
 		if cfg.Requesters[i].PersonClaim == "" {
@@ -501,6 +504,7 @@ var actionDefaults = []struct {
 	{[]string{"ttl"}, DefaultActionTTL.String(), true},
 	{[]string{"approvers", "min_approvals"}, DefaultMinApprovals, true},
 	{[]string{"on_approve", "webhook", "timeout"}, DefaultWebhookTimeout.String(), false},
+	{[]string{"attestation", "audience"}, DefaultAttestationAudience, true},
 }
 
 // decodeActions decodes the raw actions map, one action at a time so that

@@ -53,6 +53,7 @@ func buildAction(name string, a ActionConfig) (*policy.Action, error) {
 		},
 		RequireApproveReason: a.RequireApproveReason,
 		RequireDenyReason:    a.RequireDenyReason,
+		AttestationAudience:  a.Attestation.Audience,
 	}
 	for _, r := range a.Requesters {
 		out.Requesters = append(out.Requesters, policy.RequesterRule{Issuer: r.Issuer, Claims: maps.Clone(r.Claims)})

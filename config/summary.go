@@ -84,6 +84,8 @@ func (w *summaryWriter) server(c *Config) {
 	} else {
 		w.line("audit", "checkpoints unsigned (set audit.signing_key_file to sign one every %d records)", c.Audit.CheckpointEvery)
 	}
+	w.publishSummary(c)
+	w.attestSummary(c) // attest.go
 	w.line("auditors", "%s", groupsOrNone(c.Auditors.Groups))
 	w.line("admins", "%s", groupsOrNone(c.Admins.Groups))
 	w.line("limits", "%d requests a minute and %d pending per requester; %d clicks and commands a minute per chat account",

@@ -114,10 +114,12 @@ func (c *Config) validateServer(ps *problems) {
 	c.validateSlack(ps)
 	c.validateTeams(ps)
 	c.validateSSF(ps)
+	c.validateAttest(ps)
 
 	if c.Audit.CheckpointEvery < 1 {
 		ps.add("audit.checkpoint_every", "must be >= 1, got %d", c.Audit.CheckpointEvery)
 	}
+	c.validatePublish(ps)
 	for _, l := range []struct {
 		key      string
 		val, def int
@@ -426,17 +428,9 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 	checkNonEmpty(ps, key+".notify.slack", a.Notify.Slack)
 	checkNonEmpty(ps, key+".notify.teams", a.Notify.Teams)
 
-	if w := a.OnApprove.Webhook; w.Configured() {
-		wk := key + ".on_approve.webhook"
-		if w.URL == "" {
-			ps.add(wk+".url", "required: the endpoint that receives approved requests")
-		} else {
-			checkURL(ps, wk+".url", w.URL, urlRule{})
-		}
-		if w.Timeout <= 0 {
-			ps.add(wk+".timeout", "must be > 0, got %s", fmtDuration(w.Timeout))
-		}
-	}
+	validateWebhook(ps, key+".on_approve.webhook", a.OnApprove.Webhook, "the endpoint that receives approved requests")
+
+	validateAttestation(ps, key+".attestation", a.Attestation)
 
 	if s := a.StepUp; s != nil {
 		sk := key + ".step_up"
@@ -447,6 +441,23 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 			ps.add(sk+".max_age", "must be > 0 (how recent the sign-in must be, e.g. 5m), got %s", fmtDuration(s.MaxAge))
 		}
 		checkNonEmpty(ps, sk+".acr_values", s.ACRValues)
+	}
+}
+
+// validateWebhook checks a webhook (an action's on_approve.webhook,
+// audit.publish.webhook) at key, when it is configured; what says what its
+// URL is for.
+func validateWebhook(ps *problems, key string, w WebhookConfig, what string) {
+	if !w.Configured() {
+		return
+	}
+	if w.URL == "" {
+		ps.add(key+".url", "required: %s", what)
+	} else {
+		checkURL(ps, key+".url", w.URL, urlRule{})
+	}
+	if w.Timeout <= 0 {
+		ps.add(key+".timeout", "must be > 0, got %s", fmtDuration(w.Timeout))
 	}
 }
 

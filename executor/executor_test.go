@@ -120,6 +120,8 @@ type harness struct {
 	// undeclareDeploy drops the "deploy" action from the policy on the next
 	// open, as an operator editing the config would.
 	undeclareDeploy bool
+	// attester, when set before an open, signs approvals' attestations.
+	attester approvals.Attester
 }
 
 func newHarness(t *testing.T, c *clock.Fake, webhookURL string, opts executor.Options) *harness {
@@ -162,7 +164,7 @@ func (h *harness) open() {
 	st := testenv.OpenStoreAt(h.t, h.path)
 	h.store = st
 	discard := testenv.DiscardLogger()
-	h.svc = approvals.New(st, h.policy(), approvals.Options{Clock: h.clock, Logger: discard})
+	h.svc = approvals.New(st, h.policy(), approvals.Options{Clock: h.clock, Logger: discard, Attester: h.attester})
 	opts := h.opts
 	opts.Clock = h.clock
 	if opts.Logger == nil {

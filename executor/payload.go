@@ -28,6 +28,12 @@ type Payload struct {
 	// Approvers are the people whose approve votes counted, in vote order.
 	Approvers    []Approver `json:"approvers"`
 	MinApprovals int        `json:"min_approvals"`
+	// Attestation is the request's signed approval attestation, a compact
+	// JWT (docs/attestations.md): the same token the requester reads. The
+	// webhook signature proves the call came from signoff; the attestation
+	// proves what was approved to anyone holding signoff's published keys,
+	// so the receiver can pass it on. Absent when signoff signs none.
+	Attestation string `json:"attestation,omitempty"`
 }
 
 // Link is a reference the requester attached to the request.
@@ -73,6 +79,7 @@ func NewPayload(r storage.Request) Payload {
 		DecidedAt:    r.DecidedAt.UTC(),
 		Approvers:    []Approver{},
 		MinApprovals: r.MinApprovals,
+		Attestation:  r.Attestation,
 	}
 	for k, v := range r.Params {
 		p.Params[k] = v

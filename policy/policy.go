@@ -45,6 +45,10 @@ type Action struct {
 	StepUp               *StepUp
 	RequireApproveReason bool
 	RequireDenyReason    bool
+	// AttestationAudience is the aud of the attestations of this action's
+	// approvals (attestation.audience; docs/attestations.md); "" means
+	// signoff's default.
+	AttestationAudience string
 }
 
 // RequesterRule matches a verified CI token: the configured issuer name and

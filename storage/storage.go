@@ -183,6 +183,10 @@ type Request struct {
 	Votes     []Vote     `json:"votes,omitempty"`
 	Execution *Execution `json:"execution,omitempty"`
 	Cards     []Card     `json:"cards,omitempty"`
+	// Attestation is the signed approval attestation (a compact JWT,
+	// docs/attestations.md), written in the transaction that approves the
+	// request when signoff signs attestations; empty otherwise.
+	Attestation string `json:"attestation,omitempty"`
 
 	// Version is the compare-and-swap token. CreateRequest stores version 1;
 	// UpdateRequest requires the stored version and stores Version+1.

@@ -217,7 +217,7 @@ func commandsNamed(log, name string) []string {
 }
 
 // checkLogCommands fails t unless the log's workflow commands are only
-// groups (balanced), notices and errors.
+// groups (balanced), notices, errors and masks (of the attestation).
 func checkLogCommands(t *testing.T, log string) {
 	t.Helper()
 	open := false
@@ -233,7 +233,7 @@ func checkLogCommands(t *testing.T, log string) {
 				t.Errorf("endgroup without a group:\n%s", log)
 			}
 			open = false
-		case "error", "notice":
+		case "error", "notice", "add-mask":
 		default:
 			t.Errorf("unexpected workflow command ::%s %s::%s in the log:\n%s", c.name, c.props, c.data, log)
 		}
@@ -273,9 +273,18 @@ func TestGitHubAction(t *testing.T) {
 		if res.exitCode != 0 {
 			t.Fatalf("exit %d:\n%s", res.exitCode, res.log)
 		}
-		want := map[string]string{"request-id": r.ID, "state": "approved", "approvers": "alice@example.com", "attestation": ""}
+		stored, err := w.ts.svc.Get(context.Background(), r.ID)
+		if err != nil || stored.Attestation == "" {
+			t.Fatalf("the approved request has no attestation (%v)", err)
+		}
+		// The attestation output is the stored token, masked in the log
+		// and shown nowhere else.
+		want := map[string]string{"request-id": r.ID, "state": "approved", "approvers": "alice@example.com", "attestation": stored.Attestation}
 		if !maps.Equal(res.outputs, want) {
 			t.Errorf("outputs %q, want %q", res.outputs, want)
+		}
+		if m := commandsNamed(res.log, "add-mask"); len(m) != 1 || m[0] != stored.Attestation || strings.Count(res.log, stored.Attestation) != 1 {
+			t.Errorf("masks %q; want the attestation masked once and printed nowhere else:\n%s", m, res.log)
 		}
 		checkLogCommands(t, res.log)
 		if g := commandsNamed(res.log, "group"); len(g) != 1 || !strings.Contains(g[0], "deploy") {
@@ -601,7 +610,7 @@ func TestGitHubOutputsFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	v := apiRequestWithVotes("req_1", "approved", "alice@example.com", "bob\nghadelimiter_x\nstate=forged")
-	if err := writeGitHubOutputs(path, v, nil); err != nil {
+	if err := writeGitHubOutputs(path, v, "", nil); err != nil {
 		t.Fatal(err)
 	}
 	got, err := readFileCommand(path)
@@ -625,14 +634,14 @@ func TestGitHubOutputsFile(t *testing.T) {
 		want string
 	}{{withCode(exitRefused, fmt.Errorf("no")), "refused"}, {fmt.Errorf("unreachable"), "error"}} {
 		p := filepath.Join(t.TempDir(), "out")
-		if err := writeGitHubOutputs(p, apiRequestWithVotes("", "", ""), tc.err); err != nil {
+		if err := writeGitHubOutputs(p, apiRequestWithVotes("", "", ""), "", tc.err); err != nil {
 			t.Fatal(err)
 		}
 		if got, _ := readFileCommand(p); got["state"] != tc.want || got["request-id"] != "" {
 			t.Errorf("%v: outputs %q", tc.err, got)
 		}
 	}
-	if err := writeGitHubOutputs(filepath.Join(t.TempDir(), "missing", "out"), v, nil); err == nil || !strings.Contains(err.Error(), "GITHUB_OUTPUT") {
+	if err := writeGitHubOutputs(filepath.Join(t.TempDir(), "missing", "out"), v, "", nil); err == nil || !strings.Contains(err.Error(), "GITHUB_OUTPUT") {
 		t.Errorf("unwritable file: %v", err)
 	}
 }

@@ -88,12 +88,13 @@ func escapeCommandData(s string) string {
 // file GitHub Actions reads them from ($GITHUB_OUTPUT): request-id, state
 // (the request's state as last seen; githubStateRefused or githubStateError
 // when no request was made), approvers (who approved, comma-separated) and
-// attestation (empty: attestations come with a later version of signoff).
+// attestation (the approved request's attestation; empty when there is
+// none).
 //
 // Each value is written in GitHub's multi-line form, name<<DELIMITER, with
 // a random delimiter that the value does not contain, so no value can end
 // early and set another output.
-func writeGitHubOutputs(path string, v api.Request, runErr error) error {
+func writeGitHubOutputs(path string, v api.Request, attestation string, runErr error) error {
 	state := string(v.State)
 	if v.ID == "" {
 		state = githubStateError
@@ -106,7 +107,7 @@ func writeGitHubOutputs(path string, v api.Request, runErr error) error {
 		{"request-id", v.ID},
 		{"state", state},
 		{"approvers", approverList(v)},
-		{"attestation", ""},
+		{"attestation", attestation},
 	} {
 		delim, err := outputDelimiter(out.value)
 		if err != nil {

@@ -98,6 +98,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newRequestsCommand(), newBackupCommand()) // admin.go
 	root.AddCommand(newMigrateCommand(), newStorageCommand())
 	root.AddCommand(newPolicyCommand()) // policyexplain.go
+	root.AddCommand(newAttestCommand()) // attest.go
 	markFailures(root)
 	return root
 }

@@ -64,6 +64,13 @@ type requestOptions struct {
 	audience string
 	json     bool
 	idemKey  string
+	// attestationOut is --attestation-out: where to write the approved
+	// request's attestation ("": nowhere).
+	attestationOut string
+	// attestation, when not nil, receives the approved request's
+	// attestation (the step output); a failure to read it is then only
+	// a warning unless attestationOut asks for the file.
+	attestation *string
 }
 
 func newRequestCommand() *cobra.Command {
@@ -74,6 +81,7 @@ func newRequestCommand() *cobra.Command {
 		server, action string
 		reason         string
 		githubOutput   string
+		attestation    string
 		timeout        = durationFlag{value: defaultRequestTimeout}
 	)
 	cmd := &cobra.Command{
@@ -109,7 +117,14 @@ without --wait; ::error:: for anything else, refusals and errors included);
 --github-output FILE (pass "$GITHUB_OUTPUT") appends the step outputs
 request-id, state (the request's state, or refused / error when no request
 was made), approvers (emails, or subjects, of those who approved, comma-
-separated) and attestation (empty for now).
+separated) and attestation (the approved request's attestation, empty when
+the server signs none; it is masked in the log with ::add-mask::).
+
+--attestation-out FILE (with --wait) writes the approved request's
+attestation, the compact JWT a deploy system verifies against the server's
+published keys (signoff attest verify; docs/attestations.md), to FILE with
+mode 0600. When it cannot be read (the server signs none, or does not
+answer) the command fails with exit 1, though the request was approved.
 
 signoff's own limits (429 rate_limited: too many requests in a minute, or
 too many pending): with --wait the create is retried after the server's
@@ -163,10 +178,21 @@ unreachable, a limit, …).`,
 				if cmd.Flags().Changed("token-env") && o.tokenEnv == "" {
 					return api.Request{}, usageErrorf("--token-env needs the name of an environment variable")
 				}
+				if cmd.Flags().Changed("attestation-out") && (o.attestationOut == "" || !o.wait) {
+					return api.Request{}, usageErrorf("--attestation-out needs a FILE and --wait: the attestation exists once the request is approved")
+				}
+				if githubOutput != "" {
+					o.attestation = &attestation
+				}
 				return runRequest(cmd.Context(), o, os.Getenv, stdout, stderr)
 			}()
+			if step != nil && attestation != "" {
+				// A credential: keep it out of the log, whatever a later
+				// step prints.
+				fmt.Fprintf(stdout, "::add-mask::%s\n", attestation)
+			}
 			if githubOutput != "" {
-				if werr := writeGitHubOutputs(githubOutput, v, err); werr != nil {
+				if werr := writeGitHubOutputs(githubOutput, v, attestation, err); werr != nil {
 					if err == nil {
 						err = werr
 					} else {
@@ -194,6 +220,7 @@ unreachable, a limit, …).`,
 	f.StringVar(&output, "output", "text", "text, json, or github (workflow commands for a GitHub Actions step)")
 	f.StringVar(&githubOutput, "github-output", "", "append the GitHub Actions step outputs (request-id, state, approvers, attestation) to `FILE`, e.g. \"$GITHUB_OUTPUT\"")
 	f.StringVar(&o.idemKey, "idempotency-key", "", "the Idempotency-Key (default: derived from the CI run)")
+	f.StringVar(&o.attestationOut, "attestation-out", "", "with --wait, write the approved request's attestation (a JWT) to `FILE`, mode 0600")
 	return cmd
 }
 
@@ -323,10 +350,10 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 			}
 			return v, nil
 		}
-		return v, finish(v, o, time.Since(start), stdout, stderr)
+		return v, c.finishApproved(ctx, v, o, time.Since(start), stdout, stderr)
 	}
 	if v.State != api.StatePending {
-		return v, finish(v, o, time.Since(start), stdout, stderr)
+		return v, c.finishApproved(ctx, v, o, time.Since(start), stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "waiting for a decision on request %s (%s), up to %s (request expires %s)\n", v.ID, v.Action, o.timeout, v.ExpiresAt.UTC().Format(time.RFC3339))
 	if v.URL != "" {
@@ -336,7 +363,17 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	if err != nil {
 		return v, err
 	}
-	return v, finish(v, o, time.Since(start), stdout, stderr)
+	return v, c.finishApproved(ctx, v, o, time.Since(start), stdout, stderr)
+}
+
+// finishApproved is finish, followed for an approved request by reading
+// its attestation when --attestation-out or a step output wants it
+// (attestation.go).
+func (c *requestClient) finishApproved(ctx context.Context, v api.Request, o requestOptions, waited time.Duration, stdout, stderr io.Writer) error {
+	if err := finish(v, o, waited, stdout, stderr); err != nil {
+		return err
+	}
+	return c.deliverAttestation(ctx, v, o)
 }
 
 // finish reports the request's final (or, at --timeout, pending) state and

@@ -24,6 +24,7 @@ import (
 	"github.com/signoff-dev/signoff"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/bot/devconsole"
@@ -146,22 +147,28 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		return err
 	}
 	defer store.Close()
-	svc := newService(cfg, store, pol, signingKey, logger, o.replicaPoll)
-	if o.onService != nil {
-		o.onService(svc)
-	}
 
-	// Listen first: in dev mode the dev issuer's URL follows the address
-	// actually bound (listen: 127.0.0.1:0 picks a free port).
+	// Listen first: in dev mode the dev issuer's URL, and the issuer of
+	// attestations, follow the address actually bound (listen:
+	// 127.0.0.1:0 picks a free port).
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return withCode(exitUsage, fmt.Errorf("listen: cannot listen on %s: %w", cfg.Listen, err))
 	}
 	addr := ln.Addr().String()
+	attester, err := attestSigner(cfg, o.dev, addr, logger) // attest.go
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	svc := newService(cfg, store, pol, signingKey, attester, logger, o.replicaPoll)
+	if o.onService != nil {
+		o.onService(svc)
+	}
 	if o.dev {
 		followListenAddress(pol, addr, logger)
 	}
-	front, devIss, err := newFrontDoor(cfg, o.dev, addr, svc, store, logger)
+	front, devIss, err := newFrontDoor(cfg, o.dev, addr, svc, store, attester, logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -227,16 +234,24 @@ func auditSigningKey(cfg *config.Config) (ed25519.PrivateKey, error) {
 }
 
 // newService is the approvals service over store, as the config sets it.
-func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, signingKey ed25519.PrivateKey, logger *slog.Logger, replicaPoll time.Duration) *approvals.Service {
+func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, signingKey ed25519.PrivateKey, attester *attest.Signer, logger *slog.Logger, replicaPoll time.Duration) *approvals.Service {
+	var signer approvals.Attester // a nil *attest.Signer must stay a nil interface
+	if attester != nil {
+		signer = attester
+	}
 	return approvals.New(store, pol, approvals.Options{
 		Logger:          logger,
 		Platforms:       chatPlatforms(cfg),
 		GroupsMaxAge:    cfg.IdP.GroupsMaxAge,
 		SigningKey:      signingKey,
 		CheckpointEvery: cfg.Audit.CheckpointEvery,
+		// Every signed checkpoint is queued for these (audit.publish).
+		Witnesses: approvals.Witnesses{Chat: cfg.Audit.Publish.Chat(), Webhook: cfg.Audit.Publish.Webhook.Configured()},
 		// Counted in the create transaction; the API answers 429.
 		PendingPerRequester: cfg.Limits.PendingPerRequester,
 		ReplicaPoll:         replicaPoll,
+		// Signs each approval in its transaction (attest.go).
+		Attester: signer,
 	})
 }
 
@@ -334,6 +349,12 @@ func (p *serveParts) startComponents(ctx context.Context) error {
 	// other loops, before the store closes.
 	runner := executor.New(p.svc, executor.Options{Logger: p.logger, UserAgent: "signoff/" + version})
 	p.loops.start("executor", runner.Run)
+	// Signed checkpoints go to the audit.publish webhook the same way; the
+	// chat witnesses' are posted by the adapters' outbox loops.
+	if hook := p.cfg.Audit.Publish.PolicyWebhook(); hook != nil {
+		publisher := executor.NewPublisher(p.svc, *hook, executor.Options{Logger: p.logger, UserAgent: "signoff/" + version})
+		p.loops.start("checkpoint publisher", publisher.Run)
+	}
 	return nil
 }
 
@@ -550,7 +571,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // newFrontDoor builds the HTTP front door: the CI API with a verifier for
 // the configured requester issuers and, in dev mode, the dev issuer and its
 // token endpoint. devIss is nil outside dev mode.
-func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Service, store storage.Store, logger *slog.Logger) (front *bot.Server, devIss *devissuer.Issuer, err error) {
+func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Service, store storage.Store, attester *attest.Signer, logger *slog.Logger) (front *bot.Server, devIss *devissuer.Issuer, err error) {
 	issuers, devIss, err := requesterIssuers(cfg, dev, addr)
 	if err != nil {
 		return nil, nil, err
@@ -577,6 +598,8 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 	}
 	opts := bot.Options{Service: svc, Store: store, Logger: logger, Version: version, Verifier: verifier}
 	opts.Login = loginConfig(cfg)
+	// The attestation keys at /.well-known (bot/attestation.go).
+	opts.Attestations = attester
 	// The limits: creates per requester here; clicks per chat account in
 	// one limiter the chat adapters and the dev console share
 	// (front.Clicks()), so /metrics counts all of its refusals.
@@ -597,12 +620,13 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 		return nil, nil, err
 	}
 	u, _ := url.Parse(devIss.URL()) // requesterIssuers built it
-	if p := strings.TrimSuffix(u.Path, "/"); p == "" {
-		devMux.Handle("GET "+devissuer.DiscoveryPath, devIss.Handler())
-		devMux.Handle("GET "+devissuer.JWKSPath, devIss.Handler())
-	} else {
-		devMux.Handle(p+"/", devIss.Handler())
+	p := strings.TrimSuffix(u.Path, "/")
+	if p == "" {
+		// The root's discovery document is signoff's own, the issuer of
+		// attestations (bot/attestation.go).
+		return nil, nil, withCode(exitUsage, fmt.Errorf("requesters: the %s requester's issuer %s needs a path, e.g. %s: the root's /.well-known/openid-configuration publishes signoff's attestation keys", devRequesterName, devIss.URL(), defaultDevIssuerPath))
 	}
+	devMux.Handle(p+"/", devIss.Handler())
 	devMux.Handle("POST /dev/token", devTokenHandler(devIss, devAudience(issuers), logger))
 	// serve mounts the dev console (mountDevConsole, devlink.go).
 	return front, devIss, nil

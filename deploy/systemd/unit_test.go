@@ -166,6 +166,9 @@ var credentialFor = map[string]string{
 	"teams.app_password_file":       "teams-app-password",
 	"audit.signing_key_file":        "audit-signing-key",
 	"ssf.bearer_token_file":         "ssf-bearer-token",
+	"attest.signing_key_file":       "attest-signing-key",
+
+	"audit.publish.webhook.secret_file": "audit-publish-webhook-secret",
 }
 
 // TestCredentialsCoverSecretKeys: every secret key of the config (outside

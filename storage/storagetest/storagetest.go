@@ -365,7 +365,9 @@ func sampleRequest(id string, created time.Time) storage.Request {
 		}},
 		Execution: &storage.Execution{Status: storage.ExecutionPending, Attempts: 1, LastError: "timeout", UpdatedAt: created.Add(2 * time.Second)},
 		Cards:     []storage.Card{{Platform: "teams", Conversation: "19:abc", MessageID: "1700000000", ServiceURL: "https://smba.example.com/"}},
-		Version:   42, // ignored by CreateRequest
+		// Not a real signature: the store keeps the token as given.
+		Attestation: "eyJhbGciOiJFUzI1NiIsInR5cCI6ImFwcHJvdmFsK2p3dCJ9.eyJzdWIiOiJyZXEtMSJ9.c2ln",
+		Version:     42, // ignored by CreateRequest
 	}
 }
 
