@@ -76,11 +76,20 @@ type Notification struct {
 }
 
 // queueNotify queues one entry per conversation, on every running platform
-// the action announces on.
+// the action announces on, and on the conversations the request was
+// escalated to by now (remind.go).
 func (s *Service) queueNotify(tx storage.Tx, a *policy.Action, r storage.Request, event string) error {
 	now := s.clock.Now().UTC()
 	for _, p := range s.opts.Platforms {
-		for _, t := range a.Notify.Targets(p) {
+		targets := a.Notify.Targets(p)
+		if event != EventCreated {
+			for _, t := range a.Escalated(p, r.CreatedAt, now) {
+				if !slices.Contains(targets, t) {
+					targets = append(slices.Clip(targets), t)
+				}
+			}
+		}
+		for _, t := range targets {
 			payload, err := json.Marshal(Notification{Event: event, Target: t})
 			if err != nil {
 				return fmt.Errorf("encode notification: %w", err)

@@ -57,6 +57,9 @@ type Chat interface {
 	// Delete removes a card: one this replica posted after another had
 	// posted the same card.
 	Delete(ctx context.Context, card storage.Card) error
+	// Reply posts text (plain; the adapter escapes it) in the thread of
+	// card: a reminder (remind.go).
+	Reply(ctx context.Context, card storage.Card, text string) error
 	// Notify sends a notice privately to one chat account (a Slack
 	// direct message, a Teams message in the conversation it names).
 	Notify(ctx context.Context, n approvals.AccountNotice) error
@@ -66,8 +69,8 @@ type Chat interface {
 	// ASCII), verbatim in a code block, escaped so that nothing in it is
 	// read as markup. seq is the checkpoint's seq.
 	Publish(ctx context.Context, target string, seq uint64, record string) error
-	// Classify says what an error of Post, Update, Notify or Publish
-	// means. conversation is where the card, notice or checkpoint was to
+	// Classify says what an error of Post, Update, Reply, Notify or
+	// Publish means. conversation is where the card, notice or checkpoint was to
 	// go.
 	Classify(err error, conversation string) Failure
 }
@@ -249,7 +252,7 @@ func (d *Deliverer) Run(ctx context.Context) error {
 // DeliverOnce claims up to one batch of due card entries and delivers them
 // in order, rescheduling those that fail, then one batch of due notices to
 // chat accounts, then one batch of signed checkpoints for the witnesses
-// (publish.go). It returns the largest of the batches it claimed; an error
+// (publish.go), then one batch of due reminders (remind.go). It returns the largest of the batches it claimed; an error
 // only when nothing could be claimed or ctx ended (the entries not reached
 // stay claimed until their lease ends).
 func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
@@ -265,7 +268,11 @@ func (d *Deliverer) DeliverOnce(ctx context.Context) (int, error) {
 		return max(n, m), errors.Join(err, nerr)
 	}
 	p, perr := d.deliverPublications(ctx)
-	return max(n, m, p), errors.Join(err, nerr, perr)
+	if ctx.Err() != nil {
+		return max(n, m, p), errors.Join(err, nerr, perr)
+	}
+	q, rerr := d.deliverReminders(ctx)
+	return max(n, m, p, q), errors.Join(err, nerr, perr, rerr)
 }
 
 // deliverCards claims up to one batch of due card entries and delivers
@@ -342,7 +349,12 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 	}
 	card, hasCard := Find(r, d.cfg.Platform, n.Target)
 
-	post := n.Event == approvals.EventCreated
+	if n.Event == approvals.EventEscalated && !hasCard && r.State != storage.StatePending &&
+		!d.svc.EscalationDue(r.Action, r.CreatedAt, r.DecidedAt) {
+		// Decided before it was due to be escalated: nothing to post.
+		return d.complete(ctx, e, key)
+	}
+	post := n.Event == approvals.EventCreated || n.Event == approvals.EventEscalated
 	if !post && !hasCard {
 		if now.Sub(e.CreatedAt) < OrphanAfter {
 			d.reschedule(ctx, e, key, now.Add(waitForPost), errors.New("the card is not posted yet"))

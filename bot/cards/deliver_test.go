@@ -35,6 +35,8 @@ type fakeChat struct {
 	seq   int
 	// published are the checkpoints Publish took, in order.
 	published []published
+	// replies are the texts Reply took, in order.
+	replies []string
 }
 
 type published struct {
@@ -91,6 +93,16 @@ func (f *fakeChat) Update(_ context.Context, r storage.Request, c storage.Card) 
 
 func (f *fakeChat) Delete(_ context.Context, c storage.Card) error {
 	return f.answer("delete", "", c.Conversation)
+}
+
+func (f *fakeChat) Reply(_ context.Context, c storage.Card, text string) error {
+	err := f.answer("reply", c.MessageID, c.Conversation)
+	if err == nil {
+		f.mu.Lock()
+		f.replies = append(f.replies, text)
+		f.mu.Unlock()
+	}
+	return err
 }
 
 func (f *fakeChat) Notify(_ context.Context, n approvals.AccountNotice) error {

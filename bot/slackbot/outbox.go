@@ -105,6 +105,19 @@ func (c slackChat) Delete(ctx context.Context, card approvals.Card) error {
 	return err
 }
 
+// Reply posts text in the card's thread: chat.postMessage to the card's
+// channel with thread_ts set to the card's ts. The text is escaped, and
+// links are not unfurled.
+func (c slackChat) Reply(ctx context.Context, card approvals.Card, text string) error {
+	if _, _, err := c.b.api.PostMessageContext(ctx, card.Conversation,
+		slack.MsgOptionText(fitEscaped(text, maxNoticeLen, "…"), false),
+		slack.MsgOptionTS(card.MessageID),
+		slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl()); err != nil {
+		return fmt.Errorf("chat.postMessage (reply in the thread of %s in %s): %w", card.MessageID, card.Conversation, err)
+	}
+	return nil
+}
+
 // maxNoticeLen caps a notice's text (Slack shows at most about 4,000
 // characters of a message's text before "Show more").
 const maxNoticeLen = 3000

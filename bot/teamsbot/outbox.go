@@ -111,6 +111,18 @@ func (c teamsChat) Delete(ctx context.Context, card approvals.Card) error {
 	return c.b.api.remove(ctx, card.ServiceURL, card.Conversation, card.MessageID)
 }
 
+// Reply posts text as a plain-text reply to the card's activity (POST
+// {serviceUrl}/v3/conversations/{id}/activities/{activityId}, replyToId
+// set): in a channel, a message in the card's thread; in a chat, a
+// message after the card.
+func (c teamsChat) Reply(ctx context.Context, card approvals.Card, msg string) error {
+	serviceURL, err := c.b.serviceURLFor(ctx, card.Conversation, card.ServiceURL)
+	if err != nil {
+		return err
+	}
+	return c.b.api.reply(ctx, serviceURL, card.Conversation, card.MessageID, text.TruncateRunes(msg, maxNoticeRunes))
+}
+
 // maxNoticeRunes bounds a notice's text (Teams takes messages of about
 // 28 KB; a notice is a few sentences).
 const maxNoticeRunes = 4000

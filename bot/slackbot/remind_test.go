@@ -1,0 +1,67 @@
+package slackbot
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signoff-dev/signoff/policy"
+)
+
+// A reminder is a reply in the card's thread (thread_ts = the card's ts);
+// the escalation posts the card to the escalation channel, and later
+// changes update it there too.
+func TestReminderInThreadAndEscalationChannel(t *testing.T) {
+	e := newEnv(t)
+	a := e.svc.Policy().Actions["deploy-prod"]
+	a.Remind = &policy.Remind{Every: 10 * time.Minute, Max: 1}
+	a.Escalate = &policy.Escalate{After: 20 * time.Minute, Notify: policy.Notify{Slack: []string{"C9ESC"}}}
+
+	r := e.Create("deploy-prod", deployParams(), "ship it")
+	e.Deliver()
+	card := e.Get(r.ID).Cards[0]
+
+	e.clock.Advance(10 * time.Minute)
+	e.Deliver()
+	posts := e.slack.ok("chat.postMessage")
+	if len(posts) != 2 {
+		t.Fatalf("%d posts, want the card and the reminder", len(posts))
+	}
+	rem := posts[1].Form
+	if rem.Get("channel") != "C1" || rem.Get("thread_ts") != card.MessageID {
+		t.Fatalf("reminder not in the card's thread: channel %q thread_ts %q, card ts %q", rem.Get("channel"), rem.Get("thread_ts"), card.MessageID)
+	}
+	if text := rem.Get("text"); !strings.Contains(text, "deploy-prod") || !strings.Contains(text, "Who can approve: members of sre") {
+		t.Fatalf("reminder text: %q", text)
+	}
+	if rem.Get("blocks") != "" {
+		t.Errorf("a reminder carries no card: %q", rem.Get("blocks"))
+	}
+
+	e.clock.Advance(10 * time.Minute)
+	e.Deliver()
+	posts = e.slack.ok("chat.postMessage")
+	if len(posts) != 3 || posts[2].Form.Get("channel") != "C9ESC" || posts[2].Form.Get("thread_ts") != "" || posts[2].Form.Get("blocks") == "" {
+		t.Fatalf("escalation: %d posts, last %v", len(posts), posts[len(posts)-1].Form)
+	}
+	cards := e.Get(r.ID).Cards
+	if len(cards) != 2 || cards[1].Conversation != "C9ESC" {
+		t.Fatalf("cards: %+v", cards)
+	}
+	e.clock.Advance(time.Hour) // max 1: no more reminders; the request expires
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Deliver()
+	var updated []string
+	for _, u := range e.slack.ok("chat.update") {
+		updated = append(updated, u.Form.Get("channel"))
+	}
+	if strings.Join(updated, " ") != "C1 C9ESC" {
+		t.Fatalf("updated after the expiry: %v", updated)
+	}
+	if n := len(e.slack.ok("chat.postMessage")); n != 3 {
+		t.Fatalf("%d posts in all, want 3", n)
+	}
+}
