@@ -187,10 +187,29 @@ type Request struct {
 	// docs/attestations.md), written in the transaction that approves the
 	// request when signoff signs attestations; empty otherwise.
 	Attestation string `json:"attestation,omitempty"`
+	// BreakGlass is set on a request approved by break-glass and on the
+	// review it opened; nil on every other request.
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
 
 	// Version is the compare-and-swap token. CreateRequest stores version 1;
 	// UpdateRequest requires the stored version and stores Version+1.
 	Version uint64 `json:"version"`
+}
+
+// BreakGlass ties a break-glass request to its review (docs/policy-cookbook.md,
+// "Break-glass"): Review is set on the request approved by break-glass,
+// Reviews on the review request it opened.
+type BreakGlass struct {
+	// Review is the id of the review opened for this break-glass request.
+	Review string `json:"review,omitempty"`
+	// Reviews is the id of the break-glass request this request reviews.
+	Reviews string `json:"reviews,omitempty"`
+	// Due is when the review should be done: the break-glass time plus
+	// break_glass.within.
+	Due time.Time `json:"due,omitzero"`
+	// Unreviewed is when the review was found still pending after Due
+	// (audited break_glass.unreviewed); zero until then.
+	Unreviewed time.Time `json:"unreviewed,omitzero"`
 }
 
 // OutboxEntry is a piece of work a committed state change owes the outside

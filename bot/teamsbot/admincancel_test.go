@@ -12,7 +12,7 @@ import (
 // its requester did.
 func TestCardNamesWhoCancelled(t *testing.T) {
 	status := func(r storage.Request) string {
-		b, err := json.Marshal(statusContainer(r, ""))
+		b, err := json.Marshal(statusContainer(r, "", nil))
 		if err != nil {
 			t.Fatal(err)
 		}

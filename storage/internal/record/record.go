@@ -29,6 +29,11 @@ func Request(r storage.Request) storage.Request {
 		ex.UpdatedAt = ex.UpdatedAt.UTC()
 		r.Execution = &ex
 	}
+	if r.BreakGlass != nil {
+		bg := *r.BreakGlass
+		bg.Due, bg.Unreviewed = bg.Due.UTC(), bg.Unreviewed.UTC()
+		r.BreakGlass = &bg
+	}
 	return r
 }
 

@@ -1,0 +1,345 @@
+package approvals
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/policy"
+	"github.com/signoff-dev/signoff/storage"
+)
+
+// Break-glass (an action's break_glass; docs/policy-cookbook.md,
+// "Break-glass"):
+//
+//   - Create with CreateInput.BreakGlass, by a requester allowed by the
+//     action's requester rules whose verified token groups include one of
+//     break_glass.groups, with a reason: one transaction stores the
+//     request, approves it at once (DecidedBy DecidedByBreakGlass; audited
+//     request.break_glass, then request.approved), queues its execution
+//     and its cards, and opens the review: a pending request of the
+//     action's review action (policy.Action.ReviewAction, named
+//     "<action>:review") with the same requester, params and reason,
+//     approved by break_glass.review like any request. The two are tied by
+//     storage.Request.BreakGlass.
+//   - While a review is pending, its requester (same issuer and subject,
+//     or same issuer and person) is refused a new break-glass on any
+//     action: ErrReviewPending. The review ends only by its reviewers'
+//     votes (approve or deny: either is a review done, and on the record)
+//     or by an admin's cancel, with a reason; the person reviewed can
+//     neither cancel it (Cancel refuses) nor approve it (no self-approval
+//     on a review action, whatever the action allows).
+//   - A review never expires. Its ExpiresAt is its due time (the
+//     break-glass time plus break_glass.within), so the expiry loop
+//     reaches it then: instead of expiring it, markUnreviewed audits
+//     break_glass.unreviewed once, updates both cards, and moves
+//     ExpiresAt to reviewOpenUntil so the loop does not return to it.
+//   - Break-glass is not bound by windows or freezes: createBreakGlass
+//     does not call the window check the normal path makes.
+
+// Audit record types of break-glass.
+const (
+	// TypeRequestBreakGlass records a request approved at once by
+	// break-glass: the requester, the reason, the token groups that
+	// allowed it and the review it opened.
+	TypeRequestBreakGlass = "request.break_glass"
+	// TypeBreakGlassUnreviewed records a break-glass request whose review
+	// was still pending when it was due (break_glass.within).
+	TypeBreakGlassUnreviewed = "break_glass.unreviewed"
+)
+
+// DecidedByBreakGlass is the DecidedBy of a request approved by
+// break-glass.
+const DecidedByBreakGlass = "break_glass"
+
+// EventUnreviewed is a notification's event when a break-glass review is
+// overdue: the cards of the review and of the break-glass request are
+// updated to say so.
+const EventUnreviewed = "unreviewed"
+
+// ErrReviewPending: the requester broke glass before and that review is
+// still pending.
+var ErrReviewPending = errors.New("break-glass review pending")
+
+// ReasonReviewPending is the refusal reason of ErrReviewPending.
+const ReasonReviewPending Reason = "review_pending"
+
+// reviewOpenUntil is the ExpiresAt of a review once it was flagged
+// unreviewed: reviews never expire, and the expiry loop must not return
+// to it.
+var reviewOpenUntil = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// IsBreakGlassReview reports whether r is the review of a break-glass
+// request.
+func IsBreakGlassReview(r storage.Request) bool {
+	return r.BreakGlass != nil && r.BreakGlass.Reviews != ""
+}
+
+func (s *Service) createBreakGlass(ctx context.Context, in CreateInput, action *policy.Action) (storage.Request, bool, error) {
+	if action.BreakGlass == nil {
+		return storage.Request{}, false, refusal(ErrForbidden, ReasonForbidden,
+			"action %s has no break_glass: ask for an approval without break-glass", action.Name)
+	}
+	if err := action.CheckRequester(in.Requester.Issuer, in.Requester.Claims); err != nil {
+		return storage.Request{}, false, err
+	}
+	if !action.MayBreakGlass(in.Groups) {
+		return storage.Request{}, false, refusal(ErrForbidden, ReasonForbidden, "%s", breakGlassGroupsProblem(action, in))
+	}
+	if err := action.CheckParams(in.Params); err != nil {
+		return storage.Request{}, false, err
+	}
+	if strings.TrimSpace(in.Reason) == "" {
+		return storage.Request{}, false, refusal(ErrInvalid, ReasonInvalid,
+			"reason is required for break-glass: say why this cannot wait for approval (it is shown to the reviewers and kept in the audit log)")
+	}
+	if err := checkInput(in); err != nil {
+		return storage.Request{}, false, err
+	}
+	if in.Requester.Subject == "" {
+		return storage.Request{}, false, refusal(ErrInvalid, ReasonInvalid, "the requester has no subject; the token must carry a sub claim")
+	}
+	reviewAction := action.ReviewAction()
+	fp := fingerprint(in)
+	scope := ""
+	if in.IdempotencyKey != "" {
+		scope = idempotencyScope(in.Requester, in.IdempotencyKey)
+	}
+	now := s.clock.Now().UTC()
+	due := now.Add(action.BreakGlass.Within)
+	bg := storage.Request{
+		ID: s.opts.NewID(), Action: action.Name, Params: in.Params, Reason: in.Reason, Links: in.Links,
+		Requester: in.Requester, IdempotencyScope: scope, Fingerprint: fp,
+		State: storage.StatePending, MinApprovals: max(action.Approvers.MinApprovals, 1),
+		CreatedAt: now, ExpiresAt: now.Add(action.TTL),
+	}
+	review := storage.Request{
+		ID: s.opts.NewID(), Action: reviewAction.Name, Params: in.Params, Reason: in.Reason, Links: in.Links,
+		Requester: in.Requester, State: storage.StatePending, MinApprovals: max(reviewAction.Approvers.MinApprovals, 1),
+		CreatedAt: now, ExpiresAt: due,
+		BreakGlass: &storage.BreakGlass{Reviews: bg.ID, Due: due},
+	}
+	bg.BreakGlass = &storage.BreakGlass{Review: review.ID, Due: due}
+
+	var (
+		req     storage.Request
+		created bool
+		err     error
+	)
+	for attempt := 0; attempt < 2; attempt++ {
+		err = s.update(ctx, func(tx storage.Tx) error {
+			req, created = storage.Request{}, false
+			if scope != "" {
+				prev, err := tx.RequestByIdempotencyScope(scope)
+				switch {
+				case err == nil:
+					if prev.Fingerprint != fp {
+						return refusal(ErrIdempotencyConflict, ReasonIdempotencyConf,
+							"idempotency key %q was already used for request %s with a different body; use a new key for a new request", in.IdempotencyKey, prev.ID)
+					}
+					req = prev
+					return nil
+				case !errors.Is(err, storage.ErrNotFound):
+					return fmt.Errorf("look up idempotency key: %w", err)
+				}
+			}
+			if err := s.checkReviewPending(tx, in.Requester); err != nil {
+				return err
+			}
+			// Not bound by windows or freezes, nor by the pending cap:
+			// the break-glass request is never pending, and its review
+			// does not count against the requester (checkPending).
+			r := bg
+			if err := tx.CreateRequest(r); err != nil {
+				return fmt.Errorf("create request %s: %w", r.ID, err)
+			}
+			r.Version = 1
+			if err := s.appendAudit(tx, breakGlassRecord(r, in)); err != nil {
+				return err
+			}
+			if err := s.queueNotify(tx, action, r, EventCreated); err != nil {
+				return err
+			}
+			if action.OnApprove != nil {
+				r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
+				if err := s.queueExecution(tx, r); err != nil {
+					return err
+				}
+			}
+			r, err := s.decide(tx, r, decision{
+				state: storage.StateApproved,
+				by:    DecidedByBreakGlass,
+				record: audit.Record{
+					Type: audit.TypeRequestApproved, Actor: requesterActor(r.Requester),
+					Data: map[string]any{"break_glass": true, "review": review.ID},
+				},
+			}, now)
+			if err != nil {
+				return err
+			}
+			if err := tx.CreateRequest(review); err != nil {
+				return fmt.Errorf("create review %s: %w", review.ID, err)
+			}
+			rec := createdRecord(review)
+			rec.Data["reviews"] = bg.ID
+			rec.Data["due"] = audit.FormatTime(due)
+			if err := s.appendAudit(tx, rec); err != nil {
+				return err
+			}
+			if err := s.queueNotify(tx, reviewAction, review, EventCreated); err != nil {
+				return err
+			}
+			req, created = r, true
+			return nil
+		})
+		if scope == "" || !errors.Is(err, storage.ErrAlreadyExists) {
+			break
+		}
+	}
+	if err != nil {
+		var r *RefusalError
+		if errors.As(err, &r) {
+			return storage.Request{}, false, r
+		}
+		return storage.Request{}, false, fmt.Errorf("break glass on action %s: %w", in.Action, err)
+	}
+	if created {
+		s.metrics.requestCreated(req.Action)
+		s.metrics.decided(storage.StateApproved, 1)
+		s.metrics.requestCreated(review.Action)
+		s.log.Warn("break-glass: request approved without votes; review opened", "request", req.ID, "action", req.Action,
+			"requester", req.Requester.Subject, "review", review.ID, "review_due", due)
+		s.watchers.notify(req.ID)
+		s.wakeExpiry()
+	}
+	return req, created, nil
+}
+
+// breakGlassGroupsProblem says why in's token groups do not allow
+// break-glass on a.
+func breakGlassGroupsProblem(a *policy.Action, in CreateInput) string {
+	want := strings.Join(a.BreakGlass.Groups, ", ")
+	if in.GroupsClaim == "" {
+		return fmt.Sprintf("break-glass on %s is for members of %s, and this token carries no groups (its requesters entry %q names no groups_claim)", a.Name, want, in.Requester.Issuer)
+	}
+	if len(in.Groups) == 0 {
+		return fmt.Sprintf("break-glass on %s is for members of %s; this token's %q claim names no groups", a.Name, want, in.GroupsClaim)
+	}
+	return fmt.Sprintf("break-glass on %s is for members of %s; this token's %q claim names %s", a.Name, want, in.GroupsClaim, strings.Join(in.Groups, ", "))
+}
+
+// checkReviewPending refuses a break-glass by a requester with a review
+// still pending: the same issuer and subject, or the same issuer and
+// person (a CI token's subject names a repository and branch, so the
+// person behind it is compared too). Pending reviews are few: every
+// action's are read.
+func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error {
+	for _, name := range sortedActionNames(s.policy) {
+		a := s.policy.Actions[name]
+		if a.BreakGlass == nil {
+			continue
+		}
+		pending, err := tx.Requests(storage.RequestFilter{States: []storage.State{storage.StatePending}, Action: policy.ReviewActionName(name)})
+		if err != nil {
+			return fmt.Errorf("read pending break-glass reviews: %w", err)
+		}
+		for _, r := range pending {
+			if !IsBreakGlassReview(r) || r.Requester.Issuer != who.Issuer {
+				continue
+			}
+			samePerson := who.Person != "" && strings.EqualFold(strings.TrimSpace(r.Requester.Person), strings.TrimSpace(who.Person))
+			if r.Requester.Subject != who.Subject && !samePerson {
+				continue
+			}
+			groups := a.BreakGlass.Review.Groups
+			return refusal(ErrReviewPending, ReasonReviewPending,
+				"you broke glass with request %s (%s) and its review %s is still pending; you can break glass again once a reviewer (%s) approves that review",
+				r.BreakGlass.Reviews, name, r.ID, reviewersText(groups, a.BreakGlass.Review.Users))
+		}
+	}
+	return nil
+}
+
+func reviewersText(groups, users []string) string {
+	var parts []string
+	if len(groups) > 0 {
+		parts = append(parts, "groups "+strings.Join(groups, ", "))
+	}
+	if len(users) > 0 {
+		parts = append(parts, "users "+strings.Join(users, ", "))
+	}
+	if len(parts) == 0 {
+		return "nobody is configured"
+	}
+	return strings.Join(parts, "; ")
+}
+
+func sortedActionNames(p *policy.Policy) []string {
+	names := make([]string, 0, len(p.Actions))
+	for n := range p.Actions {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// breakGlassRecord is the first record of a break-glass request: what a
+// request.created record says, and the groups that allowed it and the
+// review it opened.
+func breakGlassRecord(r storage.Request, in CreateInput) audit.Record {
+	rec := createdRecord(r)
+	rec.Type = TypeRequestBreakGlass
+	rec.Data["groups"] = stringsAny(in.Groups)
+	rec.Data["review"] = r.BreakGlass.Review
+	rec.Data["review_due"] = audit.FormatTime(r.BreakGlass.Due)
+	return rec
+}
+
+// markUnreviewed flags pending review r, past its due time, as
+// unreviewed inside tx: audited break_glass.unreviewed (under the
+// break-glass request it reviews), the cards of both updated, and its
+// ExpiresAt moved out of the expiry loop's way. The review stays pending.
+func (s *Service) markUnreviewed(tx storage.Tx, r storage.Request, now time.Time) error {
+	bg := *r.BreakGlass
+	bg.Unreviewed = now
+	r.BreakGlass = &bg
+	r.ExpiresAt = reviewOpenUntil
+	if err := tx.UpdateRequest(r); err != nil {
+		return fmt.Errorf("flag review %s unreviewed: %w", r.ID, err)
+	}
+	r.Version++
+	base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
+	if err := s.appendAudit(tx, audit.Record{
+		Time: audit.FormatTime(now), Type: TypeBreakGlassUnreviewed, RequestID: bg.Reviews, Action: base,
+		Data: map[string]any{
+			"review": r.ID, "due": audit.FormatTime(bg.Due),
+			"requester_issuer": r.Requester.Issuer, "requester_subject": r.Requester.Subject, "requester_person": r.Requester.Person,
+		},
+	}); err != nil {
+		return err
+	}
+	if err := s.notifyAction(tx, r, EventUnreviewed); err != nil {
+		return err
+	}
+	orig, err := tx.Request(bg.Reviews)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // the break-glass request is gone: its review's card says it all
+	}
+	if err != nil {
+		return fmt.Errorf("read break-glass request %s: %w", bg.Reviews, err)
+	}
+	if orig.BreakGlass != nil {
+		obg := *orig.BreakGlass
+		obg.Unreviewed = now
+		orig.BreakGlass = &obg
+		if err := tx.UpdateRequest(orig); err != nil {
+			return fmt.Errorf("flag break-glass request %s unreviewed: %w", orig.ID, err)
+		}
+		orig.Version++
+	}
+	return s.notifyAction(tx, orig, EventUnreviewed)
+}
