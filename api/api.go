@@ -32,6 +32,16 @@ const (
 	CodeUnauthenticated Code = "unauthenticated"
 	// CodeForbidden: the token may not do this (403).
 	CodeForbidden Code = "forbidden"
+	// CodeOutsideWindow: the action may be requested only in its
+	// windows and none is open; the message says when the next opens
+	// (403).
+	CodeOutsideWindow Code = "outside_window"
+	// CodeFrozen: a freeze of the action is in force; the message says
+	// when it ends (403).
+	CodeFrozen Code = "frozen"
+	// CodeReviewPending: the requester broke glass before and that
+	// break-glass review is not approved yet; the message names it (403).
+	CodeReviewPending Code = "review_pending"
 	// CodeUnknownAction: the config declares no such action (400).
 	CodeUnknownAction Code = "unknown_action"
 	// CodeInvalidParams: the params do not match the action's (400).

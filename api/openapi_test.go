@@ -259,6 +259,8 @@ var wireTypes = map[string]reflect.Type{
 	"Revoked":        reflect.TypeFor[api.Revoked](),
 	"LoginConfig":    reflect.TypeFor[api.LoginConfig](),
 	"Attestation":    reflect.TypeFor[api.Attestation](),
+	"Rule":           reflect.TypeFor[api.Rule](),
+	"BreakGlass":     reflect.TypeFor[api.BreakGlass](),
 }
 
 // requestBodies are sent by clients only: the server refuses unknown

@@ -46,6 +46,9 @@ const (
 	DecidedByRequester = "requester"
 	DecidedByAdmin     = "admin"
 	DecidedByExpiry    = "expiry"
+	// DecidedByBreakGlass: approved at once by break-glass, without votes;
+	// a review was opened (Request.BreakGlass).
+	DecidedByBreakGlass = "break_glass"
 )
 
 // Request is a request as the API shows it: the answer of POST
@@ -76,6 +79,34 @@ type Request struct {
 	// DecidedByDeny, DecidedByRequester or DecidedByAdmin (a cancel),
 	// DecidedByExpiry.
 	DecidedBy string `json:"decided_by,omitempty"`
+	// Rules is the progress of each of the action's approvers.require
+	// rules, in config order; absent when it has none.
+	Rules []Rule `json:"rules,omitempty"`
+	// BreakGlass is set on a request approved by break-glass and on the
+	// review it opened.
+	BreakGlass *BreakGlass `json:"break_glass,omitempty"`
+}
+
+// Rule is how far one approvers.require rule is: Have approvals counted
+// toward it of the Min it needs from people in one of Groups; Needs is
+// how many more (0 once it holds). One person's approval counts toward
+// one rule only.
+type Rule struct {
+	Groups []string `json:"groups"`
+	Min    int      `json:"min"`
+	Have   int      `json:"have"`
+	Needs  int      `json:"needs"`
+}
+
+// BreakGlass ties a break-glass request and its review: Review is set on
+// the request approved by break-glass (the review it opened), Reviews on
+// the review (the break-glass request it reviews). Due is when the review
+// should be done; Unreviewed, when it was found still pending after Due.
+type BreakGlass struct {
+	Review     string     `json:"review,omitempty"`
+	Reviews    string     `json:"reviews,omitempty"`
+	Due        time.Time  `json:"due"`
+	Unreviewed *time.Time `json:"unreviewed,omitempty"`
 }
 
 // Requester is who asked: the configured issuer name and the token's
@@ -118,6 +149,9 @@ type CreateRequest struct {
 	Params map[string]string `json:"params,omitempty"`
 	Reason string            `json:"reason,omitempty"`
 	Links  []Link            `json:"links,omitempty"`
+	// BreakGlass asks for approval at once, reviewed afterwards (the
+	// action's break_glass); Reason is then required.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 // ReasonBody is the body of an admin's cancel (POST

@@ -37,13 +37,22 @@ type CreateInput struct {
 	// IdempotencyKey, when set, makes a retry with the same requester and
 	// key return the first request instead of creating another.
 	IdempotencyKey string
+	// BreakGlass asks for the request to be approved at once and reviewed
+	// afterwards (breakglass.go). Groups are the groups of the
+	// requester's verified token, read from the claim GroupsClaim names
+	// ("" when its requesters entry names none); only break-glass reads
+	// them.
+	BreakGlass  bool
+	Groups      []string
+	GroupsClaim string
 }
 
 // Create checks the ask against policy and stores a pending request with its
 // request.created audit record and announcement outbox entries, all in one
 // transaction. created is false when an idempotent retry returned the
 // request made earlier. Refusals are *policy.RefusalError (unknown action,
-// requester not allowed, bad params) or *RefusalError (bad input,
+// requester not allowed, bad params, outside the action's windows or in a
+// freeze) or *RefusalError (bad input,
 // idempotency conflict, ErrTooManyPending when the requester already has
 // Options.PendingPerRequester requests pending).
 func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Request, created bool, err error) {
@@ -51,10 +60,20 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 	if err != nil {
 		return storage.Request{}, false, err
 	}
+	if in.BreakGlass {
+		// Branches off before anything below: break-glass is not bound
+		// by windows or freezes (breakglass.go).
+		return s.createBreakGlass(ctx, in, action)
+	}
 	if err := action.CheckRequester(in.Requester.Issuer, in.Requester.Claims); err != nil {
 		return storage.Request{}, false, err
 	}
 	if err := action.CheckParams(in.Params); err != nil {
+		return storage.Request{}, false, err
+	}
+	// Windows and freezes (windows.go): the one check a break-glass
+	// request skips.
+	if err := action.CheckWindow(s.clock.Now()); err != nil {
 		return storage.Request{}, false, err
 	}
 	if err := checkInput(in); err != nil {
@@ -120,6 +139,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 				return err
 			}
 			if err := s.queueNotify(tx, action, fresh, EventCreated); err != nil {
+				return err
+			}
+			if err := s.queueTimers(tx, action, fresh); err != nil {
 				return err
 			}
 			req, created = fresh, true
@@ -200,7 +222,10 @@ func fingerprint(in CreateInput) string {
 		Params map[string]string `json:"params"`
 		Reason string            `json:"reason"`
 		Links  []storage.Link    `json:"links"`
-	}{in.Action, in.Params, in.Reason, in.Links})
+		// Only when set, so the fingerprints of other requests stay as
+		// they were.
+		BreakGlass bool `json:"break_glass,omitempty"`
+	}{in.Action, in.Params, in.Reason, in.Links, in.BreakGlass})
 	sum := sha256.Sum256(body)
 	return hex.EncodeToString(sum[:])
 }
@@ -265,7 +290,9 @@ func (s *Service) checkPending(tx storage.Tx, r storage.Requester, now time.Time
 	}
 	n, oldest := 0, storage.Request{}
 	for _, p := range pending {
-		if !p.ExpiresAt.After(now) {
+		if !p.ExpiresAt.After(now) || IsBreakGlassReview(p) {
+			// A break-glass review is its reviewers' to decide, not
+			// the requester's (breakglass.go).
 			continue
 		}
 		if n == 0 || p.CreatedAt.Before(oldest.CreatedAt) {

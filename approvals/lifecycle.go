@@ -58,6 +58,12 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		if r.State != storage.StatePending {
 			return refusal(ErrNotPending, ReasonNotPending, "request %s is already %s and cannot be cancelled", id, r.State)
 		}
+		if by.Admin == nil && IsBreakGlassReview(r) {
+			// Cancelling it would lift the block on the next
+			// break-glass (breakglass.go).
+			return refusal(ErrForbidden, ReasonForbidden,
+				"request %s is the review of your break-glass request %s: only its reviewers end it (or an admin, with a reason)", id, r.BreakGlass.Reviews)
+		}
 		d := decision{
 			state:  storage.StateCancelled,
 			by:     "requester",
@@ -138,6 +144,9 @@ func (s *Service) decide(tx storage.Tx, r storage.Request, d decision, now time.
 	if err := s.appendAudit(tx, rec); err != nil {
 		return r, err
 	}
+	if err := s.queueRequesterNotice(tx, r); err != nil {
+		return r, err
+	}
 	return r, s.notifyAction(tx, r, EventDecided)
 }
 
@@ -168,15 +177,24 @@ func (s *Service) expireInTx(tx storage.Tx, r storage.Request, now time.Time) (s
 func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 	total := 0
 	for {
-		var ids []string
+		var ids, flagged []string
 		err := s.update(ctx, func(tx storage.Tx) error {
-			ids = ids[:0]
+			ids, flagged = ids[:0], flagged[:0]
 			now := s.clock.Now().UTC()
 			due, err := tx.PendingExpiring(now, expiryBatch)
 			if err != nil {
 				return err
 			}
 			for _, r := range due {
+				if IsBreakGlassReview(r) {
+					// Reviews never expire; due, they are flagged
+					// (breakglass.go).
+					if err := s.markUnreviewed(tx, r, now); err != nil {
+						return err
+					}
+					flagged = append(flagged, r.ID)
+					continue
+				}
 				if _, err := s.expireInTx(tx, r, now); err != nil {
 					return err
 				}
@@ -193,7 +211,11 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 		for _, id := range ids {
 			s.log.Info("request expired", "request", id)
 		}
-		if len(ids) < expiryBatch {
+		s.watchers.notify(flagged...)
+		for _, id := range flagged {
+			s.log.Warn("break-glass review overdue: flagged unreviewed", "review", id)
+		}
+		if len(ids)+len(flagged) < expiryBatch {
 			return total, nil
 		}
 	}

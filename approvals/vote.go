@@ -90,7 +90,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			res.Duplicate = true
 			return nil
 		}
-		if r.State == storage.StatePending && !now.Before(r.ExpiresAt) {
+		if r.State == storage.StatePending && !now.Before(r.ExpiresAt) && !IsBreakGlassReview(r) {
 			// The expiry loop has not reached it yet; expire it now so the
 			// vote cannot land after the deadline.
 			if r, err = s.expireInTx(tx, r, now); err != nil {
@@ -115,7 +115,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		if err := s.appendAudit(tx, voteRecord(in, r, now)); err != nil {
 			return err
 		}
-		if d, ok := votesDecide(r, in); ok {
+		if d, ok := votesDecide(action, r, in); ok {
 			if d.state == storage.StateApproved && action.OnApprove != nil {
 				r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
 				if err := s.queueExecution(tx, r); err != nil {
@@ -221,16 +221,21 @@ func stepUpProblem(su *policy.StepUp, id identity.Identity, now time.Time) strin
 }
 
 // votesDecide returns the decision r's votes, the latest being in's,
-// reach: approved at quorum, denied on a deny; false while the request is
-// still pending.
-func votesDecide(r storage.Request, in VoteInput) (decision, bool) {
-	switch tally(r) {
+// reach under action's rules (policy.Action.Decide: quorum and every
+// approvers.require rule): approved, denied on a deny; false while the
+// request is still pending.
+func votesDecide(action *policy.Action, r storage.Request, in VoteInput) (decision, bool) {
+	p := Progress(action, r)
+	switch p.Outcome {
 	case policy.OutcomePending:
 		return decision{}, false
 	case policy.OutcomeApproved:
+		data := map[string]any{"approvers": approverSubjects(r), "min_approvals": r.MinApprovals}
+		if len(p.Rules) > 0 {
+			data["rules"] = rulesRecord(p.Rules)
+		}
 		return decision{state: storage.StateApproved, by: "quorum", record: audit.Record{
-			Type: audit.TypeRequestApproved, Actor: approverActor(in),
-			Data: map[string]any{"approvers": approverSubjects(r), "min_approvals": r.MinApprovals},
+			Type: audit.TypeRequestApproved, Actor: approverActor(in), Data: data,
 		}}, true
 	}
 	d := decision{state: storage.StateDenied, by: "deny", record: audit.Record{Type: audit.TypeRequestDenied, Actor: approverActor(in)}}
@@ -238,18 +243,6 @@ func votesDecide(r storage.Request, in VoteInput) (decision, bool) {
 		d.record.Data = map[string]any{"reason": in.Reason}
 	}
 	return d, true
-}
-
-func tally(r storage.Request) policy.Outcome {
-	approvals, denials := 0, 0
-	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			approvals++
-		} else {
-			denials++
-		}
-	}
-	return policy.Tally(r.MinApprovals, approvals, denials)
 }
 
 // findVote returns the approver's earlier vote, matched by issuer and

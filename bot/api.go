@@ -227,7 +227,11 @@ func (s *Server) view(r storage.Request) api.Request {
 	if s.opts.RequestURL != nil {
 		link = s.opts.RequestURL(r.ID)
 	}
-	return APIRequest(r, link)
+	v := APIRequest(r, link)
+	if a, err := s.opts.Service.Policy().Action(r.Action); err == nil {
+		withRules(&v, a, r)
+	}
+	return v
 }
 
 func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
@@ -259,6 +263,10 @@ func (s *Server) createRequest(w http.ResponseWriter, r *http.Request, tok *oidc
 		Reason:         body.Reason,
 		Links:          storageLinks(body.Links),
 		IdempotencyKey: key,
+		// Only break-glass reads the token's groups (approvals/breakglass.go).
+		BreakGlass:  body.BreakGlass,
+		Groups:      tok.Groups,
+		GroupsClaim: tok.GroupsClaim,
 	}
 	if wait, ok := s.requests.Allow(requesterKey(tok)); !ok {
 		// Over the limit, a faithful retry of a request already made is
@@ -613,6 +621,10 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 		switch pr.Code {
 		case policy.CodeForbidden:
 			fail(w, r, http.StatusForbidden, api.CodeForbidden, pr.Message)
+		case policy.CodeOutsideWindow:
+			fail(w, r, http.StatusForbidden, api.CodeOutsideWindow, pr.Message)
+		case policy.CodeFrozen:
+			fail(w, r, http.StatusForbidden, api.CodeFrozen, pr.Message)
 		case policy.CodeUnknownAction:
 			fail(w, r, http.StatusBadRequest, api.CodeUnknownAction, pr.Message)
 		case policy.CodeInvalidParams:
@@ -628,6 +640,8 @@ func (s *Server) serviceError(w http.ResponseWriter, r *http.Request, err error)
 			fail(w, r, http.StatusConflict, api.CodeNotPending, ar.Message)
 		case approvals.ReasonForbidden:
 			fail(w, r, http.StatusForbidden, api.CodeForbidden, ar.Message)
+		case approvals.ReasonReviewPending:
+			fail(w, r, http.StatusForbidden, api.CodeReviewPending, ar.Message)
 		case approvals.ReasonIdempotencyConf:
 			fail(w, r, http.StatusConflict, api.CodeConflict, ar.Message)
 		case approvals.ReasonTooManyPending:

@@ -4,7 +4,11 @@ package bot
 // api's; these turn the storage types into them.
 
 import (
+	"slices"
+
 	"github.com/signoff-dev/signoff/api"
+	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -34,6 +38,13 @@ func APIRequest(r storage.Request, url string) api.Request {
 	}
 	if r.Execution != nil {
 		v.Execution = &api.Execution{Status: api.ExecutionStatus(r.Execution.Status), Attempts: r.Execution.Attempts, LastError: r.Execution.LastError}
+	}
+	if bg := r.BreakGlass; bg != nil {
+		v.BreakGlass = &api.BreakGlass{Review: bg.Review, Reviews: bg.Reviews, Due: bg.Due}
+		if !bg.Unreviewed.IsZero() {
+			t := bg.Unreviewed
+			v.BreakGlass.Unreviewed = &t
+		}
 	}
 	return v
 }
@@ -72,5 +83,18 @@ func APILinkedAccount(l storage.IdentityLink) api.LinkedAccount {
 		Platform: l.Platform, Workspace: l.Workspace, User: l.PlatformUser,
 		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name, Groups: groups,
 		VerifiedAt: l.VerifiedAt, LinkedAt: l.LinkedAt, Stale: l.Stale, StaleReason: l.StaleReason, MatchedBy: l.MatchedBy,
+	}
+}
+
+// withRules adds the progress of action a's approvers.require rules to v,
+// the API's view of r, and counts what they still need in Remaining
+// (approvals.Progress, the tally the vote step decides with).
+func withRules(v *api.Request, a *policy.Action, r storage.Request) {
+	p := approvals.Progress(a, r)
+	for _, rule := range p.Rules {
+		v.Rules = append(v.Rules, api.Rule{Groups: slices.Clone(rule.Groups), Min: rule.Min, Have: rule.Have, Needs: rule.Needs})
+	}
+	if r.State == storage.StatePending {
+		v.Remaining = p.Remaining()
 	}
 }

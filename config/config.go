@@ -407,6 +407,19 @@ type ActionConfig struct {
 	// Attestation configures the attestations of the action's approvals
 	// (attest.go).
 	Attestation AttestationConfig `mapstructure:"attestation"`
+	// Windows, when set, are the only times the action may be requested
+	// and run; Freeze are times it may not (windows.go).
+	Windows []WindowConfig `mapstructure:"windows"`
+	Freeze  []FreezeConfig `mapstructure:"freeze"`
+	// Remind, when set, reminds the card's conversations of a pending
+	// request (remind.go).
+	Remind *RemindConfig `mapstructure:"remind"`
+	// Escalate, when set, posts the card to more conversations once a
+	// request has waited (remind.go).
+	Escalate *EscalateConfig `mapstructure:"escalate"`
+	// BreakGlass, when set, lets some requesters have a request approved
+	// at once, reviewed afterwards (breakglass.go).
+	BreakGlass *BreakGlassConfig `mapstructure:"break_glass"`
 }
 
 // RequesterRuleConfig matches a verified CI token.
@@ -440,6 +453,9 @@ type ApproversConfig struct {
 	MinApprovals int `mapstructure:"min_approvals"`
 	// AllowSelfApproval lets the requester approve their own request.
 	AllowSelfApproval bool `mapstructure:"allow_self_approval"`
+	// Require are rules that must all hold as well as MinApprovals
+	// (windows.go).
+	Require []RequireConfig `mapstructure:"require"`
 }
 
 // NotifyConfig names where requests are announced.
@@ -448,6 +464,9 @@ type NotifyConfig struct {
 	Slack []string `mapstructure:"slack"`
 	// Teams conversation ids.
 	Teams []string `mapstructure:"teams"`
+	// Requester, unless false, tells the requester the decision in a
+	// message to their linked chat accounts (remind.go); default true.
+	Requester *bool `mapstructure:"requester"`
 }
 
 // OnApproveConfig is what runs once a request is approved.

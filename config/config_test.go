@@ -428,7 +428,7 @@ actions:
 		`listn: unknown key; did you mean "listen"?`,
 		`slack.signing_secrett: unknown key; did you mean "signing_secret"?`,
 	)
-	if !strings.Contains(err.Error(), "actions.deploy-prod.totally_new: unknown key; known keys here: approvers, attestation, description") {
+	if !strings.Contains(err.Error(), "actions.deploy-prod.totally_new: unknown key; known keys here: approvers, attestation, break_glass, description") {
 		t.Errorf("far-off key should list the known keys:\n%v", err)
 	}
 }

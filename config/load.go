@@ -505,6 +505,8 @@ var actionDefaults = []struct {
 	{[]string{"approvers", "min_approvals"}, DefaultMinApprovals, true},
 	{[]string{"on_approve", "webhook", "timeout"}, DefaultWebhookTimeout.String(), false},
 	{[]string{"attestation", "audience"}, DefaultAttestationAudience, true},
+	{[]string{"break_glass", "within"}, DefaultBreakGlassWithin.String(), false},
+	{[]string{"break_glass", "review", "min_approvals"}, DefaultMinApprovals, false},
 }
 
 // decodeActions decodes the raw actions map, one action at a time so that
@@ -581,6 +583,11 @@ func decodeHook() mapstructure.DecodeHookFunc {
 	return func(from, to reflect.Type, data any) (any, error) {
 		if to.Kind() == reflect.String && from.Kind() == reflect.Bool {
 			return strconv.FormatBool(reflect.ValueOf(data).Bool()), nil
+		}
+		if t, ok := data.(time.Time); ok && to.Kind() == reflect.String {
+			// An unquoted YAML timestamp (freeze.from): back to the
+			// text it was, for the validation that parses it.
+			return t.Format(time.RFC3339Nano), nil
 		}
 		if to != durationType || from == durationType {
 			return data, nil

@@ -55,8 +55,13 @@ func buildAction(name string, a ActionConfig) (*policy.Action, error) {
 		RequireDenyReason:    a.RequireDenyReason,
 		AttestationAudience:  a.Attestation.Audience,
 	}
+	buildRemind(out, a)
+	buildBreakGlass(out, a)
 	for _, r := range a.Requesters {
 		out.Requesters = append(out.Requesters, policy.RequesterRule{Issuer: r.Issuer, Claims: maps.Clone(r.Claims)})
+	}
+	if err := buildRulesAndWindows(out, a); err != nil {
+		return nil, err
 	}
 	for _, pn := range sortedKeys(a.Params) {
 		pc := a.Params[pn]

@@ -417,6 +417,8 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 	case len(ap.Groups) == 0 && ap.MinApprovals > len(users):
 		ps.add(key+".approvers.min_approvals", "is %d but only %d user(s) are named and no groups: requests could never be approved", ap.MinApprovals, len(users))
 	}
+	validateRequire(ps, key, ap)
+	validateWindows(ps, key, *a)
 
 	switch {
 	case a.TTL <= 0:
@@ -427,6 +429,8 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 
 	checkNonEmpty(ps, key+".notify.slack", a.Notify.Slack)
 	checkNonEmpty(ps, key+".notify.teams", a.Notify.Teams)
+	validateRemind(ps, key, a)
+	validateBreakGlass(ps, key, a)
 
 	validateWebhook(ps, key+".on_approve.webhook", a.OnApprove.Webhook, "the endpoint that receives approved requests")
 
@@ -621,9 +625,12 @@ func (c *Config) Warnings() []Problem {
 		if chat && len(a.Notify.Slack) == 0 && len(a.Notify.Teams) == 0 {
 			ws.add(key+".notify", "no channel is notified: approvers will not hear of requests")
 		}
+		ws = append(ws, c.remindWarnings(key, a)...)
+		ws = append(ws, c.breakGlassWarnings(key, a)...)
 		if w := a.OnApprove.Webhook; w.Configured() && w.Secret == "" {
 			ws.add(key+".on_approve.webhook.secret", "not set: the receiver cannot verify that calls come from signoff")
 		}
+		rulesAndWindowsWarnings(&ws, key, a)
 		if a.StepUp != nil && !c.IdP.Configured() {
 			ws.add(key+".step_up", "idp is not configured, so no approver can complete the step-up sign-in")
 		}

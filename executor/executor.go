@@ -228,8 +228,22 @@ func (e *Executor) RunOnce(ctx context.Context) (int, error) {
 	}
 }
 
-// execute makes one attempt at a claimed entry and records its outcome.
+// execute makes one attempt at a claimed entry and records its outcome,
+// unless the action's windows or a freeze hold it back: then the entry
+// waits, rescheduled and audited, until they allow it
+// (approvals.Service.DeferExecution).
 func (e *Executor) execute(ctx context.Context, entry storage.OutboxEntry) error {
+	deferred, until, err := e.svc.DeferExecution(ctx, entry)
+	if errors.Is(err, approvals.ErrStaleClaim) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the windows of request %s: %w", entry.RequestID, err)
+	}
+	if deferred {
+		e.log.Info("execution deferred until the action's windows allow it", "request", entry.RequestID, "until", until)
+		return nil
+	}
 	res, action := e.attempt(ctx, entry)
 	recCtx := ctx
 	if ctx.Err() != nil {
@@ -239,7 +253,7 @@ func (e *Executor) execute(ctx context.Context, entry storage.OutboxEntry) error
 		recCtx, cancel = context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
 		defer cancel()
 	}
-	_, err := e.svc.RecordExecution(recCtx, entry, res)
+	_, err = e.svc.RecordExecution(recCtx, entry, res)
 	if errors.Is(err, approvals.ErrStaleClaim) {
 		e.log.Warn("execution attempt outlived its lease; another worker owns the entry now",
 			"request", entry.RequestID, "action", action, "attempt", entry.Attempts)

@@ -49,6 +49,22 @@ type Action struct {
 	// approvals (attestation.audience; docs/attestations.md); "" means
 	// signoff's default.
 	AttestationAudience string
+	// BreakGlass, when set, lets some requesters have a request approved
+	// at once, reviewed afterwards (breakglass.go); nil: no break-glass.
+	BreakGlass *BreakGlass
+	// Remind, when set, reminds the card's conversations of a pending
+	// request (remind.go); nil: no reminders.
+	Remind *Remind
+	// Escalate, when set, posts the card to more conversations once a
+	// request has waited a while (remind.go); nil: no escalation.
+	Escalate *Escalate
+	// NotifyRequester tells the requester the decision, in a message to
+	// every chat account linked to them (notify.requester).
+	NotifyRequester bool
+	// Windows and Freezes say when the action may be requested and run
+	// (windows.go); no windows means any time.
+	Windows []Window
+	Freezes []Freeze
 }
 
 // RequesterRule matches a verified CI token: the configured issuer name and
@@ -87,6 +103,9 @@ type Approvers struct {
 	Users             []string
 	MinApprovals      int
 	AllowSelfApproval bool
+	// Require are rules that must all hold as well as MinApprovals
+	// (approvers.require; rules.go).
+	Require []Rule
 }
 
 // Notify names where a request is announced.
@@ -198,6 +217,11 @@ func refuse(code Reason, format string, args ...any) error {
 func (p *Policy) Action(name string) (*Action, error) {
 	a, ok := p.Actions[name]
 	if !ok {
+		// The review action of an action with break_glass
+		// (breakglass.go): named, never declared.
+		if r, ok := p.reviewAction(name); ok {
+			return r, nil
+		}
 		names := make([]string, 0, len(p.Actions))
 		for n := range p.Actions {
 			names = append(names, n)

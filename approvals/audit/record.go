@@ -52,6 +52,11 @@ const (
 	TypeCheckpoint          = "checkpoint"
 )
 
+// TypeExecutionDeferred records an approved action held back because its
+// windows are closed or a freeze is in force, with the reason and when it
+// will run.
+const TypeExecutionDeferred = "execution.deferred"
+
 // Actor is who caused a record: a requester, an approver (with the chat
 // platform they acted from) or signoff itself (empty).
 type Actor struct {

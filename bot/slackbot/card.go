@@ -189,7 +189,7 @@ func renderCard(in cardInput) (string, []slack.Block) {
 	}
 	blocks = append(blocks, slack.NewContextBlock("meta", meta...))
 
-	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(statusText(r, marker)), nil, nil, slack.SectionBlockOptionBlockID("status")))
+	blocks = append(blocks, slack.NewSectionBlock(mrkdwn(statusText(r, marker, approvals.Progress(in.Action, r).Rules)), nil, nil, slack.SectionBlockOptionBlockID("status")))
 
 	if r.State == approvals.StatePending {
 		approve := slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve")).WithStyle(slack.StylePrimary)
@@ -286,9 +286,15 @@ func linksText(links []approvals.Link, marker string) string {
 }
 
 // statusText is the card's status section: the state, the votes with who
-// and when, the approvals still needed and the execution result.
-func statusText(r approvals.Request, marker string) string {
+// and when, the approvals and approvers.require rules still needed and the
+// execution result.
+func statusText(r approvals.Request, marker string, rules []approvals.RuleProgress) string {
 	lines := []string{cards.StatusHead(r, statusMarkup)}
+	if r.State == approvals.StatePending {
+		if line := cards.RulesLine(rules, statusMarkup); line != "" {
+			lines = append(lines, line)
+		}
+	}
 	for _, v := range r.Votes {
 		lines = append(lines, cards.VoteLine(v, statusMarkup))
 	}

@@ -98,6 +98,9 @@ type requesterExplanation struct {
 	tok      *oidc.RequesterToken
 	entry    oidc.TrustedIssuer
 	verdicts []policy.RequesterVerdict
+	// schedule is each action's windows and freezes, one line each
+	// (scheduleLines), by action name.
+	schedule map[string][]string
 	// claimNames are the claims the shown actions' rules for this issuer
 	// name, sorted.
 	claimNames []string
@@ -232,6 +235,10 @@ func explainRequester(cmd *cobra.Command, cfg *config.Config, pol *policy.Policy
 		ex.entry.PersonClaim = oidc.DefaultPersonClaim
 	}
 	ex.verdicts = pol.ExplainRequester(ex.tok.IssuerName, ex.tok.Claims)
+	ex.schedule = map[string][]string{}
+	for name, a := range pol.Actions {
+		ex.schedule[name] = scheduleLines(a)
+	}
 	for _, a := range pol.Actions {
 		for _, r := range a.Requesters {
 			if r.Issuer != ex.tok.IssuerName {
@@ -348,6 +355,9 @@ func writeRequesterText(w *bytes.Buffer, r *requesterExplanation) {
 	for _, v := range r.verdicts {
 		if v.Allowed {
 			fmt.Fprintf(w, "%s: may request\n  %s\n", v.Action, v.Reason())
+			for _, line := range r.schedule[v.Action] {
+				fmt.Fprintf(w, "  %s\n", line)
+			}
 			continue
 		}
 		fmt.Fprintf(w, "%s: may not request\n", v.Action)
@@ -386,6 +396,9 @@ func writeApproverText(w *bytes.Buffer, a *approverExplanation, req *requesterEx
 		}
 		fmt.Fprintf(w, "  %s\n", v.Reason())
 		fmt.Fprintf(w, "  %s\n", approvalRules(v))
+		for _, line := range requireLines(v.approvers) {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
 		if note := selfNote(v, req); note != "" {
 			fmt.Fprintf(w, "  %s\n", note)
 		}

@@ -80,12 +80,13 @@ func newRequestCommand() *cobra.Command {
 		output         string
 		server, action string
 		reason         string
+		breakGlass     bool
 		githubOutput   string
 		attestation    string
 		timeout        = durationFlag{value: defaultRequestTimeout}
 	)
 	cmd := &cobra.Command{
-		Use:   "request --server URL --action NAME [--param k=v]... [--reason TEXT] [--link TITLE=URL]... [--wait] [--timeout DUR]",
+		Use:   "request --server URL --action NAME [--param k=v]... [--reason TEXT] [--link TITLE=URL]... [--wait] [--timeout DUR] [--break-glass]",
 		Short: "Ask for an approval (from a CI job) and optionally wait for the decision",
 		Long: `Ask signoff for an approval and, with --wait, wait for the decision.
 
@@ -131,6 +132,12 @@ too many pending): with --wait the create is retried after the server's
 Retry-After until --timeout; without --wait the command fails at once (exit
 1) with the server's message, which says when to try again.
 
+--break-glass (with --reason) asks for approval at once, without votes, for
+an action with break_glass, by a requester whose token groups allow it: the
+request is approved and runs, and a review is opened that its reviewers
+approve afterwards. Until that review is approved, another --break-glass by
+the same requester is refused (exit 3, review_pending).
+
 Exit codes: 0 approved (or created, without --wait), 10 denied, 11 expired,
 12 cancelled, 13 still pending when --timeout ran out, 2 usage or config
 error, 3 authentication or policy refusal, 1 anything else (server
@@ -155,7 +162,10 @@ unreachable, a limit, …).`,
 				if strings.TrimSpace(action) == "" {
 					return api.Request{}, usageErrorf("--action is required: the name of an action declared in the server's config")
 				}
-				o.body = api.CreateRequest{Action: action, Reason: reason}
+				if breakGlass && strings.TrimSpace(reason) == "" {
+					return api.Request{}, usageErrorf("--break-glass needs --reason: say why this cannot wait for approval (the reviewers and the audit log read it)")
+				}
+				o.body = api.CreateRequest{Action: action, Reason: reason, BreakGlass: breakGlass}
 				if o.body.Params, err = parseParams(params); err != nil {
 					return api.Request{}, err
 				}
@@ -211,6 +221,7 @@ unreachable, a limit, …).`,
 	f.StringVar(&action, "action", "", "the action to ask approval for")
 	f.StringArrayVar(&params, "param", nil, "a parameter NAME=VALUE (repeatable)")
 	f.StringVar(&reason, "reason", "", "why, shown to the approvers")
+	f.BoolVar(&breakGlass, "break-glass", false, "approve at once without votes, reviewed afterwards (the action's break_glass; needs --reason)")
 	f.StringArrayVar(&links, "link", nil, "a link TITLE=URL shown to the approvers (repeatable)")
 	f.BoolVar(&o.wait, "wait", false, "wait for the decision; the exit code tells it")
 	f.Var(&timeout, "timeout", "with --wait, how long to wait for a decision (exit 13 when it runs out)")
@@ -408,6 +419,13 @@ func outcome(v api.Request, timeout time.Duration) (int, string) {
 	what := fmt.Sprintf("request %s (%s)", v.ID, v.Action)
 	switch v.State {
 	case api.StateApproved:
+		if v.DecidedBy == api.DecidedByBreakGlass {
+			line := fmt.Sprintf("approved by BREAK-GLASS: %s, without votes", what)
+			if bg := v.BreakGlass; bg != nil && bg.Review != "" {
+				line += fmt.Sprintf("; review %s must be approved by %s, and until then you cannot break glass again", bg.Review, bg.Due.UTC().Format(time.RFC3339))
+			}
+			return exitOK, line
+		}
 		return exitOK, fmt.Sprintf("approved: %s by %s", what, voters(v, api.DecisionApprove))
 	case api.StateDenied:
 		line := fmt.Sprintf("denied: %s by %s", what, voters(v, api.DecisionDeny))
@@ -466,6 +484,9 @@ func oneLine(s string) string {
 // pendingSummary says how far a pending request has come.
 func pendingSummary(v api.Request) string {
 	s := fmt.Sprintf("%d of %d approvals, %d more needed", v.Approvals, v.MinApprovals, v.Remaining)
+	if rules := rulesNeeded(v.Rules); rules != "" {
+		s += "; " + rules
+	}
 	if len(v.Votes) > 0 {
 		s += "; approved by " + voters(v, api.DecisionApprove)
 	}
