@@ -166,9 +166,14 @@ func (w *summaryWriter) action(name string, a ActionConfig) {
 	w.actionRequesters(a.Requesters)
 	w.actionParams(a.Params)
 	w.actionApprovers(a.Approvers)
+	w.actionRequire(a.Approvers.Require)
 	w.line("expires", "after %s", fmtDuration(a.TTL))
+	w.actionWindows(a)
 	w.actionNotify(a.Notify)
+	w.actionRemind(a)
 	w.actionOnApprove(a)
+	w.actionBreakGlass(a.BreakGlass)
+	w.line("attestation", "audience %s", orNotSet(a.Attestation.Audience))
 }
 
 // actionRequesters lists an action's requester rules.
@@ -339,4 +344,91 @@ func redactURL(raw string) string {
 		s += "/…"
 	}
 	return s
+}
+
+// actionRequire lists an action's approvers.require rules.
+func (w *summaryWriter) actionRequire(rules []RequireConfig) {
+	label := "require"
+	for _, r := range rules {
+		w.line(label, "%d from %s (one approval counts toward one rule)", max(r.Min, 1), strings.Join(distinctNonEmpty(r.Groups), " or "))
+		label = ""
+	}
+}
+
+// actionWindows lists an action's windows and freezes, as policy explain
+// shows them.
+func (w *summaryWriter) actionWindows(a ActionConfig) {
+	label := "windows"
+	for _, wc := range a.Windows {
+		text := fmt.Sprintf("%s %s-%s %s", strings.Join(wc.Days, ","), wc.From, wc.To, wc.TZ)
+		if pw, err := buildWindow(wc); err == nil {
+			text = pw.String()
+		}
+		w.line(label, "%s", text)
+		label = ""
+	}
+	label = "freeze"
+	for _, f := range a.Freeze {
+		from, err1 := parseFreezeTime(f.From)
+		to, err2 := parseFreezeTime(f.To)
+		text := policy.Freeze{From: from, To: to, Reason: f.Reason}.String()
+		if err1 != nil || err2 != nil {
+			text = f.From + " to " + f.To
+		}
+		w.line(label, "%s", text)
+		label = ""
+	}
+}
+
+// actionRemind says how an action's pending requests are reminded and
+// escalated, and whether the requester is told the decision.
+func (w *summaryWriter) actionRemind(a ActionConfig) {
+	if r := a.Remind; r != nil {
+		plural := "s"
+		if r.Max == 1 {
+			plural = ""
+		}
+		w.line("reminds", "every %s, at most %d time%s, in the card's thread", fmtDuration(r.Every), r.Max, plural)
+	}
+	if e := a.Escalate; e != nil {
+		var where []string
+		if len(e.Notify.Slack) > 0 {
+			where = append(where, "slack "+strings.Join(e.Notify.Slack, ", "))
+		}
+		if len(e.Notify.Teams) > 0 {
+			where = append(where, "teams "+strings.Join(e.Notify.Teams, ", "))
+		}
+		w.line("escalates", "after %s to %s", fmtDuration(e.After), strings.Join(where, "; "))
+	}
+	if a.Notify.Requester == nil || *a.Notify.Requester {
+		w.line("requester", "told the decision in a message to their linked chat accounts")
+	} else {
+		w.line("requester", "not told the decision (notify.requester is false)")
+	}
+}
+
+// actionBreakGlass says who may break glass on an action, and who reviews
+// it how soon.
+func (w *summaryWriter) actionBreakGlass(bg *BreakGlassConfig) {
+	if bg == nil {
+		return
+	}
+	w.line("break-glass", "requesters with token groups %s: approved at once, reviewed afterwards", strings.Join(bg.Groups, ", "))
+	if rv := bg.Review; rv != nil {
+		var who []string
+		if len(rv.Groups) > 0 {
+			who = append(who, "groups "+strings.Join(rv.Groups, ", "))
+		}
+		if len(rv.Users) > 0 {
+			who = append(who, "users "+strings.Join(rv.Users, ", "))
+		}
+		if len(who) == 0 {
+			who = []string{"nobody"}
+		}
+		plural := "s"
+		if rv.MinApprovals == 1 {
+			plural = ""
+		}
+		w.more("review: %d approval%s from %s, within %s", rv.MinApprovals, plural, strings.Join(who, " or "), fmtDuration(bg.Within))
+	}
 }

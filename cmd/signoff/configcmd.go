@@ -50,12 +50,20 @@ are also written to standard error). Its shape, every member always present:
       "name", "description",
       "requesters": [{"issuer", "claims": {"repository": "acme/*"}}],
       "params": {"service": {"required": true, "pattern": "…", "max_length": 256}},
-      "approvers": {"groups": [], "users": [], "min_approvals": 1, "allow_self_approval": false},
+      "approvers": {"groups": [], "users": [], "min_approvals": 1, "allow_self_approval": false,
+                    "require": [{"groups": ["security"], "min": 1}]},
       "ttl_seconds": 3600,
-      "notify": {"slack": [], "teams": []},
+      "windows": [{"days": ["mon"], "from": "09:00", "to": "17:00", "tz": "Europe/Berlin"}],
+      "freeze": [{"from": "2026-12-20T00:00:00Z", "to": "2027-01-04T00:00:00Z", "reason": "…"}],
+      "notify": {"slack": [], "teams": [], "requester": true},
+      "remind": null,                   // or {"every_seconds": 1800, "max": 3}
+      "escalate": null,                 // or {"after_seconds": 7200, "notify": {"slack": [], "teams": []}}
       "webhook": null,                  // or {"url": "https://host/…", "signed": true, "timeout_seconds": 10}
       "step_up": null,                  // or {"max_age_seconds", "require_mfa", "acr_values", "mfa_methods"}
-      "require_approve_reason": false, "require_deny_reason": true
+      "require_approve_reason": false, "require_deny_reason": true,
+      "break_glass": null,              // or {"groups": ["oncall"], "within_seconds": 86400,
+                                        //     "review": {"groups": [], "users": [], "min_approvals": 1}}
+      "attestation": {"audience": "…"}
     }]
   }
 
@@ -144,6 +152,31 @@ type configActionView struct {
 	StepUp               *configStepUpView          `json:"step_up"`
 	RequireApproveReason bool                       `json:"require_approve_reason"`
 	RequireDenyReason    bool                       `json:"require_deny_reason"`
+	Windows              []windowJSON               `json:"windows"`
+	Freeze               []freezeJSON               `json:"freeze"`
+	Remind               *configRemindView          `json:"remind"`
+	Escalate             *configEscalateView        `json:"escalate"`
+	BreakGlass           *breakGlassJSON            `json:"break_glass"`
+	Attestation          configAttestationView      `json:"attestation"`
+}
+
+type configRemindView struct {
+	EverySeconds int64 `json:"every_seconds"`
+	Max          int   `json:"max"`
+}
+
+type configEscalateView struct {
+	AfterSeconds int64            `json:"after_seconds"`
+	Notify       configNotifyList `json:"notify"`
+}
+
+type configNotifyList struct {
+	Slack []string `json:"slack"`
+	Teams []string `json:"teams"`
+}
+
+type configAttestationView struct {
+	Audience string `json:"audience"`
 }
 
 type configRequesterRule struct {
@@ -158,15 +191,17 @@ type configParamView struct {
 }
 
 type configApproversView struct {
-	Groups            []string `json:"groups"`
-	Users             []string `json:"users"`
-	MinApprovals      int      `json:"min_approvals"`
-	AllowSelfApproval bool     `json:"allow_self_approval"`
+	Groups            []string   `json:"groups"`
+	Users             []string   `json:"users"`
+	MinApprovals      int        `json:"min_approvals"`
+	AllowSelfApproval bool       `json:"allow_self_approval"`
+	Require           []ruleJSON `json:"require"`
 }
 
 type configNotifyView struct {
-	Slack []string `json:"slack"`
-	Teams []string `json:"teams"`
+	Slack     []string `json:"slack"`
+	Teams     []string `json:"teams"`
+	Requester bool     `json:"requester"`
 }
 
 type configWebhookView struct {
@@ -199,8 +234,10 @@ func checkConfigJSON(w io.Writer, path string, dev bool) error {
 		rep.CheckedFor = "dev"
 	}
 	cfg, failure := loadConfig(path)
+	var pol *policy.Policy
 	if failure == nil {
-		if _, err := cfg.Policy(); err != nil {
+		var err error
+		if pol, err = cfg.Policy(); err != nil {
 			failure = withCode(exitUsage, err)
 		}
 	}
@@ -243,7 +280,7 @@ func checkConfigJSON(w io.Writer, path string, dev bool) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		rep.Actions = append(rep.Actions, actionView(n, cfg.Actions[n]))
+		rep.Actions = append(rep.Actions, actionView(n, cfg.Actions[n], pol.Actions[n]))
 	}
 	return writeIndentedJSON(w, rep)
 }
@@ -266,8 +303,9 @@ func problemList(ps []config.Problem) []configProblem {
 	return out
 }
 
-// actionView is one action as the JSON report shows it.
-func actionView(name string, a config.ActionConfig) configActionView {
+// actionView is one action as the JSON report shows it; pa is the action
+// as the policy built from the config has it.
+func actionView(name string, a config.ActionConfig, pa *policy.Action) configActionView {
 	v := configActionView{
 		Name:        name,
 		Description: a.Description,
@@ -280,9 +318,20 @@ func actionView(name string, a config.ActionConfig) configActionView {
 			AllowSelfApproval: a.Approvers.AllowSelfApproval,
 		},
 		TTLSeconds:           int64(a.TTL.Seconds()),
-		Notify:               configNotifyView{Slack: emptyIfNil(a.Notify.Slack), Teams: emptyIfNil(a.Notify.Teams)},
+		Notify:               configNotifyView{Slack: emptyIfNil(a.Notify.Slack), Teams: emptyIfNil(a.Notify.Teams), Requester: pa.NotifyRequester},
 		RequireApproveReason: a.RequireApproveReason,
 		RequireDenyReason:    a.RequireDenyReason,
+		Windows:              windowsJSON(pa.Windows),
+		Freeze:               freezesJSON(pa.Freezes),
+		BreakGlass:           breakGlassOf(pa),
+		Attestation:          configAttestationView{Audience: pa.AttestationAudience},
+	}
+	v.Approvers.Require = rulesJSON(pa.Approvers.Require)
+	if r := pa.Remind; r != nil {
+		v.Remind = &configRemindView{EverySeconds: int64(r.Every.Seconds()), Max: r.Max}
+	}
+	if e := pa.Escalate; e != nil {
+		v.Escalate = &configEscalateView{AfterSeconds: int64(e.After.Seconds()), Notify: configNotifyList{Slack: emptyIfNil(e.Notify.Slack), Teams: emptyIfNil(e.Notify.Teams)}}
 	}
 	for _, r := range a.Requesters {
 		claims := map[string]string{}

@@ -84,7 +84,7 @@ func TestConfigCheckJSON(t *testing.T) {
 	if len(actions) != 2 {
 		t.Fatalf("actions = %#v", actions)
 	}
-	wantAction := []string{"approvers", "description", "name", "notify", "params", "requesters", "require_approve_reason", "require_deny_reason", "step_up", "ttl_seconds", "webhook"}
+	wantAction := []string{"approvers", "attestation", "break_glass", "description", "escalate", "freeze", "name", "notify", "params", "remind", "requesters", "require_approve_reason", "require_deny_reason", "step_up", "ttl_seconds", "webhook", "windows"}
 	for _, a := range actions {
 		if got := keysOf(t, a); !slices.Equal(got, wantAction) {
 			t.Errorf("action members %v, want %v", got, wantAction)

@@ -63,10 +63,17 @@ given alone.
 
 For each action a line 'ACTION: may request' or 'ACTION: may not request',
 then the requesters rule that matched (its number, issuer and claim globs),
-or for each rule naming the token's issuer the first claim that does not
-match, or that no rule names the issuer. --output json prints
+its windows and freezes, and whether the token may break glass and who
+reviews it, or for each rule naming the token's issuer the first claim that
+does not match, or that no rule names the issuer. For an approver, each
+approvers.require rule says whether their approval could count toward it
+(one rule per person), and a break_glass whether they could review it. --output json prints
 {"verified": bool, "claims": {…}, "actions": [{"action", "allowed", "rule",
-"reason"}]} (and "approver": {…} with --approver-claims). Exit 0 whatever
+"reason"}]} (and "approver": {…} with --approver-claims); an action with
+approvers.require, windows, freeze or break_glass adds "require", "windows",
+"freeze" and "break_glass" (with "allowed": whether this token may break
+glass), and under "approver" "require" (each rule with "counts") and
+"break_glass_review". Exit 0 whatever
 the verdicts; 3 for a token (or claims) signoff would refuse; 2 for a usage
 or config error.`,
 		Args: cobra.NoArgs,
@@ -101,6 +108,8 @@ type requesterExplanation struct {
 	// schedule is each action's windows and freezes, one line each
 	// (scheduleLines), by action name.
 	schedule map[string][]string
+	// actions are the explained actions, by name.
+	actions map[string]*policy.Action
 	// claimNames are the claims the shown actions' rules for this issuer
 	// name, sorted.
 	claimNames []string
@@ -121,6 +130,23 @@ type approverVerdict struct {
 	// self is which of the approver's names matched the requester's
 	// person (policy.SelfMatch); "" when none or no requester was given.
 	self string
+	// rules is, for each approvers.require rule in order, the rule group
+	// the approver is a member of, "" when none; counts says whether
+	// their approval could count toward it (an eligible member).
+	rules []ruleCount
+	// review is whether they could review a break-glass request of the
+	// action; nil when it has no break_glass.
+	review *reviewVerdict
+}
+
+type ruleCount struct {
+	group  string
+	counts bool
+}
+
+type reviewVerdict struct {
+	policy.ApproverVerdict
+	minApprovals int
 }
 
 func runPolicyExplain(cmd *cobra.Command, f explainFlags) error {
@@ -236,6 +262,7 @@ func explainRequester(cmd *cobra.Command, cfg *config.Config, pol *policy.Policy
 	}
 	ex.verdicts = pol.ExplainRequester(ex.tok.IssuerName, ex.tok.Claims)
 	ex.schedule = map[string][]string{}
+	ex.actions = pol.Actions
 	for name, a := range pol.Actions {
 		ex.schedule[name] = scheduleLines(a)
 	}
@@ -276,6 +303,20 @@ func explainApprover(cfg *config.Config, pol *policy.Policy, path string, req *r
 		av := approverVerdict{ApproverVerdict: v, approvers: a.Approvers, stepUp: a.StepUp != nil}
 		if req != nil {
 			av.self = policy.SelfMatch(req.tok.Person, person)
+		}
+		for _, r := range a.Approvers.Require {
+			rc := ruleCount{}
+			for _, g := range r.Groups {
+				if g != "" && slices.Contains(person.Groups, g) {
+					rc.group = g
+					break
+				}
+			}
+			rc.counts = v.Eligible && rc.group != ""
+			av.rules = append(av.rules, rc)
+		}
+		if review := a.ReviewAction(); review != nil {
+			av.review = &reviewVerdict{review.ExplainApprover(person), max(review.Approvers.MinApprovals, 1)}
 		}
 		ex.verdicts = append(ex.verdicts, av)
 	}
@@ -358,6 +399,15 @@ func writeRequesterText(w *bytes.Buffer, r *requesterExplanation) {
 			for _, line := range r.schedule[v.Action] {
 				fmt.Fprintf(w, "  %s\n", line)
 			}
+			if a := r.actions[v.Action]; a != nil && a.BreakGlass != nil {
+				ok, why := breakGlassVerdict(a, v.Allowed, r.tok.GroupsClaim, r.tok.Groups)
+				verdict := "may not break glass"
+				if ok {
+					verdict = "may break glass"
+				}
+				fmt.Fprintf(w, "  break-glass: %s, %s\n", verdict, termSafe(why))
+				fmt.Fprintf(w, "  break-glass review: %s\n", reviewersText(a.BreakGlass))
+			}
 			continue
 		}
 		fmt.Fprintf(w, "%s: may not request\n", v.Action)
@@ -396,11 +446,17 @@ func writeApproverText(w *bytes.Buffer, a *approverExplanation, req *requesterEx
 		}
 		fmt.Fprintf(w, "  %s\n", v.Reason())
 		fmt.Fprintf(w, "  %s\n", approvalRules(v))
-		for _, line := range requireLines(v.approvers) {
-			fmt.Fprintf(w, "  %s\n", line)
+		for i, line := range requireLines(v.approvers) {
+			fmt.Fprintf(w, "  %s: %s\n", line, ruleCountText(v, i))
 		}
 		if note := selfNote(v, req); note != "" {
 			fmt.Fprintf(w, "  %s\n", note)
+		}
+		if rv := v.review; rv != nil {
+			fmt.Fprintf(w, "  break-glass review: %s\n", reviewText(rv))
+			if note := reviewSelfNote(v, req); note != "" {
+				fmt.Fprintf(w, "  %s\n", note)
+			}
 		}
 	}
 }
@@ -435,6 +491,50 @@ func selfNote(v approverVerdict, req *requesterExplanation) string {
 		return s + ", and this action allows self-approval"
 	}
 	return s + ": they could not approve this requester's request"
+}
+
+// ruleCountText says whether the approver's approval could count toward
+// approvers.require rule i, and why.
+func ruleCountText(v approverVerdict, i int) string {
+	rc := v.rules[i]
+	switch {
+	case rc.counts:
+		return fmt.Sprintf("counts, member of %q", rc.group)
+	case rc.group != "":
+		return fmt.Sprintf("does not count: member of %q, but may not approve this action", rc.group)
+	}
+	return "does not count, in none of its groups"
+}
+
+// reviewText says whether the approver could review a break-glass request
+// of the action, why, and the review's rules.
+func reviewText(rv *reviewVerdict) string {
+	verdict := "may not review"
+	if rv.Eligible {
+		verdict = "may review"
+	}
+	return fmt.Sprintf("%s, %s; min_approvals %d; never their own break-glass", verdict, reviewReason(rv), rv.minApprovals)
+}
+
+// reviewReason says why the approver could or could not review a
+// break-glass request of the action.
+func reviewReason(rv *reviewVerdict) string {
+	switch {
+	case rv.Group != "":
+		return fmt.Sprintf("member of break_glass.review group %q", rv.Group)
+	case rv.User != "":
+		return fmt.Sprintf("named in break_glass.review users as %q (their %s)", rv.User, rv.MatchedBy)
+	}
+	return "in none of the break_glass.review groups and not named in its users"
+}
+
+// reviewSelfNote says that the approver could not review the requester's
+// break-glass, being the requester; "" when that is not the case.
+func reviewSelfNote(v approverVerdict, req *requesterExplanation) string {
+	if req == nil || v.self == "" || v.review == nil || !v.review.Eligible {
+		return ""
+	}
+	return fmt.Sprintf("the requester's person %q is this approver: they could not review this requester's break-glass", req.tok.Person)
 }
 
 // issuerNote warns when the approver claims name another issuer than
@@ -473,6 +573,20 @@ type (
 		Allowed bool             `json:"allowed"`
 		Rule    *explainRuleJSON `json:"rule"`
 		Reason  string           `json:"reason"`
+		// Require, Windows, Freeze and BreakGlass are the action's
+		// approvers.require, windows, freeze and break_glass, each left
+		// out when the action has none.
+		Require    []ruleJSON             `json:"require,omitempty"`
+		Windows    []windowJSON           `json:"windows,omitempty"`
+		Freeze     []freezeJSON           `json:"freeze,omitempty"`
+		BreakGlass *explainBreakGlassJSON `json:"break_glass,omitempty"`
+	}
+	// explainBreakGlassJSON is the action's break_glass and whether this
+	// token may break glass on it.
+	explainBreakGlassJSON struct {
+		breakGlassJSON
+		Allowed bool   `json:"allowed"`
+		Reason  string `json:"reason"`
 	}
 	explainRuleJSON struct {
 		Index  int               `json:"index"`
@@ -505,6 +619,29 @@ type (
 		// Self names the approver's claim equal to the requester's person.
 		Self   string `json:"self,omitempty"`
 		Reason string `json:"reason"`
+		// Require is the action's approvers.require rules, each saying
+		// whether this approver's approval could count toward it; left
+		// out when the action has none. One approval counts toward one
+		// rule only.
+		Require []explainApproverRuleJSON `json:"require,omitempty"`
+		// BreakGlassReview says whether they could review a break-glass
+		// request of the action; left out when it has no break_glass.
+		BreakGlassReview *explainReviewJSON `json:"break_glass_review,omitempty"`
+	}
+	explainApproverRuleJSON struct {
+		ruleJSON
+		Counts bool `json:"counts"`
+		// Group is the rule group the approver is a member of.
+		Group string `json:"group,omitempty"`
+	}
+	explainReviewJSON struct {
+		Allowed      bool   `json:"allowed"`
+		Via          string `json:"via,omitempty"`
+		Entry        string `json:"entry,omitempty"`
+		MatchedBy    string `json:"matched_by,omitempty"`
+		MinApprovals int    `json:"min_approvals"`
+		Self         string `json:"self,omitempty"`
+		Reason       string `json:"reason"`
 	}
 )
 
@@ -557,6 +694,21 @@ func requesterJSON(r *requesterExplanation, approver *explainApproverJSON) expla
 				a.Rule.Claims = map[string]string{}
 			}
 		}
+		if act := r.actions[v.Action]; act != nil {
+			if len(act.Approvers.Require) > 0 {
+				a.Require = rulesJSON(act.Approvers.Require)
+			}
+			if len(act.Windows) > 0 {
+				a.Windows = windowsJSON(act.Windows)
+			}
+			if len(act.Freezes) > 0 {
+				a.Freeze = freezesJSON(act.Freezes)
+			}
+			if bg := breakGlassOf(act); bg != nil {
+				ok, why := breakGlassVerdict(act, v.Allowed, tok.GroupsClaim, tok.Groups)
+				a.BreakGlass = &explainBreakGlassJSON{breakGlassJSON: *bg, Allowed: ok, Reason: why}
+			}
+		}
 		out.Actions = append(out.Actions, a)
 	}
 	return out
@@ -585,6 +737,26 @@ func approverJSON(a *approverExplanation, req *requesterExplanation) *explainApp
 		}
 		if note := selfNote(v, req); note != "" {
 			j.Reason += "; " + note
+		}
+		for i, r := range v.approvers.Require {
+			j.Require = append(j.Require, explainApproverRuleJSON{
+				ruleJSON: ruleJSON{Groups: emptyIfNil(r.Groups), Min: max(r.Min, 1)},
+				Counts:   v.rules[i].counts, Group: v.rules[i].group,
+			})
+		}
+		if rv := v.review; rv != nil {
+			rj := &explainReviewJSON{Allowed: rv.Eligible, Entry: rv.Group + rv.User, MatchedBy: rv.MatchedBy, MinApprovals: rv.minApprovals, Reason: reviewReason(rv)}
+			switch {
+			case rv.Group != "":
+				rj.Via = "group"
+			case rv.User != "":
+				rj.Via = "users"
+			}
+			if note := reviewSelfNote(v, req); note != "" {
+				rj.Self = v.self
+				rj.Reason += "; " + note
+			}
+			j.BreakGlassReview = rj
 		}
 		out.Actions = append(out.Actions, j)
 	}
