@@ -36,8 +36,13 @@ import (
 //   - A review never expires. Its ExpiresAt is its due time (the
 //     break-glass time plus break_glass.within), so the expiry loop
 //     reaches it then: instead of expiring it, markUnreviewed audits
-//     break_glass.unreviewed once, updates both cards, and moves
+//     break_glass.unreviewed once, updates both cards, announces it again
+//     in the review card's thread on every platform and conversation the
+//     action notifies (an Overdue reminder, remind.go), and moves
 //     ExpiresAt to reviewOpenUntil so the loop does not return to it.
+//     All of it is one transaction: the announcement is queued exactly
+//     when the record is written, and survives restarts like any outbox
+//     entry.
 //   - Break-glass is not bound by windows or freezes: createBreakGlass
 //     does not call the window check the normal path makes.
 
@@ -301,8 +306,9 @@ func breakGlassRecord(r storage.Request, in CreateInput) audit.Record {
 
 // markUnreviewed flags pending review r, past its due time, as
 // unreviewed inside tx: audited break_glass.unreviewed (under the
-// break-glass request it reviews), the cards of both updated, and its
-// ExpiresAt moved out of the expiry loop's way. The review stays pending.
+// break-glass request it reviews), the cards of both updated, the review
+// announced again in its card's thread, and its ExpiresAt moved out of
+// the expiry loop's way. The review stays pending.
 func (s *Service) markUnreviewed(tx storage.Tx, r storage.Request, now time.Time) error {
 	bg := *r.BreakGlass
 	bg.Unreviewed = now
@@ -325,6 +331,9 @@ func (s *Service) markUnreviewed(tx storage.Tx, r storage.Request, now time.Time
 	if err := s.notifyAction(tx, r, EventUnreviewed); err != nil {
 		return err
 	}
+	if err := s.queueOverdue(tx, r, now); err != nil {
+		return err
+	}
 	orig, err := tx.Request(bg.Reviews)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil // the break-glass request is gone: its review's card says it all
@@ -342,4 +351,23 @@ func (s *Service) markUnreviewed(tx storage.Tx, r storage.Request, now time.Time
 		orig.Version++
 	}
 	return s.notifyAction(tx, orig, EventUnreviewed)
+}
+
+// queueOverdue queues the announcement of overdue review r: one Overdue
+// reminder per conversation its action notifies, on every running
+// platform, due at once. The Deliverer replies in the thread of the
+// review's card there (waiting for the card if it is not posted yet).
+func (s *Service) queueOverdue(tx storage.Tx, r storage.Request, now time.Time) error {
+	a, err := s.policy.Action(r.Action)
+	if err != nil {
+		return nil // nothing to announce where no policy says where
+	}
+	for _, p := range s.opts.Platforms {
+		for _, t := range a.Notify.Targets(p) {
+			if err := s.queueReminder(tx, p, r, Reminder{Target: t, Number: 1, Overdue: true}, now, now); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

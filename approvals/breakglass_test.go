@@ -379,6 +379,70 @@ func TestBreakGlassUnreviewedAfterWithin(t *testing.T) {
 	h.breakGlass(breakGlassInput(""))
 }
 
+// An overdue review is announced again in its card's thread: one Overdue
+// reminder per notify conversation, queued with break_glass.unreviewed and
+// never before; completing it queues nothing after it.
+func TestBreakGlassUnreviewedAnnouncedOnce(t *testing.T) {
+	h := newBGHarness(t, approvals.Options{})
+	h.svc.Policy().Actions["deploy"].Notify = policy.Notify{Slack: []string{"C1", "C2"}}
+	ctx := context.Background()
+	bg := h.breakGlass(breakGlassInput(""))
+	reviewID := bg.BreakGlass.Review
+	due := bg.BreakGlass.Due
+	overdue := func() []approvals.Reminder {
+		t.Helper()
+		var out []approvals.Reminder
+		for _, e := range testenv.DueOutbox(t, h.store, approvals.KindRemindPrefix) {
+			rem, ok := approvals.ReadReminder(e)
+			if !ok || !rem.Overdue {
+				t.Fatalf("remind entry: %+v", e)
+			}
+			if e.Kind != approvals.KindRemindPrefix+"slack" || e.RequestID != reviewID || e.NextAttempt.After(h.clock.Now()) {
+				t.Fatalf("overdue entry: %+v", e)
+			}
+			out = append(out, rem)
+		}
+		return out
+	}
+
+	h.clock.Set(due.Add(-time.Second))
+	if _, err := h.svc.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := overdue(); len(got) != 0 {
+		t.Fatalf("announced before due: %+v", got)
+	}
+
+	h.clock.Set(due)
+	if _, err := h.svc.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Set(due.Add(72 * time.Hour))
+	if _, err := h.svc.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := overdue()
+	if len(got) != 2 || got[0].Target != "C1" || got[1].Target != "C2" || got[0].Number != 1 {
+		t.Fatalf("overdue announcements: %+v", got)
+	}
+	if c := countType(h.records(), approvals.TypeBreakGlassUnreviewed); c != 1 {
+		t.Fatalf("break_glass.unreviewed records: %d", c)
+	}
+
+	entries, err := h.svc.Claim(ctx, approvals.KindRemindPrefix+"slack", 10, time.Minute)
+	if err != nil || len(entries) != 2 {
+		t.Fatalf("claim: %d %v", len(entries), err)
+	}
+	for _, e := range entries {
+		if err := h.svc.CompleteReminder(ctx, e.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if left := testenv.DueOutbox(t, h.store, approvals.KindRemindPrefix); len(left) != 0 {
+		t.Fatalf("entries after completing the announcements: %+v", left)
+	}
+}
+
 // Break-glass is not bound by windows or freezes; a normal request is.
 func TestBreakGlassIgnoresFreeze(t *testing.T) {
 	h := newBGHarness(t, approvals.Options{})

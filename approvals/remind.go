@@ -31,11 +31,18 @@ import (
 //   - a reminder is a "remind.<platform>" entry (Reminder) per notify
 //     conversation, due at created + every: the Deliverer replies in the
 //     card's thread and completes it with CompleteReminder, which queues
-//     the next reminder (up to max) in the same transaction.
+//     the next reminder (up to max) in the same transaction;
+//   - a break-glass review still pending when it is due is announced once
+//     in its card's thread: a "remind.<platform>" entry marked Overdue per
+//     notify conversation, due at once, written with its
+//     break_glass.unreviewed record (markUnreviewed).
 //
 // A decided request keeps its future entries until they come due: the
 // Deliverer reads the request when it claims one and drops a reminder, or
-// an escalation, of a request decided before it was due. Deciding touches
+// an escalation, of a request decided before it was due. The overdue
+// announcement is the exception: it reports what the record already
+// holds, so it is delivered even when the review was decided meanwhile,
+// its text then saying how the review ended. Deciding touches
 // no timer, so the decide transaction stays as short as it was.
 
 // KindRemindPrefix + platform ("remind.slack") replies in a card's thread
@@ -53,6 +60,11 @@ type Reminder struct {
 	Target string `json:"target"`
 	// Number counts the reminders of this card, from 1.
 	Number int `json:"number"`
+	// Overdue marks the announcement of a break-glass review still
+	// pending when it was due (break_glass.within), queued once with its
+	// break_glass.unreviewed record (breakglass.go): Number is 1, and
+	// completing it queues nothing after it.
+	Overdue bool `json:"overdue,omitempty"`
 }
 
 // ReadReminder reads a "remind.<platform>" entry's payload; false when it
@@ -145,7 +157,7 @@ func (s *Service) CompleteReminder(ctx context.Context, id uint64) error {
 			return err
 		}
 		rem, ok := ReadReminder(e)
-		if !ok || len(e.Kind) <= len(KindRemindPrefix) {
+		if !ok || rem.Overdue || len(e.Kind) <= len(KindRemindPrefix) {
 			return nil
 		}
 		r, err := tx.Request(e.RequestID)

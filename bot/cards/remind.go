@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/policy"
@@ -23,6 +24,11 @@ import (
 // yet waits with backoff; a card gone from the platform skips that one
 // reminder. As for cards, a reply the platform took whose completion did
 // not commit is completed on the next attempt without replying again.
+//
+// An overdue announcement (approvals.Reminder.Overdue) takes the same
+// path with OverdueText, and is delivered whatever the review's state by
+// then: it reports break_glass.unreviewed, which is on the record either
+// way, and its text says how a review decided meanwhile ended.
 
 // deliverReminders claims up to one batch of due reminders and delivers
 // them.
@@ -63,8 +69,17 @@ func (d *Deliverer) deliverReminder(ctx context.Context, e storage.OutboxEntry) 
 		return err
 	}
 	action, aerr := d.svc.Policy().Action(r.Action)
-	if r.State != storage.StatePending || aerr != nil || action.Remind == nil {
+	var text string
+	switch {
+	case rem.Overdue:
+		if !approvals.IsBreakGlassReview(r) {
+			return d.completeReminder(ctx, e)
+		}
+		text = OverdueText(r, action) // delivered even if reviewed meanwhile
+	case r.State != storage.StatePending || aerr != nil || action.Remind == nil:
 		return d.completeReminder(ctx, e) // decided: reminders stop
+	default:
+		text = ReminderText(r, action, rem.Number)
 	}
 	card, ok := Find(r, d.cfg.Platform, rem.Target)
 	if !ok {
@@ -72,7 +87,7 @@ func (d *Deliverer) deliverReminder(ctx context.Context, e storage.OutboxEntry) 
 		return nil
 	}
 	callCtx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
-	err = d.chat.Reply(callCtx, card, ReminderText(r, action, rem.Number))
+	err = d.chat.Reply(callCtx, card, text)
 	cancel()
 	if err != nil {
 		f := d.chat.Classify(err, card.Conversation)
@@ -118,6 +133,41 @@ func ReminderText(r storage.Request, a *policy.Action, n int) string {
 	}
 	return OneLine(b.String())
 }
+
+// OverdueText announces break-glass review r, still pending when it was
+// due: which request it reviews, who broke glass and when, and who can
+// review it under a (nil when the action is no longer declared, which
+// names nobody). A review decided by the time this is delivered says how
+// it ended instead of asking for it.
+func OverdueText(r storage.Request, a *policy.Action) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "BREAK-GLASS review overdue: request %s", r.BreakGlass.Reviews)
+	if base, ok := strings.CutSuffix(r.Action, policy.ReviewSuffix); ok {
+		fmt.Fprintf(&b, " (%s)", base)
+	}
+	fmt.Fprintf(&b, " by %s was approved without votes at %s and was due for review by %s.",
+		RequesterName(r.Requester), overdueTime(r.CreatedAt), overdueTime(r.BreakGlass.Due))
+	switch r.State {
+	case storage.StatePending:
+		need := max(r.MinApprovals-Approvals(r), 0)
+		fmt.Fprintf(&b, " It is still not reviewed: review %s needs %d more approval%s.", r.ID, need, Plural(need))
+		who := ""
+		if a != nil {
+			who = couldApprove(r, a)
+		}
+		if who == "" {
+			who = "nobody is configured"
+		}
+		b.WriteString(" Reviewers: " + who + ".")
+	case storage.StateCancelled:
+		fmt.Fprintf(&b, " Review %s has since been cancelled, without a review.", r.ID)
+	default:
+		fmt.Fprintf(&b, " Review %s has since been %s.", r.ID, r.State)
+	}
+	return OneLine(b.String())
+}
+
+func overdueTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 
 // couldApprove names who could still approve r: the approver groups, and
 // the users named who have not voted.

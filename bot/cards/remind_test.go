@@ -2,6 +2,7 @@ package cards
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"strings"
@@ -169,5 +170,100 @@ func TestReminderTextNamesWhoCouldStillApprove(t *testing.T) {
 	want := "Reminder: Approval requested: deploy for octocat is still pending, 1 more approval needed. Who can approve: sub-erin."
 	if got := ReminderText(r, a, 1); got != want {
 		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+}
+
+// newBreakGlassEnv: "deploy" has break_glass for oncall, reviewed by one
+// of sre within 24h, and is announced in C1.
+func newBreakGlassEnv(t *testing.T) *env {
+	t.Helper()
+	e := newEnv(t)
+	a := e.svc.Policy().Actions["deploy"]
+	a.BreakGlass = &policy.BreakGlass{
+		Groups: []string{"oncall"},
+		Review: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
+		Within: 24 * time.Hour,
+	}
+	return e
+}
+
+func (e *env) breakGlass() storage.Request {
+	e.t.Helper()
+	r, _, err := e.svc.Create(context.Background(), approvals.CreateInput{
+		Requester: storage.Requester{Issuer: "github", Subject: "repo:acme/api", Person: "octocat"},
+		Action:    "deploy", Reason: "prod is down", BreakGlass: true, Groups: []string{"oncall"}, GroupsClaim: "groups",
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return r
+}
+
+// An overdue break-glass review is announced once in its card's thread,
+// naming the request, the requester and the reviewers.
+func TestOverdueReviewAnnouncedInItsThread(t *testing.T) {
+	e := newBreakGlassEnv(t)
+	bg := e.breakGlass()
+	e.drain()
+	review := e.cards(bg.BreakGlass.Review)
+	if len(review) != 1 {
+		t.Fatalf("review cards: %+v", review)
+	}
+	e.clock.Set(bg.BreakGlass.Due.Add(-time.Second))
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	if len(e.chat.replies) != 0 {
+		t.Fatalf("replies before due: %q", e.chat.replies)
+	}
+	e.clock.Set(bg.BreakGlass.Due)
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	e.clock.Advance(48 * time.Hour)
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.drain()
+	var replied []string
+	for _, c := range e.chat.calls {
+		if c.op == "reply" {
+			replied = append(replied, c.request+" "+c.conversation)
+		}
+	}
+	if len(replied) != 1 || replied[0] != review[0].MessageID+" C1" {
+		t.Fatalf("replies to %v, want one to the review card %s in C1", replied, review[0].MessageID)
+	}
+	want := "BREAK-GLASS review overdue: request " + bg.ID + " (deploy) by octocat was approved without votes at 2026-03-01 12:00 UTC" +
+		" and was due for review by 2026-03-02 12:00 UTC. It is still not reviewed: review " + bg.BreakGlass.Review +
+		" needs 1 more approval. Reviewers: members of sre."
+	if got := e.chat.replies[0]; got != want {
+		t.Fatalf("announcement:\n got %s\nwant %s", got, want)
+	}
+}
+
+// The announcement reports what is on the record: a review approved
+// before it was delivered still gets it, saying how the review ended.
+func TestOverdueAnnouncementAfterReview(t *testing.T) {
+	e := newBreakGlassEnv(t)
+	bg := e.breakGlass()
+	e.drain()
+	e.clock.Set(bg.BreakGlass.Due)
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	review, err := e.svc.Get(context.Background(), bg.BreakGlass.Review)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.vote(review, "alice")
+	e.drain()
+	if len(e.chat.replies) != 1 || !strings.HasSuffix(e.chat.replies[0], "Review "+review.ID+" has since been approved.") {
+		t.Fatalf("replies: %q", e.chat.replies)
+	}
+	if left := testenv.DueOutbox(t, e.store, ""); len(left) != 0 {
+		t.Fatalf("entries left: %+v", left)
 	}
 }

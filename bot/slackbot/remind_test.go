@@ -65,3 +65,44 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 		t.Fatalf("%d posts in all, want 3", n)
 	}
 }
+
+// A break-glass review still pending when it is due is announced again
+// once, in the thread of the review's card (thread_ts = its ts).
+func TestOverdueBreakGlassReviewInThread(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Policy().Actions["deploy-prod"].BreakGlass = &policy.BreakGlass{
+		Groups: []string{"oncall"}, Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1}, Within: 24 * time.Hour,
+	}
+	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
+	e.Deliver()
+	card := e.Get(bg.BreakGlass.Review).Cards[0]
+	posts := len(e.slack.ok("chat.postMessage"))
+
+	e.clock.Set(bg.BreakGlass.Due.Add(-time.Second))
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Deliver()
+	if n := len(e.slack.ok("chat.postMessage")); n != posts {
+		t.Fatalf("%d posts before the review was due, want %d", n, posts)
+	}
+	for range 2 {
+		e.clock.Set(bg.BreakGlass.Due.Add(time.Hour))
+		if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.Deliver()
+	}
+	all := e.slack.ok("chat.postMessage")
+	if len(all) != posts+1 {
+		t.Fatalf("%d posts after the review was due, want %d", len(all), posts+1)
+	}
+	msg := all[posts].Form
+	if msg.Get("channel") != "C1" || msg.Get("thread_ts") != card.MessageID {
+		t.Fatalf("announcement not in the review card's thread: channel %q thread_ts %q, card ts %q", msg.Get("channel"), msg.Get("thread_ts"), card.MessageID)
+	}
+	want := "BREAK-GLASS review overdue: request " + bg.ID + " (deploy-prod) by octocat was approved without votes at "
+	if text := msg.Get("text"); !strings.HasPrefix(text, want) || !strings.Contains(text, "still not reviewed") || !strings.Contains(text, "Reviewers: members of sre-leads.") {
+		t.Fatalf("announcement: %q", text)
+	}
+}

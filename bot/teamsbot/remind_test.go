@@ -66,3 +66,38 @@ func TestReminderRepliesToCardAndEscalationChannel(t *testing.T) {
 		t.Fatalf("updated after the expiry: %v", updated)
 	}
 }
+
+// A break-glass review still pending when it is due is announced again
+// once, as a reply to the review card's activity.
+func TestOverdueBreakGlassReviewReply(t *testing.T) {
+	e := newEnv(t)
+	e.svc.Policy().Actions["deploy-prod"].BreakGlass = &policy.BreakGlass{
+		Groups: []string{"oncall"}, Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1}, Within: 24 * time.Hour,
+	}
+	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
+	e.Deliver()
+	card := e.Get(bg.BreakGlass.Review).Cards[0]
+	replies := func() []teamstest.Call {
+		var out []teamstest.Call
+		for _, c := range e.bf.OK(http.MethodPost) {
+			if c.Body["replyToId"] != nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	for range 2 {
+		e.clock.Set(bg.BreakGlass.Due.Add(time.Hour))
+		if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		e.Deliver()
+	}
+	got := replies()
+	if len(got) != 1 || got[0].ActivityID != card.MessageID || got[0].Conversation != chanOps || got[0].Body["replyToId"] != card.MessageID {
+		t.Fatalf("replies: %+v, want one to the review card %s", got, card.MessageID)
+	}
+	if text, _ := got[0].Body["text"].(string); !strings.Contains(text, "BREAK-GLASS review overdue: request "+bg.ID) || !strings.Contains(text, "Reviewers: members of sre-leads.") {
+		t.Errorf("announcement: %q", text)
+	}
+}

@@ -39,6 +39,21 @@ func (e Env) Create(action string, params map[string]string, reason string, link
 	return Create(e.tb, e.svc, action, params, reason, links...)
 }
 
+// BreakGlass breaks glass on action (which must have a break_glass for
+// group oncall) as Requester, a member of oncall, and fails the test
+// unless the request was created approved.
+func (e Env) BreakGlass(action string, params map[string]string, reason string) storage.Request {
+	e.tb.Helper()
+	r, created, err := e.svc.Create(context.Background(), approvals.CreateInput{
+		Requester: Requester(), Action: action, Params: params, Reason: reason,
+		BreakGlass: true, Groups: []string{"oncall"}, GroupsClaim: "groups",
+	})
+	if err != nil || !created || r.State != storage.StateApproved {
+		e.tb.Fatalf("break glass on %s: %+v created=%v err=%v", action, r.State, created, err)
+	}
+	return r
+}
+
 // Deliver runs outbox passes until nothing due is left.
 func (e Env) Deliver() {
 	e.tb.Helper()
