@@ -86,17 +86,24 @@ func BenchmarkBarePostgresInsertCommit(b *testing.B) {
 // backends are the stores the lifecycle benchmarks run on.
 var backends = []string{"bolt", "postgres"}
 
+// onBackends runs bench as a sub-benchmark on each backend at 1 and 32
+// concurrent clients.
+func onBackends(b *testing.B, bench func(b *testing.B, backend string, clients int)) {
+	b.Helper()
+	for _, backend := range backends {
+		for _, clients := range []int{1, 32} {
+			b.Run(fmt.Sprintf("store=%s/clients=%d", backend, clients), func(b *testing.B) {
+				bench(b, backend, clients)
+			})
+		}
+	}
+}
+
 // BenchmarkCreate measures durable creates (policy check, request, audit
 // record, outbox entries in one commit) on each backend at 1 and 32
 // concurrent clients.
 func BenchmarkCreate(b *testing.B) {
-	for _, backend := range backends {
-		for _, clients := range []int{1, 32} {
-			b.Run(fmt.Sprintf("store=%s/clients=%d", backend, clients), func(b *testing.B) {
-				benchCreate(b, backend, clients)
-			})
-		}
-	}
+	onBackends(b, benchCreate)
 }
 
 func benchCreate(b *testing.B, backend string, clients int) {
@@ -115,13 +122,7 @@ func benchCreate(b *testing.B, backend string, clients int) {
 // approvals that reach quorum, the decision and the queued execution
 // (three commits).
 func BenchmarkCycle(b *testing.B) {
-	for _, backend := range backends {
-		for _, clients := range []int{1, 32} {
-			b.Run(fmt.Sprintf("store=%s/clients=%d", backend, clients), func(b *testing.B) {
-				benchCycle(b, backend, clients)
-			})
-		}
-	}
+	onBackends(b, benchCycle)
 }
 
 func benchCycle(b *testing.B, backend string, clients int) {

@@ -130,87 +130,57 @@ func (s *Service) createBreakGlass(ctx context.Context, in CreateInput, action *
 	}
 	bg.BreakGlass = &storage.BreakGlass{Review: review.ID, Due: due}
 
-	var (
-		req     storage.Request
-		created bool
-		err     error
-	)
-	for attempt := 0; attempt < 2; attempt++ {
-		err = s.update(ctx, func(tx storage.Tx) error {
-			req, created = storage.Request{}, false
-			if scope != "" {
-				prev, err := tx.RequestByIdempotencyScope(scope)
-				switch {
-				case err == nil:
-					if prev.Fingerprint != fp {
-						return refusal(ErrIdempotencyConflict, ReasonIdempotencyConf,
-							"idempotency key %q was already used for request %s with a different body; use a new key for a new request", in.IdempotencyKey, prev.ID)
-					}
-					req = prev
-					return nil
-				case !errors.Is(err, storage.ErrNotFound):
-					return fmt.Errorf("look up idempotency key: %w", err)
-				}
-			}
-			if err := s.checkReviewPending(tx, in.Requester); err != nil {
-				return err
-			}
-			// Not bound by windows or freezes, nor by the pending cap:
-			// the break-glass request is never pending, and its review
-			// does not count against the requester (checkPending).
-			r := bg
-			if err := tx.CreateRequest(r); err != nil {
-				return fmt.Errorf("create request %s: %w", r.ID, err)
-			}
-			r.Version = 1
-			if err := s.appendAudit(tx, breakGlassRecord(r, in)); err != nil {
-				return err
-			}
-			if err := s.queueNotify(tx, action, r, EventCreated); err != nil {
-				return err
-			}
-			if action.OnApprove != nil {
-				r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
-				if err := s.queueExecution(tx, r); err != nil {
-					return err
-				}
-			}
-			r, err := s.decide(tx, r, decision{
-				state: storage.StateApproved,
-				by:    DecidedByBreakGlass,
-				record: audit.Record{
-					Type: audit.TypeRequestApproved, Actor: requesterActor(r.Requester),
-					Data: map[string]any{"break_glass": true, "review": review.ID},
-				},
-			}, now)
-			if err != nil {
-				return err
-			}
-			if err := tx.CreateRequest(review); err != nil {
-				return fmt.Errorf("create review %s: %w", review.ID, err)
-			}
-			rec := createdRecord(review)
-			rec.Data["reviews"] = bg.ID
-			rec.Data["due"] = audit.FormatTime(due)
-			if err := s.appendAudit(tx, rec); err != nil {
-				return err
-			}
-			if err := s.queueNotify(tx, reviewAction, review, EventCreated); err != nil {
-				return err
-			}
-			req, created = r, true
-			return nil
-		})
-		if scope == "" || !errors.Is(err, storage.ErrAlreadyExists) {
-			break
+	req, created, err := s.createOnce(ctx, in, scope, fp, "break glass on action", func(tx storage.Tx) (storage.Request, error) {
+		if err := s.checkReviewPending(tx, in.Requester); err != nil {
+			return storage.Request{}, err
 		}
-	}
+		// Not bound by windows or freezes, nor by the pending cap:
+		// the break-glass request is never pending, and its review
+		// does not count against the requester (checkPending).
+		r := bg
+		if err := tx.CreateRequest(r); err != nil {
+			return storage.Request{}, fmt.Errorf("create request %s: %w", r.ID, err)
+		}
+		r.Version = 1
+		if err := s.appendAudit(tx, breakGlassRecord(r, in)); err != nil {
+			return storage.Request{}, err
+		}
+		if err := s.queueNotify(tx, action, r, EventCreated); err != nil {
+			return storage.Request{}, err
+		}
+		if action.OnApprove != nil {
+			r.Execution = &storage.Execution{Status: storage.ExecutionPending, UpdatedAt: now}
+			if err := s.queueExecution(tx, r); err != nil {
+				return storage.Request{}, err
+			}
+		}
+		r, err := s.decide(tx, r, decision{
+			state: storage.StateApproved,
+			by:    DecidedByBreakGlass,
+			record: audit.Record{
+				Type: audit.TypeRequestApproved, Actor: requesterActor(r.Requester),
+				Data: map[string]any{"break_glass": true, "review": review.ID},
+			},
+		}, now)
+		if err != nil {
+			return storage.Request{}, err
+		}
+		if err := tx.CreateRequest(review); err != nil {
+			return storage.Request{}, fmt.Errorf("create review %s: %w", review.ID, err)
+		}
+		rec := createdRecord(review)
+		rec.Data["reviews"] = bg.ID
+		rec.Data["due"] = audit.FormatTime(due)
+		if err := s.appendAudit(tx, rec); err != nil {
+			return storage.Request{}, err
+		}
+		if err := s.queueNotify(tx, reviewAction, review, EventCreated); err != nil {
+			return storage.Request{}, err
+		}
+		return r, nil
+	})
 	if err != nil {
-		var r *RefusalError
-		if errors.As(err, &r) {
-			return storage.Request{}, false, r
-		}
-		return storage.Request{}, false, fmt.Errorf("break glass on action %s: %w", in.Action, err)
+		return storage.Request{}, false, err
 	}
 	if created {
 		s.metrics.requestCreated(req.Action)

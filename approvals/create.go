@@ -107,6 +107,47 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 	if err != nil {
 		return storage.Request{}, false, err
 	}
+	req, created, err = s.createOnce(ctx, in, scope, fp, "create request for action", func(tx storage.Tx) (storage.Request, error) {
+		// Counted in the transaction that creates, so concurrent
+		// creates cannot together exceed the cap. An idempotent
+		// retry (answered in createOnce) is answered even at the cap:
+		// it creates nothing.
+		if err := s.checkPending(tx, in.Requester, now); err != nil {
+			return storage.Request{}, err
+		}
+		if err := tx.CreateRequest(fresh); err != nil {
+			return storage.Request{}, fmt.Errorf("create request %s: %w", fresh.ID, err)
+		}
+		fresh.Version = 1
+		if err := s.appendPrepared(tx, createdRec); err != nil {
+			return storage.Request{}, err
+		}
+		if err := s.queueNotify(tx, action, fresh, EventCreated); err != nil {
+			return storage.Request{}, err
+		}
+		if err := s.queueTimers(tx, action, fresh); err != nil {
+			return storage.Request{}, err
+		}
+		return fresh, nil
+	})
+	if err != nil {
+		return storage.Request{}, false, err
+	}
+	if created {
+		s.metrics.requestCreated(req.Action)
+		s.log.Info("request created", "request", req.ID, "action", req.Action, "requester", req.Requester.Subject, "expires_at", req.ExpiresAt)
+		s.wakeExpiry()
+	}
+	return req, created, nil
+}
+
+// createOnce runs create in one transaction unless scope names an
+// idempotency key already used: then the request made earlier is returned
+// (created false), or an idempotency conflict when fp, the fingerprint of
+// in, differs from that request's. create returns the request it stored.
+// Refusals come back as they are; other errors are wrapped with what and
+// in's action.
+func (s *Service) createOnce(ctx context.Context, in CreateInput, scope, fp, what string, create func(tx storage.Tx) (storage.Request, error)) (req storage.Request, created bool, err error) {
 	for attempt := 0; attempt < 2; attempt++ {
 		err = s.update(ctx, func(tx storage.Tx) error {
 			req, created = storage.Request{}, false
@@ -124,27 +165,11 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 					return fmt.Errorf("look up idempotency key: %w", err)
 				}
 			}
-			// Counted in the transaction that creates, so concurrent
-			// creates cannot together exceed the cap. An idempotent
-			// retry (above) is answered even at the cap: it creates
-			// nothing.
-			if err := s.checkPending(tx, in.Requester, now); err != nil {
+			r, err := create(tx)
+			if err != nil {
 				return err
 			}
-			if err := tx.CreateRequest(fresh); err != nil {
-				return fmt.Errorf("create request %s: %w", fresh.ID, err)
-			}
-			fresh.Version = 1
-			if err := s.appendPrepared(tx, createdRec); err != nil {
-				return err
-			}
-			if err := s.queueNotify(tx, action, fresh, EventCreated); err != nil {
-				return err
-			}
-			if err := s.queueTimers(tx, action, fresh); err != nil {
-				return err
-			}
-			req, created = fresh, true
+			req, created = r, true
 			return nil
 		})
 		// Two first tries with one key can race on a store shared by
@@ -159,12 +184,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (req storage.Reque
 		if errors.As(err, &r) {
 			return storage.Request{}, false, r
 		}
-		return storage.Request{}, false, fmt.Errorf("create request for action %s: %w", in.Action, err)
-	}
-	if created {
-		s.metrics.requestCreated(req.Action)
-		s.log.Info("request created", "request", req.ID, "action", req.Action, "requester", req.Requester.Subject, "expires_at", req.ExpiresAt)
-		s.wakeExpiry()
+		return storage.Request{}, false, fmt.Errorf("%s %s: %w", what, in.Action, err)
 	}
 	return req, created, nil
 }

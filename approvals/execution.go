@@ -29,6 +29,23 @@ type ExecutionResult struct {
 	Error string
 }
 
+// stillClaimed reads the outbox entry claimed, as it is now: ErrStaleClaim
+// when it is gone or no longer carries that claim (its attempt count
+// moved on).
+func stillClaimed(tx storage.Tx, claimed storage.OutboxEntry) (storage.OutboxEntry, error) {
+	e, err := tx.Outbox(claimed.ID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.OutboxEntry{}, ErrStaleClaim
+	}
+	if err != nil {
+		return storage.OutboxEntry{}, err
+	}
+	if e.Attempts != claimed.Attempts {
+		return storage.OutboxEntry{}, ErrStaleClaim
+	}
+	return e, nil
+}
+
 // RecordExecution stores the outcome of one attempt of a claimed "execute"
 // outbox entry, in one transaction: the request's execution state, an
 // audit record (execution.attempt for a failure that will be retried,
@@ -39,15 +56,9 @@ func (s *Service) RecordExecution(ctx context.Context, claimed storage.OutboxEnt
 	var out storage.Request
 	err := s.update(ctx, func(tx storage.Tx) error {
 		out = storage.Request{}
-		e, err := tx.Outbox(claimed.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			return ErrStaleClaim
-		}
+		e, err := stillClaimed(tx, claimed)
 		if err != nil {
 			return err
-		}
-		if e.Attempts != claimed.Attempts {
-			return ErrStaleClaim
 		}
 		r, err := tx.Request(e.RequestID)
 		if err != nil {

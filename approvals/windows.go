@@ -31,15 +31,9 @@ import (
 func (s *Service) DeferExecution(ctx context.Context, claimed storage.OutboxEntry) (deferred bool, until time.Time, err error) {
 	err = s.update(ctx, func(tx storage.Tx) error {
 		deferred, until = false, time.Time{}
-		e, err := tx.Outbox(claimed.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			return ErrStaleClaim
-		}
+		e, err := stillClaimed(tx, claimed)
 		if err != nil {
 			return err
-		}
-		if e.Attempts != claimed.Attempts {
-			return ErrStaleClaim
 		}
 		r, err := tx.Request(e.RequestID)
 		if errors.Is(err, storage.ErrNotFound) {

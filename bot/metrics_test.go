@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,10 +17,10 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // scrape fetches /metrics through the fixture's server, checks the format
@@ -37,6 +36,19 @@ func (f *apiFixture) scrape() []string {
 	}
 	checkExposition(f.t, string(resp.body))
 	return strings.Split(strings.TrimSuffix(string(resp.body), "\n"), "\n")
+}
+
+// scrapeMetrics fetches /metrics from front, checks that it answers 200 in
+// the exposition format and returns its lines.
+func scrapeMetrics(t testing.TB, front http.Handler) []string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	front.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
+	}
+	checkExposition(t, rec.Body.String())
+	return strings.Split(strings.TrimSuffix(rec.Body.String(), "\n"), "\n")
 }
 
 func wantLines(t testing.TB, lines []string, want ...string) {
@@ -167,11 +179,7 @@ func TestMetricsCountRoutesNotPaths(t *testing.T) {
 // through a service with a Slack platform and an executed action, and
 // checks the counters, the store gauges and label escaping.
 func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t)
 	// An action name that needs every escape of the format.
 	const action = "we\"ird\\act\nion"
 	pol := &policy.Policy{Actions: map[string]*policy.Action{
@@ -188,16 +196,6 @@ func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
 	logger := slog.New(slog.DiscardHandler)
 	svc := approvals.New(st, pol, approvals.Options{Clock: clk, Logger: logger, Platforms: []string{"slack"}})
 	front := bot.New(bot.Options{Service: svc, Store: st, Logger: logger, Version: "1.2.3"})
-	scrape := func() []string {
-		t.Helper()
-		rec := httptest.NewRecorder()
-		front.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if rec.Code != http.StatusOK {
-			t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
-		}
-		checkExposition(t, rec.Body.String())
-		return strings.Split(strings.TrimSuffix(rec.Body.String(), "\n"), "\n")
-	}
 	ctx := t.Context()
 	requester := storage.Requester{Issuer: "ci", Subject: "pipeline"}
 	create := func(key string) (storage.Request, bool) {
@@ -224,7 +222,7 @@ func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
 	if _, created := create("a"); created {
 		t.Fatal("the retry created a request")
 	}
-	wantLines(t, scrape(),
+	wantLines(t, scrapeMetrics(t, front),
 		`signoff_requests_created_total{action="we\"ird\\act\nion"} 3`,
 		`signoff_requests_pending 3`,
 		`signoff_outbox_due{kind="notify.slack"} 6`,
@@ -273,7 +271,7 @@ func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
 	// Every state change queued a card update for each of the two Slack
 	// conversations: 3 created, 3 decided (a, b, c), 1 executed (a).
 	const notifies = 2 * (3 + 3 + 1)
-	wantLines(t, scrape(),
+	wantLines(t, scrapeMetrics(t, front),
 		`signoff_votes_counted_total{decision="approve"} 1`,
 		`signoff_votes_counted_total{decision="deny"} 0`,
 		`signoff_votes_refused_total{reason="invalid_request"} 1`,
@@ -295,7 +293,7 @@ func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
 	if _, err := svc.Claim(ctx, "notify.slack", 3, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, scrape(), fmt.Sprintf(`signoff_outbox_due{kind="notify.slack"} %d`, notifies-3))
+	wantLines(t, scrapeMetrics(t, front), fmt.Sprintf(`signoff_outbox_due{kind="notify.slack"} %d`, notifies-3))
 
 	// A gauge stops counting at the cap.
 	err = st.Update(ctx, func(tx storage.Tx) error {
@@ -309,7 +307,7 @@ func TestMetricsStoreGaugesAndLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantLines(t, scrape(), fmt.Sprintf(`signoff_outbox_due{kind="notify.teams"} %d`, approvals.MaxBacklogCount))
+	wantLines(t, scrapeMetrics(t, front), fmt.Sprintf(`signoff_outbox_due{kind="notify.teams"} %d`, approvals.MaxBacklogCount))
 }
 
 // TestMetricsConcurrentScrapes exercises the counters and the scrape under

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,19 +11,15 @@ import (
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
-	"github.com/signoff-dev/signoff/storage/boltstore"
 )
 
 // TestMetricsUnpublishedCheckpoints: the witness gauges count the signed
 // checkpoints a witness has not received yet, and how long the oldest has
 // waited, so an alert can fire when a witness falls behind.
 func TestMetricsUnpublishedCheckpoints(t *testing.T) {
-	st, err := boltstore.Open(filepath.Join(t.TempDir(), "signoff.db"), boltstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st := testenv.OpenStore(t)
 	clk := clock.NewFake(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC))
 	logger := slog.New(slog.DiscardHandler)
 	svc := approvals.New(st, &policy.Policy{}, approvals.Options{
@@ -35,17 +27,7 @@ func TestMetricsUnpublishedCheckpoints(t *testing.T) {
 		Witnesses: approvals.Witnesses{Chat: policy.Notify{Slack: []string{"C0AUDIT"}}, Webhook: true},
 	})
 	front := bot.New(bot.Options{Service: svc, Store: st, Logger: logger})
-	scrape := func() []string {
-		t.Helper()
-		rec := httptest.NewRecorder()
-		front.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		if rec.Code != http.StatusOK {
-			t.Fatalf("GET /metrics: %d %s", rec.Code, rec.Body)
-		}
-		checkExposition(t, rec.Body.String())
-		return strings.Split(strings.TrimSuffix(rec.Body.String(), "\n"), "\n")
-	}
-	wantLines(t, scrape(),
+	wantLines(t, scrapeMetrics(t, front),
 		`# TYPE signoff_audit_unpublished_checkpoints gauge`,
 		`signoff_audit_unpublished_checkpoints{witness="slack"} 0`,
 		`signoff_audit_unpublished_checkpoints{witness="teams"} 0`,
@@ -58,7 +40,7 @@ func TestMetricsUnpublishedCheckpoints(t *testing.T) {
 		}
 	}
 	clk.Advance(90 * time.Second)
-	wantLines(t, scrape(),
+	wantLines(t, scrapeMetrics(t, front),
 		`signoff_audit_unpublished_checkpoints{witness="slack"} 2`,
 		`signoff_audit_unpublished_checkpoints{witness="teams"} 0`,
 		`signoff_audit_unpublished_checkpoints{witness="webhook"} 2`,

@@ -55,9 +55,9 @@ func (c *Config) validateAttest(ps *problems) {
 	a := c.Attest
 	switch {
 	case a.TTL < minAttestTTL:
-		ps.add("attest.ttl", "must be at least %s, got %s (leave it out for the default, %s)", fmtDuration(minAttestTTL), fmtDuration(a.TTL), fmtDuration(DefaultAttestTTL))
+		ps.add("attest.ttl", "must be at least %s, got %s (leave it out for the default, %s)", FormatDuration(minAttestTTL), FormatDuration(a.TTL), FormatDuration(DefaultAttestTTL))
 	case a.TTL > attest.MaxTTL:
-		ps.add("attest.ttl", "%s is more than the maximum, %s: an attestation stands for a fresh approval", fmtDuration(a.TTL), fmtDuration(attest.MaxTTL))
+		ps.add("attest.ttl", "%s is more than the maximum, %s: an attestation stands for a fresh approval", FormatDuration(a.TTL), FormatDuration(attest.MaxTTL))
 	}
 	checkNonEmpty(ps, "attest.previous_key_files", a.PreviousKeyFiles)
 	if !a.SigningKey.IsSet() {
@@ -101,5 +101,5 @@ func (w *summaryWriter) attestSummary(c *Config) {
 		alg, _ = attest.Algorithm(k.Public())
 	}
 	w.line("attest", "%s, key %s, valid %s, issuer %s, %d previous key(s) published", alg, secretSource(a.SigningKey, a.SigningKeyFile),
-		fmtDuration(a.TTL), orNotSet(strings.TrimSuffix(c.PublicURL, "/")), len(a.PreviousKeyFiles))
+		FormatDuration(a.TTL), orNotSet(strings.TrimSuffix(c.PublicURL, "/")), len(a.PreviousKeyFiles))
 }

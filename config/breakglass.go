@@ -82,7 +82,7 @@ func validateBreakGlass(ps *problems, key string, a *ActionConfig) {
 		ps.add(key+".groups", "required: the requester groups (from the requesters entry's groups_claim) whose members may break glass")
 	}
 	if bg.Within <= 0 {
-		ps.add(key+".within", "must be > 0 (how long the review may wait before it is flagged unreviewed, e.g. 24h), got %s", fmtDuration(bg.Within))
+		ps.add(key+".within", "must be > 0 (how long the review may wait before it is flagged unreviewed, e.g. 24h), got %s", FormatDuration(bg.Within))
 	}
 	rv := bg.Review
 	if rv == nil {
@@ -118,9 +118,9 @@ func (c *Config) breakGlassWarnings(key string, a ActionConfig) []Problem {
 	key += ".break_glass"
 	switch {
 	case bg.Within > 0 && bg.Within < breakGlassWithinShort:
-		ws.add(key+".within", "is %s: reviews will almost always be flagged unreviewed before anyone can look; use hours, e.g. 24h", fmtDuration(bg.Within))
+		ws.add(key+".within", "is %s: reviews will almost always be flagged unreviewed before anyone can look; use hours, e.g. 24h", FormatDuration(bg.Within))
 	case bg.Within > breakGlassWithinLong:
-		ws.add(key+".within", "is %s: an unreviewed break-glass goes unnoticed for that long; the same person cannot break glass again meanwhile", fmtDuration(bg.Within))
+		ws.add(key+".within", "is %s: an unreviewed break-glass goes unnoticed for that long; the same person cannot break glass again meanwhile", FormatDuration(bg.Within))
 	}
 	for _, g := range bg.Groups {
 		if slices.Contains(bg.Review.Groups, g) {

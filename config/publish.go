@@ -141,7 +141,7 @@ func (w *summaryWriter) publishSummary(c *Config) {
 		where = append(where, "Teams "+strings.Join(p.Teams, ", "))
 	}
 	if wh := p.Webhook; wh.Configured() {
-		where = append(where, fmt.Sprintf("webhook %s (timeout %s, secret %s)", redactURL(wh.URL), fmtDuration(wh.Timeout), secretSource(wh.Secret, wh.SecretFile)))
+		where = append(where, fmt.Sprintf("webhook %s (timeout %s, secret %s)", RedactURL(wh.URL), FormatDuration(wh.Timeout), secretSource(wh.Secret, wh.SecretFile)))
 	}
 	w.more("witnesses: %s", strings.Join(where, "; "))
 }

@@ -45,7 +45,7 @@ type EscalateNotifyConfig struct {
 func validateRemind(ps *problems, key string, a *ActionConfig) {
 	if r := a.Remind; r != nil {
 		if r.Every < MinTimerInterval {
-			ps.add(key+".remind.every", "must be at least %s (how often to remind, e.g. 1h), got %s", fmtDuration(MinTimerInterval), fmtDuration(r.Every))
+			ps.add(key+".remind.every", "must be at least %s (how often to remind, e.g. 1h), got %s", FormatDuration(MinTimerInterval), FormatDuration(r.Every))
 		}
 		if r.Max < 1 {
 			ps.add(key+".remind.max", "must be >= 1 (how many reminders at most), got %d", r.Max)
@@ -53,7 +53,7 @@ func validateRemind(ps *problems, key string, a *ActionConfig) {
 	}
 	if e := a.Escalate; e != nil {
 		if e.After < MinTimerInterval {
-			ps.add(key+".escalate.after", "must be at least %s (how long a request waits before it is escalated, e.g. 2h), got %s", fmtDuration(MinTimerInterval), fmtDuration(e.After))
+			ps.add(key+".escalate.after", "must be at least %s (how long a request waits before it is escalated, e.g. 2h), got %s", FormatDuration(MinTimerInterval), FormatDuration(e.After))
 		}
 		checkNonEmpty(ps, key+".escalate.notify.slack", e.Notify.Slack)
 		checkNonEmpty(ps, key+".escalate.notify.teams", e.Notify.Teams)
@@ -71,7 +71,7 @@ func (c *Config) remindWarnings(key string, a ActionConfig) []Problem {
 		if len(a.Notify.Slack) == 0 && len(a.Notify.Teams) == 0 {
 			ws.add(key+".remind", "no channel is notified, so no card has a thread to remind in")
 		} else if a.TTL > 0 && r.Every >= a.TTL {
-			ws.add(key+".remind.every", "%s is not shorter than the ttl (%s): a request expires before its first reminder", fmtDuration(r.Every), fmtDuration(a.TTL))
+			ws.add(key+".remind.every", "%s is not shorter than the ttl (%s): a request expires before its first reminder", FormatDuration(r.Every), FormatDuration(a.TTL))
 		}
 	}
 	if e := a.Escalate; e != nil {
@@ -82,7 +82,7 @@ func (c *Config) remindWarnings(key string, a ActionConfig) []Problem {
 			ws.add(key+".escalate.notify.teams", "teams is not configured; these conversations will not be escalated to")
 		}
 		if a.TTL > 0 && e.After >= a.TTL {
-			ws.add(key+".escalate.after", "%s is not shorter than the ttl (%s): a request expires before it is escalated", fmtDuration(e.After), fmtDuration(a.TTL))
+			ws.add(key+".escalate.after", "%s is not shorter than the ttl (%s): a request expires before it is escalated", FormatDuration(e.After), FormatDuration(a.TTL))
 		}
 	}
 	return ws

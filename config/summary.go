@@ -110,7 +110,7 @@ func (w *summaryWriter) integrations(c *Config) {
 	if c.IdP.Configured() {
 		w.line("idp", "configured: %s, client %s, client secret %s", c.IdP.Issuer, c.IdP.ClientID, secretSource(c.IdP.ClientSecret, c.IdP.ClientSecretFile))
 		w.more("scopes %s; groups from claim %q, re-verified every %s; links last %s",
-			strings.Join(c.IdP.Scopes, " "), c.IdP.GroupsClaim, fmtDuration(c.IdP.GroupsMaxAge), fmtDuration(c.IdP.LinkMaxAge))
+			strings.Join(c.IdP.Scopes, " "), c.IdP.GroupsClaim, FormatDuration(c.IdP.GroupsMaxAge), FormatDuration(c.IdP.LinkMaxAge))
 		if c.IdP.CLIClientID != "" {
 			w.more("signoff login: public client %s; its ID tokens are accepted on admin and auditor endpoints", c.IdP.CLIClientID)
 		} else {
@@ -167,7 +167,7 @@ func (w *summaryWriter) action(name string, a ActionConfig) {
 	w.actionParams(a.Params)
 	w.actionApprovers(a.Approvers)
 	w.actionRequire(a.Approvers.Require)
-	w.line("expires", "after %s", fmtDuration(a.TTL))
+	w.line("expires", "after %s", FormatDuration(a.TTL))
 	w.actionWindows(a)
 	w.actionNotify(a.Notify)
 	w.actionRemind(a)
@@ -224,25 +224,11 @@ func (w *summaryWriter) actionParams(params map[string]ParamConfig) {
 // actionApprovers says who approves an action, how many, and whether the
 // requester may.
 func (w *summaryWriter) actionApprovers(ap ApproversConfig) {
-	var who []string
-	if len(ap.Groups) > 0 {
-		who = append(who, "groups "+strings.Join(ap.Groups, ", "))
-	}
-	if len(ap.Users) > 0 {
-		who = append(who, "users "+strings.Join(ap.Users, ", "))
-	}
-	if len(who) == 0 {
-		who = []string{"nobody"}
-	}
 	self := "self-approval not allowed"
 	if ap.AllowSelfApproval {
 		self = "self-approval ALLOWED"
 	}
-	plural := "s"
-	if ap.MinApprovals == 1 {
-		plural = ""
-	}
-	w.line("approved by", "%d approval%s from %s; %s", ap.MinApprovals, plural, strings.Join(who, " or "), self)
+	w.line("approved by", "%s; %s", approvalsFrom(ap.MinApprovals, ap.Groups, ap.Users), self)
 }
 
 // actionNotify says where an action's requests are announced.
@@ -268,12 +254,12 @@ func (w *summaryWriter) actionOnApprove(a ActionConfig) {
 		if wh.Secret != "" {
 			signed = "signed, secret " + secretSource(wh.Secret, wh.SecretFile)
 		}
-		w.line("on approve", "webhook %s (timeout %s, %s)", redactURL(wh.URL), fmtDuration(wh.Timeout), signed)
+		w.line("on approve", "webhook %s (timeout %s, %s)", RedactURL(wh.URL), FormatDuration(wh.Timeout), signed)
 	} else {
 		w.line("on approve", "nothing runs (the CI job proceeds on its own)")
 	}
 	if s := a.StepUp; s != nil {
-		desc := fmt.Sprintf("approvers must have signed in within %s", fmtDuration(s.MaxAge))
+		desc := fmt.Sprintf("approvers must have signed in within %s", FormatDuration(s.MaxAge))
 		if s.RequireMFA {
 			desc += ", with MFA"
 		}
@@ -325,6 +311,26 @@ func orNotSet(s string) string {
 	return s
 }
 
+// approvalsFrom says how many approvals from whom: "2 approvals from
+// groups sre, ops or users alice", "1 approval from nobody".
+func approvalsFrom(n int, groups, users []string) string {
+	var who []string
+	if len(groups) > 0 {
+		who = append(who, "groups "+strings.Join(groups, ", "))
+	}
+	if len(users) > 0 {
+		who = append(who, "users "+strings.Join(users, ", "))
+	}
+	if len(who) == 0 {
+		who = []string{"nobody"}
+	}
+	plural := "s"
+	if n == 1 {
+		plural = ""
+	}
+	return fmt.Sprintf("%d approval%s from %s", n, plural, strings.Join(who, " or "))
+}
+
 func groupsOrNone(gs []string) string {
 	if len(gs) == 0 {
 		return "no groups"
@@ -332,9 +338,10 @@ func groupsOrNone(gs []string) string {
 	return "groups " + strings.Join(gs, ", ")
 }
 
-// redactURL keeps a URL's scheme and host; its user, path and query may
-// carry tokens (Slack incoming webhooks put theirs in the path).
-func redactURL(raw string) string {
+// RedactURL keeps a URL's scheme and host; its user, path and query may
+// carry tokens (Slack incoming webhooks put theirs in the path). Every
+// summary of the configuration shows webhook URLs this way.
+func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" {
 		return "(invalid URL)"
@@ -388,7 +395,7 @@ func (w *summaryWriter) actionRemind(a ActionConfig) {
 		if r.Max == 1 {
 			plural = ""
 		}
-		w.line("reminds", "every %s, at most %d time%s, in the card's thread", fmtDuration(r.Every), r.Max, plural)
+		w.line("reminds", "every %s, at most %d time%s, in the card's thread", FormatDuration(r.Every), r.Max, plural)
 	}
 	if e := a.Escalate; e != nil {
 		var where []string
@@ -398,7 +405,7 @@ func (w *summaryWriter) actionRemind(a ActionConfig) {
 		if len(e.Notify.Teams) > 0 {
 			where = append(where, "teams "+strings.Join(e.Notify.Teams, ", "))
 		}
-		w.line("escalates", "after %s to %s", fmtDuration(e.After), strings.Join(where, "; "))
+		w.line("escalates", "after %s to %s", FormatDuration(e.After), strings.Join(where, "; "))
 	}
 	if a.Notify.Requester == nil || *a.Notify.Requester {
 		w.line("requester", "told the decision in a message to their linked chat accounts")
@@ -415,20 +422,6 @@ func (w *summaryWriter) actionBreakGlass(bg *BreakGlassConfig) {
 	}
 	w.line("break-glass", "requesters with token groups %s: approved at once, reviewed afterwards", strings.Join(bg.Groups, ", "))
 	if rv := bg.Review; rv != nil {
-		var who []string
-		if len(rv.Groups) > 0 {
-			who = append(who, "groups "+strings.Join(rv.Groups, ", "))
-		}
-		if len(rv.Users) > 0 {
-			who = append(who, "users "+strings.Join(rv.Users, ", "))
-		}
-		if len(who) == 0 {
-			who = []string{"nobody"}
-		}
-		plural := "s"
-		if rv.MinApprovals == 1 {
-			plural = ""
-		}
-		w.more("review: %d approval%s from %s, within %s", rv.MinApprovals, plural, strings.Join(who, " or "), fmtDuration(bg.Within))
+		w.more("review: %s, within %s", approvalsFrom(rv.MinApprovals, rv.Groups, rv.Users), FormatDuration(bg.Within))
 	}
 }

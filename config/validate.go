@@ -185,10 +185,10 @@ func (c *Config) validateIdP(ps *problems) {
 		ps.add("idp.groups_claim", "required: the ID token claim that lists the approver's groups")
 	}
 	if idp.LinkMaxAge <= 0 {
-		ps.add("idp.link_max_age", "must be > 0, got %s", fmtDuration(idp.LinkMaxAge))
+		ps.add("idp.link_max_age", "must be > 0, got %s", FormatDuration(idp.LinkMaxAge))
 	}
 	if idp.GroupsMaxAge <= 0 {
-		ps.add("idp.groups_max_age", "must be > 0, got %s", fmtDuration(idp.GroupsMaxAge))
+		ps.add("idp.groups_max_age", "must be > 0, got %s", FormatDuration(idp.GroupsMaxAge))
 	}
 	if idp.TokenEncryptionKey == "" && slices.Contains(idp.Scopes, "offline_access") {
 		ps.add("idp.token_encryption_key", "required when idp.scopes includes offline_access: refresh tokens are stored encrypted; set idp.token_encryption_key_file")
@@ -422,9 +422,9 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 
 	switch {
 	case a.TTL <= 0:
-		ps.add(key+".ttl", "must be > 0, got %s", fmtDuration(a.TTL))
+		ps.add(key+".ttl", "must be > 0, got %s", FormatDuration(a.TTL))
 	case a.TTL > MaxActionTTL:
-		ps.add(key+".ttl", "%s is more than the maximum, %s (30 days)", fmtDuration(a.TTL), fmtDuration(MaxActionTTL))
+		ps.add(key+".ttl", "%s is more than the maximum, %s (30 days)", FormatDuration(a.TTL), FormatDuration(MaxActionTTL))
 	}
 
 	checkNonEmpty(ps, key+".notify.slack", a.Notify.Slack)
@@ -442,7 +442,7 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 			ps.add(sk+".mfa_methods", "has no effect without require_mfa: true")
 		}
 		if s.MaxAge <= 0 {
-			ps.add(sk+".max_age", "must be > 0 (how recent the sign-in must be, e.g. 5m), got %s", fmtDuration(s.MaxAge))
+			ps.add(sk+".max_age", "must be > 0 (how recent the sign-in must be, e.g. 5m), got %s", FormatDuration(s.MaxAge))
 		}
 		checkNonEmpty(ps, sk+".acr_values", s.ACRValues)
 	}
@@ -461,7 +461,7 @@ func validateWebhook(ps *problems, key string, w WebhookConfig, what string) {
 		checkURL(ps, key+".url", w.URL, urlRule{})
 	}
 	if w.Timeout <= 0 {
-		ps.add(key+".timeout", "must be > 0, got %s", fmtDuration(w.Timeout))
+		ps.add(key+".timeout", "must be > 0, got %s", FormatDuration(w.Timeout))
 	}
 }
 
@@ -580,8 +580,9 @@ func firstOr(names []string, def string) string {
 	return def
 }
 
-// fmtDuration prints d without trailing zero units: 1h, 1m30s, 720h.
-func fmtDuration(d time.Duration) string {
+// FormatDuration prints d without trailing zero units: 1h, 1m30s, 720h,
+// as the configuration's summaries show durations.
+func FormatDuration(d time.Duration) string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = s[:len(s)-2]

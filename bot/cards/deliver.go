@@ -282,19 +282,29 @@ func (d *Deliverer) deliverCards(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var pauseUntil time.Time // set by a rate limit: the rest of the batch waits too
+	return d.inOrder(ctx, entries, entryKey, func(e storage.OutboxEntry, pauseUntil *time.Time) {
+		if err := d.deliver(ctx, e, pauseUntil); err != nil {
+			d.log.Error(d.cfg.Platform+" outbox entry failed", "entry", e.ID, "request", e.RequestID, "err", err)
+		}
+	})
+}
+
+// inOrder hands the claimed entries, in order, to deliver, which sets
+// *pauseUntil when the platform rate-limits it: the rest of the batch is
+// then rescheduled to that time rather than tried, each holding back the
+// entries behind it under key(e) ("" holds back none). When ctx ends, the remaining entries stay claimed until
+// their lease ends. It returns how many entries were claimed.
+func (d *Deliverer) inOrder(ctx context.Context, entries []storage.OutboxEntry, key func(storage.OutboxEntry) string, deliver func(e storage.OutboxEntry, pauseUntil *time.Time)) (int, error) {
+	var pauseUntil time.Time
 	for _, e := range entries {
 		if ctx.Err() != nil {
-			// The remaining entries stay claimed until their lease ends.
 			return len(entries), ctx.Err()
 		}
 		if d.clock.Now().Before(pauseUntil) {
-			d.reschedule(ctx, e, entryKey(e), pauseUntil, fmt.Errorf("waiting out %s's rate limit", d.cfg.API))
+			d.reschedule(ctx, e, key(e), pauseUntil, fmt.Errorf("waiting out %s's rate limit", d.cfg.API))
 			continue
 		}
-		if err := d.deliver(ctx, e, &pauseUntil); err != nil {
-			d.log.Error(d.cfg.Platform+" outbox entry failed", "entry", e.ID, "request", e.RequestID, "err", err)
-		}
+		deliver(e, &pauseUntil)
 	}
 	return len(entries), nil
 }

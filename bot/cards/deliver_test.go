@@ -153,8 +153,17 @@ func newEnv(t *testing.T) *env {
 			Notify:    policy.Notify{Slack: []string{"C1"}},
 		},
 	}}
+	return newEnvWith(t, st, pol, approvals.Options{})
+}
+
+// newEnvWith is a Slack Deliverer over st and a service with policy pol
+// and opts, to which it adds the fake clock, a logger that drops
+// everything and the platform slack. The Deliverer logs to e.logs.
+func newEnvWith(t *testing.T, st storage.Store, pol *policy.Policy, opts approvals.Options) *env {
+	t.Helper()
 	e := &env{t: t, clock: clock.NewFake(t0), chat: &fakeChat{fails: map[string][]error{}}, logs: &bytes.Buffer{}, store: st}
-	e.svc = approvals.New(st, pol, approvals.Options{Clock: e.clock, Logger: slog.New(slog.DiscardHandler), Platforms: []string{"slack"}})
+	opts.Clock, opts.Logger, opts.Platforms = e.clock, slog.New(slog.DiscardHandler), []string{"slack"}
+	e.svc = approvals.New(st, pol, opts)
 	e.d = NewDeliverer(e.chat, Config{
 		Service: e.svc, Platform: "slack", CallTimeout: time.Second, Clock: e.clock,
 		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),

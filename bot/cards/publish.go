@@ -20,18 +20,10 @@ func (d *Deliverer) deliverPublications(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var pauseUntil time.Time // set by a rate limit: the rest of the batch waits too
-	for _, e := range entries {
-		if ctx.Err() != nil {
-			return len(entries), ctx.Err()
-		}
-		if d.clock.Now().Before(pauseUntil) {
-			d.reschedule(ctx, e, "", pauseUntil, fmt.Errorf("waiting out %s's rate limit", d.cfg.API))
-			continue
-		}
-		d.publish(ctx, e, &pauseUntil)
-	}
-	return len(entries), nil
+	noKey := func(storage.OutboxEntry) string { return "" }
+	return d.inOrder(ctx, entries, noKey, func(e storage.OutboxEntry, pauseUntil *time.Time) {
+		d.publish(ctx, e, pauseUntil)
+	})
 }
 
 // publish posts one claimed checkpoint to its witness, then completes the

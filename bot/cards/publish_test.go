@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -34,17 +32,10 @@ func newPublishEnv(t *testing.T, st storage.Store, targets ...string) *env {
 			TTL:       time.Hour,
 		},
 	}}
-	e := &env{t: t, clock: clock.NewFake(t0), chat: &fakeChat{fails: map[string][]error{}}, logs: &bytes.Buffer{}, store: st}
-	e.svc = approvals.New(st, pol, approvals.Options{
-		Clock: e.clock, Logger: slog.New(slog.DiscardHandler), Platforms: []string{"slack"},
+	return newEnvWith(t, st, pol, approvals.Options{
 		SigningKey: checkpointKey, CheckpointEvery: 2,
 		Witnesses: approvals.Witnesses{Chat: policy.Notify{Slack: targets}},
 	})
-	e.d = NewDeliverer(e.chat, Config{
-		Service: e.svc, Platform: "slack", CallTimeout: time.Second, Clock: e.clock,
-		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
-	})
-	return e
 }
 
 // drain runs passes until one claims nothing.

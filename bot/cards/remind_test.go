@@ -1,16 +1,13 @@
 package cards
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -32,13 +29,7 @@ func newRemindEnv(t *testing.T) *env {
 			Escalate:  &policy.Escalate{After: 15 * time.Minute, Notify: policy.Notify{Slack: []string{"C9"}}},
 		},
 	}}
-	e := &env{t: t, clock: clock.NewFake(t0), chat: &fakeChat{fails: map[string][]error{}}, logs: &bytes.Buffer{}, store: st}
-	e.svc = approvals.New(st, pol, approvals.Options{Clock: e.clock, Logger: slog.New(slog.DiscardHandler), Platforms: []string{"slack"}})
-	e.d = NewDeliverer(e.chat, Config{
-		Service: e.svc, Platform: "slack", CallTimeout: time.Second, Clock: e.clock,
-		Logger: slog.New(slog.NewTextHandler(e.logs, nil)),
-	})
-	return e
+	return newEnvWith(t, st, pol, approvals.Options{})
 }
 
 func (e *env) opsString() string { return strings.Join(e.chat.ops(), ", ") }

@@ -2,7 +2,6 @@ package slackbot
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"net/http"
 	"regexp"
@@ -10,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/chattest"
@@ -40,16 +38,6 @@ func newWitnessEnv(t *testing.T, channels ...string) *env {
 	return e
 }
 
-// audited writes n audit records that post no card (admin backups).
-func (e *env) audited(n int) {
-	e.t.Helper()
-	for range n {
-		if err := e.svc.RecordBackup(context.Background(), audit.Actor{Issuer: idpIssuer, Subject: "sub-admin"}, nil); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-}
-
 // codeBlock is the code block of a checkpoint message.
 var codeBlock = regexp.MustCompile("(?s)```(.*)```")
 
@@ -62,14 +50,14 @@ var unescapeMrkdwn = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 // holds anchor the log.
 func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 	e := newWitnessEnv(t, "C0AUDIT")
-	e.audited(3) // checkpoint at seq 4
+	e.RecordBackups(3) // checkpoint at seq 4
 	e.slack.fail("chat.postMessage", slackError("not_in_channel"))
 	e.Deliver()
 	entries := testenv.DueOutbox(t, e.store, approvals.PublishKindPrefix("slack"))
 	if len(entries) != 1 || !strings.Contains(entries[0].LastError, "invite the signoff app to the channel listed in audit.publish.slack") {
 		t.Fatalf("after a failed post: %+v", entries)
 	}
-	e.audited(2) // checkpoint at seq 7, behind the one that failed
+	e.RecordBackups(2) // checkpoint at seq 7, behind the one that failed
 	e.Deliver()
 	if n := len(e.slack.all("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts while the first checkpoint backs off, want the 1 that failed", n)
@@ -78,43 +66,18 @@ func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 	e.Deliver()
 
 	posts := e.slack.ok("chat.postMessage")
-	lines := testenv.AuditLines(t, e.store)
-	var anchors bytes.Buffer
-	for i, seq := range []int{4, 7} {
-		if i >= len(posts) {
-			t.Fatalf("%d checkpoints posted, want 2", len(posts))
-		}
-		f := posts[i].Form
-		if f.Get("channel") != "C0AUDIT" || f.Get("unfurl_links") != "false" || f.Get("unfurl_media") != "false" {
-			t.Errorf("post %d: %v", i, f)
-		}
-		m := codeBlock.FindStringSubmatch(f.Get("text"))
-		if m == nil {
-			t.Fatalf("post %d has no code block: %q", i, f.Get("text"))
-		}
-		if got := unescapeMrkdwn.Replace(m[1]); got != string(lines[seq-1]) {
-			t.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
-		}
-		anchors.WriteString(m[1] + "\n")
-	}
 	if len(posts) != 2 {
 		t.Fatalf("%d checkpoints posted, want 2", len(posts))
 	}
-
-	pub := checkpointKey.Public().(ed25519.PublicKey)
-	read, err := audit.ReadAnchors(&anchors, pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: read})
-	for _, l := range lines {
-		if err := v.Add(l); err != nil {
-			t.Fatal(err)
+	var texts []string
+	for i, p := range posts {
+		f := p.Form
+		if f.Get("channel") != "C0AUDIT" || f.Get("unfurl_links") != "false" || f.Get("unfurl_media") != "false" {
+			t.Errorf("post %d: %v", i, f)
 		}
+		texts = append(texts, f.Get("text"))
 	}
-	if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
-		t.Fatalf("the channel's lines do not anchor the log: %+v %v", sum, err)
-	}
+	e.CheckWitnessed(checkpointKey, codeBlock, unescapeMrkdwn, texts, 4, 7)
 }
 
 // Whatever a record line holds, the message cannot mention anyone, link

@@ -1,7 +1,6 @@
 package slackbot
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -50,9 +49,7 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 		t.Fatalf("cards: %+v", cards)
 	}
 	e.clock.Advance(time.Hour) // max 1: no more reminders; the request expires
-	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.ExpireDue()
 	e.Deliver()
 	var updated []string
 	for _, u := range e.slack.ok("chat.update") {
@@ -70,27 +67,20 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 // once, in the thread of the review's card (thread_ts = its ts).
 func TestOverdueBreakGlassReviewInThread(t *testing.T) {
 	e := newEnv(t)
-	e.svc.Policy().Actions["deploy-prod"].BreakGlass = &policy.BreakGlass{
-		Groups: []string{"oncall"}, Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1}, Within: 24 * time.Hour,
-	}
 	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
 	e.Deliver()
 	card := e.Get(bg.BreakGlass.Review).Cards[0]
 	posts := len(e.slack.ok("chat.postMessage"))
 
 	e.clock.Set(bg.BreakGlass.Due.Add(-time.Second))
-	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.ExpireDue()
 	e.Deliver()
 	if n := len(e.slack.ok("chat.postMessage")); n != posts {
 		t.Fatalf("%d posts before the review was due, want %d", n, posts)
 	}
 	for range 2 {
 		e.clock.Set(bg.BreakGlass.Due.Add(time.Hour))
-		if _, err := e.svc.ExpireDue(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.ExpireDue()
 		e.Deliver()
 	}
 	all := e.slack.ok("chat.postMessage")

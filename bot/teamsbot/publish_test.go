@@ -2,7 +2,6 @@ package teamsbot
 
 import (
 	"bytes"
-	"context"
 	"crypto/ed25519"
 	"log/slog"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"testing"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
@@ -48,16 +46,6 @@ func newWitnessEnv(t *testing.T, conversations ...string) *env {
 	return e
 }
 
-// audited writes n audit records that post no card (admin backups).
-func (e *env) audited(n int) {
-	e.t.Helper()
-	for range n {
-		if err := e.svc.RecordBackup(context.Background(), audit.Actor{Issuer: idpIssuer, Subject: "sub-admin"}, nil); err != nil {
-			e.t.Fatal(err)
-		}
-	}
-}
-
 var preBlock = regexp.MustCompile("(?s)<pre>(.*)</pre>")
 
 var unescapeHTML = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
@@ -69,7 +57,7 @@ var unescapeHTML = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 // a preformatted block, and the lines anchor the log.
 func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 	e := newWitnessEnv(t, chanNowhere)
-	e.audited(3) // checkpoint at seq 4
+	e.RecordBackups(3) // checkpoint at seq 4
 	e.Deliver()
 	if n := len(e.bf.Calls()); n != 0 {
 		t.Fatalf("%d connector calls before the conversation is known", n)
@@ -83,7 +71,7 @@ func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusServiceUnavailable})
 	e.clock.Advance(cards.Backoff(1))
 	e.Deliver()
-	e.audited(2) // checkpoint at seq 7, behind the one that failed
+	e.RecordBackups(2) // checkpoint at seq 7, behind the one that failed
 	e.Deliver()
 	if n := len(e.bf.Calls()); n != 1 {
 		t.Fatalf("%d connector calls, want the 1 that failed", n)
@@ -95,38 +83,16 @@ func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 	if len(posts) != 2 {
 		t.Fatalf("%d checkpoints posted, want 2", len(posts))
 	}
-	lines := testenv.AuditLines(t, e.store)
-	var anchors bytes.Buffer
-	for i, seq := range []int{4, 7} {
-		b := posts[i].Body
-		if posts[i].Conversation != chanNowhere || b["type"] != "message" || b["textFormat"] != "xml" {
-			t.Errorf("post %d: %s %v", i, posts[i].Conversation, b)
+	var texts []string
+	for i, p := range posts {
+		b := p.Body
+		if p.Conversation != chanNowhere || b["type"] != "message" || b["textFormat"] != "xml" {
+			t.Errorf("post %d: %s %v", i, p.Conversation, b)
 		}
 		text, _ := b["text"].(string)
-		m := preBlock.FindStringSubmatch(text)
-		if m == nil {
-			t.Fatalf("post %d has no preformatted block: %q", i, text)
-		}
-		if got := unescapeHTML.Replace(m[1]); got != string(lines[seq-1]) {
-			t.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
-		}
-		anchors.WriteString(m[1] + "\n")
+		texts = append(texts, text)
 	}
-
-	pub := checkpointKey.Public().(ed25519.PublicKey)
-	read, err := audit.ReadAnchors(&anchors, pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: read})
-	for _, l := range lines {
-		if err := v.Add(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
-		t.Fatalf("the conversation's lines do not anchor the log: %+v %v", sum, err)
-	}
+	e.CheckWitnessed(checkpointKey, preBlock, unescapeHTML, texts, 4, 7)
 }
 
 // A conversation the app is not in is an error with a hint naming
@@ -134,7 +100,7 @@ func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 func TestCheckpointToForbiddenConversationKept(t *testing.T) {
 	e := newWitnessEnv(t, chanOps)
 	e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin")))
-	e.audited(3)
+	e.RecordBackups(3)
 	e.bf.Fail(http.MethodPost, teamstest.Answer{Status: http.StatusForbidden})
 	e.Deliver()
 	left := testenv.DueOutbox(t, e.store, approvals.PublishKindPrefix("teams"))

@@ -1,7 +1,6 @@
 package teamsbot
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -54,9 +53,7 @@ func TestReminderRepliesToCardAndEscalationChannel(t *testing.T) {
 		t.Fatalf("cards posted: %+v", posted)
 	}
 	e.clock.Advance(time.Hour)
-	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.ExpireDue()
 	e.Deliver()
 	var updated []string
 	for _, c := range e.bf.OK(http.MethodPut) {
@@ -71,9 +68,6 @@ func TestReminderRepliesToCardAndEscalationChannel(t *testing.T) {
 // once, as a reply to the review card's activity.
 func TestOverdueBreakGlassReviewReply(t *testing.T) {
 	e := newEnv(t)
-	e.svc.Policy().Actions["deploy-prod"].BreakGlass = &policy.BreakGlass{
-		Groups: []string{"oncall"}, Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1}, Within: 24 * time.Hour,
-	}
 	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
 	e.Deliver()
 	card := e.Get(bg.BreakGlass.Review).Cards[0]
@@ -88,9 +82,7 @@ func TestOverdueBreakGlassReviewReply(t *testing.T) {
 	}
 	for range 2 {
 		e.clock.Set(bg.BreakGlass.Due.Add(time.Hour))
-		if _, err := e.svc.ExpireDue(context.Background()); err != nil {
-			t.Fatal(err)
-		}
+		e.ExpireDue()
 		e.Deliver()
 	}
 	got := replies()

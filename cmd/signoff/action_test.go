@@ -118,10 +118,9 @@ type githubJob struct {
 	repoRoot  string
 }
 
-// newGitHubJob sets up a job on a runner: GITHUB_* variables, the OIDC
-// token endpoint (when w is not nil: the job has id-token: write), and
-// path as PATH.
-func newGitHubJob(t *testing.T, w *ciWorld, path string) *githubJob {
+// readActionFile reads action.yml and parses it, failing the test on
+// error; it returns the file's bytes too.
+func readActionFile(t testing.TB) (*compositeAction, []byte) {
 	t.Helper()
 	data, err := os.ReadFile(actionFile)
 	if err != nil {
@@ -131,6 +130,15 @@ func newGitHubJob(t *testing.T, w *ciWorld, path string) *githubJob {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return a, data
+}
+
+// newGitHubJob sets up a job on a runner: GITHUB_* variables, the OIDC
+// token endpoint (when w is not nil: the job has id-token: write), and
+// path as PATH.
+func newGitHubJob(t *testing.T, w *ciWorld, path string) *githubJob {
+	t.Helper()
+	a, _ := readActionFile(t)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -538,14 +546,7 @@ func TestGitHubAction(t *testing.T) {
 // the runner stand-in's own refusals: an expression outside env:, or one
 // it does not evaluate, fails.
 func TestActionFile(t *testing.T) {
-	data, err := os.ReadFile(actionFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := parseCompositeAction(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, data := readActionFile(t)
 	defaults := map[string]string{}
 	var required []string
 	for name, in := range a.Inputs {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"sort"
 	"strings"
 
@@ -348,7 +347,7 @@ func actionView(name string, a config.ActionConfig, pa *policy.Action) configAct
 		v.Params[pn] = configParamView{Required: p.Required, Pattern: p.Pattern, MaxLength: maxLen}
 	}
 	if wh := a.OnApprove.Webhook; wh.Configured() {
-		v.Webhook = &configWebhookView{URL: redactedURL(wh.URL), Signed: wh.Secret != "", TimeoutSeconds: int64(wh.Timeout.Seconds())}
+		v.Webhook = &configWebhookView{URL: config.RedactURL(wh.URL), Signed: wh.Secret != "", TimeoutSeconds: int64(wh.Timeout.Seconds())}
 	}
 	if s := a.StepUp; s != nil {
 		v.StepUp = &configStepUpView{
@@ -359,20 +358,6 @@ func actionView(name string, a config.ActionConfig, pa *policy.Action) configAct
 		}
 	}
 	return v
-}
-
-// redactedURL keeps a webhook URL's scheme and host: its user, path and
-// query may carry tokens, as in the text summary.
-func redactedURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" {
-		return "(invalid URL)"
-	}
-	s := u.Scheme + "://" + u.Host
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		s += "/…"
-	}
-	return s
 }
 
 func emptyIfNil(s []string) []string {

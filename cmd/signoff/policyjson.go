@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/policy"
 )
 
@@ -93,18 +94,6 @@ func breakGlassOf(a *policy.Action) *breakGlassJSON {
 
 func clockText(m int) string { return fmt.Sprintf("%02d:%02d", m/60, m%60) }
 
-// durationText prints d without trailing zero units: 24h, 1m30s.
-func durationText(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = s[:len(s)-2]
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = s[:len(s)-2]
-	}
-	return s
-}
-
 // reviewersText says who reviews a's break-glass requests and how soon,
 // e.g. "1 approval from groups sre-leads, within 24h".
 func reviewersText(bg *policy.BreakGlass) string {
@@ -120,7 +109,7 @@ func reviewersText(bg *policy.BreakGlass) string {
 	if n == 1 {
 		plural = ""
 	}
-	return termSafe(fmt.Sprintf("%d approval%s from %s, within %s", n, plural, strings.Join(who, " or "), durationText(bg.Within)))
+	return termSafe(fmt.Sprintf("%d approval%s from %s, within %s", n, plural, strings.Join(who, " or "), config.FormatDuration(bg.Within)))
 }
 
 // breakGlassVerdict says whether a requester token with groups (read from

@@ -1,8 +1,11 @@
 package chattest
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
+	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -39,11 +43,15 @@ func (e Env) Create(action string, params map[string]string, reason string, link
 	return Create(e.tb, e.svc, action, params, reason, links...)
 }
 
-// BreakGlass breaks glass on action (which must have a break_glass for
-// group oncall) as Requester, a member of oncall, and fails the test
-// unless the request was created approved.
+// BreakGlass gives action a break_glass for group oncall, reviewed within
+// a day by one member of sre-leads, then breaks glass on it as Requester,
+// a member of oncall, and fails the test unless the request was created
+// approved.
 func (e Env) BreakGlass(action string, params map[string]string, reason string) storage.Request {
 	e.tb.Helper()
+	e.svc.Policy().Actions[action].BreakGlass = &policy.BreakGlass{
+		Groups: []string{"oncall"}, Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1}, Within: 24 * time.Hour,
+	}
 	r, created, err := e.svc.Create(context.Background(), approvals.CreateInput{
 		Requester: Requester(), Action: action, Params: params, Reason: reason,
 		BreakGlass: true, Groups: []string{"oncall"}, GroupsClaim: "groups",
@@ -52,6 +60,25 @@ func (e Env) BreakGlass(action string, params map[string]string, reason string) 
 		e.tb.Fatalf("break glass on %s: %+v created=%v err=%v", action, r.State, created, err)
 	}
 	return r
+}
+
+// ExpireDue runs the service's expiry pass (expiries, reminders,
+// escalations, overdue reviews) once, failing the test on error.
+func (e Env) ExpireDue() {
+	e.tb.Helper()
+	if _, err := e.svc.ExpireDue(context.Background()); err != nil {
+		e.tb.Fatal(err)
+	}
+}
+
+// RecordBackups writes n audit records that post no card (admin backups).
+func (e Env) RecordBackups(n int) {
+	e.tb.Helper()
+	for range n {
+		if err := e.svc.RecordBackup(context.Background(), audit.Actor{Issuer: IdPIssuer, Subject: "sub-admin"}, nil); err != nil {
+			e.tb.Fatal(err)
+		}
+	}
 }
 
 // Deliver runs outbox passes until nothing due is left.
@@ -182,5 +209,43 @@ func CheckCancelNames(t testing.TB, status func(storage.Request) string, byReque
 	r.DecidedBy = "admin"
 	if got := status(r); !strings.Contains(got, byAdmin) || strings.Contains(got, "requester") {
 		t.Errorf("admin's cancel: %q", got)
+	}
+}
+
+// CheckWitnessed checks the checkpoints a witness received, texts in the
+// order posted: each holds, in the first group of block, the audit log's
+// line at the matching seq of seqs, escaped so that unescape reads it back;
+// and those lines, as the witness holds them, anchor the whole log signed
+// with key.
+func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, unescape *strings.Replacer, texts []string, seqs ...int) {
+	e.tb.Helper()
+	if len(texts) != len(seqs) {
+		e.tb.Fatalf("%d checkpoints posted, want %d", len(texts), len(seqs))
+	}
+	lines := testenv.AuditLines(e.tb, e.store)
+	var anchors bytes.Buffer
+	for i, seq := range seqs {
+		m := block.FindStringSubmatch(texts[i])
+		if m == nil {
+			e.tb.Fatalf("post %d has no block matching %s: %q", i, block, texts[i])
+		}
+		if got := unescape.Replace(m[1]); got != string(lines[seq-1]) {
+			e.tb.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
+		}
+		anchors.WriteString(m[1] + "\n")
+	}
+	pub := key.Public().(ed25519.PublicKey)
+	read, err := audit.ReadAnchors(&anchors, pub)
+	if err != nil {
+		e.tb.Fatal(err)
+	}
+	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: read})
+	for _, l := range lines {
+		if err := v.Add(l); err != nil {
+			e.tb.Fatal(err)
+		}
+	}
+	if sum, err := v.Finish(); err != nil || sum.Anchors != len(seqs) {
+		e.tb.Fatalf("the witness's lines do not anchor the log: %+v %v", sum, err)
 	}
 }
