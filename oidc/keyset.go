@@ -50,14 +50,15 @@ func (f nowClock) After(d time.Duration) <-chan time.Time { return time.After(d)
 
 // sigRecorderKey carries a *sigRecord through go-oidc's Verify into
 // keySet.VerifySignature, so the verifier learns the typed reason for a
-// signature failure (go-oidc flattens it into a string) and the verified
-// payload.
+// signature failure (go-oidc flattens it into a string), the verified
+// payload, and when the key that verified it was downloaded.
 type sigRecorderKey struct{}
 
 type sigRecord struct {
-	verified bool
-	payload  []byte
-	err      *TokenError
+	verified    bool
+	payload     []byte
+	keysFetched time.Time
+	err         *TokenError
 }
 
 var _ gooidc.KeySet = (*keySet)(nil)
@@ -68,9 +69,9 @@ var _ gooidc.KeySet = (*keySet)(nil)
 // checks nothing but the signature: go-oidc's verifier and
 // RequesterVerifier check the claims.
 func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	payload, terr := k.verify(ctx, jwt)
+	payload, fetched, terr := k.verify(ctx, jwt)
 	if rec, ok := ctx.Value(sigRecorderKey{}).(*sigRecord); ok {
-		rec.verified, rec.payload, rec.err = terr == nil, payload, terr
+		rec.verified, rec.payload, rec.keysFetched, rec.err = terr == nil, payload, fetched, terr
 	}
 	if terr != nil {
 		return nil, terr
@@ -78,38 +79,38 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 	return payload, nil
 }
 
-func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, *TokenError) {
+func (k *keySet) verify(ctx context.Context, jwt string) (payload []byte, keysFetched time.Time, _ *TokenError) {
 	jws, err := jose.ParseSignedCompact(jwt, idtoken.AllowedJOSEAlgs)
 	if err != nil {
 		var algErr *jose.ErrUnexpectedSignatureAlgorithm
 		if errors.As(err, &algErr) {
-			return nil, badAlgorithm(string(algErr.Got))
+			return nil, time.Time{}, badAlgorithm(string(algErr.Got))
 		}
-		return nil, tokenErrorf(ReasonMalformed, err, "the token is not a valid signed JWT: %s", idtoken.CauseText(err))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token is not a valid signed JWT: %s", idtoken.CauseText(err))
 	}
 	if len(jws.Signatures) != 1 {
-		return nil, tokenErrorf(ReasonMalformed, nil, "the token carries %d signatures; signoff accepts exactly one", len(jws.Signatures))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, nil, "the token carries %d signatures; signoff accepts exactly one", len(jws.Signatures))
 	}
 	hdr := jws.Signatures[0].Header
 	kid, alg := hdr.KeyID, hdr.Algorithm
 
-	payload, _, err := k.keys.Verify(ctx, jws)
+	payload, key, err := k.keys.Verify(ctx, jws)
 	if err == nil {
-		return payload, nil
+		return payload, key.FetchedAt, nil
 	}
 	var fetchErr *jwks.FetchError
 	fetchFailed := errors.As(err, &fetchErr)
 	switch {
 	case errors.Is(err, jwks.ErrUnavailable):
-		return nil, k.unavailable(err)
+		return nil, time.Time{}, k.unavailable(err)
 	case errors.Is(err, jwks.ErrAlgorithmMismatch):
-		return nil, tokenErrorf(ReasonBadAlgorithm, err, "the token is signed with %s but issuer %s publishes key %s for another algorithm; the token was not issued by %s", alg, k.issuer, idtoken.Quote(kid), k.issuer)
+		return nil, time.Time{}, tokenErrorf(ReasonBadAlgorithm, err, "the token is signed with %s but issuer %s publishes key %s for another algorithm; the token was not issued by %s", alg, k.issuer, idtoken.Quote(kid), k.issuer)
 	case errors.Is(err, jwks.ErrUnknownKey) && fetchFailed:
-		return nil, tokenErrorf(ReasonUnknownKey, fetchErr, "the token was signed with key id %s, which issuer %s did not publish when its keys were last fetched, and fetching them again failed: %s; retry in %s", idtoken.Quote(kid), k.issuer, idtoken.CauseText(fetchErr.Err), k.refreshInterval)
+		return nil, time.Time{}, tokenErrorf(ReasonUnknownKey, fetchErr, "the token was signed with key id %s, which issuer %s did not publish when its keys were last fetched, and fetching them again failed: %s; retry in %s", idtoken.Quote(kid), k.issuer, idtoken.CauseText(fetchErr.Err), k.refreshInterval)
 	case errors.Is(err, jwks.ErrUnknownKey):
-		return nil, tokenErrorf(ReasonUnknownKey, nil, "the token was signed with key id %s, which issuer %s does not publish: the token was not issued by %s, or %s has just rotated its keys (signoff refreshes them at most every %s; retry then)", idtoken.Quote(kid), k.issuer, k.issuer, k.issuer, k.refreshInterval)
+		return nil, time.Time{}, tokenErrorf(ReasonUnknownKey, nil, "the token was signed with key id %s, which issuer %s does not publish: the token was not issued by %s, or %s has just rotated its keys (signoff refreshes them at most every %s; retry then)", idtoken.Quote(kid), k.issuer, k.issuer, k.issuer, k.refreshInterval)
 	default:
-		return nil, tokenErrorf(ReasonBadSignature, err, "the token's signature does not verify with the keys issuer %s publishes: the token was altered or was not issued by %s; send the token exactly as the CI system issued it", k.issuer, k.issuer)
+		return nil, time.Time{}, tokenErrorf(ReasonBadSignature, err, "the token's signature does not verify with the keys issuer %s publishes: the token was altered or was not issued by %s; send the token exactly as the CI system issued it", k.issuer, k.issuer)
 	}
 }
 

@@ -2,6 +2,7 @@ package oidc
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -93,6 +94,12 @@ type VerifierOptions struct {
 	// KeyMaxAge is how long a downloaded key set is used before the next
 	// verification fetches it again. Zero means DefaultKeyMaxAge.
 	KeyMaxAge time.Duration
+	// TokenCacheSize is how many accepted tokens are remembered (by their
+	// SHA-256, never the token) so that presenting one again skips the
+	// signature check until its exp, or until the keys that verified it
+	// are due to be fetched again, whichever is first. Zero means
+	// DefaultTokenCacheSize; negative turns the cache off.
+	TokenCacheSize int
 	// Logger receives discovery and key set events (never tokens). Default:
 	// discard.
 	Logger *slog.Logger
@@ -145,12 +152,14 @@ type RequesterToken struct {
 //
 // Verify does NOT check which actions the token may request (that is
 // policy's job) nor replay: a token may be presented many times until it
-// expires.
+// expires. An accepted token is remembered (see TokenCacheSize), so
+// presenting it again repeats only the checks that depend on the time.
 type RequesterVerifier struct {
 	issuers  []TrustedIssuer
 	byIssuer map[string][]int // issuer URL → indexes into issuers
 	remotes  map[string]*remoteIssuer
 	opts     VerifierOptions
+	cache    *tokenCache // nil when turned off
 }
 
 // NewRequesterVerifier checks the issuer list and returns a verifier. It
@@ -185,6 +194,7 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 		byIssuer: map[string][]int{},
 		remotes:  map[string]*remoteIssuer{},
 		opts:     opts,
+		cache:    newTokenCache(orDefaultInt(opts.TokenCacheSize, DefaultTokenCacheSize)),
 	}
 	names := map[string]bool{}
 	for i, ti := range issuers {
@@ -225,11 +235,25 @@ func orDefault(d, def time.Duration) time.Duration {
 	return d
 }
 
+func orDefaultInt(n, def int) int {
+	if n == 0 {
+		return def
+	}
+	return n
+}
+
 // Verify verifies rawToken (the bearer value, without "Bearer ") and
 // returns what it says. Every refusal is a *TokenError, except when ctx
 // ends while discovery or a key download is under way (then ctx's error,
 // wrapped).
 func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*RequesterToken, error) {
+	var key [sha256.Size]byte
+	if v.cache != nil && len(rawToken) <= maxTokenBytes {
+		key = tokenKey(rawToken)
+		if tok, ok := v.cache.get(key, v.opts.Now()); ok {
+			return tok, nil
+		}
+	}
 	p, terr := peekToken(rawToken)
 	if terr != nil {
 		return nil, terr
@@ -273,12 +297,21 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 	case !rec.verified:
 		return nil, tokenErrorf(ReasonInvalidToken, nil, "the token's signature was not checked; refusing it")
 	}
-	tok, terr := v.checkClaims(entry, rec.payload, now)
+	tok, validFrom, terr := v.checkClaims(entry, rec.payload, now)
 	if terr != nil {
 		return nil, terr
 	}
 	if verr != nil {
 		return nil, tokenErrorf(ReasonInvalidToken, verr, "the token was refused: %s", idtoken.CauseText(verr))
+	}
+	if v.cache != nil {
+		v.cache.put(key, &cachedToken{
+			tok:            tok,
+			validFrom:      validFrom,
+			validUntil:     tok.Expiry.Add(skew),
+			keysFreshUntil: rec.keysFetched.Add(v.opts.KeyMaxAge),
+		}, now)
+		return tok.clone(), nil
 	}
 	return tok, nil
 }
@@ -332,47 +365,52 @@ func quoteList(l []string) string {
 }
 
 // checkClaims checks the verified claims against entry at time now and
-// maps them into a RequesterToken.
-func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, now time.Time) (*RequesterToken, *TokenError) {
+// maps them into a RequesterToken. validFrom is the earliest time its nbf
+// and iat checks pass (the skew included).
+func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, now time.Time) (tok *RequesterToken, validFrom time.Time, _ *TokenError) {
 	m, err := idtoken.Decode(payload)
 	if err != nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", idtoken.CauseText(err))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", idtoken.CauseText(err))
 	}
 	if terr := checkAudience(entry, m); terr != nil {
-		return nil, terr
+		return nil, time.Time{}, terr
 	}
 
 	skew := v.opts.MaxSkew
 	exp, ok, err := idtoken.NumericDate(m, "exp")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case !ok:
-		return nil, tokenErrorf(ReasonMissingClaim, nil, "the token has no exp (expiry) claim; signoff accepts only tokens that expire")
+		return nil, time.Time{}, tokenErrorf(ReasonMissingClaim, nil, "the token has no exp (expiry) claim; signoff accepts only tokens that expire")
 	case now.After(exp.Add(skew)):
-		return nil, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", idtoken.FormatTime(exp), idtoken.FormatTime(now), skew)
+		return nil, time.Time{}, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", idtoken.FormatTime(exp), idtoken.FormatTime(now), skew)
 	}
 	nbf, ok, err := idtoken.NumericDate(m, "nbf")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case ok && nbf.After(now.Add(skew)):
-		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token is not valid before %s (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(nbf), idtoken.FormatTime(now), skew)
+		return nil, time.Time{}, tokenErrorf(ReasonNotYetValid, nil, "the token is not valid before %s (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(nbf), idtoken.FormatTime(now), skew)
+	case ok:
+		validFrom = nbf.Add(-skew)
 	}
 	iat, ok, err := idtoken.NumericDate(m, "iat")
 	switch {
 	case err != nil:
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
+		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case ok && iat.After(now.Add(skew)):
-		return nil, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(iat), idtoken.FormatTime(now), skew)
+		return nil, time.Time{}, tokenErrorf(ReasonNotYetValid, nil, "the token claims to be issued at %s, in the future (now %s, allowed clock skew %s): check the clocks of the CI runner, the issuer and signoff", idtoken.FormatTime(iat), idtoken.FormatTime(now), skew)
+	case ok && iat.Add(-skew).After(validFrom):
+		validFrom = iat.Add(-skew)
 	}
 
 	tok, terr := tokenOf(entry, m)
 	if terr != nil {
-		return nil, terr
+		return nil, time.Time{}, terr
 	}
 	tok.Expiry = exp
-	return tok, nil
+	return tok, validFrom, nil
 }
 
 // checkAudience checks the claims' iss and aud against entry.

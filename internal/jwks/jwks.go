@@ -109,6 +109,11 @@ type Key struct {
 	// only for the channels in Endorsements (none when it is empty).
 	Endorsed     bool
 	Endorsements []string
+	// FetchedAt is set on the key Cache.Verify returns: when the set
+	// holding it was downloaded (zero for a Static cache). The key is
+	// trusted until MaxAge after it; whoever remembers what it verified
+	// should forget that by then too.
+	FetchedAt time.Time
 }
 
 // Endorses reports whether the key may sign for channel: always when the
@@ -204,8 +209,14 @@ func orDefault(d, def time.Duration) time.Duration {
 // wrapping ErrUnavailable and the download's *FetchError (or ctx's error
 // when ctx ended first).
 func (c *Cache) Keys(ctx context.Context) ([]Key, error) {
+	keys, _, err := c.current(ctx)
+	return keys, err
+}
+
+// current is Keys, with when they were downloaded.
+func (c *Cache) current(ctx context.Context) ([]Key, time.Time, error) {
 	if c.static {
-		return c.keys, nil
+		return c.keys, time.Time{}, nil
 	}
 	c.mu.Lock()
 	stale := c.fetchedAt.IsZero() || c.opts.Clock.Now().Sub(c.fetchedAt) >= c.opts.MaxAge
@@ -216,7 +227,7 @@ func (c *Cache) Keys(ctx context.Context) ([]Key, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.fetchedAt.IsZero() {
-		return c.keys, nil
+		return c.keys, c.fetchedAt, nil
 	}
 	cause := c.lastErr
 	if err := ctx.Err(); err != nil {
@@ -227,7 +238,7 @@ func (c *Cache) Keys(ctx context.Context) ([]Key, error) {
 		// failed yet: it is still under way for someone else.
 		cause = errors.New("a download is under way")
 	}
-	return nil, fmt.Errorf("jwks: %s: %w: %w", c.location(), ErrUnavailable, cause)
+	return nil, time.Time{}, fmt.Errorf("jwks: %s: %w: %w", c.location(), ErrUnavailable, cause)
 }
 
 // Verify checks jws's one signature with the cached key its kid names
@@ -246,20 +257,23 @@ func (c *Cache) Verify(ctx context.Context, jws *jose.JSONWebSignature) ([]byte,
 	hdr := jws.Signatures[0].Header
 	kid, alg := hdr.KeyID, hdr.Algorithm
 
-	keys, err := c.Keys(ctx)
+	keys, fetchedAt, err := c.current(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	payload, key, found, verr := verifyWith(jws, keys, kid, alg)
 	if found && verr == nil {
+		key.FetchedAt = fetchedAt
 		return payload, key, nil
 	}
 	if !found {
 		// The kid is new to us (or absent): the issuer may have rotated.
 		// refresh is paced; whatever it did, look at the newest keys.
 		c.refresh(ctx)
-		payload, key, found, verr = verifyWith(jws, c.snapshot(), kid, alg)
+		keys, fetchedAt = c.snapshot()
+		payload, key, found, verr = verifyWith(jws, keys, kid, alg)
 		if found && verr == nil {
+			key.FetchedAt = fetchedAt
 			return payload, key, nil
 		}
 	}
@@ -307,10 +321,10 @@ func verifyWith(jws *jose.JSONWebSignature, keys []Key, kid, alg string) (payloa
 	return nil, nil, found, err
 }
 
-func (c *Cache) snapshot() []Key {
+func (c *Cache) snapshot() ([]Key, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.keys
+	return c.keys, c.fetchedAt
 }
 
 // fetchError is the last download's error, nil if it succeeded.

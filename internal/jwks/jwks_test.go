@@ -516,3 +516,20 @@ func TestStaticNeverFetches(t *testing.T) {
 		t.Fatalf("a static cache reported a download: %v", err)
 	}
 }
+
+func TestVerifyTellsWhenTheKeyWasFetched(t *testing.T) {
+	k1 := published{kid: "k1", alg: "RS256", priv: rsaKeys()[0]}
+	k2 := published{kid: "k2", alg: "RS256", priv: rsaKeys()[1]}
+	is, clk, c := start(t, nil, k1)
+	if key := mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1")); !key.FetchedAt.Equal(t0) {
+		t.Fatalf("FetchedAt = %s, want the first download's %s", key.FetchedAt, t0)
+	}
+	is.set(func(is *issuer) { is.keys = []published{k1, k2} })
+	clk.Advance(2 * time.Minute)
+	if key := mustVerify(t, c, sign(t, k2.priv, jose.RS256, "k2")); !key.FetchedAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Fatalf("FetchedAt = %s, want the refresh's %s", key.FetchedAt, t0.Add(2*time.Minute))
+	}
+	if key := mustVerify(t, c, sign(t, k1.priv, jose.RS256, "k1")); !key.FetchedAt.Equal(t0.Add(2 * time.Minute)) {
+		t.Fatalf("FetchedAt = %s after the refresh, want %s", key.FetchedAt, t0.Add(2*time.Minute))
+	}
+}
