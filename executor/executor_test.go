@@ -122,6 +122,8 @@ type harness struct {
 	undeclareDeploy bool
 	// attester, when set before an open, signs approvals' attestations.
 	attester approvals.Attester
+	// freezes, when set before an open, are the "deploy" action's.
+	freezes []policy.Freeze
 }
 
 func newHarness(t *testing.T, c *clock.Fake, webhookURL string, opts executor.Options) *harness {
@@ -144,6 +146,7 @@ func (h *harness) policy() *policy.Policy {
 			Approvers:  policy.Approvers{Groups: []string{"sre"}, MinApprovals: 1},
 			TTL:        time.Hour,
 			OnApprove:  &policy.OnApprove{Webhook: &wh},
+			Freezes:    h.freezes,
 		},
 		"no-webhook": {
 			Name:       "no-webhook",
@@ -306,6 +309,41 @@ func (h *harness) retryDue(id string) time.Time {
 	h.runOnce(0)
 	h.clock.Set(e.NextAttempt)
 	return e.NextAttempt
+}
+
+// TestExecutionWaitsOutAFreeze: an approval that lands before a freeze but
+// whose execution comes due inside it is not delivered during the freeze,
+// stays queued, and is delivered exactly once when the freeze ends — the
+// executor itself holds it back, not only the service's deferral step.
+func TestExecutionWaitsOutAFreeze(t *testing.T) {
+	c := clock.NewFake(t0)
+	rc := newReceiver(t, c)
+	h := &harness{
+		t: t, path: testenv.DBPath(t), clock: c,
+		webhook: policy.Webhook{URL: rc.srv.URL + "/hook", Secret: secret, Timeout: 5 * time.Second},
+		freezes: []policy.Freeze{{From: t0.Add(time.Minute), To: t0.Add(2 * time.Hour), Reason: "release freeze"}},
+	}
+	h.open()
+	r := h.approve("deploy", map[string]string{"service": "api"})
+
+	c.Advance(30 * time.Minute) // inside the freeze
+	if _, err := h.exec.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce: %v", err)
+	}
+	if n := len(rc.deliveries()); n != 0 {
+		t.Fatalf("the webhook was called %d times during the freeze, want 0", n)
+	}
+	if _, queued := h.entry(r.ID); !queued {
+		t.Fatal("the execution was dropped during the freeze")
+	}
+
+	c.Advance(90 * time.Minute) // the freeze has ended
+	if _, err := h.exec.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce: %v", err)
+	}
+	if n := len(rc.deliveries()); n != 1 {
+		t.Fatalf("the webhook was called %d times after the freeze, want 1", n)
+	}
 }
 
 func TestDeliveryIsSignedAndCarriesThePayload(t *testing.T) {
