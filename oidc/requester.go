@@ -383,6 +383,11 @@ func (v *RequesterVerifier) checkClaims(entry *TrustedIssuer, payload []byte, no
 		return nil, time.Time{}, tokenErrorf(ReasonMalformed, err, "the token's %s", idtoken.CauseText(err))
 	case !ok:
 		return nil, time.Time{}, tokenErrorf(ReasonMissingClaim, nil, "the token has no exp (expiry) claim; signoff accepts only tokens that expire")
+	}
+	// go-oidc reads exp in whole seconds, dropping a fraction: so do we,
+	// lest the token cache serve a token past the second go-oidc refuses.
+	exp = time.Unix(exp.Unix(), 0)
+	switch {
 	case now.After(exp.Add(skew)):
 		return nil, time.Time{}, tokenErrorf(ReasonExpired, nil, "the token expired at %s (now %s, allowed clock skew %s): request a fresh token", idtoken.FormatTime(exp), idtoken.FormatTime(now), skew)
 	}

@@ -51,6 +51,28 @@ func TestCachedTokenIsRefusedOnceExpired(t *testing.T) {
 	}
 }
 
+// A fractional exp: the signature check reads whole seconds (go-oidc
+// truncates), so a full verification refuses the token from the second
+// exp falls in, plus the skew; the cache must not outlast that.
+func TestCachedTokenWithFractionalExpiryEndsWithTheFullCheck(t *testing.T) {
+	k := testkeys.New(t, "k1", jose.ES256)
+	p, clk, v := start(t, oidc.VerifierOptions{MaxSkew: time.Minute}, k)
+	exp := float64(t0.Add(5*time.Minute).Unix()) + 0.9
+	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"exp": exp}))
+	mustVerify(t, v, raw)
+	wantCached(t, v, raw, true)
+
+	clk.Advance(6*time.Minute + 500*time.Millisecond) // past exp's second plus the skew
+	uncached := newVerifier(t, clk, p.srv.Client(), oidc.VerifierOptions{MaxSkew: time.Minute, TokenCacheSize: -1}, trusted(p))
+	if _, err := uncached.Verify(context.Background(), raw); err == nil {
+		t.Fatal("a full verification accepts the token; the test no longer probes the window")
+	}
+	wantCached(t, v, raw, false)
+	if _, err := v.Verify(context.Background(), raw); err == nil {
+		t.Fatal("the cache accepted a token a full verification refuses")
+	}
+}
+
 func TestCachedTokenIsRefusedWhenTheClockGoesBack(t *testing.T) {
 	k := testkeys.New(t, "k1", jose.ES256)
 	p, clk, v := start(t, oidc.VerifierOptions{MaxSkew: time.Minute}, k)
