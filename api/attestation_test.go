@@ -20,6 +20,17 @@ func TestAttestation(t *testing.T) {
 		"req_odd": func(w http.ResponseWriter) {
 			writeJSON(w, http.StatusOK, map[string]string{"attestation": "not a jwt"})
 		},
+		// Three dots' worth of segments, but with a line that a CI runner
+		// would read as a workflow command after the token.
+		"req_forged": func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusOK, map[string]string{"attestation": "aGVhZA.Ym9keQ.c2ln\n::warning::forged"})
+		},
+		"req_spaced": func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusOK, map[string]string{"attestation": "aGVhZA.Ym9 keQ.c2ln"})
+		},
+		"req_empty_segment": func(w http.ResponseWriter) {
+			writeJSON(w, http.StatusOK, map[string]string{"attestation": "aGVhZA..c2ln"})
+		},
 	}
 	srv, calls := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
 		answers[strings.TrimSuffix(strings.TrimPrefix(r.URL.Path, "/v1/requests/"), "/attestation")](w)
@@ -38,8 +49,10 @@ func TestAttestation(t *testing.T) {
 		t.Errorf("pending: %v, want 409 not_approved", err)
 	}
 	var bad *api.AnswerError
-	if _, err := c.Attestation(t.Context(), "req_odd"); !errors.As(err, &bad) {
-		t.Errorf("an answer without a JWT: %v, want an *AnswerError", err)
+	for _, id := range []string{"req_odd", "req_forged", "req_spaced", "req_empty_segment"} {
+		if tok, err := c.Attestation(t.Context(), id); !errors.As(err, &bad) {
+			t.Errorf("%s, an answer without a compact JWT: %q, %v, want an *AnswerError", id, tok, err)
+		}
 	}
 }
 

@@ -140,10 +140,34 @@ func (c *Client) Attestation(ctx context.Context, id string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if strings.Count(out.Attestation, ".") != 2 {
+	if !compactJWT(out.Attestation) {
 		return "", a.wrong(errors.New("the answer holds no attestation (a compact JWT)"))
 	}
 	return out.Attestation, nil
+}
+
+// compactJWT reports whether s has the form of a compact JWT: three
+// non-empty base64url segments joined by dots. Nothing else may pass: the
+// token is printed in CI logs (as a secret to mask) and written to files,
+// where a newline or other text from a server would be read as more than
+// a token.
+func compactJWT(s string) bool {
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return false
+	}
+	for _, p := range parts {
+		if p == "" {
+			return false
+		}
+		for i := range len(p) {
+			c := p[i]
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // AuditQuery filters GET /v1/audit; zero fields filter nothing.

@@ -16,6 +16,7 @@ import (
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/internal/testpg"
 	"github.com/signoff-dev/signoff/storage"
+	"github.com/signoff-dev/signoff/storage/boltstore"
 	"github.com/signoff-dev/signoff/storage/pgstore"
 )
 
@@ -166,6 +167,36 @@ func TestStorageCopyBoltToPostgres(t *testing.T) {
 	code, out, _ = runCmd(t, "audit", "export", "--dsn", empty)
 	if code != 0 || strings.TrimSpace(out) != "" {
 		t.Errorf("after a refused copy the destination holds: exit %d\n%s", code, out)
+	}
+}
+
+// TestStorageCopyUsageHidesDSN: a database named wrongly (a DSN without
+// its postgres: prefix, a backend misspelt) is a usage error that does not
+// repeat what was given, since that may hold a password.
+func TestStorageCopyUsageHidesDSN(t *testing.T) {
+	clearCIEnv(t)
+	const secret = "hunter2secret"
+	src := filepath.Join(t.TempDir(), "signoff.db")
+	st, err := boltstore.Open(src, boltstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dst := "bolt:" + filepath.Join(t.TempDir(), "copy.db")
+	for _, spec := range []string{
+		"host=db user=signoff password=" + secret,
+		"host=db password=" + secret + ":x",
+		"postgresql://signoff:" + secret + "@db/signoff",
+		"Postgres:postgres://signoff:" + secret + "@db/signoff",
+	} {
+		for _, args := range [][]string{{"--from", spec, "--to", dst}, {"--from", "bolt:" + src, "--to", spec}} {
+			code, out, errOut := runCmd(t, append([]string{"storage", "copy"}, args...)...)
+			if code != exitUsage || !strings.Contains(errOut, "name a database as") || strings.Contains(out+errOut, secret) {
+				t.Errorf("%q: exit %d (want %d), and the password must not show:\n%s%s", args, code, exitUsage, out, errOut)
+			}
+		}
 	}
 }
 

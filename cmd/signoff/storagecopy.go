@@ -85,8 +85,10 @@ copy: empty it (delete the file, or DROP SCHEMA … CASCADE) and run again.`,
 // PostgreSQL schema).
 func openCopyEnd(ctx context.Context, flag, spec string, source bool) (storage.Store, error) {
 	backend, where, ok := strings.Cut(spec, ":")
-	if !ok || where == "" {
-		return nil, usageErrorf("%s %q: name a database as bolt:FILE, postgres:DSN or postgres-file:FILE", flag, redactSpec(spec))
+	if !ok || where == "" || !knownCopyBackend(backend) {
+		// What was given is not repeated: it may be a DSN, password and
+		// all, without its postgres: prefix ("host=… password=…").
+		return nil, usageErrorf("%s: name a database as bolt:FILE, postgres:DSN or postgres-file:FILE", flag)
 	}
 	switch backend {
 	case "bolt":
@@ -118,16 +120,17 @@ func openCopyEnd(ctx context.Context, flag, spec string, source bool) (storage.S
 		}
 		return st, nil
 	default:
-		return nil, usageErrorf("%s: %q is not a backend; use bolt:FILE, postgres:DSN or postgres-file:FILE", flag, backend)
+		return nil, usageErrorf("%s: name a database as bolt:FILE, postgres:DSN or postgres-file:FILE", flag)
 	}
 }
 
-// redactSpec keeps a DSN's password out of messages.
-func redactSpec(spec string) string {
-	if strings.HasPrefix(spec, "postgres:") {
-		return "postgres:…"
+// knownCopyBackend reports whether backend names one storage copy knows.
+func knownCopyBackend(backend string) bool {
+	switch backend {
+	case "bolt", "postgres", "postgres-file":
+		return true
 	}
-	return spec
+	return false
 }
 
 // copySummary is what copyStore copied.
