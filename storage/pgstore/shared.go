@@ -10,10 +10,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -130,20 +132,19 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 		s.inflight.Done()
 		return nil, fmt.Errorf("lock %q on %s: %w", name, s.desc, err)
 	}
-	unlocked := false
-	return func() {
-		if unlocked {
-			return
-		}
-		unlocked = true
-		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		var released bool
-		if err := conn.QueryRow(uctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil || !released {
-			// Closing the session releases whatever it holds.
-			_ = conn.Conn().Close(context.Background())
-		}
-		conn.Release()
-		s.inflight.Done()
-	}, nil
+	var once sync.Once
+	return func() { once.Do(func() { s.unlock(conn, key) }) }, nil
+}
+
+// unlock releases a named lock and hands its connection back.
+func (s *Store) unlock(conn *pgxpool.Conn, key int64) {
+	uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var released bool
+	if err := conn.QueryRow(uctx, `SELECT pg_advisory_unlock($1)`, key).Scan(&released); err != nil || !released {
+		// Closing the session releases whatever it holds.
+		_ = conn.Conn().Close(context.Background())
+	}
+	conn.Release()
+	s.inflight.Done()
 }
