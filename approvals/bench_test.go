@@ -12,7 +12,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,6 +150,127 @@ func benchCycle(b *testing.B, backend string, clients int) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cycles/s")
+}
+
+// BenchmarkStoreBytesPerRequest creates b.N requests (32 clients, the clock
+// moving a millisecond every few creates as under real load) and reports
+// the bbolt file's size divided by b.N, the figure a lean database keeps
+// low. The requests stay pending, so their index entries count too; the
+// outbox is empty (no chat platform), as it is once entries are delivered.
+// Run it with -benchtime 200000x for the figure in docs/performance.md.
+func BenchmarkStoreBytesPerRequest(b *testing.B) {
+	svc, clk, path := benchBoltService(b, nil)
+	in := approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams(), Reason: "benchmark"}
+	var made atomic.Int64
+	runClients(b, 32, func() {
+		if made.Add(1)%4 == 0 {
+			clk.Advance(time.Millisecond)
+		}
+		if _, _, err := svc.Create(context.Background(), in); err != nil {
+			b.Error(err)
+		}
+	})
+	b.ReportMetric(float64(fileSize(b, path))/float64(b.N), "bytes/request")
+}
+
+// BenchmarkCreateWithHistory measures durable creates at 32 clients on a
+// bbolt store that already holds a history of decided requests (each
+// created, then expired: its record, its time index entry and two audit
+// records), next to the same on an empty store, so that the two rates can
+// be compared: a create's cost must not grow with history. The history's
+// size is SIGNOFF_BENCH_HISTORY (default 20,000, so that the test
+// command's single iteration stays short; docs/performance.md uses
+// 1,000,000). Each store is filled once, before its sub-benchmark, and
+// reused across the sub-benchmark's rounds.
+func BenchmarkCreateWithHistory(b *testing.B) {
+	history := 20_000
+	if v := os.Getenv("SIGNOFF_BENCH_HISTORY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			b.Fatalf("SIGNOFF_BENCH_HISTORY=%q: want a whole number of requests", v)
+		}
+		history = n
+	}
+	in := approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams(), Reason: "benchmark"}
+	for _, stored := range []int{0, history} {
+		svc, clk, path := benchBoltService(b, nil)
+		fillHistory(b, svc, clk, in, stored)
+		size := fileSize(b, path)
+		b.Run(fmt.Sprintf("stored=%d", stored), func(b *testing.B) {
+			runClients(b, 32, func() {
+				if _, _, err := svc.Create(context.Background(), in); err != nil {
+					b.Error(err)
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			if stored > 0 {
+				b.ReportMetric(float64(size)/float64(stored), "history-bytes/request")
+			}
+		})
+	}
+}
+
+// fillHistory creates n requests through svc at 32 clients and then lets
+// them all expire, leaving the clock at a time when none is pending.
+func fillHistory(b *testing.B, svc *approvals.Service, clk *clock.Fake, in approvals.CreateInput, n int) {
+	b.Helper()
+	if n == 0 {
+		return
+	}
+	ctx := context.Background()
+	var made atomic.Int64
+	work := make(chan struct{})
+	errs := make(chan error, 32)
+	for range 32 {
+		go func() {
+			for range work {
+				if _, _, err := svc.Create(ctx, in); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if made.Add(1)%8 == 0 {
+			clk.Advance(time.Millisecond)
+		}
+		work <- struct{}{}
+	}
+	close(work)
+	for range 32 {
+		if err := <-errs; err != nil {
+			b.Fatalf("fill history: %v", err)
+		}
+	}
+	clk.Advance(2 * time.Hour)
+	if expired, err := svc.ExpireDue(ctx); err != nil || expired != n {
+		b.Fatalf("fill history: expired %d of %d: %v", expired, n, err)
+	}
+}
+
+// benchBoltService is a service on a fresh bbolt store with the given chat
+// platforms, with its fake clock and the store's file.
+func benchBoltService(b *testing.B, platforms []string) (*approvals.Service, *clock.Fake, string) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "signoff.db")
+	st, err := boltstore.Open(path, boltstore.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	clk := clock.NewFake(t0)
+	return approvals.New(st, testPolicy(), approvals.Options{Clock: clk, Platforms: platforms, Logger: slog.New(slog.DiscardHandler)}), clk, path
+}
+
+func fileSize(b *testing.B, path string) int64 {
+	b.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return fi.Size()
 }
 
 // benchService is a service on a fresh store of the backend ("bolt" or

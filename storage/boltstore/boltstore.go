@@ -192,6 +192,26 @@ func describeOpenError(path string, err error) error {
 	}
 }
 
+// fillPercents are the split thresholds of the buckets whose new keys sort
+// after the old ones (sequence numbers, time-ordered request ids, index keys
+// that start with a time): when a page splits, the left page keeps this
+// share of a page. bbolt's default (one half) suits keys that arrive in
+// random order; for appended keys it leaves every page half empty, which
+// doubled the file (docs/performance.md). Audit records are never
+// rewritten, so their pages fill completely; requests and outbox entries
+// are rewritten in place (votes, attempts) and keep a little room.
+var fillPercents = []struct {
+	bucket  []byte
+	percent float64
+}{
+	{bucketAudit, 1.0},
+	{bucketRequests, 1.0},
+	{bucketByTime, 1.0},
+	{bucketByExpiry, 1.0},
+	{bucketPendingBy, 0.9},
+	{bucketOutbox, 0.9},
+}
+
 // Bucket names.
 var (
 	bucketRequests = []byte("requests")
@@ -290,6 +310,9 @@ func (s *Store) Update(ctx context.Context, fn func(storage.Tx) error) error {
 // runTx runs body in one bolt read-write transaction (groupcommit.RunFunc).
 func (s *Store) runTx(body func(storage.Tx) error) error {
 	return s.db.Update(func(btx *bbolt.Tx) error {
+		for _, f := range fillPercents {
+			btx.Bucket(f.bucket).FillPercent = f.percent
+		}
 		return body(&writeTx{readTx{tx: btx}})
 	})
 }
