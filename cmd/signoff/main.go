@@ -96,7 +96,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newLinksCommand(), newTeamsCommand(), newRequestCommand(), newDevCommand(), newAuditCommand(), newConfigCommand(), newVersionCommand())
 	root.AddCommand(newLoginCommand())
 	root.AddCommand(newRequestsCommand(), newBackupCommand()) // admin.go
-	root.AddCommand(newMigrateCommand(), newStorageCommand())
+	root.AddCommand(newMigrateCommand(), newStorageCommand(), newCompactCommand())
 	root.AddCommand(newPolicyCommand()) // policyexplain.go
 	root.AddCommand(newAttestCommand()) // attest.go
 	markFailures(root)

@@ -16,3 +16,17 @@ func DB(s *Store) *bbolt.DB { return s.db }
 
 // LinkKey is the key an identity link is stored under.
 var LinkKey = linkKey
+
+// SameFiles compares two bbolt files as Compact compares the copy with the
+// original.
+func SameFiles(a, b *bbolt.DB) (int, error) {
+	var n int
+	err := a.View(func(atx *bbolt.Tx) error {
+		return b.View(func(btx *bbolt.Tx) error {
+			var err error
+			n, err = sameBuckets(atx.Cursor(), btx.Cursor(), atx.Bucket, btx.Bucket, "")
+			return err
+		})
+	})
+	return n, err
+}
