@@ -34,6 +34,7 @@ import (
 
 	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/internal/attesttest"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 )
 
 // decided is the moment of the approval in these tests.
@@ -52,20 +53,12 @@ func newSigner(t testing.TB, key crypto.Signer, previous ...crypto.PublicKey) *a
 
 func ecKey(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testkeys.EC(t, elliptic.P256())
 }
 
 func rsaKey(t testing.TB) *rsa.PrivateKey {
 	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testkeys.RSA(t, 2048)
 }
 
 // approval is the claims approvals hands the signer for a deploy.
@@ -401,11 +394,7 @@ func TestVerifyRefusals(t *testing.T) {
 
 func mustP384(t testing.TB) *ecdsa.PrivateKey {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
+	return testkeys.EC(t, elliptic.P384())
 }
 
 func jwkOf(t testing.TB, k *ecdsa.PrivateKey) map[string]string {

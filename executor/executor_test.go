@@ -218,12 +218,19 @@ func (h *harness) approve(action string, params map[string]string) storage.Reque
 
 func (h *harness) runOnce(want int) {
 	h.t.Helper()
-	n, err := h.exec.RunOnce(context.Background())
+	wantAttempts(h.t, h.exec.RunOnce, want)
+}
+
+// wantAttempts runs one pass of runOnce (an Executor's or a Publisher's
+// RunOnce) and fails t unless it made want attempts.
+func wantAttempts(t *testing.T, runOnce func(context.Context) (int, error), want int) {
+	t.Helper()
+	n, err := runOnce(context.Background())
 	if err != nil {
-		h.t.Fatalf("RunOnce: %v", err)
+		t.Fatalf("RunOnce: %v", err)
 	}
 	if n != want {
-		h.t.Fatalf("RunOnce made %d attempts, want %d", n, want)
+		t.Fatalf("RunOnce made %d attempts, want %d", n, want)
 	}
 }
 

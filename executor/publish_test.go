@@ -58,13 +58,7 @@ func (w *witness) audited(n int) {
 
 func (w *witness) runOnce(want int) {
 	w.t.Helper()
-	n, err := w.pub.RunOnce(context.Background())
-	if err != nil {
-		w.t.Fatalf("RunOnce: %v", err)
-	}
-	if n != want {
-		w.t.Fatalf("RunOnce made %d attempts, want %d", n, want)
-	}
+	wantAttempts(w.t, w.pub.RunOnce, want)
 }
 
 func (w *witness) left() []storage.OutboxEntry {

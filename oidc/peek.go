@@ -42,15 +42,9 @@ func peekToken(raw string) (*peeked, *TokenError) {
 		return nil, tokenErrorf(ReasonMalformed, nil, "the token is not a JWT (a signed JWT is three base64url parts joined by dots; this has %d): %s", len(parts), what)
 	}
 	var p peeked
-	header, err := decodeSegment(parts[0])
-	if err != nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's header is not base64url-encoded JSON: %s", what)
-	}
-	// Decoded into a map, not a struct: encoding/json matches struct fields
-	// case-insensitively, go-jose reads header keys exactly.
-	var h map[string]json.RawMessage
-	if err := json.Unmarshal(header, &h); err != nil || h == nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's header is not a JSON object: %s", what)
+	h, terr := decodeObject(parts[0], "the token's header is", what)
+	if terr != nil {
+		return nil, terr
 	}
 	if err := json.Unmarshal(h["alg"], &p.alg); err != nil || p.alg == "" {
 		return nil, tokenErrorf(ReasonMalformed, err, "the token's header has no alg, or it is not a string: %s", what)
@@ -61,21 +55,34 @@ func peekToken(raw string) (*peeked, *TokenError) {
 		}
 	}
 
-	payload, err := decodeSegment(parts[1])
-	if err != nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not base64url-encoded JSON: %s", what)
-	}
-	var c map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &c); err != nil || c == nil {
-		return nil, tokenErrorf(ReasonMalformed, err, "the token's claims are not a JSON object: %s", what)
+	c, terr := decodeObject(parts[1], "the token's claims are", what)
+	if terr != nil {
+		return nil, terr
 	}
 	if err := json.Unmarshal(c["iss"], &p.iss); err != nil || p.iss == "" {
 		return nil, tokenErrorf(ReasonMalformed, err, "the token has no iss (issuer) claim, or it is not a string: %s", what)
 	}
+	var err error
 	if p.aud, err = parseAudience(c["aud"]); err != nil {
 		return nil, tokenErrorf(ReasonMalformed, err, "the token's aud claim is neither a string nor a list of strings: %s", what)
 	}
 	return &p, nil
+}
+
+// decodeObject decodes one part of a compact JWS, a JSON object, into its
+// members; its refusals start with subject ("the token's header is") and
+// end with what. It decodes into a map, not a struct: encoding/json
+// matches struct fields case-insensitively, go-jose reads keys exactly.
+func decodeObject(part, subject, what string) (map[string]json.RawMessage, *TokenError) {
+	b, err := decodeSegment(part)
+	if err != nil {
+		return nil, tokenErrorf(ReasonMalformed, err, "%s not base64url-encoded JSON: %s", subject, what)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil || m == nil {
+		return nil, tokenErrorf(ReasonMalformed, err, "%s not a JSON object: %s", subject, what)
+	}
+	return m, nil
 }
 
 // decodeSegment decodes one base64url part of a compact JWS. Padding is not

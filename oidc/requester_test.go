@@ -206,6 +206,16 @@ func start(t *testing.T, opts oidc.VerifierOptions, keys ...*testkeys.Key) (*pro
 	return p, clk, newVerifier(t, clk, p.srv.Client(), opts, trusted(p))
 }
 
+// startTrusting serves key from a new provider and returns it with a
+// verifier trusting it as trusted(p), changed by edit first.
+func startTrusting(t *testing.T, key *testkeys.Key, edit func(*oidc.TrustedIssuer)) (*provider, *oidc.RequesterVerifier) {
+	t.Helper()
+	p := newProvider(t, key)
+	ti := trusted(p)
+	edit(&ti)
+	return p, newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
+}
+
 // wantJWKSHits fails t unless the provider's key set has been fetched want
 // times.
 func wantJWKSHits(t *testing.T, p *provider, want int) {
@@ -271,10 +281,7 @@ func mustVerify(t *testing.T, v *oidc.RequesterVerifier, raw string) *oidc.Reque
 
 func TestVerifyMapsClaims(t *testing.T) {
 	k := testkeys.New(t, "k1", jose.ES256)
-	p := newProvider(t, k)
-	ti := trusted(p)
-	ti.NameClaim, ti.EmailClaim, ti.GroupsClaim = "name", "email", "groups"
-	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
+	p, v := startTrusting(t, k, func(ti *oidc.TrustedIssuer) { ti.NameClaim, ti.EmailClaim, ti.GroupsClaim = "name", "email", "groups" })
 
 	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{
 		"name":          "The Octocat",
@@ -325,10 +332,7 @@ func TestVerifyMapsClaims(t *testing.T) {
 
 func TestVerifyDefaultPersonClaimIsSub(t *testing.T) {
 	k := testkeys.New(t, "k1", jose.ES256)
-	p := newProvider(t, k)
-	ti := trusted(p)
-	ti.PersonClaim = ""
-	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
+	p, v := startTrusting(t, k, func(ti *oidc.TrustedIssuer) { ti.PersonClaim = "" })
 	tok := mustVerify(t, v, k.Sign(t, claimsFor(p.issuer, nil)))
 	if tok.Person != tok.Subject || tok.Person == "" {
 		t.Errorf("person = %q, want the subject %q", tok.Person, tok.Subject)

@@ -221,10 +221,7 @@ func TestTokenCacheIsBounded(t *testing.T) {
 
 func TestCachedTokenIsACopy(t *testing.T) {
 	k := testkeys.New(t, "k1", jose.ES256)
-	p := newProvider(t, k)
-	ti := trusted(p)
-	ti.GroupsClaim = "groups"
-	v := newVerifier(t, newClock(), p.srv.Client(), oidc.VerifierOptions{}, ti)
+	p, v := startTrusting(t, k, func(ti *oidc.TrustedIssuer) { ti.GroupsClaim = "groups" })
 	raw := k.Sign(t, claimsFor(p.issuer, map[string]any{"groups": []string{"sre"}}))
 	for range 3 {
 		tok := mustVerify(t, v, raw)

@@ -144,16 +144,23 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	st := testenv.OpenStore(t)
-	pol := &policy.Policy{Actions: map[string]*policy.Action{
-		"deploy": {
-			Name: "deploy", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 3},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Slack: []string{"C1"}},
-		},
-	}}
-	return newEnvWith(t, st, pol, approvals.Options{})
+	return newDeployEnv(t, func(*policy.Action) {})
+}
+
+// newDeployEnv is newEnvWith over a fresh store and a policy of one
+// action, "deploy": requested by github, 3 approvals from sre, an hour to
+// live, announced in C1, and then changed by edit.
+func newDeployEnv(t *testing.T, edit func(*policy.Action)) *env {
+	t.Helper()
+	deploy := &policy.Action{
+		Name: "deploy", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+		Approvers: policy.Approvers{Groups: []string{"sre"}, MinApprovals: 3},
+		TTL:       time.Hour,
+		Notify:    policy.Notify{Slack: []string{"C1"}},
+	}
+	edit(deploy)
+	pol := &policy.Policy{Actions: map[string]*policy.Action{"deploy": deploy}}
+	return newEnvWith(t, testenv.OpenStore(t), pol, approvals.Options{})
 }
 
 // newEnvWith is a Slack Deliverer over st and a service with policy pol

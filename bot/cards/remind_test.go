@@ -18,18 +18,11 @@ import (
 // C9 after 15m.
 func newRemindEnv(t *testing.T) *env {
 	t.Helper()
-	st := testenv.OpenStore(t)
-	pol := &policy.Policy{Actions: map[string]*policy.Action{
-		"deploy": {
-			Name: "deploy", Requesters: []policy.RequesterRule{{Issuer: "github"}},
-			Approvers: policy.Approvers{Groups: []string{"sre"}, Users: []string{"dana@example.com"}, MinApprovals: 2},
-			TTL:       time.Hour,
-			Notify:    policy.Notify{Slack: []string{"C1"}},
-			Remind:    &policy.Remind{Every: 10 * time.Minute, Max: 2},
-			Escalate:  &policy.Escalate{After: 15 * time.Minute, Notify: policy.Notify{Slack: []string{"C9"}}},
-		},
-	}}
-	return newEnvWith(t, st, pol, approvals.Options{})
+	return newDeployEnv(t, func(a *policy.Action) {
+		a.Approvers = policy.Approvers{Groups: []string{"sre"}, Users: []string{"dana@example.com"}, MinApprovals: 2}
+		a.Remind = &policy.Remind{Every: 10 * time.Minute, Max: 2}
+		a.Escalate = &policy.Escalate{After: 15 * time.Minute, Notify: policy.Notify{Slack: []string{"C9"}}}
+	})
 }
 
 func (e *env) opsString() string { return strings.Join(e.chat.ops(), ", ") }

@@ -128,11 +128,7 @@ func (c *Console) startLink(w http.ResponseWriter, r *http.Request) {
 // chatVote serves POST /dev/chat-vote: a vote from a chat user, counted
 // under the identity its link vouches for.
 func (c *Console) chatVote(w http.ResponseWriter, r *http.Request) {
-	if !c.checkForm(w, r) {
-		return
-	}
-	id := r.PostForm.Get("request")
-	decision, ok := formDecision(w, r)
+	id, decision, ok := c.voteForm(w, r)
 	if !ok {
 		return
 	}

@@ -202,11 +202,7 @@ func (c *Console) index(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) vote(w http.ResponseWriter, r *http.Request) {
-	if !c.checkForm(w, r) {
-		return
-	}
-	id := r.PostForm.Get("request")
-	decision, ok := formDecision(w, r)
+	id, decision, ok := c.voteForm(w, r)
 	if !ok {
 		return
 	}
@@ -257,16 +253,21 @@ func (c *Console) checkForm(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// formDecision reads the decision field; on failure it has answered.
-func formDecision(w http.ResponseWriter, r *http.Request) (storage.Decision, bool) {
+// voteForm reads a console vote form (checkForm): the request it votes on
+// and its decision field; on failure it has answered.
+func (c *Console) voteForm(w http.ResponseWriter, r *http.Request) (string, storage.Decision, bool) {
+	if !c.checkForm(w, r) {
+		return "", "", false
+	}
+	id := r.PostForm.Get("request")
 	switch r.PostForm.Get("decision") {
 	case "approve":
-		return storage.DecisionApprove, true
+		return id, storage.DecisionApprove, true
 	case "deny":
-		return storage.DecisionDeny, true
+		return id, storage.DecisionDeny, true
 	}
 	http.Error(w, "decision must be approve or deny", http.StatusBadRequest)
-	return "", false
+	return "", "", false
 }
 
 func (c *Console) approver(name string) (Approver, bool) {

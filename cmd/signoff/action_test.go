@@ -133,6 +133,17 @@ func readActionFile(t testing.TB) (*compositeAction, []byte) {
 	return a, data
 }
 
+// newGitHubJobWithGo is newGitHubJob with Go, and no signoff, on PATH; it
+// skips t when this machine has no Go.
+func newGitHubJobWithGo(t *testing.T, w *ciWorld) *githubJob {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("go is not on PATH")
+	}
+	return newGitHubJob(t, w, filepath.Dir(goBin)+":"+ciSystemPath)
+}
+
 // newGitHubJob sets up a job on a runner: GITHUB_* variables, the OIDC
 // token endpoint (when w is not nil: the job has id-token: write), and
 // path as PATH.
@@ -499,12 +510,8 @@ func TestGitHubAction(t *testing.T) {
 	})
 
 	t.Run("built from the action's source", func(t *testing.T) {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			t.Skip("go is not on PATH")
-		}
 		w := newCIWorld(t)
-		j := newGitHubJob(t, w, filepath.Dir(goBin)+":"+ciSystemPath)
+		j := newGitHubJobWithGo(t, w)
 		res := j.run(t, map[string]string{"server": w.ts.base, "action": "deploy", "params": "service=api", "wait": "false"})
 		if res.exitCode != 0 || res.outputs["state"] != "pending" {
 			t.Fatalf("exit %d, outputs %q:\n%s", res.exitCode, res.outputs, res.log)
@@ -527,12 +534,8 @@ func TestGitHubAction(t *testing.T) {
 	})
 
 	t.Run("build fails", func(t *testing.T) {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			t.Skip("go is not on PATH")
-		}
 		w := newCIWorld(t)
-		j := newGitHubJob(t, w, filepath.Dir(goBin)+":"+ciSystemPath)
+		j := newGitHubJobWithGo(t, w)
 		j.repoRoot = t.TempDir() // an action folder without signoff's source
 		res := j.run(t, map[string]string{"server": w.ts.base, "action": "deploy", "params": "service=api"})
 		checkLogCommands(t, res.log)

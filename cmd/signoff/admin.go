@@ -195,8 +195,7 @@ hold one of admins.groups or auditors.groups.`,
 	f.StringVar(&state, "state", "", "only requests in this state: pending, approved, denied, expired, cancelled (comma-separated)")
 	f.StringVar(&action, "action", "", "only requests of this action")
 	f.IntVar(&limit, "limit", api.DefaultRequestsLimit, "list at most this many")
-	f.StringVar(&output, "output", "text", "text or json")
-	completeOutputFlag(cmd)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -33,6 +33,7 @@ import (
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/keyfile"
 )
 
 // devAttestKeyName is dev mode's attestation key, next to its database.
@@ -334,26 +335,12 @@ func loadOrCreateDevAttestKey(path string) (crypto.Signer, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return nil, err
-		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		err = keyfile.CreateNew(path, func(w io.Writer) error { return attest.WritePrivateKeyPEM(w, key) })
 		if errors.Is(err, fs.ErrExist) {
 			continue // made meanwhile by another process: use its key
 		}
 		if err != nil {
 			return nil, err
-		}
-		werr := attest.WritePrivateKeyPEM(f, key)
-		if werr == nil {
-			werr = f.Sync()
-		}
-		if cerr := f.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			_ = os.Remove(path)
-			return nil, werr
 		}
 		return key, nil
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -278,14 +279,7 @@ func writeFileT(t *testing.T, path, content string) {
 // mode's key in dataDir, as the server at issuer would have.
 func signedWithDevKey(t *testing.T, dataDir, issuer string, decided time.Time) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dataDir, devAttestKeyName))
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := attest.ParsePrivateKeyPEM(data)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, key := readSigningKeyFile(t, filepath.Join(dataDir, devAttestKeyName))
 	s, err := attest.NewSigner(attest.SignerOptions{Issuer: issuer, Key: key})
 	if err != nil {
 		t.Fatal(err)
@@ -362,14 +356,7 @@ func TestAttestKeygen(t *testing.T) {
 		if code != 0 || !strings.Contains(stdout, tc.alg) {
 			t.Fatalf("keygen %v: exit %d %s %s", tc.args, code, stdout, stderr)
 		}
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key, err := attest.ParsePrivateKeyPEM(data)
-		if err != nil {
-			t.Fatal(err)
-		}
+		data, key := readSigningKeyFile(t, path)
 		if alg, _ := attest.Algorithm(key.Public()); alg != tc.alg {
 			t.Errorf("%s: %s key, want %s", tc.file, alg, tc.alg)
 		}
@@ -470,7 +457,9 @@ func TestAttestSignerFromConfig(t *testing.T) {
 	}
 }
 
-func keyIDOfFile(t *testing.T, path string) string {
+// readSigningKeyFile returns the PEM file at path and the attestation
+// signing key it holds, failing the test when it cannot.
+func readSigningKeyFile(t *testing.T, path string) ([]byte, crypto.Signer) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -480,6 +469,12 @@ func keyIDOfFile(t *testing.T, path string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return data, key
+}
+
+func keyIDOfFile(t *testing.T, path string) string {
+	t.Helper()
+	_, key := readSigningKeyFile(t, path)
 	kid, err := attest.KeyID(key.Public())
 	if err != nil {
 		t.Fatal(err)

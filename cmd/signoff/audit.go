@@ -352,8 +352,7 @@ log as a whole.
 	f.StringVar(&pubkey, "pubkey", "", "PEM public key whose checkpoint signatures must verify")
 	f.BoolVar(&strict, "strict", false, "with --pubkey: fail when records follow the last signed checkpoint")
 	f.StringVar(&anchor, "anchor", "", "checkpoint records published elsewhere (JSON lines) the log must hold unchanged")
-	f.StringVar(&output, "output", "text", "text or json")
-	completeOutputFlag(cmd)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -87,14 +87,15 @@ secret, and no webhook path or query, is ever printed.`,
 	}
 	check.Flags().StringVar(&path, "config", "", "config file to check")
 	check.Flags().BoolVar(&dev, "dev", false, "check the file for 'signoff serve --dev' rather than for a production start")
-	check.Flags().StringVar(&output, "output", "text", "text or json")
-	completeOutputFlag(check)
+	addOutputFlag(check, &output)
 	cmd.AddCommand(check)
 	return cmd
 }
 
-// completeOutputFlag offers text and json when a shell completes --output.
-func completeOutputFlag(cmd *cobra.Command) {
+// addOutputFlag gives cmd the --output flag (text or json, into output),
+// and offers text and json when a shell completes it.
+func addOutputFlag(cmd *cobra.Command, output *string) {
+	cmd.Flags().StringVar(output, "output", "text", "text or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }
 

@@ -113,21 +113,13 @@ func newDevLinker(cfg *config.Config, devIss *devissuer.Issuer, addr string, sto
 	if groupsMaxAge == 0 {
 		groupsMaxAge = linkflow.DefaultGroupsMaxAge
 	}
-	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
-		Issuer:       devIss.URL(),
-		ClientID:     devClientID,
-		Scopes:       devLinkScopes,
-		RedirectURL:  redirect,
-		LinkMaxAge:   cfg.IdP.LinkMaxAge,
-		GroupsMaxAge: groupsMaxAge,
-		LinkMatch:    cfg.IdP.LinkMatch,
-		PersonClaims: cfg.IdP.PersonClaims,
-		Store:        store,
-		Links:        svc,
-		Logger:       logger,
-		OnStepUp:     svc.StepUpVote(),
-		StepUpPolicy: svc.StepUpPolicy(),
-	})
+	opts := sharedLinkerOptions(cfg, store, svc, logger)
+	opts.Issuer = devIss.URL()
+	opts.ClientID = devClientID
+	opts.Scopes = devLinkScopes
+	opts.RedirectURL = redirect
+	opts.GroupsMaxAge = groupsMaxAge
+	linker, err := linkflow.NewLinker(opts)
 	if err != nil {
 		return nil, withCode(exitUsage, fmt.Errorf("dev account links: %w", err))
 	}

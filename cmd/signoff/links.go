@@ -129,8 +129,7 @@ refused to confirm it; the person must link again).
 	f.StringVar(&workspace, "workspace", "", "only links in this Slack team id or Teams tenant id")
 	f.StringVar(&user, "user", "", "only the link of this Slack user id or Teams aadObjectId")
 	f.StringVar(&email, "email", "", "only links whose identity has this email")
-	f.StringVar(&output, "output", "text", "text or json")
-	completeOutputFlag(cmd)
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 

@@ -23,28 +23,17 @@ func (s *loginServer) browserLogin(t *testing.T, u testop.User) runResult {
 	ctx := browsertest.New(t, 90*time.Second)
 	if err := chromedp.Do(ctx,
 		chromedp.Navigate(authURL),
-		chromedp.WaitVisible(chromedp.CSS(`#username`)),
-		chromedp.SendKeys(chromedp.CSS(`#username`), u.Username),
-		chromedp.SendKeys(chromedp.CSS(`#password`), u.Password),
-		chromedp.Click(chromedp.CSS(`#signin`)),
-		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome]`)),
+		browsertest.SignIn(u.Username, u.Password),
 	); err != nil {
 		t.Fatalf("signing in as %s in the browser: %v", u.Username, err)
 	}
-	outcome, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`main`), "data-outcome"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	outcome, text := browsertest.ResultPage(ctx, t)
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if outcome.Value != "signed-in" || !strings.Contains(text, u.Email) || !strings.HasPrefix(loc, "http://127.0.0.1:") {
-		t.Fatalf("the browser ended on %s (outcome %q): %s", loc, outcome.Value, text)
+	if outcome != "signed-in" || !strings.Contains(text, u.Email) || !strings.HasPrefix(loc, "http://127.0.0.1:") {
+		t.Fatalf("the browser ended on %s (outcome %q): %s", loc, outcome, text)
 	}
 	r := awaitCommand(t, res)
 	if r.code != 0 {

@@ -114,8 +114,7 @@ func TestMigrateCommand(t *testing.T) {
 // broken, is refused before anything is written.
 func TestStorageCopyBoltToPostgres(t *testing.T) {
 	clearCIEnv(t)
-	db := filepath.Join(t.TempDir(), "data", "signoff.db")
-	ts := startTestServer(t, true, "127.0.0.1:0", db)
+	ts, db := startDevServerWithDB(t)
 	tok := devToken(t, ts)
 	if code, out, errOut := runCmd(t, requestArgs(ts, tok, "--idempotency-key", "moved")...); code != 0 {
 		t.Fatalf("request: exit %d\n%s\n%s", code, out, errOut)

@@ -587,13 +587,14 @@ func (c *requestClient) create(ctx context.Context, body api.CreateRequest, key 
 			return api.Request{}, false, fmt.Errorf("the server at %s answered %d with something that is not a request", c.base, bad.Status)
 		case errors.As(err, &answer):
 			header = answer.Header
-			switch {
-			case answer.Status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
-				refreshed = true
-				if err := c.tok.renew(ctx); err != nil {
-					return api.Request{}, false, err
-				}
+			renewed, renewErr := c.renewTokenAfter(ctx, answer, &refreshed)
+			if renewErr != nil {
+				return api.Request{}, false, renewErr
+			}
+			if renewed {
 				continue
+			}
+			switch {
 			case answer.Status == http.StatusTooManyRequests && answer.Code == api.CodeRateLimited:
 				// signoff's own limits (see rateLimitedDelay).
 				problem = fmt.Sprintf("the server at %s answered %s", c.base, apiErrorText(answer))
@@ -672,14 +673,14 @@ func (c *requestClient) wait(ctx context.Context, v api.Request, deadline time.T
 			problem = fmt.Sprintf("the server at %s answered with something that is not request %s", c.base, v.ID)
 		case errors.As(err, &answer):
 			header = answer.Header
-			switch {
-			case answer.Status == http.StatusUnauthorized && c.tok.refresh != nil && !refreshed:
-				// CI tokens are short-lived: fetch a fresh one and carry on.
-				refreshed = true
-				if err := c.tok.renew(ctx); err != nil {
-					return v, err
-				}
+			renewed, renewErr := c.renewTokenAfter(ctx, answer, &refreshed)
+			if renewErr != nil {
+				return v, renewErr
+			}
+			if renewed {
 				continue
+			}
+			switch {
 			case answer.Status == http.StatusUnauthorized:
 				return v, withCode(exitRefused, fmt.Errorf("the server at %s no longer accepts the token (from %s) while waiting for %s: %s; the token may have expired: use a longer-lived token or a shorter --timeout",
 					c.base, c.tok.origin, v.ID, apiErrorText(answer)))
@@ -707,6 +708,22 @@ func (c *requestClient) wait(ctx context.Context, v api.Request, deadline time.T
 			return v, fmt.Errorf("interrupted while waiting; request %s is still %s: %w", v.ID, v.State, err)
 		}
 	}
+}
+
+// renewTokenAfter fetches a fresh CI token when answer is a 401, the
+// token can be fetched anew and *refreshed says it was not already since
+// the last good answer (CI tokens are short-lived: a fresh one lets the
+// client carry on). It reports whether it did, so the call is tried
+// again, and then sets *refreshed.
+func (c *requestClient) renewTokenAfter(ctx context.Context, answer *api.Error, refreshed *bool) (bool, error) {
+	if answer.Status != http.StatusUnauthorized || c.tok.refresh == nil || *refreshed {
+		return false, nil
+	}
+	*refreshed = true
+	if err := c.tok.renew(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // backoff is capped exponential backoff with jitter.

@@ -144,7 +144,17 @@ func startServeWith(t *testing.T, cfgPath string, o serveOptions, adjust ...func
 
 func startDevServer(t *testing.T) *testServer {
 	t.Helper()
-	return startTestServer(t, true, "127.0.0.1:0", filepath.Join(t.TempDir(), "data", "signoff.db"))
+	ts, _ := startDevServerWithDB(t)
+	return ts
+}
+
+// startDevServerWithDB is startDevServer also returning the path of the
+// server's bbolt database, for tests that read it or start a server on it
+// again.
+func startDevServerWithDB(t *testing.T) (*testServer, string) {
+	t.Helper()
+	db := filepath.Join(t.TempDir(), "data", "signoff.db")
+	return startTestServer(t, true, "127.0.0.1:0", db), db
 }
 
 // clearCIEnv makes sure no token or CI run leaks in from the environment
@@ -514,8 +524,7 @@ func TestRequestGitLabIDToken(t *testing.T) {
 // the client rides out the outage and exits 0.
 func TestRequestWaitSurvivesServerRestart(t *testing.T) {
 	clearCIEnv(t)
-	db := filepath.Join(t.TempDir(), "data", "signoff.db")
-	first := startTestServer(t, true, "127.0.0.1:0", db)
+	first, db := startDevServerWithDB(t)
 	tok := devToken(t, first)
 	r, stderr, res := startWaiting(t, first, tok, "--timeout", "2m")
 	if err := first.stop(); err != nil {

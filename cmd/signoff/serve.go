@@ -804,28 +804,37 @@ func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, 
 	if cfg.IdP.TokenEncryptionKey.IsSet() {
 		tokenKey = []byte(cfg.IdP.TokenEncryptionKey.Reveal())
 	}
-	linker, err := linkflow.NewLinker(linkflow.LinkerOptions{
-		Issuer:       cfg.IdP.Issuer,
-		ClientID:     cfg.IdP.ClientID,
-		ClientSecret: cfg.IdP.ClientSecret.Reveal(),
-		Scopes:       cfg.IdP.Scopes,
-		GroupsClaim:  cfg.IdP.GroupsClaim,
+	opts := sharedLinkerOptions(cfg, store, svc, logger)
+	opts.Issuer = cfg.IdP.Issuer
+	opts.ClientID = cfg.IdP.ClientID
+	opts.ClientSecret = cfg.IdP.ClientSecret.Reveal()
+	opts.Scopes = cfg.IdP.Scopes
+	opts.GroupsClaim = cfg.IdP.GroupsClaim
+	opts.RedirectURL = strings.TrimSuffix(cfg.PublicURL, "/") + linkflow.CallbackPath
+	opts.GroupsMaxAge = cfg.IdP.GroupsMaxAge
+	opts.TokenKey = tokenKey
+	linker, err := linkflow.NewLinker(opts)
+	if err != nil {
+		return nil, withCode(exitUsage, fmt.Errorf("idp: %w", err))
+	}
+	return linker, nil
+}
+
+// sharedLinkerOptions are the LinkerOptions of every account-link flow,
+// the idp section's and dev mode's alike: the idp section's link matching,
+// person claims and link_max_age, links kept in store and made through
+// svc, and step-up sign-ins completing votes through svc.
+func sharedLinkerOptions(cfg *config.Config, store storage.Store, svc *approvals.Service, logger *slog.Logger) linkflow.LinkerOptions {
+	return linkflow.LinkerOptions{
 		LinkMatch:    cfg.IdP.LinkMatch,
 		PersonClaims: cfg.IdP.PersonClaims,
-		RedirectURL:  strings.TrimSuffix(cfg.PublicURL, "/") + linkflow.CallbackPath,
 		LinkMaxAge:   cfg.IdP.LinkMaxAge,
-		GroupsMaxAge: cfg.IdP.GroupsMaxAge,
-		TokenKey:     tokenKey,
 		Store:        store,
 		Links:        svc,
 		Logger:       logger,
 		OnStepUp:     svc.StepUpVote(),
 		StepUpPolicy: svc.StepUpPolicy(),
-	})
-	if err != nil {
-		return nil, withCode(exitUsage, fmt.Errorf("idp: %w", err))
 	}
-	return linker, nil
 }
 
 // chatPlatforms lists the chat adapters the config turns on; the lifecycle

@@ -69,3 +69,31 @@ func New(t *testing.T, timeout time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// SignIn fills in and submits the sign-in form of the test IdP
+// (internal/testop) as username, then waits for the result page signoff
+// answers the IdP's redirect with (main[data-outcome]).
+func SignIn(username, password string) chromedp.Action[chromedp.Void] {
+	return chromedp.Steps(
+		chromedp.WaitVisible(chromedp.CSS(`#username`)),
+		chromedp.SendKeys(chromedp.CSS(`#username`), username),
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.Click(chromedp.CSS(`#signin`)),
+		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome]`)),
+	)
+}
+
+// ResultPage is the signoff result page the browser is on: main's
+// data-outcome and the text of #result.
+func ResultPage(ctx context.Context, t *testing.T) (outcome, text string) {
+	t.Helper()
+	attr, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`main`), "data-outcome"))
+	if err != nil {
+		t.Fatalf("read the page's outcome: %v", err)
+	}
+	text, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
+	if err != nil {
+		t.Fatalf("read the page's result: %v", err)
+	}
+	return attr.Value, text
+}

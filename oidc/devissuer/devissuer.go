@@ -26,12 +26,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -39,6 +39,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/signoff-dev/signoff/internal/keyfile"
 	"github.com/signoff-dev/signoff/oidc"
 )
 
@@ -344,28 +345,16 @@ func createKey(path string) (crypto.Signer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devissuer: encoding key: %w", err)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("devissuer: creating key directory: %w", err)
-	}
-	// O_EXCL: if another process created the file meanwhile, use its key
-	// rather than overwrite it.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	err = keyfile.CreateNew(path, func(w io.Writer) error {
+		return pem.Encode(w, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	})
+	// If another process created the file meanwhile, use its key rather
+	// than overwrite it.
 	if errors.Is(err, fs.ErrExist) {
 		return loadOrCreateKey(path)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("devissuer: creating key file: %w", err)
-	}
-	werr := pem.Encode(f, &pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	if werr == nil {
-		werr = f.Sync()
-	}
-	if cerr := f.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr != nil {
-		_ = os.Remove(path)
-		return nil, fmt.Errorf("devissuer: writing key file: %w", werr)
+		return nil, fmt.Errorf("devissuer: %w", err)
 	}
 	return key, nil
 }

@@ -325,13 +325,9 @@ func (c *idpClient) verifyIDToken(ctx context.Context, d *discovered, tok *oauth
 			return nil, &idpRefusal{reason: "the ID token's at_hash does not match the access token", err: err}
 		}
 	}
-	var payload json.RawMessage
-	if err := idt.Claims(&payload); err != nil {
-		return nil, &idpRefusal{reason: "the ID token's claims cannot be read", err: err}
-	}
-	m, err := idtoken.Decode(payload)
+	m, err := decodeClaims(idt.Claims, "the ID token's claims")
 	if err != nil {
-		return nil, &idpRefusal{reason: "the ID token's claims cannot be read", err: err}
+		return nil, err
 	}
 	if len(idt.Audience) > 1 {
 		if azp, _ := m["azp"].(string); azp != c.clientID {
@@ -391,6 +387,21 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 	return out, nil
 }
 
+// decodeClaims reads the claims of an ID token or a userinfo answer
+// through claims (their Claims method); a refusal says that what cannot be
+// read.
+func decodeClaims(claims func(any) error, what string) (map[string]any, error) {
+	var payload json.RawMessage
+	if err := claims(&payload); err != nil {
+		return nil, &idpRefusal{reason: what + " cannot be read", err: err}
+	}
+	m, err := idtoken.Decode(payload)
+	if err != nil {
+		return nil, &idpRefusal{reason: what + " cannot be read", err: err}
+	}
+	return m, nil
+}
+
 // userinfo completes (or, after a refresh without ID token, provides) the
 // claims from the userinfo endpoint. Its subject must match.
 func (c *idpClient) userinfo(ctx context.Context, d *discovered, tok *oauth2.Token, base *idClaims) (*idClaims, error) {
@@ -407,13 +418,9 @@ func (c *idpClient) userinfo(ctx context.Context, d *discovered, tok *oauth2.Tok
 		}
 		return nil, fmt.Errorf("%w: reading userinfo at %s failed: %s", ErrIdPUnavailable, c.issuer, idtoken.CauseText(err))
 	}
-	var payload json.RawMessage
-	if err := ui.Claims(&payload); err != nil {
-		return nil, &idpRefusal{reason: "the userinfo answer cannot be read", err: err}
-	}
-	m, err := idtoken.Decode(payload)
+	m, err := decodeClaims(ui.Claims, "the userinfo answer")
 	if err != nil {
-		return nil, &idpRefusal{reason: "the userinfo answer cannot be read", err: err}
+		return nil, err
 	}
 	got, err := c.readClaims(m)
 	if err != nil {

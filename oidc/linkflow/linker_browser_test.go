@@ -34,24 +34,13 @@ func TestLinkFlowInBrowser(t *testing.T) {
 	}
 	if err := chromedp.Do(ctx,
 		chromedp.Click(chromedp.CSS(`#continue`)),
-		chromedp.WaitVisible(chromedp.CSS(`#username`)),
-		chromedp.SendKeys(chromedp.CSS(`#username`), alice.Username),
-		chromedp.SendKeys(chromedp.CSS(`#password`), alice.Password),
-		chromedp.Click(chromedp.CSS(`#signin`)),
-		chromedp.WaitVisible(chromedp.CSS(`main[data-outcome]`)),
+		browsertest.SignIn(alice.Username, alice.Password),
 	); err != nil {
 		t.Fatalf("link flow in the browser: %v", err)
 	}
-	outcome, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(`main`), "data-outcome"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#result`)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if outcome.Value != "linked" || !strings.Contains(text, "alice@example.com") || !strings.Contains(text, "U1") {
-		t.Fatalf("landing page (outcome %q):\n%s", outcome.Value, text)
+	outcome, text := browsertest.ResultPage(ctx, t)
+	if outcome != "linked" || !strings.Contains(text, "alice@example.com") || !strings.Contains(text, "U1") {
+		t.Fatalf("landing page (outcome %q):\n%s", outcome, text)
 	}
 	loc, err := chromedp.Run(ctx, chromedp.Location())
 	if err != nil || !strings.HasPrefix(loc, e.baseURL+"/link/callback?") {
