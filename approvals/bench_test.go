@@ -159,7 +159,7 @@ func benchCycle(b *testing.B, backend string, clients int) {
 // outbox is empty (no chat platform), as it is once entries are delivered.
 // Run it with -benchtime 200000x for the figure in docs/performance.md.
 func BenchmarkStoreBytesPerRequest(b *testing.B) {
-	svc, clk, path := benchBoltService(b, nil)
+	svc, clk, st, path := benchBoltService(b, nil)
 	in := approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams(), Reason: "benchmark"}
 	var made atomic.Int64
 	runClients(b, 32, func() {
@@ -171,6 +171,34 @@ func BenchmarkStoreBytesPerRequest(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(fileSize(b, path))/float64(b.N), "bytes/request")
+	reportBuckets(b, st, path)
+}
+
+// reportBuckets closes the store and reports, per bucket that
+// holds anything, the bytes of the pages it takes up per request (b.N):
+// where the file's size goes.
+func reportBuckets(b *testing.B, st *boltstore.Store, path string) {
+	b.Helper()
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, bk *bolt.Bucket) error {
+			st := bk.Stats()
+			if used := st.BranchAlloc + st.LeafAlloc; used > 0 {
+				b.ReportMetric(float64(used)/float64(b.N), string(name)+"-bytes/request")
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
 }
 
 // BenchmarkCreateWithHistory measures durable creates at 32 clients on a
@@ -193,7 +221,7 @@ func BenchmarkCreateWithHistory(b *testing.B) {
 	}
 	in := approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams(), Reason: "benchmark"}
 	for _, stored := range []int{0, history} {
-		svc, clk, path := benchBoltService(b, nil)
+		svc, clk, _, path := benchBoltService(b, nil)
 		fillHistory(b, svc, clk, in, stored)
 		size := fileSize(b, path)
 		b.Run(fmt.Sprintf("stored=%d", stored), func(b *testing.B) {
@@ -251,8 +279,8 @@ func fillHistory(b *testing.B, svc *approvals.Service, clk *clock.Fake, in appro
 }
 
 // benchBoltService is a service on a fresh bbolt store with the given chat
-// platforms, with its fake clock and the store's file.
-func benchBoltService(b *testing.B, platforms []string) (*approvals.Service, *clock.Fake, string) {
+// platforms, with its fake clock, the store and the store's file.
+func benchBoltService(b *testing.B, platforms []string) (*approvals.Service, *clock.Fake, *boltstore.Store, string) {
 	b.Helper()
 	path := filepath.Join(b.TempDir(), "signoff.db")
 	st, err := boltstore.Open(path, boltstore.Options{})
@@ -261,7 +289,7 @@ func benchBoltService(b *testing.B, platforms []string) (*approvals.Service, *cl
 	}
 	b.Cleanup(func() { st.Close() })
 	clk := clock.NewFake(t0)
-	return approvals.New(st, testPolicy(), approvals.Options{Clock: clk, Platforms: platforms, Logger: slog.New(slog.DiscardHandler)}), clk, path
+	return approvals.New(st, testPolicy(), approvals.Options{Clock: clk, Platforms: platforms, Logger: slog.New(slog.DiscardHandler)}), clk, st, path
 }
 
 func fileSize(b *testing.B, path string) int64 {
