@@ -85,23 +85,12 @@ func (h *bgHarness) get(id string) storage.Request {
 
 func (h *bgHarness) records() []audit.Record {
 	h.t.Helper()
-	var out []audit.Record
-	for _, line := range testenv.AuditLines(h.t, h.store) {
-		var r audit.Record
-		if err := json.Unmarshal(line, &r); err != nil {
-			h.t.Fatal(err)
-		}
-		out = append(out, r)
-	}
-	return out
+	return jsonAuditRecords(h.t, h.store)
 }
 
 func (h *bgHarness) vote(id string, who identity.Identity, d storage.Decision) (approvals.VoteResult, error) {
 	who.VerifiedAt = h.clock.Now().Add(-time.Minute)
-	return h.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: id, Approver: who, Decision: d,
-		Source: approvals.Source{Platform: "slack", Workspace: "T1", PlatformUser: "U-" + who.Name, CallbackID: "cb-" + who.Name},
-	})
+	return slackVote(h.svc, id, who, d)
 }
 
 func countType(recs []audit.Record, typ string) int {

@@ -113,14 +113,7 @@ func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) e
 			Actor:  &audit.Actor{Platform: in.Source.Platform, Workspace: in.Source.Workspace, PlatformUser: in.Source.PlatformUser},
 			Source: in.Source.CallbackID, Data: data,
 		}
-		r, err := tx.Request(in.RequestID)
-		switch {
-		case err == nil:
-			rec.Action = r.Action
-		case !errors.Is(err, storage.ErrNotFound):
-			return err
-		}
-		return s.appendAudit(tx, rec)
+		return s.appendNamingAction(tx, rec)
 	})
 	if err != nil {
 		s.rejected.giveBack(key, dropped+1)
@@ -128,6 +121,20 @@ func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) e
 	}
 	s.log.Info("vote refused", "request", in.RequestID, "platform", in.Source.Platform, "platform_user", in.Source.PlatformUser, "reason", in.Reason)
 	return nil
+}
+
+// appendNamingAction appends rec, a record about request rec.RequestID,
+// naming the request's action when the request exists: a refused vote may
+// name an id no request has.
+func (s *Service) appendNamingAction(tx storage.Tx, rec audit.Record) error {
+	r, err := tx.Request(rec.RequestID)
+	switch {
+	case err == nil:
+		rec.Action = r.Action
+	case !errors.Is(err, storage.ErrNotFound):
+		return err
+	}
+	return s.appendAudit(tx, rec)
 }
 
 // callbackSampler admits at most CallbackRejectedPerMinute records per key

@@ -45,10 +45,8 @@ func (s *Service) RememberConversations(ctx context.Context, cs []Conversation) 
 // Conversation returns the stored reference of a platform's conversation;
 // ok is false when none is stored.
 func (s *Service) Conversation(ctx context.Context, platform, id string) (c Conversation, ok bool, err error) {
-	err = s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		c, err = tx.Conversation(platform, id)
-		return err
+	c, err = viewValue(ctx, s.store, func(tx storage.ReadTx) (Conversation, error) {
+		return tx.Conversation(platform, id)
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

@@ -343,10 +343,8 @@ func (s *Service) Replay(ctx context.Context, in CreateInput) (req storage.Reque
 		return storage.Request{}, false, nil
 	}
 	scope := idempotencyScope(in.Requester, in.IdempotencyKey)
-	err = s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		req, err = tx.RequestByIdempotencyScope(scope)
-		return err
+	req, err = viewValue(ctx, s.store, func(tx storage.ReadTx) (storage.Request, error) {
+		return tx.RequestByIdempotencyScope(scope)
 	})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

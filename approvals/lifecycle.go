@@ -223,11 +223,8 @@ func (s *Service) ExpireDue(ctx context.Context) (int, error) {
 
 // nextExpiry returns when the soonest pending request expires, or false.
 func (s *Service) nextExpiry(ctx context.Context) (time.Time, bool, error) {
-	var next []storage.Request
-	err := s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		next, err = tx.PendingExpiring(time.Unix(1<<40, 0), 1)
-		return err
+	next, err := viewValue(ctx, s.store, func(tx storage.ReadTx) ([]storage.Request, error) {
+		return tx.PendingExpiring(time.Unix(1<<40, 0), 1)
 	})
 	if err != nil || len(next) == 0 {
 		return time.Time{}, false, err

@@ -249,11 +249,8 @@ func (s *Service) UnlinkBy(ctx context.Context, platform, workspace, platformUse
 
 // Link returns a chat account's link, or an error wrapping ErrNotLinked.
 func (s *Service) Link(ctx context.Context, platform, workspace, platformUser string) (storage.IdentityLink, error) {
-	var l storage.IdentityLink
-	err := s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		l, err = tx.Link(platform, workspace, platformUser)
-		return err
+	l, err := viewValue(ctx, s.store, func(tx storage.ReadTx) (storage.IdentityLink, error) {
+		return tx.Link(platform, workspace, platformUser)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return l, fmt.Errorf("%w: %s user %s in %s", ErrNotLinked, platform, platformUser, workspace)
@@ -266,11 +263,8 @@ func (s *Service) Link(ctx context.Context, platform, workspace, platformUser st
 
 // Links lists identity links.
 func (s *Service) Links(ctx context.Context, f storage.LinkFilter) ([]storage.IdentityLink, error) {
-	var out []storage.IdentityLink
-	err := s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		out, err = tx.Links(f)
-		return err
+	out, err := viewValue(ctx, s.store, func(tx storage.ReadTx) ([]storage.IdentityLink, error) {
+		return tx.Links(f)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list links: %w", err)

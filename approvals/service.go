@@ -146,14 +146,23 @@ func NewRequestID(now time.Time) string {
 	return "req_" + requestIDEncoding.EncodeToString(b[:])
 }
 
+// viewValue runs read in one read transaction of st and returns what it
+// returned, or the store's error when the transaction could not start.
+func viewValue[T any](ctx context.Context, st storage.Store, read func(storage.ReadTx) (T, error)) (T, error) {
+	var v T
+	err := st.View(ctx, func(tx storage.ReadTx) error {
+		var err error
+		v, err = read(tx)
+		return err
+	})
+	return v, err
+}
+
 // Get returns the request with that id, or a refusal wrapping
 // ErrUnknownRequest.
 func (s *Service) Get(ctx context.Context, id string) (storage.Request, error) {
-	var r storage.Request
-	err := s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		r, err = tx.Request(id)
-		return err
+	r, err := viewValue(ctx, s.store, func(tx storage.ReadTx) (storage.Request, error) {
+		return tx.Request(id)
 	})
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.Request{}, refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", id)
@@ -166,11 +175,8 @@ func (s *Service) Get(ctx context.Context, id string) (storage.Request, error) {
 
 // List returns requests matching f, newest first.
 func (s *Service) List(ctx context.Context, f storage.RequestFilter) ([]storage.Request, error) {
-	var out []storage.Request
-	err := s.store.View(ctx, func(tx storage.ReadTx) error {
-		var err error
-		out, err = tx.Requests(f)
-		return err
+	out, err := viewValue(ctx, s.store, func(tx storage.ReadTx) ([]storage.Request, error) {
+		return tx.Requests(f)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list requests: %w", err)

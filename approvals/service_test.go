@@ -126,7 +126,13 @@ func approver(name string, groups ...string) identity.Identity {
 }
 
 func (h *harness) vote(id string, who identity.Identity, d storage.Decision) (approvals.VoteResult, error) {
-	return h.svc.Vote(context.Background(), approvals.VoteInput{
+	return slackVote(h.svc, id, who, d)
+}
+
+// slackVote casts who's vote d on request id as a click on a Slack card in
+// workspace T1.
+func slackVote(svc *approvals.Service, id string, who identity.Identity, d storage.Decision) (approvals.VoteResult, error) {
+	return svc.Vote(context.Background(), approvals.VoteInput{
 		RequestID: id, Approver: who, Decision: d,
 		Source: approvals.Source{Platform: "slack", Workspace: "T1", PlatformUser: "U-" + who.Name, CallbackID: "cb-" + who.Name},
 	})
@@ -135,12 +141,18 @@ func (h *harness) vote(id string, who identity.Identity, d storage.Decision) (ap
 // records returns the audit log as parsed records and checks the chain.
 func (h *harness) records() []audit.Record {
 	h.t.Helper()
-	// Decoded with encoding/json (numbers as float64), not audit.ParseRecord.
+	return jsonAuditRecords(h.t, h.store)
+}
+
+// jsonAuditRecords returns st's audit log decoded with encoding/json
+// (numbers as float64), not audit.ParseRecord, and checks the chain.
+func jsonAuditRecords(t *testing.T, st storage.Store) []audit.Record {
+	t.Helper()
 	var out []audit.Record
-	for _, line := range testenv.AuditLines(h.t, h.store) {
+	for _, line := range testenv.AuditLines(t, st) {
 		var r audit.Record
 		if err := json.Unmarshal(line, &r); err != nil {
-			h.t.Fatalf("audit records: %v", err)
+			t.Fatalf("audit records: %v", err)
 		}
 		out = append(out, r)
 	}

@@ -64,14 +64,7 @@ func (s *Service) RefuseStepUp(ctx context.Context, r identity.StepUpRefusal) er
 				Actor: actorOf(r.Identity, identity.AttemptAccount(a)),
 				Data:  map[string]any{"reason": clip(string(r.Reason)), "message": r.Message, "decision": a.Decision},
 			}
-			req, err := tx.Request(a.RequestID)
-			switch {
-			case err == nil:
-				rec.Action = req.Action
-			case !errors.Is(err, storage.ErrNotFound):
-				return err
-			}
-			if err := s.appendAudit(tx, rec); err != nil {
+			if err := s.appendNamingAction(tx, rec); err != nil {
 				return err
 			}
 		}

@@ -50,24 +50,23 @@ func APIRequest(r storage.Request, url string) api.Request {
 }
 
 func apiLinks(links []storage.Link) []api.Link {
-	if links == nil {
-		return nil
-	}
-	out := make([]api.Link, len(links))
-	for i, l := range links {
-		out[i] = api.Link{Title: l.Title, URL: l.URL}
-	}
-	return out
+	return mapSlice(links, func(l storage.Link) api.Link { return api.Link{Title: l.Title, URL: l.URL} })
 }
 
 // storageLinks is the reverse of apiLinks, for a create.
 func storageLinks(links []api.Link) []storage.Link {
-	if links == nil {
+	return mapSlice(links, func(l api.Link) storage.Link { return storage.Link{Title: l.Title, URL: l.URL} })
+}
+
+// mapSlice returns f of each element of in, in order; nil stays nil, so an
+// absent list stays absent.
+func mapSlice[A, B any](in []A, f func(A) B) []B {
+	if in == nil {
 		return nil
 	}
-	out := make([]storage.Link, len(links))
-	for i, l := range links {
-		out[i] = storage.Link{Title: l.Title, URL: l.URL}
+	out := make([]B, len(in))
+	for i, a := range in {
+		out[i] = f(a)
 	}
 	return out
 }

@@ -26,26 +26,12 @@ var _ storage.Backuper = (*Store)(nil)
 // fn should copy at the speed of its writer and never wait for a commit;
 // ctx stops the copy. Close waits for a copy in progress.
 func (s *Store) Snapshot(ctx context.Context, fn func(storage.BackupImage) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("back up store %s: %w", s.path, err)
-	}
-	if s.closed.Load() {
-		return fmt.Errorf("back up store %s: %w", s.path, storage.ErrClosed)
-	}
-	var fnErr error
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	return s.read(ctx, "back up", func(tx *bbolt.Tx) error {
 		img := &image{tx: tx, ctx: ctx, path: s.path}
-		fnErr = fn(img)
+		err := fn(img)
 		img.tx = nil // fn must not keep it
-		return fnErr
+		return err
 	})
-	if fnErr != nil {
-		return fnErr
-	}
-	if err != nil {
-		return fmt.Errorf("back up store %s: %w", s.path, s.dbError(err))
-	}
-	return nil
 }
 
 // image is a storage.BackupImage over a bolt read transaction.

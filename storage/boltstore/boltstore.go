@@ -319,22 +319,40 @@ func (s *Store) runTx(body func(storage.Tx) error) error {
 
 // View runs fn in a read-only transaction. fn sees one consistent snapshot.
 func (s *Store) View(ctx context.Context, fn func(storage.ReadTx) error) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("view store %s: %w", s.path, err)
-	}
-	if s.closed.Load() {
-		return fmt.Errorf("view store %s: %w", s.path, storage.ErrClosed)
+	return s.read(ctx, "view", func(btx *bbolt.Tx) error {
+		return fn(&readTx{tx: btx})
+	})
+}
+
+// read runs fn in one bolt read transaction of the open store and returns
+// fn's error as it is; what ("view", "back up") names the call in the
+// errors of its own.
+func (s *Store) read(ctx context.Context, what string, fn func(*bbolt.Tx) error) error {
+	if err := s.usable(ctx, what); err != nil {
+		return err
 	}
 	var fnErr error
 	err := s.db.View(func(btx *bbolt.Tx) error {
-		fnErr = fn(&readTx{tx: btx})
+		fnErr = fn(btx)
 		return fnErr
 	})
 	if fnErr != nil {
 		return fnErr
 	}
 	if err != nil {
-		return fmt.Errorf("view store %s: %w", s.path, s.dbError(err))
+		return fmt.Errorf("%s store %s: %w", what, s.path, s.dbError(err))
+	}
+	return nil
+}
+
+// usable refuses a call (what, e.g. "view") whose ctx is done or that
+// comes after Close.
+func (s *Store) usable(ctx context.Context, what string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s store %s: %w", what, s.path, err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%s store %s: %w", what, s.path, storage.ErrClosed)
 	}
 	return nil
 }
@@ -354,11 +372,8 @@ func (s *Store) dbError(err error) error {
 // chunks.
 func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint64, record []byte) error) error {
 	return record.WalkAudit(from, func(from uint64) ([]record.Audit, error) {
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("read audit records of store %s: %w", s.path, err)
-		}
-		if s.closed.Load() {
-			return nil, fmt.Errorf("read audit records of store %s: %w", s.path, storage.ErrClosed)
+		if err := s.usable(ctx, "read audit records of"); err != nil {
+			return nil, err
 		}
 		chunk := make([]record.Audit, 0, record.AuditChunk)
 		err := s.db.View(func(tx *bbolt.Tx) error {
@@ -377,11 +392,8 @@ func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint6
 
 // Ping reports whether the store is open and its file readable.
 func (s *Store) Ping(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("ping store %s: %w", s.path, err)
-	}
-	if s.closed.Load() {
-		return fmt.Errorf("ping store %s: %w", s.path, storage.ErrClosed)
+	if err := s.usable(ctx, "ping"); err != nil {
+		return err
 	}
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		if tx.Bucket(bucketRequests) == nil {

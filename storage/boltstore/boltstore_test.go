@@ -340,6 +340,31 @@ func TestGroupCommitUnderLoad(t *testing.T) {
 	checkCreated(t, s, callers)
 }
 
+// createInOrder commits the requests r000 … r(n-1), each with its audit
+// record and outbox entry, one Update after the other.
+func createInOrder(t *testing.T, s *boltstore.Store, n int) {
+	t.Helper()
+	for i := range n {
+		if err := s.Update(t.Context(), createAndLog(fmt.Sprintf("r%03d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkMissing fails the test with complaint if s holds request id.
+func checkMissing(t *testing.T, s *boltstore.Store, id, complaint string) {
+	t.Helper()
+	err := s.View(t.Context(), func(tx storage.ReadTx) error {
+		if _, err := tx.Request(id); !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%s: %v", complaint, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 func checkCreated(t *testing.T, s *boltstore.Store, n int) {
 	t.Helper()
 	err := s.View(t.Context(), func(tx storage.ReadTx) error {
@@ -618,11 +643,7 @@ func TestAuditRecordsShortTransactions(t *testing.T) {
 func TestBackup(t *testing.T) {
 	dir := t.TempDir()
 	s := openTemp(t, boltstore.Options{})
-	for i := range 3 {
-		if err := s.Update(t.Context(), createAndLog(fmt.Sprintf("r%03d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createInOrder(t, s, 3)
 	f, err := os.Create(filepath.Join(dir, "backup.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -645,15 +666,7 @@ func TestBackup(t *testing.T) {
 	b := open(t, f.Name(), boltstore.Options{})
 	defer b.Close()
 	checkCreated(t, b, 3)
-	err = b.View(t.Context(), func(tx storage.ReadTx) error {
-		if _, err := tx.Request("r003"); !errors.Is(err, storage.ErrNotFound) {
-			return fmt.Errorf("backup has a request written after it: %v", err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	checkMissing(t, b, "r003", "backup has a request written after it")
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()

@@ -278,21 +278,12 @@ func (t *writeTx) DeleteExpiredLinkAttempts(before time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("delete expired link attempts: %w", err)
 	}
-	// Collect first: deleting under a live bolt cursor skips keys. The ids
-	// are copied, since bolt's memory may move once the bucket changes.
-	var ids []string
-	bound := orderkey.Time(before)
-	c := idx.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) <= orderkey.TimeLen {
-			return 0, errors.New("delete expired link attempts: malformed expiry index key (the store is damaged; restore it from a backup)")
-		}
-		if bytes.Compare(k[:orderkey.TimeLen], bound) >= 0 {
-			break
-		}
-		ids = append(ids, string(k[orderkey.TimeLen:]))
+	keys, err := expiredKeys(idx, before, 0)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired link attempts: %w", err)
 	}
-	for _, id := range ids {
+	for _, k := range keys {
+		id := string(k[orderkey.TimeLen:])
 		a, found, err := t.getAttempt(id)
 		if err != nil {
 			return 0, fmt.Errorf("delete expired link attempts: %w", err)
@@ -304,7 +295,7 @@ func (t *writeTx) DeleteExpiredLinkAttempts(before time.Time) (int, error) {
 			return 0, fmt.Errorf("delete expired link attempts: %w", err)
 		}
 	}
-	return len(ids), nil
+	return len(keys), nil
 }
 
 // linkKey is the key of a chat account's link: its three parts, each

@@ -68,22 +68,9 @@ func (t *writeTx) DeleteExpiredNonces(before time.Time, limit int) (int, error) 
 	if err != nil {
 		return 0, fmt.Errorf("delete expired nonces: %w", err)
 	}
-	// Collect first: deleting under a live bolt cursor skips keys. Keys are
-	// copied, since bolt's memory may move once the bucket changes.
-	var keys [][]byte
-	bound := orderkey.Time(before)
-	c := idx.Cursor()
-	for k, _ := c.First(); k != nil; k, _ = c.Next() {
-		if len(k) <= orderkey.TimeLen {
-			return 0, errors.New("delete expired nonces: malformed expiry index key (the store is damaged; restore it from a backup)")
-		}
-		if bytes.Compare(k[:orderkey.TimeLen], bound) >= 0 {
-			break
-		}
-		keys = append(keys, clone(k))
-		if limit > 0 && len(keys) >= limit {
-			break
-		}
+	keys, err := expiredKeys(idx, before, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete expired nonces: %w", err)
 	}
 	for _, k := range keys {
 		nk := k[orderkey.TimeLen:]

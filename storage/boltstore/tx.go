@@ -63,6 +63,19 @@ func (t *readTx) getRequest(id string) (storage.Request, bool, error) {
 	return r, true, nil
 }
 
+// indexedRequest reads request id, which an index names; a missing request
+// means the store is damaged, and what ("list requests") opens that error.
+func (t *readTx) indexedRequest(id, what string) (storage.Request, error) {
+	r, found, err := t.getRequest(id)
+	if err != nil {
+		return storage.Request{}, err
+	}
+	if !found {
+		return storage.Request{}, fmt.Errorf("%s: index names missing request %q (the store is damaged)", what, id)
+	}
+	return r, nil
+}
+
 // RequestByIdempotencyScope returns the request created with scope.
 func (t *readTx) RequestByIdempotencyScope(scope string) (storage.Request, error) {
 	if scope != "" {
@@ -89,13 +102,9 @@ func (t *readTx) Requests(f storage.RequestFilter) ([]storage.Request, error) {
 		if len(f.States) > 0 && !slices.Contains(f.States, storage.State(state)) {
 			continue
 		}
-		id := string(k[orderkey.TimeLen:])
-		r, found, err := t.getRequest(id)
+		r, err := t.indexedRequest(string(k[orderkey.TimeLen:]), "list requests")
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, fmt.Errorf("list requests: index names missing request %q (the store is damaged)", id)
 		}
 		if f.Action != "" && r.Action != f.Action {
 			continue
@@ -119,13 +128,9 @@ func (t *readTx) PendingExpiring(at time.Time, limit int) ([]storage.Request, er
 		if bytes.Compare(k[:orderkey.TimeLen], bound) > 0 {
 			break
 		}
-		id := string(k[orderkey.TimeLen:])
-		r, found, err := t.getRequest(id)
+		r, err := t.indexedRequest(string(k[orderkey.TimeLen:]), "list expiring requests")
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, fmt.Errorf("list expiring requests: index names missing request %q (the store is damaged)", id)
 		}
 		out = append(out, r)
 		if limit > 0 && len(out) >= limit {
@@ -195,17 +200,13 @@ func (t *writeTx) CreateRequest(r storage.Request) error {
 		return fmt.Errorf("create request %q: id %w", r.ID, storage.ErrAlreadyExists)
 	}
 	if r.IdempotencyScope != "" {
-		if other := t.bucket(bucketByScope).Get([]byte(r.IdempotencyScope)); other != nil {
-			return fmt.Errorf("create request %q: idempotency scope %q is taken by request %q: %w",
-				r.ID, r.IdempotencyScope, other, storage.ErrAlreadyExists)
+		if err := t.checkScopeFree(r.IdempotencyScope); err != nil {
+			return fmt.Errorf("create request %q: %w", r.ID, err)
 		}
 	}
 	r = record.Request(r)
 	r.Version = 1
-	if err := t.putRequest(r); err != nil {
-		return fmt.Errorf("create request %q: %w", r.ID, err)
-	}
-	if err := t.addIndexes(r); err != nil {
+	if err := t.putIndexed(r); err != nil {
 		return fmt.Errorf("create request %q: %w", r.ID, err)
 	}
 	return nil
@@ -225,9 +226,8 @@ func (t *writeTx) UpdateRequest(r storage.Request) error {
 		return fmt.Errorf("update request %q: stored version is %d, not %d: %w", r.ID, old.Version, r.Version, storage.ErrConflict)
 	}
 	if r.IdempotencyScope != "" && r.IdempotencyScope != old.IdempotencyScope {
-		if other := t.bucket(bucketByScope).Get([]byte(r.IdempotencyScope)); other != nil {
-			return fmt.Errorf("update request %q: idempotency scope %q is taken by request %q: %w",
-				r.ID, r.IdempotencyScope, other, storage.ErrAlreadyExists)
+		if err := t.checkScopeFree(r.IdempotencyScope); err != nil {
+			return fmt.Errorf("update request %q: %w", r.ID, err)
 		}
 	}
 	r = record.Request(r)
@@ -235,13 +235,27 @@ func (t *writeTx) UpdateRequest(r storage.Request) error {
 	if err := t.removeIndexes(old); err != nil {
 		return fmt.Errorf("update request %q: %w", r.ID, err)
 	}
-	if err := t.putRequest(r); err != nil {
-		return fmt.Errorf("update request %q: %w", r.ID, err)
-	}
-	if err := t.addIndexes(r); err != nil {
+	if err := t.putIndexed(r); err != nil {
 		return fmt.Errorf("update request %q: %w", r.ID, err)
 	}
 	return nil
+}
+
+// checkScopeFree fails with storage.ErrAlreadyExists if a stored request
+// holds the idempotency scope.
+func (t *writeTx) checkScopeFree(scope string) error {
+	if other := t.bucket(bucketByScope).Get([]byte(scope)); other != nil {
+		return fmt.Errorf("idempotency scope %q is taken by request %q: %w", scope, other, storage.ErrAlreadyExists)
+	}
+	return nil
+}
+
+// putIndexed writes r and its index entries.
+func (t *writeTx) putIndexed(r storage.Request) error {
+	if err := t.putRequest(r); err != nil {
+		return err
+	}
+	return t.addIndexes(r)
 }
 
 func (t *writeTx) putRequest(r storage.Request) error {
@@ -308,16 +322,13 @@ func (t *readTx) PendingOf(issuer, subject string) ([]storage.Request, error) {
 		return nil, nil
 	}
 	prefix := requesterPrefix(issuer, subject)
+	what := "list pending requests of " + subject
 	var out []storage.Request
 	c := b.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		id := string(k[len(prefix)+orderkey.TimeLen:])
-		r, found, err := t.getRequest(id)
+		r, err := t.indexedRequest(string(k[len(prefix)+orderkey.TimeLen:]), what)
 		if err != nil {
 			return nil, err
-		}
-		if !found {
-			return nil, fmt.Errorf("list pending requests of %s: index names missing request %q (the store is damaged)", subject, id)
 		}
 		out = append(out, r)
 	}
@@ -349,11 +360,7 @@ func indexPendingByRequester(tx *bbolt.Tx) error {
 
 // AppendAudit stores record under seq, which must follow the current head.
 func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
-	head, _, err := t.AuditHead()
-	if err != nil {
-		return fmt.Errorf("append audit record %d: %w", seq, err)
-	}
-	if err := record.CheckNextAudit(seq, head); err != nil {
+	if err := record.CheckNextAudit(t, seq); err != nil {
 		return err
 	}
 	// bolt keeps a reference to the value until commit: copy it so that the
@@ -430,4 +437,32 @@ func be64(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
 // an empty record reads back as empty.
 func clone(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
+}
+
+// errMalformedExpiryKey reports an expiry index key too short to hold a
+// time key and a record key.
+var errMalformedExpiryKey = errors.New("malformed expiry index key (the store is damaged; restore it from a backup)")
+
+// expiredKeys returns copies of the keys of the expiry index idx (time key
+// ‖ record key) whose time is strictly before `before`, oldest first, and
+// at most limit of them (all when limit is 0). They are collected before
+// anything is deleted, since deleting under a live bolt cursor skips keys,
+// and copied, since bolt's memory may move once the bucket changes.
+func expiredKeys(idx *bbolt.Bucket, before time.Time, limit int) ([][]byte, error) {
+	var keys [][]byte
+	bound := orderkey.Time(before)
+	c := idx.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		if len(k) <= orderkey.TimeLen {
+			return nil, errMalformedExpiryKey
+		}
+		if bytes.Compare(k[:orderkey.TimeLen], bound) >= 0 {
+			break
+		}
+		keys = append(keys, clone(k))
+		if limit > 0 && len(keys) >= limit {
+			break
+		}
+	}
+	return keys, nil
 }

@@ -106,15 +106,8 @@ func (t *writeTx) PutLink(l storage.IdentityLink) error {
 // DeleteLink removes the link of one chat account.
 func (t *writeTx) DeleteLink(platform, workspace, platformUser string) error {
 	what := "delete identity link of " + record.Account(platform, workspace, platformUser)
-	n, err := t.exec(what, `DELETE FROM links WHERE platform = $1 AND workspace = $2 AND platform_user = $3`,
+	return t.execExisting(what, `DELETE FROM links WHERE platform = $1 AND workspace = $2 AND platform_user = $3`,
 		key(platform), key(workspace), key(platformUser))
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
-	}
-	return nil
 }
 
 // CreateLinkAttempt stores a new attempt under a.ID.
@@ -146,29 +139,15 @@ func (t *writeTx) PutLinkAttempt(a storage.LinkAttempt) error {
 	if err != nil {
 		return err
 	}
-	n, err := t.exec("put link attempt", `UPDATE link_attempts SET expires_key = $2, body = $3 WHERE id = $1`,
+	return t.execExisting("put link attempt", `UPDATE link_attempts SET expires_key = $2, body = $3 WHERE id = $1`,
 		key(a.ID), orderkey.Time(a.ExpiresAt), body)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("put link attempt: %w", storage.ErrNotFound)
-	}
-	return nil
 }
 
 // DeleteLinkAttempt removes attempt id: it is used up. Writers hold the
 // write lock in turn, so of two transactions that both read the attempt and
 // delete it, the second finds it gone and gets ErrNotFound.
 func (t *writeTx) DeleteLinkAttempt(id string) error {
-	n, err := t.exec("delete link attempt", `DELETE FROM link_attempts WHERE id = $1`, key(id))
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("delete link attempt: %w", storage.ErrNotFound)
-	}
-	return nil
+	return t.execExisting("delete link attempt", `DELETE FROM link_attempts WHERE id = $1`, key(id))
 }
 
 // DeleteExpiredLinkAttempts removes the attempts whose ExpiresAt is strictly

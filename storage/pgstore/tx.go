@@ -59,6 +59,19 @@ func (t *readTx) exec(what, sql string, args ...any) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
+// execExisting runs a statement that must touch a row; when it touches
+// none, it fails with storage.ErrNotFound, after what.
+func (t *readTx) execExisting(what, sql string, args ...any) error {
+	n, err := t.exec(what, sql, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
+	}
+	return nil
+}
+
 // queryBodies runs a query whose one column is a JSON body and decodes each.
 func queryBodies[T any](t *readTx, what, sql string, args ...any) ([]T, error) {
 	if t.failed != nil {
@@ -361,11 +374,7 @@ func (t *writeTx) UpdateRequest(r storage.Request) error {
 // AppendAudit stores record under seq, which must follow the current head,
 // and moves the head.
 func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
-	head, _, err := t.AuditHead()
-	if err != nil {
-		return fmt.Errorf("append audit record %d: %w", seq, err)
-	}
-	if err := record.CheckNextAudit(seq, head); err != nil {
+	if err := record.CheckNextAudit(t, seq); err != nil {
 		return err
 	}
 	if rec == nil {
@@ -375,7 +384,7 @@ func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
 	if _, err := t.exec(what, `INSERT INTO audit (seq, hash, record) VALUES ($1, $2, $3)`, int64(seq), key(hash), rec); err != nil {
 		return err
 	}
-	_, err = t.exec(what, `UPDATE audit_head SET seq = $1, hash = $2`, int64(seq), key(hash))
+	_, err := t.exec(what, `UPDATE audit_head SET seq = $1, hash = $2`, int64(seq), key(hash))
 	return err
 }
 
@@ -420,15 +429,8 @@ func (t *writeTx) PutOutbox(e storage.OutboxEntry) error {
 	if err != nil {
 		return err
 	}
-	n, err := t.exec(what, `UPDATE outbox SET request_id = $2, kind = $3, due_key = $4, body = $5 WHERE id = $1`,
+	return t.execExisting(what, `UPDATE outbox SET request_id = $2, kind = $3, due_key = $4, body = $5 WHERE id = $1`,
 		idArg(e.ID), key(e.RequestID), key(e.Kind), dueKey(e), body)
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
-	}
-	return nil
 }
 
 func withoutID(e storage.OutboxEntry) storage.OutboxEntry {
@@ -439,12 +441,5 @@ func withoutID(e storage.OutboxEntry) storage.OutboxEntry {
 // DeleteOutbox removes entry id.
 func (t *writeTx) DeleteOutbox(id uint64) error {
 	what := fmt.Sprintf("delete outbox entry %d", id)
-	n, err := t.exec(what, `DELETE FROM outbox WHERE id = $1`, idArg(id))
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		return fmt.Errorf("%s: %w", what, storage.ErrNotFound)
-	}
-	return nil
+	return t.execExisting(what, `DELETE FROM outbox WHERE id = $1`, idArg(id))
 }

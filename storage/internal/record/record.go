@@ -61,10 +61,14 @@ func Attempt(a storage.LinkAttempt) storage.LinkAttempt {
 	return a
 }
 
-// CheckNextAudit refuses an audit record whose sequence number seq does not
-// follow the chain's head (storage.ErrConflict), so that no backend can fork
-// or skip a number.
-func CheckNextAudit(seq, head uint64) error {
+// CheckNextAudit reads the chain's head in tx and refuses an audit record
+// whose sequence number seq does not follow it (storage.ErrConflict), so
+// that no backend can fork or skip a number.
+func CheckNextAudit(tx storage.ReadTx, seq uint64) error {
+	head, _, err := tx.AuditHead()
+	if err != nil {
+		return fmt.Errorf("append audit record %d: %w", seq, err)
+	}
 	if seq != head+1 {
 		return fmt.Errorf("append audit record %d: the next sequence number is %d: %w", seq, head+1, storage.ErrConflict)
 	}
