@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -48,7 +47,7 @@ func ParseAnchor(line []byte) (Anchor, error) {
 	if !isHexString(canon, f.val[fHash]) {
 		return Anchor{}, errors.New("hash is missing or not 64 lower-case hex digits")
 	}
-	v := Verifier{h: sha256.New()} // for its hashing only
+	var v Verifier // for its hashing only
 	if !v.hashMatches(canon, &f) {
 		return Anchor{}, errors.New("its hash does not match its content: the anchor was altered after it was exported")
 	}

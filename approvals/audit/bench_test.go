@@ -166,3 +166,21 @@ func BenchmarkVerifyVsSHA256(b *testing.B) {
 	_ = sink
 	b.ReportMetric(float64(verify)/float64(bare), "verify/sha256")
 }
+
+// BenchmarkScanTop is the scan alone (validation, canonical check, field
+// positions) over the chain's lines: with the hash, most of a verify.
+func BenchmarkScanTop(b *testing.B) {
+	lines := benchChain()
+	b.SetBytes(benchBytes(lines))
+	n := 0
+	var f topFields
+	for b.Loop() {
+		for _, l := range lines {
+			if err := scanTop(l, &f); err != nil || !f.canonical {
+				b.Fatal(err)
+			}
+		}
+		n += len(lines)
+	}
+	reportRecords(b, n)
+}

@@ -180,7 +180,20 @@ type scanner struct {
 // scanTop validates line and fills f. An error means the line is not a
 // well-formed record object (or repeats a top-level member, or, in a part
 // of the line that was still canonical, any member).
+//
+// Lines signoff wrote take the quick path, scanCanonical (fastscan.go),
+// which accepts only what scanFull would call canonical and fills f the
+// same way; anything else, well-formed or not, gets scanFull's answer.
 func scanTop(line []byte, f *topFields) error {
+	if scanCanonical(line, f) {
+		return nil
+	}
+	return scanFull(line, f)
+}
+
+// scanFull is scanTop for any line: it tracks whether the line is
+// canonical as it goes and explains what is wrong with a bad one.
+func scanFull(line []byte, f *topFields) error {
 	*f = topFields{}
 	s := scanner{b: line, canonical: true}
 	i := s.ws(0)
@@ -202,10 +215,10 @@ func scanTop(line []byte, f *topFields) error {
 }
 
 // member records a top-level member, refusing repeated names.
-func (f *topFields) member(s *scanner, ks, ke, vs, ve int, esc bool) error {
-	name := s.b[ks+1 : ke-1]
+func (f *topFields) member(line []byte, ks, ke, vs, ve int, esc bool) error {
+	name := line[ks+1 : ke-1]
 	if esc {
-		d, err := decodeString(s.b[ks:ke])
+		d, err := decodeString(line[ks:ke])
 		if err != nil {
 			return err
 		}
@@ -350,15 +363,22 @@ const (
 )
 
 // plain8 reports whether all 8 bytes of x are strPlain: none is '"', '\\',
-// a control character or non-ASCII. (hasZero(v) and hasLess are the
-// classic bit tricks; each is non-zero exactly when some byte matches.)
-func plain8(x uint64) bool {
+// a control character or non-ASCII.
+func plain8(x uint64) bool { return special8(x) == 0 }
+
+// special8 marks the bytes of x (little-endian lanes) that are not
+// strPlain with their top bit (0x80). The marks are the classic hasZero and
+// hasLess bit tricks: each is non-zero exactly when some byte matches, and
+// its lowest mark is exact (a borrow only runs upwards from a byte that
+// matched), so bits.TrailingZeros64(special8(x))/8 is the index of the
+// first byte that is not plain. Marks above that one may be spurious.
+func special8(x uint64) uint64 {
 	quote := x ^ lanesQ
 	bs := x ^ lanesBS
-	special := (quote - lanes01) & ^quote // a zero byte: '"'
-	special |= (bs - lanes01) & ^bs       // a zero byte: '\\'
-	special |= (x - lanes20) & ^x         // a byte < 0x20
-	return (special|x)&lanes80 == 0       // | x: a byte >= 0x80
+	special := (quote - lanes01) &^ quote // a zero byte: '"'
+	special |= (bs - lanes01) &^ bs       // a zero byte: '\\'
+	special |= (x - lanes20) | x          // a byte < 0x20 or >= 0x80
+	return special & lanes80
 }
 
 // str scans the string whose opening quote is at i and returns the index
@@ -552,7 +572,7 @@ func (s *scanner) object(i, depth int, top *topFields) (int, error) {
 			return ve, err
 		}
 		if top != nil {
-			if err := top.member(s, ks, ke, vs, ve, esc); err != nil {
+			if err := top.member(s.b, ks, ke, vs, ve, esc); err != nil {
 				return ks, err
 			}
 		}

@@ -7,10 +7,8 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"slices"
 	"strings"
@@ -143,8 +141,8 @@ type Summary struct {
 // verify. A Verifier is not safe for concurrent use.
 //
 // Speed: signoff writes every line in canonical form, so the verifier
-// checks that a line is canonical while it scans it (see scan.go) and then
-// hashes the line's own bytes minus the hash member. Only lines that are not
+// checks that a line is canonical while it scans it (see scan.go and
+// fastscan.go) and then hashes the line's own bytes minus the hash member. Only lines that are not
 // canonical are parsed and re-serialized with gowebpki/jcs.
 //
 // On repeated members: a record whose line repeats a member is always
@@ -176,7 +174,7 @@ type Verifier struct {
 	anchors    []Anchor
 	nextAnchor int
 
-	h      hash.Hash
+	buf    []byte // the line without its hash member, reused
 	digest [sha256.Size]byte
 	hexsum [64]byte
 	f      topFields
@@ -184,7 +182,7 @@ type Verifier struct {
 
 // NewVerifier returns a Verifier for a log that starts at seq 1.
 func NewVerifier(opts VerifyOptions) *Verifier {
-	v := &Verifier{opts: opts, h: sha256.New()}
+	v := &Verifier{opts: opts}
 	copy(v.lastHash[:], GenesisPrev)
 	if opts.PublicKey != nil {
 		v.kid = KeyID(opts.PublicKey)
@@ -218,10 +216,17 @@ func (v *Verifier) Add(line []byte) error {
 
 	f := &v.f
 	canon := line
-	if err := scanTop(line, f); err != nil {
-		return v.malformed(err)
+	// The quick path, for a line signoff wrote: scanQuick leaves hash and
+	// prev unread, and matching them here is what proves the scan right.
+	// Anything else (or a chain that breaks here) is scanned again in full,
+	// so every error below comes from scanTop's view of the line.
+	quick := scanQuick(line, f, true) && v.hashMatches(line, f) && v.prevMatches(line, f)
+	if !quick {
+		if err := scanTop(line, f); err != nil {
+			return v.malformed(err)
+		}
 	}
-	if !f.canonical || !v.hashMatches(line, f) {
+	if !quick && (!f.canonical || !v.hashMatches(line, f)) {
 		// Not canonical (re-serialized by another tool), or the hash of the
 		// line as it stands does not match: canonicalize the full record
 		// and check again. For a canonical line jcs returns the same bytes,
@@ -262,11 +267,10 @@ func (v *Verifier) Add(line []byte) error {
 			return v.fail(nil, "found seq %d again after seq %d (a record was duplicated, or records reordered)", seq, v.lastSeq)
 		}
 	}
-	prev := f.val[fPrev]
-	if !isHexString(canon, prev) {
-		return v.fail(nil, "prev is missing or not 64 lower-case hex digits")
-	}
-	if !bytes.Equal(canon[prev.s+1:prev.e-1], v.lastHash[:]) {
+	if !v.prevMatches(canon, f) {
+		if !isHexString(canon, f.val[fPrev]) {
+			return v.fail(nil, "prev is missing or not 64 lower-case hex digits")
+		}
 		if expect == 1 {
 			return v.fail(nil, "prev of seq 1 is not 64 zeros (the start of the log was replaced)")
 		}
@@ -301,19 +305,34 @@ func (v *Verifier) malformed(err error) error {
 	return v.fail(err, "malformed record: %v", err)
 }
 
+// prevMatches reports whether the prev member of canon is the previous
+// record's hash. That is lower-case hex, so a prev equal to it is too: the
+// digit check is needed only to explain a mismatch.
+func (v *Verifier) prevMatches(canon []byte, f *topFields) bool {
+	prev := f.val[fPrev]
+	return isQuoted64(canon, prev) && bytes.Equal(canon[prev.s+1:prev.e-1], v.lastHash[:])
+}
+
 // hashMatches computes the hash of canon (a canonical line) without its
 // hash member into v.hexsum and compares it with the hash member.
 func (v *Verifier) hashMatches(canon []byte, f *topFields) bool {
 	hs := f.val[fHash]
-	if !isHexString(canon, hs) {
+	if !isQuoted64(canon, hs) {
 		return false
 	}
+	// One contiguous Sum256 rather than two writes into a hash.Hash: the
+	// block function then runs once over the bulk and once over the padding,
+	// as in a bare hash of the line. Two writes cost an extra call for the
+	// block straddling the gap, and Sum copies the state: together more
+	// than the copy.
 	a, b := hashlessParts(canon, f)
-	v.h.Reset()
-	v.h.Write(a)
-	v.h.Write(b)
-	v.h.Sum(v.digest[:0])
-	hex.Encode(v.hexsum[:], v.digest[:])
+	v.buf = append(append(v.buf[:0], a...), b...)
+	v.digest = sha256.Sum256(v.buf)
+	for i, c := range v.digest { // hex.Encode, a pair of digits at a time
+		*(*[2]byte)(v.hexsum[2*i:]) = hexPairs[c]
+	}
+	// hexsum is lower-case hex, so equality also proves the member is 64
+	// lower-case hex digits.
 	return bytes.Equal(v.hexsum[:], canon[hs.s+1:hs.e-1])
 }
 
@@ -549,10 +568,17 @@ func parseSeq(line []byte, sp span) (uint64, bool) {
 	return n, true
 }
 
+// isQuoted64 reports whether the value at sp starts with a quote and spans
+// 66 bytes: a string with 64 bytes between its quotes (escapes as written),
+// or, after scanQuick skipped it, what may be one.
+func isQuoted64(line []byte, sp span) bool {
+	return sp.ok() && sp.e-sp.s == 66 && line[sp.s] == '"'
+}
+
 // isHexString reports whether the value at sp is a string of 64 lower-case
 // hex digits.
 func isHexString(line []byte, sp span) bool {
-	if !sp.ok() || sp.e-sp.s != 66 || line[sp.s] != '"' {
+	if !isQuoted64(line, sp) {
 		return false
 	}
 	ok := true
@@ -561,6 +587,15 @@ func isHexString(line []byte, sp span) bool {
 	}
 	return ok
 }
+
+// hexPairs holds each byte value in two lower-case hex digits.
+var hexPairs = func() (t [256][2]byte) {
+	const digits = "0123456789abcdef"
+	for c := range t {
+		t[c] = [2]byte{digits[c>>4], digits[c&15]}
+	}
+	return t
+}()
 
 // lowerHex marks the digits of lower-case hex.
 var lowerHex = func() (t [256]bool) {
