@@ -200,9 +200,31 @@ func TestStorageCopyUsageHidesDSN(t *testing.T) {
 }
 
 // tamperFirstAuditRecord changes one byte of the first audit record in a
-// bbolt file, as someone editing the file behind signoff's back would.
+// bbolt file, as someone editing the file behind signoff's back would: it
+// reads the record as signoff does (values are stored packed), changes it,
+// and writes the changed line back in place, plain, which the store reads
+// as it is.
 func tamperFirstAuditRecord(t *testing.T, path string) {
 	t.Helper()
+	st, err := boltstore.Open(path, boltstore.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first []byte
+	err = st.AuditRecords(context.Background(), 1, func(seq uint64, rec []byte) error {
+		if seq == 1 {
+			first = rec
+		}
+		return nil
+	})
+	st.Close()
+	if err != nil || first == nil {
+		t.Fatalf("read the first audit record: %v", err)
+	}
+	changed := bytes.Replace(first, []byte(`"deploy"`), []byte(`"deplox"`), 1)
+	if bytes.Equal(changed, first) {
+		t.Fatal("the first record does not name the deploy action")
+	}
 	db, err := bbolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -210,13 +232,9 @@ func tamperFirstAuditRecord(t *testing.T, path string) {
 	defer db.Close()
 	err = db.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte("audit"))
-		k, v := b.Cursor().First()
+		k, _ := b.Cursor().First()
 		if k == nil {
 			return errors.New("no audit record")
-		}
-		changed := bytes.Replace(v, []byte(`"deploy"`), []byte(`"deplox"`), 1)
-		if bytes.Equal(changed, v) {
-			return errors.New("the first record does not name the deploy action")
 		}
 		return b.Put(k, changed)
 	})

@@ -6,11 +6,11 @@
 // The file has these buckets (all keys big-endian so that byte order is
 // numeric order):
 //
-//	requests                id → Request as JSON
+//	requests                id → Request as JSON, packed (pack.go)
 //	requests_by_scope       idempotency scope → id
 //	requests_by_expiry      time(ExpiresAt) ‖ id → nil; exactly the pending requests
 //	requests_by_time        time(CreatedAt) ‖ id → state; for listing newest first
-//	audit                   seq (8 bytes) → record, stored exactly as given
+//	audit                   seq (8 bytes) → record, packed: it reads back exactly as given
 //	outbox                  id (8 bytes) → OutboxEntry as JSON; ids from NextSequence
 //	meta                    "schema" → schema version, "audit_head" → seq (8 bytes) ‖ hash
 //	links                   part(platform) ‖ part(workspace) ‖ part(user) → IdentityLink as JSON
@@ -78,8 +78,12 @@ const (
 )
 
 // schemaVersion is written into the meta bucket; Open refuses a file written
-// by a newer layout.
-const schemaVersion = 1
+// by a newer layout. Version 2 packs the values of the requests and audit
+// buckets (pack.go); version 1 files hold only plain values, which version
+// 2 reads as they are, so a read-write Open raises a version 1 file to 2
+// (a signoff that knows only version 1 then refuses it, rather than
+// misreading a packed value).
+const schemaVersion = 2
 
 var _ storage.Store = (*Store)(nil)
 
@@ -261,7 +265,12 @@ func createLayout(tx *bbolt.Tx, path string) error {
 	}
 	meta := tx.Bucket(bucketMeta)
 	if v := meta.Get(keySchema); v != nil {
-		return checkSchema(v, path)
+		if err := checkSchema(v, path); err != nil {
+			return err
+		}
+		if be64(v) == schemaVersion {
+			return nil
+		}
 	}
 	if err := meta.Put(keySchema, u64key(schemaVersion)); err != nil {
 		return fmt.Errorf("write schema version: %w", err)
@@ -283,8 +292,8 @@ func checkSchema(v []byte, path string) error {
 	if len(v) != 8 {
 		return fmt.Errorf("%s has a malformed schema version; restore it from a backup", path)
 	}
-	if got := be64(v); got != schemaVersion {
-		return fmt.Errorf("%s has schema version %d, this signoff understands %d; use a newer signoff", path, got, schemaVersion)
+	if got := be64(v); got < 1 || got > schemaVersion {
+		return fmt.Errorf("%s has schema version %d, this signoff understands 1 to %d; use a newer signoff", path, got, schemaVersion)
 	}
 	return nil
 }
@@ -379,7 +388,11 @@ func (s *Store) AuditRecords(ctx context.Context, from uint64, fn func(seq uint6
 		err := s.db.View(func(tx *bbolt.Tx) error {
 			c := tx.Bucket(bucketAudit).Cursor()
 			for k, v := c.Seek(u64key(from)); k != nil && len(chunk) < record.AuditChunk; k, v = c.Next() {
-				chunk = append(chunk, record.Audit{Seq: be64(k), Data: clone(v)})
+				data, err := unpackCopy(v)
+				if err != nil {
+					return fmt.Errorf("audit record %d: %w", be64(k), err)
+				}
+				chunk = append(chunk, record.Audit{Seq: be64(k), Data: data})
 			}
 			return nil
 		})

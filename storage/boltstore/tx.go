@@ -56,6 +56,10 @@ func (t *readTx) getRequest(id string) (storage.Request, bool, error) {
 	if v == nil {
 		return storage.Request{}, false, nil
 	}
+	v, _, err := unpack(v)
+	if err != nil {
+		return storage.Request{}, false, fmt.Errorf("read request %q: %w", id, err)
+	}
 	var r storage.Request
 	if err := json.Unmarshal(v, &r); err != nil {
 		return storage.Request{}, false, fmt.Errorf("decode request %q: %w (the store is damaged; restore it from a backup)", id, err)
@@ -263,7 +267,7 @@ func (t *writeTx) putRequest(r storage.Request) error {
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
 	}
-	return t.bucket(bucketRequests).Put([]byte(r.ID), v)
+	return t.bucket(bucketRequests).Put([]byte(r.ID), pack(v))
 }
 
 func (t *writeTx) addIndexes(r storage.Request) error {
@@ -345,6 +349,10 @@ func indexPendingByRequester(tx *bbolt.Tx) error {
 		if v == nil {
 			continue
 		}
+		v, _, err := unpack(v)
+		if err != nil {
+			return fmt.Errorf("read request %q: %w", k[orderkey.TimeLen:], err)
+		}
 		var r storage.Request
 		if err := json.Unmarshal(v, &r); err != nil {
 			return fmt.Errorf("decode request %q: %w", k[orderkey.TimeLen:], err)
@@ -363,9 +371,9 @@ func (t *writeTx) AppendAudit(seq uint64, hash string, rec []byte) error {
 	if err := record.CheckNextAudit(t, seq); err != nil {
 		return err
 	}
-	// bolt keeps a reference to the value until commit: copy it so that the
-	// caller may reuse its buffer.
-	if err := t.bucket(bucketAudit).Put(u64key(seq), clone(rec)); err != nil {
+	// pack copies: bolt keeps a reference to the value until commit, and
+	// the caller may reuse its buffer.
+	if err := t.bucket(bucketAudit).Put(u64key(seq), pack(rec)); err != nil {
 		return fmt.Errorf("append audit record %d: %w", seq, err)
 	}
 	headVal := append(u64key(seq), hash...)
