@@ -51,6 +51,17 @@
 // click modes, the votes missing from the store beyond those failures;
 // ratio_p99 is p99_ms / bare_commit_p99_ms.
 //
+// --cpuprofile, --trace, --blockprofile and --mutexprofile write a CPU
+// profile, an execution trace (go tool trace), a blocking profile and a
+// mutex contention profile of the load phase alone (not the setup or the
+// bare commits). With the click modes and --rig they cover the server
+// too, which runs in this process:
+//
+//	go run ./cmd/signoff-load --mode teams-invoke --rate 200 --duration 10s \
+//	  --cpuprofile cpu.pprof --trace trace.out --blockprofile block.pprof
+//	go tool pprof -top -cum cpu.pprof
+//	go tool trace -pprof=sched trace.out > sched.pprof   # time runnable but not running
+//
 // It talks only to loopback addresses unless --allow-remote is given: a
 // load test aimed at someone else's server by mistake is an outage.
 package main
@@ -67,6 +78,9 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"runtime/trace"
 	"slices"
 	"strings"
 	"sync"
@@ -104,6 +118,9 @@ type config struct {
 	bareCommits int
 	pid         int
 	allowRemote bool
+	// Profiles of the load phase (the setup and the bare commits are left
+	// out): empty means none.
+	cpuProfile, traceFile, blockProfile, mutexProfile string
 }
 
 func main() {
@@ -123,6 +140,10 @@ func main() {
 	flag.IntVar(&c.bareCommits, "bare-commits", 500, "bare bbolt commits timed before the load, the disk floor the summary compares with")
 	flag.IntVar(&c.pid, "pid", 0, "server process id, to report its peak resident memory (Linux; create without --rig)")
 	flag.BoolVar(&c.allowRemote, "allow-remote", false, "allow a non-loopback --server")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the load phase to this file (go tool pprof)")
+	flag.StringVar(&c.traceFile, "trace", "", "write an execution trace of the load phase to this file (go tool trace)")
+	flag.StringVar(&c.blockProfile, "blockprofile", "", "write a blocking profile of the load phase to this file")
+	flag.StringVar(&c.mutexProfile, "mutexprofile", "", "write a mutex contention profile of the load phase to this file")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), `Usage: signoff-load [flags]
 
@@ -220,6 +241,10 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		}
 	}
 
+	stopProfiles, err := c.startProfiles()
+	if err != nil {
+		return err
+	}
 	runCtx, cancel := context.WithTimeout(ctx, c.duration)
 	defer cancel()
 	var res result
@@ -227,6 +252,9 @@ func run(ctx context.Context, c config, out io.Writer) error {
 		res = openLoop(runCtx, tgt, c.rate, c.duration)
 	} else {
 		res = closedLoop(runCtx, tgt, c.clients, c.requests)
+	}
+	if err := stopProfiles(); err != nil {
+		return err
 	}
 
 	errs := res.failed
@@ -318,6 +346,68 @@ func (c config) check() error {
 		return errors.New("--rate must not be negative, --duration and --bare-commits must be positive")
 	}
 	return nil
+}
+
+// startProfiles starts the profiles the command line asks for; stop ends
+// them and writes them out.
+func (c config) startProfiles() (_ func() error, err error) {
+	var stops []func() error
+	stop := func() error {
+		var errs []error
+		for _, s := range slices.Backward(stops) {
+			errs = append(errs, s())
+		}
+		stops = nil
+		return errors.Join(errs...)
+	}
+	defer func() {
+		if err != nil {
+			_ = stop()
+		}
+	}()
+	if c.cpuProfile != "" {
+		f, err := os.Create(c.cpuProfile)
+		if err != nil {
+			return nil, err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stops = append(stops, func() error { pprof.StopCPUProfile(); return f.Close() })
+	}
+	if c.traceFile != "" {
+		f, err := os.Create(c.traceFile)
+		if err != nil {
+			return nil, err
+		}
+		if err := trace.Start(f); err != nil {
+			f.Close()
+			return nil, err
+		}
+		stops = append(stops, func() error { trace.Stop(); return f.Close() })
+	}
+	for _, p := range []struct {
+		file, name string
+		on, off    func()
+	}{
+		{c.blockProfile, "block", func() { runtime.SetBlockProfileRate(1) }, func() { runtime.SetBlockProfileRate(0) }},
+		{c.mutexProfile, "mutex", func() { runtime.SetMutexProfileFraction(1) }, func() { runtime.SetMutexProfileFraction(0) }},
+	} {
+		if p.file == "" {
+			continue
+		}
+		p.on()
+		stops = append(stops, func() error {
+			defer p.off()
+			f, err := os.Create(p.file)
+			if err != nil {
+				return err
+			}
+			return errors.Join(pprof.Lookup(p.name).WriteTo(f, 0), f.Close())
+		})
+	}
+	return stop, nil
 }
 
 // createTarget sends creates of action with params to server as the

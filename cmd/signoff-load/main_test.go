@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -63,5 +65,42 @@ func TestCheckRefuses(t *testing.T) {
 		if err := c.check(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestProfilesWritten: --cpuprofile, --trace, --blockprofile and
+// --mutexprofile each leave a non-empty file covering the load.
+func TestProfilesWritten(t *testing.T) {
+	dir := t.TempDir()
+	c := config{mode: modeTeamsInvoke, rate: 20, duration: time.Second, approvers: 2, dir: t.TempDir(), bareCommits: 10,
+		cpuProfile: filepath.Join(dir, "cpu.pprof"), traceFile: filepath.Join(dir, "trace.out"),
+		blockProfile: filepath.Join(dir, "block.pprof"), mutexProfile: filepath.Join(dir, "mutex.pprof")}
+	var out bytes.Buffer
+	if err := run(context.Background(), c, &out); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	for _, f := range []string{c.cpuProfile, c.traceFile, c.blockProfile, c.mutexProfile} {
+		st, err := os.Stat(f)
+		if err != nil {
+			t.Errorf("profile not written: %v", err)
+			continue
+		}
+		if st.Size() == 0 {
+			t.Errorf("%s is empty", f)
+		}
+	}
+}
+
+// TestProfileFileUnwritable: a profile that cannot be created fails the
+// run before any load is sent.
+func TestProfileFileUnwritable(t *testing.T) {
+	c := config{mode: modeTeamsInvoke, rate: 20, duration: time.Second, approvers: 1, dir: t.TempDir(), bareCommits: 10,
+		cpuProfile: filepath.Join(t.TempDir(), "missing", "cpu.pprof")}
+	var out bytes.Buffer
+	if err := run(context.Background(), c, &out); err == nil {
+		t.Fatalf("run succeeded with an unwritable --cpuprofile:\n%s", out.String())
+	}
+	if strings.Contains(out.String(), "requests:") {
+		t.Errorf("load was sent although the profile could not be created:\n%s", out.String())
 	}
 }

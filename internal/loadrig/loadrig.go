@@ -274,7 +274,10 @@ func (r *Rig) startAdapter(ctx context.Context, front *bot.Server, loopCtx conte
 		r.slack.Register(front)
 		run = r.slack.RunOutbox
 	case Teams:
-		r.bf = teamstest.NewServer(teamstest.Options{})
+		// Like the Slack stand-in's handlers, the connector keeps no
+		// activity bodies: thousands of decoded cards would otherwise
+		// grow the heap the server under load collects.
+		r.bf = teamstest.NewServer(teamstest.Options{DiscardBodies: true})
 		r.teams, err = teamsbot.New(teamsbot.Options{
 			Service: r.svc, Resolver: linker, AppID: r.bf.AppID(), AppPassword: r.bf.AppPassword(),
 			TenantIDs: []string{r.bf.TenantID()}, OpenIDMetadataURL: r.bf.OpenIDMetadataURL(), TokenURL: r.bf.TokenURL(),

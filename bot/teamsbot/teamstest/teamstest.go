@@ -66,6 +66,12 @@ type Options struct {
 	TenantID    string
 	// Now dates the tokens Sign mints; default time.Now.
 	Now func() time.Time
+	// DiscardBodies leaves Call.Body nil: the connector endpoints read an
+	// activity's body but neither decode nor keep it. For load runs,
+	// where every card update would otherwise be decoded and kept for
+	// the server's life (the stand-in shares the process, its memory and
+	// its garbage collector with the bot under load).
+	DiscardBodies bool
 }
 
 // Answer scripts one connector (or token endpoint) answer.
@@ -88,7 +94,7 @@ type Call struct {
 	// ActivityID is the id from the path (PUT, DELETE, replies) or the id
 	// the answer assigned (a successful POST of a new activity).
 	ActivityID string
-	// Body is the activity sent, decoded.
+	// Body is the activity sent, decoded (nil with Options.DiscardBodies).
 	Body map[string]any
 	// Status is the status answered.
 	Status int
@@ -401,7 +407,9 @@ func (s *Server) connector(w http.ResponseWriter, r *http.Request) {
 	call := Call{Method: r.Method, Conversation: conv, ActivityID: activityID, Authorization: r.Header.Get("Authorization")}
 	if r.Body != nil {
 		raw, _ := io.ReadAll(r.Body)
-		_ = json.Unmarshal(raw, &call.Body)
+		if !s.opts.DiscardBodies {
+			_ = json.Unmarshal(raw, &call.Body)
+		}
 	}
 
 	s.mu.Lock()
