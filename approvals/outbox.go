@@ -146,6 +146,9 @@ func (s *Service) LockCard(ctx context.Context, platform, requestID, target stri
 // kindPrefix, for lease: until then no other worker (in this process or
 // another replica) claims them. Each claim counts as an attempt.
 func (s *Service) Claim(ctx context.Context, kindPrefix string, limit int, lease time.Duration) ([]storage.OutboxEntry, error) {
+	if due, err := s.anyDue(ctx, kindPrefix); err != nil || !due {
+		return nil, err
+	}
 	var claimed []storage.OutboxEntry
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		claimed = claimed[:0]
@@ -171,6 +174,24 @@ func (s *Service) Claim(ctx context.Context, kindPrefix string, limit int, lease
 		return nil, fmt.Errorf("claim %s outbox entries: %w", kindPrefix, err)
 	}
 	return claimed, nil
+}
+
+// anyDue reports whether an outbox entry of kindPrefix is due now, from a
+// read transaction. Workers poll for each kind several times a second, and
+// most polls find nothing: answering those without a write transaction
+// keeps the single writer (and its fsyncs) for work that changes something,
+// such as the votes people wait on (docs/performance.md). The claim itself
+// looks again in its write transaction; an entry that falls due in between
+// is claimed at the next poll.
+func (s *Service) anyDue(ctx context.Context, kindPrefix string) (bool, error) {
+	now := s.clock.Now().UTC()
+	due, err := viewValue(ctx, s.store, func(tx storage.ReadTx) ([]storage.OutboxEntry, error) {
+		return tx.DueOutbox(now, kindPrefix, 1)
+	})
+	if err != nil {
+		return false, fmt.Errorf("look for due %s outbox entries: %w", kindPrefix, err)
+	}
+	return len(due) > 0, nil
 }
 
 // Retry releases a claimed entry for another attempt at next, recording why

@@ -3,9 +3,14 @@ package approvals_test
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -80,5 +85,56 @@ func TestCompleteRemovesEntry(t *testing.T) {
 	}
 	if err := h.svc.Complete(ctx, entries[0].ID); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("second Complete: err = %v, want storage.ErrNotFound", err)
+	}
+}
+
+// countingStore counts write transactions.
+type countingStore struct {
+	storage.Store
+	updates atomic.Int64
+}
+
+func (c *countingStore) Update(ctx context.Context, fn func(storage.Tx) error) error {
+	c.updates.Add(1)
+	return c.Store.Update(ctx, fn)
+}
+
+// Workers poll for every kind of outbox entry several times a second. A
+// poll that finds nothing due must not take the store's single writer (a
+// commit and its fsyncs) from the votes and creates people wait on; one
+// that finds something claims it in a write transaction as before.
+func TestClaimWithNothingDueWritesNothing(t *testing.T) {
+	st := &countingStore{Store: testenv.OpenStore(t)}
+	svc := approvals.New(st, testPolicy(), approvals.Options{Clock: clock.NewFake(t0), Platforms: []string{"slack"}, Logger: slog.New(slog.DiscardHandler)})
+	ctx := context.Background()
+	for _, prefix := range []string{approvals.KindNotifyPrefix, approvals.KindExecute, approvals.KindRemindPrefix} {
+		if got, err := svc.Claim(ctx, prefix, 10, time.Minute); err != nil || len(got) != 0 {
+			t.Fatalf("claim %s on an empty outbox: %v, %v", prefix, got, err)
+		}
+	}
+	if got, err := svc.ClaimPublications(ctx, approvals.KindPublishPrefix, 10, time.Minute); err != nil || len(got) != 0 {
+		t.Fatalf("claim publications on an empty outbox: %v, %v", got, err)
+	}
+	if n := st.updates.Load(); n != 0 {
+		t.Fatalf("claims that found nothing due ran %d write transactions, want 0", n)
+	}
+	if _, _, err := svc.Create(ctx, approvals.CreateInput{Requester: requester, Action: "deploy-prod", Params: deployParams(), Reason: "r"}); err != nil {
+		t.Fatal(err)
+	}
+	before := st.updates.Load()
+	got, err := svc.Claim(ctx, approvals.KindNotifyPrefix, 10, time.Minute)
+	if err != nil || len(got) == 0 {
+		t.Fatalf("claim of the new request's card: %v, %v", got, err)
+	}
+	if n := st.updates.Load() - before; n != 1 {
+		t.Fatalf("a claim that found work ran %d write transactions, want 1", n)
+	}
+	// Leased now: the next poll finds nothing due and writes nothing.
+	before = st.updates.Load()
+	if again, err := svc.Claim(ctx, approvals.KindNotifyPrefix, 10, time.Minute); err != nil || len(again) != 0 {
+		t.Fatalf("claim of leased entries: %v, %v", again, err)
+	}
+	if n := st.updates.Load() - before; n != 0 {
+		t.Fatalf("a poll of leased entries ran %d write transactions, want 0", n)
 	}
 }

@@ -143,6 +143,9 @@ func (s *Service) ClaimPublications(ctx context.Context, kindPrefix string, limi
 	if !strings.HasPrefix(kindPrefix, KindPublishPrefix) {
 		return nil, fmt.Errorf("claim publications: %q is not a publication kind: %w", kindPrefix, ErrInvalid)
 	}
+	if due, err := s.anyDue(ctx, kindPrefix); err != nil || !due {
+		return nil, err
+	}
 	var claimed []storage.OutboxEntry
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
 		claimed = claimed[:0]
