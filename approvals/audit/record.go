@@ -19,6 +19,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -182,6 +184,9 @@ func ParseRecord(line []byte) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("parse audit record: %w", err)
 	}
+	if err := checkExactNames(src); err != nil {
+		return Record{}, fmt.Errorf("parse audit record: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(src))
 	dec.UseNumber()
 	var r Record
@@ -189,6 +194,60 @@ func ParseRecord(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("parse audit record: %w", err)
 	}
 	return r, nil
+}
+
+// recordNames and actorNames are the member names of Record and Actor.
+var recordNames, actorNames = jsonNames(reflect.TypeFor[Record]()), jsonNames(reflect.TypeFor[Actor]())
+
+// checkExactNames refuses a record with a member whose name is not one of
+// Record's (or, inside actor, Actor's) but equals one under Unicode case
+// folding, such as "ſeq" or "SEQ". encoding/json would read such a member
+// into the field it folds to, and a later one wins: the verifier, which
+// reads the exact names, would have checked seq 5 while ParseRecord
+// returned the forged "ſeq" 999. Members with other names are kept as
+// unknown, as before.
+func checkExactNames(src []byte) error {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(src, &top); err != nil {
+		return err
+	}
+	if err := exactNames(top, recordNames, ""); err != nil {
+		return err
+	}
+	if raw, ok := top["actor"]; ok && len(raw) > 0 && raw[0] == '{' {
+		var actor map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &actor); err != nil {
+			return err
+		}
+		return exactNames(actor, actorNames, "actor.")
+	}
+	return nil
+}
+
+func exactNames(obj map[string]json.RawMessage, names []string, where string) error {
+	for k := range obj {
+		if slices.Contains(names, k) {
+			continue
+		}
+		for _, n := range names {
+			if strings.EqualFold(k, n) {
+				return fmt.Errorf("member %s%q is not %s%q: an audit record names its members exactly (the record was forged or damaged)", where, k, where, n)
+			}
+		}
+	}
+	return nil
+}
+
+// jsonNames lists the JSON member names of struct type t.
+func jsonNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // canonicalLine scans the top level of line into f and returns the line in
