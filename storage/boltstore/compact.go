@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -25,11 +26,12 @@ type CompactResult struct {
 	Keys int
 }
 
-// Compact rewrites the store file at path with every page filled: bbolt
-// never shrinks a file, and files written before signoff filled the pages
-// of its appended buckets (docs/performance.md) hold twice the pages their
-// data needs. The copy has the same buckets, keys, values and bucket
-// sequences; it is compared with the original key by key, made durable,
+// Compact rewrites the store file at path with every page filled and every
+// request and audit record packed (pack.go): bbolt never shrinks a file,
+// and files written before signoff filled the pages of its appended
+// buckets and packed its records (docs/performance.md) take three times
+// the space. The copy has the same buckets, keys, values (as they read)
+// and bucket sequences; it is compared with the original key by key, made durable,
 // and only then renamed over the original in the same directory (the
 // directory is synced too), so path always holds either the old file or a
 // complete, checked copy. On any failure the original is left as it was
@@ -107,7 +109,7 @@ func copyCompacted(ctx context.Context, src *bbolt.DB, dstPath string, mode os.F
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	if err := bbolt.Compact(dst, src, compactTxBytes); err != nil {
+	if err := copyRepacked(dst, src); err != nil {
 		return 0, fmt.Errorf("copy into %s: %w", dstPath, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -116,7 +118,7 @@ func copyCompacted(ctx context.Context, src *bbolt.DB, dstPath string, mode os.F
 	var keys int
 	err = src.View(func(stx *bbolt.Tx) error {
 		return dst.View(func(dtx *bbolt.Tx) error {
-			n, err := sameBuckets(stx.Cursor(), dtx.Cursor(), stx.Bucket, dtx.Bucket, "")
+			n, err := sameBuckets(stx.Cursor(), dtx.Cursor(), stx.Bucket, dtx.Bucket, "", false)
 			keys = n
 			return err
 		})
@@ -134,9 +136,10 @@ func copyCompacted(ctx context.Context, src *bbolt.DB, dstPath string, mode os.F
 }
 
 // sameBuckets walks two cursors in step and fails at the first key, value,
-// nested bucket or bucket sequence that differs, naming where. It returns
-// how many keys it compared.
-func sameBuckets(a, b *bbolt.Cursor, aBucket, bBucket func([]byte) *bbolt.Bucket, where string) (int, error) {
+// nested bucket or bucket sequence that differs, naming where. Values of a
+// packed bucket (packed true) are compared as they read, since the copy
+// packs them anew. It returns how many keys it compared.
+func sameBuckets(a, b *bbolt.Cursor, aBucket, bBucket func([]byte) *bbolt.Bucket, where string, packed bool) (int, error) {
 	n := 0
 	ak, av := a.First()
 	bk, bv := b.First()
@@ -148,7 +151,7 @@ func sameBuckets(a, b *bbolt.Cursor, aBucket, bBucket func([]byte) *bbolt.Bucket
 			return n, fmt.Errorf("%skey %q is a bucket in one file only", where, ak)
 		}
 		if av != nil {
-			if !bytes.Equal(av, bv) {
+			if !sameValue(av, bv, packed) {
 				return n, fmt.Errorf("%svalue of key %q differs", where, ak)
 			}
 			continue
@@ -160,13 +163,121 @@ func sameBuckets(a, b *bbolt.Cursor, aBucket, bBucket func([]byte) *bbolt.Bucket
 		if sa.Sequence() != sb.Sequence() {
 			return n, fmt.Errorf("bucket %q: sequence %d in the original, %d in the copy", ak, sa.Sequence(), sb.Sequence())
 		}
-		inner, err := sameBuckets(sa.Cursor(), sb.Cursor(), sa.Bucket, sb.Bucket, fmt.Sprintf("bucket %q: ", ak))
+		inner, err := sameBuckets(sa.Cursor(), sb.Cursor(), sa.Bucket, sb.Bucket, fmt.Sprintf("bucket %q: ", ak), where == "" && isPackedBucket(ak))
 		n += inner
 		if err != nil {
 			return n, err
 		}
 	}
 	return n, nil
+}
+
+// sameValue reports whether two stored values are the same value: the same
+// bytes, or in a packed bucket the same bytes once unpacked.
+func sameValue(a, b []byte, packed bool) bool {
+	if bytes.Equal(a, b) {
+		return true
+	}
+	if !packed {
+		return false
+	}
+	ua, _, errA := unpack(a)
+	ub, _, errB := unpack(b)
+	return errA == nil && errB == nil && bytes.Equal(ua, ub)
+}
+
+// isPackedBucket reports whether the top-level bucket name holds packed
+// values (pack.go).
+func isPackedBucket(name []byte) bool {
+	return bytes.Equal(name, bucketRequests) || bytes.Equal(name, bucketAudit)
+}
+
+// copyRepacked copies every bucket of src into dst, key by key in key
+// order, with full pages and the buckets' sequences, committing every
+// compactTxBytes. Values of the packed buckets are packed anew, so a file
+// from schema version 1 comes out with packed values.
+func copyRepacked(dst, src *bbolt.DB) error {
+	c := &copier{dst: dst}
+	err := src.View(func(stx *bbolt.Tx) error {
+		return stx.ForEach(func(name []byte, b *bbolt.Bucket) error {
+			return c.bucket([][]byte{name}, b, isPackedBucket(name))
+		})
+	})
+	if c.tx == nil {
+		return err
+	}
+	if err != nil {
+		_ = c.tx.Rollback()
+		return err
+	}
+	return c.tx.Commit()
+}
+
+// copier writes into dst in transactions of at most compactTxBytes.
+type copier struct {
+	dst  *bbolt.DB
+	tx   *bbolt.Tx
+	size int
+}
+
+// bucket copies src, found at path, and everything in it.
+func (c *copier) bucket(path [][]byte, src *bbolt.Bucket, packed bool) error {
+	b, err := c.target(path, 0)
+	if err != nil {
+		return err
+	}
+	if err := b.SetSequence(src.Sequence()); err != nil {
+		return err
+	}
+	return src.ForEach(func(k, v []byte) error {
+		if v == nil {
+			return c.bucket(append(slices.Clip(path), k), src.Bucket(k), false)
+		}
+		if packed {
+			u, _, err := unpack(v)
+			if err != nil {
+				return fmt.Errorf("bucket %q key %q: %w", path[len(path)-1], k, err)
+			}
+			v = pack(u)
+		}
+		b, err := c.target(path, len(k)+len(v))
+		if err != nil {
+			return err
+		}
+		return b.Put(k, v)
+	})
+}
+
+// target returns the bucket at path in the current write transaction,
+// first committing it and beginning another when adding n bytes would pass
+// compactTxBytes. Buckets are created as needed, with full pages.
+func (c *copier) target(path [][]byte, n int) (*bbolt.Bucket, error) {
+	if c.tx != nil && c.size+n > compactTxBytes {
+		if err := c.tx.Commit(); err != nil {
+			return nil, err
+		}
+		c.tx = nil
+	}
+	if c.tx == nil {
+		tx, err := c.dst.Begin(true)
+		if err != nil {
+			return nil, err
+		}
+		c.tx, c.size = tx, 0
+	}
+	c.size += n
+	b, err := c.tx.CreateBucketIfNotExists(path[0])
+	for _, name := range path[1:] {
+		if err != nil {
+			break
+		}
+		b, err = b.CreateBucketIfNotExists(name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.FillPercent = 1.0
+	return b, nil
 }
 
 // nextPair advances both cursors and counts the key just compared.

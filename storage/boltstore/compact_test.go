@@ -3,6 +3,7 @@ package boltstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -247,5 +248,41 @@ func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	if err := os.WriteFile(to, readFile(t, from), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A file from schema version 1 holds plain values; compact packs them
+// (and the file is marked version 2, so an older signoff refuses it), and
+// every record reads back exactly as before.
+func TestCompactPacksSchemaOneValues(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "signoff.db")
+	s := open(t, path, boltstore.Options{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	record := `{"action":"deploy","actor":{"issuer":"https://token.actions.githubusercontent.com","subject":"repo:acme/api:ref:refs/heads/main"},"hash":"h1","prev":"p","request_id":"req_old","seq":1,"time":"2026-03-01T12:00:00Z","type":"request.created"}`
+	setSchema(t, path, 1, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("audit")).Put(binary.BigEndian.AppendUint64(nil, 1), []byte(record))
+	})
+	if _, err := boltstore.Compact(context.Background(), path, boltstore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := schemaOf(t, path); v != 2 {
+		t.Fatalf("schema version after compacting a version 1 file: %d, want 2", v)
+	}
+	db := openBolt(t, path)
+	var stored []byte
+	_ = db.View(func(tx *bbolt.Tx) error {
+		stored = bytes.Clone(tx.Bucket([]byte("audit")).Get(binary.BigEndian.AppendUint64(nil, 1)))
+		return nil
+	})
+	db.Close()
+	if len(stored) == 0 || stored[0] != 0x01 || len(stored) >= len(record) {
+		t.Fatalf("compacted audit record is stored as %q, want it packed", stored)
+	}
+	st := openTemp2(t, path)
+	var got string
+	if err := st.AuditRecords(context.Background(), 1, func(_ uint64, rec []byte) error { got = string(rec); return nil }); err != nil || got != record {
+		t.Fatalf("audit record after compact reads %q, %v; want %q", got, err, record)
 	}
 }

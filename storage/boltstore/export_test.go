@@ -24,7 +24,7 @@ func SameFiles(a, b *bbolt.DB) (int, error) {
 	err := a.View(func(atx *bbolt.Tx) error {
 		return b.View(func(btx *bbolt.Tx) error {
 			var err error
-			n, err = sameBuckets(atx.Cursor(), btx.Cursor(), atx.Bucket, btx.Bucket, "")
+			n, err = sameBuckets(atx.Cursor(), btx.Cursor(), atx.Bucket, btx.Bucket, "", false)
 			return err
 		})
 	})
