@@ -5,7 +5,7 @@ package approvals_test
 // per iteration, and a bare PostgreSQL loop that commits one small insert.
 // Run: scripts/with-postgres go test -run '^$' -bench . -benchtime 3s ./approvals/
 // (without a PostgreSQL server the postgres cases skip). The figures are
-// reported in the README; nothing here asserts a time.
+// reported in docs/performance.md; nothing here asserts a time.
 
 import (
 	"context"

@@ -4,7 +4,7 @@ package bot_test
 // HTTP: bearer-token verification (ES256 signature, cached keys), policy,
 // and the durable commit of request, audit record and outbox entries.
 // Run: go test -run '^$' -bench CreateAPI -benchtime 3s ./bot/
-// Figures are reported in the README; nothing here asserts a time.
+// Figures are reported in docs/performance.md; nothing here asserts a time.
 
 import (
 	"fmt"
