@@ -171,6 +171,16 @@ type Deliverer struct {
 	// completion did not commit, so the next attempt completes them
 	// without calling the platform again (no second post or update).
 	delivered map[uint64]delivery
+	// updated holds the card updates of the batch being delivered that
+	// the platform took; deliverCards completes them together at the end
+	// of the batch (one commit instead of one each).
+	updated []completion
+}
+
+// completion is a delivered entry waiting to be completed.
+type completion struct {
+	e   storage.OutboxEntry
+	key string
 }
 
 type blocker struct {
@@ -282,11 +292,44 @@ func (d *Deliverer) deliverCards(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer d.completeUpdated(ctx)
 	return d.inOrder(ctx, entries, entryKey, func(e storage.OutboxEntry, pauseUntil *time.Time) {
 		if err := d.deliver(ctx, e, pauseUntil); err != nil {
 			d.log.Error(d.cfg.Platform+" outbox entry failed", "entry", e.ID, "request", e.RequestID, "err", err)
 		}
 	})
+}
+
+// completeUpdated completes the batch's delivered card updates in one
+// transaction and settles each. Until then they stay in d.delivered, so
+// an entry whose completion fails is completed at its next attempt without
+// updating the card again; and the deliverer renders a card from the
+// request as it is when it sends, so an update delivered again after a
+// crash never shows an older state than one sent since.
+func (d *Deliverer) completeUpdated(ctx context.Context) {
+	if len(d.updated) == 0 {
+		return
+	}
+	batch := d.updated
+	d.updated = nil
+	ids := make([]uint64, len(batch))
+	for i, c := range batch {
+		ids[i] = c.e.ID
+	}
+	// Shutdown may have ended ctx: the platform has these updates, so
+	// completing them is still worth a bounded moment.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.CallTimeout)
+	defer cancel()
+	results, err := d.svc.CompleteAll(cctx, ids)
+	for i, c := range batch {
+		cerr := err
+		if err == nil {
+			cerr = results[i]
+		}
+		if serr := d.settle(cctx, c.e, c.key, cerr); serr != nil {
+			d.log.Error(d.cfg.Platform+" outbox entry failed", "entry", c.e.ID, "request", c.e.RequestID, "err", serr)
+		}
+	}
 }
 
 // inOrder hands the claimed entries, in order, to deliver, which sets
@@ -398,11 +441,13 @@ func (d *Deliverer) deliver(ctx context.Context, e storage.OutboxEntry, pauseUnt
 	return d.finish(ctx, e, key, n.Target, dl)
 }
 
-// finish completes a delivered entry; a post stores its card in the same
-// transaction.
+// finish completes a delivered entry: a post at once, storing its card in
+// the same transaction; an update with the rest of its batch
+// (completeUpdated).
 func (d *Deliverer) finish(ctx context.Context, e storage.OutboxEntry, key, target string, dl delivery) error {
 	if !dl.post {
-		return d.complete(ctx, e, key)
+		d.updated = append(d.updated, completion{e: e, key: key})
+		return nil
 	}
 	duplicate, err := d.svc.RecordCardPosted(ctx, e.ID, e.RequestID, target, dl.card)
 	err = d.settle(ctx, e, key, err)
