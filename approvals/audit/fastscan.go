@@ -109,14 +109,8 @@ func canonObject(b []byte, i, depth int, top *topFields, skipHex bool) int {
 		if skipHex && ke-ks == 7 && ve+66 <= len(b) && b[ve] == '"' && b[ve+65] == '"' &&
 			(string(b[ks+1:ks+5]) == "hash" || string(b[ks+1:ks+5]) == "prev") {
 			ve += 66
-		} else if ve < len(b) && b[ve] == '"' {
-			if ve = plainEnd(b, ve+1); ve < len(b) && b[ve] == '"' {
-				ve++
-			} else {
-				ve = canonString(b, ve)
-			}
 		} else {
-			ve = canonValue(b, ve, depth)
+			ve = canonElement(b, ve, depth)
 		}
 		if ve < 0 || ve >= len(b) {
 			return -1
@@ -133,6 +127,21 @@ func canonObject(b []byte, i, depth int, top *topFields, skipHex bool) int {
 			return -1
 		}
 	}
+}
+
+// canonElement returns the end of the canonical value that starts at i, or
+// -1. A string without escapes or non-ASCII bytes (the usual case) ends at
+// the first quote plainEnd finds; anything else is checked by canonString
+// from where plainEnd stopped, or by canonValue.
+func canonElement(b []byte, i, depth int) int {
+	if i < len(b) && b[i] == '"' {
+		e := plainEnd(b, i+1)
+		if e < len(b) && b[e] == '"' {
+			return e + 1
+		}
+		return canonString(b, e)
+	}
+	return canonValue(b, i, depth)
 }
 
 // lessASCII reports whether a sorts before b; for ASCII names that is
@@ -157,16 +166,7 @@ func canonArray(b []byte, i, depth int) int {
 		return i + 1
 	}
 	for {
-		ve := i
-		if ve < len(b) && b[ve] == '"' { // as in canonObject
-			if ve = plainEnd(b, ve+1); ve < len(b) && b[ve] == '"' {
-				ve++
-			} else {
-				ve = canonString(b, ve)
-			}
-		} else {
-			ve = canonValue(b, ve, depth)
-		}
+		ve := canonElement(b, i, depth)
 		if ve < 0 || ve >= len(b) {
 			return -1
 		}

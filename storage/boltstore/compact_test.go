@@ -126,9 +126,7 @@ func TestCompactShrinksAndKeepsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if leftovers, _ := filepath.Glob(path + ".compact-*"); len(leftovers) != 0 {
-		t.Fatalf("compact left %v behind", leftovers)
-	}
+	checkNoLeftovers(t, path)
 }
 
 // A file a server holds is refused, and stays exactly as it was.
@@ -144,12 +142,22 @@ func TestCompactRefusesAFileInUse(t *testing.T) {
 	if !strings.Contains(err.Error(), "locked by another signoff process") {
 		t.Fatalf("error does not say what to do: %v", err)
 	}
+	checkUntouched(t, path, before, "a refused compact")
+}
+
+// checkUntouched fails unless the file at path still holds before and no
+// partial copy is left next to it.
+func checkUntouched(t *testing.T, path string, before []byte, what string) {
+	t.Helper()
 	if !bytes.Equal(readFile(t, path), before) {
-		t.Fatal("a refused compact changed the file")
+		t.Fatalf("%s changed the file", what)
 	}
-	if leftovers, _ := filepath.Glob(path + ".compact-*"); len(leftovers) != 0 {
-		t.Fatalf("compact left %v behind", leftovers)
-	}
+	checkNoLeftovers(t, path)
+}
+
+func checkNoLeftovers(t *testing.T, path string) {
+	t.Helper()
+	checkNoLeftovers(t, path)
 }
 
 // A compact stopped before the copy is checked leaves the original in
@@ -162,12 +170,7 @@ func TestCompactCancelledLeavesOriginal(t *testing.T) {
 	if _, err := boltstore.Compact(ctx, path, boltstore.Options{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("compact with a cancelled context: %v", err)
 	}
-	if !bytes.Equal(readFile(t, path), before) {
-		t.Fatal("a cancelled compact changed the file")
-	}
-	if leftovers, _ := filepath.Glob(path + ".compact-*"); len(leftovers) != 0 {
-		t.Fatalf("compact left %v behind", leftovers)
-	}
+	checkUntouched(t, path, before, "a cancelled compact")
 }
 
 // The key-by-key check Compact runs on its copy refuses a copy that lost a
