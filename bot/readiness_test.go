@@ -14,6 +14,7 @@ import (
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/storage"
 )
 
 func get(t *testing.T, h http.Handler, path string) *httptest.ResponseRecorder {
@@ -90,3 +91,35 @@ func TestAddedMetrics(t *testing.T) {
 		t.Errorf("not collected at scrape time:\n%s", text)
 	}
 }
+
+// The probe is unauthenticated: when the store is down it answers 503
+// not_ready without the store's error, which names the database host and
+// role; the log keeps the error for the operator.
+func TestReadyzHidesTheStoresError(t *testing.T) {
+	var logs strings.Builder
+	st := &pingFails{Store: testenv.OpenStore(t), err: errors.New(`failed to connect to user=signoff database=signoff: 10.0.3.7:5432 (db.internal.example): password authentication failed`)}
+	front := bot.New(bot.Options{Store: st, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	rec := get(t, front, "/readyz")
+	var body api.ErrorBody
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	if rec.Code != http.StatusServiceUnavailable || body.Error.Code != "not_ready" || !strings.Contains(body.Error.Message, "store is not available") {
+		t.Fatalf("/readyz with the store down: %d %s", rec.Code, rec.Body)
+	}
+	for _, secret := range []string{"db.internal.example", "10.0.3.7", "user=signoff", "password"} {
+		if strings.Contains(rec.Body.String(), secret) {
+			t.Errorf("/readyz shows %q to anyone: %s", secret, rec.Body)
+		}
+	}
+	if !strings.Contains(logs.String(), "db.internal.example") {
+		t.Errorf("the log lost the store's error: %s", logs.String())
+	}
+}
+
+// pingFails is a store whose ping fails with err, the way an unreachable
+// PostgreSQL does (naming the host and the role).
+type pingFails struct {
+	storage.Store
+	err error
+}
+
+func (p *pingFails) Ping(context.Context) error { return p.err }

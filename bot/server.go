@@ -131,8 +131,11 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.opts.Store.Ping(ctx); err != nil {
+		// The store's error names its file or database host (and, from
+		// some drivers, the role): that is for the operator's log, not
+		// for anyone who can reach the probe.
 		s.opts.Logger.Warn("readiness check failed", "err", err)
-		WriteError(w, http.StatusServiceUnavailable, api.CodeNotReady, "the store is not available: "+err.Error())
+		WriteError(w, http.StatusServiceUnavailable, api.CodeNotReady, "the store is not available; the server's log says why")
 		return
 	}
 	if failing := s.failingChecks(ctx); len(failing) > 0 {
