@@ -82,11 +82,13 @@ func testPolicy(t testing.TB) *policy.Policy {
 }
 
 // apiLimits, given to newAPIFixture, sets the limits: the pending cap on
-// the service, the others on the front door (on clock).
+// the service, the others on the front door (on clock). platforms are the
+// chat platforms the service queues cards for (none unless set).
 type apiLimits struct {
 	requestsPerMinute, pendingPerRequester int
 	clicks                                 *chatlimit.Limiter
 	clock                                  clock.Clock
+	platforms                              []string
 }
 
 func newAPIFixture(t testing.TB, limits ...apiLimits) *apiFixture {
@@ -144,7 +146,7 @@ func newAPIFixture(t testing.TB, limits ...apiLimits) *apiFixture {
 	if f.attest, err = attest.NewSigner(attest.SignerOptions{Issuer: attestIssuer, Key: f.attestKey}); err != nil {
 		t.Fatal(err)
 	}
-	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger, PendingPerRequester: lim.pendingPerRequester, Attester: f.attest})
+	f.svc = approvals.New(st, testPolicy(t), approvals.Options{Logger: logger, PendingPerRequester: lim.pendingPerRequester, Attester: f.attest, Platforms: lim.platforms})
 	f.front = bot.New(bot.Options{
 		Service: f.svc, Store: st, Logger: logger, Version: "test", Verifier: verifier, Attestations: f.attest,
 		RequestURL:        func(id string) string { return "http://console.example/dev#" + id },
