@@ -23,12 +23,16 @@ type Prepared struct {
 // SealPrepared.
 func Prepare(r Record) (*Prepared, error) {
 	r.Seq, r.Prev, r.Hash = 0, "", ""
-	c, err := Canonical(r)
+	var f topFields
+	c, err := canonical(r, &f)
 	if err != nil {
 		return nil, err
 	}
-	var f topFields
-	if err := scanTop(c, &f); err != nil || !f.val[fPrev].ok() || !f.val[fSeq].ok() || f.val[fHash].ok() {
+	var scanErr error
+	if !f.canonical {
+		scanErr = scanTop(c, &f)
+	}
+	if scanErr != nil || !f.val[fPrev].ok() || !f.val[fSeq].ok() || f.val[fHash].ok() {
 		return nil, fmt.Errorf("prepare audit record %s: canonical form has no top-level prev and seq", r.Type)
 	}
 	return &Prepared{rec: r, canon: c, prev: f.val[fPrev], seq: f.val[fSeq]}, nil

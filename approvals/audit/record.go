@@ -60,31 +60,36 @@ const (
 const TypeExecutionDeferred = "execution.deferred"
 
 // Actor is who caused a record: a requester, an approver (with the chat
-// platform they acted from) or signoff itself (empty).
+// platform they acted from) or signoff itself (empty). Its fields, like
+// Record's, are declared in the order RFC 8785 sorts their JSON names (see
+// canonical).
 type Actor struct {
-	Issuer       string `json:"issuer,omitempty"`
-	Subject      string `json:"subject,omitempty"`
-	Name         string `json:"name,omitempty"`
 	Email        string `json:"email,omitempty"`
+	Issuer       string `json:"issuer,omitempty"`
+	Name         string `json:"name,omitempty"`
 	Platform     string `json:"platform,omitempty"`
-	Workspace    string `json:"workspace,omitempty"`
 	PlatformUser string `json:"platform_user,omitempty"`
+	Subject      string `json:"subject,omitempty"`
+	Workspace    string `json:"workspace,omitempty"`
 }
 
 // Record is one audit log entry. Data holds only strings, booleans,
 // integers, nulls, and arrays or objects of them: never floats, never
-// secrets or tokens.
+// secrets or tokens. The fields are declared in the order RFC 8785 sorts
+// their JSON names, so that encoding/json writes most records in
+// canonical form at once (see canonical); reorder them and
+// TestCanonicalTakesTheQuickPath fails.
 type Record struct {
-	Seq       uint64         `json:"seq"`
-	Time      string         `json:"time"`
-	Type      string         `json:"type"`
-	RequestID string         `json:"request_id,omitempty"`
 	Action    string         `json:"action,omitempty"`
 	Actor     *Actor         `json:"actor,omitempty"`
-	Source    string         `json:"source,omitempty"`
 	Data      map[string]any `json:"data,omitempty"`
-	Prev      string         `json:"prev"`
 	Hash      string         `json:"hash,omitempty"`
+	Prev      string         `json:"prev"`
+	RequestID string         `json:"request_id,omitempty"`
+	Seq       uint64         `json:"seq"`
+	Source    string         `json:"source,omitempty"`
+	Time      string         `json:"time"`
+	Type      string         `json:"type"`
 }
 
 // FormatTime renders t as the record's time: RFC 3339 in UTC with the
@@ -94,9 +99,31 @@ func FormatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // Canonical returns the RFC 8785 serialization of r as it stands (with its
 // Hash member if set).
 func Canonical(r Record) ([]byte, error) {
+	var f topFields
+	return canonical(r, &f)
+}
+
+// canonical is Canonical. When it takes the quick path it also leaves the
+// top level of the result scanned into f (f.canonical set); otherwise
+// f.canonical is false and f holds nothing of use.
+//
+// RFC 8785 is encoding/json's output parsed and written again with members
+// sorted, numbers and strings in one form. For most records that second
+// pass changes nothing: Record and Actor declare their fields in sorted
+// order, encoding/json sorts map keys, and records hold plain strings and
+// small integers. So when the quick scanner (which answers only "certainly
+// canonical" or "not sure") finds encoding/json's output canonical, that
+// output is the answer; anything else (a non-ASCII member name, an escape
+// RFC 8785 writes differently, a long number, a struct in Data) takes
+// jcs.Transform as before. The bytes are the same either way
+// (TestCanonicalMatchesJCS, FuzzCanonical).
+func canonical(r Record, f *topFields) ([]byte, error) {
 	raw, err := marshalNoEscape(r)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit record %d: %w", r.Seq, err)
+	}
+	if scanCanonical(raw, f) {
+		return raw, nil
 	}
 	out, err := jcs.Transform(raw)
 	if err != nil {
