@@ -91,20 +91,28 @@ func (s *Service) queueNotify(tx storage.Tx, a *policy.Action, r storage.Request
 			}
 		}
 		for _, t := range targets {
-			payload, err := json.Marshal(Notification{Event: event, Target: t})
-			if err != nil {
-				return fmt.Errorf("encode notification: %w", err)
-			}
-			if _, err := tx.Enqueue(storage.OutboxEntry{
-				RequestID:   r.ID,
-				Kind:        KindNotifyPrefix + p,
-				Payload:     payload,
-				NextAttempt: now,
-				CreatedAt:   now,
-			}); err != nil {
-				return fmt.Errorf("queue %s notification for %s: %w", p, r.ID, err)
+			if err := queueNotification(tx, p, r.ID, Notification{Event: event, Target: t}, now, now); err != nil {
+				return err
 			}
 		}
+	}
+	return nil
+}
+
+// queueNotification queues n for request id on platform p, due at due.
+func queueNotification(tx storage.Tx, p, id string, n Notification, due, now time.Time) error {
+	payload, err := json.Marshal(n)
+	if err != nil {
+		return fmt.Errorf("encode %s notification: %w", n.Event, err)
+	}
+	if _, err := tx.Enqueue(storage.OutboxEntry{
+		RequestID:   id,
+		Kind:        KindNotifyPrefix + p,
+		Payload:     payload,
+		NextAttempt: due,
+		CreatedAt:   now,
+	}); err != nil {
+		return fmt.Errorf("queue %s %s notification for %s: %w", p, n.Event, id, err)
 	}
 	return nil
 }

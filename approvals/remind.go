@@ -96,18 +96,8 @@ func (s *Service) queueTimers(tx storage.Tx, a *policy.Action, r storage.Request
 			if slices.Contains(a.Notify.Targets(p), t) {
 				continue // the card is there already
 			}
-			payload, err := json.Marshal(Notification{Event: EventEscalated, Target: t})
-			if err != nil {
-				return fmt.Errorf("encode escalation: %w", err)
-			}
-			if _, err := tx.Enqueue(storage.OutboxEntry{
-				RequestID:   r.ID,
-				Kind:        KindNotifyPrefix + p,
-				Payload:     payload,
-				NextAttempt: r.CreatedAt.Add(a.Escalate.After).UTC(),
-				CreatedAt:   now,
-			}); err != nil {
-				return fmt.Errorf("queue %s escalation of %s: %w", p, r.ID, err)
+			if err := queueNotification(tx, p, r.ID, Notification{Event: EventEscalated, Target: t}, r.CreatedAt.Add(a.Escalate.After).UTC(), now); err != nil {
+				return err
 			}
 		}
 	}
