@@ -156,3 +156,63 @@ func FuzzCanonical(f *testing.F) {
 		sameAsJCS(t, r)
 	})
 }
+
+// nested returns depth arrays, one inside the other.
+func nested(depth int) any {
+	var v any = "bottom"
+	for range depth {
+		v = []any{v}
+	}
+	return v
+}
+
+// TestSealRefusesWhatVerifyCannotRead: a record nested deeper than the
+// verifier reads is refused when sealed (prepared or not), never written
+// as a line that would end the verifiable chain; one just inside the
+// limit is sealed and verifies.
+func TestSealRefusesWhatVerifyCannotRead(t *testing.T) {
+	prev := strings.Repeat("c", 64)
+	deep := typicalRecord()
+	deep.Data = map[string]any{"d": nested(maxNesting + 2)}
+	if _, line, err := Seal(deep, 3, prev); err == nil {
+		t.Fatalf("Seal wrote a line nested beyond %d levels: %.80s…", maxNesting, line)
+	}
+	if _, err := Prepare(deep); err == nil {
+		t.Fatal("Prepare took a record nested beyond the verifier's limit")
+	}
+
+	ok := typicalRecord()
+	ok.Data = map[string]any{"d": nested(maxNesting - 2)}
+	sealed, line, err := Seal(ok, 0, "")
+	if err != nil {
+		t.Fatalf("Seal refused a record within the nesting limit: %v", err)
+	}
+	v := NewVerifier(VerifyOptions{})
+	if err := v.Add(line); err != nil {
+		t.Fatalf("the sealed line does not verify: %v", err)
+	}
+	if sealed.Seq != 1 {
+		t.Fatalf("seq %d, want 1", sealed.Seq)
+	}
+}
+
+// TestSealStopsAtMaxSeq: no record gets a seq RFC 8785 cannot write
+// exactly, prepared or not (Seal and SealPrepared would otherwise hash
+// different numbers for it).
+func TestSealStopsAtMaxSeq(t *testing.T) {
+	prev := strings.Repeat("d", 64)
+	r := typicalRecord()
+	if _, _, err := Seal(r, MaxSeq-1, prev); err != nil {
+		t.Fatalf("Seal refused seq MaxSeq: %v", err)
+	}
+	if _, _, err := Seal(r, MaxSeq, prev); err == nil {
+		t.Fatal("Seal gave a record seq MaxSeq+1")
+	}
+	p, err := Prepare(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := SealPrepared(p, MaxSeq, prev); err == nil {
+		t.Fatal("SealPrepared gave a record seq MaxSeq+1")
+	}
+}

@@ -41,6 +41,9 @@ func Prepare(r Record) (*Prepared, error) {
 // SealPrepared is Seal for a prepared record: the same record and the same
 // bytes, without canonicalizing again.
 func SealPrepared(p *Prepared, prevSeq uint64, prevHash string) (Record, []byte, error) {
+	if err := checkSeq(prevSeq); err != nil {
+		return Record{}, nil, err
+	}
 	if prevSeq == 0 {
 		prevHash = GenesisPrev
 	}

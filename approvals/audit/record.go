@@ -147,6 +147,9 @@ func ComputeHash(r Record) (string, error) {
 // computes Hash, and returns the sealed record with its canonical bytes (one
 // export line, without the newline).
 func Seal(r Record, prevSeq uint64, prevHash string) (Record, []byte, error) {
+	if err := checkSeq(prevSeq); err != nil {
+		return Record{}, nil, err
+	}
 	if prevSeq == 0 {
 		prevHash = GenesisPrev
 	}
@@ -167,8 +170,28 @@ func Seal(r Record, prevSeq uint64, prevHash string) (Record, []byte, error) {
 		if line, err = Canonical(r); err != nil {
 			return Record{}, nil, err
 		}
+		// Never write a line the verifier would refuse (one nested
+		// deeper than maxNesting, say): the chain would end there.
+		var f topFields
+		if err := scanTop(line, &f); err != nil {
+			return Record{}, nil, fmt.Errorf("seal audit record %s: its canonical form is not a record the verifier reads: %w", r.Type, err)
+		}
 	}
 	return r, line, nil
+}
+
+// MaxSeq is the largest seq a record may have: the largest integer RFC
+// 8785 writes exactly (it writes numbers as IEEE 754 doubles do), so that
+// every implementation hashes a record's seq alike.
+const MaxSeq = 1<<53 - 1
+
+// checkSeq refuses to seal after prevSeq when the next seq would pass
+// MaxSeq.
+func checkSeq(prevSeq uint64) error {
+	if prevSeq >= MaxSeq {
+		return fmt.Errorf("seal audit record: the log holds %d records, the most a seq can count exactly (RFC 8785 numbers)", prevSeq)
+	}
+	return nil
 }
 
 // insertHash returns canon, the canonical form of a record without hash,
