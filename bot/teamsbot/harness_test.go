@@ -79,13 +79,27 @@ type env struct {
 // known). mutate, when given, adjusts the bot's options.
 func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	t.Helper()
+	e := startEnv(t, approvals.Options{}, mutate...)
+	if rec := e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
+		t.Fatalf("installation answered %d: %s", rec.Code, rec.Body)
+	}
+	return e
+}
+
+// startEnv starts the stand-in, a bolt store, the approvals service and the
+// bot, without installing the app anywhere. svcOpts are the service's
+// options; its clock, logger and platforms are set here. mutate, when
+// given, adjusts the bot's options.
+func startEnv(t *testing.T, svcOpts approvals.Options, mutate ...func(*Options)) *env {
+	t.Helper()
 	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &testenv.LogBuffer{}}
 	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
 	t.Cleanup(e.bf.Close)
 	st := testenv.OpenStore(t)
 	e.store = st
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc = approvals.New(st, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"teams"}})
+	svcOpts.Clock, svcOpts.Logger, svcOpts.Platforms = e.clock, logger, []string{"teams"}
+	e.svc = approvals.New(st, testPolicy(), svcOpts)
 	opts := Options{
 		Service: e.svc, Resolver: e.links,
 		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
@@ -99,9 +113,6 @@ func newEnv(t *testing.T, mutate ...func(*Options)) *env {
 	}
 	e.bot = startBot(t, opts, e.mux)
 	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
-	if rec := e.send(e.bf.Installed(opsPlace, teamstest.NewUser("admin"))); rec.Code != http.StatusOK {
-		t.Fatalf("installation answered %d: %s", rec.Code, rec.Body)
-	}
 	return e
 }
 

@@ -3,7 +3,6 @@ package teamsbot
 import (
 	"bytes"
 	"crypto/ed25519"
-	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,38 +11,20 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
-	"github.com/signoff-dev/signoff/clock"
-	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 )
 
 var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedSize))
 
-// newWitnessEnv is newEnv with a service that signs a checkpoint after
+// newWitnessEnv is startEnv with a service that signs a checkpoint after
 // every third record and publishes it to the witness conversations.
 func newWitnessEnv(t *testing.T, conversations ...string) *env {
 	t.Helper()
-	e := &env{t: t, clock: clock.NewFake(t0), links: newLinkTable(), mux: http.NewServeMux(), logs: &testenv.LogBuffer{}}
-	e.bf = teamstest.NewServer(teamstest.Options{Now: e.clock.Now})
-	t.Cleanup(e.bf.Close)
-	st := testenv.OpenStore(t)
-	e.store = st
-	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	e.svc = approvals.New(st, testPolicy(), approvals.Options{
-		Clock: e.clock, Logger: logger, Platforms: []string{"teams"},
+	return startEnv(t, approvals.Options{
 		SigningKey: checkpointKey, CheckpointEvery: 3,
 		Witnesses: approvals.Witnesses{Chat: policy.Notify{Teams: conversations}},
 	})
-	e.bot = startBot(t, Options{
-		Service: e.svc, Resolver: e.links,
-		AppID: e.bf.AppID(), AppPassword: e.bf.AppPassword(), TenantIDs: []string{e.bf.TenantID()},
-		OpenIDMetadataURL: e.bf.OpenIDMetadataURL(), TokenURL: e.bf.TokenURL(),
-		PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-		ServiceURLHosts: []string{e.bf.ServiceHost()},
-	}, e.mux)
-	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
-	return e
 }
 
 var preBlock = regexp.MustCompile("(?s)<pre>(.*)</pre>")
