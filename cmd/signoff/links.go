@@ -45,6 +45,17 @@ with --db FILE on the database file of a stopped server.`,
 	return cmd
 }
 
+// addLinksTargetFlags registers the flags every links subcommand uses to
+// choose where the links live: --db for a stopped server's database file,
+// --server for a running server (whose help names endpoint, the admin API
+// route the subcommand calls) and --token for the admin's token there.
+func addLinksTargetFlags(cmd *cobra.Command, db, server *string, endpoint string) {
+	f := cmd.Flags()
+	f.StringVar(db, "db", "", "bbolt database file of a stopped server (its storage.path)")
+	f.StringVar(server, "server", "", "base URL of a running signoff server ("+endpoint+")")
+	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
+}
+
 func newLinksListCommand() *cobra.Command {
 	var db, server, platform, workspace, user, email, output string
 	cmd := &cobra.Command{
@@ -121,10 +132,8 @@ refused to confirm it; the person must link again).
 			return writeLinksTable(cmd.OutOrStdout(), links, time.Now())
 		},
 	}
+	addLinksTargetFlags(cmd, &db, &server, "reads GET /v1/links")
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file of a stopped server (its storage.path)")
-	f.StringVar(&server, "server", "", "base URL of a running signoff server (reads GET /v1/links)")
-	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&platform, "platform", "", "only links of this chat platform (slack, teams, dev)")
 	f.StringVar(&workspace, "workspace", "", "only links in this Slack team id or Teams tenant id")
 	f.StringVar(&user, "user", "", "only the link of this Slack user id or Teams aadObjectId")
@@ -248,10 +257,8 @@ the server first.`,
 			return revokeLink(cmd.Context(), st, cmd.OutOrStdout(), platform, workspace, user, reason)
 		},
 	}
+	addLinksTargetFlags(cmd, &db, &server, "DELETE /v1/links/…")
 	f := cmd.Flags()
-	f.StringVar(&db, "db", "", "bbolt database file of a stopped server (its storage.path)")
-	f.StringVar(&server, "server", "", "base URL of a running signoff server (DELETE /v1/links/…)")
-	f.String("token", "", "with --server: an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&platform, "platform", "", "chat platform of the account (slack, teams, dev)")
 	f.StringVar(&workspace, "workspace", "", "Slack team id or Teams tenant id of the account")
 	f.StringVar(&user, "user", "", "the Slack user id or Teams aadObjectId")
