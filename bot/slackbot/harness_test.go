@@ -331,13 +331,23 @@ type env struct {
 	mux   *http.ServeMux
 }
 
+// newEnv starts slacktest's server, a bolt store, the approvals service
+// and the bot.
 func newEnv(t *testing.T) *env {
+	t.Helper()
+	return startEnv(t, approvals.Options{})
+}
+
+// startEnv is newEnv with svcOpts as the approvals service's options; its
+// clock, logger and platforms are set here.
+func startEnv(t *testing.T, svcOpts approvals.Options) *env {
 	t.Helper()
 	e := &env{t: t, clock: clock.NewFake(t0), slack: newFakeSlack(t), links: newLinkTable(), mux: http.NewServeMux()}
 	st := testenv.OpenStore(t)
 	e.store = &failingStore{Store: st}
 	logger := testenv.DiscardLogger()
-	e.svc = approvals.New(e.store, testPolicy(), approvals.Options{Clock: e.clock, Logger: logger, Platforms: []string{"slack"}})
+	svcOpts.Clock, svcOpts.Logger, svcOpts.Platforms = e.clock, logger, []string{"slack"}
+	e.svc = approvals.New(e.store, testPolicy(), svcOpts)
 	e.bot = startBot(t, Options{
 		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
 		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,

@@ -3,15 +3,12 @@ package slackbot
 import (
 	"bytes"
 	"crypto/ed25519"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
-	"github.com/signoff-dev/signoff/clock"
-	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 )
@@ -22,20 +19,10 @@ var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedS
 // every third record and publishes it to the witness channels.
 func newWitnessEnv(t *testing.T, channels ...string) *env {
 	t.Helper()
-	e := &env{t: t, clock: clock.NewFake(t0), slack: newFakeSlack(t), links: newLinkTable(), mux: http.NewServeMux()}
-	e.store = &failingStore{Store: testenv.OpenStore(t)}
-	logger := testenv.DiscardLogger()
-	e.svc = approvals.New(e.store, testPolicy(), approvals.Options{
-		Clock: e.clock, Logger: logger, Platforms: []string{"slack"},
+	return startEnv(t, approvals.Options{
 		SigningKey: checkpointKey, CheckpointEvery: 3,
 		Witnesses: approvals.Witnesses{Chat: policy.Notify{Slack: channels}},
 	})
-	e.bot = startBot(t, Options{
-		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
-		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
-	}, e.mux)
-	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
-	return e
 }
 
 // codeBlock is the code block of a checkpoint message.
