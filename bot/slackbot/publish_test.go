@@ -9,6 +9,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 )
@@ -19,17 +20,11 @@ var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedS
 // every third record and publishes it to the witness channels.
 func newWitnessEnv(t *testing.T, channels ...string) *env {
 	t.Helper()
-	return startEnv(t, approvals.Options{
-		SigningKey: checkpointKey, CheckpointEvery: 3,
-		Witnesses: approvals.Witnesses{Chat: policy.Notify{Slack: channels}},
-	})
+	return startEnv(t, chattest.WitnessOptions(checkpointKey, policy.Notify{Slack: channels}))
 }
 
 // codeBlock is the code block of a checkpoint message.
 var codeBlock = regexp.MustCompile("(?s)```(.*)```")
-
-// unescapeMrkdwn reads Slack's three entities back, as Slack shows them.
-var unescapeMrkdwn = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 
 // Checkpoints reach the witness channel in order, the record line verbatim
 // in a code block: a failed post is retried through the outbox with
@@ -64,7 +59,7 @@ func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 		}
 		texts = append(texts, f.Get("text"))
 	}
-	e.CheckWitnessed(checkpointKey, codeBlock, unescapeMrkdwn, texts, 4, 7)
+	e.CheckWitnessed(checkpointKey, codeBlock, texts, 4, 7)
 }
 
 // Whatever a record line holds, the message cannot mention anyone, link

@@ -11,6 +11,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/policy"
 )
@@ -21,15 +22,10 @@ var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedS
 // every third record and publishes it to the witness conversations.
 func newWitnessEnv(t *testing.T, conversations ...string) *env {
 	t.Helper()
-	return startEnv(t, approvals.Options{
-		SigningKey: checkpointKey, CheckpointEvery: 3,
-		Witnesses: approvals.Witnesses{Chat: policy.Notify{Teams: conversations}},
-	})
+	return startEnv(t, chattest.WitnessOptions(checkpointKey, policy.Notify{Teams: conversations}))
 }
 
 var preBlock = regexp.MustCompile("(?s)<pre>(.*)</pre>")
-
-var unescapeHTML = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
 
 // Checkpoints reach the witness conversation in order: one the bot cannot
 // reach yet (no service URL known) waits, a failure of the connector is
@@ -73,7 +69,7 @@ func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 		text, _ := b["text"].(string)
 		texts = append(texts, text)
 	}
-	e.CheckWitnessed(checkpointKey, preBlock, unescapeHTML, texts, 4, 7)
+	e.CheckWitnessed(checkpointKey, preBlock, texts, 4, 7)
 }
 
 // A conversation the app is not in is an error with a hint naming

@@ -212,12 +212,23 @@ func CheckCancelNames(t testing.TB, status func(storage.Request) string, byReque
 	}
 }
 
+// WitnessOptions are the approvals service's options, beyond its clock,
+// logger and platforms, for a service that signs a checkpoint with key
+// after every third record and publishes it to witnesses.
+func WitnessOptions(key ed25519.PrivateKey, witnesses policy.Notify) approvals.Options {
+	return approvals.Options{SigningKey: key, CheckpointEvery: 3, Witnesses: approvals.Witnesses{Chat: witnesses}}
+}
+
+// unescapeEntities reads back the three entities both adapters escape a
+// record line with (Slack's mrkdwn and Teams' XML text alike).
+var unescapeEntities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&")
+
 // CheckWitnessed checks the checkpoints a witness received, texts in the
 // order posted: each holds, in the first group of block, the audit log's
-// line at the matching seq of seqs, escaped so that unescape reads it back;
+// line at the matching seq of seqs, with &, < and > escaped as entities;
 // and those lines, as the witness holds them, anchor the whole log signed
 // with key.
-func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, unescape *strings.Replacer, texts []string, seqs ...int) {
+func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, texts []string, seqs ...int) {
 	e.tb.Helper()
 	if len(texts) != len(seqs) {
 		e.tb.Fatalf("%d checkpoints posted, want %d", len(texts), len(seqs))
@@ -229,7 +240,7 @@ func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, unesca
 		if m == nil {
 			e.tb.Fatalf("post %d has no block matching %s: %q", i, block, texts[i])
 		}
-		if got := unescape.Replace(m[1]); got != string(lines[seq-1]) {
+		if got := unescapeEntities.Replace(m[1]); got != string(lines[seq-1]) {
 			e.tb.Fatalf("post %d holds\n%s\nnot the log's line %d\n%s", i, got, seq, lines[seq-1])
 		}
 		anchors.WriteString(m[1] + "\n")
