@@ -67,9 +67,7 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 // once, in the thread of the review's card (thread_ts = its ts).
 func TestOverdueBreakGlassReviewInThread(t *testing.T) {
 	e := newEnv(t)
-	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
-	e.Deliver()
-	card := e.Get(bg.BreakGlass.Review).Cards[0]
+	bg, card := e.BreakGlassReview("deploy-prod", deployParams(), "prod is down")
 	posts := len(e.slack.ok("chat.postMessage"))
 
 	e.clock.Set(bg.BreakGlass.Due.Add(-time.Second))

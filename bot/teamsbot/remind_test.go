@@ -68,9 +68,7 @@ func TestReminderRepliesToCardAndEscalationChannel(t *testing.T) {
 // once, as a reply to the review card's activity.
 func TestOverdueBreakGlassReviewReply(t *testing.T) {
 	e := newEnv(t)
-	bg := e.BreakGlass("deploy-prod", deployParams(), "prod is down")
-	e.Deliver()
-	card := e.Get(bg.BreakGlass.Review).Cards[0]
+	bg, card := e.BreakGlassReview("deploy-prod", deployParams(), "prod is down")
 	replies := func() []teamstest.Call {
 		var out []teamstest.Call
 		for _, c := range e.bf.OK(http.MethodPost) {

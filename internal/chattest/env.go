@@ -62,6 +62,15 @@ func (e Env) BreakGlass(action string, params map[string]string, reason string) 
 	return r
 }
 
+// BreakGlassReview breaks glass on action as BreakGlass does, delivers the
+// cards, and returns the request and the first card posted for its review.
+func (e Env) BreakGlassReview(action string, params map[string]string, reason string) (storage.Request, storage.Card) {
+	e.tb.Helper()
+	bg := e.BreakGlass(action, params, reason)
+	e.Deliver()
+	return bg, e.Get(bg.BreakGlass.Review).Cards[0]
+}
+
 // ExpireDue runs the service's expiry pass (expiries, reminders,
 // escalations, overdue reviews) once, failing the test on error.
 func (e Env) ExpireDue() {
