@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -392,6 +393,9 @@ func (e *env) postSigned(path, body string) *httptest.ResponseRecorder {
 }
 
 var triggerSeq atomic.Int64
+
+// triggerIDShape matches the trigger ids blockActions makes.
+var triggerIDShape = regexp.MustCompile(`^7[0-9]{9}\.4744562912\.[0-9a-f]{32}$`)
 
 // blockActions is a block_actions payload shaped like Slack's, for a click
 // by user on the card of requestID in channel.
