@@ -104,16 +104,6 @@ func (c *tokenCache) put(key [sha256.Size]byte, e *cachedToken, now time.Time) {
 	c.entries[key] = e
 }
 
-// len is the number of entries, for tests.
-func (c *tokenCache) len() int {
-	if c == nil {
-		return 0
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.entries)
-}
-
 // clone returns a copy of t whose Claims and Groups the caller may change
 // without touching t.
 func (t *RequesterToken) clone() *RequesterToken {
