@@ -61,7 +61,6 @@ func testPolicy() *policy.Policy {
 }
 
 var (
-	requester    = chattest.Requester()
 	deployParams = chattest.DeployParams
 )
 

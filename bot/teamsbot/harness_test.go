@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -52,7 +51,6 @@ func testPolicy() *policy.Policy {
 }
 
 var (
-	requester    = chattest.Requester()
 	deployParams = chattest.DeployParams
 	identity     = chattest.Identity
 	newLinkTable = chattest.NewLinks
@@ -347,5 +345,3 @@ func (e *env) lastCard() map[string]any {
 	e.t.Fatal("no card was posted")
 	return nil
 }
-
-var errInjected = errors.New("injected failure")

@@ -19,11 +19,10 @@ import (
 
 // auditLog is a database whose audit log a Service with a signing key wrote.
 type auditLog struct {
-	t      *testing.T
-	dir    string
-	db     string
-	key    string // private key file; the public key is key+".pub"
-	closed bool
+	t   *testing.T
+	dir string
+	db  string
+	key string // private key file; the public key is key+".pub"
 }
 
 func newAuditLog(t *testing.T) *auditLog {

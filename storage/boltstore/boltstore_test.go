@@ -374,10 +374,16 @@ func checkCreated(t *testing.T, s *boltstore.Store, n int) {
 			}
 		}
 		seq, _, err := tx.AuditHead()
+		if err != nil {
+			return err
+		}
 		if seq != uint64(n) {
 			return fmt.Errorf("AuditHead = %d, want %d", seq, n)
 		}
 		due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "", 0)
+		if err != nil {
+			return err
+		}
 		if len(due) != n {
 			return fmt.Errorf("%d outbox entries, want %d", len(due), n)
 		}
@@ -469,10 +475,16 @@ func TestGroupCommitFailingNeighbour(t *testing.T) {
 					}
 				}
 				seq, _, err := tx.AuditHead()
+				if err != nil {
+					return err
+				}
 				if seq != callers-1 {
 					return fmt.Errorf("AuditHead = %d, want %d", seq, callers-1)
 				}
 				due, err := tx.DueOutbox(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC), "", 0)
+				if err != nil {
+					return err
+				}
 				for _, e := range due {
 					if e.RequestID == "bad" {
 						return errors.New("the failing caller's outbox entry landed")
