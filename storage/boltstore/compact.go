@@ -40,8 +40,10 @@ type CompactResult struct {
 // Compact holds the file's lock from start to end: it fails with an error
 // wrapping storage.ErrLocked while a server uses the file, and no server
 // can start on it meanwhile. It needs free space for the copy (at most the
-// file's size) in path's directory. A symbolic link is followed: the file
-// it names is compacted in its own directory.
+// file's size) in path's directory. The copy keeps the original's mode and
+// owner; where it cannot (not run as the owner or root), Compact fails
+// before replacing anything. A symbolic link is followed: the file it
+// names is compacted in its own directory.
 func Compact(ctx context.Context, path string, opts Options) (CompactResult, error) {
 	var res CompactResult
 	if err := ctx.Err(); err != nil {
@@ -80,6 +82,14 @@ func Compact(ctx context.Context, path string, opts Options) (CompactResult, err
 		return res, fmt.Errorf("compact store %s: %w", target, err)
 	}
 	if err := ctx.Err(); err != nil {
+		return res, fmt.Errorf("compact store %s: %w", target, err)
+	}
+	// The copy takes the original's place, so it takes its permissions and
+	// owner too (os.CreateTemp made it 0600, owned by whoever runs this).
+	if err := os.Chmod(tmpPath, info.Mode().Perm()); err != nil {
+		return res, fmt.Errorf("compact store %s: give the copy the original's mode %04o: %w", target, info.Mode().Perm(), err)
+	}
+	if err := keepOwner(tmpPath, info); err != nil {
 		return res, fmt.Errorf("compact store %s: %w", target, err)
 	}
 	if err := os.Rename(tmpPath, target); err != nil {
