@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,5 +267,32 @@ func TestLongPollWokenByAnotherReplica(t *testing.T) {
 		}
 	case <-time.After(pollWait - 5*time.Second):
 		t.Fatal("a decision on another replica did not wake the long-poll")
+	}
+}
+
+// TestStorageCopyRefusedLeavesNoBoltFile: a copy into a new bbolt file that
+// is refused (here: the source's chain is broken) removes the file it
+// created, so that the next run gives the same reason instead of "exists
+// already", and nothing half made is left where a server could be pointed.
+func TestStorageCopyRefusedLeavesNoBoltFile(t *testing.T) {
+	clearCIEnv(t)
+	ts, db := startDevServerWithDB(t)
+	tok := devToken(t, ts)
+	if code, out, errOut := runCmd(t, requestArgs(ts, tok)...); code != 0 {
+		t.Fatalf("request: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	tamperFirstAuditRecord(t, db)
+	dst := filepath.Join(t.TempDir(), "copy.db")
+	for attempt := 1; attempt <= 2; attempt++ {
+		code, _, errOut := runCmd(t, "storage", "copy", "--from", "bolt:"+db, "--to", "bolt:"+dst)
+		if code != exitFailure || !strings.Contains(errOut, "does not verify") {
+			t.Fatalf("copy %d of a broken chain: exit %d\n%s", attempt, code, errOut)
+		}
+		if _, err := os.Stat(dst); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("after refused copy %d the destination file is there (%v)", attempt, err)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -48,8 +49,9 @@ audit chain record for record, queued outbox work, identity links and Teams
 conversation references. Not copied: sign-in links still open (single-use,
 minutes long: people click the card again) and the replay memory of
 Shared Signals event ids (events older than the receiver's max age are
-refused anyway). If the copy fails part way, the destination holds a partial
-copy: empty it (delete the file, or DROP SCHEMA … CASCADE) and run again.`,
+refused anyway). If the copy fails, a new bbolt file is removed again; a
+PostgreSQL destination may hold a partial copy: empty it (DROP SCHEMA …
+CASCADE) and run again.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if from == "" || to == "" {
@@ -64,10 +66,22 @@ copy: empty it (delete the file, or DROP SCHEMA … CASCADE) and run again.`,
 			if err != nil {
 				return err
 			}
-			defer dst.Close()
 			sum, err := copyStore(cmd.Context(), src, dst, cmd.ErrOrStderr())
+			cerr := dst.Close()
 			if err != nil {
+				// A bbolt destination is a file this run created (an existing
+				// one is refused above): remove it, so that a run after the
+				// cause is fixed finds the path free and a refused copy
+				// leaves nothing half made behind.
+				if backend, file, _ := strings.Cut(to, ":"); backend == "bolt" {
+					if rerr := os.Remove(file); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+						err = fmt.Errorf("%w (and removing the new file %s failed: %v)", err, file, rerr)
+					}
+				}
 				return withCode(exitFailure, err)
+			}
+			if cerr != nil {
+				return withCode(exitFailure, fmt.Errorf("--to: close the destination: %w", cerr))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "copied %d requests, %d audit records (chain verified on both sides, last seq %d, last hash %s), %d outbox entries, %d identity links, %d conversations\n",
 				sum.requests, sum.audit.Records, sum.audit.LastSeq, sum.audit.LastHash, sum.outbox, sum.links, sum.conversations)
