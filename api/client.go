@@ -92,7 +92,56 @@ func (c *Client) Create(ctx context.Context, body CreateRequest, idempotencyKey 
 	if r.ID == "" {
 		return Request{}, false, a.wrong(errors.New("the answer names no request id"))
 	}
+	if !plainName(r.ID) {
+		return Request{}, false, a.wrong(fmt.Errorf("the answer's request id %q is not a name signoff makes", truncateName(r.ID)))
+	}
+	if err := checkNames(r); err != nil {
+		return Request{}, false, a.wrong(err)
+	}
 	return r, a.status == http.StatusCreated, nil
+}
+
+// checkNames refuses a request view whose action, state or break-glass
+// review id is neither empty nor a plain name: printable ASCII without
+// spaces, at most 200 bytes. Those are the names signoff makes (ids from
+// base32, actions matching the config's name pattern, the five states);
+// callers print them in CI logs, where a line break from a hostile or
+// broken server could start a line the CI system reads as a command (a
+// GitHub workflow command, say). The request id is checked by the caller:
+// Create wants a plain one, Get the one it asked for.
+func checkNames(r Request) error {
+	names := []struct{ what, value string }{{"action", r.Action}, {"state", string(r.State)}}
+	if r.BreakGlass != nil {
+		names = append(names, struct{ what, value string }{"break-glass review id", r.BreakGlass.Review})
+	}
+	for _, n := range names {
+		if n.value != "" && !plainName(n.value) {
+			return fmt.Errorf("the answer's %s %q is not a name signoff makes", n.what, truncateName(n.value))
+		}
+	}
+	return nil
+}
+
+// plainName reports whether s is 1 to 200 bytes of printable ASCII other
+// than the space.
+func plainName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// truncateName shortens a refused name for the error that quotes it.
+func truncateName(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // Get reads request id (GET /v1/requests/{id}). With wait > 0 the server
@@ -111,6 +160,9 @@ func (c *Client) Get(ctx context.Context, id string, wait time.Duration) (Reques
 	}
 	if r.ID != id {
 		return Request{}, a.wrong(fmt.Errorf("the answer is not request %q", id))
+	}
+	if err := checkNames(r); err != nil {
+		return Request{}, a.wrong(err)
 	}
 	return r, nil
 }

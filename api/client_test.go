@@ -302,3 +302,52 @@ func TestTransportErrorsAsTheyAre(t *testing.T) {
 		t.Error("a base URL that does not parse was accepted")
 	}
 }
+
+// A request view whose id (from Create), action, state or review id is not
+// a plain name is refused as an answer that is not a request: those names reach CI logs
+// verbatim, where a line break from a hostile server could start a line
+// the runner reads as a workflow command.
+func TestClientRefusesNamesThatAreNotPlain(t *testing.T) {
+	good := api.Request{ID: "req_06h5145hd9gs6qunh9htdqguss", Action: "deploy-prod", State: api.StateApproved}
+	hostile := map[string]func(*api.Request){
+		"id with a line break":     func(r *api.Request) { r.ID = "req_1\n::add-mask::x" },
+		"action with a line break": func(r *api.Request) { r.Action = "deploy\n::error::owned" },
+		"state with a line break":  func(r *api.Request) { r.State = "approved\r\n::set-output name=x::y" },
+		"action with a space":      func(r *api.Request) { r.Action = "deploy prod" },
+		"review id with a line break": func(r *api.Request) {
+			r.BreakGlass = &api.BreakGlass{Review: "req_2\n::stop-commands::t"}
+		},
+		"id too long":      func(r *api.Request) { r.ID = "req_" + strings.Repeat("a", 200) },
+		"non-ASCII action": func(r *api.Request) { r.Action = "dеploy" }, // Cyrillic e
+	}
+	for name, spoil := range hostile {
+		t.Run(name, func(t *testing.T) {
+			bad := good
+			spoil(&bad)
+			srv, _ := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPost {
+					writeJSON(w, http.StatusCreated, bad)
+					return
+				}
+				writeJSON(w, http.StatusOK, bad)
+			})
+			c := newClient(t, srv.URL, nil)
+			var answerErr *api.AnswerError
+			if _, _, err := c.Create(t.Context(), api.CreateRequest{Action: "deploy-prod"}, ""); !errors.As(err, &answerErr) {
+				t.Errorf("Create took it: %v", err)
+			}
+			// Get answers the id it was asked for (the caller's own), so
+			// only the names the server chose are its to refuse.
+			if bad.ID == good.ID {
+				if _, err := c.Get(t.Context(), bad.ID, 0); !errors.As(err, &answerErr) {
+					t.Errorf("Get took it: %v", err)
+				}
+			}
+		})
+	}
+	// The names signoff makes pass.
+	srv, _ := fakeServer(t, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusCreated, good) })
+	if _, _, err := newClient(t, srv.URL, nil).Create(t.Context(), api.CreateRequest{Action: "deploy-prod"}, ""); err != nil {
+		t.Fatalf("a plain answer was refused: %v", err)
+	}
+}
