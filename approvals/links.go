@@ -12,7 +12,9 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// ErrNotLinked means the chat account has no link to an IdP identity.
+// ErrNotLinked means the chat account has no link to an IdP identity; a
+// vote made through a link that went away before it was stored
+// (VoteInput.ViaLink) is refused with it too.
 var ErrNotLinked = errors.New("chat account is not linked")
 
 // SaveLink stores a verified link of a chat account to an IdP identity,

@@ -22,6 +22,9 @@ func (s *Service) StepUpVote() identity.StepUpFunc {
 			Approver:  id,
 			Decision:  storage.Decision(a.Decision),
 			Source:    Source{Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.PlatformUser, CallbackID: "step-up"},
+			// The sign-in updated the account's link just before: the
+			// vote counts only while that link stands.
+			LinkedAccount: &identity.Account{Platform: a.Platform, Workspace: a.Workspace, User: a.PlatformUser},
 		})
 		var refused *RefusalError
 		if errors.As(err, &refused) {

@@ -40,6 +40,13 @@ type VoteInput struct {
 	Decision  storage.Decision
 	// Reason is the approver's comment, required by some actions.
 	Reason string
+	// LinkedAccount, when set, is the chat account whose stored link
+	// Approver was read from (the account-link flow's Resolve). The vote's
+	// transaction then reads that link again and refuses the vote
+	// (ErrNotLinked) unless it is still there, not stale, and names the
+	// same identity: a revoke, an unlink or a relink that commits while the
+	// click is on its way cannot be outrun by it.
+	LinkedAccount *identity.Account
 }
 
 // VoteResult says what a vote did.
@@ -98,7 +105,15 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			}
 			res.Request, expired = r, true
 		}
-		if refused = s.checkVote(r, in, now); refused != nil {
+		if in.LinkedAccount != nil {
+			if refused, err = linkStillHolds(tx, *in.LinkedAccount, in.Approver); err != nil {
+				return err
+			}
+		}
+		if refused == nil {
+			refused = s.checkVote(r, in, now)
+		}
+		if refused != nil {
 			return s.appendAudit(tx, rejectedRecord(in, r, refused, now))
 		}
 		action, err := s.policy.Action(r.Action)
@@ -160,6 +175,24 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		s.log.Info("vote counted", "request", in.RequestID, "approver", in.Approver.Subject, "decision", in.Decision, "state", res.Request.State)
 	}
 	return res, nil
+}
+
+// linkStillHolds reads, inside the vote's transaction, the link of chat
+// account a, and refuses the vote unless the link is there, not stale, and
+// names approver.
+func linkStillHolds(tx storage.Tx, a identity.Account, approver identity.Identity) (*RefusalError, error) {
+	l, err := tx.Link(a.Platform, a.Workspace, a.User)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return refusal(ErrNotLinked, ReasonNotLinked, "your chat account is no longer linked to an identity (the link was removed while your click was on its way); link it again, then vote again"), nil
+	case err != nil:
+		return nil, fmt.Errorf("read the link of the voting chat account: %w", err)
+	case l.Stale:
+		return refusal(ErrNotLinked, ReasonNotLinked, "the identity provider no longer backs your chat account's link; link it again, then vote again"), nil
+	case l.Issuer != approver.Issuer || l.Subject != approver.Subject:
+		return refusal(ErrNotLinked, ReasonNotLinked, "your chat account was linked to another identity while your click was on its way; vote again"), nil
+	}
+	return nil, nil
 }
 
 // checkVote applies the rules a vote must pass, in the order a person

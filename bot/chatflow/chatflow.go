@@ -20,6 +20,7 @@ import (
 	"log/slog"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
@@ -37,6 +38,17 @@ type Resolver interface {
 	// completes, the resolver casts decision on requestID for the account.
 	BeginStepUp(ctx context.Context, p linkflow.PlatformUser, requestID, decision string) (string, error)
 }
+
+// StoredLinks is implemented by a Resolver whose identities are the links
+// kept in the approvals store (the account-link flow's Linker, and
+// wrappers around it). For such a resolver the flow has the vote read the
+// link again in its own transaction (approvals.VoteInput.LinkedAccount),
+// so a revoke that commits between Resolve and the vote still stops it.
+type StoredLinks interface {
+	ResolvesStoredLinks() bool
+}
+
+var _ StoredLinks = (*linkflow.Linker)(nil)
 
 // AccountResolver is what a chat adapter needs of the account-link flow:
 // a Resolver for clicks (whose Resolve may also fail with an error
@@ -214,9 +226,13 @@ func (f *Flow) Cast(ctx context.Context, c Click) Outcome {
 	if err != nil {
 		return f.identityProblem(ctx, c, err)
 	}
-	res, err := f.opts.Service.Vote(ctx, approvals.VoteInput{
+	in := approvals.VoteInput{
 		RequestID: c.RequestID, Approver: id, Source: c.Source, Decision: c.Decision, Reason: c.Reason,
-	})
+	}
+	if sl, ok := f.opts.Resolver.(StoredLinks); ok && sl.ResolvesStoredLinks() {
+		in.LinkedAccount = &identity.Account{Platform: c.Account.Platform, Workspace: c.Account.Workspace, User: c.Account.UserID}
+	}
+	res, err := f.opts.Service.Vote(ctx, in)
 	var refused *approvals.RefusalError
 	switch {
 	case errors.As(err, &refused):

@@ -197,3 +197,69 @@ func TestUnverifiedClickAuditedDuringShutdown(t *testing.T) {
 		t.Fatalf("records after an unlinked click during shutdown: %d (before %d)", len(recs), before)
 	}
 }
+
+// storedResolver resolves accounts from the links in the approvals store,
+// as the account-link flow does, and says so (chatflow.StoredLinks).
+// afterResolve, when set, runs between Resolve and the vote: a revoke
+// committing while the click is on its way.
+type storedResolver struct {
+	fakeResolver
+	svc          *approvals.Service
+	afterResolve func()
+}
+
+func (s *storedResolver) ResolvesStoredLinks() bool { return true }
+
+func (s *storedResolver) Resolve(ctx context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
+	l, err := s.svc.Link(ctx, p.Platform, p.Workspace, p.UserID)
+	if err != nil {
+		return oidc.Identity{}, &linkflow.LinkRequiredError{URL: "https://signoff.example/link/start", Reason: linkflow.LinkReasonNotLinked, Message: "not linked"}
+	}
+	if s.afterResolve != nil {
+		s.afterResolve()
+	}
+	return oidc.Identity{Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Groups: l.Groups, VerifiedAt: l.VerifiedAt}, nil
+}
+
+// A click whose link is revoked after the flow resolved it, before the
+// vote is stored, is refused: the flow has the vote read the link again in
+// its transaction. With the link left alone the same click counts.
+func TestClickOutrunByARevokeIsRefused(t *testing.T) {
+	ctx := context.Background()
+	for _, revoke := range []bool{false, true} {
+		t.Run(fmt.Sprintf("revoked=%v", revoke), func(t *testing.T) {
+			e := newEnv(t)
+			r := e.create(t, "plain")
+			link := storage.IdentityLink{
+				Platform: "dev", Workspace: "w", PlatformUser: "alice",
+				Issuer: "https://idp.example", Subject: "alice", Email: "alice@example.com", Groups: []string{"sre"},
+				LinkedAt: time.Now(), VerifiedAt: time.Now(),
+			}
+			if err := e.svc.SaveLink(ctx, link, ""); err != nil {
+				t.Fatal(err)
+			}
+			res := &storedResolver{svc: e.svc}
+			if revoke {
+				res.afterResolve = func() {
+					if err := e.svc.Unlink(ctx, "dev", "w", "alice", "revoked"); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+			out := chatflow.New(chatflow.Options{Service: e.svc, Resolver: res, Logger: testenv.DiscardLogger()}).Click(ctx, click("alice", r.ID, ""))
+			got, err := e.svc.Get(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !revoke {
+				if out.Kind != chatflow.Counted || len(got.Votes) != 1 {
+					t.Fatalf("click through a standing link: outcome %v, votes %d", out.Kind, len(got.Votes))
+				}
+				return
+			}
+			if out.Kind != chatflow.Refused || out.Refusal == nil || out.Refusal.Reason != approvals.ReasonNotLinked || len(got.Votes) != 0 {
+				t.Fatalf("click outrun by a revoke: outcome %v %+v, votes %d", out.Kind, out.Refusal, len(got.Votes))
+			}
+		})
+	}
+}

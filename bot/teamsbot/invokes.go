@@ -458,6 +458,12 @@ var errStillChecking = errors.New("teamsbot: still checking the identity")
 // refresh still completes for the next click.
 type boundedResolver struct{ b *Bot }
 
+// ResolvesStoredLinks is the wrapped resolver's answer (chatflow.StoredLinks).
+func (r boundedResolver) ResolvesStoredLinks() bool {
+	sl, ok := r.b.res.(chatflow.StoredLinks)
+	return ok && sl.ResolvesStoredLinks()
+}
+
 func (r boundedResolver) Resolve(_ context.Context, p linkflow.PlatformUser) (oidc.Identity, error) {
 	id, timedOut, err := bounded(r.b, func(ctx context.Context) (oidc.Identity, error) {
 		return r.b.res.Resolve(ctx, p)

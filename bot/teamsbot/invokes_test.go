@@ -366,3 +366,23 @@ func TestShutdownRefusesNewClicks(t *testing.T) {
 		t.Error("vote counted during shutdown")
 	}
 }
+
+// storedLinksResolver is a resolver that says its identities are stored
+// links (chatflow.StoredLinks), as the account-link flow's Linker does.
+type storedLinksResolver struct{ IdentityResolver }
+
+func (storedLinksResolver) ResolvesStoredLinks() bool { return true }
+
+// The bound the bot puts around its resolver passes on whether the
+// resolver's identities are stored links, so Teams votes through a link
+// are checked against it in their transaction as Slack's are.
+func TestBoundedResolverPassesOnStoredLinks(t *testing.T) {
+	e := newEnv(t)
+	if (boundedResolver{e.bot}).ResolvesStoredLinks() {
+		t.Error("a resolver that keeps no stored links was reported as one")
+	}
+	e.bot.res = storedLinksResolver{e.bot.res}
+	if !(boundedResolver{e.bot}).ResolvesStoredLinks() {
+		t.Error("the stored-links resolver's answer was not passed on")
+	}
+}

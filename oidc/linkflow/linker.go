@@ -546,6 +546,11 @@ func (l *Linker) newAttempt(ctx context.Context, a storage.LinkAttempt) (string,
 	return l.startURL + "?" + url.Values{"id": {id}}.Encode(), nil
 }
 
+// ResolvesStoredLinks reports true: the identities Resolve returns are the
+// links in the approvals store, which a vote can read again in its own
+// transaction (bot/chatflow.StoredLinks).
+func (l *Linker) ResolvesStoredLinks() bool { return true }
+
 // Resolve returns the identity a vote from the chat account p counts
 // under: its link's identity, groups and last sign-in (AuthTime, ACR,
 // AMR). When the account is not linked, the link is older than
