@@ -63,8 +63,9 @@ const (
 	ReasonInvalid         Reason = "invalid_request"
 	ReasonTooManyPending  Reason = "too_many_pending"
 	// ReasonNotLinked is the vote.rejected reason for a click from a chat
-	// account that is not linked to an IdP identity (UnverifiedVote); no
-	// RefusalError carries it.
+	// account that is not linked to an IdP identity (UnverifiedVote), and
+	// of the ErrNotLinked refusal of a vote whose link went away before it
+	// was stored.
 	ReasonNotLinked Reason = "not_linked"
 )
 
