@@ -25,6 +25,9 @@ func TestVoteThroughALinkCountsOnlyWhileTheLinkStands(t *testing.T) {
 	cases := map[string]struct {
 		setup func(t *testing.T, h *harness)
 		count bool
+		// refused is the refusal's sentinel and reason; default not linked.
+		sentinel error
+		reason   approvals.Reason
 	}{
 		"the link stands": {
 			setup: func(t *testing.T, h *harness) { mustSaveLink(t, h, aliceLink) },
@@ -51,6 +54,12 @@ func TestVoteThroughALinkCountsOnlyWhileTheLinkStands(t *testing.T) {
 		"the account is now linked to someone else": {
 			setup: func(t *testing.T, h *harness) { mustSaveLink(t, h, sampleLink("sub-mallory", "sre")) },
 		},
+		// Resolve read [sre]; a refresh committed since found alice out of
+		// the group. The vote is judged on the link as it stands.
+		"the IdP took the approver's group away": {
+			setup:    func(t *testing.T, h *harness) { mustSaveLink(t, h, sampleLink("sub-alice")) },
+			sentinel: approvals.ErrNotEligible, reason: approvals.ReasonNotEligible,
+		},
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -68,9 +77,13 @@ func TestVoteThroughALinkCountsOnlyWhileTheLinkStands(t *testing.T) {
 				}
 				return
 			}
+			sentinel, reason := c.sentinel, c.reason
+			if sentinel == nil {
+				sentinel, reason = approvals.ErrNotLinked, approvals.ReasonNotLinked
+			}
 			var refused *approvals.RefusalError
-			if !errors.Is(err, approvals.ErrNotLinked) || !errors.As(err, &refused) || refused.Reason != approvals.ReasonNotLinked {
-				t.Fatalf("vote counted (or refused otherwise): %+v %v", res, err)
+			if !errors.Is(err, sentinel) || !errors.As(err, &refused) || refused.Reason != reason {
+				t.Fatalf("vote counted (or refused otherwise, want %s): %+v %v", reason, res, err)
 			}
 			got, gerr := h.svc.Get(ctx, r.ID)
 			if gerr != nil || len(got.Votes) != 0 {
@@ -78,8 +91,8 @@ func TestVoteThroughALinkCountsOnlyWhileTheLinkStands(t *testing.T) {
 			}
 			recs := h.records()
 			last := recs[len(recs)-1]
-			if last.Type != audit.TypeVoteRejected || last.Data["reason"] != string(approvals.ReasonNotLinked) {
-				t.Errorf("last audit record %s %v, want vote.rejected not_linked", last.Type, last.Data)
+			if last.Type != audit.TypeVoteRejected || last.Data["reason"] != string(reason) {
+				t.Errorf("last audit record %s %v, want vote.rejected %s", last.Type, last.Data, reason)
 			}
 		})
 	}

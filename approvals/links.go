@@ -14,7 +14,7 @@ import (
 
 // ErrNotLinked means the chat account has no link to an IdP identity; a
 // vote made through a link that went away before it was stored
-// (VoteInput.ViaLink) is refused with it too.
+// (VoteInput.LinkedAccount) is refused with it too.
 var ErrNotLinked = errors.New("chat account is not linked")
 
 // SaveLink stores a verified link of a chat account to an IdP identity,

@@ -44,8 +44,10 @@ type VoteInput struct {
 	// Approver was read from (the account-link flow's Resolve). The vote's
 	// transaction then reads that link again and refuses the vote
 	// (ErrNotLinked) unless it is still there, not stale, and names the
-	// same identity: a revoke, an unlink or a relink that commits while the
-	// click is on its way cannot be outrun by it.
+	// same identity, and judges the vote on the link as it reads it (its
+	// groups now): a revoke, an unlink, a relink or a refresh that took
+	// groups away, committed while the click was on its way, cannot be
+	// outrun by it.
 	LinkedAccount *identity.Account
 }
 
@@ -82,6 +84,10 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		expired bool // this transaction expired the request
 	)
 	err := s.update(ctx, func(tx storage.Tx) error {
+		// in is this run's own copy: with LinkedAccount its approver
+		// becomes the link as this transaction reads it, and a run again
+		// (the store may run a function twice) starts from the caller's.
+		in := in
 		res, refused, expired = VoteResult{}, nil, false
 		now := s.clock.Now().UTC()
 		r, err := tx.Request(in.RequestID)
@@ -106,8 +112,15 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			res.Request, expired = r, true
 		}
 		if in.LinkedAccount != nil {
-			if refused, err = linkStillHolds(tx, *in.LinkedAccount, in.Approver); err != nil {
+			var current identity.Identity
+			if current, refused, err = linkStillHolds(tx, *in.LinkedAccount, in.Approver); err != nil {
 				return err
+			}
+			if refused == nil {
+				// Judge and record the vote on the link as it stands now:
+				// groups the IdP took away since Resolve read it count no
+				// more.
+				in.Approver = current
 			}
 		}
 		if refused == nil {
@@ -179,20 +192,22 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 
 // linkStillHolds reads, inside the vote's transaction, the link of chat
 // account a, and refuses the vote unless the link is there, not stale, and
-// names approver.
-func linkStillHolds(tx storage.Tx, a identity.Account, approver identity.Identity) (*RefusalError, error) {
+// names approver. It returns the identity the link vouches for now (its
+// groups, person claims and sign-in as they stand), which the vote is
+// then judged on.
+func linkStillHolds(tx storage.Tx, a identity.Account, approver identity.Identity) (identity.Identity, *RefusalError, error) {
 	l, err := tx.Link(a.Platform, a.Workspace, a.User)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return refusal(ErrNotLinked, ReasonNotLinked, "your chat account is no longer linked to an identity (the link was removed while your click was on its way); link it again, then vote again"), nil
+		return identity.Identity{}, refusal(ErrNotLinked, ReasonNotLinked, "your chat account is no longer linked to an identity (the link was removed while your click was on its way); link it again, then vote again"), nil
 	case err != nil:
-		return nil, fmt.Errorf("read the link of the voting chat account: %w", err)
+		return identity.Identity{}, nil, fmt.Errorf("read the link of the voting chat account: %w", err)
 	case l.Stale:
-		return refusal(ErrNotLinked, ReasonNotLinked, "the identity provider no longer backs your chat account's link; link it again, then vote again"), nil
+		return identity.Identity{}, refusal(ErrNotLinked, ReasonNotLinked, "the identity provider no longer backs your chat account's link; link it again, then vote again"), nil
 	case l.Issuer != approver.Issuer || l.Subject != approver.Subject:
-		return refusal(ErrNotLinked, ReasonNotLinked, "your chat account was linked to another identity while your click was on its way; vote again"), nil
+		return identity.Identity{}, refusal(ErrNotLinked, ReasonNotLinked, "your chat account was linked to another identity while your click was on its way; vote again"), nil
 	}
-	return nil, nil
+	return identity.FromLink(l), nil, nil
 }
 
 // checkVote applies the rules a vote must pass, in the order a person
