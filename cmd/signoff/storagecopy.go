@@ -40,7 +40,8 @@ Stop every server of the installation first: the copy is of the moment it
 starts, and anything a server writes afterwards would be left behind. The
 source's audit chain is verified before anything is written; the destination
 must be empty (a new bbolt file, or a PostgreSQL schema without signoff's
-tables or with them empty); after the copy the destination's chain is
+tables or with them empty), and is not touched when the source does not
+verify; after the copy the destination's chain is
 verified and must end with the source's last record. Then point the servers'
 storage at the destination and start them.
 
@@ -62,11 +63,18 @@ CASCADE) and run again.`,
 				return err
 			}
 			defer src.Close()
+			// The source's chain is verified before the destination is
+			// even opened: a refused copy creates no file and migrates no
+			// schema.
+			srcSum, err := verifyStore(cmd.Context(), src)
+			if err != nil {
+				return withCode(exitFailure, fmt.Errorf("the source's audit chain does not verify, so nothing was copied: %w", err))
+			}
 			dst, err := openCopyEnd(cmd.Context(), "--to", to, false)
 			if err != nil {
 				return err
 			}
-			sum, err := copyStore(cmd.Context(), src, dst, cmd.ErrOrStderr())
+			sum, err := copyStore(cmd.Context(), src, srcSum, dst, cmd.ErrOrStderr())
 			cerr := dst.Close()
 			if err != nil {
 				// A bbolt destination is a file this run created (an existing
@@ -156,15 +164,11 @@ type copySummary struct {
 // copyChunk is how many audit records one destination transaction takes.
 const copyChunk = 500
 
-// copyStore copies src into the empty dst: it verifies src's audit chain
-// first, copies, then verifies dst's chain and checks that it ends where
-// src's does.
-func copyStore(ctx context.Context, src, dst storage.Store, progress io.Writer) (copySummary, error) {
+// copyStore copies src, whose audit chain verified as srcSum, into the
+// empty dst, then verifies dst's chain and checks that it ends where src's
+// does.
+func copyStore(ctx context.Context, src storage.Store, srcSum audit.Summary, dst storage.Store, progress io.Writer) (copySummary, error) {
 	var sum copySummary
-	srcSum, err := verifyStore(ctx, src)
-	if err != nil {
-		return sum, fmt.Errorf("the source's audit chain does not verify, so nothing was copied: %w", err)
-	}
 	if err := checkEmpty(ctx, dst); err != nil {
 		return sum, err
 	}
@@ -176,7 +180,7 @@ func copyStore(ctx context.Context, src, dst storage.Store, progress io.Writer) 
 		links []storage.IdentityLink
 		convs []storage.Conversation
 	)
-	err = src.View(ctx, func(tx storage.ReadTx) error {
+	err := src.View(ctx, func(tx storage.ReadTx) error {
 		var err error
 		if reqs, err = tx.Requests(storage.RequestFilter{}); err != nil {
 			return err
