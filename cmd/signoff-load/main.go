@@ -307,6 +307,9 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	fmt.Fprintf(out, "mode=%s rate=%g n=%d p50_ms=%.3f p95_ms=%.3f p99_ms=%.3f errors=%d bare_commit_p99_ms=%.3f ratio_p99=%.2f\n",
 		c.mode, rate, len(res.lat), ms(pct(res.lat, 0.50)), ms(pct(res.lat, 0.95)), p99, errs, bareP99, ratio)
 	if c.mode == modeCreate && res.statuses[http.StatusCreated] == 0 {
+		if n := res.statuses[http.StatusTooManyRequests]; n > 0 && n == len(res.lat) {
+			return errors.New("no request was created: every answer was 429, the server's limits for one requester; raise limits.requests_per_minute and limits.pending_per_requester in its config for a load test")
+		}
 		return errors.New("no request was created; check the token and --action")
 	}
 	return nil

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -102,5 +104,24 @@ func TestProfileFileUnwritable(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "requests:") {
 		t.Errorf("load was sent although the profile could not be created:\n%s", out.String())
+	}
+}
+
+// A load run whose every create is refused by the server's per-requester
+// limits says so, naming the keys to raise, rather than blaming the token.
+func TestAllRateLimitedNamesTheLimits(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Retry-After", "60")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"code":"rate_limited","message":"too many"}}`))
+	}))
+	defer srv.Close()
+	c := config{mode: modeCreate, server: srv.URL, token: "t", action: "deploy-prod", params: `{"service":"api"}`,
+		clients: 2, requests: 4, duration: 10 * time.Second, dir: t.TempDir(), bareCommits: 5}
+	var out bytes.Buffer
+	err := run(context.Background(), c, &out)
+	if err == nil || !strings.Contains(err.Error(), "limits.requests_per_minute") || !strings.Contains(err.Error(), "limits.pending_per_requester") {
+		t.Fatalf("every create answered 429: %v\n%s", err, out.String())
 	}
 }
