@@ -153,18 +153,7 @@ func (c *Client) Get(ctx context.Context, id string, wait time.Duration) (Reques
 	if wait > 0 {
 		k.query = url.Values{"wait": {wait.String()}}
 	}
-	var r Request
-	a, err := c.callJSON(ctx, k, &r)
-	if err != nil {
-		return Request{}, err
-	}
-	if r.ID != id {
-		return Request{}, a.wrong(fmt.Errorf("the answer is not request %q", id))
-	}
-	if err := checkNames(r); err != nil {
-		return Request{}, a.wrong(err)
-	}
-	return r, nil
+	return c.requestCall(ctx, k, id)
 }
 
 // Cancel cancels a pending request (POST /v1/requests/{id}/cancel): its
@@ -175,9 +164,23 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (Request, error)
 	if reason != "" {
 		k.body = ReasonBody{Reason: reason}
 	}
+	return c.requestCall(ctx, k, id)
+}
+
+// requestCall makes call k, whose answer is request id: an answer naming
+// another request, or names that are not plain (checkNames), is an
+// *AnswerError.
+func (c *Client) requestCall(ctx context.Context, k call, id string) (Request, error) {
 	var r Request
-	if _, err := c.callJSON(ctx, k, &r); err != nil {
+	a, err := c.callJSON(ctx, k, &r)
+	if err != nil {
 		return Request{}, err
+	}
+	if r.ID != id {
+		return Request{}, a.wrong(fmt.Errorf("the answer is not request %q", id))
+	}
+	if err := checkNames(r); err != nil {
+		return Request{}, a.wrong(err)
 	}
 	return r, nil
 }

@@ -303,8 +303,8 @@ func TestTransportErrorsAsTheyAre(t *testing.T) {
 	}
 }
 
-// A request view whose id (from Create), action, state or review id is not
-// a plain name is refused as an answer that is not a request: those names reach CI logs
+// A request view whose id (from Create), action, state or review id (from
+// Create, Get or Cancel) is not a plain name is refused as an answer that is not a request: those names reach CI logs
 // verbatim, where a line break from a hostile server could start a line
 // the runner reads as a workflow command.
 func TestClientRefusesNamesThatAreNotPlain(t *testing.T) {
@@ -341,6 +341,9 @@ func TestClientRefusesNamesThatAreNotPlain(t *testing.T) {
 			if bad.ID == good.ID {
 				if _, err := c.Get(t.Context(), bad.ID, 0); !errors.As(err, &answerErr) {
 					t.Errorf("Get took it: %v", err)
+				}
+				if _, err := c.Cancel(t.Context(), bad.ID, ""); !errors.As(err, &answerErr) {
+					t.Errorf("Cancel took it: %v", err)
 				}
 			}
 		})

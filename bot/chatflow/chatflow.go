@@ -20,7 +20,6 @@ import (
 	"log/slog"
 
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/identity"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
@@ -230,7 +229,8 @@ func (f *Flow) Cast(ctx context.Context, c Click) Outcome {
 		RequestID: c.RequestID, Approver: id, Source: c.Source, Decision: c.Decision, Reason: c.Reason,
 	}
 	if sl, ok := f.opts.Resolver.(StoredLinks); ok && sl.ResolvesStoredLinks() {
-		in.LinkedAccount = &identity.Account{Platform: c.Account.Platform, Workspace: c.Account.Workspace, User: c.Account.UserID}
+		acct := c.Account.Account()
+		in.LinkedAccount = &acct
 	}
 	res, err := f.opts.Service.Vote(ctx, in)
 	var refused *approvals.RefusalError

@@ -220,7 +220,7 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 	}
 	refuse := func(reason identity.LinkRefusalReason, msg string) *identity.LinkRefusal {
 		return &identity.LinkRefusal{
-			Account: p.account(), Conversation: p.Conversation,
+			Account: p.Account(), Conversation: p.Conversation,
 			AccountName: cmp.Or(acct.DisplayName, acct.Handle), AccountEmail: cmp.Or(acct.Email, acct.UPN),
 			Identity: c.asIdentity(l.clock.Now().UTC()),
 			Reason:   reason, Message: msg,

@@ -134,8 +134,8 @@ func (p PlatformUser) String() string {
 	return fmt.Sprintf("%s user %s in %s", p.Platform, p.UserID, p.Workspace)
 }
 
-// account is the chat account p names, without where it clicked.
-func (p PlatformUser) account() identity.Account {
+// Account is the chat account p names, without where it clicked.
+func (p PlatformUser) Account() identity.Account {
 	return identity.Account{Platform: p.Platform, Workspace: p.Workspace, User: p.UserID}
 }
 

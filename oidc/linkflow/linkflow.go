@@ -426,7 +426,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		l.refuseBinding(ctx, w, p, acct, c, refusal)
 		return
 	}
-	link := identity.NewLink(p.account(), c.asIdentity(now), now)
+	link := identity.NewLink(p.Account(), c.asIdentity(now), now)
 	link.MatchedBy = matchedBy
 	if l.sealer != nil && res.refreshToken != "" {
 		sealed, err := l.sealer.seal(res.refreshToken, link)
