@@ -325,7 +325,7 @@ func TestClientRefusesNamesThatAreNotPlain(t *testing.T) {
 			bad := good
 			spoil(&bad)
 			srv, _ := fakeServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPost {
+				if r.Method == http.MethodPost && r.URL.Path == "/v1/requests" {
 					writeJSON(w, http.StatusCreated, bad)
 					return
 				}
