@@ -2,6 +2,7 @@ package bot
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -97,11 +98,7 @@ func constMetric(desc *prometheus.Desc, typ prometheus.ValueType, names []string
 	return prometheus.NewConstMetric(desc, typ, smp.Value, values...)
 }
 
+// sortedKeys is m's keys in order.
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }

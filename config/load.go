@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -297,13 +299,7 @@ func EnvVar(key string) string {
 // field gets its override automatically). Lists of entries (requesters,
 // dev.approvers) and the actions map are excluded.
 func EnvKeys() []string {
-	kinds := envKeyKinds()
-	keys := make([]string, 0, len(kinds))
-	for k := range kinds {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(envKeyKinds()))
 }
 
 var envKeyKinds = sync.OnceValue(func() map[string]reflect.Kind {
@@ -410,7 +406,7 @@ func checkKeys(t reflect.Type, raw any, path string, ps *problems) {
 			return // the decoder reports the type mismatch
 		}
 		fields := tagFields(t)
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			var ft reflect.Type
 			for _, f := range fields {
 				if f.name == k {
@@ -433,7 +429,7 @@ func checkKeys(t reflect.Type, raw any, path string, ps *problems) {
 		if !ok {
 			return
 		}
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			checkKeys(t.Elem(), m[k], joinKey(path, k), ps)
 		}
 	case reflect.Slice:
@@ -484,15 +480,6 @@ func editDistance(a, b string) int {
 	return prev[len(b)]
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // actionDefaults are applied to each action's raw map where the key is
 // absent, so that an explicit zero stays visible to Validate. A default
 // whose parent is absent is applied only when createParent is set.
@@ -521,7 +508,7 @@ func decodeActions(raw any, unknownReported bool, ps *problems) map[string]Actio
 		return nil
 	}
 	out := make(map[string]ActionConfig, len(m))
-	for _, name := range sortedKeys(m) {
+	for _, name := range slices.Sorted(maps.Keys(m)) {
 		prefix := joinKey("actions", name)
 		am, ok := m[name].(map[string]any)
 		if m[name] == nil {

@@ -25,7 +25,7 @@ func (c *Config) Policy() (*policy.Policy, error) {
 		AuditorGroups: slices.Clone(c.Auditors.Groups),
 		AdminGroups:   slices.Clone(c.Admins.Groups),
 	}
-	for _, name := range sortedKeys(c.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(c.Actions)) {
 		a, err := buildAction(name, c.Actions[name])
 		if err != nil {
 			return nil, err
@@ -63,7 +63,7 @@ func buildAction(name string, a ActionConfig) (*policy.Action, error) {
 	if err := buildRulesAndWindows(out, a); err != nil {
 		return nil, err
 	}
-	for _, pn := range sortedKeys(a.Params) {
+	for _, pn := range slices.Sorted(maps.Keys(a.Params)) {
 		pc := a.Params[pn]
 		param := policy.Param{Required: pc.Required, MaxLength: pc.MaxLength}
 		if pc.Pattern != "" {

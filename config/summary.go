@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -25,7 +27,7 @@ func (c *Config) Summary() string {
 	if len(c.Actions) == 0 {
 		w.WriteString("\nNo actions: nothing can be requested.\n")
 	}
-	for _, name := range sortedKeys(c.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(c.Actions)) {
 		w.action(name, c.Actions[name])
 	}
 	w.warnings(c.Warnings())
@@ -184,7 +186,7 @@ func (w *summaryWriter) actionRequesters(rules []RequesterRuleConfig) {
 	}
 	for _, r := range rules {
 		var cs []string
-		for _, k := range sortedKeys(r.Claims) {
+		for _, k := range slices.Sorted(maps.Keys(r.Claims)) {
 			cs = append(cs, k+"="+r.Claims[k])
 		}
 		if len(cs) == 0 {
@@ -202,7 +204,7 @@ func (w *summaryWriter) actionParams(params map[string]ParamConfig) {
 	if len(params) == 0 {
 		w.line(label, "none (a request with any parameter is refused)")
 	}
-	for _, pn := range sortedKeys(params) {
+	for _, pn := range slices.Sorted(maps.Keys(params)) {
 		p := params[pn]
 		desc := []string{"optional"}
 		if p.Required {

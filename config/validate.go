@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"regexp"
@@ -306,7 +307,7 @@ func (c *Config) validatePolicy(ps *problems) {
 	names := c.validateRequesters(ps)
 	checkNonEmpty(ps, "auditors.groups", c.Auditors.Groups)
 	checkNonEmpty(ps, "admins.groups", c.Admins.Groups)
-	for _, name := range sortedKeys(c.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(c.Actions)) {
 		a := c.Actions[name]
 		c.validateAction(ps, name, &a, names)
 	}
@@ -376,7 +377,7 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 		if len(r.Claims) == 0 {
 			ps.add(rk+".claims", "no claims: this rule would accept every token the issuer mints for this audience (for GitHub or GitLab: any repository); name the claims to match, or write sub: \"*\" to accept any token deliberately")
 		}
-		for _, ck := range sortedKeys(r.Claims) {
+		for _, ck := range slices.Sorted(maps.Keys(r.Claims)) {
 			switch {
 			case strings.TrimSpace(ck) == "":
 				ps.add(rk+".claims", "a claim name is empty")
@@ -386,7 +387,7 @@ func (c *Config) validateAction(ps *problems, name string, a *ActionConfig, requ
 		}
 	}
 
-	for _, pn := range sortedKeys(a.Params) {
+	for _, pn := range slices.Sorted(maps.Keys(a.Params)) {
 		p := a.Params[pn]
 		pk := key + ".params." + pn
 		if !paramNamePattern.MatchString(pn) {
@@ -614,7 +615,7 @@ func (c *Config) Warnings() []Problem {
 			ws = append(ws, selfApprovalBlindSpot(fmt.Sprintf("requesters[%d]", i), r, c.IdP.PersonClaims)...)
 		}
 	}
-	for _, name := range sortedKeys(c.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(c.Actions)) {
 		a := c.Actions[name]
 		key := "actions." + name
 		if len(a.Notify.Slack) > 0 && !c.Slack.Configured() {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -171,7 +172,7 @@ func checkRule(index int, rule RequesterRule, issuer string, claims map[string]s
 		c.OtherIssuer = true
 		return c
 	}
-	for _, k := range sortedKeys(rule.Claims) {
+	for _, k := range slices.Sorted(maps.Keys(rule.Claims)) {
 		want := rule.Claims[k]
 		got, ok := claims[k]
 		if !ok {
@@ -189,7 +190,7 @@ func checkRule(index int, rule RequesterRule, issuer string, claims map[string]s
 // ExplainRequester judges the token against every action, in name order.
 func (p *Policy) ExplainRequester(issuer string, claims map[string]string) []RequesterVerdict {
 	out := make([]RequesterVerdict, 0, len(p.Actions))
-	for _, name := range sortedKeys(p.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(p.Actions)) {
 		out = append(out, p.Actions[name].ExplainRequester(issuer, claims))
 	}
 	return out
@@ -258,7 +259,7 @@ func (a *Action) ExplainApprover(p Person) ApproverVerdict {
 // ExplainApprover judges p against every action, in name order.
 func (p *Policy) ExplainApprover(person Person) []ApproverVerdict {
 	out := make([]ApproverVerdict, 0, len(p.Actions))
-	for _, name := range sortedKeys(p.Actions) {
+	for _, name := range slices.Sorted(maps.Keys(p.Actions)) {
 		out = append(out, p.Actions[name].ExplainApprover(person))
 	}
 	return out
@@ -305,7 +306,7 @@ func describeClaims(claims map[string]string) string {
 		return "no claims required"
 	}
 	parts := make([]string, 0, len(claims))
-	for _, k := range sortedKeys(claims) {
+	for _, k := range slices.Sorted(maps.Keys(claims)) {
 		parts = append(parts, fmt.Sprintf("%s %q", k, claims[k]))
 	}
 	return "claims " + strings.Join(parts, ", ")

@@ -8,9 +8,9 @@ package policy
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -222,11 +222,7 @@ func (p *Policy) Action(name string) (*Action, error) {
 		if r, ok := p.reviewAction(name); ok {
 			return r, nil
 		}
-		names := make([]string, 0, len(p.Actions))
-		for n := range p.Actions {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(p.Actions))
 		return nil, refuse(CodeUnknownAction, "action %q is not declared; declared actions: %s", name, strings.Join(names, ", "))
 	}
 	return a, nil
@@ -255,7 +251,7 @@ func (a *Action) CheckRequester(issuer string, claims map[string]string) error {
 // All problems are reported together.
 func (a *Action) CheckParams(params map[string]string) error {
 	var problems []string
-	for _, k := range sortedKeys(params) {
+	for _, k := range slices.Sorted(maps.Keys(params)) {
 		v := params[k]
 		decl, ok := a.Params[k]
 		if !ok {
@@ -274,7 +270,7 @@ func (a *Action) CheckParams(params map[string]string) error {
 			problems = append(problems, fmt.Sprintf("param %q value %q does not match pattern %s", k, v, decl.Pattern.String()))
 		}
 	}
-	for _, k := range sortedKeys(a.Params) {
+	for _, k := range slices.Sorted(maps.Keys(a.Params)) {
 		if _, ok := params[k]; !ok && a.Params[k].Required {
 			problems = append(problems, fmt.Sprintf("param %q is required", k))
 		}
@@ -372,13 +368,4 @@ func intersects(a, b []string) bool {
 		}
 	}
 	return false
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
