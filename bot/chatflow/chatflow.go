@@ -20,6 +20,7 @@ import (
 	"log/slog"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
@@ -247,7 +248,7 @@ func (f *Flow) Cast(ctx context.Context, c Click) Outcome {
 	case res.Duplicate:
 		return Outcome{Kind: Duplicate, Approver: id, Request: res.Request}
 	}
-	return Outcome{Kind: Counted, Approver: id, Request: res.Request, Approvals: approveVotes(res.Request)}
+	return Outcome{Kind: Counted, Approver: id, Request: res.Request, Approvals: cards.Approvals(res.Request)}
 }
 
 // stepUp makes a step-up sign-in link; refused is the vote's refusal that
@@ -291,15 +292,4 @@ func (f *Flow) identityProblem(ctx context.Context, c Click, err error) Outcome 
 		record(ctx)
 	}
 	return Outcome{Kind: SignInNeeded, Message: lr.Message, SignInURL: lr.URL}
-}
-
-// approveVotes counts r's approve votes.
-func approveVotes(r storage.Request) int {
-	n := 0
-	for _, v := range r.Votes {
-		if v.Decision == storage.DecisionApprove {
-			n++
-		}
-	}
-	return n
 }
