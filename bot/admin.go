@@ -44,13 +44,11 @@ import (
 const DefaultAdminRevokeReason = "revoked by an admin (DELETE /v1/links)"
 
 func (s *Server) mountAdmin() {
-	s.mux.HandleFunc("GET /v1/links", s.authed(s.listLinks))
-	s.mux.HandleFunc("/v1/links", methodNotAllowed("GET, HEAD"))
-	s.mux.HandleFunc("DELETE /v1/links/{platform}/{workspace}/{user}", s.authed(s.revokeLink))
-	s.mux.HandleFunc("/v1/links/{platform}/{workspace}/{user}", methodNotAllowed("DELETE"))
+	s.route("GET", "/v1/links", s.listLinks, "GET, HEAD")
+	s.route("DELETE", "/v1/links/{platform}/{workspace}/{user}", s.revokeLink, "DELETE")
+	// The 405 twin of /v1/requests is mounted with POST in api.go.
 	s.mux.HandleFunc("GET /v1/requests", s.authed(s.listRequests))
-	s.mux.HandleFunc("GET /v1/backup", s.authed(s.backup))
-	s.mux.HandleFunc("/v1/backup", methodNotAllowed("GET"))
+	s.route("GET", "/v1/backup", s.backup, "GET")
 }
 
 func (s *Server) isAdmin(tok *oidc.RequesterToken) bool {

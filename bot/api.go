@@ -78,18 +78,22 @@ func (s *Server) mountAPI() {
 	// Method-less twins of each route answer other methods with a JSON 405
 	// (the method patterns are more specific, so they win for their
 	// method); "/v1/" answers unknown paths with a JSON 404.
-	s.mux.HandleFunc("POST /v1/requests", s.authed(s.createRequest))
-	s.mux.HandleFunc("/v1/requests", methodNotAllowed("GET, HEAD, POST"))
-	s.mux.HandleFunc("GET /v1/requests/{id}", s.authed(s.getRequest))
-	s.mux.HandleFunc("/v1/requests/{id}", methodNotAllowed("GET, HEAD"))
-	s.mux.HandleFunc("POST /v1/requests/{id}/cancel", s.authed(s.cancelRequest))
-	s.mux.HandleFunc("/v1/requests/{id}/cancel", methodNotAllowed("POST"))
-	s.mux.HandleFunc("GET /v1/audit", s.authed(s.auditLog))
-	s.mux.HandleFunc("/v1/audit", methodNotAllowed("GET, HEAD"))
+	s.route("POST", "/v1/requests", s.createRequest, "GET, HEAD, POST")
+	s.route("GET", "/v1/requests/{id}", s.getRequest, "GET, HEAD")
+	s.route("POST", "/v1/requests/{id}/cancel", s.cancelRequest, "POST")
+	s.route("GET", "/v1/audit", s.auditLog, "GET, HEAD")
 	s.mountAdmin() // admin.go
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusNotFound, api.CodeNotFound, "no API endpoint at "+truncate(r.URL.Path, 100)+"; see POST /v1/requests, GET /v1/requests/{id}, POST /v1/requests/{id}/cancel, GET /v1/audit, and GET "+api.OpenAPIPath+" for every endpoint")
 	})
+}
+
+// route mounts h, behind the token check, at method and path, and its
+// method-less twin answering the path's other methods with a 405 that
+// names allow.
+func (s *Server) route(method, path string, h apiHandler, allow string) {
+	s.mux.HandleFunc(method+" "+path, s.authed(h))
+	s.mux.HandleFunc(path, methodNotAllowed(allow))
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
