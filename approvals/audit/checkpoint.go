@@ -118,14 +118,11 @@ func WritePrivateKeyFile(path string, priv ed25519.PrivateKey) (err error) {
 // ParsePrivateKeyPEM reads an Ed25519 private key from a PKCS #8
 // "PRIVATE KEY" PEM block.
 func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block found; expected a PKCS #8 \"PRIVATE KEY\" block as written by `signoff audit keygen`")
+	der, err := decodeKeyPEM(data, pemPrivate, "PKCS #8", " as written by `signoff audit keygen`")
+	if err != nil {
+		return nil, err
 	}
-	if block.Type != pemPrivate {
-		return nil, fmt.Errorf("PEM block is %q; expected a PKCS #8 %q block as written by `signoff audit keygen`", block.Type, pemPrivate)
-	}
-	key, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	key, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("parse PKCS #8 private key: %w", err)
 	}
@@ -134,6 +131,24 @@ func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
 		return nil, fmt.Errorf("the key is a %T; checkpoints need an Ed25519 key (make one with `signoff audit keygen`)", key)
 	}
 	return priv, nil
+}
+
+// decodeKeyPEM returns the bytes of data's first PEM block, which must be a
+// want block in the named form; hint tells where such a block comes from.
+// A private key where a public one is wanted is refused with advice: the
+// private key stays on the server.
+func decodeKeyPEM(data []byte, want, form, hint string) ([]byte, error) {
+	block, _ := pem.Decode(data)
+	if block == nil {
+		return nil, fmt.Errorf("no PEM block found; expected a %s %q block%s", form, want, hint)
+	}
+	if block.Type != want {
+		if block.Type == pemPrivate {
+			return nil, errors.New("this is a private key; give the verifier the public key (PKIX \"PUBLIC KEY\" PEM) and keep the private key on the server")
+		}
+		return nil, fmt.Errorf("PEM block is %q; expected a %s %q block%s", block.Type, form, want, hint)
+	}
+	return block.Bytes, nil
 }
 
 // ReadPrivateKeyFile reads the checkpoint signing key from a PEM file (see
@@ -176,17 +191,11 @@ func WritePublicKeyPEM(w io.Writer, pub ed25519.PublicKey) error {
 // ParsePublicKeyPEM reads an Ed25519 public key from a PKIX "PUBLIC KEY"
 // PEM block. It refuses a private key: auditors should never need one.
 func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
-	block, _ := pem.Decode(data)
-	if block == nil {
-		return nil, errors.New("no PEM block found; expected a PKIX \"PUBLIC KEY\" block")
+	der, err := decodeKeyPEM(data, pemPublic, "PKIX", "")
+	if err != nil {
+		return nil, err
 	}
-	if block.Type == pemPrivate {
-		return nil, errors.New("this is a private key; give the verifier the public key (PKIX \"PUBLIC KEY\" PEM) and keep the private key on the server")
-	}
-	if block.Type != pemPublic {
-		return nil, fmt.Errorf("PEM block is %q; expected a PKIX %q block", block.Type, pemPublic)
-	}
-	key, err := x509.ParsePKIXPublicKey(block.Bytes)
+	key, err := x509.ParsePKIXPublicKey(der)
 	if err != nil {
 		return nil, fmt.Errorf("parse PKIX public key: %w", err)
 	}
