@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -170,15 +171,13 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 	if len(issuers) == 0 {
 		return nil, errors.New("oidc: no requester issuers configured: add a requesters entry (name, issuer, audience)")
 	}
-	if opts.MaxSkew < 0 || opts.MaxSkew > MaxSkewLimit {
-		return nil, fmt.Errorf("oidc: MaxSkew %s is out of range: it must be between 0 (meaning %s) and %s", opts.MaxSkew, DefaultMaxSkew, MaxSkewLimit)
+	if err := checkMaxSkew(opts.MaxSkew); err != nil {
+		return nil, fmt.Errorf("oidc: %w", err)
 	}
 	if opts.DiscoveryRetry < 0 || opts.KeyRefreshInterval < 0 || opts.KeyMaxAge < 0 {
 		return nil, errors.New("oidc: DiscoveryRetry, KeyRefreshInterval and KeyMaxAge must not be negative")
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: idtoken.FetchTimeout}
-	}
+	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{Timeout: idtoken.FetchTimeout})
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -186,9 +185,7 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 	opts.DiscoveryRetry = orDefault(opts.DiscoveryRetry, DefaultDiscoveryRetry)
 	opts.KeyRefreshInterval = orDefault(opts.KeyRefreshInterval, DefaultKeyRefreshInterval)
 	opts.KeyMaxAge = orDefault(opts.KeyMaxAge, DefaultKeyMaxAge)
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 
 	v := &RequesterVerifier{
 		byIssuer: map[string][]int{},
@@ -226,6 +223,15 @@ func NewRequesterVerifier(issuers []TrustedIssuer, opts VerifierOptions) (*Reque
 		}
 	}
 	return v, nil
+}
+
+// checkMaxSkew refuses a MaxSkew option that is negative or beyond
+// MaxSkewLimit.
+func checkMaxSkew(d time.Duration) error {
+	if d < 0 || d > MaxSkewLimit {
+		return fmt.Errorf("MaxSkew %s is out of range: it must be between 0 (meaning %s) and %s", d, DefaultMaxSkew, MaxSkewLimit)
+	}
+	return nil
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -3,6 +3,7 @@ package oidc
 // Security Event Tokens (RFC 8417) pushed by a Shared Signals transmitter.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -197,21 +198,17 @@ func NewSETVerifier(opts SETVerifierOptions) (*SETVerifier, error) {
 	if err := checkKeySetURL(opts.JWKSURL); err != nil {
 		return nil, fmt.Errorf("oidc: SET verifier: %w", err)
 	}
-	if opts.MaxSkew < 0 || opts.MaxSkew > MaxSkewLimit {
-		return nil, fmt.Errorf("oidc: SET verifier: MaxSkew %s is out of range: it must be between 0 (meaning %s) and %s", opts.MaxSkew, DefaultMaxSkew, MaxSkewLimit)
+	if err := checkMaxSkew(opts.MaxSkew); err != nil {
+		return nil, fmt.Errorf("oidc: SET verifier: %w", err)
 	}
 	if opts.MaxAge < 0 || opts.KeyRefreshInterval < 0 || opts.KeyMaxAge < 0 {
 		return nil, errors.New("oidc: SET verifier: MaxAge, KeyRefreshInterval and KeyMaxAge must not be negative")
 	}
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: idtoken.FetchTimeout}
-	}
+	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{Timeout: idtoken.FetchTimeout})
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	opts.MaxSkew = orDefault(opts.MaxSkew, DefaultMaxSkew)
 	opts.MaxAge = orDefault(opts.MaxAge, DefaultSETMaxAge)
 	opts.KeyRefreshInterval = orDefault(opts.KeyRefreshInterval, DefaultKeyRefreshInterval)

@@ -27,6 +27,7 @@
 package jwks
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -174,9 +175,7 @@ type download struct {
 
 // New returns a Cache for opts. It does no network I/O.
 func New(opts Options) *Cache {
-	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: DefaultFetchTimeout}
-	}
+	opts.HTTPClient = cmp.Or(opts.HTTPClient, &http.Client{Timeout: DefaultFetchTimeout})
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
@@ -184,9 +183,7 @@ func New(opts Options) *Cache {
 	opts.RetryInterval = orDefault(opts.RetryInterval, DefaultRetryInterval)
 	opts.MaxAge = orDefault(opts.MaxAge, DefaultMaxAge)
 	opts.FetchTimeout = orDefault(opts.FetchTimeout, DefaultFetchTimeout)
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.New(slog.DiscardHandler))
 	return &Cache{opts: opts}
 }
 
