@@ -155,34 +155,52 @@ func (s *Service) LockCard(ctx context.Context, platform, requestID, target stri
 // kindPrefix, for lease: until then no other worker (in this process or
 // another replica) claims them. Each claim counts as an attempt.
 func (s *Service) Claim(ctx context.Context, kindPrefix string, limit int, lease time.Duration) ([]storage.OutboxEntry, error) {
+	return s.claimDue(ctx, kindPrefix, limit, func(tx storage.Tx, now time.Time, due []storage.OutboxEntry) ([]storage.OutboxEntry, error) {
+		var claimed []storage.OutboxEntry
+		for _, e := range due {
+			if len(claimed) == limit {
+				break
+			}
+			leased, err := leaseEntry(tx, e, now, lease)
+			if err != nil {
+				return nil, err
+			}
+			claimed = append(claimed, leased)
+		}
+		return claimed, nil
+	})
+}
+
+// claimDue is the frame of a claim of kindPrefix's due entries: unless a
+// read transaction finds none due (see anyDue), it lists up to scan of
+// them in a write transaction and lets claim lease those it takes (see
+// leaseEntry), returning them.
+func (s *Service) claimDue(ctx context.Context, kindPrefix string, scan int, claim func(tx storage.Tx, now time.Time, due []storage.OutboxEntry) ([]storage.OutboxEntry, error)) ([]storage.OutboxEntry, error) {
 	if due, err := s.anyDue(ctx, kindPrefix); err != nil || !due {
 		return nil, err
 	}
 	var claimed []storage.OutboxEntry
 	err := s.store.Update(ctx, func(tx storage.Tx) error {
-		claimed = claimed[:0]
 		now := s.clock.Now().UTC()
-		due, err := tx.DueOutbox(now, kindPrefix, limit)
+		due, err := tx.DueOutbox(now, kindPrefix, scan)
 		if err != nil {
 			return err
 		}
-		for _, e := range due {
-			if len(claimed) == limit {
-				break
-			}
-			e.LeaseUntil = now.Add(lease)
-			e.Attempts++
-			if err := tx.PutOutbox(e); err != nil {
-				return err
-			}
-			claimed = append(claimed, e)
-		}
-		return nil
+		claimed, err = claim(tx, now, due)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("claim %s outbox entries: %w", kindPrefix, err)
 	}
 	return claimed, nil
+}
+
+// leaseEntry leases e until now+lease, counts the claim as an attempt and
+// stores it, returning it as stored.
+func leaseEntry(tx storage.Tx, e storage.OutboxEntry, now time.Time, lease time.Duration) (storage.OutboxEntry, error) {
+	e.LeaseUntil = now.Add(lease)
+	e.Attempts++
+	return e, tx.PutOutbox(e)
 }
 
 // anyDue reports whether an outbox entry of kindPrefix is due now, from a

@@ -143,17 +143,8 @@ func (s *Service) ClaimPublications(ctx context.Context, kindPrefix string, limi
 	if !strings.HasPrefix(kindPrefix, KindPublishPrefix) {
 		return nil, fmt.Errorf("claim publications: %q is not a publication kind: %w", kindPrefix, ErrInvalid)
 	}
-	if due, err := s.anyDue(ctx, kindPrefix); err != nil || !due {
-		return nil, err
-	}
-	var claimed []storage.OutboxEntry
-	err := s.store.Update(ctx, func(tx storage.Tx) error {
-		claimed = claimed[:0]
-		now := s.clock.Now().UTC()
-		due, err := tx.DueOutbox(now, kindPrefix, publishScan)
-		if err != nil {
-			return err
-		}
+	return s.claimDue(ctx, kindPrefix, publishScan, func(tx storage.Tx, now time.Time, due []storage.OutboxEntry) ([]storage.OutboxEntry, error) {
+		var claimed []storage.OutboxEntry
 		oldest := map[string]storage.OutboxEntry{} // by kind
 		for _, e := range due {
 			if len(claimed) == limit {
@@ -163,36 +154,31 @@ func (s *Service) ClaimPublications(ctx context.Context, kindPrefix string, limi
 			if !ok {
 				first, err := tx.DueOutbox(allTime, e.Kind, 1)
 				if err != nil {
-					return err
+					return nil, err
 				}
 				if len(first) == 0 || first[0].Kind != e.Kind {
-					return fmt.Errorf("outbox entry %d of %s is not listed with its kind", e.ID, e.Kind)
+					return nil, fmt.Errorf("outbox entry %d of %s is not listed with its kind", e.ID, e.Kind)
 				}
 				head = first[0]
 			}
 			if head.ID == e.ID {
-				e.LeaseUntil = now.Add(lease)
-				e.Attempts++
-				if err := tx.PutOutbox(e); err != nil {
-					return err
+				leased, err := leaseEntry(tx, e, now, lease)
+				if err != nil {
+					return nil, err
 				}
-				claimed = append(claimed, e)
-				oldest[e.Kind] = e
+				claimed = append(claimed, leased)
+				oldest[e.Kind] = leased
 				continue
 			}
 			oldest[e.Kind] = head
 			e.NextAttempt = maxTime(head.NextAttempt, head.LeaseUntil, now.Add(time.Second))
 			e.LastError = fmt.Sprintf("waiting for outbox entry %d, an older checkpoint for the same witness", head.ID)
 			if err := tx.PutOutbox(e); err != nil {
-				return err
+				return nil, err
 			}
 		}
-		return nil
+		return claimed, nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("claim %s outbox entries: %w", kindPrefix, err)
-	}
-	return claimed, nil
 }
 
 // CompletePublication removes a delivered publication (entry id of kind)
