@@ -57,6 +57,21 @@ func Approvals(r storage.Request) int {
 	return n
 }
 
+// CountedLine tells an approver that their vote of decision d was counted
+// and what it did to r, the request after the vote, on which approvals
+// approve votes stand. what names the request in the platform's markup;
+// the icons are m's.
+func CountedLine(r storage.Request, approvals int, d storage.Decision, what string, m Markup) string {
+	switch {
+	case d == storage.DecisionDeny:
+		return m.Denied + " Your deny of " + what + " was counted; the request is denied."
+	case r.State == storage.StateApproved:
+		return m.Approved + fmt.Sprintf(" Your approval of %s was counted (%d of %d); the request is approved.", what, approvals, r.MinApprovals)
+	default:
+		return m.Approved + fmt.Sprintf(" Your approval of %s was counted (%d of %d); %d more needed.", what, approvals, r.MinApprovals, max(r.MinApprovals-approvals, 0))
+	}
+}
+
 // StatusHead is the first line of a card's status: the state, with the
 // approvals counted while pending and once approved, and when it was
 // decided.

@@ -15,6 +15,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
@@ -321,16 +322,8 @@ func linkText(message, u string) string {
 
 // countedText confirms a counted vote and what it did.
 func countedText(o chatflow.Outcome, d approvals.Decision) string {
-	r := o.Request
-	what := "*" + escapeText(r.Action) + "* (`" + escapeText(r.ID) + "`)"
-	switch {
-	case d == approvals.DecisionDeny:
-		return ":no_entry: Your deny of " + what + " was counted; the request is denied."
-	case r.State == approvals.StateApproved:
-		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
-	default:
-		return fmt.Sprintf(":white_check_mark: Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))
-	}
+	what := "*" + escapeText(o.Request.Action) + "* (`" + escapeText(o.Request.ID) + "`)"
+	return cards.CountedLine(o.Request, o.Approvals, d, what, statusMarkup)
 }
 
 // reply sends text privately to the clicker: an ephemeral message in the

@@ -16,6 +16,7 @@ import (
 	"github.com/infracloudio/msbotbuilder-go/schema"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/internal/text"
 	"github.com/signoff-dev/signoff/oidc"
@@ -514,16 +515,7 @@ func bounded[T any](b *Bot, fn func(ctx context.Context) (T, error)) (v T, timed
 
 // countedText confirms a counted vote and what it did.
 func countedText(o chatflow.Outcome, d approvals.Decision) string {
-	r := o.Request
-	what := r.Action + " (" + r.ID + ")"
-	switch {
-	case d == approvals.DecisionDeny:
-		return "⛔ Your deny of " + what + " was counted; the request is denied."
-	case r.State == approvals.StateApproved:
-		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); the request is approved.", what, o.Approvals, r.MinApprovals)
-	default:
-		return fmt.Sprintf("✅ Your approval of %s was counted (%d of %d); %d more needed.", what, o.Approvals, r.MinApprovals, max(r.MinApprovals-o.Approvals, 0))
-	}
+	return cards.CountedLine(o.Request, o.Approvals, d, o.Request.Action+" ("+o.Request.ID+")", statusMarkup)
 }
 
 // Invoke de-duplication.
