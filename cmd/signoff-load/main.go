@@ -368,27 +368,26 @@ func (c config) startProfiles() (_ func() error, err error) {
 			_ = stop()
 		}
 	}()
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
+	for _, p := range []struct {
+		file  string
+		start func(io.Writer) error
+		end   func()
+	}{
+		{c.cpuProfile, pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{c.traceFile, trace.Start, trace.Stop},
+	} {
+		if p.file == "" {
+			continue
+		}
+		f, err := os.Create(p.file)
 		if err != nil {
 			return nil, err
 		}
-		if err := pprof.StartCPUProfile(f); err != nil {
+		if err := p.start(f); err != nil {
 			f.Close()
 			return nil, err
 		}
-		stops = append(stops, func() error { pprof.StopCPUProfile(); return f.Close() })
-	}
-	if c.traceFile != "" {
-		f, err := os.Create(c.traceFile)
-		if err != nil {
-			return nil, err
-		}
-		if err := trace.Start(f); err != nil {
-			f.Close()
-			return nil, err
-		}
-		stops = append(stops, func() error { trace.Stop(); return f.Close() })
+		stops = append(stops, func() error { p.end(); return f.Close() })
 	}
 	for _, p := range []struct {
 		file, name string
