@@ -181,18 +181,37 @@ func (slackChat) Classify(err error, _ string) cards.Failure {
 		case "messages_tab_disabled":
 			f.Kind = cards.Gone
 			f.Err = fmt.Errorf("%w (turn on the Messages tab in the Slack app's App Home settings so that signoff can write to people directly)", err)
-		case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope":
-			f.Severe = true
-			f.Err = fmt.Errorf("%w (check slack.bot_token and the app's scopes)", err)
+		default:
+			return tokenFailure(err, f)
 		}
 		return f
 	}
 	switch errorCode(err) {
 	case "message_not_found", "cant_update_message", "edit_window_closed":
 		f.Kind = cards.Gone
+		return f
+	}
+	return operatorFailure(err, f, "notify.slack")
+}
+
+// operatorFailure marks f Severe, with a hint at the fix, when err is a
+// failure only an operator can end: a channel the app cannot post to
+// (listed in the setting named), or a bot token Slack refuses. Any other
+// error leaves f as it is.
+func operatorFailure(err error, f cards.Failure, setting string) cards.Failure {
+	switch errorCode(err) {
 	case "channel_not_found", "not_in_channel", "is_archived":
 		f.Severe = true
-		f.Err = fmt.Errorf("%w (invite the signoff app to the channel listed in notify.slack, or fix the channel id)", err)
+		f.Err = fmt.Errorf("%w (invite the signoff app to the channel listed in %s, or fix the channel id)", err, setting)
+		return f
+	}
+	return tokenFailure(err, f)
+}
+
+// tokenFailure marks f Severe, with a hint at the fix, when Slack refused
+// the bot token or its scopes; any other error leaves f as it is.
+func tokenFailure(err error, f cards.Failure) cards.Failure {
+	switch errorCode(err) {
 	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope":
 		f.Severe = true
 		f.Err = fmt.Errorf("%w (check slack.bot_token and the app's scopes)", err)

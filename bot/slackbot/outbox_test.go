@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
 	"github.com/signoff-dev/signoff/storage"
@@ -339,5 +341,45 @@ func TestRunOutboxDelivers(t *testing.T) {
 	cancel()
 	if err := <-done; err != context.Canceled {
 		t.Errorf("RunOutbox returned %v", err)
+	}
+}
+
+// TestClassifyHints: a failure only an operator can end is severe and
+// says what to fix, naming the setting that lists the channel of a card
+// or of a witness.
+func TestClassifyHints(t *testing.T) {
+	c := slackChat{}
+	code := func(s string) error { return slack.SlackErrorResponse{Err: s} }
+	pub := func(err error) error { return &publishError{err} }
+	for _, tc := range []struct {
+		err  error
+		kind cards.FailureKind
+		hint string
+	}{
+		{code("not_in_channel"), cards.Retry, "invite the signoff app to the channel listed in notify.slack, or fix the channel id"},
+		{code("token_revoked"), cards.Retry, "check slack.bot_token and the app's scopes"},
+		{pub(code("is_archived")), cards.Retry, "invite the signoff app to the channel listed in audit.publish.slack, or fix the channel id"},
+		{pub(code("missing_scope")), cards.Retry, "check slack.bot_token and the app's scopes"},
+		{&noticeError{err: code("not_authed")}, cards.Retry, "check slack.bot_token and the app's scopes"},
+	} {
+		f := c.Classify(tc.err, "C1")
+		if f.Kind != tc.kind || !f.Severe || f.Err == nil || f.Err.Error() != tc.err.Error()+" ("+tc.hint+")" {
+			t.Errorf("Classify(%v) = kind %d severe %v err %v, want kind %d, severe, hint %q", tc.err, f.Kind, f.Severe, f.Err, tc.kind, tc.hint)
+		}
+	}
+	// Nothing but a rate limit is made of a witness's other errors, and a
+	// card's message that is gone gives its update up without a hint.
+	for _, tc := range []struct {
+		err  error
+		kind cards.FailureKind
+	}{
+		{pub(code("ratelimited")), cards.RateLimited},
+		{pub(code("message_not_found")), cards.Retry},
+		{code("edit_window_closed"), cards.Gone},
+		{code("rate_limited"), cards.Retry},
+	} {
+		if f := c.Classify(tc.err, "C1"); f.Kind != tc.kind || f.Severe || f.Err == nil || f.Err.Error() != tc.err.Error() {
+			t.Errorf("Classify(%v) = kind %d severe %v err %v, want kind %d", tc.err, f.Kind, f.Severe, f.Err, tc.kind)
+		}
 	}
 }

@@ -47,12 +47,7 @@ func classifyPublish(err error, f cards.Failure) cards.Failure {
 	switch errorCode(err) {
 	case "ratelimited", "rate_limited":
 		f.Kind = cards.RateLimited
-	case "channel_not_found", "not_in_channel", "is_archived":
-		f.Severe = true
-		f.Err = fmt.Errorf("%w (invite the signoff app to the channel listed in audit.publish.slack, or fix the channel id)", err)
-	case "invalid_auth", "not_authed", "token_revoked", "account_inactive", "missing_scope":
-		f.Severe = true
-		f.Err = fmt.Errorf("%w (check slack.bot_token and the app's scopes)", err)
+		return f
 	}
-	return f
+	return operatorFailure(err, f, "audit.publish.slack")
 }
