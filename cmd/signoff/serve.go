@@ -400,14 +400,23 @@ func (p *serveParts) startLinker() error {
 	return nil
 }
 
+// needLinker refuses to start the chat platform of config section
+// section when no IdP is configured to link approvers' identities.
+func (p *serveParts) needLinker(section string) error {
+	if p.linker == nil {
+		return withCode(exitUsage, fmt.Errorf("%s: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)", section))
+	}
+	return nil
+}
+
 // startSlack checks the Slack bot token, mounts the Slack adapter and
 // starts its outbox and, with an app token, Socket Mode.
 func (p *serveParts) startSlack(ctx context.Context) error {
 	if !p.cfg.Slack.Configured() {
 		return nil
 	}
-	if p.linker == nil {
-		return withCode(exitUsage, errors.New("slack: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)"))
+	if err := p.needLinker("slack"); err != nil {
+		return err
 	}
 	slack, err := newSlackBot(p.cfg, p.svc, p.linker, p.front.Clicks(), p.logger)
 	if err != nil {
@@ -443,8 +452,8 @@ func (p *serveParts) startTeams() error {
 	if !p.cfg.Teams.Configured() {
 		return nil
 	}
-	if p.linker == nil {
-		return withCode(exitUsage, errors.New("teams: approvers vote through an identity linked at the company IdP; configure the idp section (or try it with --dev, which links at the dev issuer)"))
+	if err := p.needLinker("teams"); err != nil {
+		return err
 	}
 	teams, err := newTeamsBot(p.cfg, p.svc, p.linker, p.front.Clicks(), p.logger)
 	if err != nil {
