@@ -54,13 +54,7 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_payload", "the slash command could not be read")
 		return
 	}
-	if why := b.tenantProblem(cmd.TeamID, cmd.EnterpriseID); why != "" {
-		b.rejectCallback(r.Context(), cmd.TeamID, why, source)
-		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
-		return
-	}
-	if !b.firstDelivery(r) {
-		w.WriteHeader(http.StatusOK)
+	if !b.admit(w, r, cmd.TeamID, cmd.EnterpriseID, source) {
 		return
 	}
 	if immediate := b.acceptCommand(cmd, source); immediate != "" {

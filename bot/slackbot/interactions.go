@@ -59,13 +59,7 @@ func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "bad_payload", "the payload is not an interaction JSON object")
 		return
 	}
-	if why := b.tenantProblem(cb.Team.ID, cb.Enterprise.ID); why != "" {
-		b.rejectCallback(r.Context(), cb.Team.ID, why, source)
-		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
-		return
-	}
-	if !b.firstDelivery(r) {
-		w.WriteHeader(http.StatusOK)
+	if !b.admit(w, r, cb.Team.ID, cb.Enterprise.ID, source) {
 		return
 	}
 	b.acceptInteraction(cb, source)
@@ -100,12 +94,20 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 	return body, true
 }
 
-// firstDelivery reports whether this verified callback is seen for the
-// first time; a replay of the same signed request is acknowledged but not
-// acted on again.
-func (b *Bot) firstDelivery(r *http.Request) bool {
+// admit checks a verified callback's workspace and enterprise (teamID,
+// enterpriseID) and that it is seen for the first time. It answers the
+// request itself when it returns false: a workspace or enterprise signoff
+// does not serve is refused (403) and audited; a replay is acknowledged
+// and not acted on again.
+func (b *Bot) admit(w http.ResponseWriter, r *http.Request, teamID, enterpriseID, source string) bool {
+	if why := b.tenantProblem(teamID, enterpriseID); why != "" {
+		b.rejectCallback(r.Context(), teamID, why, source)
+		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
+		return false
+	}
 	if b.replays.replayed(r.Header.Get(headerSignature), b.clock.Now()) {
 		b.log.Info("slack callback replayed; ignoring it", "path", r.URL.Path)
+		w.WriteHeader(http.StatusOK)
 		return false
 	}
 	return true
