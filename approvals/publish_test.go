@@ -98,13 +98,8 @@ func TestCheckpointQueuesOnePublicationPerWitness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Strict: true, Anchors: anchors})
-		for _, l := range testenv.AuditLines(t, h.store) {
-			if err := v.Add(l); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
+		opts := audit.VerifyOptions{PublicKey: pub, Strict: true, Anchors: anchors}
+		if sum, err := testenv.VerifyLines(t, testenv.AuditLines(t, h.store), opts); err != nil || sum.Anchors != 2 {
 			t.Fatalf("verify against %s: %+v %v", kind, sum, err)
 		}
 	}

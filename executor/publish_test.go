@@ -145,23 +145,12 @@ func TestCheckpointsReachWebhookInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: anchors})
-	for _, l := range lines {
-		if err := v.Add(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if sum, err := v.Finish(); err != nil || sum.Anchors != 2 {
+	opts := audit.VerifyOptions{PublicKey: pub, Anchors: anchors}
+	if sum, err := testenv.VerifyLines(t, lines, opts); err != nil || sum.Anchors != 2 {
 		t.Fatalf("the receiver's lines do not anchor the log: %+v %v", sum, err)
 	}
 	// A log cut after the first checkpoint fails against them.
-	v = audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: anchors})
-	for _, l := range lines[:4] {
-		if err := v.Add(l); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := v.Finish(); !errors.Is(err, audit.ErrTruncated) {
+	if _, err := testenv.VerifyLines(t, lines[:4], opts); !errors.Is(err, audit.ErrTruncated) {
 		t.Fatalf("a truncated log against the anchors: %v", err)
 	}
 }

@@ -69,6 +69,20 @@ func AuditLines(t testing.TB, st storage.Store) [][]byte {
 	return out
 }
 
+// VerifyLines verifies audit lines, in order, with opts: it fails the test
+// if a line is refused, and returns what the verifier's Finish returns (a
+// missing checkpoint or anchor is only found there).
+func VerifyLines(t testing.TB, lines [][]byte, opts audit.VerifyOptions) (audit.Summary, error) {
+	t.Helper()
+	v := audit.NewVerifier(opts)
+	for _, l := range lines {
+		if err := v.Add(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return v.Finish()
+}
+
 // AuditRecords returns the audit log parsed with audit.ParseRecord, and
 // fails the test if the hash chain does not verify.
 func AuditRecords(t testing.TB, st storage.Store) []audit.Record {
