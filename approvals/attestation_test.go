@@ -2,9 +2,6 @@ package approvals_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"slices"
@@ -14,21 +11,14 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/attest"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/storage"
 )
 
 // newSigner is an attestation signer for https://signoff.example.com.
 func newSigner(t *testing.T) *attest.Signer {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := attest.NewSigner(attest.SignerOptions{Issuer: "https://signoff.example.com", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testenv.AttestSigner(t, "https://signoff.example.com")
 }
 
 func verifyAttestation(t *testing.T, s *attest.Signer, token, audience string, now time.Time) *attest.Claims {

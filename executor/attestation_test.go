@@ -4,10 +4,10 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/executor"
 	"github.com/signoff-dev/signoff/internal/attesttest"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 // The webhook body carries the request's attestation: the very token
@@ -17,14 +17,7 @@ func TestPayloadCarriesTheAttestation(t *testing.T) {
 	c := clock.NewFake(t0)
 	rc := newReceiver(t, c)
 	h := newHarness(t, c, rc.srv.URL+"/hook", executor.Options{})
-	key, err := attest.GenerateKey(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	signer, err := attest.NewSigner(attest.SignerOptions{Issuer: "https://signoff.example.com", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := testenv.AttestSigner(t, "https://signoff.example.com")
 	h.attester = signer
 	h.reopen()
 	r := h.approve("deploy", map[string]string{"service": "api"})

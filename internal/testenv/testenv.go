@@ -1,7 +1,7 @@
 // Package testenv holds helpers shared by the test suites of several
 // packages: a real bbolt store in a temporary directory, a discard logger,
-// and the audit log read back as verified, parsed records (or verified as
-// it grows, AuditTail).
+// the audit log read back as verified, parsed records (or verified as it
+// grows, AuditTail), and an attestation signer with a fresh key.
 //
 // It is for tests only; no production code may import it.
 package testenv
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/attest"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
 )
@@ -48,6 +49,21 @@ func OpenStoreAt(t testing.TB, path string) *boltstore.Store {
 // DiscardLogger returns a logger that drops everything.
 func DiscardLogger() *slog.Logger {
 	return slog.New(slog.DiscardHandler)
+}
+
+// AttestSigner returns an attestation signer for issuer with a new ES256
+// (ECDSA P-256) key.
+func AttestSigner(t testing.TB, issuer string) *attest.Signer {
+	t.Helper()
+	key, err := attest.GenerateKey(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := attest.NewSigner(attest.SignerOptions{Issuer: issuer, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // AuditLines returns every audit record as stored, in order, and fails the
