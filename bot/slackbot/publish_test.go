@@ -1,8 +1,6 @@
 package slackbot
 
 import (
-	"bytes"
-	"crypto/ed25519"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,13 +12,11 @@ import (
 	"github.com/signoff-dev/signoff/policy"
 )
 
-var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
-
 // newWitnessEnv is newEnv with a service that signs a checkpoint after
 // every third record and publishes it to the witness channels.
 func newWitnessEnv(t *testing.T, channels ...string) *env {
 	t.Helper()
-	return startEnv(t, chattest.WitnessOptions(checkpointKey, policy.Notify{Slack: channels}))
+	return startEnv(t, chattest.WitnessOptions(policy.Notify{Slack: channels}))
 }
 
 // codeBlock is the code block of a checkpoint message.
@@ -59,7 +55,7 @@ func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 		}
 		texts = append(texts, f.Get("text"))
 	}
-	e.CheckWitnessed(checkpointKey, codeBlock, texts, 4, 7)
+	e.CheckWitnessed(codeBlock, texts, 4, 7)
 }
 
 // Whatever a record line holds, the message cannot mention anyone, link

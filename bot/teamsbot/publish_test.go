@@ -1,8 +1,6 @@
 package teamsbot
 
 import (
-	"bytes"
-	"crypto/ed25519"
 	"net/http"
 	"regexp"
 	"strings"
@@ -16,13 +14,11 @@ import (
 	"github.com/signoff-dev/signoff/policy"
 )
 
-var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, ed25519.SeedSize))
-
 // newWitnessEnv is startEnv with a service that signs a checkpoint after
 // every third record and publishes it to the witness conversations.
 func newWitnessEnv(t *testing.T, conversations ...string) *env {
 	t.Helper()
-	return startEnv(t, chattest.WitnessOptions(checkpointKey, policy.Notify{Teams: conversations}))
+	return startEnv(t, chattest.WitnessOptions(policy.Notify{Teams: conversations}))
 }
 
 var preBlock = regexp.MustCompile("(?s)<pre>(.*)</pre>")
@@ -69,7 +65,7 @@ func TestCheckpointsReachWitnessConversationInOrder(t *testing.T) {
 		text, _ := b["text"].(string)
 		texts = append(texts, text)
 	}
-	e.CheckWitnessed(checkpointKey, preBlock, texts, 4, 7)
+	e.CheckWitnessed(preBlock, texts, 4, 7)
 }
 
 // A conversation the app is not in is an error with a hint naming

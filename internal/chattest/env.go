@@ -221,11 +221,14 @@ func CheckCancelNames(t testing.TB, status func(storage.Request) string, byReque
 	}
 }
 
+// checkpointKey signs the checkpoints of a service with WitnessOptions.
+var checkpointKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{5}, ed25519.SeedSize))
+
 // WitnessOptions are the approvals service's options, beyond its clock,
-// logger and platforms, for a service that signs a checkpoint with key
-// after every third record and publishes it to witnesses.
-func WitnessOptions(key ed25519.PrivateKey, witnesses policy.Notify) approvals.Options {
-	return approvals.Options{SigningKey: key, CheckpointEvery: 3, Witnesses: approvals.Witnesses{Chat: witnesses}}
+// logger and platforms, for a service that signs a checkpoint after every
+// third record and publishes it to witnesses.
+func WitnessOptions(witnesses policy.Notify) approvals.Options {
+	return approvals.Options{SigningKey: checkpointKey, CheckpointEvery: 3, Witnesses: approvals.Witnesses{Chat: witnesses}}
 }
 
 // unescapeEntities reads back the three entities both adapters escape a
@@ -235,9 +238,9 @@ var unescapeEntities = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&amp;", "&
 // CheckWitnessed checks the checkpoints a witness received, texts in the
 // order posted: each holds, in the first group of block, the audit log's
 // line at the matching seq of seqs, with &, < and > escaped as entities;
-// and those lines, as the witness holds them, anchor the whole log signed
-// with key.
-func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, texts []string, seqs ...int) {
+// and those lines, as the witness holds them, anchor the whole log of a
+// service with WitnessOptions.
+func (e Env) CheckWitnessed(block *regexp.Regexp, texts []string, seqs ...int) {
 	e.tb.Helper()
 	if len(texts) != len(seqs) {
 		e.tb.Fatalf("%d checkpoints posted, want %d", len(texts), len(seqs))
@@ -254,7 +257,7 @@ func (e Env) CheckWitnessed(key ed25519.PrivateKey, block *regexp.Regexp, texts 
 		}
 		anchors.WriteString(m[1] + "\n")
 	}
-	pub := key.Public().(ed25519.PublicKey)
+	pub := checkpointKey.Public().(ed25519.PublicKey)
 	read, err := audit.ReadAnchors(&anchors, pub)
 	if err != nil {
 		e.tb.Fatal(err)
