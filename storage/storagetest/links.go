@@ -129,6 +129,38 @@ func linkMissing(t *testing.T, tx storage.ReadTx, platform, workspace, user stri
 	}
 }
 
+// checkLinksIn checks that tx holds each of wants, as stored; when (" after
+// reopen", or "") tells its errors apart.
+func checkLinksIn(t *testing.T, tx storage.ReadTx, when string, wants ...storage.IdentityLink) error {
+	t.Helper()
+	for _, want := range wants {
+		got, err := tx.Link(want.Platform, want.Workspace, want.PlatformUser)
+		if err != nil {
+			return fmt.Errorf("Link(%s)%s: %w", linkName(want), when, err)
+		}
+		checkLink(t, got, want)
+	}
+	return nil
+}
+
+// checkLinksListed checks that Links lists exactly wants, in its order;
+// when (" after reopen", or "") tells its messages apart.
+func checkLinksListed(t *testing.T, tx storage.ReadTx, when string, wants []storage.IdentityLink) error {
+	t.Helper()
+	ls, err := tx.Links(storage.LinkFilter{})
+	if err != nil {
+		return err
+	}
+	want := slices.SortedFunc(slices.Values(wants), compareLinks)
+	if len(ls) != len(want) {
+		t.Fatalf("Links%s = %q, want %q", when, linkNames(ls), linkNames(want))
+	}
+	for i := range ls {
+		checkLink(t, ls[i], want[i])
+	}
+	return nil
+}
+
 func listLinks(t *testing.T, s storage.Store, f storage.LinkFilter) []storage.IdentityLink {
 	t.Helper()
 	return viewValue(t, s, func(tx storage.ReadTx) ([]storage.IdentityLink, error) { return tx.Links(f) })
@@ -142,6 +174,20 @@ func createAttempts(t *testing.T, s storage.Store, as ...storage.LinkAttempt) {
 func getAttempt(t *testing.T, s storage.Store, id string) storage.LinkAttempt {
 	t.Helper()
 	return viewValue(t, s, func(tx storage.ReadTx) (storage.LinkAttempt, error) { return tx.LinkAttempt(id) })
+}
+
+// checkAttemptsIn checks that tx holds each of wants, as stored; when
+// (" after reopen", or "") tells its errors apart.
+func checkAttemptsIn(t *testing.T, tx storage.ReadTx, when string, wants ...storage.LinkAttempt) error {
+	t.Helper()
+	for _, want := range wants {
+		got, err := tx.LinkAttempt(want.ID)
+		if err != nil {
+			return fmt.Errorf("LinkAttempt(%s)%s: %w", want.ID, when, err)
+		}
+		checkAttempt(t, got, want)
+	}
+	return nil
 }
 
 // attemptMissing checks that attempt id is not stored.
@@ -256,12 +302,8 @@ func testLinkTenantBoundary(t *testing.T, s storage.Store) {
 	}
 	putLinks(t, s, tricky...)
 	view(t, s, func(tx storage.ReadTx) error {
-		for _, want := range tricky {
-			got, err := tx.Link(want.Platform, want.Workspace, want.PlatformUser)
-			if err != nil {
-				return fmt.Errorf("Link(%s): %w", linkName(want), err)
-			}
-			checkLink(t, got, want)
+		if err := checkLinksIn(t, tx, "", tricky...); err != nil {
+			return err
 		}
 		ls, err := tx.Links(storage.LinkFilter{Platform: "a"})
 		if err != nil {
@@ -287,14 +329,7 @@ func testLinkTenantBoundary(t *testing.T, s storage.Store) {
 	update(t, s, func(tx storage.Tx) error { return tx.DeleteLink("ab", "", "c") })
 	view(t, s, func(tx storage.ReadTx) error {
 		linkMissing(t, tx, "ab", "", "c")
-		for _, want := range []storage.IdentityLink{tricky[0], tricky[2]} {
-			got, err := tx.Link(want.Platform, want.Workspace, want.PlatformUser)
-			if err != nil {
-				return fmt.Errorf("Link(%s) after deleting a lookalike: %w", linkName(want), err)
-			}
-			checkLink(t, got, want)
-		}
-		return nil
+		return checkLinksIn(t, tx, " after deleting a lookalike", tricky[0], tricky[2])
 	})
 }
 
@@ -774,26 +809,11 @@ func writeLinkRecords(tx storage.Tx) error {
 func checkOnlySeedLinks(t *testing.T, tx storage.ReadTx) error {
 	t.Helper()
 	linkMissing(t, tx, "slack", "T1", "U-doomed")
-	ls, err := tx.Links(storage.LinkFilter{})
-	if err != nil {
+	if err := checkLinksListed(t, tx, "", seedLinks); err != nil {
 		return err
 	}
-	want := slices.SortedFunc(slices.Values(seedLinks), compareLinks)
-	if len(ls) != len(want) {
-		t.Fatalf("Links = %q, want %q", linkNames(ls), linkNames(want))
-	}
-	for i := range ls {
-		checkLink(t, ls[i], want[i])
-	}
 	attemptMissing(t, tx, "doomed-attempt")
-	for _, want := range seedAttempts {
-		got, err := tx.LinkAttempt(want.ID)
-		if err != nil {
-			return fmt.Errorf("LinkAttempt(%s): %w", want.ID, err)
-		}
-		checkAttempt(t, got, want)
-	}
-	return nil
+	return checkAttemptsIn(t, tx, "", seedAttempts...)
 }
 
 // testConversations: references round-trip, are replaced, and one

@@ -179,16 +179,9 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 			return fmt.Errorf("RequestByIdempotencyScope after reopen: %w", err)
 		}
 		checkRequest(t, got, r1)
-		pend, err := tx.PendingExpiring(farFuture, 100)
-		if err != nil {
+		if err := checkRequestLists(t, tx, " after reopen", []string{r1.ID}, r2.ID, r1.ID); err != nil {
 			return err
 		}
-		checkIDs(t, "PendingExpiring after reopen", requestIDs(pend), r1.ID)
-		all, err := tx.Requests(storage.RequestFilter{})
-		if err != nil {
-			return err
-		}
-		checkIDs(t, "Requests after reopen", requestIDs(all), r2.ID, r1.ID)
 		seq, hash, err := tx.AuditHead()
 		if err != nil {
 			return err
@@ -206,33 +199,14 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		for i := range due {
 			checkOutbox(t, due[i], entries[i])
 		}
-		links, err := tx.Links(storage.LinkFilter{})
-		if err != nil {
+		if err := checkLinksListed(t, tx, " after reopen", reopenLinks); err != nil {
 			return err
 		}
-		wantLinks := slices.SortedFunc(slices.Values(reopenLinks), compareLinks)
-		if len(links) != len(wantLinks) {
-			t.Fatalf("Links after reopen = %q, want %q", linkNames(links), linkNames(wantLinks))
-		}
-		for i := range links {
-			checkLink(t, links[i], wantLinks[i])
-		}
-		for _, want := range reopenLinks {
-			got, err := tx.Link(want.Platform, want.Workspace, want.PlatformUser)
-			if err != nil {
-				return fmt.Errorf("Link(%s) after reopen: %w", linkName(want), err)
-			}
-			checkLink(t, got, want)
+		if err := checkLinksIn(t, tx, " after reopen", reopenLinks...); err != nil {
+			return err
 		}
 		linkMissing(t, tx, "slack", "T2", "U1")
-		for _, want := range reopenAttempts {
-			got, err := tx.LinkAttempt(want.ID)
-			if err != nil {
-				return fmt.Errorf("LinkAttempt(%s) after reopen: %w", want.ID, err)
-			}
-			checkAttempt(t, got, want)
-		}
-		return nil
+		return checkAttemptsIn(t, tx, " after reopen", reopenAttempts...)
 	})
 	checkAudit(t, s, 1, 3)
 
@@ -468,6 +442,24 @@ func requestIDs(rs []storage.Request) []string {
 		ids = append(ids, r.ID)
 	}
 	return ids
+}
+
+// checkRequestLists checks the ids of the requests PendingExpiring lists
+// (pending) and Requests lists (all), in order; when (" after reopen", or
+// "") tells its messages apart.
+func checkRequestLists(t *testing.T, tx storage.ReadTx, when string, pending []string, all ...string) error {
+	t.Helper()
+	pend, err := tx.PendingExpiring(farFuture, 100)
+	if err != nil {
+		return err
+	}
+	checkIDs(t, "PendingExpiring"+when, requestIDs(pend), pending...)
+	list, err := tx.Requests(storage.RequestFilter{})
+	if err != nil {
+		return err
+	}
+	checkIDs(t, "Requests"+when, requestIDs(list), all...)
+	return nil
 }
 
 func checkIDs(t *testing.T, what string, got []string, want ...string) {
@@ -1485,16 +1477,9 @@ func checkOnlySeed(t *testing.T, s storage.Store, r storage.Request, e storage.O
 			return err
 		}
 		checkRequest(t, got, r)
-		pend, err := tx.PendingExpiring(farFuture, 100)
-		if err != nil {
+		if err := checkRequestLists(t, tx, "", []string{r.ID}, r.ID); err != nil {
 			return err
 		}
-		checkIDs(t, "PendingExpiring", requestIDs(pend), r.ID)
-		all, err := tx.Requests(storage.RequestFilter{})
-		if err != nil {
-			return err
-		}
-		checkIDs(t, "Requests", requestIDs(all), r.ID)
 		if seq, hash, err := tx.AuditHead(); err != nil || seq != 1 || hash != "h1" {
 			t.Errorf("AuditHead = (%d, %q, %v), want (1, h1, nil)", seq, hash, err)
 		}
