@@ -305,9 +305,7 @@ func (s *scanner) number(i int) (int, error) {
 	case i < len(b) && b[i] == '0':
 		i++
 	case i < len(b) && b[i] >= '1' && b[i] <= '9':
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
+		i = skipDigits(b, i)
 	default:
 		return i, &syntaxError{off: i, msg: "invalid number"}
 	}
@@ -315,12 +313,8 @@ func (s *scanner) number(i int) (int, error) {
 	plain := true
 	if i < len(b) && b[i] == '.' {
 		plain = false
-		i++
-		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
+		j := i + 1
+		if i = skipDigits(b, j); i == j {
 			return i, &syntaxError{off: i, msg: "invalid number: digits expected after '.'"}
 		}
 	}
@@ -331,10 +325,7 @@ func (s *scanner) number(i int) (int, error) {
 			i++
 		}
 		j := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
-			i++
-		}
-		if i == j {
+		if i = skipDigits(b, j); i == j {
 			return i, &syntaxError{off: i, msg: "invalid number: digits expected in the exponent"}
 		}
 	}
@@ -342,6 +333,15 @@ func (s *scanner) number(i int) (int, error) {
 		s.canonical = false
 	}
 	return i, nil
+}
+
+// skipDigits returns the end of the run of decimal digits that starts at
+// b[i] (i itself if there is none).
+func skipDigits(b []byte, i int) int {
+	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		i++
+	}
+	return i
 }
 
 // strPlain marks the bytes that stand for themselves in a string and keep
