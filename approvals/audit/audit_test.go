@@ -193,13 +193,9 @@ func TestSealMatchesCanonical(t *testing.T) {
 	for i := range 60 {
 		recs = append(recs, sampleRecord(i))
 	}
-	var seq uint64
-	var hash string
+	var end chainEnd
 	for i, r := range recs {
-		sealed, line, err := Seal(r, seq, hash)
-		if err != nil {
-			t.Fatal(err)
-		}
+		sealed, line := end.seal(t, r)
 		want, err := Canonical(sealed)
 		if err != nil {
 			t.Fatal(err)
@@ -207,7 +203,6 @@ func TestSealMatchesCanonical(t *testing.T) {
 		if !bytes.Equal(line, want) {
 			t.Fatalf("record %d: Seal line\n %s\nCanonical\n %s", i, line, want)
 		}
-		seq, hash = sealed.Seq, sealed.Hash
 	}
 	// insertHash places the member last when nothing sorts after "hash",
 	// and alone in an empty object.

@@ -77,27 +77,37 @@ func sampleRecord(i int) Record {
 func buildChain(tb testing.TB, n int, priv ed25519.PrivateKey, every uint64) [][]byte {
 	tb.Helper()
 	var lines [][]byte
-	var seq uint64
-	var hash string
+	var end chainEnd
 	for i := 0; len(lines) < n; i++ {
-		r, line, err := Seal(sampleRecord(i), seq, hash)
-		if err != nil {
-			tb.Fatal(err)
-		}
+		_, line := end.seal(tb, sampleRecord(i))
 		lines = append(lines, line)
-		seq, hash = r.Seq, r.Hash
-		if priv != nil && seq%every == 0 && len(lines) < n {
-			cp := NewCheckpoint(priv, seq, hash)
+		if priv != nil && end.seq%every == 0 && len(lines) < n {
+			cp := NewCheckpoint(priv, end.seq, end.hash)
 			cp.Time = FormatTime(testEpoch)
-			r, line, err := Seal(cp, seq, hash)
-			if err != nil {
-				tb.Fatal(err)
-			}
+			_, line := end.seal(tb, cp)
 			lines = append(lines, line)
-			seq, hash = r.Seq, r.Hash
 		}
 	}
 	return lines
+}
+
+// chainEnd is the seq and hash of the last record of a chain a test
+// builds; the zero value is an empty chain.
+type chainEnd struct {
+	seq  uint64
+	hash string
+}
+
+// seal seals r as the next record after c and makes it c's last; it
+// returns the sealed record and its line.
+func (c *chainEnd) seal(tb testing.TB, r Record) (Record, []byte) {
+	tb.Helper()
+	sealed, line, err := Seal(r, c.seq, c.hash)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.seq, c.hash = sealed.Seq, sealed.Hash
+	return sealed, line
 }
 
 // jsonl joins lines into an export.

@@ -422,8 +422,7 @@ func TestVerifyCheckpoints(t *testing.T) {
 	// reseals the records after it so the chain itself stays intact.
 	replaceCheckpoint := func(t *testing.T, cp Record) [][]byte {
 		lines := copyLines(base[:8])
-		prev := mustParse(t, lines[7])["hash"].(string)
-		seq := uint64(8)
+		end := chainEnd{seq: 8, hash: mustParse(t, lines[7])["hash"].(string)}
 		for i := 8; i < len(base); i++ {
 			r := cp
 			if i > 8 {
@@ -432,15 +431,11 @@ func TestVerifyCheckpoints(t *testing.T) {
 					t.Fatal(err)
 				}
 				if r.Type == TypeCheckpoint { // a later checkpoint, re-signed
-					r = NewCheckpoint(key, seq, prev)
+					r = NewCheckpoint(key, end.seq, end.hash)
 				}
 			}
-			sealed, line, err := Seal(r, seq, prev)
-			if err != nil {
-				t.Fatal(err)
-			}
+			_, line := end.seal(t, r)
 			lines = append(lines, line)
-			seq, prev = sealed.Seq, sealed.Hash
 		}
 		return lines
 	}
