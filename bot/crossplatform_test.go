@@ -5,16 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/slack-go/slack/slacktest"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
@@ -36,70 +32,6 @@ const (
 	xpSlackChan   = "C0XPDEPLOY"
 	xpTeamsChan   = "19:xpdeploys0000000000000000000000@thread.tacv2"
 )
-
-// xpSlack is slacktest's server recording the Web API calls signoff makes.
-type xpSlack struct {
-	srv       *slacktest.Server
-	mu        sync.Mutex
-	calls     []url.Values
-	methods   []string
-	n         int
-	ephemeral chan string
-}
-
-func newXPSlack(t *testing.T) *xpSlack {
-	f := &xpSlack{ephemeral: make(chan string, 20)}
-	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "chat.delete"} {
-			c.Handle("/"+m, f.handler(m))
-		}
-	})
-	f.srv.Start()
-	t.Cleanup(f.srv.Stop)
-	return f
-}
-
-func (f *xpSlack) handler(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(body))
-		f.mu.Lock()
-		f.calls = append(f.calls, form)
-		f.methods = append(f.methods, method)
-		f.n++
-		ts := fmt.Sprintf("1772366400.%06d", f.n)
-		f.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		switch method {
-		case "chat.postEphemeral":
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "message_ts": ts})
-			f.ephemeral <- form.Get("text")
-		default:
-			if form.Get("ts") != "" {
-				ts = form.Get("ts")
-			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": form.Get("channel"), "ts": ts})
-		}
-	}
-}
-
-// of returns the forms sent to method, in order.
-func (f *xpSlack) of(method string) []url.Values {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []url.Values
-	for i, m := range f.methods {
-		if m == method {
-			out = append(out, f.calls[i])
-		}
-	}
-	return out
-}
-
-func (f *xpSlack) nextEphemeral(t *testing.T) string {
-	t.Helper()
-	return testenv.Receive(t, f.ephemeral, "an ephemeral Slack reply")
-}
 
 // xpSlackClick is a block_actions callback shaped like Slack's.
 func xpSlackClick(user, requestID string, seq int) string {
@@ -151,10 +83,10 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	links := chattest.NewLinks()
 	mux := http.NewServeMux()
 
-	fs := newXPSlack(t)
+	fs := chattest.NewSlackAPI(t, nil)
 	sb, err := slackbot.New(slackbot.Options{
 		Service: svc, Resolver: links, BotToken: "xoxb-test", SigningSecret: xpSlackSecret, TeamID: xpSlackTeam,
-		APIURL: fs.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,
+		APIURL: fs.URL(), PublicURL: "https://signoff.example.com", Clock: clk, Logger: logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -210,7 +142,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 		if rec := xpServe(mux, slackbot.InteractionsPath, []byte(body), chattest.SlackHeaders(xpSlackSecret, clk.Now().Unix(), body)); rec.Code != http.StatusOK {
 			t.Fatalf("slack click: %d %s", rec.Code, rec.Body)
 		}
-		return fs.nextEphemeral(t)
+		return fs.NextEphemeral(t).Form.Get("text")
 	}
 	teamsApprove := func(u teamstest.User, requestID, replyTo string) (map[string]any, string) {
 		t.Helper()
@@ -241,7 +173,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 		t.Fatal(err)
 	}
 	deliver()
-	if p := fs.of("chat.postMessage"); len(p) != 1 {
+	if p := fs.All("chat.postMessage"); len(p) != 1 {
 		t.Fatalf("%d Slack posts", len(p))
 	}
 	if p := bf.Posted(); len(p) != 1 {
@@ -300,8 +232,8 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	}
 
 	// Both cards end in the same final state.
-	updates := fs.of("chat.update")
-	slackFinal := updates[len(updates)-1].Get("blocks")
+	updates := fs.All("chat.update")
+	slackFinal := updates[len(updates)-1].Form.Get("blocks")
 	if !strings.Contains(slackFinal, "Approved") || !strings.Contains(slackFinal, "alice@example.com approved") || !strings.Contains(slackFinal, "bob@example.com approved") ||
 		strings.Contains(slackFinal, slackbot.ActionApprove) {
 		t.Errorf("final Slack card: %s", slackFinal)
@@ -315,7 +247,7 @@ func TestCrossPlatformQuorum(t *testing.T) {
 	if n := len(bf.Posted()); n != 1 {
 		t.Errorf("%d Teams posts", n)
 	}
-	if n := len(fs.of("chat.postMessage")); n != 1 {
+	if n := len(fs.All("chat.postMessage")); n != 1 {
 		t.Errorf("%d Slack posts", n)
 	}
 

@@ -49,7 +49,7 @@ func TestAttackOlderLinkStepUpClickGetsStepUpLink(t *testing.T) {
 	e.SaveOlderLink(teamAccount("UMALLORY"), "sub-dana", "dana@example.com", "Dana")
 	r := e.Create("break-glass", nil, "")
 	e.click("UMALLORY", r.ID, ActionApprove, "C3")
-	text := e.slack.nextEphemeral(t).Form.Get("text")
+	text := e.slack.NextEphemeral(t).Form.Get("text")
 	l, err := e.svc.Link(context.Background(), Platform, testTeam, "UMALLORY")
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestAttackOlderLinkMismatchPlainClickRefused(t *testing.T) {
 	e.SaveOlderLink(teamAccount("UMALLORY"), "sub-alice", "alice@example.com", "Alice")
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.click("UMALLORY", r.ID, ActionApprove, "C1")
-	text := e.slack.nextEphemeral(t).Form.Get("text")
+	text := e.slack.NextEphemeral(t).Form.Get("text")
 	if !strings.Contains(text, "could not be confirmed") {
 		t.Errorf("reply %q", text)
 	}
@@ -99,5 +99,5 @@ func TestAttackForeignClickFloodAuditIsSampledRefused(t *testing.T) {
 	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatalf("votes: %+v", got.Votes)
 	}
-	t.Logf("chat.postEphemeral calls for 40 foreign clicks: %d", len(e.slack.ok("chat.postEphemeral")))
+	t.Logf("chat.postEphemeral calls for 40 foreign clicks: %d", len(e.slack.OK("chat.postEphemeral")))
 }

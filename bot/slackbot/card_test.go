@@ -68,7 +68,7 @@ func TestRequesterTextIsInert(t *testing.T) {
 		storage.Link{Title: "<!subteam^S0ADMINS> CI run", URL: "https://ci.example/run?a=1&b=<2>|x"},
 	)
 	e.Deliver()
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts", len(posts))
 	}
@@ -250,7 +250,7 @@ func TestPostedCardWithinLimits(t *testing.T) {
 	}
 	e.Create("wide", params, strings.Repeat("<!", 2000))
 	e.Deliver()
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts", len(posts))
 	}

@@ -44,7 +44,7 @@ func TestCommandLink(t *testing.T) {
 	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
 		t.Fatalf("ack: %d %q", rec.Code, rec.Body)
 	}
-	msg := e.slack.nextEphemeral(t)
+	msg := e.slack.NextEphemeral(t)
 	if msg.Form.Get("channel") != "C9" || msg.Form.Get("user") != "UALICE" ||
 		!strings.Contains(msg.Form.Get("text"), "<https://signoff.example.com/link/start?id=link-UALICE|Sign in to link your account>") {
 		t.Errorf("reply: %v", msg.Form)
@@ -54,7 +54,7 @@ func TestCommandLink(t *testing.T) {
 func TestCommandWhoami(t *testing.T) {
 	e := newEnv(t)
 	e.postSigned(CommandsPath, command("UALICE", "whoami"))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "not linked") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "not linked") {
 		t.Errorf("unlinked whoami: %q", msg)
 	}
 	err := e.svc.SaveLink(context.Background(), storage.IdentityLink{
@@ -66,7 +66,7 @@ func TestCommandWhoami(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.postSigned(CommandsPath, command("UALICE", "whoami"))
-	msg := e.slack.nextEphemeral(t).Form.Get("text")
+	msg := e.slack.NextEphemeral(t).Form.Get("text")
 	for _, want := range []string{"*alice@example.com*", "sub-alice", "(3d ago)", "3h ago", "sre, oncall"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("whoami lacks %q: %q", want, msg)
@@ -86,7 +86,7 @@ func TestCommandPending(t *testing.T) {
 	pending := func(user string) string {
 		t.Helper()
 		e.postSigned(CommandsPath, command(user, "pending"))
-		return e.slack.nextEphemeral(t).Form.Get("text")
+		return e.slack.NextEphemeral(t).Form.Get("text")
 	}
 	msg := pending("UALICE")
 	if !strings.Contains(msg, "2 pending requests") || !strings.Contains(msg, deploy.ID) || !strings.Contains(msg, restart.ID) || !strings.Contains(msg, "in <#C1>") {

@@ -43,7 +43,7 @@ func TestLookupAccountMapsProfile(t *testing.T) {
 	if acct != want {
 		t.Errorf("account %+v, want %+v", acct, want)
 	}
-	calls := e.slack.ok("users.info")
+	calls := e.slack.OK("users.info")
 	if len(calls) != 1 || calls[0].Form.Get("user") != "UALICE" {
 		t.Fatalf("users.info calls: %+v", calls)
 	}
@@ -111,7 +111,7 @@ func TestLookupAccountErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.answer != nil {
-				e.slack.fail("users.info", c.answer)
+				e.slack.Fail("users.info", c.answer)
 			}
 			acct, err := e.bot.LookupAccount(context.Background(), slackAccount(c.user))
 			if err == nil {
@@ -173,13 +173,13 @@ func TestLookupAccountOfAnotherOrganisation(t *testing.T) {
 		t.Errorf("stranger: %v", err)
 	}
 	// Asked about another workspace's account, it does not ask Slack.
-	before := len(e.slack.all("users.info"))
+	before := len(e.slack.All("users.info"))
 	p := slackAccount("UALICE")
 	p.Workspace = vendorTeam
 	if _, err := e.bot.LookupAccount(context.Background(), p); !errors.Is(err, linkflow.ErrAccountNotFound) {
 		t.Errorf("other workspace: %v", err)
 	}
-	if len(e.slack.all("users.info")) != before {
+	if len(e.slack.All("users.info")) != before {
 		t.Error("users.info called for another workspace's account")
 	}
 }
@@ -216,7 +216,7 @@ func TestCheckToken(t *testing.T) {
 	if err := e.bot.CheckToken(ctx, RequiredScopes(linkflow.LinkMatchEmail)); err != nil {
 		t.Fatalf("all scopes: %v", err)
 	}
-	calls := e.slack.all("auth.test")
+	calls := e.slack.All("auth.test")
 	if len(calls) != 1 || calls[0].Form.Get("token") != "" {
 		t.Errorf("auth.test calls (the token goes in the Authorization header only): %+v", calls)
 	}
@@ -246,18 +246,18 @@ func TestCheckToken(t *testing.T) {
 		t.Errorf("without X-OAuth-Scopes: %v", err)
 	}
 
-	e.slack.fail("auth.test", slackError("invalid_auth"))
+	e.slack.Fail("auth.test", slackError("invalid_auth"))
 	if err := e.bot.CheckToken(ctx, nil); !errors.As(err, &te) || !strings.Contains(err.Error(), "invalid_auth") {
 		t.Errorf("refused token: %v", err)
 	}
-	e.slack.fail("auth.test", serverError)
+	e.slack.Fail("auth.test", serverError)
 	if err := e.bot.CheckToken(ctx, nil); err == nil || errors.As(err, &te) {
 		t.Errorf("Slack down: %v, want a transient error", err)
 	}
 
 	// A token of another workspace.
 	b, err := New(Options{Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: "T0ELSEWHERE",
-		APIURL: e.slack.srv.GetAPIURL(), Clock: e.clock, Logger: testenv.DiscardLogger()})
+		APIURL: e.slack.URL(), Clock: e.clock, Logger: testenv.DiscardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestNotifySendsDirectMessage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts", len(posts))
 	}
@@ -308,27 +308,27 @@ func TestNoticeDeliveredFromOutbox(t *testing.T) {
 	e := newEnv(t)
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UALICE", Text: "linked"})
 	e.Deliver()
-	if posts := e.slack.ok("chat.postMessage"); len(posts) != 1 || posts[0].Form.Get("channel") != "UALICE" || posts[0].Form.Get("text") != "linked" {
+	if posts := e.slack.OK("chat.postMessage"); len(posts) != 1 || posts[0].Form.Get("channel") != "UALICE" || posts[0].Form.Get("text") != "linked" {
 		t.Fatalf("posts: %+v", posts)
 	}
 
 	// A notice to an account Slack no longer knows is dropped, not retried.
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UGONE", Text: "linked"})
-	e.slack.fail("chat.postMessage", slackError("user_not_found"))
+	e.slack.Fail("chat.postMessage", slackError("user_not_found"))
 	e.Deliver()
 	e.clock.Advance(24 * time.Hour)
 	e.Deliver()
-	if n := len(e.slack.all("chat.postMessage")); n != 2 {
+	if n := len(e.slack.All("chat.postMessage")); n != 2 {
 		t.Errorf("%d chat.postMessage calls, want 2 (the gone notice tried once)", n)
 	}
 
 	// A rate-limited one is retried after Retry-After.
 	e.enqueueNotice(approvals.AccountNotice{Workspace: testTeam, User: "UBOB", Text: "linked"})
-	e.slack.fail("chat.postMessage", rateLimited(30))
+	e.slack.Fail("chat.postMessage", rateLimited(30))
 	e.Deliver()
 	e.clock.Advance(31 * time.Second)
 	e.Deliver()
-	if posts := e.slack.ok("chat.postMessage"); len(posts) != 2 || posts[1].Form.Get("channel") != "UBOB" {
+	if posts := e.slack.OK("chat.postMessage"); len(posts) != 2 || posts[1].Form.Get("channel") != "UBOB" {
 		t.Errorf("rate-limited notice not retried: %+v", posts)
 	}
 }
@@ -368,7 +368,7 @@ func TestClickNamesConversation(t *testing.T) {
 	e := newEnv(t)
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.click("UALICE", r.ID, ActionApprove, "C1")
-	e.slack.nextEphemeral(t)
+	e.slack.NextEphemeral(t)
 	asked := e.links.askedAbout()
 	if len(asked) != 1 || asked[0] != (linkflow.PlatformUser{Platform: Platform, Workspace: testTeam, UserID: "UALICE", Conversation: "C1"}) {
 		t.Errorf("asked about %+v", asked)
@@ -403,12 +403,12 @@ func withUserTeam(t *testing.T, body, team string) string {
 // no vote, and callback.rejected records with reason foreign_user.
 func (e *env) checkForeignRefused(requestID string, records int, source string) {
 	e.t.Helper()
-	msg := e.slack.nextEphemeral(e.t)
+	msg := e.slack.NextEphemeral(e.t)
 	text := msg.Form.Get("text")
 	if msg.Form.Get("user") != "UEXT" || !strings.Contains(text, "other organisations") || strings.Contains(text, "/link/start") {
 		e.t.Errorf("refusal: %v", msg.Form)
 	}
-	e.slack.noEphemeral(e.t)
+	e.slack.NoEphemeral(e.t)
 	if requestID != "" {
 		if got := e.Get(requestID); len(got.Votes) != 0 {
 			e.t.Errorf("a vote of another organisation's account counted: %+v", got.Votes)
@@ -453,7 +453,7 @@ func TestClickByAnotherOrganisationRefused(t *testing.T) {
 	// The same account as a member of the workspace would have counted.
 	e.links.link("UEXT", identity("alice", "sre"))
 	e.postSigned(InteractionsPath, blockActions(testTeam, "UEXT", "C1", ActionApprove, r.ID))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "counted") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "counted") {
 		t.Errorf("member's click: %q", msg)
 	}
 }
@@ -465,7 +465,7 @@ func TestClickWithoutUserTeamAccepted(t *testing.T) {
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.postSigned(InteractionsPath, withUserTeam(t, blockActions(testTeam, "UALICE", "C1", ActionApprove, r.ID), ""))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "counted") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "counted") {
 		t.Errorf("reply: %q", msg)
 	}
 	if n := len(e.RecordsOf(audit.TypeCallbackRejected)); n != 0 {
@@ -525,7 +525,7 @@ func TestCommandByAnotherOrganisationRefused(t *testing.T) {
 		t.Errorf("the resolver was asked: %+v", e.links.askedAbout())
 	}
 	// users.info was asked once; the answer is reused.
-	if n := len(e.slack.all("users.info")); n != 1 {
+	if n := len(e.slack.All("users.info")); n != 1 {
 		t.Errorf("%d users.info calls", n)
 	}
 
@@ -541,7 +541,7 @@ func TestCommandByAnotherOrganisationRefused(t *testing.T) {
 
 	// A member still gets the link.
 	e.postSigned(CommandsPath, command("UALICE", "link"))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "/link/start?id=link-UALICE") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "/link/start?id=link-UALICE") {
 		t.Errorf("member's link: %q", msg)
 	}
 }
@@ -550,17 +550,17 @@ func TestCommandByAnotherOrganisationRefused(t *testing.T) {
 // closed) and no link is offered.
 func TestCommandWhenSlackCannotSayWhoRefused(t *testing.T) {
 	e := newEnv(t)
-	e.slack.fail("users.info", rateLimited(30))
+	e.slack.Fail("users.info", rateLimited(30))
 	e.postSigned(CommandsPath, command("UALICE", "link"))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); strings.Contains(msg, "/link/start") || !strings.Contains(msg, "Try again") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); strings.Contains(msg, "/link/start") || !strings.Contains(msg, "Try again") {
 		t.Errorf("reply: %q", msg)
 	}
-	e.slack.fail("users.info", func(w http.ResponseWriter) {
+	e.slack.Fail("users.info", func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"ok":false,"error":"missing_scope","needed":"users:read"}`))
 	})
 	e.postSigned(CommandsPath, command("UALICE", "link"))
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); strings.Contains(msg, "/link/start") || !strings.Contains(msg, "log") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); strings.Contains(msg, "/link/start") || !strings.Contains(msg, "log") {
 		t.Errorf("reply: %q", msg)
 	}
 	if len(e.links.askedAbout()) != 0 {

@@ -5,20 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/slack-go/slack/slacktest"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/clock"
@@ -65,24 +61,14 @@ var (
 )
 
 // apiCall is one Web API call the stand-in answered.
-type apiCall struct {
-	Method string
-	Form   url.Values
-	JSON   map[string]any
-	OK     bool
-}
+type apiCall = chattest.SlackCall
 
-// fakeSlack is slacktest's server with the endpoints signoff calls
-// recorded, and scripted failures.
+// fakeSlack is chattest's Slack Web API stand-in, with users.info and
+// auth.test answered for testTeam.
 type fakeSlack struct {
-	srv *slacktest.Server
+	*chattest.SlackAPI
 
-	mu     sync.Mutex
-	calls  []apiCall
-	nextTS int
-	script map[string][]func(w http.ResponseWriter)
-	// ephemeral receives every chat.postEphemeral.
-	ephemeral chan apiCall
+	mu sync.Mutex
 	// users are the users.info records served, by user id, in Slack's
 	// wire format; a user not listed is a member of testTeam with the
 	// email <lower-case id>@example.com.
@@ -93,25 +79,27 @@ type fakeSlack struct {
 
 func newFakeSlack(t *testing.T) *fakeSlack {
 	f := &fakeSlack{
-		script: map[string][]func(http.ResponseWriter){}, ephemeral: make(chan apiCall, 100),
 		users:  map[string]map[string]any{},
 		scopes: "chat:write,commands,users:read,users:read.email",
 	}
-	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "chat.delete", "users.info", "auth.test"} {
-			c.Handle("/"+m, f.handler(m))
-		}
+	f.SlackAPI = chattest.NewSlackAPI(t, map[string]func(http.ResponseWriter, apiCall){
+		"users.info": func(w http.ResponseWriter, call apiCall) {
+			_ = json.NewEncoder(w).Encode(f.userInfo(call.Form.Get("user")))
+		},
+		"auth.test": func(w http.ResponseWriter, _ apiCall) {
+			f.mu.Lock()
+			scopes := f.scopes
+			f.mu.Unlock()
+			if scopes != "-" {
+				w.Header().Set("X-OAuth-Scopes", scopes)
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"ok": true, "url": "https://acme.slack.com/", "team": "Acme Corp", "user": "signoff",
+				"team_id": testTeam, "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
+			})
+		},
 	})
-	f.srv.Start()
-	t.Cleanup(f.srv.Stop)
 	return f
-}
-
-// fail queues answers for the next calls of method.
-func (f *fakeSlack) fail(method string, answers ...func(w http.ResponseWriter)) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.script[method] = append(f.script[method], answers...)
 }
 
 func rateLimited(retryAfter int) func(http.ResponseWriter) {
@@ -129,56 +117,6 @@ func slackError(code string) func(http.ResponseWriter) {
 	return func(w http.ResponseWriter) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = fmt.Fprintf(w, `{"ok":false,"error":%q}`, code)
-	}
-}
-
-func (f *fakeSlack) handler(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		call := apiCall{Method: method}
-		if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-			_ = json.Unmarshal(body, &call.JSON)
-		} else {
-			call.Form, _ = url.ParseQuery(string(body))
-		}
-		f.mu.Lock()
-		if q := f.script[method]; len(q) > 0 {
-			answer := q[0]
-			f.script[method] = q[1:]
-			f.calls = append(f.calls, call)
-			f.mu.Unlock()
-			answer(w)
-			return
-		}
-		call.OK = true
-		f.calls = append(f.calls, call)
-		f.nextTS++
-		ts := fmt.Sprintf("1772366400.%06d", f.nextTS)
-		f.mu.Unlock()
-
-		w.Header().Set("Content-Type", "application/json")
-		switch method {
-		case "chat.postMessage", "chat.update", "chat.delete":
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": call.Form.Get("channel"), "ts": firstNonEmpty(call.Form.Get("ts"), ts)})
-		case "chat.postEphemeral":
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "message_ts": ts})
-			f.ephemeral <- call
-		case "views.open":
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "view": map[string]any{"id": "V1"}})
-		case "users.info":
-			_ = json.NewEncoder(w).Encode(f.userInfo(call.Form.Get("user")))
-		case "auth.test":
-			f.mu.Lock()
-			scopes := f.scopes
-			f.mu.Unlock()
-			if scopes != "-" {
-				w.Header().Set("X-OAuth-Scopes", scopes)
-			}
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"ok": true, "url": "https://acme.slack.com/", "team": "Acme Corp", "user": "signoff",
-				"team_id": testTeam, "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
-			})
-		}
 	}
 }
 
@@ -225,46 +163,6 @@ func (f *fakeSlack) userInfo(id string) map[string]any {
 		u = slackUser(id, testTeam, name, strings.ToUpper(name[:min(1, len(name))])+name[min(1, len(name)):], name, name+"@example.com")
 	}
 	return map[string]any{"ok": true, "user": u}
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// ok returns the successful calls of method, in order.
-func (f *fakeSlack) ok(method string) []apiCall {
-	return slices.DeleteFunc(f.sequence(), func(c apiCall) bool { return c.Method != method || !c.OK })
-}
-
-// sequence returns every call, in order.
-func (f *fakeSlack) sequence() []apiCall {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return append([]apiCall(nil), f.calls...)
-}
-
-// all returns every call of method, failed or not.
-func (f *fakeSlack) all(method string) []apiCall {
-	return slices.DeleteFunc(f.sequence(), func(c apiCall) bool { return c.Method != method })
-}
-
-// nextEphemeral waits for the next chat.postEphemeral.
-func (f *fakeSlack) nextEphemeral(t *testing.T) apiCall {
-	t.Helper()
-	return testenv.Receive(t, f.ephemeral, "an ephemeral message")
-}
-
-// noEphemeral checks that no ephemeral message is queued.
-func (f *fakeSlack) noEphemeral(t *testing.T) {
-	t.Helper()
-	select {
-	case c := <-f.ephemeral:
-		t.Fatalf("unexpected ephemeral message: %q", c.Form.Get("text"))
-	default:
-	}
 }
 
 // linkTable is chattest's account-link double, keyed by Slack user ids in
@@ -350,7 +248,7 @@ func startEnv(t *testing.T, svcOpts approvals.Options) *env {
 	e.svc = approvals.New(e.store, testPolicy(), svcOpts)
 	e.bot = startBot(t, Options{
 		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: testSecret, TeamID: testTeam,
-		APIURL: e.slack.srv.GetAPIURL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
+		APIURL: e.slack.URL(), PublicURL: "https://signoff.example.com", Clock: e.clock, Logger: logger,
 	}, e.mux)
 	e.Env = chattest.NewEnv(t, e.svc, e.store, e.bot.DeliverOnce)
 	return e

@@ -21,21 +21,21 @@ func TestApproveQuorumAcrossTwoUsers(t *testing.T) {
 	e.links.link("UBOB", identity("bob", "sre"))
 
 	e.click("UALICE", r.ID, ActionApprove, "C1")
-	msg := e.slack.nextEphemeral(t)
+	msg := e.slack.NextEphemeral(t)
 	if msg.Form.Get("channel") != "C1" || msg.Form.Get("user") != "UALICE" || !strings.Contains(msg.Form.Get("text"), "counted (1 of 2); 1 more needed") {
 		t.Errorf("reply to alice: %v", msg.Form)
 	}
 	e.Deliver()
-	if s := sectionText(blockByID(blocksOf(t, e.slack.ok("chat.update")[0]), "status")); !strings.Contains(s, "1 of 2 approvals") {
+	if s := sectionText(blockByID(blocksOf(t, e.slack.OK("chat.update")[0]), "status")); !strings.Contains(s, "1 of 2 approvals") {
 		t.Errorf("card after alice: %q", s)
 	}
 
 	e.click("UBOB", r.ID, ActionApprove, "C1")
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "the request is approved") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "the request is approved") {
 		t.Errorf("reply to bob: %q", msg)
 	}
 	e.Deliver()
-	updates := e.slack.ok("chat.update")
+	updates := e.slack.OK("chat.update")
 	final := blocksOf(t, updates[len(updates)-1])
 	if s := sectionText(blockByID(final, "status")); !strings.Contains(s, "*Approved*") || !strings.Contains(s, "alice@example.com approved") || !strings.Contains(s, "bob@example.com approved") {
 		t.Errorf("final card: %q", s)
@@ -57,14 +57,14 @@ func TestDenyPath(t *testing.T) {
 	e.Deliver()
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionDeny, "C1")
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "deny of *deploy-prod*") || !strings.Contains(msg, "the request is denied") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "deny of *deploy-prod*") || !strings.Contains(msg, "the request is denied") {
 		t.Errorf("reply: %q", msg)
 	}
 	if got := e.Get(r.ID); got.State != storage.StateDenied {
 		t.Fatalf("state %s", got.State)
 	}
 	e.Deliver()
-	final := blocksOf(t, e.slack.ok("chat.update")[0])
+	final := blocksOf(t, e.slack.OK("chat.update")[0])
 	if s := sectionText(blockByID(final, "status")); !strings.Contains(s, "*Denied*") || !strings.Contains(s, "alice@example.com denied") {
 		t.Errorf("card: %q", s)
 	}
@@ -103,7 +103,7 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionDeny, "C2")
 
-	opens := e.slack.ok("views.open")
+	opens := e.slack.OK("views.open")
 	if len(opens) != 1 {
 		t.Fatalf("%d views.open calls", len(opens))
 	}
@@ -115,13 +115,13 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Fatal("a vote counted before the reason was given")
 	}
-	e.slack.noEphemeral(t)
+	e.slack.NoEphemeral(t)
 
 	rec := e.postSigned(InteractionsPath, viewSubmission(testTeam, "UALICE", meta, "disk full <!channel>"))
 	if rec.Code != http.StatusOK || rec.Body.Len() != 0 {
 		t.Fatalf("submission answered %d %q (an empty 200 closes the dialog)", rec.Code, rec.Body)
 	}
-	if msg := e.slack.nextEphemeral(t); msg.Form.Get("channel") != "C2" || !strings.Contains(msg.Form.Get("text"), "denied") {
+	if msg := e.slack.NextEphemeral(t); msg.Form.Get("channel") != "C2" || !strings.Contains(msg.Form.Get("text"), "denied") {
 		t.Errorf("reply: %v", msg.Form)
 	}
 	got := e.Get(r.ID)
@@ -133,7 +133,7 @@ func TestDenyWithRequiredReasonOpensDialog(t *testing.T) {
 		t.Errorf("vote.deny record: %+v", recs)
 	}
 	e.Deliver()
-	card := renderedStrings(t, e.slack.ok("chat.update")[0])
+	card := renderedStrings(t, e.slack.OK("chat.update")[0])
 	if !strings.Contains(card, "alice@example.com denied") || !strings.Contains(card, "disk full &lt;!channel&gt;") || strings.Contains(card, "<!channel>") {
 		t.Errorf("card does not show the escaped reason:\n%s", card)
 	}
@@ -144,7 +144,7 @@ func TestStepUpSendsSignInLink(t *testing.T) {
 	r := e.Create("break-glass", nil, "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionApprove, "C3")
-	msg := e.slack.nextEphemeral(t).Form.Get("text")
+	msg := e.slack.NextEphemeral(t).Form.Get("text")
 	if !strings.Contains(msg, "<https://signoff.example.com/link/start?id=stepup-UALICE|Sign in to approve>") {
 		t.Errorf("reply: %q", msg)
 	}
@@ -169,7 +169,7 @@ func TestClickRefusals(t *testing.T) {
 	e.links.link("USTALE", identity("stale", "sre"))
 	e.links.markStale("USTALE")
 	e.click("UALICE", decided.ID, ActionDeny, "C1")
-	e.slack.nextEphemeral(t)
+	e.slack.NextEphemeral(t)
 
 	cases := []struct {
 		name, user, request string
@@ -185,7 +185,7 @@ func TestClickRefusals(t *testing.T) {
 	for _, c := range cases {
 		before := len(e.RecordsOf(audit.TypeVoteRejected))
 		e.click(c.user, c.request, ActionApprove, "C1")
-		msg := e.slack.nextEphemeral(t)
+		msg := e.slack.NextEphemeral(t)
 		if msg.Form.Get("user") != c.user || !strings.Contains(msg.Form.Get("text"), c.reply) {
 			t.Errorf("%s: reply %q, want it to contain %q", c.name, msg.Form.Get("text"), c.reply)
 		}
@@ -213,7 +213,7 @@ func TestIdPUnavailable(t *testing.T) {
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.links.SetDown(true)
 	e.click("UALICE", r.ID, ActionApprove, "C1")
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "could not be confirmed") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "could not be confirmed") {
 		t.Errorf("reply: %q", msg)
 	}
 	if got := e.Get(r.ID); len(got.Votes) != 0 {
@@ -237,7 +237,7 @@ func TestCallbackFromAnotherWorkspaceRefused(t *testing.T) {
 	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Error("vote from another workspace counted")
 	}
-	e.slack.noEphemeral(t)
+	e.slack.NoEphemeral(t)
 
 	// A slash command from another workspace too.
 	body := url.Values{"team_id": {"T0OTHER"}, "user_id": {"UALICE"}, "command": {"/signoff"}, "text": {"pending"}, "channel_id": {"C1"}}.Encode()
@@ -262,7 +262,7 @@ func TestShutdownWaitsForWork(t *testing.T) {
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionApprove, "C1")
-	e.slack.nextEphemeral(t)
+	e.slack.NextEphemeral(t)
 	if err := e.bot.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}

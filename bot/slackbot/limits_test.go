@@ -33,9 +33,9 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	}
 	var replies []string
 	for range flood {
-		replies = append(replies, e.slack.nextEphemeral(t).Form.Get("text"))
+		replies = append(replies, e.slack.NextEphemeral(t).Form.Get("text"))
 	}
-	e.slack.noEphemeral(t)
+	e.slack.NoEphemeral(t)
 	e.CheckClickFlood(replies, limit, before)
 	if n := len(e.links.askedAbout()); n != limit {
 		t.Errorf("the identity of %d clicks was looked up, want %d", n, limit)
@@ -47,7 +47,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	// Another account clicks as usual.
 	e.links.link("UALICE", identity("alice", "sre"))
 	e.click("UALICE", r.ID, ActionApprove, "C1")
-	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "counted (1 of 2)") {
+	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "counted (1 of 2)") {
 		t.Errorf("alice's click: %q", text)
 	}
 
@@ -62,14 +62,14 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	if rec := e.postSigned(CommandsPath, command("UEVE", "help")); !strings.Contains(rec.Body.String(), "/signoff pending") {
 		t.Errorf("help while limited: %s", rec.Body)
 	}
-	e.slack.noEphemeral(t)
+	e.slack.NoEphemeral(t)
 
 	// The same limit holds over Socket Mode.
 	ack := &recordingAcker{}
 	evt := interactiveEvent(testTeam, "UEVE", "C1", ActionApprove, r.ID, "env-limit")
 	e.bot.handleSocketEvent(&evt, ack)
 	e.bot.work.Wait()
-	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
+	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
 		t.Errorf("socket mode click while limited: %q", text)
 	}
 	if got := len(e.RecordsOf(audit.TypeVoteRejected)); got != limit {
@@ -79,7 +79,7 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	// A minute later the bucket is full again.
 	e.clock.Advance(time.Minute)
 	e.click("UEVE", r.ID, ActionApprove, "C1")
-	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Not counted") {
+	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Not counted") {
 		t.Errorf("a minute later: %q", text)
 	}
 }
@@ -103,11 +103,11 @@ func TestReasonDialogCountsAgainstTheLimit(t *testing.T) {
 		e.bot.work.Wait()
 	}
 	e.click("UALICE", r.ID, ActionDeny, "C2") // opens the dialog: the one click allowed
-	if got := e.slack.ok("views.open"); len(got) != 1 {
+	if got := e.slack.OK("views.open"); len(got) != 1 {
 		t.Fatalf("views.open calls: %d", len(got))
 	}
 	submit()
-	if text := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
+	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
 		t.Errorf("limited submission: %q", text)
 	}
 	if got := e.Get(r.ID); len(got.Votes) != 0 {

@@ -39,7 +39,7 @@ func TestCardPostedOnCreate(t *testing.T) {
 	r := e.Create("deploy-prod", deployParams(), "ship the fix for INC-42", storage.Link{Title: "CI run", URL: "https://ci.example/run/7"})
 	e.Deliver()
 
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 1 {
 		t.Fatalf("%d posts, want 1", len(posts))
 	}
@@ -117,7 +117,7 @@ func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 	vote("alice")
 	vote("bob")
 
-	updates := e.slack.ok("chat.update")
+	updates := e.slack.OK("chat.update")
 	if len(updates) != 2 {
 		t.Fatalf("%d updates, want 2", len(updates))
 	}
@@ -149,11 +149,11 @@ func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.Deliver()
-	updates = e.slack.ok("chat.update")
+	updates = e.slack.OK("chat.update")
 	if len(updates) != 3 || !strings.Contains(sectionText(blockByID(blocksOf(t, updates[2]), "status")), "*Execution:* :rocket: succeeded") {
 		t.Errorf("execution not shown: %d updates", len(updates))
 	}
-	if len(e.slack.ok("chat.postMessage")) != 1 {
+	if len(e.slack.OK("chat.postMessage")) != 1 {
 		t.Error("card posted more than once")
 	}
 }
@@ -164,14 +164,14 @@ func TestCardUpdatedOnEveryStateChange(t *testing.T) {
 func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 	e := newEnv(t)
 	r := e.Create("deploy-prod", deployParams(), "")
-	e.slack.fail("chat.postMessage", rateLimited(3))
+	e.slack.Fail("chat.postMessage", rateLimited(3))
 	e.Deliver()
-	if n := len(e.slack.ok("chat.postMessage")); n != 0 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 0 {
 		t.Fatalf("posted through a rate limit: %d", n)
 	}
 	e.clock.Advance(3 * time.Second)
 	e.Deliver()
-	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts after the rate limit, want 1", n)
 	}
 
@@ -180,23 +180,23 @@ func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 		e.VoteAs(r.ID, identity(name, "sre"), storage.DecisionApprove,
 			approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "U" + name})
 	}
-	e.slack.fail("chat.update", rateLimited(1), serverError)
+	e.slack.Fail("chat.update", rateLimited(1), serverError)
 	vote("alice")
 	e.Deliver() // 429
 	vote("bob") // a younger update, due now, while alice's waits for Retry-After
 	e.Deliver() // bob's must wait behind alice's
-	if calls := e.slack.all("chat.update"); len(calls) != 1 {
+	if calls := e.slack.All("chat.update"); len(calls) != 1 {
 		t.Fatalf("%d chat.update calls while the first was rate limited, want 1", len(calls))
 	}
 	e.clock.Advance(time.Second)
 	e.Deliver() // 500 → backoff
-	if n := len(e.slack.ok("chat.update")); n != 0 {
+	if n := len(e.slack.OK("chat.update")); n != 0 {
 		t.Fatalf("%d updates landed during failures", n)
 	}
 	e.clock.Advance(cards.Backoff(2))
 	e.Deliver()
 
-	calls := e.slack.all("chat.update")
+	calls := e.slack.All("chat.update")
 	if len(calls) != 4 || calls[0].OK || calls[1].OK || !calls[2].OK || !calls[3].OK {
 		var oks []bool
 		for _, c := range calls {
@@ -204,7 +204,7 @@ func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 		}
 		t.Fatalf("chat.update calls (ok?) = %v, want [false false true true]", oks)
 	}
-	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 1 {
 		t.Errorf("%d posts, want 1", n)
 	}
 	if n, _ := e.bot.DeliverOnce(context.Background()); n != 0 {
@@ -215,7 +215,7 @@ func TestOutboxRetriesInOrderWithoutDuplicates(t *testing.T) {
 func TestUpdateWaitsForPost(t *testing.T) {
 	e := newEnv(t)
 	r := e.Create("deploy-prod", deployParams(), "")
-	e.slack.fail("chat.postMessage", serverError, serverError)
+	e.slack.Fail("chat.postMessage", serverError, serverError)
 	e.Deliver()
 	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionApprove,
 		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
@@ -224,7 +224,7 @@ func TestUpdateWaitsForPost(t *testing.T) {
 		e.clock.Advance(cards.Backoff(2))
 	}
 	var seq []string
-	for _, c := range e.slack.sequence() {
+	for _, c := range e.slack.Calls() {
 		if c.OK {
 			seq = append(seq, c.Method)
 		} else {
@@ -246,7 +246,7 @@ func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 	if _, err := e.bot.DeliverOnce(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts, want 1", n)
 	}
 	if cards := e.Get(r.ID).Cards; len(cards) != 0 {
@@ -254,7 +254,7 @@ func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 	}
 	e.clock.Advance(time.Minute)
 	e.Deliver()
-	if n := len(e.slack.ok("chat.postMessage")); n != 1 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 1 {
 		t.Fatalf("card posted %d times, want once", n)
 	}
 	cards := e.Get(r.ID).Cards
@@ -266,13 +266,13 @@ func TestPostNotRepeatedWhenCompletionFails(t *testing.T) {
 func TestSlackErrorsAreRetriedNotDropped(t *testing.T) {
 	e := newEnv(t)
 	r := e.Create("deploy-prod", deployParams(), "")
-	e.slack.fail("chat.postMessage", slackError("not_in_channel"), slackError("channel_not_found"))
+	e.slack.Fail("chat.postMessage", slackError("not_in_channel"), slackError("channel_not_found"))
 	e.Deliver()
 	e.clock.Advance(cards.Backoff(1))
 	e.Deliver()
 	e.clock.Advance(cards.Backoff(2))
 	e.Deliver()
-	if len(e.slack.ok("chat.postMessage")) != 1 || len(e.Get(r.ID).Cards) != 1 {
+	if len(e.slack.OK("chat.postMessage")) != 1 || len(e.Get(r.ID).Cards) != 1 {
 		t.Fatalf("card not posted after the channel was fixed")
 	}
 }
@@ -281,7 +281,7 @@ func TestDeletedCardUpdateGivesUp(t *testing.T) {
 	e := newEnv(t)
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.Deliver()
-	e.slack.fail("chat.update", slackError("message_not_found"))
+	e.slack.Fail("chat.update", slackError("message_not_found"))
 	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionDeny,
 		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
 	e.Deliver()
@@ -306,12 +306,12 @@ func TestOrphanUpdatePostsCard(t *testing.T) {
 	e.VoteAs(r.ID, identity("alice", "sre"), storage.DecisionApprove,
 		approvals.Source{Platform: "slack", Workspace: testTeam, PlatformUser: "Ualice"})
 	e.Deliver()
-	if len(e.slack.all("chat.postMessage")) != 0 {
+	if len(e.slack.All("chat.postMessage")) != 0 {
 		t.Fatal("posted before the grace period")
 	}
 	e.clock.Advance(cards.OrphanAfter)
 	e.Deliver()
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 1 || len(e.Get(r.ID).Cards) != 1 {
 		t.Fatalf("orphan card not posted: %d posts", len(posts))
 	}
@@ -327,7 +327,7 @@ func TestRunOutboxDelivers(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.bot.RunOutbox(ctx) }()
 	deadline := time.After(10 * time.Second)
-	for len(e.slack.ok("chat.postMessage")) == 0 {
+	for len(e.slack.OK("chat.postMessage")) == 0 {
 		select {
 		case <-deadline:
 			t.Fatal("RunOutbox posted nothing")

@@ -29,7 +29,7 @@ var codeBlock = regexp.MustCompile("(?s)```(.*)```")
 func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 	e := newWitnessEnv(t, "C0AUDIT")
 	e.RecordBackups(3) // checkpoint at seq 4
-	e.slack.fail("chat.postMessage", slackError("not_in_channel"))
+	e.slack.Fail("chat.postMessage", slackError("not_in_channel"))
 	e.Deliver()
 	entries := testenv.DueOutbox(t, e.store, approvals.PublishKindPrefix("slack"))
 	if len(entries) != 1 || !strings.Contains(entries[0].LastError, "invite the signoff app to the channel listed in audit.publish.slack") {
@@ -37,13 +37,13 @@ func TestCheckpointsReachWitnessChannelInOrder(t *testing.T) {
 	}
 	e.RecordBackups(2) // checkpoint at seq 7, behind the one that failed
 	e.Deliver()
-	if n := len(e.slack.all("chat.postMessage")); n != 1 {
+	if n := len(e.slack.All("chat.postMessage")); n != 1 {
 		t.Fatalf("%d posts while the first checkpoint backs off, want the 1 that failed", n)
 	}
 	e.clock.Advance(cards.Backoff(1))
 	e.Deliver()
 
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 2 {
 		t.Fatalf("%d checkpoints posted, want 2", len(posts))
 	}

@@ -23,7 +23,7 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 
 	e.clock.Advance(10 * time.Minute)
 	e.Deliver()
-	posts := e.slack.ok("chat.postMessage")
+	posts := e.slack.OK("chat.postMessage")
 	if len(posts) != 2 {
 		t.Fatalf("%d posts, want the card and the reminder", len(posts))
 	}
@@ -40,7 +40,7 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 
 	e.clock.Advance(10 * time.Minute)
 	e.Deliver()
-	posts = e.slack.ok("chat.postMessage")
+	posts = e.slack.OK("chat.postMessage")
 	if len(posts) != 3 || posts[2].Form.Get("channel") != "C9ESC" || posts[2].Form.Get("thread_ts") != "" || posts[2].Form.Get("blocks") == "" {
 		t.Fatalf("escalation: %d posts, last %v", len(posts), posts[len(posts)-1].Form)
 	}
@@ -52,13 +52,13 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 	e.ExpireDue()
 	e.Deliver()
 	var updated []string
-	for _, u := range e.slack.ok("chat.update") {
+	for _, u := range e.slack.OK("chat.update") {
 		updated = append(updated, u.Form.Get("channel"))
 	}
 	if strings.Join(updated, " ") != "C1 C9ESC" {
 		t.Fatalf("updated after the expiry: %v", updated)
 	}
-	if n := len(e.slack.ok("chat.postMessage")); n != 3 {
+	if n := len(e.slack.OK("chat.postMessage")); n != 3 {
 		t.Fatalf("%d posts in all, want 3", n)
 	}
 }
@@ -68,12 +68,12 @@ func TestReminderInThreadAndEscalationChannel(t *testing.T) {
 func TestOverdueBreakGlassReviewInThread(t *testing.T) {
 	e := newEnv(t)
 	bg, card := e.BreakGlassReview("deploy-prod", deployParams(), "prod is down")
-	posts := len(e.slack.ok("chat.postMessage"))
+	posts := len(e.slack.OK("chat.postMessage"))
 
 	e.clock.Set(bg.BreakGlass.Due.Add(-time.Second))
 	e.ExpireDue()
 	e.Deliver()
-	if n := len(e.slack.ok("chat.postMessage")); n != posts {
+	if n := len(e.slack.OK("chat.postMessage")); n != posts {
 		t.Fatalf("%d posts before the review was due, want %d", n, posts)
 	}
 	for range 2 {
@@ -81,7 +81,7 @@ func TestOverdueBreakGlassReviewInThread(t *testing.T) {
 		e.ExpireDue()
 		e.Deliver()
 	}
-	all := e.slack.ok("chat.postMessage")
+	all := e.slack.OK("chat.postMessage")
 	if len(all) != posts+1 {
 		t.Fatalf("%d posts after the review was due, want %d", len(all), posts+1)
 	}

@@ -55,12 +55,12 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 	r := e.Create("deploy-prod", deployParams(), "")
 	e.links.link("UALICE", identity("alice", "sre"))
 
-	api := slack.New("xoxb-test", slack.OptionAPIURL(e.slack.srv.GetAPIURL()), slack.OptionAppLevelToken("xapp-test"))
+	api := slack.New("xoxb-test", slack.OptionAPIURL(e.slack.URL()), slack.OptionAppLevelToken("xapp-test"))
 	h := socketmode.NewSocketmodeHandler(socketmode.New(api))
 	e.bot.registerSocketHandlers(h)
 	h.DispatchEvent(interactiveEvent(testTeam, "UALICE", "C1", ActionApprove, r.ID, "env-1"))
 
-	msg := e.slack.nextEphemeral(t)
+	msg := e.slack.NextEphemeral(t)
 	if !strings.Contains(msg.Form.Get("text"), "counted (1 of 2)") {
 		t.Errorf("reply: %q", msg.Form.Get("text"))
 	}
@@ -76,7 +76,7 @@ func TestSocketModeRoutesThroughLibraryHandler(t *testing.T) {
 		Data:    slack.SlashCommand{TeamID: testTeam, UserID: "UALICE", ChannelID: "C9", Command: SlashCommand, Text: "link"},
 		Request: &socketmode.Request{Type: socketmode.RequestTypeSlashCommands, EnvelopeID: "env-2"},
 	})
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "link-UALICE") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "link-UALICE") {
 		t.Errorf("link reply: %q", msg)
 	}
 	e.bot.work.Wait()
@@ -126,8 +126,8 @@ func TestSocketModeAcksEveryEnvelope(t *testing.T) {
 	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Errorf("%d votes, want 1", len(got.Votes))
 	}
-	e.slack.nextEphemeral(t)
-	e.slack.noEphemeral(t)
+	e.slack.NextEphemeral(t)
+	e.slack.NoEphemeral(t)
 	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 {
 		t.Errorf("%d vote records", n)
 	}

@@ -53,7 +53,7 @@ func TestSignatureKnownAnswer(t *testing.T) {
 	e := newEnv(t)
 	b, err := New(Options{
 		Service: e.svc, Resolver: e.links, BotToken: "xoxb-test", SigningSecret: kaSecret, TeamID: "T1DC2JH3J",
-		APIURL: e.slack.srv.GetAPIURL(), Clock: clock.NewFake(at), Logger: slog.New(slog.DiscardHandler),
+		APIURL: e.slack.URL(), Clock: clock.NewFake(at), Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +158,7 @@ func TestCallbackVerificationFailures(t *testing.T) {
 	if got := e.Get(r.ID); len(got.Votes) != 0 {
 		t.Errorf("votes after forged callbacks: %v", got.Votes)
 	}
-	e.slack.noEphemeral(t)
+	e.slack.NoEphemeral(t)
 }
 
 func TestOversizedBodyRefused(t *testing.T) {
@@ -191,15 +191,15 @@ func TestReplayedCallbackCountedOnce(t *testing.T) {
 	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 {
 		t.Errorf("%d vote.approve records, want 1", n)
 	}
-	e.slack.nextEphemeral(t)
-	e.slack.noEphemeral(t)
+	e.slack.NextEphemeral(t)
+	e.slack.NoEphemeral(t)
 
 	// The same click signed anew (a later delivery of the same event) is
 	// a duplicate for approvals: still one vote, no second record.
 	if rec := e.postSigned(InteractionsPath, body); rec.Code != http.StatusOK {
 		t.Fatalf("status %d", rec.Code)
 	}
-	if msg := e.slack.nextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "already voted approve") {
+	if msg := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(msg, "already voted approve") {
 		t.Errorf("reply to the re-sent click: %q", msg)
 	}
 	if n := len(e.RecordsOf(audit.TypeVoteApprove)); n != 1 || len(e.Get(r.ID).Votes) != 1 {
@@ -212,7 +212,7 @@ func TestReplayedCallbackCountedOnce(t *testing.T) {
 
 func TestNoSigningSecretRefusesAll(t *testing.T) {
 	e := newEnv(t)
-	b, err := New(Options{Service: e.svc, Resolver: e.links, BotToken: "xoxb", AppToken: "xapp-1", TeamID: testTeam, APIURL: e.slack.srv.GetAPIURL(), Clock: e.clock, Logger: slog.New(slog.DiscardHandler)})
+	b, err := New(Options{Service: e.svc, Resolver: e.links, BotToken: "xoxb", AppToken: "xapp-1", TeamID: testTeam, APIURL: e.slack.URL(), Clock: e.clock, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
