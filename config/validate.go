@@ -499,7 +499,7 @@ func checkURL(ps *problems, key, raw string, rule urlRule) bool {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if rule.httpsUnlessLoopback && !isLoopback(u.Hostname()) {
+		if rule.httpsUnlessLoopback && !hostlist.IsLoopback(u.Hostname()) {
 			ps.add(key, "%s must use https (http is allowed only for loopback hosts such as 127.0.0.1 or localhost)", shown)
 			return false
 		}
@@ -520,14 +520,6 @@ func checkURL(ps *problems, key, raw string, rule urlRule) bool {
 		return false
 	}
 	return true
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkListen(ps *problems, key, addr string) {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/jwks"
 	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
@@ -239,7 +240,7 @@ func checkKeySetURL(s string) error {
 	}
 	switch {
 	case u.Scheme == "https":
-	case u.Scheme == "http" && idtoken.IsLoopbackHost(u.Hostname()):
+	case u.Scheme == "http" && hostlist.IsLoopback(u.Hostname()):
 	default:
 		return fmt.Errorf("key set URL %q must use https (http only on a loopback address)", s)
 	}

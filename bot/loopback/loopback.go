@@ -21,20 +21,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-)
 
-// IsHost reports whether host (without a port; an IPv6 address with or
-// without brackets) is a loopback name or address: localhost, 127.0.0.0/8
-// or ::1. Names that merely start with a loopback address
-// (127.0.0.1.example.com) are not.
-func IsHost(host string) bool {
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+	"github.com/signoff-dev/signoff/internal/hostlist"
+)
 
 // Guard refuses requests not addressed to this machine by a loopback name
 // or address on the listening port (DNS rebinding), and requests whose
@@ -53,7 +42,7 @@ func NewGuard(addr string) (*Guard, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loopback: %q is not host:port: %w", addr, err)
 	}
-	if !IsHost(host) || port == "" || port == "0" {
+	if !hostlist.IsLoopback(host) || port == "" || port == "0" {
 		return nil, fmt.Errorf("loopback: %q is not a loopback address with a port", addr)
 	}
 	return &Guard{port: port, base: "http://" + net.JoinHostPort(host, port)}, nil
@@ -103,7 +92,7 @@ func (g *Guard) loopbackHostPort(hostport string) bool {
 	if port == "" {
 		port = "80"
 	}
-	return host != "" && IsHost(host) && port == g.port
+	return host != "" && hostlist.IsLoopback(host) && port == g.port
 }
 
 // Wrap returns h behind the guard: a refused request gets a small HTML

@@ -73,7 +73,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -87,6 +86,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/loadrig"
 )
 
@@ -326,7 +326,7 @@ func (c config) check() error {
 		if err != nil || u.Host == "" {
 			return fmt.Errorf("--server %q is not a URL", c.server)
 		}
-		if !c.allowRemote && !isLoopback(u.Hostname()) {
+		if !c.allowRemote && !hostlist.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("--server %s is not a loopback address; pass --allow-remote if you really mean to load it", u.Host)
 		}
 		if c.token == "" {
@@ -553,12 +553,4 @@ func memory(pid int) (hwm, rss string, err error) {
 		}
 	}
 	return hwm, rss, nil
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }

@@ -17,7 +17,7 @@ import (
 
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/bot"
-	"github.com/signoff-dev/signoff/bot/loopback"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 )
 
@@ -125,7 +125,7 @@ func loopbackHost(hostport string) bool {
 	if err != nil {
 		host = hostport
 	}
-	return loopback.IsHost(host)
+	return hostlist.IsLoopback(host)
 }
 
 func newDevCommand() *cobra.Command {

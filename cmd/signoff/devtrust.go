@@ -5,8 +5,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 )
 
 // isDevIssuerURL reports whether a requester entry's issuer is a dev-mode
@@ -25,7 +25,7 @@ import (
 // signoff) are not either; serve only warns that they are plain http.
 func isDevIssuerURL(r config.RequesterConfig) (bool, string) {
 	u, err := url.Parse(r.Issuer)
-	if err != nil || u.Host == "" || !loopback.IsHost(u.Hostname()) {
+	if err != nil || u.Host == "" || !hostlist.IsLoopback(u.Hostname()) {
 		return false, ""
 	}
 	if strings.TrimSuffix(u.Path, "/") == defaultDevIssuerPath {

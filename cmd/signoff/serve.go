@@ -32,6 +32,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/config"
 	"github.com/signoff-dev/signoff/executor"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
@@ -557,11 +558,7 @@ func checkLoopback(listen string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %q is not host:port: %w", listen, err)
 	}
-	if host == "localhost" {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsLoopback() {
+	if !hostlist.IsLoopback(host) {
 		return fmt.Errorf("listen: dev mode only listens on loopback (127.0.0.1 or ::1), not %q: its tokens and console are for local trials; drop --dev to serve on other addresses", listen)
 	}
 	return nil
@@ -796,7 +793,7 @@ func followListenAddress(pol *policy.Policy, bound string, logger *slog.Logger) 
 		if err != nil || u.Path != "/dev/webhook" || u.Host == bound {
 			continue
 		}
-		if ip := net.ParseIP(u.Hostname()); u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		if !hostlist.IsLoopback(u.Hostname()) {
 			continue
 		}
 		u.Scheme, u.Host = "http", bound

@@ -153,3 +153,17 @@ func (l List) CheckURL(raw string) (host string, err error) {
 	}
 	return host, nil
 }
+
+// IsLoopback reports whether host (without a port; an IPv6 address with or
+// without brackets) names this machine: "localhost" in any case, an address
+// in 127.0.0.0/8 or ::1. Names that merely start with a loopback address
+// ("127.0.0.1.example.com") are not. It is the one rule behind every
+// "https unless loopback" check and dev mode's loopback-only guards.
+func IsLoopback(host string) bool {
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -82,3 +82,17 @@ func TestCheckURL(t *testing.T) {
 		}
 	}
 }
+
+func TestIsLoopback(t *testing.T) {
+	for host, want := range map[string]bool{
+		"localhost": true, "LOCALHOST": true, "127.0.0.1": true, "127.1.2.3": true, "::1": true, "[::1]": true,
+		"::ffff:127.0.0.1": true,
+		"":                 false, "localhost.": false, "localhost.evil.example": false, "evil.localhost.example": false,
+		"127.0.0.1.evil.example": false, "127.1": false, "2130706433": false, "0x7f000001": false,
+		"0.0.0.0": false, "::": false, "10.0.0.1": false, "[::1%25lo]": false, "[::2]": false,
+	} {
+		if got := IsLoopback(host); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", host, got, want)
+		}
+	}
+}

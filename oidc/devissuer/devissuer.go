@@ -28,7 +28,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -39,6 +38,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/keyfile"
 	"github.com/signoff-dev/signoff/oidc"
 )
@@ -83,7 +83,7 @@ func New(issuerURL string, keyFile string) (*Issuer, error) {
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("devissuer: issuer URL %q must be an absolute http(s) URL without query, fragment or user info", issuerURL)
 	}
-	if !isLoopback(u.Hostname()) {
+	if !hostlist.IsLoopback(u.Hostname()) {
 		return nil, fmt.Errorf("devissuer: issuer URL %q is not on a loopback address; the dev issuer only runs locally (use 127.0.0.1 or localhost)", issuerURL)
 	}
 	if keyFile == "" {
@@ -159,14 +159,6 @@ func (i *Issuer) discovery(withLogin bool) ([]byte, error) {
 		return nil, fmt.Errorf("devissuer: encoding the discovery document: %w", err)
 	}
 	return b, nil
-}
-
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // URL returns the issuer URL (the iss of minted tokens).

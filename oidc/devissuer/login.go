@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/webpage"
 	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
 )
@@ -162,7 +163,7 @@ func (i *Issuer) EnableLogin(opts LoginOptions) error {
 	if (ru.Scheme != "http" && ru.Scheme != "https") || ru.Host == "" || ru.Fragment != "" || ru.User != nil {
 		return fmt.Errorf("devissuer: redirect URL %q must be an absolute http(s) URL without fragment or user info", opts.RedirectURL)
 	}
-	if !isLoopback(ru.Hostname()) {
+	if !hostlist.IsLoopback(ru.Hostname()) {
 		return fmt.Errorf("devissuer: redirect URL %q is not on a loopback address; the dev issuer only signs people in to local clients", opts.RedirectURL)
 	}
 	if len(opts.People) == 0 {

@@ -22,6 +22,7 @@ import (
 
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/identity"
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/ratelimit"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/internal/idtoken"
@@ -360,7 +361,7 @@ func NewLinker(opts LinkerOptions) (*Linker, error) {
 	}
 	switch {
 	case redirect.Scheme == "https":
-	case redirect.Scheme == "http" && idtoken.IsLoopbackHost(redirect.Hostname()):
+	case redirect.Scheme == "http" && hostlist.IsLoopback(redirect.Hostname()):
 	default:
 		return nil, fmt.Errorf("oidc: redirect URL %q must use https (http only on a loopback address): set public_url to the https address approvers' browsers reach", opts.RedirectURL)
 	}

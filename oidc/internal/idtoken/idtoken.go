@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -19,6 +18,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 
+	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/internal/jwks"
 	"github.com/signoff-dev/signoff/internal/text"
 )
@@ -51,22 +51,13 @@ func CheckIssuerURL(s string) error {
 	switch u.Scheme {
 	case "https":
 	case "http":
-		if !IsLoopbackHost(u.Hostname()) {
+		if !hostlist.IsLoopback(u.Hostname()) {
 			return fmt.Errorf("issuer %q uses http; only https is trusted except on a loopback address", s)
 		}
 	default:
 		return fmt.Errorf("issuer %q must use https", s)
 	}
 	return nil
-}
-
-// IsLoopbackHost reports whether h is localhost or a loopback address.
-func IsLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
 
 // FormatTime writes t for a message, in UTC.
