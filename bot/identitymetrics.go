@@ -1,6 +1,9 @@
 package bot
 
 import (
+	"maps"
+	"slices"
+
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 )
 
@@ -45,7 +48,7 @@ func IdentityMetrics(linker LinkerMetricsSource) func() []Metric {
 // labelled is a counter family with one label, a sample per key in order.
 func labelled(name, help, label string, m map[string]uint64) Metric {
 	f := Metric{Name: name, Type: "counter", Help: help}
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		f.Samples = append(f.Samples, MetricSample{Labels: []string{label, k}, Value: float64(m[k])})
 	}
 	return f

@@ -2,8 +2,6 @@ package bot
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -96,9 +94,4 @@ func constMetric(desc *prometheus.Desc, typ prometheus.ValueType, names []string
 		values[i] = labelValue(smp.Labels[2*i+1])
 	}
 	return prometheus.NewConstMetric(desc, typ, smp.Value, values...)
-}
-
-// sortedKeys is m's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	return slices.Sorted(maps.Keys(m))
 }
