@@ -3,7 +3,6 @@ package devconsole_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -183,24 +182,11 @@ func TestBuiltInWebhookReceiverChecksSignatures(t *testing.T) {
 		t.Fatalf("good signature: %d", code)
 	}
 	var calls []devconsole.WebhookCall
-	if err := json.Unmarshal([]byte(getBody(t, f.srv.URL+"/dev/webhook")), &calls); err != nil {
-		t.Fatal(err)
-	}
+	testenv.GetJSON(t, f.srv.URL+"/dev/webhook", &calls)
 	if len(calls) != 3 || !calls[0].SignatureValid || calls[1].SignatureValid || calls[2].SignatureValid || calls[0].RequestID != "req_1" {
 		t.Fatalf("calls %+v", calls)
 	}
 	if page := f.page(t); !strings.Contains(page, "signature valid") || !strings.Contains(page, "refused") {
 		t.Fatal("console does not list the webhook calls")
 	}
-}
-
-func getBody(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return string(b)
 }

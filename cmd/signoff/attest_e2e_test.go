@@ -86,27 +86,6 @@ func (rc *deployReceiver) payloads() ([]executor.Payload, []string) {
 	return append([]executor.Payload(nil), rc.bodies...), append([]string(nil), rc.bad...)
 }
 
-// getJSON GETs url without a token into v, as a relying party fetches
-// public documents.
-func getJSON(t *testing.T, url string, v any) []byte {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
-	}
-	if v != nil {
-		if err := json.Unmarshal(body, v); err != nil {
-			t.Fatalf("GET %s: %v", url, err)
-		}
-	}
-	return body
-}
-
 // TestAttestationEndToEnd: a request approved in dev mode yields one
 // attestation, the same in the file `signoff request --attestation-out`
 // writes and in the webhook body; a deploy receiver verifies with a stock
@@ -169,11 +148,11 @@ func TestAttestationEndToEnd(t *testing.T) {
 		Issuer  string `json:"issuer"`
 		JWKSURI string `json:"jwks_uri"`
 	}
-	getJSON(t, ts.base+"/.well-known/openid-configuration", &disco)
+	testenv.GetJSON(t, ts.base+"/.well-known/openid-configuration", &disco)
 	if disco.Issuer != ts.base || disco.JWKSURI != ts.base+"/.well-known/jwks.json" {
 		t.Fatalf("discovery %+v; want issuer %s", disco, ts.base)
 	}
-	jwks := getJSON(t, disco.JWKSURI, nil)
+	jwks := testenv.GetJSON(t, disco.JWKSURI, nil)
 	attesttest.CheckPublicOnly(t, jwks)
 	claims := attesttest.Claims(t, token, jwks, disco.Issuer, "deploy.example.com", time.Now())
 	iat, _ := claims.GetIssuedAt()

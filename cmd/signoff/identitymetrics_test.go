@@ -1,31 +1,21 @@
 package main
 
 import (
-	"io"
 	"net"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testop"
 )
 
 // scrapeMetrics returns GET /metrics of ts.
 func scrapeMetrics(t *testing.T, ts *testServer) string {
 	t.Helper()
-	resp, err := http.Get(ts.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
-	}
-	return string(body)
+	return string(testenv.GetOK(t, ts.base+"/metrics"))
 }
 
 // containsSample reports whether the scrape text has the sample line want
