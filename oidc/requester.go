@@ -316,6 +316,8 @@ func (v *RequesterVerifier) Verify(ctx context.Context, rawToken string) (*Reque
 			validFrom:      validFrom,
 			validUntil:     tok.Expiry.Add(skew),
 			keysFreshUntil: rec.keysFetched.Add(v.opts.KeyMaxAge),
+			keys:           keys.keys,
+			keysFetched:    rec.keysFetched,
 		}, now)
 		return tok.clone(), nil
 	}

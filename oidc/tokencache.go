@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/signoff-dev/signoff/internal/jwks"
 )
 
 // DefaultTokenCacheSize is how many verified tokens a RequesterVerifier
@@ -25,8 +27,13 @@ const DefaultTokenCacheSize = 1024
 //     would still pass at the verifier's clock: not after exp plus the
 //     skew, not before nbf and iat minus the skew (the clock may go back),
 //     and not once the keys that verified it are due to be fetched again
-//     (KeyMaxAge after their download), so a key the issuer withdraws stops
-//     vouching for cached tokens as it stops vouching for new ones.
+//     (KeyMaxAge after their download).
+//   - An entry is served only while the issuer's key set is still the
+//     download that verified it: once signoff fetches the keys again (for
+//     a token naming a kid it does not hold, or because they aged), each
+//     cached token is verified afresh, so a key the issuer withdraws stops
+//     vouching for cached tokens the moment signoff learns of it, as it
+//     stops vouching for new ones.
 //   - Bounded: at most size entries; when full, an arbitrary entry makes
 //     room (Go's map iteration starts at a random place), so a flood of
 //     distinct valid tokens costs re-verification, never memory.
@@ -50,12 +57,23 @@ type cachedToken struct {
 	validFrom      time.Time
 	validUntil     time.Time
 	keysFreshUntil time.Time
+	// keys is the issuer's key cache and keysFetched the download of it
+	// whose key verified the token.
+	keys        *jwks.Cache
+	keysFetched time.Time
 }
 
 // usableAt reports whether the entry may stand in for a verification at
 // now.
 func (c *cachedToken) usableAt(now time.Time) bool {
-	return !now.Before(c.validFrom) && !now.After(c.validUntil) && now.Before(c.keysFreshUntil)
+	return !now.Before(c.validFrom) && !c.overAt(now)
+}
+
+// overAt reports whether the entry can never be used again from now on:
+// its exp has passed, or its keys aged or were downloaded anew. (Before
+// validFrom it is unusable but not over: the clock may come back.)
+func (c *cachedToken) overAt(now time.Time) bool {
+	return now.After(c.validUntil) || !now.Before(c.keysFreshUntil) || !c.keys.FetchedAt().Equal(c.keysFetched)
 }
 
 func newTokenCache(size int) *tokenCache {
@@ -70,21 +88,28 @@ func tokenKey(raw string) [sha256.Size]byte {
 }
 
 // get returns a copy of the token cached under key when it is usable at
-// now. An entry past its end is dropped.
+// now. An entry that is over is dropped.
 func (c *tokenCache) get(key [sha256.Size]byte, now time.Time) (*RequesterToken, bool) {
 	if c == nil {
 		return nil, false
 	}
 	c.mu.Lock()
 	e, ok := c.entries[key]
-	if ok && (now.After(e.validUntil) || !now.Before(e.keysFreshUntil)) {
-		delete(c.entries, key)
-	}
 	c.mu.Unlock()
-	if !ok || !e.usableAt(now) {
+	if !ok {
 		return nil, false
 	}
-	return e.tok.clone(), true
+	if e.usableAt(now) {
+		return e.tok.clone(), true
+	}
+	if e.overAt(now) {
+		c.mu.Lock()
+		if c.entries[key] == e {
+			delete(c.entries, key)
+		}
+		c.mu.Unlock()
+	}
+	return nil, false
 }
 
 // put remembers an accepted token, unless it is already unusable at now.

@@ -318,6 +318,16 @@ func verifyWith(jws *jose.JSONWebSignature, keys []Key, kid, alg string) (payloa
 	return nil, nil, found, err
 }
 
+// FetchedAt is when the keys c holds were downloaded: zero before the
+// first successful download and for a Static cache. Every Key a
+// download brought carries the same FetchedAt, so a caller that remembers
+// what a key verified can tell, without any I/O, whether the set has been
+// downloaded again since (and the key may be gone).
+func (c *Cache) FetchedAt() time.Time {
+	_, at := c.snapshot()
+	return at
+}
+
 func (c *Cache) snapshot() ([]Key, time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
