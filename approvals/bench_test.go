@@ -9,7 +9,6 @@ package approvals_test
 
 import (
 	"context"
-	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"os"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/clock"
+	"github.com/signoff-dev/signoff/internal/barebolt"
 	"github.com/signoff-dev/signoff/internal/testpg"
 	"github.com/signoff-dev/signoff/storage"
 	"github.com/signoff-dev/signoff/storage/boltstore"
@@ -34,25 +34,14 @@ import (
 // BenchmarkBareBoltPutFsync is the baseline: one writer, one durable
 // bbolt transaction with one put per iteration.
 func BenchmarkBareBoltPutFsync(b *testing.B) {
-	db, err := bolt.Open(filepath.Join(b.TempDir(), "bare.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	f, err := barebolt.Open(filepath.Join(b.TempDir(), "bare.db"), 512)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer db.Close()
-	bucket := []byte("b")
-	value := make([]byte, 512)
+	defer f.Close()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		err := db.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists(bucket)
-			if err != nil {
-				return err
-			}
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], uint64(i))
-			return bk.Put(k[:], value)
-		})
-		if err != nil {
+		if err := f.Commit(uint64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}

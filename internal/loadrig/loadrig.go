@@ -26,7 +26,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -44,7 +43,6 @@ import (
 	"time"
 
 	"github.com/slack-go/slack/slacktest"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot"
@@ -53,6 +51,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/identity"
+	"github.com/signoff-dev/signoff/internal/barebolt"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
@@ -568,30 +567,20 @@ func (r *Rig) Stop(ctx context.Context) (votes int, err error) {
 
 // BareCommits times n bare bbolt commits in a new file under dir, each
 // one put of 512 bytes and an fsync, by a single writer: the floor the
-// disk sets (approvals' BenchmarkBareBoltPutFsync runs the same loop). It
-// returns each commit's duration, in order, and removes the file.
+// disk sets (internal/barebolt's loop, which approvals'
+// BenchmarkBareBoltPutFsync also runs). It returns each commit's duration, in order, and removes the file.
 func BareCommits(dir string, n int) ([]time.Duration, error) {
 	path := filepath.Join(dir, "bare.db")
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	f, err := barebolt.Open(path, 512)
 	if err != nil {
 		return nil, fmt.Errorf("loadrig: %w", err)
 	}
 	defer os.Remove(path)
-	defer db.Close()
-	bucket, value := []byte("b"), make([]byte, 512)
+	defer f.Close()
 	out := make([]time.Duration, 0, n)
 	for i := range n {
 		t0 := time.Now()
-		err := db.Update(func(tx *bolt.Tx) error {
-			bk, err := tx.CreateBucketIfNotExists(bucket)
-			if err != nil {
-				return err
-			}
-			var k [8]byte
-			binary.BigEndian.PutUint64(k[:], uint64(i))
-			return bk.Put(k[:], value)
-		})
-		if err != nil {
+		if err := f.Commit(uint64(i)); err != nil {
 			return nil, fmt.Errorf("loadrig: bare commit: %w", err)
 		}
 		out = append(out, time.Since(t0))
