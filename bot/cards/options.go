@@ -12,8 +12,9 @@ import (
 
 // Defaults fills in, where they were left zero, the options every chat
 // adapter has: the wall clock, slog.Default(), an HTTP client bounded by
-// CallTimeout, a body cap of MaxBody, a one-second PollInterval and, when
-// PublicURL is set, request links under PublicURL + "/v1/requests/".
+// CallTimeout, a body cap of MaxBody, a one-second PollInterval and
+// request links: under PublicURL + "/v1/requests/" when PublicURL is set,
+// else none (RequestURL returns ""), so that RequestURL is never nil.
 type Defaults struct {
 	Clock        *clock.Clock
 	Logger       **slog.Logger
@@ -47,8 +48,11 @@ func (d Defaults) Apply() {
 	if *d.PollInterval <= 0 {
 		*d.PollInterval = time.Second
 	}
-	if *d.RequestURL == nil && d.PublicURL != "" {
-		base := strings.TrimSuffix(d.PublicURL, "/")
-		*d.RequestURL = func(id string) string { return base + "/v1/requests/" + url.PathEscape(id) }
+	if *d.RequestURL == nil {
+		*d.RequestURL = func(string) string { return "" }
+		if d.PublicURL != "" {
+			base := strings.TrimSuffix(d.PublicURL, "/")
+			*d.RequestURL = func(id string) string { return base + "/v1/requests/" + url.PathEscape(id) }
+		}
 	}
 }

@@ -5,8 +5,8 @@
 // the dev console's chat users) verify the callback, parse it into a
 // Click and render the Outcome in their own wording and markup; the rules
 // live here once. A callback an adapter refuses at verification, before
-// any of that, is refused for a RejectReason; the reasons the platforms
-// share are declared here too.
+// any of that, is refused for a RejectReason and answered by WriteError;
+// the reasons the platforms share are declared here too.
 //
 // A chat account alone never authorizes: a click reaches
 // approvals.Service.Vote only under the identity Resolver.Resolve vouches

@@ -1,5 +1,10 @@
 package chatflow
 
+import (
+	"encoding/json"
+	"net/http"
+)
+
 // RejectReason is why a chat platform's callback was refused before
 // anything in it was trusted: a signature or token that does not verify,
 // a stale timestamp, a workspace or tenant signoff does not serve, …
@@ -20,3 +25,13 @@ const (
 	// RejectUnreadableBody: the body could not be read.
 	RejectUnreadableBody RejectReason = "unreadable_body"
 )
+
+// WriteError answers a refused callback with a small JSON error,
+// {"error": {"code": code, "message": message}}, and the given status.
+// The platforms ignore the body; it helps whoever debugs with curl.
+func WriteError(w http.ResponseWriter, status int, code, message string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
 )
@@ -40,7 +41,7 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 	}
 	form, err := url.ParseQuery(string(body))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_payload", "the body is not a form")
+		chatflow.WriteError(w, http.StatusBadRequest, "bad_payload", "the body is not a form")
 		return
 	}
 	if form.Get("ssl_check") == "1" {
@@ -51,7 +52,7 @@ func (b *Bot) handleCommands(w http.ResponseWriter, r *http.Request) {
 	parse.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	cmd, err := slack.SlashCommandParse(parse)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "bad_payload", "the slash command could not be read")
+		chatflow.WriteError(w, http.StatusBadRequest, "bad_payload", "the slash command could not be read")
 		return
 	}
 	if !b.admit(w, r, cmd.TeamID, cmd.EnterpriseID, source) {

@@ -51,12 +51,12 @@ func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
 	form, err := url.ParseQuery(string(body))
 	payload := form.Get("payload")
 	if err != nil || payload == "" {
-		writeError(w, http.StatusBadRequest, "bad_payload", "the body has no payload form field")
+		chatflow.WriteError(w, http.StatusBadRequest, "bad_payload", "the body has no payload form field")
 		return
 	}
 	var cb slack.InteractionCallback
 	if err := json.Unmarshal([]byte(payload), &cb); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_payload", "the payload is not an interaction JSON object")
+		chatflow.WriteError(w, http.StatusBadRequest, "bad_payload", "the payload is not an interaction JSON object")
 		return
 	}
 	if !b.admit(w, r, cb.Team.ID, cb.Enterprise.ID, source) {
@@ -88,7 +88,7 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 		case chatflow.RejectUnreadableBody:
 			status = http.StatusBadRequest
 		}
-		writeError(w, status, string(reason), "the request could not be verified as coming from Slack")
+		chatflow.WriteError(w, status, string(reason), "the request could not be verified as coming from Slack")
 		return nil, false
 	}
 	return body, true
@@ -102,7 +102,7 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 func (b *Bot) admit(w http.ResponseWriter, r *http.Request, teamID, enterpriseID, source string) bool {
 	if why := b.tenantProblem(teamID, enterpriseID); why != "" {
 		b.rejectCallback(r.Context(), teamID, why, source)
-		writeError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
+		chatflow.WriteError(w, http.StatusForbidden, string(why), "this signoff does not serve that Slack workspace")
 		return false
 	}
 	if b.replays.replayed(r.Header.Get(headerSignature), b.clock.Now()) {
@@ -239,7 +239,7 @@ func (b *Bot) handleClick(ctx context.Context, cb slack.InteractionCallback, a s
 // openReasonDialog opens the dialog that asks for the vote's reason; the
 // vote is cast when the signed view_submission arrives.
 func (b *Bot) openReasonDialog(ctx context.Context, c click, triggerID string, req approvals.Request) {
-	view, err := renderReasonModal(req, c.decision, c.channel, b.requestURL(req.ID))
+	view, err := renderReasonModal(req, c.decision, c.channel, b.opts.RequestURL(req.ID))
 	if err == nil {
 		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
@@ -375,13 +375,4 @@ func (b *Bot) postEphemeral(ctx context.Context, channel, user, text string) err
 		case <-b.clock.After(max(rl.RetryAfter, minRateLimitWait)):
 		}
 	}
-}
-
-// writeError answers a refused callback with a small JSON error (Slack
-// ignores the body; it helps whoever debugs with curl).
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
 }

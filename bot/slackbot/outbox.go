@@ -70,7 +70,7 @@ type slackChat struct{ b *Bot }
 // chat.update options.
 func (c slackChat) messageOptions(r approvals.Request) []slack.MsgOption {
 	action, _ := c.b.svc.Policy().Action(r.Action) // nil when no longer declared
-	text, blocks := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.requestURL(r.ID)})
+	text, blocks := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.opts.RequestURL(r.ID)})
 	return []slack.MsgOption{
 		slack.MsgOptionText(text, false),
 		slack.MsgOptionBlocks(blocks...),

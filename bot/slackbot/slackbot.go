@@ -263,14 +263,6 @@ func (b *Bot) flow() *chatflow.Flow {
 	})
 }
 
-// requestURL returns where the request can be read in full, or "".
-func (b *Bot) requestURL(id string) string {
-	if b.opts.RequestURL == nil {
-		return ""
-	}
-	return b.opts.RequestURL(id)
-}
-
 // Reasons a callback from a workspace or enterprise signoff does not
 // serve is refused (tenantProblem), as written to callback.rejected
 // records.

@@ -110,7 +110,7 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	var act activity
 	if err := json.Unmarshal(body, &act); err != nil {
-		writeError(w, http.StatusBadRequest, "bad_activity", "the body is not a Bot Framework activity JSON object")
+		chatflow.WriteError(w, http.StatusBadRequest, "bad_activity", "the body is not a Bot Framework activity JSON object")
 		return
 	}
 	if aerr := tok.checkActivity(act.ServiceURL, act.ChannelID); aerr != nil {
@@ -164,7 +164,7 @@ func (b *Bot) refuse(w http.ResponseWriter, r *http.Request, tenant string, aerr
 	if aerr.Status == http.StatusForbidden {
 		msg = "this signoff does not serve that Microsoft Entra tenant"
 	}
-	writeError(w, aerr.Status, string(aerr.Reason), msg)
+	chatflow.WriteError(w, aerr.Status, string(aerr.Reason), msg)
 }
 
 // learnLater stores the activity's conversation references after the
@@ -408,7 +408,7 @@ func (b *Bot) render(c click, o chatflow.Outcome) answer {
 	case chatflow.Counted:
 		action, _ := b.svc.Policy().Action(o.Request.Action)
 		return answer{
-			card: renderCard(cardInput{Request: o.Request, Action: action, RequestURL: b.requestURL(o.Request.ID)}),
+			card: renderCard(cardInput{Request: o.Request, Action: action, RequestURL: b.opts.RequestURL(o.Request.ID)}),
 			text: countedText(o, c.decision),
 		}
 	case chatflow.Duplicate:
@@ -594,13 +594,4 @@ func writeInvokeBody(w http.ResponseWriter, body []byte) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.Copy(w, bytes.NewReader(body))
-}
-
-// writeError answers a refused request with a small JSON error (the Bot
-// Connector ignores the body; it helps whoever debugs with curl).
-func writeError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": message}})
 }

@@ -78,7 +78,7 @@ type teamsChat struct{ b *Bot }
 // activity renders the request's card as a message activity.
 func (c teamsChat) activity(r approvals.Request) outActivity {
 	action, _ := c.b.svc.Policy().Action(r.Action) // nil when no longer declared
-	card := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.requestURL(r.ID)})
+	card := renderCard(cardInput{Request: r, Action: action, RequestURL: c.b.opts.RequestURL(r.ID)})
 	return cardActivity(card, cards.Title(r)+" ("+cards.StateLabel(r)+")")
 }
 

@@ -432,14 +432,6 @@ func (b *Bot) flow() *chatflow.Flow {
 	})
 }
 
-// requestURL returns where the request can be read in full, or "".
-func (b *Bot) requestURL(id string) string {
-	if b.opts.RequestURL == nil {
-		return ""
-	}
-	return b.opts.RequestURL(id)
-}
-
 // tenant returns the configured spelling of tenant id t, or "" when t is
 // not configured.
 func (b *Bot) tenant(t string) string {
