@@ -9,6 +9,7 @@
 package approvals
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -95,9 +96,7 @@ func New(store storage.Store, pol *policy.Policy, opts Options) *Service {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	if opts.GroupsMaxAge <= 0 {
 		opts.GroupsMaxAge = DefaultGroupsMaxAge
 	}

@@ -28,6 +28,7 @@ package executor
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -150,9 +151,7 @@ func newExecutor(svc *approvals.Service, opts Options) *Executor {
 	if opts.Clock == nil {
 		opts.Clock = clock.Real{}
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
-	}
+	opts.Logger = cmp.Or(opts.Logger, slog.Default())
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
 	}
