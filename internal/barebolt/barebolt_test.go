@@ -2,9 +2,9 @@ package barebolt_test
 
 import (
 	"encoding/binary"
+	"errors"
 	"path/filepath"
 	"testing"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -20,37 +20,30 @@ func TestCommitPutsOneValuePerKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range uint64(3) {
-		if err := f.Commit(i); err != nil {
-			t.Fatalf("commit %d: %v", i, err)
-		}
-	}
-	if err := f.Close(); err != nil {
+	if err := errors.Join(f.Commit(0), f.Commit(1), f.Commit(2), f.Close()); err != nil {
 		t.Fatal(err)
 	}
-
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	err = db.View(func(tx *bolt.Tx) error {
-		bk := tx.Bucket([]byte("b"))
-		if bk == nil {
-			t.Fatal("no bucket b")
-		}
-		if n := bk.Stats().KeyN; n != 3 {
-			t.Errorf("%d keys, want 3", n)
-		}
-		for i := range uint64(3) {
-			if v := bk.Get(binary.BigEndian.AppendUint64(nil, i)); len(v) != 512 {
-				t.Errorf("key %d: value of %d bytes, want 512", i, len(v))
-			}
-		}
-		return nil
-	})
+	tx, err := db.Begin(false)
 	if err != nil {
 		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	bk := tx.Bucket([]byte("b"))
+	if bk == nil {
+		t.Fatal("no bucket b")
+	}
+	if n := bk.Stats().KeyN; n != 3 {
+		t.Errorf("%d keys, want 3", n)
+	}
+	for i := range uint64(3) {
+		if v := bk.Get(binary.BigEndian.AppendUint64(nil, i)); len(v) != 512 {
+			t.Errorf("key %d: value of %d bytes, want 512", i, len(v))
+		}
 	}
 }
 
