@@ -279,7 +279,7 @@ func slackBindingSection(slack *slackStandIn) string {
   bot_token: xoxb-e2e
   signing_secret: ` + slackE2ESecret + `
   team_id: T0E2E
-  api_url: ` + slack.srv.GetAPIURL()
+  api_url: ` + slack.URL()
 }
 
 // ephemeralLinks returns the sign-in links in the private replies Slack

@@ -15,7 +15,7 @@ import (
 // as at the dev issuer: carol, who asks for deploys, and carol.ops, whose
 // Slack account looks like hers.
 func requesterNoticeConfig(slack *slackStandIn) string {
-	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL())
+	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.URL())
 	return strings.Replace(cfg, "    - {name: bob, email: bob@example.com, groups: [sre]}\n", `    - {name: bob, email: bob@example.com, groups: [sre]}
     - {name: carol, email: carol@example.com, groups: [dev]}
     - {name: carol.ops, email: carol.ops@example.com, groups: [dev]}

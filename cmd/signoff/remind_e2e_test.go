@@ -14,7 +14,7 @@ import (
 func TestSlackRemindAndEscalateEndToEnd(t *testing.T) {
 	clearCIEnv(t)
 	slack := newSlackStandIn(t)
-	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL())
+	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.URL())
 	cfg = strings.Replace(cfg, "    notify: {slack: [C1]}\n", `    notify: {slack: [C1]}
     remind: {every: 1s, max: 2}
     escalate: {after: 1s, notify: {slack: [C9]}}
@@ -72,11 +72,9 @@ func TestSlackRemindAndEscalateEndToEnd(t *testing.T) {
 // channel (a chat.postMessage outside any thread), as the stand-in
 // answered it (its ts counts the calls it answered), or "".
 func (s *slackStandIn) cardPost(channel string) (id, ts string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for i, c := range s.calls {
-		if s.names[i] == "chat.postMessage" && c.Get("channel") == channel && c.Get("thread_ts") == "" {
-			if id = regexp.MustCompile(`req_[a-z0-9]+`).FindString(c.Encode()); id != "" {
+	for i, c := range s.Calls() {
+		if c.Method == "chat.postMessage" && c.Form.Get("channel") == channel && c.Form.Get("thread_ts") == "" {
+			if id = regexp.MustCompile(`req_[a-z0-9]+`).FindString(c.Form.Encode()); id != "" {
 				return id, fmt.Sprintf("1772366400.%06d", i+1)
 			}
 		}

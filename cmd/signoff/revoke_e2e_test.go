@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -28,7 +26,7 @@ func startSlackAdminServer(t *testing.T, slack *slackStandIn) *testServer {
 	t.Helper()
 	isolateLogin(t)
 	cfgPath := filepath.Join(t.TempDir(), "signoff.yaml")
-	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL()) + "admins: {groups: [signoff-admins]}\n"
+	cfg := strings.ReplaceAll(slackE2EConfig, "%API%", slack.URL()) + "admins: {groups: [signoff-admins]}\n"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -45,13 +43,8 @@ func startSlackAdminServer(t *testing.T, slack *slackStandIn) *testServer {
 // its failure instead of failing the test, for use off the test goroutine.
 func slackClick(client *http.Client, base, user, requestID, trigger string) error {
 	body := clickPayload(user, requestID, "signoff_approve", trigger)
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(slackE2ESecret))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
 	req, _ := http.NewRequest(http.MethodPost, base+"/slack/interactions", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header = chattest.SlackHeaders(slackE2ESecret, time.Now().Unix(), body)
 	resp, err := client.Do(req)
 	if err != nil {
 		return err

@@ -1,25 +1,18 @@
 package main
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/slack-go/slack/slacktest"
-
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
@@ -50,16 +43,13 @@ log: {level: warn}
 // signoff needs.
 const slackE2EScopes = "chat:write,commands,users:read,users:read.email"
 
-// slackStandIn is slacktest's server recording the Web API calls signoff
-// makes. Its auth.test names workspace T0E2E with slackE2EScopes, and its
-// users.info knows the accounts in users (U0ALICE and U0BOB to begin
-// with): any other id is user_not_found.
+// slackStandIn is chattest's Slack Web API stand-in answering for
+// workspace T0E2E: a direct message goes to a D… channel, auth.test names
+// the workspace with slackE2EScopes, and users.info knows the accounts in
+// users (U0ALICE and U0BOB to begin with): any other id is user_not_found.
 type slackStandIn struct {
-	srv   *slacktest.Server
+	*chattest.SlackAPI
 	mu    sync.Mutex
-	calls []url.Values
-	names []string
-	seq   int
 	users map[string]slackAccount
 }
 
@@ -72,13 +62,18 @@ func newSlackStandIn(t *testing.T) *slackStandIn {
 	s := &slackStandIn{users: map[string]slackAccount{}}
 	s.addUser(slackAccount{ID: "U0ALICE", Team: "T0E2E", Name: "alice", RealName: "Alice", Email: "alice@example.com"})
 	s.addUser(slackAccount{ID: "U0BOB", Team: "T0E2E", Name: "bob", RealName: "Bob", Email: "bob@example.com"})
-	s.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
-		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "users.info", "auth.test"} {
-			c.Handle("/"+m, s.record(m))
-		}
-	})
-	s.srv.Start()
-	t.Cleanup(s.srv.Stop)
+	s.SlackAPI = chattest.NewSlackAPI(t, map[string]func(http.ResponseWriter, chattest.SlackCall){
+		"auth.test": func(w http.ResponseWriter, _ chattest.SlackCall) {
+			w.Header().Set("X-OAuth-Scopes", slackE2EScopes)
+			_ = json.NewEncoder(w).Encode(map[string]any{
+				"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "signoff",
+				"team_id": "T0E2E", "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
+			})
+		},
+		"users.info": func(w http.ResponseWriter, call chattest.SlackCall) {
+			_ = json.NewEncoder(w).Encode(s.userInfo(call.Form.Get("user")))
+		},
+	}, chattest.DirectMessageChannels())
 	return s
 }
 
@@ -107,52 +102,13 @@ func (s *slackStandIn) userInfo(id string) map[string]any {
 	}}
 }
 
-func (s *slackStandIn) record(method string) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		form, _ := url.ParseQuery(string(body))
-		s.mu.Lock()
-		s.calls, s.names = append(s.calls, form), append(s.names, method)
-		s.seq++
-		ts := fmt.Sprintf("1772366400.%06d", s.seq)
-		s.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		switch method {
-		case "auth.test":
-			w.Header().Set("X-OAuth-Scopes", slackE2EScopes)
-			_ = json.NewEncoder(w).Encode(map[string]any{
-				"ok": true, "url": "https://acme.slack.com/", "team": "Acme", "user": "signoff",
-				"team_id": "T0E2E", "user_id": "U0SIGNOFF", "bot_id": "B0SIGNOFF", "is_enterprise_install": false,
-			})
-			return
-		case "users.info":
-			_ = json.NewEncoder(w).Encode(s.userInfo(form.Get("user")))
-			return
-		case "chat.postEphemeral":
-			fmt.Fprintf(w, `{"ok":true,"message_ts":%q}`, ts)
-			return
-		}
-		if form.Get("ts") != "" {
-			ts = form.Get("ts")
-		}
-		channel := form.Get("channel")
-		if method == "chat.postMessage" && strings.HasPrefix(channel, "U") {
-			// A message to a user id goes to the app's direct message
-			// channel with that user; Slack answers with its D… id.
-			channel = "D" + strings.TrimPrefix(channel, "U")
-		}
-		fmt.Fprintf(w, `{"ok":true,"channel":%q,"ts":%q}`, channel, ts)
-	}
-}
-
-// find returns the calls of method whose form mentions substr.
+// find returns the form bodies of the calls of method that mention
+// substr.
 func (s *slackStandIn) find(method, substr string) []url.Values {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []url.Values
-	for i, c := range s.calls {
-		if s.names[i] == method && strings.Contains(c.Encode(), url.QueryEscape(substr)) {
-			out = append(out, c)
+	for _, c := range s.All(method) {
+		if strings.Contains(c.Form.Encode(), url.QueryEscape(substr)) {
+			out = append(out, c.Form)
 		}
 	}
 	return out
@@ -162,13 +118,8 @@ func (s *slackStandIn) find(method, substr string) []url.Values {
 // timestamp and raw body.
 func signedPost(t *testing.T, base, path, body string) {
 	t.Helper()
-	ts := strconv.FormatInt(time.Now().Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(slackE2ESecret))
-	fmt.Fprintf(mac, "v0:%s:%s", ts, body)
 	req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Slack-Request-Timestamp", ts)
-	req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+	req.Header = chattest.SlackHeaders(slackE2ESecret, time.Now().Unix(), body)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -261,7 +212,7 @@ func clickPayloadFrom(user, userTeam, requestID, actionID, trigger string) strin
 func TestSlackEndToEnd(t *testing.T) {
 	clearCIEnv(t)
 	slack := newSlackStandIn(t)
-	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL()))
+	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.URL()))
 	ts := startServeConfig(t, cfgPath, true)
 	ts.logOnFailure(t)
 

@@ -19,7 +19,7 @@ func TestSessionRevokedStopsTheNextClick(t *testing.T) {
 	slack := newSlackStandIn(t)
 	tr := ssftest.New(t, "https://idp.example.com")
 	token := strings.Repeat("s", 40)
-	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.srv.GetAPIURL()))
+	cfgPath := writeConfig(t, strings.ReplaceAll(slackE2EConfig, "%API%", slack.URL()))
 	ts := startServeConfig(t, cfgPath, true, func(c *config.Config) {
 		c.SSF = config.SSFConfig{Issuer: tr.Issuer, JWKSURL: tr.JWKSURL(), Audience: "signoff-e2e", BearerToken: config.Secret(token)}
 	})

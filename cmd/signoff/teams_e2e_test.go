@@ -95,7 +95,7 @@ func TestTeamsEndToEnd(t *testing.T) {
 	slack := newSlackStandIn(t)
 	bf := teamstest.NewServer(teamstest.Options{})
 	t.Cleanup(bf.Close)
-	yaml := strings.NewReplacer("%SLACK%", slack.srv.GetAPIURL(), "%APPID%", bf.AppID(), "%APPPASSWORD%", bf.AppPassword(),
+	yaml := strings.NewReplacer("%SLACK%", slack.URL(), "%APPID%", bf.AppID(), "%APPPASSWORD%", bf.AppPassword(),
 		"%TENANT%", bf.TenantID(), "%METADATA%", bf.OpenIDMetadataURL(), "%TOKEN%", bf.TokenURL(), "%CONV%", teamsE2EConversation).Replace(teamsE2EConfig)
 	cfgPath := writeConfig(t, yaml)
 	ts := startServeConfig(t, cfgPath, true)

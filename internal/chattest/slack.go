@@ -51,21 +51,38 @@ type SlackCall struct {
 // answered with its channel and its ts, or a new ts of a sequence shared
 // by all successful calls (1772366400.000001 first).
 type SlackAPI struct {
-	srv       *slacktest.Server
-	answers   map[string]func(http.ResponseWriter, SlackCall)
-	ephemeral chan SlackCall
+	srv        *slacktest.Server
+	answers    map[string]func(http.ResponseWriter, SlackCall)
+	dmChannels bool
 
 	mu     sync.Mutex
 	calls  []SlackCall
 	nextTS int
 	script map[string][]func(w http.ResponseWriter)
+	// ephemeral holds the successful chat.postEphemeral calls
+	// NextEphemeral has not returned yet, oldest first.
+	ephemeral []SlackCall
+}
+
+// SlackOption changes how a SlackAPI answers.
+type SlackOption func(*SlackAPI)
+
+// DirectMessageChannels makes a SlackAPI answer a chat.postMessage to a
+// user id (U…) as Slack does: with the id of the app's direct message
+// channel with that user (D and the rest of the user id), not the id the
+// message was sent to.
+func DirectMessageChannels() SlackOption {
+	return func(f *SlackAPI) { f.dmChannels = true }
 }
 
 // NewSlackAPI starts a SlackAPI, stopped when tb ends. answers serve more
 // methods (users.info, auth.test, …): each writes the answer to a call not
 // answered by Fail. The others are slacktest's.
-func NewSlackAPI(tb testing.TB, answers map[string]func(w http.ResponseWriter, call SlackCall)) *SlackAPI {
-	f := &SlackAPI{answers: answers, ephemeral: make(chan SlackCall, 100), script: map[string][]func(http.ResponseWriter){}}
+func NewSlackAPI(tb testing.TB, answers map[string]func(w http.ResponseWriter, call SlackCall), opts ...SlackOption) *SlackAPI {
+	f := &SlackAPI{answers: answers, script: map[string][]func(http.ResponseWriter){}}
+	for _, opt := range opts {
+		opt(f)
+	}
 	f.srv = slacktest.NewTestServer(func(c slacktest.Customize) {
 		for _, m := range []string{"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "chat.delete"} {
 			c.Handle("/"+m, f.handler(m))
@@ -119,10 +136,16 @@ func (f *SlackAPI) handler(method string) http.HandlerFunc {
 			if call.Form.Get("ts") != "" {
 				ts = call.Form.Get("ts")
 			}
-			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": call.Form.Get("channel"), "ts": ts})
+			channel := call.Form.Get("channel")
+			if f.dmChannels && method == "chat.postMessage" && strings.HasPrefix(channel, "U") {
+				channel = "D" + strings.TrimPrefix(channel, "U")
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "channel": channel, "ts": ts})
 		case "chat.postEphemeral":
 			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "message_ts": ts})
-			f.ephemeral <- call
+			f.mu.Lock()
+			f.ephemeral = append(f.ephemeral, call)
+			f.mu.Unlock()
 		case "views.open":
 			_ = json.NewEncoder(w).Encode(map[string]any{"ok": true, "view": map[string]any{"id": "V1"}})
 		default:
@@ -151,15 +174,25 @@ func (f *SlackAPI) OK(method string) []SlackCall {
 // NextEphemeral waits for the next successful chat.postEphemeral.
 func (f *SlackAPI) NextEphemeral(t testing.TB) SlackCall {
 	t.Helper()
-	return testenv.Receive(t, f.ephemeral, "an ephemeral Slack message")
+	var c SlackCall
+	testenv.Eventually(t, "an ephemeral Slack message", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if len(f.ephemeral) == 0 {
+			return false
+		}
+		c, f.ephemeral = f.ephemeral[0], f.ephemeral[1:]
+		return true
+	})
+	return c
 }
 
 // NoEphemeral checks that no chat.postEphemeral is waiting to be read.
 func (f *SlackAPI) NoEphemeral(t testing.TB) {
 	t.Helper()
-	select {
-	case c := <-f.ephemeral:
-		t.Fatalf("unexpected ephemeral message: %q", c.Form.Get("text"))
-	default:
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.ephemeral) > 0 {
+		t.Fatalf("unexpected ephemeral message: %q", f.ephemeral[0].Form.Get("text"))
 	}
 }
