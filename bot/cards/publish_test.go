@@ -121,13 +121,8 @@ func TestCheckpointsPublishedInOrderPerWitness(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := audit.NewVerifier(audit.VerifyOptions{PublicKey: pub, Anchors: anchors})
-		for _, l := range testenv.AuditLines(t, e.store) {
-			if err := v.Add(l); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if sum, err := v.Finish(); err != nil || sum.Anchors != 3 {
+		opts := audit.VerifyOptions{PublicKey: pub, Anchors: anchors}
+		if sum, err := testenv.VerifyLines(t, testenv.AuditLines(t, e.store), opts); err != nil || sum.Anchors != 3 {
 			t.Fatalf("%s's lines: %+v %v", target, sum, err)
 		}
 	}
