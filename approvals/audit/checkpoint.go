@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -118,37 +119,36 @@ func WritePrivateKeyFile(path string, priv ed25519.PrivateKey) (err error) {
 // ParsePrivateKeyPEM reads an Ed25519 private key from a PKCS #8
 // "PRIVATE KEY" PEM block.
 func ParsePrivateKeyPEM(data []byte) (ed25519.PrivateKey, error) {
-	der, err := decodeKeyPEM(data, pemPrivate, "PKCS #8", " as written by `signoff audit keygen`")
-	if err != nil {
-		return nil, err
-	}
-	key, err := x509.ParsePKCS8PrivateKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse PKCS #8 private key: %w", err)
-	}
-	priv, ok := key.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("the key is a %T; checkpoints need an Ed25519 key (make one with `signoff audit keygen`)", key)
-	}
-	return priv, nil
+	return parseKeyPEM[ed25519.PrivateKey](data, pemPrivate, "PKCS #8", x509.ParsePKCS8PrivateKey,
+		" as written by `signoff audit keygen`", "checkpoints need an Ed25519 key (make one with `signoff audit keygen`)")
 }
 
-// decodeKeyPEM returns the bytes of data's first PEM block, which must be a
-// want block in the named form; hint tells where such a block comes from.
+// parseKeyPEM reads a K from data's first PEM block, which must be a want
+// block in the named form (its bytes read by parse); hint tells where such
+// a block comes from, and wrong ends the error for a key of another type.
 // A private key where a public one is wanted is refused with advice: the
 // private key stays on the server.
-func decodeKeyPEM(data []byte, want, form, hint string) ([]byte, error) {
+func parseKeyPEM[K any](data []byte, want, form string, parse func([]byte) (any, error), hint, wrong string) (K, error) {
+	var zero K
 	block, _ := pem.Decode(data)
 	if block == nil {
-		return nil, fmt.Errorf("no PEM block found; expected a %s %q block%s", form, want, hint)
+		return zero, fmt.Errorf("no PEM block found; expected a %s %q block%s", form, want, hint)
 	}
 	if block.Type != want {
 		if block.Type == pemPrivate {
-			return nil, errors.New("this is a private key; give the verifier the public key (PKIX \"PUBLIC KEY\" PEM) and keep the private key on the server")
+			return zero, errors.New("this is a private key; give the verifier the public key (PKIX \"PUBLIC KEY\" PEM) and keep the private key on the server")
 		}
-		return nil, fmt.Errorf("PEM block is %q; expected a %s %q block%s", block.Type, form, want, hint)
+		return zero, fmt.Errorf("PEM block is %q; expected a %s %q block%s", block.Type, form, want, hint)
 	}
-	return block.Bytes, nil
+	key, err := parse(block.Bytes)
+	if err != nil {
+		return zero, fmt.Errorf("parse %s %s: %w", form, strings.ToLower(want), err)
+	}
+	k, ok := key.(K)
+	if !ok {
+		return zero, fmt.Errorf("the key is a %T; %s", key, wrong)
+	}
+	return k, nil
 }
 
 // ReadPrivateKeyFile reads the checkpoint signing key from a PEM file (see
@@ -191,19 +191,8 @@ func WritePublicKeyPEM(w io.Writer, pub ed25519.PublicKey) error {
 // ParsePublicKeyPEM reads an Ed25519 public key from a PKIX "PUBLIC KEY"
 // PEM block. It refuses a private key: auditors should never need one.
 func ParsePublicKeyPEM(data []byte) (ed25519.PublicKey, error) {
-	der, err := decodeKeyPEM(data, pemPublic, "PKIX", "")
-	if err != nil {
-		return nil, err
-	}
-	key, err := x509.ParsePKIXPublicKey(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse PKIX public key: %w", err)
-	}
-	pub, ok := key.(ed25519.PublicKey)
-	if !ok {
-		return nil, fmt.Errorf("the key is a %T; checkpoints are signed with Ed25519", key)
-	}
-	return pub, nil
+	return parseKeyPEM[ed25519.PublicKey](data, pemPublic, "PKIX", x509.ParsePKIXPublicKey,
+		"", "checkpoints are signed with Ed25519")
 }
 
 // ReadPublicKeyFile reads a checkpoint public key from a PEM file (see
