@@ -202,7 +202,7 @@ func TestAttestationEndToEnd(t *testing.T) {
 	expired := filepath.Join(t.TempDir(), "expired.jwt")
 	writeFileT(t, expired, signedWithDevKey(t, dataDir, ts.base, time.Now().Add(-time.Hour)))
 	otherKeys := filepath.Join(t.TempDir(), "other-jwks.json")
-	writeFileT(t, otherKeys, string(otherSigner(t).JWKS()))
+	writeFileT(t, otherKeys, string(testenv.AttestSigner(t, "https://other.example.com").JWKS()))
 	for _, tc := range []struct {
 		name  string
 		args  []string
@@ -271,19 +271,6 @@ func signedWithDevKey(t *testing.T, dataDir, issuer string, decided time.Time) s
 		t.Fatal(err)
 	}
 	return signed.Token
-}
-
-func otherSigner(t *testing.T) *attest.Signer {
-	t.Helper()
-	key, err := attest.GenerateKey(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := attest.NewSigner(attest.SignerOptions{Issuer: "https://other.example.com", Key: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // A request that is not approved has no attestation: --attestation-out
