@@ -281,7 +281,7 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
 		}
 		l.counters.markStale(StaleBindingMismatch)
-		return link, l.linkRequired(ctx, p, LinkReasonStale, "your account link could not be confirmed: the chat platform's record of your account does not match the identity it was linked to. Open the link to sign in again as yourself, then click again")
+		return link, l.linkRequired(ctx, p, LinkReasonStale, bindingChangedMessage)
 	}
 	updated := link
 	updated.MatchedBy = v.by
@@ -290,6 +290,52 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 	}
 	l.log.Info("an older link was confirmed against its chat account", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "matched_by", v.by)
 	return updated, nil
+}
+
+// bindingChangedMessage answers a click whose link no longer matches the
+// chat platform's record of the account.
+const bindingChangedMessage = "your account link could not be confirmed: the chat platform's record of your account does not match the identity it was linked to. Open the link to sign in again as yourself, then click again"
+
+// recheckBinding confirms, each time a link's groups are refreshed (at
+// most every GroupsMaxAge, by a click or by the sweep), that the chat
+// account still belongs to the person it was linked to: the platform's
+// email for it must still be the link's email. A chat account whose
+// email an administrator changed (handed to someone else, renamed)
+// stops voting as the person who linked it at the next refresh rather
+// than never; the link is marked stale (identity.stale) and a
+// *refreshRefusedError with binding set returned. A failed lookup
+// changes nothing and is returned (a click is refused for now, the sweep
+// tries again at its next pass).
+//
+// Only links proved by email are re-checked: a link proved by Entra
+// object id names the Teams account's own object, which does not change
+// hands; a link never proved is checked at its next click
+// (checkLegacyBinding); with idp.link_match none nothing is.
+func (l *Linker) recheckBinding(ctx context.Context, p PlatformUser, link storage.IdentityLink, trigger string) error {
+	if l.opts.LinkMatch == LinkMatchNone || link.MatchedBy != MatchedByEmail {
+		return nil
+	}
+	acct, code, err := l.lookupAccount(ctx, p)
+	var v bindingVerdict
+	switch {
+	case err == nil:
+		v = matchLegacyLink(acct, link.Email)
+	case code == RefusalUnknownAccount || code == RefusalNoDirectory:
+		v = bindingVerdict{code: code, why: err.Error()}
+	default:
+		l.log.Warn("re-checking a link's chat account failed; nothing was changed", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "trigger", trigger, "err", err)
+		return fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
+	}
+	if v.ok {
+		return nil
+	}
+	reason := "the chat platform's record of the account no longer matches the linked identity (" + string(v.code) + ")"
+	l.log.Warn("a link no longer matches its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "trigger", trigger, "why", v.why)
+	if merr := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); merr != nil {
+		return &refreshRefusedError{reason: reason, markErr: merr, binding: true}
+	}
+	l.counters.markStale(StaleBindingMismatch)
+	return &refreshRefusedError{reason: reason, binding: true}
 }
 
 // DirectoryFunc adapts a function to an AccountDirectory.

@@ -699,6 +699,9 @@ func (l *Linker) refresh(ctx context.Context, p PlatformUser, link storage.Ident
 		if refused.markErr != nil {
 			return link, fmt.Errorf("oidc: %s: %w", refused.reason, refused.markErr)
 		}
+		if refused.binding {
+			return link, l.linkRequired(ctx, p, LinkReasonStale, bindingChangedMessage)
+		}
 		return link, l.linkRequired(ctx, p, LinkReasonStale, fmt.Sprintf(
 			"the identity provider no longer confirms your account link (%s): open the link to sign in again, then click again", refused.reason))
 	}
@@ -727,11 +730,17 @@ var errRefreshTokenUnreadable = errors.New("oidc: the stored refresh token canno
 type refreshRefusedError struct {
 	reason  string
 	markErr error
+	// binding: not the IdP but the chat platform refused, its record of
+	// the account no longer matching the linked identity (recheckBinding).
+	binding bool
 }
 
 func (e *refreshRefusedError) Error() string {
-	if e.markErr != nil {
+	switch {
+	case e.markErr != nil:
 		return "oidc: " + e.reason + ": " + e.markErr.Error()
+	case e.binding:
+		return "oidc: " + e.reason
 	}
 	return "oidc: the identity provider refused the refresh: " + e.reason
 }
@@ -752,6 +761,11 @@ func (l *Linker) refreshGroups(ctx context.Context, p PlatformUser, link storage
 		l.counters.refreshFailed(RefreshFailureTokenUnreadable)
 		l.log.Warn("stored refresh token cannot be opened; the approver must sign in again", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
 		return link, errRefreshTokenUnreadable
+	}
+	// The chat account first: a refresh spends (rotates) the refresh
+	// token, so nothing may fail after it but storing what it returned.
+	if err := l.recheckBinding(ctx, p, link, trigger); err != nil {
+		return link, err
 	}
 	res, err := l.idp.refresh(ctx, rt, link.Subject)
 	var refused *idpRefusal
