@@ -84,15 +84,21 @@ const (
 
 // WritePrivateKeyPEM writes priv to w as a PKCS #8 "PRIVATE KEY" PEM block.
 func WritePrivateKeyPEM(w io.Writer, priv ed25519.PrivateKey) error {
-	if len(priv) != ed25519.PrivateKeySize {
-		return fmt.Errorf("write checkpoint signing key: not an Ed25519 private key (%d bytes)", len(priv))
+	return writeKeyPEM(w, priv, ed25519.PrivateKeySize, pemPrivate, "checkpoint signing key", x509.MarshalPKCS8PrivateKey)
+}
+
+// writeKeyPEM writes key, which must be size bytes long, to w as a typ PEM
+// block of the DER marshal makes of it; what names the key in errors.
+func writeKeyPEM[K ~[]byte](w io.Writer, key K, size int, typ, what string, marshal func(any) ([]byte, error)) error {
+	if len(key) != size {
+		return fmt.Errorf("write %s: not an Ed25519 %s (%d bytes)", what, strings.ToLower(typ), len(key))
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
+	der, err := marshal(key)
 	if err != nil {
-		return fmt.Errorf("encode checkpoint signing key: %w", err)
+		return fmt.Errorf("encode %s: %w", what, err)
 	}
-	if err := pem.Encode(w, &pem.Block{Type: pemPrivate, Bytes: der}); err != nil {
-		return fmt.Errorf("write checkpoint signing key: %w", err)
+	if err := pem.Encode(w, &pem.Block{Type: typ, Bytes: der}); err != nil {
+		return fmt.Errorf("write %s: %w", what, err)
 	}
 	return nil
 }
@@ -175,17 +181,7 @@ func readKeyFile[K any](path, what string, parse func([]byte) (K, error)) (K, er
 // WritePublicKeyPEM writes pub to w as a PKIX "PUBLIC KEY" PEM block, the
 // form auditors pass to `signoff audit verify --pubkey`.
 func WritePublicKeyPEM(w io.Writer, pub ed25519.PublicKey) error {
-	if len(pub) != ed25519.PublicKeySize {
-		return fmt.Errorf("write checkpoint public key: not an Ed25519 public key (%d bytes)", len(pub))
-	}
-	der, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("encode checkpoint public key: %w", err)
-	}
-	if err := pem.Encode(w, &pem.Block{Type: pemPublic, Bytes: der}); err != nil {
-		return fmt.Errorf("write checkpoint public key: %w", err)
-	}
-	return nil
+	return writeKeyPEM(w, pub, ed25519.PublicKeySize, pemPublic, "checkpoint public key", x509.MarshalPKIXPublicKey)
 }
 
 // ParsePublicKeyPEM reads an Ed25519 public key from a PKIX "PUBLIC KEY"
