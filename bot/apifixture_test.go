@@ -21,6 +21,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/policy"
@@ -166,13 +167,11 @@ func newAPIFixture(t testing.TB, limits ...apiLimits) *apiFixture {
 }
 
 // token mints a ci token for sub with repository acme/api, actor sub and
-// the extra claims (which override those).
+// the extra claims, merged in as testkeys.Claims does (they override
+// those; a nil value leaves the claim out).
 func (f *apiFixture) token(sub string, extra map[string]any) string {
 	f.t.Helper()
-	claims := map[string]any{"repository": "acme/api", "actor": sub}
-	for k, v := range extra {
-		claims[k] = v
-	}
+	claims := testkeys.Claims(map[string]any{"repository": "acme/api", "actor": sub}, extra)
 	return mint(f.t, f.ci, sub, "signoff", claims)
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/signoff-dev/signoff/bot/ssf/ssftest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/testenv"
+	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/policy"
@@ -461,14 +462,7 @@ func TestRefusals(t *testing.T) {
 		c := e.tr.Claims(receiverAud, now, ssf.EventSessionRevoked, nil)
 		c["jti"] = jti
 		c["sub_id"] = ssftest.IssSub(idpIssuer, "alice-sub")
-		for k, v := range change {
-			if v == nil {
-				delete(c, k)
-			} else {
-				c[k] = v
-			}
-		}
-		return c
+		return testkeys.Claims(c, change)
 	}
 	signed := func(change map[string]any) string { return e.tr.Sign(t, claims(change)) }
 	valid := signed(nil)
