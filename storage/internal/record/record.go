@@ -5,6 +5,7 @@ package record
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -12,14 +13,11 @@ import (
 // Request returns r with every time in UTC. It copies the slices it changes
 // so that the caller's request is left alone.
 func Request(r storage.Request) storage.Request {
-	r.CreatedAt = r.CreatedAt.UTC()
-	r.ExpiresAt = r.ExpiresAt.UTC()
-	r.DecidedAt = r.DecidedAt.UTC()
+	utc(&r.CreatedAt, &r.ExpiresAt, &r.DecidedAt)
 	if r.Votes != nil {
 		votes := make([]storage.Vote, len(r.Votes))
 		for i, v := range r.Votes {
-			v.Time = v.Time.UTC()
-			v.Approver.VerifiedAt = v.Approver.VerifiedAt.UTC()
+			utc(&v.Time, &v.Approver.VerifiedAt)
 			votes[i] = v
 		}
 		r.Votes = votes
@@ -31,7 +29,7 @@ func Request(r storage.Request) storage.Request {
 	}
 	if r.BreakGlass != nil {
 		bg := *r.BreakGlass
-		bg.Due, bg.Unreviewed = bg.Due.UTC(), bg.Unreviewed.UTC()
+		utc(&bg.Due, &bg.Unreviewed)
 		r.BreakGlass = &bg
 	}
 	return r
@@ -39,26 +37,27 @@ func Request(r storage.Request) storage.Request {
 
 // Outbox returns e with every time in UTC.
 func Outbox(e storage.OutboxEntry) storage.OutboxEntry {
-	e.NextAttempt = e.NextAttempt.UTC()
-	e.LeaseUntil = e.LeaseUntil.UTC()
-	e.CreatedAt = e.CreatedAt.UTC()
+	utc(&e.NextAttempt, &e.LeaseUntil, &e.CreatedAt)
 	return e
 }
 
 // Link returns l with every time in UTC.
 func Link(l storage.IdentityLink) storage.IdentityLink {
-	l.LinkedAt = l.LinkedAt.UTC()
-	l.VerifiedAt = l.VerifiedAt.UTC()
-	l.AuthTime = l.AuthTime.UTC()
+	utc(&l.LinkedAt, &l.VerifiedAt, &l.AuthTime)
 	return l
 }
 
 // Attempt returns a with every time in UTC.
 func Attempt(a storage.LinkAttempt) storage.LinkAttempt {
-	a.StartedAt = a.StartedAt.UTC()
-	a.CreatedAt = a.CreatedAt.UTC()
-	a.ExpiresAt = a.ExpiresAt.UTC()
+	utc(&a.StartedAt, &a.CreatedAt, &a.ExpiresAt)
 	return a
+}
+
+// utc sets each of ts to the same instant in UTC.
+func utc(ts ...*time.Time) {
+	for _, t := range ts {
+		*t = t.UTC()
+	}
 }
 
 // CheckNextAudit reads the chain's head in tx and refuses an audit record
