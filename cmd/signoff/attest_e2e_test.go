@@ -32,9 +32,7 @@ const attestWebhookSecret = "attest-e2e-webhook-secret-0123456789"
 // are attested for deploy.example.com and delivered to receiverURL.
 func attestTestConfig(receiverURL string) string {
 	return `listen: 127.0.0.1:0
-storage: {driver: bolt, path: ./unused/signoff.db}
-` + devRequestersYAML + `auditors: {groups: [audit]}
-actions:
+` + devStoreYAML + `actions:
   deploy:
     description: Deploy a service
     requesters: [{issuer: dev, claims: {sub: "*"}}]

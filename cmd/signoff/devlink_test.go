@@ -28,9 +28,7 @@ import (
 // nothing).
 const devLinkConfig = `listen: %LISTEN%
 %IDP%
-storage: {driver: bolt, path: ./unused/signoff.db}
-` + devRequestersYAML + `auditors: {groups: [audit]}
-actions:
+` + devStoreYAML + `actions:
   deploy:
     description: Deploy a service
     requesters: [{issuer: dev, claims: {sub: "*"}}]

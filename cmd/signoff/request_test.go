@@ -29,6 +29,12 @@ const devRequestersYAML = `requesters:
   - {name: dev, issuer: "http://127.0.0.1:8080/dev/oidc", audience: signoff, person_claim: sub}
 `
 
+// devStoreYAML is what the dev-mode test configs hold between listen and
+// actions: a bbolt store, the dev requesters and auditors in group audit.
+const devStoreYAML = `storage: {driver: bolt, path: ./unused/signoff.db}
+` + devRequestersYAML + `auditors: {groups: [audit]}
+`
+
 // deployYAML begins the test configs' deploy action (under actions:): any
 // dev token may ask to deploy a service, named by a required parameter,
 // within an hour. Its approvers and notify follow it.
@@ -49,9 +55,7 @@ const quickYAML = `  quick:
 `
 
 const requestTestConfig = `listen: 127.0.0.1:0
-storage: {driver: bolt, path: ./unused/signoff.db}
-` + devRequestersYAML + `auditors: {groups: [audit]}
-actions:
+` + devStoreYAML + `actions:
 ` + deployYAML + `    approvers: {groups: [sre], min_approvals: 1}
 ` + quickYAML + `dev:
   approvers: [{name: alice, email: alice@example.com, groups: [sre]}]
