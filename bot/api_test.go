@@ -505,12 +505,7 @@ func TestNoVerifierRefusesEveryCall(t *testing.T) {
 	defer srv.Close()
 	req, _ := http.NewRequest("POST", srv.URL+"/v1/requests", strings.NewReader(validBody))
 	req.Header.Set("Authorization", "Bearer x.y.z")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusUnauthorized {
+	if resp, _ := testenv.Do(t, http.DefaultClient, req); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("%d", resp.StatusCode)
 	}
 }

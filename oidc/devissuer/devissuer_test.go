@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/internal/testkeys"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
@@ -158,12 +159,9 @@ func TestHandlerServesDiscoveryAndKeys(t *testing.T) {
 	if status, _ := get("/dev/oidc/other"); status != http.StatusNotFound {
 		t.Errorf("other path: %d, want 404", status)
 	}
-	resp, err := d.srv.Client().Post(d.srv.URL+"/dev/oidc/jwks", "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed {
+	req, _ := http.NewRequest(http.MethodPost, d.srv.URL+"/dev/oidc/jwks", nil)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, _ := testenv.Do(t, d.srv.Client(), req); resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d, want 405", resp.StatusCode)
 	}
 }
