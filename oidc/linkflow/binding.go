@@ -260,27 +260,14 @@ func (l *Linker) checkLegacyBinding(ctx context.Context, p PlatformUser, link st
 	if !l.unproven(link) {
 		return link, nil
 	}
-	acct, code, err := l.lookupAccount(ctx, p)
-	var v bindingVerdict
-	switch {
-	case err == nil:
-		v = matchLegacyLink(acct, link.Email)
-	case code == RefusalUnknownAccount || code == RefusalNoDirectory:
-		v = bindingVerdict{code: code, why: err.Error()}
-	default:
-		l.log.Warn("re-checking an older link failed: the chat account could not be looked up", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
-		return link, fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
+	v, err := l.askChatPlatform(ctx, p, link, "older link")
+	if err != nil {
+		return link, err
 	}
 	if !v.ok {
-		// The reason and the message name no address: a Teams click from
-		// an older client is answered where the whole channel reads it.
-		// The log holds the detail.
-		reason := "the chat platform's record of the account does not match the linked identity (" + string(v.code) + ")"
-		l.log.Warn("an older link does not match its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "why", v.why)
-		if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
-			return link, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
+		if _, err := l.markBindingMismatch(ctx, p, link, v, "older link"); err != nil {
+			return link, err
 		}
-		l.counters.markStale(StaleBindingMismatch)
 		return link, l.linkRequired(ctx, p, LinkReasonStale, bindingChangedMessage)
 	}
 	updated := link
@@ -315,27 +302,43 @@ func (l *Linker) recheckBinding(ctx context.Context, p PlatformUser, link storag
 	if l.opts.LinkMatch == LinkMatchNone || link.MatchedBy != MatchedByEmail {
 		return nil
 	}
+	v, err := l.askChatPlatform(ctx, p, link, trigger)
+	if err != nil || v.ok {
+		return err
+	}
+	reason, err := l.markBindingMismatch(ctx, p, link, v, trigger)
+	return &refreshRefusedError{reason: reason, markErr: err, binding: true}
+}
+
+// askChatPlatform looks p up at its chat platform and compares the
+// account's email with the link's (matchLegacyLink). An account the
+// platform does not know, or no directory to ask, is a mismatch; a
+// lookup that failed otherwise is returned, logged with trigger, and
+// decides nothing.
+func (l *Linker) askChatPlatform(ctx context.Context, p PlatformUser, link storage.IdentityLink, trigger string) (bindingVerdict, error) {
 	acct, code, err := l.lookupAccount(ctx, p)
-	var v bindingVerdict
 	switch {
 	case err == nil:
-		v = matchLegacyLink(acct, link.Email)
+		return matchLegacyLink(acct, link.Email), nil
 	case code == RefusalUnknownAccount || code == RefusalNoDirectory:
-		v = bindingVerdict{code: code, why: err.Error()}
-	default:
-		l.log.Warn("re-checking a link's chat account failed; nothing was changed", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "trigger", trigger, "err", err)
-		return fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
+		return bindingVerdict{code: code, why: err.Error()}, nil
 	}
-	if v.ok {
-		return nil
-	}
-	reason := "the chat platform's record of the account no longer matches the linked identity (" + string(v.code) + ")"
-	l.log.Warn("a link no longer matches its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "trigger", trigger, "why", v.why)
-	if merr := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); merr != nil {
-		return &refreshRefusedError{reason: reason, markErr: merr, binding: true}
+	l.log.Warn("re-checking a link against its chat account failed; nothing was changed", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "trigger", trigger, "err", err)
+	return bindingVerdict{}, fmt.Errorf("oidc: confirm who owns %s: %w", p, err)
+}
+
+// markBindingMismatch marks p's link stale because its chat account does
+// not match it (v), and returns the reason stored. The reason names no
+// address: a Teams click from an older client is answered where the
+// whole channel reads it. The log holds the detail.
+func (l *Linker) markBindingMismatch(ctx context.Context, p PlatformUser, link storage.IdentityLink, v bindingVerdict, trigger string) (string, error) {
+	reason := "the chat platform's record of the account does not match the linked identity (" + string(v.code) + ")"
+	l.log.Warn("a link does not match its chat account; marking it stale", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "subject", link.Subject, "trigger", trigger, "why", v.why)
+	if err := l.opts.Links.MarkLinkStale(ctx, p.Platform, p.Workspace, p.UserID, reason); err != nil {
+		return reason, fmt.Errorf("oidc: mark mismatched link of %s stale: %w", p, err)
 	}
 	l.counters.markStale(StaleBindingMismatch)
-	return &refreshRefusedError{reason: reason, binding: true}
+	return reason, nil
 }
 
 // DirectoryFunc adapts a function to an AccountDirectory.

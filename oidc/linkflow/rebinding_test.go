@@ -50,7 +50,7 @@ func TestClickAfterTheChatAccountChangedHandsIsRefused(t *testing.T) {
 		t.Fatal("the refresh token was spent on a link that no longer holds")
 	}
 	l := e.mustLink(slackU1)
-	if !l.Stale || !strings.Contains(l.StaleReason, "no longer matches the linked identity") || strings.Contains(l.StaleReason, "@") {
+	if !l.Stale || !strings.Contains(l.StaleReason, "does not match the linked identity") || strings.Contains(l.StaleReason, "@") {
 		t.Fatalf("link = %+v, want stale without an address in its reason", l)
 	}
 	if !strings.Contains(strings.Join(e.auditTypes(), " "), approvals.TypeIdentityStale) {
