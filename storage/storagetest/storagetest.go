@@ -339,6 +339,14 @@ func sampleRequest(id string, created time.Time) storage.Request {
 		}},
 		Execution: &storage.Execution{Status: storage.ExecutionPending, Attempts: 1, LastError: "timeout", UpdatedAt: created.Add(2 * time.Second)},
 		Cards:     []storage.Card{{Platform: "teams", Conversation: "19:abc", MessageID: "1700000000", ServiceURL: "https://smba.example.com/"}},
+		// A denied break-glass review whose block was lifted (a request
+		// has Review or Reviews; the store keeps both as given).
+		BreakGlass: &storage.BreakGlass{
+			Review: "req-review", Reviews: "req-bg",
+			Due:        created.Add(24 * time.Hour).In(time.FixedZone("CET", 3600)),
+			Unreviewed: created.Add(25 * time.Hour),
+			Lifted:     created.Add(26 * time.Hour).In(time.FixedZone("PST", -8*3600)),
+		},
 		// Not a real signature: the store keeps the token as given.
 		Attestation: "eyJhbGciOiJFUzI1NiIsInR5cCI6ImFwcHJvdmFsK2p3dCJ9.eyJzdWIiOiJyZXEtMSJ9.c2ln",
 		Version:     42, // ignored by CreateRequest
@@ -503,6 +511,9 @@ func requestTimes(r storage.Request) map[string]time.Time {
 	if r.Execution != nil {
 		m["Execution.UpdatedAt"] = r.Execution.UpdatedAt
 	}
+	if bg := r.BreakGlass; bg != nil {
+		m["BreakGlass.Due"], m["BreakGlass.Unreviewed"], m["BreakGlass.Lifted"] = bg.Due, bg.Unreviewed, bg.Lifted
+	}
 	return m
 }
 
@@ -520,6 +531,11 @@ func utcRequest(r storage.Request) storage.Request {
 		ex := *r.Execution
 		ex.UpdatedAt = ex.UpdatedAt.UTC()
 		r.Execution = &ex
+	}
+	if r.BreakGlass != nil {
+		bg := *r.BreakGlass
+		bg.Due, bg.Unreviewed, bg.Lifted = bg.Due.UTC(), bg.Unreviewed.UTC(), bg.Lifted.UTC()
+		r.BreakGlass = &bg
 	}
 	return r
 }

@@ -29,7 +29,7 @@ func Request(r storage.Request) storage.Request {
 	}
 	if r.BreakGlass != nil {
 		bg := *r.BreakGlass
-		utc(&bg.Due, &bg.Unreviewed)
+		utc(&bg.Due, &bg.Unreviewed, &bg.Lifted)
 		r.BreakGlass = &bg
 	}
 	return r
