@@ -167,6 +167,14 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (Request, error)
 	return c.requestCall(ctx, k, id)
 }
 
+// LiftBlock lifts, as an admin and for reason (required), the block the
+// denied break-glass review id holds on its requester's next break-glass
+// (POST /v1/requests/{id}/lift-block). It returns the review.
+func (c *Client) LiftBlock(ctx context.Context, id, reason string) (Request, error) {
+	k := call{method: http.MethodPost, path: "/v1/requests/" + url.PathEscape(id) + "/lift-block", body: ReasonBody{Reason: reason}}
+	return c.requestCall(ctx, k, id)
+}
+
 // requestCall makes call k, whose answer is request id: an answer naming
 // another request, or names that are not plain (checkNames), is an
 // *AnswerError.

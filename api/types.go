@@ -101,12 +101,15 @@ type Rule struct {
 // BreakGlass ties a break-glass request and its review: Review is set on
 // the request approved by break-glass (the review it opened), Reviews on
 // the review (the break-glass request it reviews). Due is when the review
-// should be done; Unreviewed, when it was found still pending after Due.
+// should be done; Unreviewed, when it was found still pending after Due;
+// Lifted, on a denied review, when an admin lifted the block the denial
+// held on its requester's next break-glass.
 type BreakGlass struct {
 	Review     string     `json:"review,omitempty"`
 	Reviews    string     `json:"reviews,omitempty"`
 	Due        time.Time  `json:"due"`
 	Unreviewed *time.Time `json:"unreviewed,omitempty"`
+	Lifted     *time.Time `json:"lifted,omitempty"`
 }
 
 // Requester is who asked: the configured issuer name and the token's

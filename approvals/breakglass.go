@@ -26,13 +26,17 @@ import (
 //     "<action>:review") with the same requester, params and reason,
 //     approved by break_glass.review like any request. The two are tied by
 //     storage.Request.BreakGlass.
-//   - While a review is pending, its requester (same issuer and subject,
+//   - Until a review is approved, its requester (same issuer and subject,
 //     or same issuer and person) is refused a new break-glass on any
-//     action: ErrReviewPending. The review ends only by its reviewers'
-//     votes (approve or deny: either is a review done, and on the record)
-//     or by an admin's cancel, with a reason; the person reviewed can
-//     neither cancel it (Cancel refuses) nor approve it (no self-approval
-//     on a review action, whatever the action allows).
+//     action: ErrReviewPending. A pending review ends by its reviewers'
+//     votes or by an admin's cancel, with a reason (which lifts the
+//     block: the admin answers for it on the record). A denied review is
+//     the finding that the break-glass was not justified: it keeps the
+//     block until an admin lifts it with a reason (LiftBlock, audited
+//     break_glass.lifted). The person reviewed can neither cancel the
+//     review (Cancel refuses, as the requester and as an admin) nor
+//     approve it (no self-approval on a review action, whatever the
+//     action allows) nor lift its block.
 //   - A review never expires. Its ExpiresAt is its due time (the
 //     break-glass time plus break_glass.within), so the expiry loop
 //     reaches it then: instead of expiring it, markUnreviewed audits
@@ -55,6 +59,10 @@ const (
 	// TypeBreakGlassUnreviewed records a break-glass request whose review
 	// was still pending when it was due (break_glass.within).
 	TypeBreakGlassUnreviewed = "break_glass.unreviewed"
+	// TypeBreakGlassLifted records an admin lifting the block a denied
+	// review held on its requester's next break-glass: the admin as
+	// actor, the reason.
+	TypeBreakGlassLifted = "break_glass.lifted"
 )
 
 // DecidedByBreakGlass is the DecidedBy of a request approved by
@@ -67,7 +75,7 @@ const DecidedByBreakGlass = "break_glass"
 const EventUnreviewed = "unreviewed"
 
 // ErrReviewPending: the requester broke glass before and that review is
-// still pending.
+// not approved: still pending, or denied and not lifted by an admin.
 var ErrReviewPending = errors.New("break-glass review pending")
 
 // ReasonReviewPending is the refusal reason of ErrReviewPending.
@@ -208,27 +216,31 @@ func breakGlassGroupsProblem(a *policy.Action, in CreateInput) string {
 }
 
 // checkReviewPending refuses a break-glass by a requester with a review
-// still pending: the same issuer and subject, or the same issuer and
-// person (a CI token's subject names a repository and branch, so the
-// person behind it is compared too). Pending reviews are few: every
-// action's are read.
+// not approved: still pending, or denied and not lifted. The requester
+// is the same issuer and subject, or the same issuer and person (a CI
+// token's subject names a repository and branch, so the person behind it
+// is compared too). Such reviews are few: every action's are read.
 func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error {
 	for _, name := range sortedActionNames(s.policy) {
 		a := s.policy.Actions[name]
 		if a.BreakGlass == nil {
 			continue
 		}
-		pending, err := tx.Requests(storage.RequestFilter{States: []storage.State{storage.StatePending}, Action: policy.ReviewActionName(name)})
+		open, err := tx.Requests(storage.RequestFilter{States: []storage.State{storage.StatePending, storage.StateDenied}, Action: policy.ReviewActionName(name)})
 		if err != nil {
-			return fmt.Errorf("read pending break-glass reviews: %w", err)
+			return fmt.Errorf("read open break-glass reviews: %w", err)
 		}
-		for _, r := range pending {
-			if !IsBreakGlassReview(r) || r.Requester.Issuer != who.Issuer {
+		for _, r := range open {
+			if !IsBreakGlassReview(r) || !isRequesterOf(r, who) {
 				continue
 			}
-			samePerson := who.Person != "" && strings.EqualFold(strings.TrimSpace(r.Requester.Person), strings.TrimSpace(who.Person))
-			if r.Requester.Subject != who.Subject && !samePerson {
-				continue
+			if r.State == storage.StateDenied {
+				if !r.BreakGlass.Lifted.IsZero() {
+					continue
+				}
+				return refusal(ErrReviewPending, ReasonReviewPending,
+					"you broke glass with request %s (%s) and its review %s was denied; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
+					r.BreakGlass.Reviews, name, r.ID, r.ID)
 			}
 			groups := a.BreakGlass.Review.Groups
 			return refusal(ErrReviewPending, ReasonReviewPending,
@@ -237,6 +249,117 @@ func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error
 		}
 	}
 	return nil
+}
+
+// isRequesterOf reports whether who asked for r: the same issuer and
+// subject, or the same issuer and person.
+func isRequesterOf(r storage.Request, who storage.Requester) bool {
+	if r.Requester.Issuer != who.Issuer {
+		return false
+	}
+	samePerson := who.Person != "" && strings.EqualFold(strings.TrimSpace(r.Requester.Person), strings.TrimSpace(who.Person))
+	return r.Requester.Subject == who.Subject || samePerson
+}
+
+// AdminPerson is an admin acting through the admin API: the token's
+// issuer (the requesters entry name) and subject, the audit actor, and
+// the names the no-self-review rule compares with a request's requester.
+type AdminPerson struct {
+	Issuer  string
+	Subject string
+	Actor   audit.Actor
+	Person  policy.Person
+}
+
+// isReviewed reports whether admin is the person review r reviews: the
+// same issuer and subject as its requester, or, as the no-self-approval
+// rule matches (policy.IsSelf), the requester's person is one of the
+// admin's names.
+func isReviewed(r storage.Request, admin AdminPerson) bool {
+	if r.Requester.Issuer == admin.Issuer && r.Requester.Subject == admin.Subject {
+		return true
+	}
+	return policy.IsSelf(r.Requester.Person, admin.Person)
+}
+
+// LiftBlock lifts the block denied break-glass review id holds on its
+// requester's next break-glass, as admin, for reason (required, written to
+// the audit log): one transaction stores the time on the review
+// (BreakGlass.Lifted) and appends break_glass.lifted. The person
+// reviewed may not lift it (ErrForbidden). A review that is pending
+// (decided by its reviewers, or cancelled by an admin), approved or
+// cancelled holds no block to lift (ErrInvalid); lifting a block already
+// lifted returns the review unchanged.
+func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, reason string) (storage.Request, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" {
+		return storage.Request{}, refusal(ErrInvalid, ReasonInvalid, "lifting the block of %s needs a reason, for the audit log", id)
+	}
+	if len(reason) > MaxReasonBytes {
+		return storage.Request{}, refusal(ErrInvalid, ReasonInvalid, "the reason is %d bytes; at most %d allowed", len(reason), MaxReasonBytes)
+	}
+	var out storage.Request
+	lifted := false
+	err := s.update(ctx, func(tx storage.Tx) error {
+		r, err := tx.Request(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			return refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", id)
+		}
+		if err != nil {
+			return err
+		}
+		out, lifted = r, false
+		if !IsBreakGlassReview(r) {
+			return refusal(ErrInvalid, ReasonInvalid, "request %s is not a break-glass review: only a denied review holds a block to lift", id)
+		}
+		if isReviewed(r, admin) {
+			return refusal(ErrForbidden, ReasonForbidden, "review %s reviews your own break-glass request %s: another admin decides whether to lift its block", id, r.BreakGlass.Reviews)
+		}
+		switch r.State {
+		case storage.StateDenied:
+		case storage.StatePending:
+			return refusal(ErrInvalid, ReasonInvalid, "review %s is still pending: its reviewers decide it (or an admin cancels it, with a reason, which also lifts the block)", id)
+		default:
+			return refusal(ErrInvalid, ReasonInvalid, "review %s is %s: it holds no block to lift", id, r.State)
+		}
+		if !r.BreakGlass.Lifted.IsZero() {
+			return nil
+		}
+		now := s.clock.Now().UTC()
+		bg := *r.BreakGlass
+		bg.Lifted = now
+		r.BreakGlass = &bg
+		if err := tx.UpdateRequest(r); err != nil {
+			return fmt.Errorf("store the lifted block of %s: %w", id, err)
+		}
+		r.Version++
+		base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
+		actor := admin.Actor
+		if err := s.appendAudit(tx, audit.Record{
+			Time: audit.FormatTime(now), Type: TypeBreakGlassLifted, RequestID: id, Action: base, Actor: &actor,
+			Data: map[string]any{
+				"reason": reason, "reviews": bg.Reviews,
+				"requester_issuer": r.Requester.Issuer, "requester_subject": r.Requester.Subject, "requester_person": r.Requester.Person,
+			},
+		}); err != nil {
+			return err
+		}
+		out, lifted = r, true
+		return nil
+	})
+	if err != nil {
+		var refused *RefusalError
+		if errors.As(err, &refused) {
+			return storage.Request{}, refused
+		}
+		return storage.Request{}, fmt.Errorf("lift the block of %s: %w", id, err)
+	}
+	if lifted {
+		s.watchers.notify(id)
+		s.log.Warn("break-glass: an admin lifted the block of a denied review", "review", id, "break_glass_request", out.BreakGlass.Reviews,
+			"requester", out.Requester.Subject, "admin", admin.Actor.Subject)
+	}
+	return out, nil
 }
 
 func reviewersText(groups, users []string) string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -296,6 +297,77 @@ func TestBreakGlassAdminCancelOfReviewIsAudited(t *testing.T) {
 		t.Fatalf("admin cancel: %+v %v", got, err)
 	}
 	h.breakGlass(breakGlassInput(""))
+}
+
+// An admin who is the person a review reviews (by the requester's
+// issuer and subject, or named by its person claim) can neither cancel
+// the review nor lift its block: they would be ending their own review.
+func TestBreakGlassAdminCannotEndTheReviewOfTheirOwnBreakGlass(t *testing.T) {
+	h := newBGHarness(t, approvals.Options{})
+	ctx := context.Background()
+	bg := h.breakGlass(breakGlassInput(""))
+	reviewID := bg.BreakGlass.Review
+	admin := &audit.Actor{Issuer: "https://idp.example", Subject: "00u-octo"}
+	for name, by := range map[string]approvals.Canceller{
+		"same issuer and subject": {Issuer: requester.Issuer, Subject: requester.Subject, Admin: admin, Reason: "done"},
+		"person claim":            {Issuer: "login", Subject: "00u-octo", Admin: admin, AdminPerson: policy.Person{Subject: "00u-octo", PreferredUsername: requester.Person}, Reason: "done"},
+		"handle":                  {Issuer: "login", Subject: "00u-octo", Admin: admin, AdminPerson: policy.Person{Subject: "00u-octo", Handles: []string{strings.ToUpper(requester.Person)}}, Reason: "done"},
+	} {
+		if _, err := h.svc.Cancel(ctx, reviewID, by); !errors.Is(err, approvals.ErrForbidden) {
+			t.Errorf("%s: admin cancel of their own review: %v", name, err)
+		}
+	}
+	if r := h.get(reviewID); r.State != storage.StatePending {
+		t.Fatalf("review after refused cancels: %s", r.State)
+	}
+	if _, err := h.vote(reviewID, approver("lead", "sre-leads"), storage.DecisionDeny); err != nil {
+		t.Fatal(err)
+	}
+	self := approvals.AdminPerson{Issuer: "login", Subject: "00u-octo", Actor: *admin, Person: policy.Person{Email: "x@example.com", PreferredUsername: requester.Person}}
+	if _, err := h.svc.LiftBlock(ctx, reviewID, self, "I was right"); !errors.Is(err, approvals.ErrForbidden) {
+		t.Fatalf("lift of their own block: %v", err)
+	}
+	if _, _, err := h.svc.Create(ctx, breakGlassInput("")); !errors.Is(err, approvals.ErrReviewPending) {
+		t.Fatalf("break-glass after a refused self-lift: %v", err)
+	}
+	other := approvals.AdminPerson{Issuer: "login", Subject: "00u-lead", Actor: audit.Actor{Issuer: "https://idp.example", Subject: "00u-lead"}, Person: policy.Person{Subject: "00u-lead", PreferredUsername: "lead"}}
+	if r, err := h.svc.LiftBlock(ctx, reviewID, other, "postmortem: justified"); err != nil || r.BreakGlass.Lifted.IsZero() {
+		t.Fatalf("lift by another admin: %+v %v", r.BreakGlass, err)
+	}
+	if c := countType(h.records(), approvals.TypeBreakGlassLifted); c != 1 {
+		t.Fatalf("break_glass.lifted records: %d", c)
+	}
+	h.breakGlass(breakGlassInput(""))
+}
+
+// An approved or cancelled review holds no block: lifting it is refused
+// and writes nothing; a lift needs a reason.
+func TestBreakGlassLiftOnlyADeniedReview(t *testing.T) {
+	h := newBGHarness(t, approvals.Options{})
+	ctx := context.Background()
+	admin := approvals.AdminPerson{Issuer: "login", Subject: "00u-lead", Actor: audit.Actor{Subject: "00u-lead"}}
+	bg := h.breakGlass(breakGlassInput(""))
+	if _, err := h.vote(bg.BreakGlass.Review, approver("lead", "sre-leads"), storage.DecisionApprove); err != nil {
+		t.Fatal(err)
+	}
+	for name, id := range map[string]string{"approved review": bg.BreakGlass.Review, "break-glass request": bg.ID} {
+		if _, err := h.svc.LiftBlock(ctx, id, admin, "why not"); !errors.Is(err, approvals.ErrInvalid) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if _, err := h.svc.LiftBlock(ctx, "req_nope", admin, "why not"); !errors.Is(err, approvals.ErrUnknownRequest) {
+		t.Errorf("unknown id: %v", err)
+	}
+	next := h.breakGlass(breakGlassInput(""))
+	if _, err := h.vote(next.BreakGlass.Review, approver("lead", "sre-leads"), storage.DecisionDeny); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.svc.LiftBlock(ctx, next.BreakGlass.Review, admin, " "); !errors.Is(err, approvals.ErrInvalid) {
+		t.Errorf("lift without a reason: %v", err)
+	}
+	if c := countType(h.records(), approvals.TypeBreakGlassLifted); c != 0 {
+		t.Fatalf("refused lifts wrote %d break_glass.lifted records", c)
+	}
 }
 
 func TestBreakGlassUnreviewedAfterWithin(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -29,6 +30,9 @@ type Canceller struct {
 	// request.cancelled record names Admin as its actor. The caller has
 	// checked that the token is an admin's.
 	Admin *audit.Actor
+	// AdminPerson names the admin for the no-self-review rule: an admin
+	// may not cancel the review of their own break-glass.
+	AdminPerson policy.Person
 	// Reason says why; required of an admin, written to the audit record.
 	Reason string
 }
@@ -63,6 +67,10 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 			// break-glass (breakglass.go).
 			return refusal(ErrForbidden, ReasonForbidden,
 				"request %s is the review of your break-glass request %s: only its reviewers end it (or an admin, with a reason)", id, r.BreakGlass.Reviews)
+		}
+		if by.Admin != nil && IsBreakGlassReview(r) && isReviewed(r, AdminPerson{Issuer: by.Issuer, Subject: by.Subject, Person: by.AdminPerson}) {
+			return refusal(ErrForbidden, ReasonForbidden,
+				"request %s reviews your own break-glass request %s: its reviewers end it, or another admin", id, r.BreakGlass.Reviews)
 		}
 		d := decision{
 			state:  storage.StateCancelled,

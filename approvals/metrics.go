@@ -66,13 +66,14 @@ const (
 	AdminActionLinkRevoke    = "link_revoke"
 	AdminActionRequestsList  = "requests_list"
 	AdminActionRequestCancel = "request_cancel"
+	AdminActionBlockLift     = "block_lift"
 	AdminActionBackup        = "backup"
 	// AdminActionOther stands for any name not listed above, so that the
 	// label keeps a fixed set of values.
 	AdminActionOther = "other"
 )
 
-var adminActions = []string{AdminActionLinksList, AdminActionLinkRevoke, AdminActionRequestsList, AdminActionRequestCancel, AdminActionBackup}
+var adminActions = []string{AdminActionLinksList, AdminActionLinkRevoke, AdminActionRequestsList, AdminActionRequestCancel, AdminActionBlockLift, AdminActionBackup}
 
 // CountAdminAction counts one action an admin took through the admin API
 // (an AdminAction… name; others count as AdminActionOther), for

@@ -36,6 +36,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc"
+	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -48,6 +49,7 @@ func (s *Server) mountAdmin() {
 	s.route("DELETE", "/v1/links/{platform}/{workspace}/{user}", s.revokeLink, "DELETE")
 	// The 405 twin of /v1/requests is mounted with POST in api.go.
 	s.mux.HandleFunc("GET /v1/requests", s.authed(s.listRequests))
+	s.route("POST", "/v1/requests/{id}/lift-block", s.liftBlock, "POST")
 	s.route("GET", "/v1/backup", s.backup, "GET")
 }
 
@@ -62,6 +64,19 @@ func adminActor(tok *oidc.RequesterToken) audit.Actor {
 		iss = tok.IssuerName
 	}
 	return audit.Actor{Issuer: iss, Subject: tok.Subject, Name: tok.Name, Email: tok.Email}
+}
+
+// adminPerson is the admin behind tok for the rules that keep a person
+// from ending the review of their own break-glass: the token's issuer
+// entry and subject, and the names a requester's person claim is
+// compared with (subject, email, preferred_username, and the value of the
+// entry's person_claim).
+func adminPerson(tok *oidc.RequesterToken) approvals.AdminPerson {
+	p := policy.Person{Subject: tok.Subject, Email: tok.Email, PreferredUsername: tok.Claims["preferred_username"]}
+	if tok.Person != "" {
+		p.Handles = []string{tok.Person}
+	}
+	return approvals.AdminPerson{Issuer: tok.IssuerName, Subject: tok.Subject, Actor: adminActor(tok), Person: p}
 }
 
 // groupRole is a set of configured groups that grants something.
@@ -277,13 +292,40 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.R
 		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
 		return
 	}
-	actor := adminActor(tok)
-	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &actor, Reason: strings.TrimSpace(body.Reason)})
+	admin := adminPerson(tok)
+	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin.Actor, AdminPerson: admin.Person, Reason: strings.TrimSpace(body.Reason)})
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
 	}
 	s.opts.Service.CountAdminAction(approvals.AdminActionRequestCancel)
+	WriteJSON(w, http.StatusOK, s.view(out))
+}
+
+// liftBlock lifts, on an admin's word and with a reason, the block a
+// denied break-glass review holds on its requester's next break-glass
+// (POST /v1/requests/{id}/lift-block).
+func (s *Server) liftBlock(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
+	id := r.PathValue("id")
+	setRequestID(r, id)
+	if !s.requireRole(w, r, tok, "lifting a break-glass block", s.adminRole()) {
+		return
+	}
+	body, status, msg := readReason(w, r)
+	if status != 0 {
+		fail(w, r, status, api.CodeInvalidRequest, msg)
+		return
+	}
+	if strings.TrimSpace(body.Reason) == "" {
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, `lifting a break-glass block needs a reason, for the audit log: send {"reason": "<why>"}`)
+		return
+	}
+	out, err := s.opts.Service.LiftBlock(r.Context(), id, adminPerson(tok), body.Reason)
+	if err != nil {
+		s.serviceError(w, r, err)
+		return
+	}
+	s.opts.Service.CountAdminAction(approvals.AdminActionBlockLift)
 	WriteJSON(w, http.StatusOK, s.view(out))
 }
 

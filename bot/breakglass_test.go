@@ -10,6 +10,7 @@ import (
 
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -88,4 +89,101 @@ func TestBreakGlassAPI(t *testing.T) {
 		t.Fatalf("review: %v", err)
 	}
 	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "down again", 1)), http.StatusCreated, true)
+}
+
+// A denied review is the finding that the break-glass was not justified:
+// its requester stays blocked until an admin (not the requester, under
+// any of their names) lifts the block with a reason, through the API the
+// OpenAPI document describes.
+func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
+	o := loadOpenAPI(t)
+	f := newAPIFixture(t)
+	f.svc.Policy().Actions["deploy"].BreakGlass = &policy.BreakGlass{
+		Groups: []string{"oncall"},
+		Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1},
+		Within: 24 * time.Hour,
+	}
+	oncall := f.token("alice", map[string]any{"groups": []any{"oncall"}})
+	created := f.exchange("POST", "/v1/requests", oncall, breakGlassBody)
+	o.check(t, created, http.StatusCreated, true)
+	reviewID := created.resp.view(t).BreakGlass.Review
+
+	lift := func(token, body string) exchange {
+		return f.exchange("POST", "/v1/requests/"+reviewID+"/lift-block", token, body)
+	}
+	reason := `{"reason":"postmortem found the outage real; deny was about the missing ticket"}`
+
+	// Pending: nothing to lift yet.
+	if x := lift(f.adminToken(), reason); x.resp.status != http.StatusBadRequest || !strings.Contains(x.resp.errorMessage(), "still pending") {
+		t.Fatalf("lift of a pending review: %d %s", x.resp.status, x.resp.body)
+	}
+
+	if _, err := f.svc.Vote(context.Background(), approvals.VoteInput{
+		RequestID: reviewID, Decision: storage.DecisionDeny, Reason: "no incident ticket",
+		Source:   approvals.Source{Platform: "dev", PlatformUser: "lead"},
+		Approver: oidc.Identity{Issuer: "https://idp.example", Subject: "lead", Groups: []string{"sre-leads"}, VerifiedAt: time.Now()},
+	}); err != nil {
+		t.Fatalf("deny the review: %v", err)
+	}
+	again := f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "down again", 1))
+	o.check(t, again, http.StatusForbidden, true)
+	if again.resp.errorCode() != api.CodeReviewPending || !strings.Contains(again.resp.errorMessage(), "denied") || !strings.Contains(again.resp.errorMessage(), "lift-block "+reviewID) {
+		t.Fatalf("break-glass after a denied review: %s", again.resp.body)
+	}
+
+	// Who may not lift it: a non-admin, the person reviewed though an admin
+	// (by subject, or by the person claim of another subject), an admin
+	// without a reason.
+	o.check(t, lift(oncall, reason), http.StatusForbidden, true)
+	adminGroups := []any{"signoff-admins", "oncall"}
+	for name, tok := range map[string]string{
+		"same subject": f.token("alice", map[string]any{"groups": adminGroups}),
+		"same person":  f.token("alice-admin", map[string]any{"groups": adminGroups, "actor": "alice"}),
+	} {
+		x := lift(tok, reason)
+		o.check(t, x, http.StatusForbidden, true)
+		if !strings.Contains(x.resp.errorMessage(), "your own break-glass") {
+			t.Errorf("%s: %s", name, x.resp.body)
+		}
+	}
+	noReason := lift(f.adminToken(), `{"reason":"  "}`)
+	o.check(t, noReason, http.StatusBadRequest, true)
+	if x := f.do("POST", "/v1/requests/"+created.resp.view(t).ID+"/lift-block", f.adminToken(), reason); x.status != http.StatusBadRequest || !strings.Contains(x.errorMessage(), "not a break-glass review") {
+		t.Fatalf("lift of the break-glass request itself: %d %s", x.status, x.body)
+	}
+	if recs := f.records(); countRecords(recs, approvals.TypeBreakGlassLifted) != 0 {
+		t.Fatal("a refused lift wrote break_glass.lifted")
+	}
+	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "third try", 1)), http.StatusForbidden, true)
+
+	lifted := lift(f.adminToken(), reason)
+	o.check(t, lifted, http.StatusOK, true)
+	if v := lifted.resp.view(t); v.State != api.StateDenied || v.BreakGlass == nil || v.BreakGlass.Lifted == nil {
+		t.Fatalf("lifted review: %s", lifted.resp.body)
+	}
+	// Once: a retry answers the same review and writes nothing more.
+	o.check(t, lift(f.adminToken(), reason), http.StatusOK, true)
+	var rec *audit.Record
+	for _, r := range f.records() {
+		if r.Type == approvals.TypeBreakGlassLifted {
+			if rec != nil {
+				t.Fatal("two break_glass.lifted records for one lift")
+			}
+			rec = &r
+		}
+	}
+	if rec == nil || rec.RequestID != reviewID || rec.Actor == nil || rec.Actor.Subject != "root-admin" || !strings.Contains(rec.Data["reason"].(string), "postmortem") {
+		t.Fatalf("break_glass.lifted record: %+v", rec)
+	}
+	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "fourth", 1)), http.StatusCreated, true)
+}
+
+func countRecords(recs []audit.Record, typ string) int {
+	n := 0
+	for _, r := range recs {
+		if r.Type == typ {
+			n++
+		}
+	}
+	return n
 }

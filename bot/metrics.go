@@ -33,7 +33,7 @@ package bot
 //	signoff_http_request_duration_seconds{route,method}  histogram
 //	signoff_rate_limited_total{limit}                    counter (requests_per_minute, pending_per_requester, clicks_per_minute)
 //	signoff_callback_rejected_total{platform,reason}     counter, every rejected callback (also those the audit log samples away)
-//	signoff_admin_actions_total{action}                  counter (links_list, link_revoke, requests_list, request_cancel, backup, other)
+//	signoff_admin_actions_total{action}                  counter (links_list, link_revoke, requests_list, request_cancel, block_lift, backup, other)
 //
 // beside client_golang's standard Go runtime and process collectors (go_…,
 // process_…: goroutines, memory, GC, CPU, open files, start time).

@@ -45,6 +45,10 @@ func APIRequest(r storage.Request, url string) api.Request {
 			t := bg.Unreviewed
 			v.BreakGlass.Unreviewed = &t
 		}
+		if !bg.Lifted.IsZero() {
+			t := bg.Lifted
+			v.BreakGlass.Lifted = &t
+		}
 	}
 	return v
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -112,7 +113,7 @@ func commandGroup(use, short string, subcommands ...*cobra.Command) *cobra.Comma
 }
 
 func newRequestsCommand() *cobra.Command {
-	return commandGroup("requests", "List a running server's requests (admins and auditors)", newRequestsListCommand())
+	return commandGroup("requests", "List a running server's requests (admins and auditors); lift a break-glass block (admins)", newRequestsListCommand(), newRequestsLiftBlockCommand())
 }
 
 func newRequestsListCommand() *cobra.Command {
@@ -196,6 +197,57 @@ hold one of admins.groups or auditors.groups.`,
 	f.StringVar(&action, "action", "", "only requests of this action")
 	f.IntVar(&limit, "limit", api.DefaultRequestsLimit, "list at most this many")
 	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func newRequestsLiftBlockCommand() *cobra.Command {
+	var server, reason string
+	cmd := &cobra.Command{
+		Use:   "lift-block REVIEW_ID --reason TEXT --server URL",
+		Short: "Let the requester of a denied break-glass review break glass again",
+		Long: `A denied break-glass review is the finding that the break-glass was not
+justified: until an admin lifts that block, its requester's next --break-glass
+is refused (403 review_pending, naming the review). lift-block lifts it, with
+POST /v1/requests/{id}/lift-block; --reason is required and is written to the
+audit log (break_glass.lifted, you as the actor).
+
+Only admins (admins.groups) may, and not for a review of their own
+break-glass. A pending review is decided by its reviewers, or cancelled by an
+admin (which also lifts the block); an approved or cancelled review holds no
+block. Find denied reviews with
+'signoff requests list --state denied --action ACTION:review'.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if strings.TrimSpace(reason) == "" {
+				return usageErrorf("requests lift-block needs --reason TEXT, for the audit log")
+			}
+			if server == "" {
+				server = os.Getenv("SIGNOFF_SERVER")
+			}
+			c, err := newAdminClient(cmd, server)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), adminCallTimeout)
+			defer cancel()
+			id := args[0]
+			r, err := c.api.LiftBlock(ctx, id, reason)
+			if err != nil {
+				return c.failed(err, "POST /v1/requests/"+url.PathEscape(id)+"/lift-block")
+			}
+			reviewed := ""
+			if r.BreakGlass != nil {
+				reviewed = " (it reviewed break-glass request " + r.BreakGlass.Reviews + ")"
+			}
+			who := r.Requester.Issuer + ":" + cmp.Or(r.Requester.Person, r.Requester.Subject)
+			fmt.Fprintf(cmd.OutOrStdout(), "lifted the block of denied review %s%s: %s may break glass again; audited as break_glass.lifted with you as the actor\n", r.ID, reviewed, who)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&server, "server", "", "base URL of the signoff server (default $SIGNOFF_SERVER)")
+	f.String("token", "", "an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
+	f.StringVar(&reason, "reason", "", "why the block is lifted, for the audit log (required)")
 	return cmd
 }
 

@@ -44,4 +44,29 @@ func TestRequestBreakGlassDevMode(t *testing.T) {
 	if err != nil || len(pending) != 1 || pending[0].Action != "deploy-prod:review" {
 		t.Fatalf("pending after break-glass: %+v %v", pending, err)
 	}
+
+	// A reviewer denies it: the block stays until an admin lifts it.
+	review := pending[0].ID
+	vote(t, ts, review, storage.DecisionDeny)
+	code, out, stderr = runCmd(t, args(oncall, "--break-glass", "--reason", "after the deny")...)
+	if code != exitRefused || !strings.Contains(stderr, "was denied") || !strings.Contains(stderr, "requests lift-block "+review) {
+		t.Fatalf("break-glass after a denied review: exit %d\n%s%s", code, out, stderr)
+	}
+	admin := adminDevToken(t, ts)
+	lift := func(token string, extra ...string) (int, string, string) {
+		return runCmd(t, append([]string{"requests", "lift-block", review, "--server", ts.base, "--token", token}, extra...)...)
+	}
+	if code, out, stderr := lift(admin); code != exitUsage || !strings.Contains(stderr, "--reason") {
+		t.Fatalf("lift-block without --reason: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr := lift(oncall, "--reason", "mine"); code != exitRefused || !strings.Contains(stderr, "admins.groups") {
+		t.Fatalf("lift-block by the requester: exit %d\n%s%s", code, out, stderr)
+	}
+	code, out, stderr = lift(admin, "--reason", "postmortem: it was justified")
+	if code != 0 || !strings.Contains(out, "lifted the block of denied review "+review) || !strings.Contains(out, "break_glass.lifted") {
+		t.Fatalf("lift-block: exit %d\n%s%s", code, out, stderr)
+	}
+	if code, out, stderr := runCmd(t, args(oncall, "--break-glass", "--reason", "after the lift")...); code != 0 {
+		t.Fatalf("break-glass after the lift: exit %d\n%s%s", code, out, stderr)
+	}
 }
