@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +19,11 @@ import (
 
 const breakGlassBody = `{"action":"deploy","params":{"service":"api","version":"1.4.2"},"reason":"api down","break_glass":true}`
 
-// Break-glass through the API: the codes of every refusal, and answers
-// the OpenAPI document describes.
-func TestBreakGlassAPI(t *testing.T) {
+// newBreakGlassFixture is the API fixture whose deploy action has
+// break_glass (oncall breaks glass, sre-leads review), the OpenAPI
+// document to check answers against, and a token of alice in oncall.
+func newBreakGlassFixture(t *testing.T) (openAPI, *apiFixture, string) {
+	t.Helper()
 	o := loadOpenAPI(t)
 	f := newAPIFixture(t)
 	f.svc.Policy().Actions["deploy"].BreakGlass = &policy.BreakGlass{
@@ -28,7 +31,13 @@ func TestBreakGlassAPI(t *testing.T) {
 		Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1},
 		Within: 24 * time.Hour,
 	}
-	oncall := f.token("alice", map[string]any{"groups": []any{"oncall"}})
+	return o, f, f.token("alice", map[string]any{"groups": []any{"oncall"}})
+}
+
+// Break-glass through the API: the codes of every refusal, and answers
+// the OpenAPI document describes.
+func TestBreakGlassAPI(t *testing.T) {
+	o, f, oncall := newBreakGlassFixture(t)
 	auditor := f.auditorToken()
 
 	// Refusals first: none of them breaks glass.
@@ -96,14 +105,7 @@ func TestBreakGlassAPI(t *testing.T) {
 // any of their names) lifts the block with a reason, through the API the
 // OpenAPI document describes.
 func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
-	o := loadOpenAPI(t)
-	f := newAPIFixture(t)
-	f.svc.Policy().Actions["deploy"].BreakGlass = &policy.BreakGlass{
-		Groups: []string{"oncall"},
-		Review: policy.Approvers{Groups: []string{"sre-leads"}, MinApprovals: 1},
-		Within: 24 * time.Hour,
-	}
-	oncall := f.token("alice", map[string]any{"groups": []any{"oncall"}})
+	o, f, oncall := newBreakGlassFixture(t)
 	created := f.exchange("POST", "/v1/requests", oncall, breakGlassBody)
 	o.check(t, created, http.StatusCreated, true)
 	reviewID := created.resp.view(t).BreakGlass.Review
@@ -151,7 +153,7 @@ func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
 	if x := f.do("POST", "/v1/requests/"+created.resp.view(t).ID+"/lift-block", f.adminToken(), reason); x.status != http.StatusBadRequest || !strings.Contains(x.errorMessage(), "not a break-glass review") {
 		t.Fatalf("lift of the break-glass request itself: %d %s", x.status, x.body)
 	}
-	if recs := f.records(); countRecords(recs, approvals.TypeBreakGlassLifted) != 0 {
+	if slices.ContainsFunc(f.records(), func(r audit.Record) bool { return r.Type == approvals.TypeBreakGlassLifted }) {
 		t.Fatal("a refused lift wrote break_glass.lifted")
 	}
 	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "third try", 1)), http.StatusForbidden, true)
@@ -176,14 +178,4 @@ func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
 		t.Fatalf("break_glass.lifted record: %+v", rec)
 	}
 	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "fourth", 1)), http.StatusCreated, true)
-}
-
-func countRecords(recs []audit.Record, typ string) int {
-	n := 0
-	for _, r := range recs {
-		if r.Type == typ {
-			n++
-		}
-	}
-	return n
 }
