@@ -69,12 +69,21 @@ func adminActor(tok *oidc.RequesterToken) audit.Actor {
 // adminPerson is the admin behind tok for the rules that keep a person
 // from ending the review of their own break-glass: the token's issuer
 // entry and subject, and the names a requester's person claim is
-// compared with (subject, email, preferred_username, and the value of the
-// entry's person_claim).
-func adminPerson(tok *oidc.RequesterToken) approvals.AdminPerson {
+// compared with (subject, email, preferred_username, the value of the
+// entry's person_claim and, for a signoff login token, of
+// idp.person_claims, the claims the no-self-approval rule reads from
+// the same IdP's sign-ins).
+func (s *Server) adminPerson(tok *oidc.RequesterToken) approvals.AdminPerson {
 	p := policy.Person{Subject: tok.Subject, Email: tok.Email, PreferredUsername: tok.Claims["preferred_username"]}
 	if tok.Person != "" {
 		p.Handles = []string{tok.Person}
+	}
+	if tok.Login {
+		for _, c := range s.opts.PersonClaims {
+			if v := tok.Claims[c]; v != "" {
+				p.Handles = append(p.Handles, v)
+			}
+		}
 	}
 	return approvals.AdminPerson{Issuer: tok.IssuerName, Subject: tok.Subject, Actor: adminActor(tok), Person: p}
 }
@@ -292,7 +301,7 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.R
 		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
 		return
 	}
-	admin := adminPerson(tok)
+	admin := s.adminPerson(tok)
 	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin.Actor, AdminPerson: admin.Person, Reason: strings.TrimSpace(body.Reason)})
 	if err != nil {
 		s.serviceError(w, r, err)
@@ -320,7 +329,7 @@ func (s *Server) liftBlock(w http.ResponseWriter, r *http.Request, tok *oidc.Req
 		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, `lifting a break-glass block needs a reason, for the audit log: send {"reason": "<why>"}`)
 		return
 	}
-	out, err := s.opts.Service.LiftBlock(r.Context(), id, adminPerson(tok), body.Reason)
+	out, err := s.opts.Service.LiftBlock(r.Context(), id, s.adminPerson(tok), body.Reason)
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
