@@ -94,7 +94,7 @@ type UnverifiedVote struct {
 // "dropped". A nil error with no record written means the click was
 // counted that way.
 func (s *Service) RecordUnverifiedVote(ctx context.Context, in UnverifiedVote) error {
-	key := "vote.rejected\x00" + in.Source.Platform + "\x00" + string(in.Reason)
+	key := sampleKey(in.Source.Platform, in.Reason)
 	ok, dropped := s.rejected.admit(key, s.clock.Now())
 	if !ok {
 		return nil

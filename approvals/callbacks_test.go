@@ -3,6 +3,8 @@ package approvals_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +147,54 @@ func TestUnverifiedVotesSampledUnderFlood(t *testing.T) {
 	last := recs[len(recs)-1]
 	if n, _ := last.Data["dropped"].(float64); last.Type != audit.TypeVoteRejected || int(n) != flood-approvals.CallbackRejectedPerMinute {
 		t.Errorf("next record %s dropped = %v, want %d", last.Type, last.Data["dropped"], flood-approvals.CallbackRejectedPerMinute)
+	}
+}
+
+// TestRefusedVotesSampledUnderFlood: linked members who may not approve
+// (or who ask about ids no request has) can click as often as those who
+// are not linked; their refused votes are sampled the same way, per
+// platform and reason, and the rest counted in "dropped", never lost.
+// Every refusal is still answered with its reason.
+func TestRefusedVotesSampledUnderFlood(t *testing.T) {
+	h := newHarness(t, approvals.Options{})
+	r := h.create("deploy-prod", deployParams())
+	base := len(h.records())
+	flood := approvals.CallbackRejectedPerMinute + 5
+	for i := range flood {
+		who := approver(fmt.Sprintf("dev%d", i%4), "dev") // linked, not an approver
+		if _, err := h.vote(r.ID, who, storage.DecisionApprove); !errors.Is(err, approvals.ErrNotEligible) {
+			t.Fatalf("click %d: %v, want ErrNotEligible", i, err)
+		}
+		if _, err := h.vote("req_nope", who, storage.DecisionApprove); !errors.Is(err, approvals.ErrUnknownRequest) {
+			t.Fatalf("click %d on an unknown id: %v", i, err)
+		}
+	}
+	count := func(reason approvals.Reason) int {
+		n := 0
+		for _, rec := range h.records()[base:] {
+			if rec.Type == audit.TypeVoteRejected && rec.Data["reason"] == string(reason) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, reason := range []approvals.Reason{approvals.ReasonNotEligible, approvals.ReasonUnknownRequest} {
+		if n := count(reason); n != approvals.CallbackRejectedPerMinute {
+			t.Errorf("%d %s records during the flood, want %d (one window per platform and reason)", n, reason, approvals.CallbackRejectedPerMinute)
+		}
+	}
+
+	h.clock.Advance(time.Minute)
+	if _, err := h.vote(r.ID, approver("dev0", "dev"), storage.DecisionApprove); !errors.Is(err, approvals.ErrNotEligible) {
+		t.Fatal(err)
+	}
+	recs := h.records()
+	last := recs[len(recs)-1]
+	if n, _ := last.Data["dropped"].(float64); last.Type != audit.TypeVoteRejected || int(n) != flood-approvals.CallbackRejectedPerMinute {
+		t.Errorf("next record %s dropped = %v, want %d", last.Type, last.Data["dropped"], flood-approvals.CallbackRejectedPerMinute)
+	}
+	// The request is untouched and a real approver still counts.
+	if res, err := h.vote(r.ID, approver("carol", "sre"), storage.DecisionApprove); err != nil || !res.Counted {
+		t.Fatalf("approver after the flood: %+v %v", res, err)
 	}
 }

@@ -68,7 +68,11 @@ type VoteResult struct {
 // reaches quorum (approved) or is a deny (denied). One transaction holds the
 // vote, the decision, their audit records, the execution and the card
 // updates. A refusal is a *RefusalError (test its sentinel with errors.Is);
-// it is written to the audit log as vote.rejected with its reason.
+// it is written to the audit log as vote.rejected with its reason, sampled
+// as refused clicks from unlinked accounts are (RecordUnverifiedVote): at
+// most CallbackRejectedPerMinute a minute per platform and reason, the
+// ones left out counted in the next record's "dropped". Metrics count
+// every refusal.
 func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 	if in.Decision != storage.DecisionApprove && in.Decision != storage.DecisionDeny {
 		s.metrics.voteRefused(ReasonInvalid)
@@ -82,6 +86,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		res     VoteResult
 		refused *RefusalError
 		expired bool // this transaction expired the request
+		sample  rejectionSample
 	)
 	err := s.update(ctx, func(tx storage.Tx) error {
 		// in is this run's own copy: with LinkedAccount its approver
@@ -93,7 +98,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		r, err := tx.Request(in.RequestID)
 		if errors.Is(err, storage.ErrNotFound) {
 			refused = refusal(ErrUnknownRequest, ReasonUnknownRequest, "no request has id %q", in.RequestID)
-			return s.appendAudit(tx, rejectedRecord(in, storage.Request{ID: in.RequestID}, refused, now))
+			return s.appendRejected(tx, &sample, in, storage.Request{ID: in.RequestID}, refused, now)
 		}
 		if err != nil {
 			return err
@@ -127,7 +132,7 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 			refused = s.checkVote(r, in, now)
 		}
 		if refused != nil {
-			return s.appendAudit(tx, rejectedRecord(in, r, refused, now))
+			return s.appendRejected(tx, &sample, in, r, refused, now)
 		}
 		action, err := s.policy.Action(r.Action)
 		if err != nil {
@@ -167,7 +172,14 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		return nil
 	})
 	if err != nil {
+		// Nothing was written: a refusal's record is left out, counted.
+		s.unsample(&sample, 1)
 		return VoteResult{}, fmt.Errorf("vote on %s: %w", in.RequestID, err)
+	}
+	if refused == nil {
+		// A run of the transaction refused, the one that committed
+		// did not: no record was written for the refusal.
+		s.unsample(&sample, 0)
 	}
 	if expired {
 		s.metrics.decided(storage.StateExpired, 1)
@@ -363,6 +375,51 @@ func voteRecord(in VoteInput, r storage.Request, now time.Time) audit.Record {
 		Time: audit.FormatTime(now), Type: typ, RequestID: r.ID, Action: r.Action,
 		Actor: approverActor(in), Source: in.Source.CallbackID, Data: data,
 	}
+}
+
+// rejectionSample is the sampling decision (Service.rejected) for the
+// vote.rejected record of one Vote call: made at its first refusal and
+// kept across the runs of its transaction (a store may run it again), so
+// that one refused click takes one place in the sample.
+type rejectionSample struct {
+	key      string
+	admitted bool
+	dropped  int
+}
+
+// sampleKey is the sampler's key of vote.rejected records: one window per
+// platform and reason, shared with RecordUnverifiedVote.
+func sampleKey(platform string, reason Reason) string {
+	return "vote.rejected\x00" + platform + "\x00" + string(reason)
+}
+
+// appendRejected appends the vote.rejected record of refused inside tx
+// when the sample admits it, carrying the count of records left out
+// before it.
+func (s *Service) appendRejected(tx storage.Tx, smp *rejectionSample, in VoteInput, r storage.Request, refused *RefusalError, now time.Time) error {
+	if key := sampleKey(in.Source.Platform, refused.Reason); smp.key != key {
+		// The first refusal, or a run again refused for another reason.
+		s.unsample(smp, 0)
+		smp.key = key
+		smp.admitted, smp.dropped = s.rejected.admit(key, s.clock.Now())
+	}
+	if !smp.admitted {
+		return nil
+	}
+	rec := rejectedRecord(in, r, refused, now)
+	if smp.dropped > 0 {
+		rec.Data["dropped"] = smp.dropped
+	}
+	return s.appendAudit(tx, rec)
+}
+
+// unsample returns an admitted place in the sample whose record was not
+// written, carrying forward the records it would have counted plus extra.
+func (s *Service) unsample(smp *rejectionSample, extra int) {
+	if smp.admitted {
+		s.rejected.giveBack(smp.key, smp.dropped+extra)
+	}
+	*smp = rejectionSample{}
 }
 
 func rejectedRecord(in VoteInput, r storage.Request, why *RefusalError, now time.Time) audit.Record {
