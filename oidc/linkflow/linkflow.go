@@ -555,6 +555,25 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
 		return
 	}
+	// The sign-in is the linked person's; the chat account the vote comes
+	// from must still be theirs too (recheckBinding), or this step-up
+	// would count a vote from an account handed to someone else and push
+	// the next check a groups_max_age away.
+	if err := l.recheckBinding(ctx, PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}, link, "step-up"); err != nil {
+		var refused *refreshRefusedError
+		if !errors.As(err, &refused) || refused.markErr != nil {
+			l.log.Warn("step-up refused for now: the chat account could not be checked", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
+			w.Header().Set("Retry-After", "60")
+			l.renderPage(w, errorPage(http.StatusServiceUnavailable, "Your vote was not counted yet",
+				"signoff could not ask the chat platform whether this chat account is still yours, so it did not count the vote.",
+				"Go back to the chat and click again in a minute."))
+			return
+		}
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: StepUpRefusalLinkStale, Message: bindingChangedMessage, Audit: true})
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(bindingChangedMessage)+".",
+			"Go back to the chat and click again: signoff sends you a link to link your account first."))
+		return
+	}
 	updated := link
 	updated.Groups = c.Groups
 	updated.Email = cmp.Or(c.Email, link.Email)

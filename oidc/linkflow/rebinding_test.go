@@ -3,12 +3,14 @@ package linkflow_test
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
+	"github.com/signoff-dev/signoff/storage"
 )
 
 // The promise these tests attack: a vote through a chat account counts
@@ -108,5 +110,25 @@ func TestRecheckLookupFailureChangesNothing(t *testing.T) {
 	}
 	if l := e.mustLink(slackU1); l.Stale || !l.VerifiedAt.Equal(e.clk.Now()) || e.op.Refreshes() != refreshes+1 {
 		t.Fatalf("link = %+v (refreshes %d → %d), want refreshed", l, refreshes, e.op.Refreshes())
+	}
+}
+
+// A step-up sign-in is the linked person's own, but the vote still comes
+// from the chat account: handed to someone else, it counts nothing, even
+// when the linked person completes the sign-in (tricked into opening the
+// link, or colluding), and its link turns stale.
+func TestStepUpFromAChatAccountThatChangedHandsIsRefused(t *testing.T) {
+	e := newEnv(t)
+	r, b := stepUpSetup(t, e, "break-glass")
+	e.handOver(slackU1)
+	u := e.beginStepUp(slackU1, r.ID, "approve")
+	b.open(u)
+	status, body := b.login(dana.Username, dana.Password, dana.OTP)
+	wantAnswer(t, "step-up from a handed-over account", status, http.StatusForbidden, body, "not counted", "does not match the identity it was linked to")
+	if got := e.request(r.ID); len(got.Votes) != 0 || got.State != storage.StatePending {
+		t.Fatalf("request after the refused step-up: %s, votes %+v", got.State, got.Votes)
+	}
+	if l := e.mustLink(slackU1); !l.Stale {
+		t.Fatalf("link = %+v, want stale", l)
 	}
 }
