@@ -168,7 +168,8 @@ func (c *Client) Cancel(ctx context.Context, id, reason string) (Request, error)
 }
 
 // LiftBlock lifts, as an admin and for reason (required), the block the
-// denied break-glass review id holds on its requester's next break-glass
+// break-glass review id, ended without approval, holds on its requester's
+// next break-glass
 // (POST /v1/requests/{id}/lift-block). It returns the review.
 func (c *Client) LiftBlock(ctx context.Context, id, reason string) (Request, error) {
 	k := call{method: http.MethodPost, path: "/v1/requests/" + url.PathEscape(id) + "/lift-block", body: ReasonBody{Reason: reason}}

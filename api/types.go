@@ -102,8 +102,8 @@ type Rule struct {
 // the request approved by break-glass (the review it opened), Reviews on
 // the review (the break-glass request it reviews). Due is when the review
 // should be done; Unreviewed, when it was found still pending after Due;
-// Lifted, on a denied review, when an admin lifted the block the denial
-// held on its requester's next break-glass.
+// Lifted, on a review that ended without approval, when an admin lifted
+// the block it held on its requester's next break-glass.
 type BreakGlass struct {
 	Review     string     `json:"review,omitempty"`
 	Reviews    string     `json:"reviews,omitempty"`

@@ -29,14 +29,14 @@ import (
 //   - Until a review is approved, its requester (same issuer and subject,
 //     or same issuer and person) is refused a new break-glass on any
 //     action: ErrReviewPending. A pending review ends by its reviewers'
-//     votes or by an admin's cancel, with a reason (which lifts the
-//     block: the admin answers for it on the record). A denied review is
-//     the finding that the break-glass was not justified: it keeps the
-//     block until an admin lifts it with a reason (LiftBlock, audited
-//     break_glass.lifted). The person reviewed can neither cancel the
-//     review (Cancel refuses, as the requester and as an admin) nor
-//     approve it (no self-approval on a review action, whatever the
-//     action allows) nor lift its block.
+//     votes or by an admin's cancel, with a reason. A review that ended
+//     without approval keeps the block until an admin lifts it with a
+//     reason (LiftBlock, audited break_glass.lifted): a denial is the
+//     finding that the break-glass was not justified, and a cancel
+//     only closes the review, it approves nothing. The person reviewed
+//     can neither cancel the review (Cancel refuses, as the requester and
+//     as an admin) nor approve it (no self-approval on a review action,
+//     whatever the action allows) nor lift its block.
 //   - A review never expires. Its ExpiresAt is its due time (the
 //     break-glass time plus break_glass.within), so the expiry loop
 //     reaches it then: instead of expiring it, markUnreviewed audits
@@ -216,7 +216,8 @@ func breakGlassGroupsProblem(a *policy.Action, in CreateInput) string {
 }
 
 // checkReviewPending refuses a break-glass by a requester with a review
-// not approved: still pending, or denied and not lifted. The requester
+// not approved: still pending, or ended otherwise (denied, cancelled) and
+// its block not lifted. The requester
 // is the same issuer and subject, or the same issuer and person (a CI
 // token's subject names a repository and branch, so the person behind it
 // is compared too). Such reviews are few: every action's are read.
@@ -226,7 +227,7 @@ func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error
 		if a.BreakGlass == nil {
 			continue
 		}
-		open, err := tx.Requests(storage.RequestFilter{States: []storage.State{storage.StatePending, storage.StateDenied}, Action: policy.ReviewActionName(name)})
+		open, err := tx.Requests(storage.RequestFilter{States: unapproved, Action: policy.ReviewActionName(name)})
 		if err != nil {
 			return fmt.Errorf("read open break-glass reviews: %w", err)
 		}
@@ -234,13 +235,13 @@ func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error
 			if !IsBreakGlassReview(r) || !isRequesterOf(r, who) {
 				continue
 			}
-			if r.State == storage.StateDenied {
+			if r.State != storage.StatePending {
 				if !r.BreakGlass.Lifted.IsZero() {
 					continue
 				}
 				return refusal(ErrReviewPending, ReasonReviewPending,
-					"you broke glass with request %s (%s) and its review %s was denied; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
-					r.BreakGlass.Reviews, name, r.ID, r.ID)
+					"you broke glass with request %s (%s) and its review %s was %s, not approved; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
+					r.BreakGlass.Reviews, name, r.ID, r.State, r.ID)
 			}
 			groups := a.BreakGlass.Review.Groups
 			return refusal(ErrReviewPending, ReasonReviewPending,
@@ -250,6 +251,11 @@ func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error
 	}
 	return nil
 }
+
+// unapproved are the states of a review that holds its requester's block:
+// every state but approved (a review never expires, but one that did
+// would hold it too).
+var unapproved = []storage.State{storage.StatePending, storage.StateDenied, storage.StateCancelled, storage.StateExpired}
 
 // isRequesterOf reports whether who asked for r: the same issuer and
 // subject, or the same issuer and person.
@@ -282,14 +288,15 @@ func isReviewed(r storage.Request, admin AdminPerson) bool {
 	return policy.IsSelf(r.Requester.Person, admin.Person)
 }
 
-// LiftBlock lifts the block denied break-glass review id holds on its
-// requester's next break-glass, as admin, for reason (required, written to
-// the audit log): one transaction stores the time on the review
-// (BreakGlass.Lifted) and appends break_glass.lifted. The person
-// reviewed may not lift it (ErrForbidden). A review that is pending
-// (decided by its reviewers, or cancelled by an admin), approved or
-// cancelled holds no block to lift (ErrInvalid); lifting a block already
-// lifted returns the review unchanged.
+// LiftBlock lifts the block break-glass review id, ended without approval
+// (denied, cancelled), holds on its requester's next break-glass, as
+// admin, for reason (required, written to the audit log): one
+// transaction stores the time on the review (BreakGlass.Lifted) and
+// appends break_glass.lifted. The person reviewed may not lift it
+// (ErrForbidden). A pending review (its reviewers decide it, or an admin
+// cancels it first) and an approved one (it holds no block) are refused
+// (ErrInvalid); lifting a block already lifted returns the review
+// unchanged.
 func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, reason string) (storage.Request, error) {
 	reason = strings.TrimSpace(reason)
 	if reason == "" {
@@ -310,17 +317,16 @@ func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, r
 		}
 		out, lifted = r, false
 		if !IsBreakGlassReview(r) {
-			return refusal(ErrInvalid, ReasonInvalid, "request %s is not a break-glass review: only a denied review holds a block to lift", id)
+			return refusal(ErrInvalid, ReasonInvalid, "request %s is not a break-glass review: only a review that ended without approval holds a block to lift", id)
 		}
 		if isReviewed(r, admin) {
 			return refusal(ErrForbidden, ReasonForbidden, "review %s reviews your own break-glass request %s: another admin decides whether to lift its block", id, r.BreakGlass.Reviews)
 		}
 		switch r.State {
-		case storage.StateDenied:
 		case storage.StatePending:
-			return refusal(ErrInvalid, ReasonInvalid, "review %s is still pending: its reviewers decide it (or an admin cancels it, with a reason, which also lifts the block)", id)
-		default:
-			return refusal(ErrInvalid, ReasonInvalid, "review %s is %s: it holds no block to lift", id, r.State)
+			return refusal(ErrInvalid, ReasonInvalid, "review %s is still pending: its reviewers decide it (or an admin cancels it, with a reason, and then lifts its block)", id)
+		case storage.StateApproved:
+			return refusal(ErrInvalid, ReasonInvalid, "review %s was approved: it holds no block to lift", id)
 		}
 		if !r.BreakGlass.Lifted.IsZero() {
 			return nil
@@ -356,7 +362,7 @@ func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, r
 	}
 	if lifted {
 		s.watchers.notify(id)
-		s.log.Warn("break-glass: an admin lifted the block of a denied review", "review", id, "break_glass_request", out.BreakGlass.Reviews,
+		s.log.Warn("break-glass: an admin lifted the block of a review that ended without approval", "review", id, "break_glass_request", out.BreakGlass.Reviews,
 			"requester", out.Requester.Subject, "admin", admin.Actor.Subject)
 	}
 	return out, nil

@@ -296,6 +296,14 @@ func TestBreakGlassAdminCancelOfReviewIsAudited(t *testing.T) {
 	if err != nil || got.State != storage.StateCancelled {
 		t.Fatalf("admin cancel: %+v %v", got, err)
 	}
+	// A cancel closes the review; it approves nothing, so the block holds
+	// until an admin lifts it too.
+	if _, _, err := h.svc.Create(ctx, breakGlassInput("")); !errors.Is(err, approvals.ErrReviewPending) {
+		t.Fatalf("break-glass after an admin's cancel of the review: %v, want ErrReviewPending", err)
+	}
+	if _, err := h.svc.LiftBlock(ctx, bg.BreakGlass.Review, approvals.AdminPerson{Issuer: "login", Subject: "admin", Actor: *admin}, "reviewed in the incident call"); err != nil {
+		t.Fatalf("lift after the cancel: %v", err)
+	}
 	h.breakGlass(breakGlassInput(""))
 }
 

@@ -312,7 +312,8 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.R
 }
 
 // liftBlock lifts, on an admin's word and with a reason, the block a
-// denied break-glass review holds on its requester's next break-glass
+// break-glass review that ended without approval holds on its requester's
+// next break-glass
 // (POST /v1/requests/{id}/lift-block).
 func (s *Server) liftBlock(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	id := r.PathValue("id")

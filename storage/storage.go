@@ -210,9 +210,10 @@ type BreakGlass struct {
 	// Unreviewed is when the review was found still pending after Due
 	// (audited break_glass.unreviewed); zero until then.
 	Unreviewed time.Time `json:"unreviewed,omitzero"`
-	// Lifted, on a denied review, is when an admin lifted the block the
-	// denial holds on its requester's next break-glass (audited
-	// break_glass.lifted); zero until then.
+	// Lifted, on a review that ended without approval (denied,
+	// cancelled), is when an admin lifted the block it holds on its
+	// requester's next break-glass (audited break_glass.lifted); zero
+	// until then.
 	Lifted time.Time `json:"lifted,omitzero"`
 }
 

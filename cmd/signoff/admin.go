@@ -204,18 +204,18 @@ func newRequestsLiftBlockCommand() *cobra.Command {
 	var server, reason string
 	cmd := &cobra.Command{
 		Use:   "lift-block REVIEW_ID --reason TEXT --server URL",
-		Short: "Let the requester of a denied break-glass review break glass again",
-		Long: `A denied break-glass review is the finding that the break-glass was not
-justified: until an admin lifts that block, its requester's next --break-glass
-is refused (403 review_pending, naming the review). lift-block lifts it, with
-POST /v1/requests/{id}/lift-block; --reason is required and is written to the
-audit log (break_glass.lifted, you as the actor).
+		Short: "Let the requester of a break-glass review that ended without approval break glass again",
+		Long: `A break-glass review that ended without approval (denied: the finding that
+the break-glass was not justified; or cancelled by an admin) keeps its
+requester's next --break-glass refused (403 review_pending, naming the review)
+until an admin lifts that block. lift-block lifts it, with POST
+/v1/requests/{id}/lift-block; --reason is required and is written to the audit
+log (break_glass.lifted, you as the actor).
 
 Only admins (admins.groups) may, and not for a review of their own
-break-glass. A pending review is decided by its reviewers, or cancelled by an
-admin (which also lifts the block); an approved or cancelled review holds no
-block. Find denied reviews with
-'signoff requests list --state denied --action ACTION:review'.`,
+break-glass. A pending review is decided by its reviewers (or cancelled by an
+admin first); an approved review holds no block. Find such reviews with
+'signoff requests list --state denied,cancelled --action ACTION:review'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if strings.TrimSpace(reason) == "" {
@@ -240,7 +240,7 @@ block. Find denied reviews with
 				reviewed = " (it reviewed break-glass request " + r.BreakGlass.Reviews + ")"
 			}
 			who := r.Requester.Issuer + ":" + cmp.Or(r.Requester.Person, r.Requester.Subject)
-			fmt.Fprintf(cmd.OutOrStdout(), "lifted the block of denied review %s%s: %s may break glass again; audited as break_glass.lifted with you as the actor\n", r.ID, reviewed, who)
+			fmt.Fprintf(cmd.OutOrStdout(), "lifted the block of %s review %s%s: %s may break glass again; audited as break_glass.lifted with you as the actor\n", r.State, r.ID, reviewed, who)
 			return nil
 		},
 	}
