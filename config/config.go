@@ -209,6 +209,12 @@ type IdPConfig struct {
 	// the chat platform's email, or Teams' Entra object id, must match the
 	// IdP's verified answer) or "none" (no proof; see the README).
 	LinkMatch string `mapstructure:"link_match"`
+	// EmailVerified says which IdP emails may prove a binding:
+	// "required" (the default: the ID token says email_verified: true, or
+	// Microsoft Entra ID's xms_edov: true) or "assumed" (also an email
+	// the IdP marks neither way; for IdPs that never send the claim and
+	// where no user can set their own email).
+	EmailVerified string `mapstructure:"email_verified"`
 	// PersonClaims names approver ID-token claims that may hold a
 	// requester's CI handle (a GitHub login in a custom attribute), for the
 	// self-approval check; DefaultIdPPersonClaims when not set.
@@ -219,6 +225,12 @@ type IdPConfig struct {
 	// provider's ID tokens issued to it on admin and auditor endpoints.
 	CLIClientID string `mapstructure:"cli_client_id"`
 }
+
+// Values of idp.email_verified.
+const (
+	EmailVerifiedRequired = "required"
+	EmailVerifiedAssumed  = "assumed"
+)
 
 // Link match modes (idp.link_match).
 const (
@@ -569,12 +581,13 @@ func Default() *Config {
 		Listen:  DefaultListen,
 		Storage: StorageConfig{Driver: DriverBolt, Path: DefaultStoragePath},
 		IdP: IdPConfig{
-			Scopes:       append([]string(nil), DefaultIdPScopes...),
-			GroupsClaim:  DefaultIdPGroupsClaim,
-			LinkMaxAge:   DefaultLinkMaxAge,
-			GroupsMaxAge: DefaultGroupsMaxAge,
-			LinkMatch:    LinkMatchEmail,
-			PersonClaims: append([]string(nil), DefaultIdPPersonClaims...),
+			Scopes:        append([]string(nil), DefaultIdPScopes...),
+			GroupsClaim:   DefaultIdPGroupsClaim,
+			LinkMaxAge:    DefaultLinkMaxAge,
+			GroupsMaxAge:  DefaultGroupsMaxAge,
+			LinkMatch:     LinkMatchEmail,
+			EmailVerified: EmailVerifiedRequired,
+			PersonClaims:  append([]string(nil), DefaultIdPPersonClaims...),
 		},
 		Audit: AuditConfig{CheckpointEvery: DefaultCheckpointEvery},
 		Limits: LimitsConfig{

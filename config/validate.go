@@ -194,6 +194,9 @@ func (c *Config) validateIdP(ps *problems) {
 	if idp.TokenEncryptionKey == "" && slices.Contains(idp.Scopes, "offline_access") {
 		ps.add("idp.token_encryption_key", "required when idp.scopes includes offline_access: refresh tokens are stored encrypted; set idp.token_encryption_key_file")
 	}
+	if idp.EmailVerified != EmailVerifiedRequired && idp.EmailVerified != EmailVerifiedAssumed {
+		ps.add("idp.email_verified", "must be %q (the default: only an email the IdP marks verified proves whose chat account it is) or %q, got %q", EmailVerifiedRequired, EmailVerifiedAssumed, idp.EmailVerified)
+	}
 	if idp.LinkMatch != LinkMatchEmail && idp.LinkMatch != LinkMatchNone {
 		ps.add("idp.link_match", "must be %q (the default: a chat account links only to the identity whose verified email matches the chat platform's) or %q, got %q", LinkMatchEmail, LinkMatchNone, idp.LinkMatch)
 	}
@@ -598,6 +601,9 @@ func (c *Config) Warnings() []Problem {
 	}
 	if len(c.Actions) == 0 {
 		ws.add("actions", "no actions are declared: nothing can be requested")
+	}
+	if c.IdP.Configured() && c.IdP.LinkMatch == LinkMatchEmail && c.IdP.EmailVerified == EmailVerifiedAssumed {
+		ws.add("idp.email_verified", "is assumed: an email the IdP does not mark as verified proves whose chat account it is, so anyone who can set their own email at the IdP can link another person's chat account to themselves; keep required unless no user can change their email there (Microsoft Entra ID: prefer the optional claim xms_edov)")
 	}
 	if c.IdP.Configured() && c.IdP.LinkMatch == LinkMatchNone {
 		ws.add("idp.link_match", "is none: signoff does not check that the person who completes a sign-in link owns the chat account it was sent to, so a link forwarded to (or by) an approver lets one person vote as another; use email unless your chat accounts carry no email")

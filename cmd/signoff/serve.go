@@ -835,14 +835,15 @@ func newLinker(cfg *config.Config, store storage.Store, svc *approvals.Service, 
 // svc, and step-up sign-ins completing votes through svc.
 func sharedLinkerOptions(cfg *config.Config, store storage.Store, svc *approvals.Service, logger *slog.Logger) linkflow.LinkerOptions {
 	return linkflow.LinkerOptions{
-		LinkMatch:    cfg.IdP.LinkMatch,
-		PersonClaims: cfg.IdP.PersonClaims,
-		LinkMaxAge:   cfg.IdP.LinkMaxAge,
-		Store:        store,
-		Links:        svc,
-		Logger:       logger,
-		OnStepUp:     svc.StepUpVote(),
-		StepUpPolicy: svc.StepUpPolicy(),
+		LinkMatch:           cfg.IdP.LinkMatch,
+		AssumeEmailVerified: cfg.IdP.EmailVerified == config.EmailVerifiedAssumed,
+		PersonClaims:        cfg.IdP.PersonClaims,
+		LinkMaxAge:          cfg.IdP.LinkMaxAge,
+		Store:               store,
+		Links:               svc,
+		Logger:              logger,
+		OnStepUp:            svc.StepUpVote(),
+		StepUpPolicy:        svc.StepUpPolicy(),
 	}
 }
 

@@ -63,6 +63,9 @@ type User struct {
 	// provider claims email_verified: true whenever the email scope is
 	// granted (even if Email is empty).
 	EmailVerified *bool
+	// NoEmailVerified leaves the email_verified claim out altogether, as
+	// Microsoft Entra ID does (EmailVerified is then ignored).
+	NoEmailVerified bool
 	// Extra claims put into the ID token and userinfo, e.g. "oid" or a
 	// custom "github_login". They never override a standard claim the
 	// provider sets itself.
@@ -755,7 +758,9 @@ func (s *opStorage) setUserinfo(info *oidc.UserInfo, userID string, scopes []str
 			info.Subject = u.ID
 		case oidc.ScopeEmail:
 			info.Email, info.EmailVerified = u.Email, true
-			if u.EmailVerified != nil {
+			if u.NoEmailVerified {
+				info.EmailVerified = false // omitted: the field is omitempty
+			} else if u.EmailVerified != nil {
 				info.EmailVerified = oidc.Bool(*u.EmailVerified)
 				// The registered field is omitempty: carry false as a claim.
 				info.AppendClaims("email_verified", *u.EmailVerified)

@@ -93,8 +93,12 @@ type bindingVerdict struct {
 }
 
 // matchAccount decides whether the chat account acct and the IdP claims c
-// belong to the same person, as LinkMatchEmail describes.
-func matchAccount(acct ChatAccount, c idClaims) bindingVerdict {
+// belong to the same person, as LinkMatchEmail describes. The IdP's email
+// proves only when the IdP says it is verified (email_verified, or Entra
+// ID's xms_edov when email_verified is absent: idClaims.EmailVerified);
+// with assumeVerified (idp.email_verified: assumed) an email the IdP does
+// not mark either way counts too.
+func matchAccount(acct ChatAccount, c idClaims, assumeVerified bool) bindingVerdict {
 	if c.OID != "" && acct.ObjectID != "" {
 		if strings.EqualFold(strings.TrimSpace(c.OID), strings.TrimSpace(acct.ObjectID)) {
 			return bindingVerdict{ok: true, by: MatchedByOID}
@@ -105,8 +109,11 @@ func matchAccount(acct ChatAccount, c idClaims) bindingVerdict {
 	if idpEmail == "" {
 		return bindingVerdict{code: RefusalNoIdPEmail, why: "the identity provider sent no email for the identity that signed in, so signoff cannot tell whose chat account this is"}
 	}
-	if c.EmailVerified != nil && !*c.EmailVerified {
+	switch {
+	case c.EmailVerified != nil && !*c.EmailVerified:
 		return bindingVerdict{code: RefusalEmailUnverif, why: fmt.Sprintf("the identity provider marks the email %s as not verified", c.Email)}
+	case c.EmailVerified == nil && !assumeVerified:
+		return bindingVerdict{code: RefusalEmailUnverif, why: fmt.Sprintf("the identity provider does not say that the email %s is verified (no email_verified claim), so signoff cannot use it to tell whose chat account this is: have the IdP send email_verified (Microsoft Entra ID: add the optional ID token claim xms_edov), or, if no user can set their own email at the IdP, set idp.email_verified: assumed", c.Email)}
 	}
 	chat := chatEmails(acct)
 	if len(chat) == 0 {
@@ -123,7 +130,9 @@ func matchAccount(acct ChatAccount, c idClaims) bindingVerdict {
 // matchLegacyLink re-checks a link made before signoff proved bindings: the
 // chat account's email must equal the email the link's identity had.
 func matchLegacyLink(acct ChatAccount, linkEmail string) bindingVerdict {
-	return matchAccount(ChatAccount{Email: acct.Email, UPN: acct.UPN}, idClaims{Email: linkEmail})
+	// The link's email is compared, not proved again: it was the IdP's
+	// when the link was made.
+	return matchAccount(ChatAccount{Email: acct.Email, UPN: acct.UPN}, idClaims{Email: linkEmail}, true)
 }
 
 // chatEmails lists the account's distinct, normalized addresses.
@@ -237,7 +246,7 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 		l.log.Warn("looking up a chat account failed; no link made", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
 		return "", acct, refuse(code, fmt.Sprintf("signoff could not ask %s who owns this chat account (%s)", platformDisplay(p.Platform), idtoken.CauseText(err)))
 	}
-	v := matchAccount(acct, c)
+	v := matchAccount(acct, c, l.opts.AssumeEmailVerified)
 	if !v.ok {
 		return "", acct, refuse(v.code, v.why)
 	}

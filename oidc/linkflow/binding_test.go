@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -136,6 +137,15 @@ func TestEmailComparison(t *testing.T) {
 		{"UPN only", linkflow.ChatAccount{UPN: "alice@example.com"}, alice, true, "", ""},
 		{"email_verified true", linkflow.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &yes), true, "", ""},
 		{"email_verified false", linkflow.ChatAccount{Email: "alice@example.com"}, withVerified(alice, &no), false, string(linkflow.RefusalEmailUnverif), "not verified"},
+		// An IdP that does not say (Microsoft Entra ID) proves nothing by
+		// default; Entra's xms_edov stands in for email_verified only
+		// when that is absent.
+		{"no email_verified claim", linkflow.ChatAccount{Email: "alice@example.com"}, withoutVerified(alice, nil), false, string(linkflow.RefusalEmailUnverif), "does not say that the email"},
+		{"no email_verified, xms_edov true", linkflow.ChatAccount{Email: "alice@example.com"}, withoutVerified(alice, true), true, "", ""},
+		{"no email_verified, xms_edov \"true\"", linkflow.ChatAccount{Email: "alice@example.com"}, withoutVerified(alice, "true"), true, "", ""},
+		{"no email_verified, xms_edov false", linkflow.ChatAccount{Email: "alice@example.com"}, withoutVerified(alice, false), false, string(linkflow.RefusalEmailUnverif), "not verified"},
+		{"no email_verified, xms_edov garbled", linkflow.ChatAccount{Email: "alice@example.com"}, withoutVerified(alice, "yes please"), false, string(linkflow.RefusalEmailUnverif), "does not say"},
+		{"email_verified false beats xms_edov true", linkflow.ChatAccount{Email: "alice@example.com"}, withEdov(withVerified(alice, &no), true), false, string(linkflow.RefusalEmailUnverif), "not verified"},
 		{"no email on the chat side", linkflow.ChatAccount{DisplayName: "Alice"}, alice, false, string(linkflow.RefusalNoChatEmail), "has no email"},
 		{"no email at the IdP", linkflow.ChatAccount{Email: "noemail@example.com"}, testop.User{Username: "noemail", Password: "pw", Name: "No Email", Groups: []string{"sre"}}, false, string(linkflow.RefusalNoIdPEmail), "sent no email"},
 		{"a prefix is not a match", linkflow.ChatAccount{Email: "alice@example.com.evil"}, alice, false, string(linkflow.RefusalMismatch), "is not the email"},
@@ -172,6 +182,48 @@ func withEmail(u testop.User, email string) testop.User {
 func withVerified(u testop.User, v *bool) testop.User {
 	u.EmailVerified = v
 	return u
+}
+
+// withoutVerified is u at an IdP that sends no email_verified claim, and
+// Entra ID's xms_edov claim as edov unless that is nil.
+func withoutVerified(u testop.User, edov any) testop.User {
+	u.NoEmailVerified = true
+	if edov != nil {
+		u = withEdov(u, edov)
+	}
+	return u
+}
+
+func withEdov(u testop.User, edov any) testop.User {
+	u.Extra = maps.Clone(u.Extra)
+	if u.Extra == nil {
+		u.Extra = map[string]any{}
+	}
+	u.Extra["xms_edov"] = edov
+	return u
+}
+
+// TestAssumedEmailVerification: with idp.email_verified: assumed an email
+// the IdP marks neither way proves the binding; one it marks unverified
+// still does not.
+func TestAssumedEmailVerification(t *testing.T) {
+	no := false
+	assume := func(o *linkflow.LinkerOptions) { o.AssumeEmailVerified = true }
+	e := newEnv(t, assume)
+	e.op.AddUser(withoutVerified(erin, nil))
+	e.own(slackU2, erin)
+	status, body := e.completeAs(e.begin(slackU2), erin)
+	wantStatus(t, "link without email_verified, assumed", status, http.StatusOK, body)
+	if l := e.mustLink(slackU2); l.MatchedBy != linkflow.MatchedByEmail {
+		t.Fatalf("link = %+v", l)
+	}
+
+	e = newEnv(t, assume)
+	e.op.AddUser(withVerified(erin, &no))
+	e.own(slackU2, erin)
+	status, body = e.completeAs(e.begin(slackU2), erin)
+	wantStatus(t, "link with email_verified false, assumed", status, http.StatusForbidden, body)
+	e.noLink(slackU2)
 }
 
 // TestLookupFailureLinksNothing: when the chat platform cannot be asked

@@ -361,13 +361,12 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 	out.ACR, _ = m["acr"].(string)
 	out.AMR = idtoken.StringList(m["amr"])
 	out.OID, _ = m["oid"].(string)
-	switch v := m["email_verified"].(type) {
-	case bool:
-		out.EmailVerified = &v
-	case string: // some providers send "true" / "false"
-		if b, err := strconv.ParseBool(v); err == nil {
-			out.EmailVerified = &b
-		}
+	out.EmailVerified = boolClaim(m["email_verified"])
+	if out.EmailVerified == nil {
+		// Microsoft Entra ID sends no email_verified; its optional claim
+		// xms_edov says whether the email's domain is one the tenant
+		// verified owning.
+		out.EmailVerified = boolClaim(m["xms_edov"])
 	}
 	for _, name := range c.personClaims {
 		if vals := idtoken.PersonValues(m[name]); len(vals) > 0 {
@@ -455,4 +454,19 @@ func isNetErr(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
 	return errors.As(err, &ne) || errors.As(err, &oe)
+}
+
+// boolClaim reads a boolean claim: JSON true or false, or the strings
+// some providers send ("true", "false", "1", "0"); nil when absent or
+// anything else.
+func boolClaim(v any) *bool {
+	switch v := v.(type) {
+	case bool:
+		return &v
+	case string:
+		if b, err := strconv.ParseBool(v); err == nil {
+			return &b
+		}
+	}
+	return nil
 }

@@ -218,6 +218,11 @@ type LinkerOptions struct {
 	// LinkMatchNone. With LinkMatchEmail, every platform that links
 	// accounts needs an AccountDirectory (SetDirectory).
 	LinkMatch string
+	// AssumeEmailVerified (idp.email_verified: assumed) lets an email the
+	// IdP does not mark as verified or unverified prove a binding; by
+	// default only email_verified: true (or Entra ID's xms_edov: true)
+	// does.
+	AssumeEmailVerified bool
 	// PersonClaims (idp.person_claims) names the ID token claims kept with
 	// a link for the self-approval check; nil means
 	// DefaultPersonClaims, an empty slice none.
