@@ -54,6 +54,15 @@ func peekToken(raw string) (*peeked, *TokenError) {
 			return nil, tokenErrorf(ReasonMalformed, err, "the token's kid is not a string: %s", what)
 		}
 	}
+	// signoff implements no JWS extension: a header asking for one (crit,
+	// even an empty list), or for an unencoded payload (b64, RFC 7797), is
+	// refused before any key is fetched, as a SET's is. No CI system or
+	// IdP sends either.
+	for _, name := range []string{"crit", "b64"} {
+		if _, ok := h[name]; ok {
+			return nil, tokenErrorf(ReasonMalformed, nil, "the token's header carries %s, a JWS extension signoff does not implement: %s", name, what)
+		}
+	}
 
 	c, terr := decodeObject(parts[1], "the token's claims are", what)
 	if terr != nil {

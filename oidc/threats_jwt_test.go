@@ -170,12 +170,11 @@ func TestThreatKeyInjectionHeaders(t *testing.T) {
 // whoever signed it; and the attacker's key gets nothing through with any
 // crit at all.
 //
-// Two forms are not refused when the issuer's own key signed them, and
-// this test lets them through as long as nothing else changes: an empty
-// crit list (RFC 7515 forbids producers to send it but lets recipients
-// accept it; it asks for no extension) and crit ["b64"] (RFC 7797, which
-// the JOSE library implements: the b64 member is covered by the
-// signature, so it cannot be added to or removed from a real token).
+// signoff refuses every header that carries crit or b64, even forms RFC
+// 7515 and RFC 7797 would let a recipient accept (an empty crit list,
+// crit ["b64"], which the JOSE library implements), as it refuses them on
+// SETs: no CI system or IdP sends them, and a verifier that understands
+// no extension has nothing to gain from them.
 func TestThreatCritHeader(t *testing.T) {
 	real := testkeys.New(t, "k1", jose.ES256)
 	p, _, v := start(t, oidc.VerifierOptions{TokenCacheSize: -1}, real)
@@ -188,6 +187,7 @@ func TestThreatCritHeader(t *testing.T) {
 		"not a list":               {"crit": "urn:evil:skip-exp"},
 		"b64 and an unknown one":   {"crit": []string{"b64", "urn:evil:skip-exp"}, "b64": true},
 	}
+	// Forms the RFCs would let a recipient accept; signoff refuses them too.
 	tolerated := map[string]map[string]any{
 		"empty list":       {"crit": []string{}},
 		"b64, true":        {"crit": []string{"b64"}, "b64": true},
@@ -207,7 +207,7 @@ func TestThreatCritHeader(t *testing.T) {
 		t.Logf("%s: %s", te.Reason, te.Message)
 		assertNoTokenIn(t, raw, err)
 	}
-	for name, h := range refused {
+	for name, h := range mergeMaps(refused, tolerated) {
 		t.Run("real key, "+name, func(t *testing.T) {
 			mustRefuse(t, real.SignWith(t, claimsFor(p.issuer, nil), h))
 		})
@@ -215,19 +215,6 @@ func TestThreatCritHeader(t *testing.T) {
 	for name, h := range mergeMaps(refused, tolerated) {
 		t.Run("attacker key, "+name, func(t *testing.T) {
 			mustRefuse(t, attacker.SignWith(t, claimsFor(p.issuer, map[string]any{"actor": "mallory"}), h))
-		})
-	}
-	for name, h := range tolerated {
-		t.Run("real key, "+name, func(t *testing.T) {
-			raw := real.SignWith(t, claimsFor(p.issuer, map[string]any{"repository": "acme/api"}), h)
-			tok, err := v.Verify(context.Background(), raw)
-			if err != nil {
-				t.Logf("refused (also fine): %v", err)
-				return
-			}
-			if tok.Person != "octocat" || tok.Claims["repository"] != "acme/api" {
-				t.Fatalf("accepted with other claims than were signed: %+v", tok)
-			}
 		})
 	}
 	// The same key without crit is fine, so the refusals above are the
