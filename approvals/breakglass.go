@@ -354,11 +354,7 @@ func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, r
 		return nil
 	})
 	if err != nil {
-		var refused *RefusalError
-		if errors.As(err, &refused) {
-			return storage.Request{}, refused
-		}
-		return storage.Request{}, fmt.Errorf("lift the block of %s: %w", id, err)
+		return storage.Request{}, refusedOr(err, "lift the block of %s", id)
 	}
 	if lifted {
 		s.watchers.notify(id)

@@ -82,6 +82,16 @@ func (e *RefusalError) Error() string { return e.Message }
 // Unwrap returns the sentinel error (ErrNotEligible, …).
 func (e *RefusalError) Unwrap() error { return e.err }
 
+// refusedOr returns the *RefusalError err carries as it is (its message is
+// for the person refused), or err wrapped with what failed.
+func refusedOr(err error, format string, args ...any) error {
+	var refused *RefusalError
+	if errors.As(err, &refused) {
+		return refused
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
 func refusal(sentinel error, reason Reason, format string, args ...any) *RefusalError {
 	return &RefusalError{Reason: reason, Message: fmt.Sprintf(format, args...), err: sentinel}
 }

@@ -93,11 +93,7 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		return err
 	})
 	if err != nil {
-		var refused *RefusalError
-		if errors.As(err, &refused) {
-			return storage.Request{}, refused
-		}
-		return storage.Request{}, fmt.Errorf("cancel %s: %w", id, err)
+		return storage.Request{}, refusedOr(err, "cancel %s", id)
 	}
 	s.metrics.decided(storage.StateCancelled, 1)
 	s.watchers.notify(id)

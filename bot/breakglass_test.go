@@ -120,13 +120,7 @@ func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
 		t.Fatalf("lift of a pending review: %d %s", x.resp.status, x.resp.body)
 	}
 
-	if _, err := f.svc.Vote(context.Background(), approvals.VoteInput{
-		RequestID: reviewID, Decision: storage.DecisionDeny, Reason: "no incident ticket",
-		Source:   approvals.Source{Platform: "dev", PlatformUser: "lead"},
-		Approver: oidc.Identity{Issuer: "https://idp.example", Subject: "lead", Groups: []string{"sre-leads"}, VerifiedAt: time.Now()},
-	}); err != nil {
-		t.Fatalf("deny the review: %v", err)
-	}
+	f.denyReview(reviewID, "no incident ticket")
 	again := f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "down again", 1))
 	o.check(t, again, http.StatusForbidden, true)
 	if again.resp.errorCode() != api.CodeReviewPending || !strings.Contains(again.resp.errorMessage(), "denied") || !strings.Contains(again.resp.errorMessage(), "lift-block "+reviewID) {
@@ -178,4 +172,16 @@ func TestBreakGlassDeniedReviewBlocksUntilAnAdminLiftsIt(t *testing.T) {
 		t.Fatalf("break_glass.lifted record: %+v", rec)
 	}
 	o.check(t, f.exchange("POST", "/v1/requests", oncall, strings.Replace(breakGlassBody, "api down", "fourth", 1)), http.StatusCreated, true)
+}
+
+// denyReview has lead, a break_glass.review approver, deny review id.
+func (f *apiFixture) denyReview(id, reason string) {
+	f.t.Helper()
+	if _, err := f.svc.Vote(context.Background(), approvals.VoteInput{
+		RequestID: id, Decision: storage.DecisionDeny, Reason: reason,
+		Source:   approvals.Source{Platform: "dev", PlatformUser: "lead"},
+		Approver: oidc.Identity{Issuer: "https://idp.example", Subject: "lead", Groups: []string{"sre-leads"}, VerifiedAt: time.Now()},
+	}); err != nil {
+		f.t.Fatalf("deny review %s: %v", id, err)
+	}
 }

@@ -23,7 +23,18 @@ const loginClientID = "signoff-cli"
 // (signoff login), and serves /v1/login-config.
 func newLoginFixture(t *testing.T) (*apiFixture, *devissuer.Issuer) {
 	t.Helper()
+	return newLoginFixtureWith(t, nil, nil)
+}
+
+// newLoginFixtureWith is newLoginFixture whose service adjust changes
+// first (when set), and whose front door reads personClaims
+// (idp.person_claims) from the IdP's tokens.
+func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []string) (*apiFixture, *devissuer.Issuer) {
+	t.Helper()
 	base := newAPIFixture(t)
+	if adjust != nil {
+		adjust(base)
+	}
 	srv := httptest.NewUnstartedServer(nil)
 	idp, err := devissuer.New("http://"+srv.Listener.Addr().String()+"/idp", filepath.Join(t.TempDir(), "idp.pem"))
 	if err != nil {
@@ -45,7 +56,8 @@ func newLoginFixture(t *testing.T) (*apiFixture, *devissuer.Issuer) {
 	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs}
 	f.front = bot.New(bot.Options{
 		Service: base.svc, Store: base.store, Logger: slog.New(slog.DiscardHandler), Version: "test", Verifier: v,
-		Login: &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
+		Login:        &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
+		PersonClaims: personClaims,
 	})
 	f.api = httptest.NewServer(f.front)
 	t.Cleanup(f.api.Close)

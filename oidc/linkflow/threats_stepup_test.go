@@ -12,13 +12,13 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// TestThreatStepUpCallbackReplay: the IdP's answer to a completed step-up
-// sign-in (the callback URL with its code and state) is replayed, in the
-// same browser and in another one. The vote was cast once; a replay must
-// neither cast it again (the vote callback is not even called) nor show
-// a second success, and the audit log keeps one vote.
-func TestThreatStepUpCallbackReplay(t *testing.T) {
-	var stepUps atomic.Int32
+// stepUpCallback has dana sign in (with otp as her second factor, none
+// when empty) for a step-up approve of a break-glass request and stops
+// at the IdP's answer: it returns the env, the request, the browser, the
+// callback URL not yet opened, and a count of the step-up votes cast.
+func stepUpCallback(t *testing.T, otp string) (*env, storage.Request, *browser, string, *atomic.Int32) {
+	t.Helper()
+	stepUps := &atomic.Int32{}
 	e := newEnv(t, func(o *linkflow.LinkerOptions) {
 		cast := o.OnStepUp
 		o.OnStepUp = func(ctx context.Context, a storage.LinkAttempt, id identity.Identity) (string, error) {
@@ -29,11 +29,20 @@ func TestThreatStepUpCallbackReplay(t *testing.T) {
 	r, b := stepUpSetup(t, e, "break-glass")
 	b.stopAtCallback = true
 	b.open(e.beginStepUp(slackU1, r.ID, "approve"))
-	b.login(dana.Username, dana.Password, dana.OTP)
+	b.login(dana.Username, dana.Password, otp)
 	if b.callback == "" {
 		t.Fatal("the IdP did not answer")
 	}
-	callback := b.callback
+	return e, r, b, b.callback, stepUps
+}
+
+// TestThreatStepUpCallbackReplay: the IdP's answer to a completed step-up
+// sign-in (the callback URL with its code and state) is replayed, in the
+// same browser and in another one. The vote was cast once; a replay must
+// neither cast it again (the vote callback is not even called) nor show
+// a second success, and the audit log keeps one vote.
+func TestThreatStepUpCallbackReplay(t *testing.T) {
+	e, r, b, callback, stepUps := stepUpCallback(t, dana.OTP)
 
 	status, body := b.get(callback)
 	wantAnswer(t, "step-up callback", status, http.StatusOK, body, `data-outcome="voted"`)
@@ -75,22 +84,7 @@ func TestThreatStepUpCallbackReplay(t *testing.T) {
 // refused (a single-factor sign-in) cannot be replayed either, so a
 // refusal is not a way to keep a live code around for later.
 func TestThreatStepUpCallbackReplayAfterRefusal(t *testing.T) {
-	var stepUps atomic.Int32
-	e := newEnv(t, func(o *linkflow.LinkerOptions) {
-		cast := o.OnStepUp
-		o.OnStepUp = func(ctx context.Context, a storage.LinkAttempt, id identity.Identity) (string, error) {
-			stepUps.Add(1)
-			return cast(ctx, a, id)
-		}
-	})
-	r, b := stepUpSetup(t, e, "break-glass")
-	b.stopAtCallback = true
-	b.open(e.beginStepUp(slackU1, r.ID, "approve"))
-	b.login(dana.Username, dana.Password, "") // no second factor
-	callback := b.callback
-	if callback == "" {
-		t.Fatal("the IdP did not answer")
-	}
+	e, r, b, callback, stepUps := stepUpCallback(t, "") // no second factor
 	status, body := b.get(callback)
 	wantStatus(t, "single-factor step-up", status, http.StatusForbidden, body)
 	before := stepUps.Load()
