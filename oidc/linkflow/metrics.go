@@ -37,8 +37,9 @@ const (
 const (
 	// StaleRefreshRefused: the IdP refused a refresh.
 	StaleRefreshRefused = "refresh_refused"
-	// StaleBindingMismatch: a link made before the binding check did not
-	// match its chat account when it was checked.
+	// StaleBindingMismatch: the chat account no longer matches the link:
+	// a link made before the binding check, at its first click, or a link
+	// proved by email, at a refresh or a step-up sign-in.
 	StaleBindingMismatch = "binding_mismatch"
 )
 
