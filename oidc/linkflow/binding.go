@@ -127,6 +127,37 @@ func matchAccount(acct ChatAccount, c idClaims, assumeVerified bool) bindingVerd
 	return bindingVerdict{code: RefusalMismatch, why: fmt.Sprintf("the chat account's email (%s) is not the email of the identity that signed in (%s)", strings.Join(chat, " or "), idpEmail)}
 }
 
+// vouched reports whether the IdP vouches for c's email as matchAccount
+// requires: email_verified true (or xms_edov), or, with assumeVerified,
+// not marked either way.
+func vouched(c idClaims, assumeVerified bool) bool {
+	if c.EmailVerified == nil {
+		return assumeVerified
+	}
+	return *c.EmailVerified
+}
+
+// keptEmail is the email a link keeps when a refresh or step-up sign-in
+// answers c. A link proved by email names its person by an email the IdP
+// vouched for; a new email replaces it only when the IdP vouches for that
+// one too, or whoever may set their own email at the IdP would vote as
+// the approver it names (approvers.users) from the next refresh on.
+func (l *Linker) keptEmail(link storage.IdentityLink, c idClaims) string {
+	switch {
+	case c.Email == "":
+		return link.Email
+	case l.opts.LinkMatch == LinkMatchNone || link.MatchedBy != MatchedByEmail:
+		return c.Email
+	case vouched(c, l.opts.AssumeEmailVerified):
+		return c.Email
+	}
+	if normalizeEmail(c.Email) != normalizeEmail(link.Email) {
+		l.log.Warn("the identity provider sent a new email it does not mark verified; the link keeps its verified email",
+			"platform", link.Platform, "workspace", link.Workspace, "platform_user", link.PlatformUser, "subject", link.Subject)
+	}
+	return link.Email
+}
+
 // matchLegacyLink re-checks a link made before signoff proved bindings: the
 // chat account's email must equal the email the link's identity had.
 func matchLegacyLink(acct ChatAccount, linkEmail string) bindingVerdict {

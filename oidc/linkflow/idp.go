@@ -361,8 +361,15 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 	out.ACR, _ = m["acr"].(string)
 	out.AMR = idtoken.StringList(m["amr"])
 	out.OID, _ = m["oid"].(string)
-	out.EmailVerified = boolClaim(m["email_verified"])
-	if out.EmailVerified == nil {
+	if v, ok := m["email_verified"]; ok && v != nil {
+		out.EmailVerified = boolClaim(v)
+		if out.EmailVerified == nil {
+			// There but neither true nor false (a number, a list, a
+			// word): not vouched for, and not absent either, so neither
+			// xms_edov nor idp.email_verified: assumed stands in.
+			out.EmailVerified = new(bool)
+		}
+	} else {
 		// Microsoft Entra ID sends no email_verified; its optional claim
 		// xms_edov says whether the email's domain is one the tenant
 		// verified owning.

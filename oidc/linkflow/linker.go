@@ -792,9 +792,7 @@ func (l *Linker) refreshGroups(ctx context.Context, p PlatformUser, link storage
 	}
 	updated := link
 	updated.Groups = res.claims.Groups
-	if res.claims.Email != "" {
-		updated.Email = res.claims.Email
-	}
+	updated.Email = l.keptEmail(link, res.claims)
 	if res.claims.Name != "" {
 		updated.Name = res.claims.Name
 	}

@@ -576,7 +576,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	}
 	updated := link
 	updated.Groups = c.Groups
-	updated.Email = cmp.Or(c.Email, link.Email)
+	updated.Email = l.keptEmail(link, c)
 	updated.Name = cmp.Or(c.Name, link.Name)
 	updated.PreferredUsername = cmp.Or(c.PreferredUsername, link.PreferredUsername)
 	if len(c.PersonClaims) > 0 {
