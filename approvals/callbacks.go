@@ -157,10 +157,41 @@ type sampleWindow struct {
 const maxSampleKeys = 1024
 
 // admit reports whether a record may be written now for key and, if so,
-// how many were left out before it (which the caller reports).
+// how many were left out before it (which the caller reports). One it
+// refuses is counted as left out.
 func (c *callbackSampler) admit(key string, now time.Time) (ok bool, dropped int) {
+	return c.take(key, now, true)
+}
+
+// take is admit; with count false a record it refuses is not counted yet:
+// the caller counts it (leftOut) once it knows the record was due.
+func (c *callbackSampler) take(key string, now time.Time, count bool) (ok bool, dropped int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	w := c.window(key, now)
+	if now.Sub(w.start) >= time.Minute || now.Before(w.start) {
+		w.start, w.written = now, 0
+	}
+	if w.written >= CallbackRejectedPerMinute {
+		if count {
+			w.dropped++
+		}
+		return false, 0
+	}
+	w.written++
+	dropped, w.dropped = w.dropped, 0
+	return true, dropped
+}
+
+// leftOut counts n records of key as left out.
+func (c *callbackSampler) leftOut(key string, now time.Time, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.window(key, now).dropped += n
+}
+
+// window returns key's window, made (starting at now) if there is none.
+func (c *callbackSampler) window(key string, now time.Time) *sampleWindow {
 	w := c.windows[key]
 	if w == nil {
 		if c.windows == nil {
@@ -172,16 +203,7 @@ func (c *callbackSampler) admit(key string, now time.Time) (ok bool, dropped int
 		w = &sampleWindow{start: now}
 		c.windows[key] = w
 	}
-	if now.Sub(w.start) >= time.Minute || now.Before(w.start) {
-		w.start, w.written = now, 0
-	}
-	if w.written >= CallbackRejectedPerMinute {
-		w.dropped++
-		return false, 0
-	}
-	w.written++
-	dropped, w.dropped = w.dropped, 0
-	return true, dropped
+	return w
 }
 
 // giveBack counts n records as left out after a failed write.

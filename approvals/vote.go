@@ -180,6 +180,10 @@ func (s *Service) Vote(ctx context.Context, in VoteInput) (VoteResult, error) {
 		// A run of the transaction refused, the one that committed
 		// did not: no record was written for the refusal.
 		s.unsample(&sample, 0)
+	} else if !sample.admitted {
+		// The committed run's refusal was left out of the sample:
+		// counted now, once its reason is the one that stood.
+		s.rejected.leftOut(sample.key, s.clock.Now(), 1)
 	}
 	if expired {
 		s.metrics.decided(storage.StateExpired, 1)
@@ -401,7 +405,7 @@ func (s *Service) appendRejected(tx storage.Tx, smp *rejectionSample, in VoteInp
 		// The first refusal, or a run again refused for another reason.
 		s.unsample(smp, 0)
 		smp.key = key
-		smp.admitted, smp.dropped = s.rejected.admit(key, s.clock.Now())
+		smp.admitted, smp.dropped = s.rejected.take(key, s.clock.Now(), false)
 	}
 	if !smp.admitted {
 		return nil
@@ -414,10 +418,16 @@ func (s *Service) appendRejected(tx storage.Tx, smp *rejectionSample, in VoteInp
 }
 
 // unsample returns an admitted place in the sample whose record was not
-// written, carrying forward the records it would have counted plus extra.
+// written, carrying forward the records it would have counted plus extra;
+// a refusal left out of the sample is counted only extra times (it was
+// not counted when it was left out: a run again may refuse for another
+// reason, or not at all).
 func (s *Service) unsample(smp *rejectionSample, extra int) {
-	if smp.admitted {
+	switch {
+	case smp.admitted:
 		s.rejected.giveBack(smp.key, smp.dropped+extra)
+	case smp.key != "" && extra > 0:
+		s.rejected.leftOut(smp.key, s.clock.Now(), extra)
 	}
 	*smp = rejectionSample{}
 }
