@@ -40,6 +40,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -744,11 +745,15 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// body is the request's body while it may be unread (HTTP/1 with a
+	// body); nil otherwise.
+	body *watchedBody
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
+		s.closeIfUnread()
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
@@ -756,14 +761,46 @@ func (s *statusRecorder) WriteHeader(code int) {
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {
 		s.status = http.StatusOK
+		s.closeIfUnread()
 	}
 	n, err := s.ResponseWriter.Write(b)
 	s.bytes += int64(n)
 	return n, err
 }
 
+// closeIfUnread makes an answer sent before the request's body was read
+// to its end the connection's last. Otherwise net/http, once the handler
+// returns, reads (up to 256 KiB of) the rest of the body before it sends
+// the answer, so whoever is refused without their body being read (an
+// unknown path, a method the path does not take, a missing token, a
+// webhook whose credentials are refused) and never finishes a chunked
+// body, or sends less than its Content-Length, would hold the connection
+// and get no answer until the server's ReadTimeout.
+func (s *statusRecorder) closeIfUnread() {
+	if s.body != nil && !s.body.done.Load() {
+		s.ResponseWriter.Header().Set("Connection", "close")
+	}
+}
+
+// watchedBody is a request body that notes when it was read to its end.
+type watchedBody struct {
+	io.ReadCloser
+	done atomic.Bool
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		b.done.Store(true)
+	}
+	return n, err
+}
+
 // Flush lets handlers stream through the recorder.
 func (s *statusRecorder) Flush() {
+	if s.status == 0 {
+		s.closeIfUnread()
+	}
 	if f, ok := s.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
@@ -786,6 +823,10 @@ func (s *Server) serveLogged(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w}
 	info := &requestInfo{}
 	r = r.WithContext(context.WithValue(r.Context(), infoKey{}, info))
+	if r.ProtoMajor == 1 && r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+		rec.body = &watchedBody{ReadCloser: r.Body}
+		r.Body = rec.body
+	}
 	aborted := false
 	defer func() {
 		v := recover()

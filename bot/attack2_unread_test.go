@@ -1,0 +1,68 @@
+package bot_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/signoff-dev/signoff/bot"
+)
+
+// A handler mounted on the front door that refuses before it reads the
+// body, as the Teams and shared-signals receivers do when the bearer
+// token is refused, answers at once on a connection it closes: a caller
+// without credentials cannot hold the connection by leaving the body
+// unfinished. A handler that reads the body to its end keeps the
+// connection.
+func TestAttack2MountedHandlerRefusingBeforeTheBody(t *testing.T) {
+	front := bot.New(bot.Options{Logger: slog.New(slog.DiscardHandler), Version: "test"})
+	front.HandleFunc("POST /hook", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			http.Error(w, "no", http.StatusUnauthorized)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusAccepted)
+	})
+	srv := httptest.NewUnstartedServer(front)
+	srv.Config.ReadTimeout = time.Minute
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	send := func(t *testing.T, head string) *http.Response {
+		t.Helper()
+		c, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, head); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("no answer while the body is unfinished")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	resp := send(t, "POST /hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+		t.Fatalf("refused without reading: status %d, close %v; want 401 on a closed connection", resp.StatusCode, resp.Close)
+	}
+	resp = send(t, "POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 5\r\n\r\nhello")
+	if resp.StatusCode != http.StatusAccepted || resp.Close {
+		t.Fatalf("body read to its end: status %d, close %v; want 202 on a kept connection", resp.StatusCode, resp.Close)
+	}
+}

@@ -1,0 +1,51 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+)
+
+// A caller without a token who starts a body and never finishes it is
+// answered at once wherever signoff refuses without reading the body (an
+// unknown path, a method the path does not take), not when the server's
+// ReadTimeout runs out: no refusal lets it hold a connection and a
+// goroutine by sending headers alone.
+func TestAttack2UnfinishedBodyRefusedWithoutReading(t *testing.T) {
+	for name, target := range map[string]string{
+		"unknown API path":             "POST /v1/nope",
+		"405 twin of an API route":     "PUT /v1/requests",
+		"405 twin of the audit log":    "POST /v1/audit",
+		"405 twin of the OpenAPI":      "POST /v1/openapi.json",
+		"method a probe does not take": "POST /healthz",
+		"path outside the API":         "POST /nothing-here",
+	} {
+		for body, head := range map[string]string{
+			"chunked":        "Transfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n",
+			"content-length": "Content-Length: 4096\r\n\r\n{\"action\":",
+		} {
+			t.Run(name+", "+body, func(t *testing.T) {
+				fd := startFrontDoor(t, nil)
+				c := fd.dial(t) // its read deadline only stops a hung test
+				if _, err := io.WriteString(c, target+" HTTP/1.1\r\nHost: signoff.example\r\nContent-Type: application/json\r\n"+head); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatal("no answer while the body is unfinished: the server waits for the body of a request it refuses")
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode < 400 || !resp.Close {
+					t.Fatalf("status %d, close %v: want a refusal on a connection the server closes", resp.StatusCode, resp.Close)
+				}
+			})
+		}
+	}
+}
