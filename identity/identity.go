@@ -29,6 +29,10 @@ type Identity struct {
 	Name              string   `json:"name,omitempty"`
 	PreferredUsername string   `json:"preferred_username,omitempty"`
 	Groups            []string `json:"groups,omitempty"`
+	// EmailUnverified: the provider did not vouch for Email
+	// (policy.Person.EmailUnverified): it names the person for the
+	// self-approval check only.
+	EmailUnverified bool `json:"email_unverified,omitempty"`
 	// PersonClaims holds the idp.person_claims values of this identity
 	// (claim name → value): the names the person may have in the
 	// requesters' identity systems, compared for self-approval.

@@ -11,7 +11,7 @@ import (
 // self-approval): its subject, email, preferred username and groups, and
 // its idp.person_claims values, in claim name order, as Handles.
 func (id Identity) Person() policy.Person {
-	p := policy.Person{Subject: id.Subject, Email: id.Email, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
+	p := policy.Person{Subject: id.Subject, Email: id.Email, EmailUnverified: id.EmailUnverified, PreferredUsername: id.PreferredUsername, Groups: id.Groups}
 	for _, k := range slices.Sorted(maps.Keys(id.PersonClaims)) {
 		p.Handles = append(p.Handles, id.PersonClaims[k]...)
 	}

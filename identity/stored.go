@@ -16,7 +16,7 @@ import (
 // FromLink is the identity a link vouches for.
 func FromLink(l storage.IdentityLink) Identity {
 	return Identity{
-		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, Name: l.Name,
+		Issuer: l.Issuer, Subject: l.Subject, Email: l.Email, EmailUnverified: l.EmailUnverified, Name: l.Name,
 		PreferredUsername: l.PreferredUsername, Groups: slices.Clone(l.Groups),
 		PersonClaims: maps.Clone(l.PersonClaims),
 		VerifiedAt:   l.VerifiedAt, AuthTime: l.AuthTime, ACR: l.ACR, AMR: slices.Clone(l.AMR),
@@ -39,7 +39,7 @@ func AttemptAccount(a storage.LinkAttempt) Account {
 func NewLink(a Account, id Identity, linkedAt time.Time) storage.IdentityLink {
 	return storage.IdentityLink{
 		Platform: a.Platform, Workspace: a.Workspace, PlatformUser: a.User,
-		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, Name: id.Name, PreferredUsername: id.PreferredUsername,
+		Issuer: id.Issuer, Subject: id.Subject, Email: id.Email, EmailUnverified: id.EmailUnverified, Name: id.Name, PreferredUsername: id.PreferredUsername,
 		Groups: slices.Clone(id.Groups), LinkedAt: linkedAt, VerifiedAt: id.VerifiedAt,
 		AuthTime: id.AuthTime, ACR: id.ACR, AMR: slices.Clone(id.AMR),
 		PersonClaims: maps.Clone(id.PersonClaims),

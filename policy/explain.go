@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -217,6 +218,10 @@ type ApproverVerdict struct {
 	// subject or their email.
 	User      string
 	MatchedBy string
+	// Unvouched is the approvers.users entry that names the person's
+	// email when the IdP did not vouch for that email
+	// (Person.EmailUnverified), so it did not make them eligible.
+	Unvouched string
 }
 
 // Reason says in one sentence why the verdict is what it is.
@@ -226,6 +231,8 @@ func (v ApproverVerdict) Reason() string {
 		return fmt.Sprintf("member of approver group %q", v.Group)
 	case v.User != "":
 		return fmt.Sprintf("named in approvers.users as %q (their %s)", v.User, v.MatchedBy)
+	case v.Unvouched != "":
+		return fmt.Sprintf("in none of the approver groups; approvers.users names %q, their email, but the identity provider does not mark it verified (see idp.email_verified)", v.Unvouched)
 	}
 	return "in none of the approver groups and not named in approvers.users"
 }
@@ -249,7 +256,11 @@ func (a *Action) ExplainApprover(p Person) ApproverVerdict {
 			v.Eligible, v.User, v.MatchedBy = true, u, MatchedBySubject
 			return v
 		case p.Email != "" && strings.EqualFold(u, p.Email):
-			v.Eligible, v.User, v.MatchedBy = true, u, MatchedByEmail
+			if p.EmailUnverified {
+				v.Unvouched = cmp.Or(v.Unvouched, u)
+				continue
+			}
+			v.Eligible, v.User, v.MatchedBy, v.Unvouched = true, u, MatchedByEmail, ""
 			return v
 		}
 	}

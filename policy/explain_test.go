@@ -232,7 +232,7 @@ func oracleMayApprove(a *Action, p Person) bool {
 		}
 	}
 	for _, u := range a.Approvers.Users {
-		if u != "" && (u == p.Subject || (p.Email != "" && strings.ToLower(u) == strings.ToLower(p.Email))) {
+		if u != "" && (u == p.Subject || (p.Email != "" && !p.EmailUnverified && strings.ToLower(u) == strings.ToLower(p.Email))) {
 			return true
 		}
 	}
@@ -286,6 +286,8 @@ func TestExplainApprover(t *testing.T) {
 		{"by email, any case", Person{Subject: "x", Email: "Dana@Example.com"}, "", "dana@example.com", MatchedByEmail, `named in approvers.users as "dana@example.com" (their email)`},
 		{"by subject", Person{Subject: "sub-erin"}, "", "sub-erin", MatchedBySubject, `named in approvers.users as "sub-erin" (their subject)`},
 		{"subject exactly", Person{Subject: "SUB-ERIN"}, "", "", "", "in none of the approver groups and not named in approvers.users"},
+		{"email the IdP does not vouch for", Person{Subject: "x", Email: "dana@example.com", EmailUnverified: true}, "", "", "",
+			`in none of the approver groups; approvers.users names "dana@example.com", their email, but the identity provider does not mark it verified (see idp.email_verified)`},
 		{"nothing", Person{}, "", "", "", "in none of the approver groups and not named in approvers.users"},
 		{"empty group", Person{Subject: "x", Groups: []string{""}}, "", "", "", "in none of the approver groups and not named in approvers.users"},
 	}
@@ -369,6 +371,15 @@ func FuzzExplainApprover(f *testing.F) {
 		a := &Action{Name: "fuzz", Approvers: Approvers{Groups: []string{"admins", group}, Users: []string{user, "fixed@example.com"}}}
 		p := Person{Subject: sub, Email: email, PreferredUsername: user, Groups: []string{personGroup}, Handles: []string{group}}
 		checkApproverVerdict(t, a, p)
+		// An email the IdP does not vouch for: never eligible by it.
+		unvouched := p
+		unvouched.EmailUnverified = true
+		if v := checkApproverVerdict(t, a, unvouched); v.MatchedBy == MatchedByEmail {
+			t.Fatalf("eligible by an unvouched email: %+v", v)
+		}
+		if IsSelf(requester, unvouched) != IsSelf(requester, p) {
+			t.Fatalf("an unvouched email changed the self-approval check for %q, %+v", requester, p)
+		}
 		if (SelfMatch(requester, p) != "") != IsSelf(requester, p) {
 			t.Fatalf("SelfMatch and IsSelf disagree for %q, %+v", requester, p)
 		}

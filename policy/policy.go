@@ -284,8 +284,14 @@ func (a *Action) CheckParams(params map[string]string) error {
 // Person is what is known of someone for eligibility and self-approval
 // checks.
 type Person struct {
-	Subject           string
-	Email             string
+	Subject string
+	Email   string
+	// EmailUnverified: the IdP did not vouch for Email (no
+	// email_verified: true). Such an email still names the person for the
+	// self-approval check, but never makes them an approver an
+	// approvers.users entry names by email: whoever may set their own
+	// email at the IdP could otherwise claim another's.
+	EmailUnverified   bool
 	PreferredUsername string
 	Groups            []string
 	// Handles are the values of the claims listed in idp.person_claims

@@ -253,6 +253,9 @@ type IdentityLink struct {
 	Name              string   `json:"name,omitempty"`
 	PreferredUsername string   `json:"preferred_username,omitempty"`
 	Groups            []string `json:"groups,omitempty"`
+	// EmailUnverified: the IdP did not vouch for Email when it last sent
+	// it; false for links made before signoff recorded this.
+	EmailUnverified bool `json:"email_unverified,omitempty"`
 
 	// LinkedAt is when the browser sign-in made the link; VerifiedAt when the
 	// IdP last confirmed the identity and groups (a sign-in or a refresh).

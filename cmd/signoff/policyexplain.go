@@ -289,7 +289,7 @@ func explainApprover(cfg *config.Config, pol *policy.Policy, path string, req *r
 	if err != nil {
 		return nil, err
 	}
-	id, err := linkflow.ReadUnverifiedIdentity(data, cfg.IdP.GroupsClaim, cfg.IdP.PersonClaims)
+	id, err := linkflow.ReadUnverifiedIdentity(data, cfg.IdP.GroupsClaim, cfg.IdP.PersonClaims, cfg.IdP.EmailVerified == config.EmailVerifiedAssumed)
 	if err != nil {
 		return nil, usageErrorf("--approver-claims %s: %v", path, err)
 	}

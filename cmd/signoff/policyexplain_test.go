@@ -402,7 +402,7 @@ func TestPolicyExplainApproverClaims(t *testing.T) {
 	// Dana: named by email for deploy-prod, in group dev for staging, and
 	// octocat (the requester) through a person claim.
 	dana := writeClaims(t, map[string]any{
-		"sub": "00u-dana", "email": "Dana@Example.com", "preferred_username": "dana",
+		"sub": "00u-dana", "email": "Dana@Example.com", "email_verified": true, "preferred_username": "dana",
 		"groups": []string{"dev"}, "github_login": "octocat",
 	})
 	code, out, stderr := runCmd(t, "policy", "explain", "--config", cfg, "--token", iss.token(t, nil), "--approver-claims", dana)
@@ -426,6 +426,20 @@ func TestPolicyExplainApproverClaims(t *testing.T) {
 		`  the requester's person "octocat" is this approver (one of their idp.person_claims values), and this action allows self-approval`,
 		"rotate-keys: may not approve",
 		"  in none of the approver groups and not named in approvers.users",
+	)
+
+	// The same claims without email_verified: the email names no approver
+	// (idp.email_verified: required), and the preview says why.
+	unvouched := writeClaims(t, map[string]any{
+		"sub": "00u-dana", "email": "Dana@Example.com", "preferred_username": "dana", "groups": []string{"dev"},
+	})
+	code, out, stderr = runCmd(t, "policy", "explain", "--config", cfg, "--approver-claims", unvouched, "--action", "deploy-prod")
+	if code != exitOK {
+		t.Fatalf("unvouched email: exit %d: %s", code, stderr)
+	}
+	wantLines(t, out,
+		"deploy-prod: may not approve",
+		`  in none of the approver groups; approvers.users names "dana@example.com", their email, but the identity provider does not mark it verified (see idp.email_verified)`,
 	)
 
 	// Without a requester: the approver alone; JSON under "approver".

@@ -138,24 +138,28 @@ func vouched(c idClaims, assumeVerified bool) bool {
 }
 
 // keptEmail is the email a link keeps when a refresh or step-up sign-in
-// answers c. A link proved by email names its person by an email the IdP
-// vouched for; a new email replaces it only when the IdP vouches for that
-// one too, or whoever may set their own email at the IdP would vote as
-// the approver it names (approvers.users) from the next refresh on.
-func (l *Linker) keptEmail(link storage.IdentityLink, c idClaims) string {
+// answers c, and whether the IdP left it unvouched (EmailUnverified). A
+// link proved by email names its person by an email the IdP vouched for;
+// a new email replaces it only when the IdP vouches for that one too, or
+// whoever may set their own email at the IdP would vote as the approver
+// it names (approvers.users) from the next refresh on. Other links take
+// the new email, marked unverified unless the IdP vouches for it, so it
+// names the person for the self-approval check but makes them no
+// approver by email.
+func (l *Linker) keptEmail(link storage.IdentityLink, c idClaims) (email string, unverified bool) {
 	switch {
 	case c.Email == "":
-		return link.Email
-	case l.opts.LinkMatch == LinkMatchNone || link.MatchedBy != MatchedByEmail:
-		return c.Email
+		return link.Email, link.EmailUnverified
 	case vouched(c, l.opts.AssumeEmailVerified):
-		return c.Email
+		return c.Email, false
+	case l.opts.LinkMatch == LinkMatchNone || link.MatchedBy != MatchedByEmail:
+		return c.Email, true
 	}
 	if normalizeEmail(c.Email) != normalizeEmail(link.Email) {
 		l.log.Warn("the identity provider sent a new email it does not mark verified; the link keeps its verified email",
 			"platform", link.Platform, "workspace", link.Workspace, "platform_user", link.PlatformUser, "subject", link.Subject)
 	}
-	return link.Email
+	return link.Email, link.EmailUnverified
 }
 
 // matchLegacyLink re-checks a link made before signoff proved bindings: the
@@ -262,7 +266,7 @@ func (l *Linker) checkBinding(ctx context.Context, p PlatformUser, c idClaims) (
 		return &identity.LinkRefusal{
 			Account: p.Account(), Conversation: p.Conversation,
 			AccountName: cmp.Or(acct.DisplayName, acct.Handle), AccountEmail: cmp.Or(acct.Email, acct.UPN),
-			Identity: c.asIdentity(l.clock.Now().UTC()),
+			Identity: c.asIdentity(l.clock.Now().UTC(), l.opts.AssumeEmailVerified),
 			Reason:   reason, Message: msg,
 		}
 	}

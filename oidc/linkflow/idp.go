@@ -209,11 +209,12 @@ type idClaims struct {
 
 // asIdentity is the identity the claims vouch for, as verified at
 // verifiedAt.
-func (c idClaims) asIdentity(verifiedAt time.Time) identity.Identity {
+func (c idClaims) asIdentity(verifiedAt time.Time, assumeEmailVerified bool) identity.Identity {
 	return identity.Identity{
 		Issuer: c.Issuer, Subject: c.Subject, Email: c.Email, Name: c.Name, PreferredUsername: c.PreferredUsername,
 		Groups: c.Groups, PersonClaims: c.PersonClaims, VerifiedAt: verifiedAt,
 		AuthTime: c.AuthTime, ACR: c.ACR, AMR: c.AMR,
+		EmailUnverified: c.Email != "" && !vouched(c, assumeEmailVerified),
 	}
 }
 

@@ -792,7 +792,7 @@ func (l *Linker) refreshGroups(ctx context.Context, p PlatformUser, link storage
 	}
 	updated := link
 	updated.Groups = res.claims.Groups
-	updated.Email = l.keptEmail(link, res.claims)
+	updated.Email, updated.EmailUnverified = l.keptEmail(link, res.claims)
 	if res.claims.Name != "" {
 		updated.Name = res.claims.Name
 	}

@@ -426,7 +426,7 @@ func (l *Linker) completeLink(ctx context.Context, w http.ResponseWriter, a stor
 		l.refuseBinding(ctx, w, p, acct, c, refusal)
 		return
 	}
-	link := identity.NewLink(p.Account(), c.asIdentity(now), now)
+	link := identity.NewLink(p.Account(), c.asIdentity(now, l.opts.AssumeEmailVerified), now)
 	link.MatchedBy = matchedBy
 	if l.sealer != nil && res.refreshToken != "" {
 		sealed, err := l.sealer.seal(res.refreshToken, link)
@@ -537,7 +537,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		return
 	}
 	now := l.clock.Now()
-	signedIn := c.asIdentity(now.UTC())
+	signedIn := c.asIdentity(now.UTC(), l.opts.AssumeEmailVerified)
 	// An unproven link (re-checked at BeginStepUp, but the check may have
 	// been skipped or the link changed since) cannot carry a vote either.
 	if notLinked || link.Stale || link.Issuer != c.Issuer || now.Sub(link.LinkedAt) > l.opts.LinkMaxAge || l.unproven(link) {
@@ -576,7 +576,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	}
 	updated := link
 	updated.Groups = c.Groups
-	updated.Email = l.keptEmail(link, c)
+	updated.Email, updated.EmailUnverified = l.keptEmail(link, c)
 	updated.Name = cmp.Or(c.Name, link.Name)
 	updated.PreferredUsername = cmp.Or(c.PreferredUsername, link.PreferredUsername)
 	if len(c.PersonClaims) > 0 {

@@ -12,12 +12,14 @@ import (
 // object) that were NOT verified, the way the link flow reads verified
 // ones: sub (required), email, name, preferred_username, the groups in
 // groupsClaim (DefaultGroupsClaim when empty) and the values of
-// personClaims (idp.person_claims; DefaultPersonClaims when nil). The
-// identity's VerifiedAt is zero.
+// personClaims (idp.person_claims; DefaultPersonClaims when nil), and
+// whether the email is vouched for as the link flow decides it (with
+// assumeEmailVerified, idp.email_verified: assumed). The identity's
+// VerifiedAt is zero.
 //
 // It exists for previews (`signoff policy explain --approver-claims`):
 // what it returns MUST NOT authorize anything.
-func ReadUnverifiedIdentity(claims []byte, groupsClaim string, personClaims []string) (identity.Identity, error) {
+func ReadUnverifiedIdentity(claims []byte, groupsClaim string, personClaims []string, assumeEmailVerified bool) (identity.Identity, error) {
 	m, err := idtoken.Decode(claims)
 	if err != nil {
 		return identity.Identity{}, fmt.Errorf("the claims are not a JSON object: %s", idtoken.CauseText(err))
@@ -33,5 +35,5 @@ func ReadUnverifiedIdentity(claims []byte, groupsClaim string, personClaims []st
 	if err != nil {
 		return identity.Identity{}, err
 	}
-	return out.asIdentity(time.Time{}), nil
+	return out.asIdentity(time.Time{}, assumeEmailVerified), nil
 }
