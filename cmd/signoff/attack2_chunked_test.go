@@ -10,12 +10,13 @@ import (
 )
 
 // A caller without a token who starts a body and never finishes it is
-// answered at once wherever signoff refuses without reading the body (an
-// unknown path, a method the path does not take), not when the server's
+// answered at once wherever signoff refuses without reading the body (no
+// token, an unknown path, a method the path does not take), not when the server's
 // ReadTimeout runs out: no refusal lets it hold a connection and a
 // goroutine by sending headers alone.
 func TestAttack2UnfinishedBodyRefusedWithoutReading(t *testing.T) {
 	for name, target := range map[string]string{
+		"no token on the create route": "POST /v1/requests",
 		"unknown API path":             "POST /v1/nope",
 		"405 twin of an API route":     "PUT /v1/requests",
 		"405 twin of the audit log":    "POST /v1/audit",
@@ -44,6 +45,9 @@ func TestAttack2UnfinishedBodyRefusedWithoutReading(t *testing.T) {
 				resp.Body.Close()
 				if resp.StatusCode < 400 || !resp.Close {
 					t.Fatalf("status %d, close %v: want a refusal on a connection the server closes", resp.StatusCode, resp.Close)
+				}
+				if target == "POST /v1/requests" && resp.StatusCode != http.StatusUnauthorized {
+					t.Fatalf("status %d without a token, want 401", resp.StatusCode)
 				}
 			})
 		}
