@@ -78,13 +78,7 @@ func (s *Server) adminPerson(tok *oidc.RequesterToken) approvals.AdminPerson {
 	if tok.Person != "" {
 		p.Handles = []string{tok.Person}
 	}
-	if tok.Login {
-		for _, c := range s.opts.PersonClaims {
-			if v := tok.Claims[c]; v != "" {
-				p.Handles = append(p.Handles, v)
-			}
-		}
-	}
+	p.Handles = append(p.Handles, tok.Handles...)
 	return approvals.AdminPerson{Issuer: tok.IssuerName, Subject: tok.Subject, Actor: adminActor(tok), Person: p}
 }
 

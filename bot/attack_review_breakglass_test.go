@@ -39,6 +39,13 @@ func TestBreakGlassReviewedAdminLoginTokenIsMatchedByIdPPersonClaims(t *testing.
 	if x := f.do("POST", "/v1/requests/"+reviewID+"/cancel", aliceAdmin, reason); x.status != http.StatusForbidden || !strings.Contains(x.errorMessage(), "your own break-glass") {
 		t.Fatalf("the person reviewed cancelled their own pending review with a login token: %d %s", x.status, x.body)
 	}
+	// The claim as a list (an IdP keeping several logins) names her too.
+	aliceListed := mint(t, idp, "00u-alice", loginClientID, map[string]any{
+		"groups": []string{"signoff-admins"}, "github_login": []any{"alice-old", " alice "},
+	})
+	if x := f.do("POST", "/v1/requests/"+reviewID+"/cancel", aliceListed, reason); x.status != http.StatusForbidden || !strings.Contains(x.errorMessage(), "your own break-glass") {
+		t.Fatalf("the person reviewed, named in a list claim, cancelled their own pending review: %d %s", x.status, x.body)
+	}
 
 	f.denyReview(reviewID, "no incident")
 	if x := f.do("POST", "/v1/requests/"+reviewID+"/lift-block", aliceAdmin, reason); x.status != http.StatusForbidden || !strings.Contains(x.errorMessage(), "your own break-glass") {

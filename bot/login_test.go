@@ -27,8 +27,8 @@ func newLoginFixture(t *testing.T) (*apiFixture, *devissuer.Issuer) {
 }
 
 // newLoginFixtureWith is newLoginFixture whose service adjust changes
-// first (when set), and whose front door reads personClaims
-// (idp.person_claims) from the IdP's tokens.
+// first (when set), and whose login tokens carry the values of
+// personClaims (idp.person_claims) as their Handles.
 func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []string) (*apiFixture, *devissuer.Issuer) {
 	t.Helper()
 	base := newAPIFixture(t)
@@ -48,7 +48,7 @@ func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []
 
 	v, err := oidc.NewRequesterVerifier([]oidc.TrustedIssuer{
 		{Name: "ci", Issuer: base.ci.URL(), Audience: "signoff", PersonClaim: "actor", NameClaim: "name", EmailClaim: "email", GroupsClaim: "groups"},
-		{Name: "idp:login", Issuer: idp.URL(), Audience: loginClientID, PersonClaim: "sub", EmailClaim: "email", GroupsClaim: "groups", Login: true},
+		{Name: "idp:login", Issuer: idp.URL(), Audience: loginClientID, PersonClaim: "sub", EmailClaim: "email", GroupsClaim: "groups", Login: true, HandleClaims: personClaims},
 	}, oidc.VerifierOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -56,8 +56,7 @@ func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []
 	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs}
 	f.front = bot.New(bot.Options{
 		Service: base.svc, Store: base.store, Logger: slog.New(slog.DiscardHandler), Version: "test", Verifier: v,
-		Login:        &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
-		PersonClaims: personClaims,
+		Login: &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},
 	})
 	f.api = httptest.NewServer(f.front)
 	t.Cleanup(f.api.Close)

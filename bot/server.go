@@ -45,11 +45,6 @@ type Options struct {
 	// login` (idp.cli_client_id; see login.go). nil: that endpoint answers
 	// 404 saying the server does not offer it.
 	Login *api.LoginConfig
-	// PersonClaims are idp.person_claims: the ID token claims that hold a
-	// person's names in the requesters' systems (e.g. a GitHub login). The
-	// no-self-review rule reads them from an admin's signoff login token,
-	// as the no-self-approval rule reads them from an approver's sign-in.
-	PersonClaims []string
 	// Attestations, when set, is the signer of approval attestations
 	// (the approvals service's Attester): its discovery document and keys
 	// are served at /.well-known (see attestation.go). nil: those answer

@@ -69,6 +69,11 @@ type TrustedIssuer struct {
 	// not a CI job, and the API takes them on admin and auditor endpoints
 	// only.
 	Login bool
+	// HandleClaims name the claims that hold the person's names in the
+	// requesters' identity systems (idp.person_claims, e.g. a GitHub
+	// login kept in a custom attribute), read into RequesterToken.Handles:
+	// a string, or a list of strings. For Login entries.
+	HandleClaims []string
 }
 
 // VerifierOptions tunes a RequesterVerifier. The zero value is usable.
@@ -138,6 +143,10 @@ type RequesterToken struct {
 	// and auditor endpoints, never for creating or cancelling a request as
 	// its requester.
 	Login bool
+	// Handles are the values of the entry's HandleClaims (lists flattened,
+	// trimmed): the person's names in the requesters' identity systems,
+	// which the no-self-review rule compares with a requester's person.
+	Handles []string
 }
 
 // RequesterVerifier verifies CI bearer tokens from the trusted issuers. It
@@ -474,6 +483,9 @@ func tokenOf(entry *TrustedIssuer, m map[string]any) (*RequesterToken, *TokenErr
 	if entry.GroupsClaim != "" {
 		tok.Groups = idtoken.StringList(m[entry.GroupsClaim])
 		tok.GroupsClaim = entry.GroupsClaim
+	}
+	for _, c := range entry.HandleClaims {
+		tok.Handles = append(tok.Handles, idtoken.PersonValues(m[c])...)
 	}
 	return tok, nil
 }

@@ -46,6 +46,10 @@ func loginIssuers(cfg *config.Config) []oidc.TrustedIssuer {
 		EmailClaim:  "email",
 		GroupsClaim: cfg.IdP.GroupsClaim,
 		Login:       true,
+		// The no-self-review rule reads the person's names from an
+		// admin's sign-in as the no-self-approval rule reads them from
+		// an approver's.
+		HandleClaims: cfg.IdP.PersonClaims,
 	}}
 }
 

@@ -604,9 +604,6 @@ func newFrontDoor(cfg *config.Config, dev bool, addr string, svc *approvals.Serv
 	}
 	opts := bot.Options{Service: svc, Store: store, Logger: logger, Version: version, Verifier: verifier}
 	opts.Login = loginConfig(cfg)
-	// An admin's signoff login token names its person as an approver's
-	// sign-in does (the no-self-review rule of break-glass).
-	opts.PersonClaims = cfg.IdP.PersonClaims
 	// The attestation keys at /.well-known (bot/attestation.go).
 	opts.Attestations = attester
 	// The limits: creates per requester here; clicks per chat account in
