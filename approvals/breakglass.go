@@ -138,8 +138,15 @@ func (s *Service) createBreakGlass(ctx context.Context, in CreateInput, action *
 	}
 	bg.BreakGlass = &storage.BreakGlass{Review: review.ID, Due: due}
 
+	// Reviews that ended without approval are found in a read transaction
+	// first: finding them reads every such request of the action, which
+	// must not hold the store's one writer.
+	ended, err := s.endedReviewsOf(ctx, in.Requester)
+	if err != nil {
+		return storage.Request{}, false, err
+	}
 	req, created, err := s.createOnce(ctx, in, scope, fp, "break glass on action", func(tx storage.Tx) (storage.Request, error) {
-		if err := s.checkReviewPending(tx, in.Requester); err != nil {
+		if err := s.checkReviewPending(tx, in.Requester, ended); err != nil {
 			return storage.Request{}, err
 		}
 		// Not bound by windows or freezes, nor by the pending cap:
@@ -215,41 +222,85 @@ func breakGlassGroupsProblem(a *policy.Action, in CreateInput) string {
 	return fmt.Sprintf("break-glass on %s is for members of %s; this token's %q claim names %s", a.Name, want, in.GroupsClaim, strings.Join(in.Groups, ", "))
 }
 
-// checkReviewPending refuses a break-glass by a requester with a review
-// not approved: still pending, or ended otherwise (denied, cancelled) and
-// its block not lifted. The requester
-// is the same issuer and subject, or the same issuer and person (a CI
-// token's subject names a repository and branch, so the person behind it
-// is compared too). Such reviews are few: every action's are read.
-func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester) error {
+// checkReviewPending refuses, inside the create's transaction, a
+// break-glass by a requester with a review not approved: still pending, or
+// ended otherwise (denied, cancelled) and its block not lifted. The
+// requester is the same issuer and subject, or the same issuer and person
+// (a CI token's subject names a repository and branch, so the person
+// behind it is compared too). Pending reviews are read here (few, and a
+// concurrent break-glass of the same person is one of them); ended ones
+// are the candidates endedReviewsOf found before the transaction, each
+// read again here: one lifted since no longer blocks, and one that ended
+// since was pending then and is among them too. (A review both opened and
+// decided by a person in the milliseconds between the two would be
+// missed; a review's decision is a person's click on it.)
+func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester, ended []string) error {
 	for _, name := range sortedActionNames(s.policy) {
 		a := s.policy.Actions[name]
 		if a.BreakGlass == nil {
 			continue
 		}
-		open, err := tx.Requests(storage.RequestFilter{States: unapproved, Action: policy.ReviewActionName(name)})
+		pending, err := tx.Requests(storage.RequestFilter{States: []storage.State{storage.StatePending}, Action: policy.ReviewActionName(name)})
 		if err != nil {
-			return fmt.Errorf("read open break-glass reviews: %w", err)
+			return fmt.Errorf("read pending break-glass reviews: %w", err)
 		}
-		for _, r := range open {
-			if !IsBreakGlassReview(r) || !isRequesterOf(r, who) {
-				continue
-			}
-			if r.State != storage.StatePending {
-				if !r.BreakGlass.Lifted.IsZero() {
-					continue
-				}
+		for _, r := range pending {
+			if IsBreakGlassReview(r) && isRequesterOf(r, who) {
+				groups := a.BreakGlass.Review.Groups
 				return refusal(ErrReviewPending, ReasonReviewPending,
-					"you broke glass with request %s (%s) and its review %s was %s, not approved; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
-					r.BreakGlass.Reviews, name, r.ID, r.State, r.ID)
+					"you broke glass with request %s (%s) and its review %s is still pending; you can break glass again once a reviewer (%s) approves that review",
+					r.BreakGlass.Reviews, name, r.ID, reviewersText(groups, a.BreakGlass.Review.Users))
 			}
-			groups := a.BreakGlass.Review.Groups
-			return refusal(ErrReviewPending, ReasonReviewPending,
-				"you broke glass with request %s (%s) and its review %s is still pending; you can break glass again once a reviewer (%s) approves that review",
-				r.BreakGlass.Reviews, name, r.ID, reviewersText(groups, a.BreakGlass.Review.Users))
 		}
 	}
+	for _, id := range ended {
+		r, err := tx.Request(id)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("read break-glass review %s: %w", id, err)
+		}
+		if r.State == storage.StateApproved || r.State == storage.StatePending || !r.BreakGlass.Lifted.IsZero() {
+			continue
+		}
+		base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
+		return refusal(ErrReviewPending, ReasonReviewPending,
+			"you broke glass with request %s (%s) and its review %s was %s, not approved; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
+			r.BreakGlass.Reviews, base, r.ID, r.State, r.ID)
+	}
 	return nil
+}
+
+// endedReviewsOf lists, in a read transaction of its own, the break-glass
+// reviews of who that are not approved and whose block is not lifted
+// (pending ones too, which may end before the create's transaction), for
+// checkReviewPending to read again. It reads every request of a review
+// action in those states, so it runs outside the writer's transaction.
+func (s *Service) endedReviewsOf(ctx context.Context, who storage.Requester) ([]string, error) {
+	var ids []string
+	err := s.store.View(ctx, func(tx storage.ReadTx) error {
+		ids = nil
+		for _, name := range sortedActionNames(s.policy) {
+			if s.policy.Actions[name].BreakGlass == nil {
+				continue
+			}
+			rs, err := tx.Requests(storage.RequestFilter{States: unapproved, Action: policy.ReviewActionName(name)})
+			if err != nil {
+				return err
+			}
+			for _, r := range rs {
+				if IsBreakGlassReview(r) && isRequesterOf(r, who) && r.BreakGlass.Lifted.IsZero() {
+					ids = append(ids, r.ID)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read break-glass reviews: %w", err)
+	}
+	return ids, nil
 }
 
 // unapproved are the states of a review that holds its requester's block:
