@@ -202,6 +202,12 @@ func (s *Service) queueRequesterNotice(tx storage.Tx, r storage.Request) error {
 			continue
 		}
 		person := identity.FromLink(l).Person()
+		if person.EmailUnverified {
+			// The notice tells this account someone's decision: an email
+			// the IdP did not vouch for does not name its owner (the
+			// self-approval check, which only refuses, still reads it).
+			person.Email = ""
+		}
 		if !policy.IsSelf(r.Requester.Person, person) && !policy.IsSelf(r.Requester.Email, person) {
 			continue
 		}

@@ -364,3 +364,34 @@ func TestRequesterToldOfExpiryByEmail(t *testing.T) {
 		t.Fatalf("notices: %v", got)
 	}
 }
+
+// TestRequesterNotToldThroughAnUnvouchedEmail: a link whose email the IdP
+// did not vouch for (someone set it to the requester's) gets no notice of
+// the requester's decision; the notice goes to the accounts that are
+// theirs.
+func TestRequesterNotToldThroughAnUnvouchedEmail(t *testing.T) {
+	h := newRemindHarness(t)
+	ctx := context.Background()
+	for _, l := range []storage.IdentityLink{
+		{Platform: "slack", Workspace: "T1", PlatformUser: "U-CLAIMED", Issuer: "https://idp.example", Subject: "sub-mallory", Email: "octo@example.com", EmailUnverified: true, LinkedAt: t0, VerifiedAt: t0},
+		{Platform: "slack", Workspace: "T1", PlatformUser: "U-MAIL", Issuer: "https://idp.example", Subject: "sub-octo", Email: "octo@example.com", LinkedAt: t0, VerifiedAt: t0},
+	} {
+		if err := h.svc.SaveLink(ctx, l, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := requester
+	in.Person, in.Email = "", "octo@example.com"
+	r, _, err := h.svc.Create(ctx, approvals.CreateInput{Requester: in, Action: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(2 * time.Hour)
+	if _, err := h.svc.ExpireDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := h.requesterNotices()
+	if len(got) != 1 || got[0] != "notice.slack:U-MAIL:Your signoff request "+r.ID+" (deploy) was expired: nobody decided in time." {
+		t.Fatalf("notices: %v", got)
+	}
+}
