@@ -21,7 +21,7 @@ type LinkerMetricsSource interface {
 //	signoff_idp_refresh_failures_total{reason}     counter (unavailable, refused, token_unreadable)
 //	signoff_idp_refreshes_total{trigger}           counter, refreshes that succeeded (click, sweep)
 //	signoff_links_marked_stale_total{reason}       counter (refresh_refused, binding_mismatch)
-//	signoff_link_sweeps_total{result}              counter (completed, idp_unavailable, failed)
+//	signoff_link_sweeps_total{result}              counter (completed, idp_unavailable, chat_unavailable, failed)
 //	signoff_links_need_sign_in                     gauge, at the last sweep: links due for a refresh that hold no usable refresh token
 func IdentityMetrics(linker LinkerMetricsSource) func() []Metric {
 	return func() []Metric {
@@ -34,7 +34,7 @@ func IdentityMetrics(linker LinkerMetricsSource) func() []Metric {
 			labelled("signoff_idp_refresh_failures_total", "Refreshes of a link's groups at the IdP that failed, by reason: unavailable (nothing changed), refused (the link was marked stale), token_unreadable.", "reason", m.RefreshFailures),
 			labelled("signoff_idp_refreshes_total", "Refreshes of a link's groups at the IdP that succeeded, by trigger: click or sweep.", "trigger", m.Refreshes),
 			labelled("signoff_links_marked_stale_total", "Links marked stale by signoff's own checks, by reason: refresh_refused, binding_mismatch.", "reason", m.MarkedStale),
-			labelled("signoff_link_sweeps_total", "Background sweep passes that refresh links whose groups are older than idp.groups_max_age, by result: completed, idp_unavailable, failed.", "result", m.Sweeps),
+			labelled("signoff_link_sweeps_total", "Background sweep passes that refresh links whose groups are older than idp.groups_max_age, by result: completed, idp_unavailable, chat_unavailable, failed.", "result", m.Sweeps),
 		}
 		if m.Swept {
 			out = append(out, Metric{Name: "signoff_links_need_sign_in", Type: "gauge",

@@ -50,6 +50,10 @@ const (
 	// SweepIdPUnavailable: the IdP could not be reached; the pass stopped
 	// and the next one waits with backoff.
 	SweepIdPUnavailable = "idp_unavailable"
+	// SweepChatUnavailable: the chat platform could not be asked whether
+	// a link's chat account is still its person's (the binding check
+	// before a refresh); the pass stopped and the next one backs off.
+	SweepChatUnavailable = "chat_unavailable"
 	// SweepFailed: the links could not be read from the store.
 	SweepFailed = "failed"
 )
@@ -161,6 +165,6 @@ func (l *Linker) Metrics() LinkerMetrics {
 	counts.WithKeys(&m.RefreshFailures, RefreshFailureUnavailable, RefreshFailureRefused, RefreshFailureTokenUnreadable)
 	counts.WithKeys(&m.Refreshes, refreshByClick, refreshBySweep)
 	counts.WithKeys(&m.MarkedStale, StaleRefreshRefused, StaleBindingMismatch)
-	counts.WithKeys(&m.Sweeps, SweepCompleted, SweepIdPUnavailable, SweepFailed)
+	counts.WithKeys(&m.Sweeps, SweepCompleted, SweepIdPUnavailable, SweepChatUnavailable, SweepFailed)
 	return m
 }

@@ -93,9 +93,13 @@ func TestRecheckLookupFailureChangesNothing(t *testing.T) {
 	if _, err := e.resolve(slackU1); !errors.Is(err, linkflow.ErrDirectoryUnavailable) {
 		t.Fatalf("Resolve = %v, want ErrDirectoryUnavailable", err)
 	}
-	// The sweep counts it as failed and tries again at its next pass.
-	if res, _ := e.sweep(); res.Failed != 1 || res.MarkedStale != 0 {
-		t.Fatalf("sweep = %+v, want one failed", res)
+	// The sweep stops (the platform is down for every link), leaves the
+	// link for a later pass and backs off as for an unavailable IdP.
+	if res, err := e.sweep(); !errors.Is(err, linkflow.ErrDirectoryUnavailable) || res.NotTried != 1 || res.MarkedStale != 0 {
+		t.Fatalf("sweep = %+v, %v; want stopped, the link not tried", res, err)
+	}
+	if n := e.linker.Metrics().Sweeps[linkflow.SweepChatUnavailable]; n != 1 {
+		t.Fatalf("sweeps stopped for the chat platform: %d, want 1", n)
 	}
 	l := e.mustLink(slackU1)
 	if l.Stale || !l.VerifiedAt.Equal(before.VerifiedAt) || e.op.Refreshes() != refreshes {

@@ -12,7 +12,7 @@ import (
 )
 
 // Sweep pacing (LinkerOptions.SweepInterval, SweepConcurrency, and the
-// backoff of RunSweep while the IdP is unavailable).
+// backoff of RunSweep while the IdP or the chat platform is unavailable).
 const (
 	// DefaultSweepConcurrency is how many links one sweep pass refreshes
 	// at once: enough to get through thousands of links in a pass, few
@@ -82,9 +82,12 @@ type SweepResult struct {
 // (counted in NeedSignIn).
 //
 // At most SweepConcurrency refreshes run at once, oldest VerifiedAt first.
-// When the IdP is unavailable the pass stops starting refreshes, marks
-// nothing, and returns an error wrapping ErrIdPUnavailable. One pass runs
-// at a time; a second call waits for the first.
+// When the IdP is unavailable, or the chat platform that is asked before
+// a refresh whether an account is still its person's (recheckBinding),
+// the pass stops starting refreshes and returns an error wrapping
+// ErrIdPUnavailable or ErrDirectoryUnavailable; what it had not tried is
+// left as it is. One pass runs at a time; a second call waits for the
+// first.
 func (l *Linker) Sweep(ctx context.Context) (SweepResult, error) {
 	select {
 	case l.sweepGate <- struct{}{}:
@@ -176,6 +179,11 @@ dispatch:
 	wg.Wait()
 
 	switch {
+	case unavailable != nil && errors.Is(unavailable, ErrDirectoryUnavailable):
+		l.counters.sweepDone(SweepChatUnavailable, res.NeedSignIn)
+		l.log.Warn("link sweep stopped: the chat platform cannot be asked who owns the accounts; links not yet tried were left as they are",
+			"due", res.Due, "refreshed", res.Refreshed, "marked_stale", res.MarkedStale, "not_tried", res.NotTried, "err", unavailable)
+		return res, fmt.Errorf("oidc: sweep stopped: %w", unavailable)
 	case unavailable != nil:
 		l.counters.sweepDone(SweepIdPUnavailable, res.NeedSignIn)
 		l.log.Warn("link sweep stopped: the identity provider is unavailable; nothing was marked stale",
@@ -251,7 +259,7 @@ func (l *Linker) sweepOne(ctx context.Context, listed storage.IdentityLink) (swe
 		return sweepNeedSignIn, nil
 	case errors.As(err, &refused) && refused.markErr == nil:
 		return sweepStale, nil
-	case errors.Is(err, ErrIdPUnavailable):
+	case errors.Is(err, ErrIdPUnavailable), errors.Is(err, ErrDirectoryUnavailable):
 		return sweepUnavailable, err
 	case ctx.Err() != nil:
 		return sweepSkipped, err
@@ -289,7 +297,7 @@ func (l *Linker) RunSweep(ctx context.Context) {
 		switch {
 		case ctx.Err() != nil:
 			return
-		case errors.Is(err, ErrIdPUnavailable):
+		case errors.Is(err, ErrIdPUnavailable), errors.Is(err, ErrDirectoryUnavailable):
 			failures++
 			wait = l.sweepBackoff(failures)
 			l.log.Info("link sweep: next pass after backoff", "in", wait, "passes_stopped_in_a_row", failures)
