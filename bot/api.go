@@ -131,13 +131,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*oidc.Req
 	raw, problem := bearerToken(r.Header)
 	if problem != "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="signoff"`)
-		dropUnreadBody(w, r)
 		fail(w, r, http.StatusUnauthorized, api.CodeUnauthenticated, problem)
 		return nil, false
 	}
 	refuse := func(msg string) (*oidc.RequesterToken, bool) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="signoff", error="invalid_token"`)
-		dropUnreadBody(w, r)
 		fail(w, r, http.StatusUnauthorized, api.CodeUnauthenticated, msg)
 		return nil, false
 	}
@@ -167,18 +165,6 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) (*oidc.Req
 		return refuse("the bearer token names no issuer or subject")
 	}
 	return tok, true
-}
-
-// dropUnreadBody marks the answer to a request refused before its body was
-// read as the connection's last. Otherwise net/http, once the handler
-// returns, reads (up to 256 KiB of) the unread body before it sends the
-// answer, so a caller without a token who never finishes a chunked body,
-// or sends less than its Content-Length, would hold the connection and
-// get no answer until the server's ReadTimeout.
-func dropUnreadBody(w http.ResponseWriter, r *http.Request) {
-	if r.ContentLength != 0 {
-		w.Header().Set("Connection", "close")
-	}
 }
 
 // bearerToken extracts the token of an "Authorization: Bearer …" header,
