@@ -61,14 +61,14 @@ func TestCancelByAdmin(t *testing.T) {
 	h := newHarness(t, approvals.Options{})
 	ctx := context.Background()
 	r := h.create("deploy-prod", deployParams())
-	by := admin
+	by := &approvals.AdminPerson{Issuer: "idp", Subject: "root", Actor: admin}
 	for _, reason := range []string{"", "   ", strings.Repeat("x", approvals.MaxReasonBytes+1)} {
-		_, err := h.svc.Cancel(ctx, r.ID, approvals.Canceller{Issuer: "idp", Subject: "root", Admin: &by, Reason: reason})
+		_, err := h.svc.Cancel(ctx, r.ID, approvals.Canceller{Admin: by, Reason: reason})
 		if !errors.Is(err, approvals.ErrInvalid) {
 			t.Errorf("admin cancel with reason %.10q: %v", reason, err)
 		}
 	}
-	out, err := h.svc.Cancel(ctx, r.ID, approvals.Canceller{Issuer: "idp", Subject: "root", Admin: &by, Reason: "wrong train"})
+	out, err := h.svc.Cancel(ctx, r.ID, approvals.Canceller{Admin: by, Reason: "wrong train"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestCancelByAdmin(t *testing.T) {
 	if rec.Type != audit.TypeRequestCancelled || rec.Actor == nil || *rec.Actor != admin || rec.Data["reason"] != "wrong train" || rec.Data["by"] != "admin" {
 		t.Fatalf("record %+v", rec)
 	}
-	_, err = h.svc.Cancel(ctx, r.ID, approvals.Canceller{Admin: &by, Reason: "again"})
+	_, err = h.svc.Cancel(ctx, r.ID, approvals.Canceller{Admin: by, Reason: "again"})
 	var refused *approvals.RefusalError
 	if !errors.As(err, &refused) || refused.Reason != approvals.ReasonNotPending || !strings.Contains(refused.Message, "already cancelled") {
 		t.Fatalf("cancel of a cancelled request: %v", err)

@@ -59,9 +59,9 @@ const (
 	// TypeBreakGlassUnreviewed records a break-glass request whose review
 	// was still pending when it was due (break_glass.within).
 	TypeBreakGlassUnreviewed = "break_glass.unreviewed"
-	// TypeBreakGlassLifted records an admin lifting the block a denied
-	// review held on its requester's next break-glass: the admin as
-	// actor, the reason.
+	// TypeBreakGlassLifted records an admin lifting the block a review
+	// that ended without approval (denied, cancelled) held on its
+	// requester's next break-glass: the admin as actor, the reason.
 	TypeBreakGlassLifted = "break_glass.lifted"
 )
 
@@ -75,7 +75,8 @@ const DecidedByBreakGlass = "break_glass"
 const EventUnreviewed = "unreviewed"
 
 // ErrReviewPending: the requester broke glass before and that review is
-// not approved: still pending, or denied and not lifted by an admin.
+// not approved: still pending, or denied or cancelled and not lifted by
+// an admin.
 var ErrReviewPending = errors.New("break-glass review pending")
 
 // ReasonReviewPending is the refusal reason of ErrReviewPending.
@@ -264,10 +265,9 @@ func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester, ended
 		if r.State == storage.StateApproved || r.State == storage.StatePending || !r.BreakGlass.Lifted.IsZero() {
 			continue
 		}
-		base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
 		return refusal(ErrReviewPending, ReasonReviewPending,
 			"you broke glass with request %s (%s) and its review %s was %s, not approved; you can break glass again once an admin lifts that block (signoff requests lift-block %s --reason …)",
-			r.BreakGlass.Reviews, base, r.ID, r.State, r.ID)
+			r.BreakGlass.Reviews, reviewedAction(r), r.ID, r.State, r.ID)
 	}
 	return nil
 }
@@ -307,6 +307,13 @@ func (s *Service) endedReviewsOf(ctx context.Context, who storage.Requester) ([]
 // every state but approved (a review never expires, but one that did
 // would hold it too).
 var unapproved = []storage.State{storage.StatePending, storage.StateDenied, storage.StateCancelled, storage.StateExpired}
+
+// reviewedAction is the action whose break-glass review r is (its action
+// without ":review").
+func reviewedAction(r storage.Request) string {
+	base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
+	return base
+}
 
 // isRequesterOf reports whether who asked for r: the same issuer and
 // subject, or the same issuer and person.
@@ -390,10 +397,9 @@ func (s *Service) LiftBlock(ctx context.Context, id string, admin AdminPerson, r
 			return fmt.Errorf("store the lifted block of %s: %w", id, err)
 		}
 		r.Version++
-		base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
 		actor := admin.Actor
 		if err := s.appendAudit(tx, audit.Record{
-			Time: audit.FormatTime(now), Type: TypeBreakGlassLifted, RequestID: id, Action: base, Actor: &actor,
+			Time: audit.FormatTime(now), Type: TypeBreakGlassLifted, RequestID: id, Action: reviewedAction(r), Actor: &actor,
 			Data: map[string]any{
 				"reason": reason, "reviews": bg.Reviews,
 				"requester_issuer": r.Requester.Issuer, "requester_subject": r.Requester.Subject, "requester_person": r.Requester.Person,
@@ -464,9 +470,8 @@ func (s *Service) markUnreviewed(tx storage.Tx, r storage.Request, now time.Time
 		return fmt.Errorf("flag review %s unreviewed: %w", r.ID, err)
 	}
 	r.Version++
-	base, _ := strings.CutSuffix(r.Action, policy.ReviewSuffix)
 	if err := s.appendAudit(tx, audit.Record{
-		Time: audit.FormatTime(now), Type: TypeBreakGlassUnreviewed, RequestID: bg.Reviews, Action: base,
+		Time: audit.FormatTime(now), Type: TypeBreakGlassUnreviewed, RequestID: bg.Reviews, Action: reviewedAction(r),
 		Data: map[string]any{
 			"review": r.ID, "due": audit.FormatTime(bg.Due),
 			"requester_issuer": r.Requester.Issuer, "requester_subject": r.Requester.Subject, "requester_person": r.Requester.Person,

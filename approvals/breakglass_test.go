@@ -288,7 +288,7 @@ func TestBreakGlassAdminCancelOfReviewIsAudited(t *testing.T) {
 	h := newBGHarness(t, approvals.Options{})
 	ctx := context.Background()
 	bg := h.breakGlass(breakGlassInput(""))
-	admin := &audit.Actor{Issuer: "https://idp.example", Subject: "admin"}
+	admin := &approvals.AdminPerson{Issuer: "login", Subject: "admin", Actor: audit.Actor{Issuer: "https://idp.example", Subject: "admin"}}
 	if _, err := h.svc.Cancel(ctx, bg.BreakGlass.Review, approvals.Canceller{Admin: admin}); !errors.Is(err, approvals.ErrInvalid) {
 		t.Fatalf("admin cancel without reason: %v", err)
 	}
@@ -301,7 +301,7 @@ func TestBreakGlassAdminCancelOfReviewIsAudited(t *testing.T) {
 	if _, _, err := h.svc.Create(ctx, breakGlassInput("")); !errors.Is(err, approvals.ErrReviewPending) {
 		t.Fatalf("break-glass after an admin's cancel of the review: %v, want ErrReviewPending", err)
 	}
-	if _, err := h.svc.LiftBlock(ctx, bg.BreakGlass.Review, approvals.AdminPerson{Issuer: "login", Subject: "admin", Actor: *admin}, "reviewed in the incident call"); err != nil {
+	if _, err := h.svc.LiftBlock(ctx, bg.BreakGlass.Review, *admin, "reviewed in the incident call"); err != nil {
 		t.Fatalf("lift after the cancel: %v", err)
 	}
 	h.breakGlass(breakGlassInput(""))
@@ -317,9 +317,9 @@ func TestBreakGlassAdminCannotEndTheReviewOfTheirOwnBreakGlass(t *testing.T) {
 	reviewID := bg.BreakGlass.Review
 	admin := &audit.Actor{Issuer: "https://idp.example", Subject: "00u-octo"}
 	for name, by := range map[string]approvals.Canceller{
-		"same issuer and subject": {Issuer: requester.Issuer, Subject: requester.Subject, Admin: admin, Reason: "done"},
-		"person claim":            {Issuer: "login", Subject: "00u-octo", Admin: admin, AdminPerson: policy.Person{Subject: "00u-octo", PreferredUsername: requester.Person}, Reason: "done"},
-		"handle":                  {Issuer: "login", Subject: "00u-octo", Admin: admin, AdminPerson: policy.Person{Subject: "00u-octo", Handles: []string{strings.ToUpper(requester.Person)}}, Reason: "done"},
+		"same issuer and subject": {Admin: &approvals.AdminPerson{Issuer: requester.Issuer, Subject: requester.Subject, Actor: *admin}, Reason: "done"},
+		"person claim":            {Admin: &approvals.AdminPerson{Issuer: "login", Subject: "00u-octo", Actor: *admin, Person: policy.Person{Subject: "00u-octo", PreferredUsername: requester.Person}}, Reason: "done"},
+		"handle":                  {Admin: &approvals.AdminPerson{Issuer: "login", Subject: "00u-octo", Actor: *admin, Person: policy.Person{Subject: "00u-octo", Handles: []string{strings.ToUpper(requester.Person)}}}, Reason: "done"},
 	} {
 		if _, err := h.svc.Cancel(ctx, reviewID, by); !errors.Is(err, approvals.ErrForbidden) {
 			t.Errorf("%s: admin cancel of their own review: %v", name, err)

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
-	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -26,13 +25,11 @@ type Canceller struct {
 	Issuer  string
 	Subject string
 	// Admin, when set, cancels as an administrator (admins.groups): the
-	// request need not be theirs, Reason is required, and the
-	// request.cancelled record names Admin as its actor. The caller has
-	// checked that the token is an admin's.
-	Admin *audit.Actor
-	// AdminPerson names the admin for the no-self-review rule: an admin
-	// may not cancel the review of their own break-glass.
-	AdminPerson policy.Person
+	// request need not be theirs, Reason is required, the
+	// request.cancelled record names Admin.Actor as its actor, and the
+	// review of Admin's own break-glass is refused (isReviewed). The
+	// caller has checked that the token is an admin's.
+	Admin *AdminPerson
 	// Reason says why; required of an admin, written to the audit record.
 	Reason string
 }
@@ -68,7 +65,7 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 			return refusal(ErrForbidden, ReasonForbidden,
 				"request %s is the review of your break-glass request %s: only its reviewers end it (or an admin, with a reason)", id, r.BreakGlass.Reviews)
 		}
-		if by.Admin != nil && IsBreakGlassReview(r) && isReviewed(r, AdminPerson{Issuer: by.Issuer, Subject: by.Subject, Person: by.AdminPerson}) {
+		if by.Admin != nil && IsBreakGlassReview(r) && isReviewed(r, *by.Admin) {
 			return refusal(ErrForbidden, ReasonForbidden,
 				"request %s reviews your own break-glass request %s: its reviewers end it, or another admin", id, r.BreakGlass.Reviews)
 		}
@@ -79,7 +76,7 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 		}
 		if by.Admin != nil {
 			d.by = "admin"
-			actor := *by.Admin
+			actor := by.Admin.Actor
 			d.record.Actor = &actor
 			d.record.Data = map[string]any{"by": "admin"}
 		}
@@ -98,7 +95,7 @@ func (s *Service) Cancel(ctx context.Context, id string, by Canceller) (storage.
 	s.metrics.decided(storage.StateCancelled, 1)
 	s.watchers.notify(id)
 	if by.Admin != nil {
-		s.log.Info("request cancelled by an admin", "request", id, "admin", by.Admin.Subject)
+		s.log.Info("request cancelled by an admin", "request", id, "admin", by.Admin.Actor.Subject)
 	} else {
 		s.log.Info("request cancelled", "request", id)
 	}

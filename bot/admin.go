@@ -296,7 +296,7 @@ func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.R
 		return
 	}
 	admin := s.adminPerson(tok)
-	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin.Actor, AdminPerson: admin.Person, Reason: strings.TrimSpace(body.Reason)})
+	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin, Reason: strings.TrimSpace(body.Reason)})
 	if err != nil {
 		s.serviceError(w, r, err)
 		return

@@ -162,9 +162,10 @@ func (l *Linker) keptEmail(link storage.IdentityLink, c idClaims) (email string,
 	return link.Email, link.EmailUnverified
 }
 
-// matchLegacyLink re-checks a link made before signoff proved bindings: the
-// chat account's email must equal the email the link's identity had.
-func matchLegacyLink(acct ChatAccount, linkEmail string) bindingVerdict {
+// matchLinkEmail re-checks a stored link against its chat account (an
+// older link never proved, or any email-proved link at a refresh or
+// step-up): the chat account's email must equal the link's.
+func matchLinkEmail(acct ChatAccount, linkEmail string) bindingVerdict {
 	// The link's email is compared, not proved again: it was the IdP's
 	// when the link was made.
 	return matchAccount(ChatAccount{Email: acct.Email, UPN: acct.UPN}, idClaims{Email: linkEmail}, true)
@@ -355,7 +356,7 @@ func (l *Linker) recheckBinding(ctx context.Context, p PlatformUser, link storag
 }
 
 // askChatPlatform looks p up at its chat platform and compares the
-// account's email with the link's (matchLegacyLink). An account the
+// account's email with the link's (matchLinkEmail). An account the
 // platform does not know, or no directory to ask, is a mismatch; a
 // lookup that failed otherwise is returned, logged with trigger, and
 // decides nothing.
@@ -363,7 +364,7 @@ func (l *Linker) askChatPlatform(ctx context.Context, p PlatformUser, link stora
 	acct, code, err := l.lookupAccount(ctx, p)
 	switch {
 	case err == nil:
-		return matchLegacyLink(acct, link.Email), nil
+		return matchLinkEmail(acct, link.Email), nil
 	case code == RefusalUnknownAccount || code == RefusalNoDirectory:
 		return bindingVerdict{code: code, why: err.Error()}, nil
 	}

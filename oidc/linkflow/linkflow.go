@@ -523,7 +523,7 @@ func matchedByText(by string) string {
 
 // completeStepUp casts the vote a step-up sign-in was for.
 func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a storage.LinkAttempt, res *signInResult) {
-	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser}
+	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}
 	c := res.claims
 	var link storage.IdentityLink
 	err := l.opts.Store.View(ctx, func(tx storage.ReadTx) error {
@@ -559,7 +559,7 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 	// from must still be theirs too (recheckBinding), or this step-up
 	// would count a vote from an account handed to someone else and push
 	// the next check a groups_max_age away.
-	if err := l.recheckBinding(ctx, PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}, link, "step-up"); err != nil {
+	if err := l.recheckBinding(ctx, p, link, "step-up"); err != nil {
 		var refused *refreshRefusedError
 		if !errors.As(err, &refused) || refused.markErr != nil {
 			l.log.Warn("step-up refused for now: the chat account could not be checked", "platform", p.Platform, "workspace", p.Workspace, "platform_user", p.UserID, "err", err)
