@@ -341,25 +341,10 @@ func TestRequesterToldTheDecision(t *testing.T) {
 // An expiry tells the requester too, matched by email when the requester
 // has one.
 func TestRequesterToldOfExpiryByEmail(t *testing.T) {
-	h := newRemindHarness(t)
-	ctx := context.Background()
-	if err := h.svc.SaveLink(ctx, storage.IdentityLink{
+	r, got := noticesOfExpiryByEmail(t, storage.IdentityLink{
 		Platform: "slack", Workspace: "T1", PlatformUser: "U-MAIL",
 		Issuer: "https://idp.example", Subject: "sub-x", Email: "Octo@Example.com", LinkedAt: t0, VerifiedAt: t0,
-	}, ""); err != nil {
-		t.Fatal(err)
-	}
-	in := requester
-	in.Person, in.Email = "", "octo@example.com"
-	r, _, err := h.svc.Create(ctx, approvals.CreateInput{Requester: in, Action: "deploy"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.clock.Advance(2 * time.Hour)
-	if _, err := h.svc.ExpireDue(ctx); err != nil {
-		t.Fatal(err)
-	}
-	got := h.requesterNotices()
+	})
 	if len(got) != 1 || got[0] != "notice.slack:U-MAIL:Your signoff request "+r.ID+" (deploy) was expired: nobody decided in time." {
 		t.Fatalf("notices: %v", got)
 	}
@@ -370,12 +355,23 @@ func TestRequesterToldOfExpiryByEmail(t *testing.T) {
 // the requester's decision; the notice goes to the accounts that are
 // theirs.
 func TestRequesterNotToldThroughAnUnvouchedEmail(t *testing.T) {
+	r, got := noticesOfExpiryByEmail(t,
+		storage.IdentityLink{Platform: "slack", Workspace: "T1", PlatformUser: "U-CLAIMED", Issuer: "https://idp.example", Subject: "sub-mallory", Email: "octo@example.com", EmailUnverified: true, LinkedAt: t0, VerifiedAt: t0},
+		storage.IdentityLink{Platform: "slack", Workspace: "T1", PlatformUser: "U-MAIL", Issuer: "https://idp.example", Subject: "sub-octo", Email: "octo@example.com", LinkedAt: t0, VerifiedAt: t0},
+	)
+	if len(got) != 1 || got[0] != "notice.slack:U-MAIL:Your signoff request "+r.ID+" (deploy) was expired: nobody decided in time." {
+		t.Fatalf("notices: %v", got)
+	}
+}
+
+// noticesOfExpiryByEmail saves links, lets a request of a requester known
+// only by the email octo@example.com expire, and returns the request and
+// the requester notices queued.
+func noticesOfExpiryByEmail(t *testing.T, links ...storage.IdentityLink) (storage.Request, []string) {
+	t.Helper()
 	h := newRemindHarness(t)
 	ctx := context.Background()
-	for _, l := range []storage.IdentityLink{
-		{Platform: "slack", Workspace: "T1", PlatformUser: "U-CLAIMED", Issuer: "https://idp.example", Subject: "sub-mallory", Email: "octo@example.com", EmailUnverified: true, LinkedAt: t0, VerifiedAt: t0},
-		{Platform: "slack", Workspace: "T1", PlatformUser: "U-MAIL", Issuer: "https://idp.example", Subject: "sub-octo", Email: "octo@example.com", LinkedAt: t0, VerifiedAt: t0},
-	} {
+	for _, l := range links {
 		if err := h.svc.SaveLink(ctx, l, ""); err != nil {
 			t.Fatal(err)
 		}
@@ -390,8 +386,5 @@ func TestRequesterNotToldThroughAnUnvouchedEmail(t *testing.T) {
 	if _, err := h.svc.ExpireDue(ctx); err != nil {
 		t.Fatal(err)
 	}
-	got := h.requesterNotices()
-	if len(got) != 1 || got[0] != "notice.slack:U-MAIL:Your signoff request "+r.ID+" (deploy) was expired: nobody decided in time." {
-		t.Fatalf("notices: %v", got)
-	}
+	return r, h.requesterNotices()
 }
