@@ -24,13 +24,18 @@ func utc(s string) time.Time {
 	return t
 }
 
+// officeHours is Monday to Friday, 09:00 to 17:00 in loc.
+func officeHours(loc *time.Location) Window {
+	weekdays := []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}
+	return Window{Days: weekdays, From: 9 * 60, To: 17 * 60, Location: loc}
+}
+
 func TestWindowOpen(t *testing.T) {
 	berlin, ny := mustLoc(t, "Europe/Berlin"), mustLoc(t, "America/New_York")
-	weekdays := []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}
-	office := Window{Days: weekdays, From: 9 * 60, To: 17 * 60, Location: berlin}
+	office := officeHours(berlin)
 	night := Window{Days: []time.Weekday{time.Saturday}, From: 22 * 60, To: 2 * 60, Location: berlin}
 	early := Window{From: 0, To: 6 * 60, Location: berlin}
-	nyOffice := Window{Days: weekdays, From: 9 * 60, To: 17 * 60, Location: ny}
+	nyOffice := officeHours(ny)
 	tests := []struct {
 		name string
 		w    Window
@@ -78,9 +83,7 @@ func TestWindowOpen(t *testing.T) {
 }
 
 func TestNextAllowed(t *testing.T) {
-	berlin := mustLoc(t, "Europe/Berlin")
-	weekdays := []time.Weekday{time.Monday, time.Tuesday, time.Wednesday, time.Thursday, time.Friday}
-	office := Window{Days: weekdays, From: 9 * 60, To: 17 * 60, Location: berlin}
+	office := officeHours(mustLoc(t, "Europe/Berlin"))
 	tests := []struct {
 		name string
 		a    Action
