@@ -6,12 +6,25 @@ import (
 	"unicode/utf8"
 )
 
+// cutCase is s cut to n, and what the cut should give.
+type cutCase struct {
+	s    string
+	n    int
+	want string
+}
+
+// checkCuts calls cut, named name in the failures, on each case.
+func checkCuts(t *testing.T, name string, cut func(s string, n int) string, cases []cutCase) {
+	t.Helper()
+	for _, tc := range cases {
+		if got := cut(tc.s, tc.n); got != tc.want {
+			t.Errorf("%s(%q, %d) = %q, want %q", name, tc.s, tc.n, got, tc.want)
+		}
+	}
+}
+
 func TestCut(t *testing.T) {
-	for _, tc := range []struct {
-		s    string
-		n    int
-		want string
-	}{
+	checkCuts(t, "Cut", Cut, []cutCase{
 		{"", 3, ""},
 		{"abc", 3, "abc"},
 		{"abc", 5, "abc"},
@@ -38,19 +51,11 @@ func TestCut(t *testing.T) {
 		{"日\x80\x80\x80", 5, "日\x80\x80"}, // garbage after one
 		{"\xf0\x9f\x99", 2, "\xf0\x9f"},   // an incomplete 4-byte sequence
 		{"\xed\xa0\x80x", 2, "\xed\xa0"},  // a surrogate is not valid UTF-8
-	} {
-		if got := Cut(tc.s, tc.n); got != tc.want {
-			t.Errorf("Cut(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
+	})
 }
 
 func TestCutRunes(t *testing.T) {
-	for _, tc := range []struct {
-		s    string
-		n    int
-		want string
-	}{
+	checkCuts(t, "CutRunes", CutRunes, []cutCase{
 		{"", 2, ""},
 		{"abc", 3, "abc"},
 		{"abc", 2, "ab"},
@@ -61,48 +66,28 @@ func TestCutRunes(t *testing.T) {
 		{"\xff\xfe日", 2, "\xff\xfe"},
 		{"\xe6\x97x", 1, "\xe6"},
 		{"a\xf0\x9f\x99b", 3, "a\xf0\x9f"},
-	} {
-		if got := CutRunes(tc.s, tc.n); got != tc.want {
-			t.Errorf("CutRunes(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
+	})
 }
 
 func TestTruncate(t *testing.T) {
-	for _, tc := range []struct {
-		s    string
-		n    int
-		want string
-	}{
+	checkCuts(t, "Truncate", Truncate, []cutCase{
 		{"abc", 3, "abc"},
 		{"abcd", 3, "abc…"},
 		{"aé", 2, "a…"},
 		{"日本", 4, "日…"},
 		{"🙂", 2, "…"},
 		{"\xff\xff\xff", 1, "\xff…"},
-	} {
-		if got := Truncate(tc.s, tc.n); got != tc.want {
-			t.Errorf("Truncate(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
+	})
 }
 
 func TestTruncateRunes(t *testing.T) {
-	for _, tc := range []struct {
-		s    string
-		n    int
-		want string
-	}{
+	checkCuts(t, "TruncateRunes", TruncateRunes, []cutCase{
 		{"日本", 2, "日本"},
 		{"日本語", 2, "日本…"},
 		{"abc", 0, "…"},
 		{"", 0, ""},
 		{"\xff\xfe\xfd", 2, "\xff\xfe…"},
-	} {
-		if got := TruncateRunes(tc.s, tc.n); got != tc.want {
-			t.Errorf("TruncateRunes(%q, %d) = %q, want %q", tc.s, tc.n, got, tc.want)
-		}
-	}
+	})
 }
 
 // boundaries lists where a for-range loop over s sees a character begin,
