@@ -485,7 +485,11 @@ func tokenOf(entry *TrustedIssuer, m map[string]any) (*RequesterToken, *TokenErr
 		tok.GroupsClaim = entry.GroupsClaim
 	}
 	for _, c := range entry.HandleClaims {
-		tok.Handles = append(tok.Handles, idtoken.PersonValues(m[c])...)
+		vals, err := idtoken.PersonValues(m[c])
+		if err != nil {
+			return nil, tokenErrorf(ReasonMalformed, err, "the token's %q claim (idp.person_claims) %s; signoff refuses the token rather than leave out a value that could name the person: ask the IdP's administrator to send fewer values in that claim", c, err)
+		}
+		tok.Handles = append(tok.Handles, vals...)
 	}
 	return tok, nil
 }

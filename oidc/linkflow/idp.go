@@ -377,7 +377,11 @@ func (c *idpClient) readClaims(m map[string]any) (*idClaims, error) {
 		out.EmailVerified = boolClaim(m["xms_edov"])
 	}
 	for _, name := range c.personClaims {
-		if vals := idtoken.PersonValues(m[name]); len(vals) > 0 {
+		vals, err := idtoken.PersonValues(m[name])
+		if err != nil {
+			return nil, &idpRefusal{reason: fmt.Sprintf("the identity provider's %q claim (idp.person_claims) %s; signoff refuses the answer rather than leave out a value that could name the person: ask the IdP's administrator to send fewer values in that claim, or name another claim", name, err), err: err}
+		}
+		if len(vals) > 0 {
 			if out.PersonClaims == nil {
 				out.PersonClaims = map[string][]string{}
 			}

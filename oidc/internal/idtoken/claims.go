@@ -98,13 +98,17 @@ func NumericDate(m map[string]any, name string) (t time.Time, present bool, err 
 	return time.Unix(int64(sec), int64(frac*1e9)), true, nil
 }
 
-// maxPersonValues bounds how many values one person claim contributes.
-const maxPersonValues = 32
+// MaxPersonValues is how many values one person claim may carry. A person
+// claim names who someone is for the self-approval and self-review checks;
+// a claim with more values is refused rather than cut short, because a
+// value left out could be the very name a check should have matched.
+const MaxPersonValues = 32
 
 // PersonValues reads a person claim (idp.person_claims): a string, a
 // number, or an array of them (a multi-valued attribute), trimmed, empty
-// ones left out. Anything else holds no name.
-func PersonValues(v any) []string {
+// ones left out. Anything else holds no name. An array with more than
+// MaxPersonValues names is an error: nothing of it is read.
+func PersonValues(v any) ([]string, error) {
 	one := func(e any) string {
 		switch e := e.(type) {
 		case string:
@@ -117,14 +121,17 @@ func PersonValues(v any) []string {
 	var out []string
 	if list, ok := v.([]any); ok {
 		for _, e := range list {
-			if s := one(e); s != "" && len(out) < maxPersonValues {
+			if s := one(e); s != "" {
+				if len(out) == MaxPersonValues {
+					return nil, fmt.Errorf("lists more than %d names", MaxPersonValues)
+				}
 				out = append(out, s)
 			}
 		}
-		return out
+		return out, nil
 	}
 	if s := one(v); s != "" {
 		out = append(out, s)
 	}
-	return out
+	return out, nil
 }
