@@ -3,7 +3,6 @@ package bot_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -49,15 +48,7 @@ func newThrBrowser(t *testing.T) *thrBrowser {
 
 func (b *thrBrowser) do(req *http.Request) int {
 	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	resp, data := testenv.Do(b.t, b.c, req)
 	b.last, b.body = resp.Request.URL, string(data)
 	return resp.StatusCode
 }

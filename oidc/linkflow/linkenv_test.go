@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -461,15 +460,7 @@ func newBrowser(t testing.TB) *browser {
 
 func (b *browser) do(req *http.Request) (int, string) {
 	b.t.Helper()
-	resp, err := b.c.Do(req)
-	if err != nil {
-		b.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	resp, body := testenv.Do(b.t, b.c, req)
 	b.lastURL, b.lastBody = resp.Request.URL, string(body)
 	return resp.StatusCode, string(body)
 }
