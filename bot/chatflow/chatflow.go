@@ -6,7 +6,8 @@
 // Click and render the Outcome in their own wording and markup; the rules
 // live here once. A callback an adapter refuses at verification, before
 // any of that, is refused for a RejectReason and answered by WriteError;
-// the reasons the platforms share are declared here too.
+// the reasons the platforms share are declared here too, as is the Mux
+// every adapter mounts its endpoints on.
 //
 // A chat account alone never authorizes: a click reaches
 // approvals.Service.Vote only under the identity Resolver.Resolve vouches
@@ -18,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
@@ -58,6 +60,12 @@ type AccountResolver interface {
 	Resolver
 	// Begin returns a single-use sign-in URL that links the account.
 	Begin(ctx context.Context, p linkflow.PlatformUser) (string, error)
+}
+
+// Mux is where a chat adapter's Register mounts its callback endpoints:
+// *http.ServeMux and *bot.Server both fit.
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
 }
 
 // Options configure a Flow. Service and Resolver are required.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/approvals"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
@@ -256,7 +257,7 @@ func startEnv(t *testing.T, svcOpts approvals.Options) *env {
 
 // startBot returns a bot of opts, mounted on mux, that posts no slash
 // command reply to a response_url; it is shut down when tb ends.
-func startBot(tb testing.TB, opts Options, mux Mux) *Bot {
+func startBot(tb testing.TB, opts Options, mux chatflow.Mux) *Bot {
 	tb.Helper()
 	b, err := New(opts)
 	if err != nil {

@@ -86,12 +86,6 @@ const (
 // counts under. *linkflow.Linker implements it.
 type IdentityResolver = chatflow.AccountResolver
 
-// Mux is where Register mounts the callback endpoints: *http.ServeMux and
-// *bot.Server both fit.
-type Mux interface {
-	Handle(pattern string, handler http.Handler)
-}
-
 // Options configure a Bot. Service, Resolver, BotToken and TeamID (or
 // EnterpriseID) are required, and SigningSecret unless AppToken is set
 // (Socket Mode only).
@@ -231,7 +225,7 @@ func New(opts Options) (*Bot, error) {
 }
 
 // Register mounts POST /slack/interactions and POST /slack/commands.
-func (b *Bot) Register(mux Mux) {
+func (b *Bot) Register(mux chatflow.Mux) {
 	mux.Handle("POST "+InteractionsPath, http.HandlerFunc(b.handleInteractions))
 	mux.Handle("POST "+CommandsPath, http.HandlerFunc(b.handleCommands))
 }

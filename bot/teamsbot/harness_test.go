@@ -14,6 +14,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/bot/cards"
+	"github.com/signoff-dev/signoff/bot/chatflow"
 	"github.com/signoff-dev/signoff/bot/teamsbot/teamstest"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/internal/chattest"
@@ -156,7 +157,7 @@ func (e *env) otherBot(mutate func(*Options)) *Bot {
 
 // startBot returns a bot of opts, mounted on mux unless it is nil, and
 // shuts it down when tb ends.
-func startBot(tb testing.TB, opts Options, mux Mux) *Bot {
+func startBot(tb testing.TB, opts Options, mux chatflow.Mux) *Bot {
 	tb.Helper()
 	b, err := New(opts)
 	if err != nil {

@@ -161,12 +161,6 @@ const (
 // identity a vote from it counts under. *linkflow.Linker implements it.
 type IdentityResolver = chatflow.AccountResolver
 
-// Mux is where Register mounts the messaging endpoint: *http.ServeMux and
-// *bot.Server both fit.
-type Mux interface {
-	Handle(pattern string, handler http.Handler)
-}
-
 // Options configure a Bot. Service, Resolver, AppID, AppPassword and
 // TenantIDs are required.
 type Options struct {
@@ -385,7 +379,7 @@ func New(opts Options) (*Bot, error) {
 }
 
 // Register mounts POST /teams/messages.
-func (b *Bot) Register(mux Mux) {
+func (b *Bot) Register(mux chatflow.Mux) {
 	mux.Handle("POST "+MessagesPath, http.HandlerFunc(b.handleMessages))
 }
 
