@@ -1,17 +1,15 @@
 package bot_test
 
 import (
-	"bufio"
-	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/signoff-dev/signoff/bot"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 // A handler mounted on the front door that refuses before it reads the
@@ -34,34 +32,13 @@ func TestAttack2MountedHandlerRefusingBeforeTheBody(t *testing.T) {
 	srv.Config.ReadTimeout = time.Minute
 	srv.Start()
 	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
 
-	send := func(t *testing.T, head string) *http.Response {
-		t.Helper()
-		c, err := net.Dial("tcp", srv.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		if _, err := io.WriteString(c, head); err != nil {
-			t.Fatal(err)
-		}
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			t.Fatal("no answer while the body is unfinished")
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	resp := send(t, "POST /hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+	resp := testenv.SendRaw(t, addr, "POST /hook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
 	if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
 		t.Fatalf("refused without reading: status %d, close %v; want 401 on a closed connection", resp.StatusCode, resp.Close)
 	}
-	resp = send(t, "POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 5\r\n\r\nhello")
+	resp = testenv.SendRaw(t, addr, "POST /hook HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 5\r\n\r\nhello")
 	if resp.StatusCode != http.StatusAccepted || resp.Close {
 		t.Fatalf("body read to its end: status %d, close %v; want 202 on a kept connection", resp.StatusCode, resp.Close)
 	}

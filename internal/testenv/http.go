@@ -1,10 +1,14 @@
 package testenv
 
 import (
+	"bufio"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"testing"
+	"time"
 )
 
 // Do sends req with c and returns the response with its whole body, read
@@ -50,4 +54,31 @@ func GetJSON(t testing.TB, url string, v any) []byte {
 		}
 	}
 	return body
+}
+
+// SendRaw writes raw, a request written out by hand, on a new connection
+// to addr and returns the answer, its body closed. It fails the test when
+// no answer comes within ten seconds: the server is waiting for what raw
+// leaves out, such as the rest of an unfinished body.
+func SendRaw(t testing.TB, addr, raw string) *http.Response {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(c, raw); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("no answer while the request is unfinished: the server waits for the rest of a request")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp
 }
