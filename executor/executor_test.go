@@ -18,6 +18,7 @@ import (
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/clock"
 	"github.com/signoff-dev/signoff/executor"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testenv"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
@@ -236,11 +237,7 @@ func wantAttempts(t *testing.T, runOnce func(context.Context) (int, error), want
 
 func (h *harness) request(id string) storage.Request {
 	h.t.Helper()
-	r, err := h.svc.Get(context.Background(), id)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return r
+	return chattest.Get(h.t, h.svc, id)
 }
 
 // entry returns the request's execute outbox entry, if any.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/chattest"
 	"github.com/signoff-dev/signoff/internal/testop"
 	"github.com/signoff-dev/signoff/oidc/linkflow"
 	"github.com/signoff-dev/signoff/storage"
@@ -46,11 +47,7 @@ func (e *env) beginStepUp(p linkflow.PlatformUser, requestID, decision string) s
 
 func (e *env) request(id string) storage.Request {
 	e.t.Helper()
-	r, err := e.svc.Get(context.Background(), id)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return r
+	return chattest.Get(e.t, e.svc, id)
 }
 
 // TestStepUpVoteCounts: the one-time sign-in URL asks the IdP for a fresh
