@@ -751,13 +751,14 @@ var (
 	}
 )
 
-func seedLinkRecords(tx storage.Tx) error {
-	for _, l := range seedLinks {
+// putLinkRecords stores links and creates attempts in tx.
+func putLinkRecords(tx storage.Tx, links []storage.IdentityLink, attempts []storage.LinkAttempt) error {
+	for _, l := range links {
 		if err := tx.PutLink(l); err != nil {
 			return err
 		}
 	}
-	for _, a := range seedAttempts {
+	for _, a := range attempts {
 		if err := tx.CreateLinkAttempt(a); err != nil {
 			return err
 		}
@@ -765,8 +766,8 @@ func seedLinkRecords(tx storage.Tx) error {
 	return nil
 }
 
-// writeLinkRecords changes every kind of link record that seedLinkRecords
-// wrote, for writeEverything.
+// writeLinkRecords changes every kind of link record that seed wrote
+// (seedLinks, seedAttempts), for writeEverything.
 func writeLinkRecords(tx storage.Tx) error {
 	if err := tx.PutLink(sampleLink("slack", "T1", "U-doomed")); err != nil {
 		return err
@@ -795,8 +796,8 @@ func writeLinkRecords(tx storage.Tx) error {
 	return tx.DeleteLinkAttempt(seedAttempts[2].ID)
 }
 
-// checkOnlySeedLinks checks that the links and attempts are those
-// seedLinkRecords wrote.
+// checkOnlySeedLinks checks that the links and attempts are those seed
+// wrote (seedLinks, seedAttempts).
 func checkOnlySeedLinks(t *testing.T, tx storage.ReadTx) error {
 	t.Helper()
 	linkMissing(t, tx, "slack", "T1", "U-doomed")

@@ -146,15 +146,8 @@ func RunReopen(t *testing.T, open func(t *testing.T, dir string) storage.Store) 
 		if err := tx.DeleteOutbox(deletedID); err != nil {
 			return err
 		}
-		for _, l := range reopenLinks {
-			if err := tx.PutLink(l); err != nil {
-				return err
-			}
-		}
-		for _, a := range reopenAttempts {
-			if err := tx.CreateLinkAttempt(a); err != nil {
-				return err
-			}
+		if err := putLinkRecords(tx, reopenLinks, reopenAttempts); err != nil {
+			return err
 		}
 		return recordReopenNonces(tx)
 	})
@@ -1404,8 +1397,8 @@ func testOutboxPutDelete(t *testing.T, s storage.Store) {
 	})
 }
 
-// seed writes one request, audit record 1, one outbox entry, and the links
-// and link attempts of seedLinkRecords.
+// seed writes one request, audit record 1, one outbox entry, seedLinks and
+// seedAttempts.
 func seed(t *testing.T, s storage.Store) (storage.Request, storage.OutboxEntry) {
 	t.Helper()
 	r := minimalRequest("seed", storage.StatePending, base, base.Add(time.Hour))
@@ -1422,7 +1415,7 @@ func seed(t *testing.T, s storage.Store) (storage.Request, storage.OutboxEntry) 
 		if e, err = tx.Enqueue(sampleOutbox("seed", base)); err != nil {
 			return err
 		}
-		return seedLinkRecords(tx)
+		return putLinkRecords(tx, seedLinks, seedAttempts)
 	})
 	r.Version = 1
 	return r, e
