@@ -284,19 +284,32 @@ func readReason(w http.ResponseWriter, r *http.Request) (api.ReasonBody, int, st
 	return body, 0, ""
 }
 
-// adminCancel cancels req on an admin's word; the body must give a reason.
-func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken, req storage.Request) {
+// requiredReason reads the reason an admin action must give (readReason)
+// and returns it trimmed. A body readReason refuses is answered as it
+// says, a blank reason with a 400 whose message is missing; either way ok
+// is false.
+func requiredReason(w http.ResponseWriter, r *http.Request, missing string) (reason string, ok bool) {
 	body, status, msg := readReason(w, r)
 	if status != 0 {
 		fail(w, r, status, api.CodeInvalidRequest, msg)
-		return
+		return "", false
 	}
-	if strings.TrimSpace(body.Reason) == "" {
-		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
+	reason = strings.TrimSpace(body.Reason)
+	if reason == "" {
+		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, missing)
+		return "", false
+	}
+	return reason, true
+}
+
+// adminCancel cancels req on an admin's word; the body must give a reason.
+func (s *Server) adminCancel(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken, req storage.Request) {
+	reason, ok := requiredReason(w, r, fmt.Sprintf(`an admin's cancel needs a reason, for the audit log: send {"reason": "<why>"} (%s is not your request)`, req.ID))
+	if !ok {
 		return
 	}
 	admin := s.adminPerson(tok)
-	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin, Reason: strings.TrimSpace(body.Reason)})
+	out, err := s.opts.Service.Cancel(r.Context(), req.ID, approvals.Canceller{Issuer: tok.IssuerName, Subject: tok.Subject, Admin: &admin, Reason: reason})
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
@@ -315,16 +328,11 @@ func (s *Server) liftBlock(w http.ResponseWriter, r *http.Request, tok *oidc.Req
 	if !s.requireRole(w, r, tok, "lifting a break-glass block", s.adminRole()) {
 		return
 	}
-	body, status, msg := readReason(w, r)
-	if status != 0 {
-		fail(w, r, status, api.CodeInvalidRequest, msg)
+	reason, ok := requiredReason(w, r, `lifting a break-glass block needs a reason, for the audit log: send {"reason": "<why>"}`)
+	if !ok {
 		return
 	}
-	if strings.TrimSpace(body.Reason) == "" {
-		fail(w, r, http.StatusBadRequest, api.CodeInvalidRequest, `lifting a break-glass block needs a reason, for the audit log: send {"reason": "<why>"}`)
-		return
-	}
-	out, err := s.opts.Service.LiftBlock(r.Context(), id, s.adminPerson(tok), body.Reason)
+	out, err := s.opts.Service.LiftBlock(r.Context(), id, s.adminPerson(tok), reason)
 	if err != nil {
 		s.serviceError(w, r, err)
 		return
