@@ -135,18 +135,6 @@ func (f *chatFixture) post(t *testing.T, path string, form url.Values) (*http.Re
 	return resp, string(body)
 }
 
-func (f *chatFixture) createAction(t *testing.T, action string) storage.Request {
-	t.Helper()
-	r, _, err := f.svc.Create(context.Background(), approvals.CreateInput{
-		Requester: storage.Requester{Issuer: "dev", Subject: "dev-user", Person: "dev-user", Claims: map[string]string{"sub": "dev-user"}},
-		Action:    action, Reason: "test",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
 var signinLinkRE = regexp.MustCompile(`class="signin-link" href="([^"]+)"`)
 
 func TestChatUsersPanelHiddenWithoutLinker(t *testing.T) {
@@ -261,7 +249,7 @@ func TestChatVoteLinkedCounts(t *testing.T) {
 
 func TestChatVoteStepUp(t *testing.T) {
 	f := newChatFixture(t)
-	r := f.createAction(t, "guarded")
+	r := f.createInput(t, approvals.CreateInput{Action: "guarded", Reason: "test"})
 	f.link(t, "alice", []string{"sre"}, time.Now().Add(-time.Hour))
 	token := csrfRE.FindStringSubmatch(f.page(t))[1]
 	_, body := f.post(t, "/dev/chat-vote", url.Values{"csrf": {token}, "request": {r.ID}, "chat_user": {"alice"}, "decision": {"approve"}})

@@ -55,11 +55,18 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) create(t *testing.T, reason string) storage.Request {
 	t.Helper()
-	r, _, err := f.svc.Create(context.Background(), approvals.CreateInput{
-		Requester: storage.Requester{Issuer: "dev", Subject: "dev-user", Person: "dev-user", Claims: map[string]string{"sub": "dev-user"}},
-		Action:    "deploy", Params: map[string]string{"service": "<b>api</b>"}, Reason: reason,
+	return f.createInput(t, approvals.CreateInput{
+		Action: "deploy", Params: map[string]string{"service": "<b>api</b>"}, Reason: reason,
 		Links: []storage.Link{{Title: "CI run", URL: "https://ci.example/run/1"}},
 	})
+}
+
+// createInput asks for the request in describes, with dev-user as its
+// requester.
+func (f *fixture) createInput(t *testing.T, in approvals.CreateInput) storage.Request {
+	t.Helper()
+	in.Requester = storage.Requester{Issuer: "dev", Subject: "dev-user", Person: "dev-user", Claims: map[string]string{"sub": "dev-user"}}
+	r, _, err := f.svc.Create(context.Background(), in)
 	if err != nil {
 		t.Fatal(err)
 	}
