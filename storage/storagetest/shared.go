@@ -19,10 +19,7 @@ import (
 // store in turn, so the racing transactions of a case come from different
 // stores (different connections, or different processes' worth of state).
 func RunShared(t *testing.T, newStores func(t *testing.T) []storage.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s storage.Store)
-	}{
+	tests := []suiteCase{
 		{"ConcurrentAuditChain", testConcurrentAuditChain},
 		{"ConcurrentCAS", testConcurrentCAS},
 		{"ConcurrentNonce", testConcurrentNonce},

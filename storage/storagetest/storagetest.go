@@ -35,15 +35,19 @@ import (
 	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
+// suiteCase is one case of the suite (Run, RunShared): a subtest name and
+// the check it runs against a store.
+type suiteCase struct {
+	name string
+	fn   func(t *testing.T, s storage.Store)
+}
+
 // Run runs the conformance suite as subtests of t. newStore must return a
 // new, empty, open store each time it is called (typically in t.TempDir() or
 // a fresh schema); Run closes every store it gets when the subtest ends, so
 // newStore should not close it too.
 func Run(t *testing.T, newStore func(t *testing.T) storage.Store) {
-	tests := []struct {
-		name string
-		fn   func(t *testing.T, s storage.Store)
-	}{
+	tests := []suiteCase{
 		{"CreateAndGet", testCreateAndGet},
 		{"GetNotFound", testGetNotFound},
 		{"CreateDuplicateID", testCreateDuplicateID},
