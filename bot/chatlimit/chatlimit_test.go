@@ -42,3 +42,33 @@ func TestNilAllowsEverything(t *testing.T) {
 		t.Error("a zero limit limits")
 	}
 }
+
+// TestTellOncePerMinute: an account over the limit is told once a minute;
+// another account is told on its own.
+func TestTellOncePerMinute(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	l := New(2, clk)
+	if !l.Tell("slack", "T1", "U1") {
+		t.Fatal("the first refusal is not told")
+	}
+	for range 5 {
+		if l.Tell("slack", "T1", "U1") {
+			t.Fatal("told twice within a minute")
+		}
+	}
+	if !l.Tell("slack", "T1", "U2") || !l.Tell("teams", "T1", "U1") {
+		t.Error("another account's refusal is not told")
+	}
+	clk.Advance(59 * time.Second)
+	if l.Tell("slack", "T1", "U1") {
+		t.Error("told again before a minute passed")
+	}
+	clk.Advance(time.Second)
+	if !l.Tell("slack", "T1", "U1") {
+		t.Error("not told again a minute later")
+	}
+	var none *Limiter
+	if !none.Tell("slack", "T1", "U1") {
+		t.Error("a nil Limiter tells nothing")
+	}
+}

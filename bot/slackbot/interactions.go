@@ -175,7 +175,12 @@ func (b *Bot) overLimit(c click) bool {
 		return false
 	}
 	b.log.Debug("slack click or command over the per-account limit; not acted on", "user", c.user, "team", c.team)
-	b.spawn(func(ctx context.Context) { b.reply(ctx, c, ":hourglass: "+escapeText(msg)) })
+	// The reply is a chat.postEphemeral: once a minute per account, so a
+	// flood spends nothing of the workspace's limit that others' replies
+	// (sign-in links, refusals) need.
+	if b.opts.Clicks.Tell(Platform, c.team, c.user) {
+		b.spawn(func(ctx context.Context) { b.reply(ctx, c, ":hourglass: "+escapeText(msg)) })
+	}
 	return true
 }
 

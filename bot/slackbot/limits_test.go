@@ -16,7 +16,8 @@ import (
 // TestClickFloodIsLimitedPerAccount: a linked Slack user clicking far more
 // than limits.clicks_per_minute gets at most that many clicks to
 // approvals (each one a vote.rejected record here, as the user may not
-// approve), and a private "try again" message for every other one; the
+// approve), and one private "try again" message for all the others (each
+// costs a chat.postEphemeral, so a flood must not cost one a click); the
 // audit log grows by the limit, not by the flood. Another account is not
 // affected, and a minute later the account may click again.
 func TestClickFloodIsLimitedPerAccount(t *testing.T) {
@@ -32,11 +33,11 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 		e.click("UEVE", r.ID, ActionApprove, "C1")
 	}
 	var replies []string
-	for range flood {
+	for range limit + 1 {
 		replies = append(replies, e.slack.NextEphemeral(t).Form.Get("text"))
 	}
 	e.slack.NoEphemeral(t)
-	e.CheckClickFlood(replies, limit, before)
+	e.CheckClickFlood(replies, limit, before) // limit counted, one told to wait
 	if n := len(e.links.askedAbout()); n != limit {
 		t.Errorf("the identity of %d clicks was looked up, want %d", n, limit)
 	}
@@ -64,14 +65,13 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 	}
 	e.slack.NoEphemeral(t)
 
-	// The same limit holds over Socket Mode.
+	// The same limit holds over Socket Mode (eve was told this minute
+	// already, so nothing is posted).
 	ack := &recordingAcker{}
 	evt := interactiveEvent(testTeam, "UEVE", "C1", ActionApprove, r.ID, "env-limit")
 	e.bot.handleSocketEvent(&evt, ack)
 	e.bot.work.Wait()
-	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
-		t.Errorf("socket mode click while limited: %q", text)
-	}
+	e.slack.NoEphemeral(t)
 	if got := len(e.RecordsOf(audit.TypeVoteRejected)); got != limit {
 		t.Errorf("a limited Socket Mode click reached approvals: %d vote.rejected records", got)
 	}
