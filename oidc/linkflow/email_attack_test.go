@@ -30,11 +30,11 @@ func withClaim(u testop.User, name string, v any) testop.User {
 	return u
 }
 
-// TestAttack2OddEmailVerifiedShapes: an email_verified claim that is there
+// TestAttackOddEmailVerifiedShapes: an email_verified claim that is there
 // but says neither true nor false (a number, an array, an object, a word)
 // is no vouching, and it is not absent either: Entra ID's xms_edov does
 // not stand in for it, and idp.email_verified: assumed does not take it.
-func TestAttack2OddEmailVerifiedShapes(t *testing.T) {
+func TestAttackOddEmailVerifiedShapes(t *testing.T) {
 	cases := []struct {
 		name   string
 		ev     any  // the email_verified claim
@@ -83,11 +83,11 @@ func TestAttack2OddEmailVerifiedShapes(t *testing.T) {
 	}
 }
 
-// TestAttack2UserinfoDoesNotVouchForTheIDTokensEmail: when the ID token
+// TestAttackUserinfoDoesNotVouchForTheIDTokensEmail: when the ID token
 // carries an email without saying it is verified, and lacks the groups (so
 // userinfo is asked), userinfo's email_verified or xms_edov does not vouch
 // for the ID token's email.
-func TestAttack2UserinfoDoesNotVouchForTheIDTokensEmail(t *testing.T) {
+func TestAttackUserinfoDoesNotVouchForTheIDTokensEmail(t *testing.T) {
 	for _, claim := range []string{"email_verified", "xms_edov"} {
 		t.Run(claim, func(t *testing.T) {
 			e := newEnv(t)
@@ -137,10 +137,10 @@ func eligibleAsAlice(email string) bool {
 	return a.ExplainApprover(policy.Person{Subject: "sub-mal", Email: email}).Eligible
 }
 
-// TestAttack2RefreshDoesNotAdoptAnUnverifiedEmail: a linked person who
+// TestAttackRefreshDoesNotAdoptAnUnverifiedEmail: a linked person who
 // sets their own IdP email to an approver's, unverified, does not vote as
 // that approver once the link's groups are refreshed.
-func TestAttack2RefreshDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
+func TestAttackRefreshDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
 	for _, how := range []string{"false", "absent"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)
@@ -164,9 +164,9 @@ func TestAttack2RefreshDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
 	}
 }
 
-// TestAttack2StepUpDoesNotAdoptAnUnverifiedEmail: neither does a step-up
+// TestAttackStepUpDoesNotAdoptAnUnverifiedEmail: neither does a step-up
 // sign-in, whose vote is cast under the sign-in's identity.
-func TestAttack2StepUpDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
+func TestAttackStepUpDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
 	for _, how := range []string{"false", "absent"} {
 		t.Run(how, func(t *testing.T) {
 			e := newEnv(t)
@@ -194,9 +194,9 @@ func TestAttack2StepUpDoesNotAdoptAnUnverifiedEmail(t *testing.T) {
 	}
 }
 
-// TestAttack2RefreshTakesAVerifiedNewEmail: a verified change of email is
+// TestAttackRefreshTakesAVerifiedNewEmail: a verified change of email is
 // still taken at a refresh.
-func TestAttack2RefreshTakesAVerifiedNewEmail(t *testing.T) {
+func TestAttackRefreshTakesAVerifiedNewEmail(t *testing.T) {
 	e := newEnv(t)
 	mal := testop.User{Username: "mal", Password: "mal-pw", Email: "mallory@example.com", Name: "Mal", Groups: []string{"sre"}}
 	e.op.AddUser(mal)
@@ -210,5 +210,59 @@ func TestAttack2RefreshTakesAVerifiedNewEmail(t *testing.T) {
 	}
 	if id.Email != "mal@example.com" {
 		t.Fatalf("identity email = %q, want the verified new one", id.Email)
+	}
+}
+
+// An email the IdP does not vouch for stays unvouched through every later
+// read of the identity that does not vouch for it either: a refresh that
+// sends no email, a step-up sign-in that sends the same email unvouched.
+// Neither makes the person the approver an approvers.users email names;
+// the step-up vote is refused as not eligible.
+func TestAttackUnvouchedEmailSurvivesRefreshAndStepUp(t *testing.T) {
+	teamsMallory := linkflow.PlatformUser{Platform: "teams", Workspace: "tenant-1", UserID: "obj-mallory", Conversation: "19:c@thread.tacv2"}
+	mallory := testop.User{ID: "sub-entra-mallory", Username: "entra-mallory", Password: "pw", Name: "Mallory", OTP: "777777",
+		Email: "alice@example.com", NoEmailVerified: true, Extra: map[string]any{"oid": "OBJ-MALLORY"}}
+
+	e := newEnv(t)
+	e.svc.Policy().Actions["named"] = &policy.Action{
+		Name: "named", Requesters: []policy.RequesterRule{{Issuer: "github"}},
+		Approvers: policy.Approvers{Users: []string{"alice@example.com"}, MinApprovals: 1}, TTL: time.Hour,
+		StepUp: &policy.StepUp{MaxAge: 5 * time.Minute, RequireMFA: true},
+	}
+	e.linker.SetDirectory("teams", e.dir)
+	e.op.AddUser(mallory)
+	e.dir.set(teamsMallory, linkflow.ChatAccount{ObjectID: "obj-mallory", Email: "mallory@example.com"})
+	status, body := e.completeAs(e.begin(teamsMallory), mallory)
+	wantStatus(t, "link by oid", status, http.StatusOK, body)
+	if l := e.mustLink(teamsMallory); !l.EmailUnverified {
+		t.Fatalf("link = %+v, want its email unverified", l)
+	}
+
+	// A refresh whose answer carries no email keeps the mark.
+	noEmail := mallory
+	noEmail.Email = ""
+	e.op.AddUser(noEmail)
+	e.clk.Advance(25 * time.Hour)
+	id, err := e.resolve(teamsMallory)
+	if err != nil {
+		t.Fatalf("Resolve after a refresh: %v", err)
+	}
+	if l := e.mustLink(teamsMallory); l.Email != "alice@example.com" || !l.EmailUnverified || !id.EmailUnverified {
+		t.Fatalf("after a refresh without email: link %+v, identity %+v", l, id)
+	}
+
+	// A step-up sign-in that sends the email unvouched again: the vote it
+	// casts is not eligible, and the link stays unvouched.
+	e.op.AddUser(mallory)
+	r := e.create("named")
+	b := newBrowser(t)
+	b.open(e.beginStepUp(teamsMallory, r.ID, "approve"))
+	status, body = b.login(mallory.Username, mallory.Password, mallory.OTP)
+	wantAnswer(t, "step-up", status, http.StatusForbidden, body, "may not approve")
+	if got := e.request(r.ID); got.State != storage.StatePending || len(got.Votes) != 0 {
+		t.Fatalf("the step-up vote of an unvouched email counted: %s %+v", got.State, got.Votes)
+	}
+	if l := e.mustLink(teamsMallory); !l.EmailUnverified {
+		t.Fatalf("a step-up without email_verified marked the email vouched: %+v", l)
 	}
 }

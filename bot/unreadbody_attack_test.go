@@ -18,7 +18,7 @@ import (
 // without credentials cannot hold the connection by leaving the body
 // unfinished. A handler that reads the body to its end keeps the
 // connection.
-func TestAttack2MountedHandlerRefusingBeforeTheBody(t *testing.T) {
+func TestAttackMountedHandlerRefusingBeforeTheBody(t *testing.T) {
 	front := bot.New(bot.Options{Logger: slog.New(slog.DiscardHandler), Version: "test"})
 	front.HandleFunc("POST /hook", func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") == "" {

@@ -12,7 +12,7 @@ import (
 // token, an unknown path, a method the path does not take), not when the server's
 // ReadTimeout runs out: no refusal lets it hold a connection and a
 // goroutine by sending headers alone.
-func TestAttack2UnfinishedBodyRefusedWithoutReading(t *testing.T) {
+func TestAttackUnfinishedBodyRefusedWithoutReading(t *testing.T) {
 	for name, target := range map[string]string{
 		"no token on the create route": "POST /v1/requests",
 		"unknown API path":             "POST /v1/nope",

@@ -12,11 +12,11 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// TestAttack3ConcurrentBreakGlassOfOnePerson: one person breaking glass
+// TestAttackConcurrentBreakGlassOfOnePerson: one person breaking glass
 // many times at once, from several CI subjects (branches) with distinct
 // idempotency keys, gets one break-glass; the others find its review
 // pending.
-func TestAttack3ConcurrentBreakGlassOfOnePerson(t *testing.T) {
+func TestAttackConcurrentBreakGlassOfOnePerson(t *testing.T) {
 	h := newBGHarness(t, approvals.Options{})
 	const n = 12
 	var (
@@ -68,10 +68,10 @@ func (s *hookStore) View(ctx context.Context, fn func(storage.ReadTx) error) err
 	return err
 }
 
-// TestAttack3LiftBetweenTheReadAndTheWrite: a block lifted after the
+// TestAttackLiftBetweenTheReadAndTheWrite: a block lifted after the
 // create listed the ended reviews no longer blocks: the write
 // transaction reads each candidate again.
-func TestAttack3LiftBetweenTheReadAndTheWrite(t *testing.T) {
+func TestAttackLiftBetweenTheReadAndTheWrite(t *testing.T) {
 	h := newBGHarness(t, approvals.Options{})
 	hs := &hookStore{Store: h.store}
 	svc := approvals.New(hs, h.svc.Policy(), approvals.Options{Clock: h.clock, Logger: testenv.DiscardLogger(), Platforms: []string{"slack"}})
@@ -94,5 +94,38 @@ func TestAttack3LiftBetweenTheReadAndTheWrite(t *testing.T) {
 	}
 	if _, ok, err := svc.Create(ctx, breakGlassInput("three")); err != nil || !ok {
 		t.Fatalf("break-glass after the block was lifted meanwhile: %v %v", ok, err)
+	}
+}
+
+// A denied review blocks its requester under another subject whose person
+// claim differs only in case and surrounding space, and replaying the
+// idempotency key of the original break-glass answers the old request
+// without breaking glass again (no second request, no second review).
+func TestDeniedReviewBlockSurvivesOtherSubjectAndKeyReplay(t *testing.T) {
+	h := newBGHarness(t, approvals.Options{})
+	bg := h.breakGlass(breakGlassInput("run-1"))
+	reviewID := bg.BreakGlass.Review
+	if _, err := h.vote(reviewID, approver("lead", "sre-leads"), storage.DecisionDeny); err != nil {
+		t.Fatalf("deny: %v", err)
+	}
+
+	other := breakGlassInput("run-2")
+	other.Requester.Subject = "repo:acme/web:ref:refs/heads/hotfix"
+	other.Requester.Person = "  OctoCat "
+	other.Requester.Claims = map[string]string{"repository": "acme/web", "actor": "OctoCat"}
+	if _, _, err := h.svc.Create(context.Background(), other); !errors.Is(err, approvals.ErrReviewPending) {
+		t.Fatalf("break-glass by the same person under another subject: %v", err)
+	}
+
+	before := len(h.records())
+	r, created, err := h.svc.Create(context.Background(), breakGlassInput("run-1"))
+	if err != nil || created || r.ID != bg.ID {
+		t.Fatalf("replay of the first key: id %s created=%v err=%v, want %s unchanged", r.ID, created, err, bg.ID)
+	}
+	if n := len(h.records()); n != before {
+		t.Fatalf("the replay wrote %d audit records", n-before)
+	}
+	if got := h.get(reviewID); got.State != storage.StateDenied || !got.BreakGlass.Lifted.IsZero() {
+		t.Fatalf("review after the attempts: %+v", got)
 	}
 }

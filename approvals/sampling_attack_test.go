@@ -101,11 +101,11 @@ func flushWindow(t *testing.T, h *harness, id string) {
 	}
 }
 
-// TestAttack2SampledRefusalRunAgainForAnotherReason: a click whose first
+// TestAttackSampledRefusalRunAgainForAnotherReason: a click whose first
 // run was refused (and left out of a full window) but whose committed run
 // was refused for another reason was not a refusal of the first kind: the
 // first window does not count it as dropped.
-func TestAttack2SampledRefusalRunAgainForAnotherReason(t *testing.T) {
+func TestAttackSampledRefusalRunAgainForAnotherReason(t *testing.T) {
 	h, rs := rerunHarness(t)
 	r := h.create("deploy-prod", deployParams())
 	fillWindow(t, h, r.ID)
@@ -131,11 +131,11 @@ func TestAttack2SampledRefusalRunAgainForAnotherReason(t *testing.T) {
 	}
 }
 
-// TestAttack2SampledRefusalRunAgainCounted: a click whose first run was
+// TestAttackSampledRefusalRunAgainCounted: a click whose first run was
 // refused and left out of a full window, but whose committed run counted
 // the vote (the IdP gave the group back in between), is no refusal: the
 // window does not count it as dropped.
-func TestAttack2SampledRefusalRunAgainCounted(t *testing.T) {
+func TestAttackSampledRefusalRunAgainCounted(t *testing.T) {
 	h, rs := rerunHarness(t)
 	r := h.create("deploy-prod", deployParams())
 	fillWindow(t, h, r.ID)
@@ -156,9 +156,9 @@ func TestAttack2SampledRefusalRunAgainCounted(t *testing.T) {
 	}
 }
 
-// TestAttack2ConcurrentRefusalsCountedExactly: many refusals at once,
+// TestAttackConcurrentRefusalsCountedExactly: many refusals at once,
 // some of them failing to commit, are written or counted exactly once.
-func TestAttack2ConcurrentRefusalsCountedExactly(t *testing.T) {
+func TestAttackConcurrentRefusalsCountedExactly(t *testing.T) {
 	h := newHarness(t, approvals.Options{})
 	r := h.create("deploy-prod", deployParams())
 	const clicks = 200
@@ -178,11 +178,11 @@ func TestAttack2ConcurrentRefusalsCountedExactly(t *testing.T) {
 	}
 }
 
-// TestAttack2SelfApprovalNotHiddenByAnotherFlood: a flood of other
+// TestAttackSelfApprovalNotHiddenByAnotherFlood: a flood of other
 // refusals (members who may not approve, unknown ids, clicks from
 // unlinked accounts) does not leave a requester's attempt to approve
 // their own request out of the audit log: each reason has its own window.
-func TestAttack2SelfApprovalNotHiddenByAnotherFlood(t *testing.T) {
+func TestAttackSelfApprovalNotHiddenByAnotherFlood(t *testing.T) {
 	h := newHarness(t, approvals.Options{})
 	r := h.create("deploy-prod", deployParams()) // requested by octocat
 	ctx := context.Background()
