@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
 // sampleLink fills every field of a link, with times in other zones than
@@ -93,13 +92,23 @@ func compareLinks(a, b storage.IdentityLink) int {
 func checkLink(t *testing.T, got, want storage.IdentityLink) {
 	t.Helper()
 	times := map[string]time.Time{"LinkedAt": got.LinkedAt, "VerifiedAt": got.VerifiedAt, "AuthTime": got.AuthTime}
-	checkStored(t, "link "+linkName(got), times, got, want, record.Link)
+	checkStored(t, "link "+linkName(got), times, got, want, utcLink)
+}
+
+func utcLink(l storage.IdentityLink) storage.IdentityLink {
+	l.LinkedAt, l.VerifiedAt, l.AuthTime = l.LinkedAt.UTC(), l.VerifiedAt.UTC(), l.AuthTime.UTC()
+	return l
 }
 
 func checkAttempt(t *testing.T, got, want storage.LinkAttempt) {
 	t.Helper()
 	times := map[string]time.Time{"StartedAt": got.StartedAt, "CreatedAt": got.CreatedAt, "ExpiresAt": got.ExpiresAt}
-	checkStored(t, "link attempt "+got.ID, times, got, want, record.Attempt)
+	checkStored(t, "link attempt "+got.ID, times, got, want, utcAttempt)
+}
+
+func utcAttempt(a storage.LinkAttempt) storage.LinkAttempt {
+	a.StartedAt, a.CreatedAt, a.ExpiresAt = a.StartedAt.UTC(), a.CreatedAt.UTC(), a.ExpiresAt.UTC()
+	return a
 }
 
 func putLinks(t *testing.T, s storage.Store, ls ...storage.IdentityLink) {

@@ -32,7 +32,6 @@ import (
 	"time"
 
 	"github.com/signoff-dev/signoff/storage"
-	"github.com/signoff-dev/signoff/storage/internal/record"
 )
 
 // suiteCase is one case of the suite (Run, RunShared): a subtest name and
@@ -482,14 +481,12 @@ func checkIDs(t *testing.T, what string, got []string, want ...string) {
 // and checks that every time in got is in UTC.
 func checkRequest(t *testing.T, got, want storage.Request) {
 	t.Helper()
-	checkStored(t, "request "+got.ID, requestTimes(got), got, want, record.Request)
+	checkStored(t, "request "+got.ID, requestTimes(got), got, want, utcRequest)
 }
 
 // checkStored checks that each of times, got's times by name, is in UTC,
 // and compares got with want after both went through utc. what names the
-// record in the messages. utc is the conversion the backends apply
-// themselves (package record); times is listed field by field here, so a
-// time that conversion missed still fails the check.
+// record in the messages.
 func checkStored[T any](t *testing.T, what string, times map[string]time.Time, got, want T, utc func(T) T) {
 	t.Helper()
 	for name, tm := range times {
@@ -517,10 +514,38 @@ func requestTimes(r storage.Request) map[string]time.Time {
 	return m
 }
 
+func utcRequest(r storage.Request) storage.Request {
+	r.CreatedAt, r.ExpiresAt, r.DecidedAt = r.CreatedAt.UTC(), r.ExpiresAt.UTC(), r.DecidedAt.UTC()
+	if r.Votes != nil {
+		votes := slices.Clone(r.Votes)
+		for i := range votes {
+			votes[i].Time = votes[i].Time.UTC()
+			votes[i].Approver.VerifiedAt = votes[i].Approver.VerifiedAt.UTC()
+		}
+		r.Votes = votes
+	}
+	if r.Execution != nil {
+		ex := *r.Execution
+		ex.UpdatedAt = ex.UpdatedAt.UTC()
+		r.Execution = &ex
+	}
+	if r.BreakGlass != nil {
+		bg := *r.BreakGlass
+		bg.Due, bg.Unreviewed, bg.Lifted = bg.Due.UTC(), bg.Unreviewed.UTC(), bg.Lifted.UTC()
+		r.BreakGlass = &bg
+	}
+	return r
+}
+
 func checkOutbox(t *testing.T, got, want storage.OutboxEntry) {
 	t.Helper()
 	times := map[string]time.Time{"NextAttempt": got.NextAttempt, "LeaseUntil": got.LeaseUntil, "CreatedAt": got.CreatedAt}
-	checkStored(t, fmt.Sprintf("outbox entry %d", got.ID), times, got, want, record.Outbox)
+	checkStored(t, fmt.Sprintf("outbox entry %d", got.ID), times, got, want, utcOutbox)
+}
+
+func utcOutbox(e storage.OutboxEntry) storage.OutboxEntry {
+	e.NextAttempt, e.LeaseUntil, e.CreatedAt = e.NextAttempt.UTC(), e.LeaseUntil.UTC(), e.CreatedAt.UTC()
+	return e
 }
 
 func jsonString(v any) string {
