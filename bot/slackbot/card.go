@@ -344,7 +344,7 @@ func renderReasonModal(r approvals.Request, decision approvals.Decision, channel
 	if r.Reason != "" {
 		summary += "\n" + fitEscaped(r.Reason, 1500, truncMarker(requestURL))
 	}
-	input := slack.NewPlainTextInputBlockElement(plain("Why?"), "reason")
+	input := slack.NewPlainTextInputBlockElement(plain("Why?"), reasonBlockID)
 	input.Multiline = true
 	input.MinLength = 1
 	input.MaxLength = maxReasonInput
@@ -357,7 +357,7 @@ func renderReasonModal(r approvals.Request, decision approvals.Decision, channel
 		PrivateMetadata: string(meta),
 		Blocks: slack.Blocks{BlockSet: []slack.Block{
 			slack.NewSectionBlock(mrkdwn(fitEscapedMrkdwn(summary, maxSectionText, "")), nil, nil),
-			slack.NewInputBlock("reason", plain("Reason (required; it is shown on the card and kept in the audit log)"), nil, input),
+			slack.NewInputBlock(reasonBlockID, plain("Reason (required; it is shown on the card and kept in the audit log)"), nil, input),
 		}},
 	}, nil
 }

@@ -62,7 +62,11 @@ func (b *Bot) handleInteractions(w http.ResponseWriter, r *http.Request) {
 	if !b.admit(w, r, cb.Team.ID, cb.Enterprise.ID, source) {
 		return
 	}
-	b.acceptInteraction(cb, source)
+	if resp := b.acceptInteraction(cb, source); resp != nil {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(mustJSON(resp))
+		return
+	}
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -117,7 +121,14 @@ func (b *Bot) admit(w http.ResponseWriter, r *http.Request, teamID, enterpriseID
 // blocks on Slack, the IdP or the store. A click or dialog submission by
 // an account of another organisation is refused instead (refuseForeign);
 // source names the transport in that audit record.
-func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
+//
+// It returns what the acknowledgement carries: nil, or, for a reason
+// dialog submitted over the account's click limit, the refusal shown on
+// the dialog's reason field. The dialog then stays open with the reason
+// typed in, and the person is told at no cost to the workspace's rate
+// limits (an empty acknowledgement would close it as if the vote were
+// taken).
+func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) *slack.ViewSubmissionResponse {
 	switch cb.Type {
 	case slack.InteractionTypeBlockActions:
 		for _, a := range cb.ActionCallback.BlockActions {
@@ -134,39 +145,40 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) {
 				continue
 			}
 			if b.overLimit(click{team: cb.Team.ID, user: cb.User.ID, channel: cmp.Or(cb.Channel.ID, cb.Container.ChannelID), responseURL: cb.ResponseURL}) {
-				return
+				return nil
 			}
 			if !b.memberTeam(cb.User.TeamID) {
 				b.refuseForeignInteraction(cb, cmp.Or(cb.Channel.ID, cb.Container.ChannelID), source)
-				return
+				return nil
 			}
 			action := *a
 			if !b.spawn(func(ctx context.Context) { b.handleClick(ctx, cb, action, d) }) {
 				b.log.Warn("slack click arrived during shutdown; not acted on", "user", cb.User.ID)
 			}
-			return // one vote per callback
+			return nil // one vote per callback
 		}
 	case slack.InteractionTypeViewSubmission:
 		if cb.View.CallbackID != ReasonCallbackID {
-			return
+			return nil
+		}
+		if msg := b.opts.Clicks.Allow(Platform, cb.Team.ID, cb.User.ID); msg != "" {
+			b.log.Debug("slack dialog submission over the per-account limit; not acted on", "user", cb.User.ID, "team", cb.Team.ID)
+			return slack.NewErrorsViewSubmissionResponse(map[string]string{reasonBlockID: "⏳ " + msg})
 		}
 		var meta reasonMetadata
 		_ = json.Unmarshal([]byte(cb.View.PrivateMetadata), &meta)
-		if b.overLimit(click{team: cb.Team.ID, user: cb.User.ID, channel: meta.Channel}) {
-			return
-		}
 		if !b.memberTeam(cb.User.TeamID) {
 			b.refuseForeignInteraction(cb, meta.Channel, source)
-			return
+			return nil
 		}
 		if !b.spawn(func(ctx context.Context) { b.handleReasonSubmission(ctx, cb) }) {
 			b.log.Warn("slack dialog submission arrived during shutdown; not acted on", "user", cb.User.ID)
 		}
 	}
+	return nil
 }
 
-// overLimit counts a click, dialog submission or command of c's account
-// against Options.Clicks. Over the limit it tells the person privately
+// overLimit counts a click of c's account against Options.Clicks. Over the limit it tells the person privately
 // (after the acknowledgement) when to try again and reports true: the
 // caller then does nothing else, so nothing reaches approvals.
 func (b *Bot) overLimit(c click) bool {
@@ -276,7 +288,7 @@ func (b *Bot) handleReasonSubmission(ctx context.Context, cb slack.InteractionCa
 		return
 	}
 	if cb.View.State != nil {
-		c.reason = strings.TrimSpace(cb.View.State.Values["reason"]["reason"].Value)
+		c.reason = strings.TrimSpace(cb.View.State.Values[reasonBlockID][reasonBlockID].Value)
 	}
 	if !utf8.ValidString(c.reason) {
 		c.reason = strings.ToValidUTF8(c.reason, "\uFFFD")

@@ -3,11 +3,13 @@ package slackbot
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
@@ -67,11 +69,15 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 
 	// The same limit holds over Socket Mode (eve was told this minute
 	// already, so nothing is posted).
+	refused := e.bot.opts.Clicks.Refused()
 	ack := &recordingAcker{}
 	evt := interactiveEvent(testTeam, "UEVE", "C1", ActionApprove, r.ID, "env-limit")
 	e.bot.handleSocketEvent(&evt, ack)
 	e.bot.work.Wait()
 	e.slack.NoEphemeral(t)
+	if got := e.bot.opts.Clicks.Refused(); got != refused+1 {
+		t.Errorf("the Socket Mode click was not refused by the limit: %d refusals, want %d", got, refused+1)
+	}
 	if got := len(e.RecordsOf(audit.TypeVoteRejected)); got != limit {
 		t.Errorf("a limited Socket Mode click reached approvals: %d vote.rejected records", got)
 	}
@@ -85,36 +91,68 @@ func TestClickFloodIsLimitedPerAccount(t *testing.T) {
 }
 
 // TestReasonDialogCountsAgainstTheLimit: a dialog submission is a click
-// too; over the limit it casts no vote.
+// too; over the limit it casts no vote, and the refusal comes back in the
+// acknowledgement, on the dialog's reason field: the dialog stays open
+// with what the person typed (an empty acknowledgement would close it as
+// if the vote were taken), and telling them costs no call to Slack. That
+// holds over HTTP and Socket Mode, also after a double click has used up
+// the minute's "try again" reply.
 func TestReasonDialogCountsAgainstTheLimit(t *testing.T) {
 	e := newEnv(t)
 	e.bot.opts.Clicks = chatlimit.New(1, e.clock)
 	r := e.Create("restart", nil, "")
 	e.links.link("UALICE", identity("alice", "sre"))
 	meta, _ := json.Marshal(reasonMetadata{RequestID: r.ID, Decision: "deny", Channel: "C2"})
-	submit := func() {
-		e.bot.acceptInteraction(slack.InteractionCallback{
-			Type: slack.InteractionTypeViewSubmission, Team: slack.Team{ID: testTeam},
-			User: slack.User{ID: "UALICE", TeamID: testTeam}, TriggerID: "t",
-			View: slack.View{CallbackID: ReasonCallbackID, PrivateMetadata: string(meta), State: &slack.ViewState{
-				Values: map[string]map[string]slack.BlockAction{"reason": {"reason": {Value: "broken"}}},
-			}},
-		}, socketSource)
-		e.bot.work.Wait()
+	cb := slack.InteractionCallback{
+		Type: slack.InteractionTypeViewSubmission, Team: slack.Team{ID: testTeam},
+		User: slack.User{ID: "UALICE", TeamID: testTeam}, TriggerID: "t",
+		View: slack.View{CallbackID: ReasonCallbackID, PrivateMetadata: string(meta), State: &slack.ViewState{
+			Values: map[string]map[string]slack.BlockAction{reasonBlockID: {reasonBlockID: {Value: "broken"}}},
+		}},
 	}
+	wantRefusedOnTheDialog := func(how string, body []byte) {
+		t.Helper()
+		var resp slack.ViewSubmissionResponse
+		if err := json.Unmarshal(body, &resp); err != nil || resp.ResponseAction != slack.RAErrors || !strings.Contains(resp.Errors[reasonBlockID], "Try again in") {
+			t.Errorf("%s: a limited submission is acknowledged with %s, want the refusal on the reason field", how, body)
+		}
+		e.bot.work.Wait()
+		if got := e.Get(r.ID); len(got.Votes) != 0 {
+			t.Fatalf("%s: a limited submission voted: %+v", how, got.Votes)
+		}
+	}
+
 	e.click("UALICE", r.ID, ActionDeny, "C2") // opens the dialog: the one click allowed
 	if got := e.slack.OK("views.open"); len(got) != 1 {
 		t.Fatalf("views.open calls: %d", len(got))
 	}
-	submit()
+	e.click("UALICE", r.ID, ActionDeny, "C2") // a double click: over the limit, told
 	if text := e.slack.NextEphemeral(t).Form.Get("text"); !strings.Contains(text, "Try again in") {
-		t.Errorf("limited submission: %q", text)
+		t.Errorf("limited click: %q", text)
 	}
-	if got := e.Get(r.ID); len(got.Votes) != 0 {
-		t.Fatalf("a limited submission voted: %+v", got.Votes)
+
+	payload, _ := json.Marshal(cb)
+	rec := e.postSigned(InteractionsPath, url.Values{"payload": {string(payload)}}.Encode())
+	if rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("limited submission over HTTP: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
+	wantRefusedOnTheDialog("HTTP", rec.Body.Bytes())
+
+	ack := &recordingAcker{}
+	evt := socketmode.Event{Type: socketmode.EventTypeInteractive, Data: cb, Request: &socketmode.Request{EnvelopeID: "env-dialog"}}
+	e.bot.handleSocketEvent(&evt, ack)
+	if len(ack.payloads) != 1 || ack.payloads[0] == nil {
+		t.Fatalf("socket mode acks: %+v", ack.payloads)
+	}
+	body, _ := json.Marshal(ack.payloads[0])
+	wantRefusedOnTheDialog("Socket Mode", body)
+	e.slack.NoEphemeral(t)
+
 	e.clock.Advance(time.Minute)
-	submit()
+	if resp := e.bot.acceptInteraction(cb, socketSource); resp != nil {
+		t.Fatalf("a submission within the limit is refused: %+v", resp)
+	}
+	e.bot.work.Wait()
 	if got := e.Get(r.ID); len(got.Votes) != 1 {
 		t.Fatalf("after a minute the submission did not vote: %+v", got.Votes)
 	}

@@ -67,6 +67,11 @@ const (
 	ReasonCallbackID = "signoff_reason"
 )
 
+// reasonBlockID is the block and action id of the reason dialog's text
+// input: where its value is read, and where a refusal shown on the
+// dialog appears.
+const reasonBlockID = "reason"
+
 // Defaults for Options.
 const (
 	// DefaultMaxBodyBytes caps a callback body. Slack's interaction

@@ -165,16 +165,21 @@ func (b *Bot) handleSocketEvent(evt *socketmode.Event, ack acker) {
 
 	switch evt.Type {
 	case socketmode.EventTypeInteractive:
-		ackWith()
 		cb, ok := evt.Data.(slack.InteractionCallback)
 		if !ok || redelivered {
+			ackWith()
 			return
 		}
 		if why := b.tenantProblem(cb.Team.ID, cb.Enterprise.ID); why != "" {
+			ackWith()
 			b.rejectCallback(b.work.Context(), cb.Team.ID, why, socketSource)
 			return
 		}
-		b.acceptInteraction(cb, socketSource)
+		if resp := b.acceptInteraction(cb, socketSource); resp != nil {
+			ackWith(resp)
+			return
+		}
+		ackWith()
 	case socketmode.EventTypeSlashCommand:
 		cmd, ok := evt.Data.(slack.SlashCommand)
 		if !ok || redelivered {
