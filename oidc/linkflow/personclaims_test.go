@@ -56,3 +56,36 @@ func TestPersonClaimWithTooManyValuesIsRefused(t *testing.T) {
 		asLinkRequired(t, err, linkflow.LinkReasonStale)
 	})
 }
+
+// TestPersonClaimWithTooManyValuesInUserinfoIsRefused: the same limit
+// where the person claim comes from userinfo (the ID token lacks the
+// groups, so userinfo is asked): whatever the ID token says of the claim
+// (nothing, a short list, an empty one, blanks, an object), a userinfo
+// answer listing more than 32 names refuses the sign-in.
+func TestPersonClaimWithTooManyValuesInUserinfoIsRefused(t *testing.T) {
+	for name, idTokenLogins := range map[string]any{
+		"only in userinfo":                    nil,
+		"short in ID token, long in userinfo": []any{"alt-1"},
+		"empty list in ID token":              []any{},
+		"blank strings in ID token":           []any{" ", ""},
+		"object in ID token":                  map[string]any{"a": "octocat"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			e, octo, _, _ := linkOcho(t, "someone-else")
+			octo.Extra = map[string]any{"github_login": logins(33)}
+			e.op.AddUser(octo)
+			e.own(slackU2, octo)
+			e.op.RewriteIDToken(func(c map[string]any) {
+				delete(c, "groups")
+				if idTokenLogins == nil {
+					delete(c, "github_login")
+				} else {
+					c["github_login"] = idTokenLogins
+				}
+			})
+			status, body := e.completeAs(e.begin(slackU2), octo)
+			wantAnswer(t, "sign-in", status, http.StatusForbidden, body, "github_login", "more than 32")
+			e.noLink(slackU2)
+		})
+	}
+}
