@@ -36,6 +36,7 @@ const (
 	rejectServiceURL      chatflow.RejectReason = "service_url_mismatch"
 	rejectServiceURLHost  chatflow.RejectReason = "service_url_not_allowed"
 	rejectNotEndorsed     chatflow.RejectReason = "channel_not_endorsed"
+	rejectWrongChannel    chatflow.RejectReason = "wrong_channel"
 	rejectKeysUnavailable chatflow.RejectReason = "keys_unavailable"
 	rejectInvalidToken    chatflow.RejectReason = "invalid_token"
 	rejectWrongTenant     chatflow.RejectReason = "wrong_tenant"
@@ -208,13 +209,13 @@ type tokenVerifier struct {
 
 func newTokenVerifier(keys *keySet, issuer, appID string, clk clock.Clock, skew time.Duration) *tokenVerifier {
 	v := &tokenVerifier{keys: keys, issuer: issuer, appID: appID, clock: clk, skew: skew}
-	// go-oidc checks exp with no leeway (and nbf with a fixed five
-	// minutes): showing it a clock skew behind gives its exp check exactly
-	// our leeway; checkClaims bounds exp and nbf precisely.
+	// go-oidc checks exp and nbf against one clock (nbf with a fixed five
+	// minutes of its own): no clock it could be shown gives both our
+	// leeway, so checkClaims checks them, precisely, and go-oidc not at all.
 	v.verifier = gooidc.NewVerifier(issuer, keys, &gooidc.Config{
 		ClientID:             appID,
 		SupportedSigningAlgs: allowedAlgs,
-		Now:                  func() time.Time { return clk.Now().Add(-skew) },
+		SkipExpiryCheck:      true,
 	})
 	return v
 }
@@ -340,11 +341,18 @@ func numericDate(v any) (time.Time, bool) {
 	return time.Unix(sec, int64((f-float64(sec))*1e9)), true
 }
 
+// teamsChannel is the channelId of every activity from Microsoft Teams.
+const teamsChannel = "msteams"
+
 // checkActivity checks what ties the verified token to this activity: the
-// serviceurl claim must equal the activity's serviceUrl, and when the
-// signing key lists endorsements, they must include the activity's
-// channelId.
+// serviceurl claim must equal the activity's serviceUrl, the activity must
+// come from Teams (on other Bot Framework channels, such as Web Chat and
+// Direct Line, the client writes from and channelData itself), and when
+// the signing key lists endorsements, they must include that channel.
 func (t *botToken) checkActivity(serviceURL, channelID string) *authError {
+	if channelID != teamsChannel {
+		return unauthorized(rejectWrongChannel, "the activity comes from channel %q, not %q: signoff serves Microsoft Teams only", channelID, teamsChannel)
+	}
 	if t.serviceURL != serviceURL {
 		return unauthorized(rejectServiceURL, "the token's serviceurl claim %q does not match the activity's serviceUrl %q", t.serviceURL, serviceURL)
 	}

@@ -134,11 +134,13 @@ func (l List) Allows(host string) bool {
 	return false
 }
 
-// CheckURL parses raw as an absolute http(s) URL and checks its host
-// against the list. It returns the host it checked (for messages) and an
-// error saying what is wrong: not such a URL, user info in it (never part
-// of a service address, and a way to disguise the host), or a host not on
-// the list.
+// CheckURL parses raw as an absolute https URL (plain http only for a
+// loopback host: a stand-in on this machine) and checks its host against
+// the list. It returns the host it checked (for messages) and an error
+// saying what is wrong: not such a URL, plain http to another machine
+// (what is sent there, a bearer token, would cross the network in the
+// clear), user info in it (never part of a service address, and a way to
+// disguise the host), or a host not on the list.
 func (l List) CheckURL(raw string) (host string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -148,6 +150,9 @@ func (l List) CheckURL(raw string) (host string, err error) {
 		return u.Hostname(), fmt.Errorf("%q carries user info before its host", raw)
 	}
 	host = u.Hostname()
+	if u.Scheme == "http" && !IsLoopback(host) {
+		return host, fmt.Errorf("%q is plain http; only https is allowed to another machine", raw)
+	}
 	if !l.Allows(host) {
 		return host, fmt.Errorf("host %q is not on the list of allowed hosts", host)
 	}

@@ -58,10 +58,20 @@ func TestParseRefusesWhatIsNotAHost(t *testing.T) {
 }
 
 func TestCheckURL(t *testing.T) {
-	l, _ := Parse([]string{"smba.trafficmanager.net"})
+	l, _ := Parse([]string{"smba.trafficmanager.net", "127.0.0.1", "localhost"})
+	for raw, ok := range map[string]bool{
+		"http://127.0.0.1:8080/teams/": true, // a stand-in on this machine
+		"http://localhost/teams/":      true,
+	} {
+		if _, err := l.CheckURL(raw); (err == nil) != ok {
+			t.Errorf("CheckURL(%q) err = %v, want ok=%v", raw, err, ok)
+		}
+	}
+	l, _ = Parse([]string{"smba.trafficmanager.net"})
 	for raw, ok := range map[string]bool{
 		"https://smba.trafficmanager.net/teams/":                   true,
 		"https://smba.trafficmanager.net:8443/amer/":               true,
+		"http://smba.trafficmanager.net/teams/":                    false, // a token would travel in the clear
 		"https://smba.trafficmanager.net@evil.example/teams/":      false,
 		"https://evil.example/smba.trafficmanager.net/":            false,
 		"https://evil.example/?h=smba.trafficmanager.net":          false,
