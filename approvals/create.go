@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/signoff-dev/signoff/approvals/audit"
@@ -197,6 +200,7 @@ func checkInput(in CreateInput) error {
 	if !utf8.ValidString(in.Reason) {
 		problems = append(problems, "reason is not valid UTF-8")
 	}
+	problems = appendDirectionControl(problems, "reason", in.Reason)
 	if len(in.Links) > MaxLinks {
 		problems = append(problems, fmt.Sprintf("%d links given; at most %d allowed", len(in.Links), MaxLinks))
 	}
@@ -212,11 +216,16 @@ func checkInput(in CreateInput) error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			problems = append(problems, fmt.Sprintf("links[%d].url %q must be an absolute http or https URL", i, l.URL))
 		}
+		problems = appendDirectionControl(problems, fmt.Sprintf("links[%d].title", i), l.Title)
+		problems = appendDirectionControl(problems, fmt.Sprintf("links[%d].url", i), l.URL)
 	}
-	for k, v := range in.Params {
+	for _, k := range slices.Sorted(maps.Keys(in.Params)) {
+		v := in.Params[k]
 		if !utf8.ValidString(k) || !utf8.ValidString(v) {
 			problems = append(problems, fmt.Sprintf("param %q is not valid UTF-8", k))
+			continue
 		}
+		problems = appendDirectionControl(problems, fmt.Sprintf("param %q", k), k+v)
 	}
 	if len(in.IdempotencyKey) > MaxIdempotencyKeyBytes {
 		problems = append(problems, fmt.Sprintf("idempotency key is longer than %d bytes", MaxIdempotencyKeyBytes))
@@ -225,6 +234,21 @@ func checkInput(in CreateInput) error {
 		return refusal(ErrInvalid, ReasonInvalid, "%s", strings.Join(problems, "; "))
 	}
 	return nil
+}
+
+// appendDirectionControl adds a problem when s, the requester's text
+// named what, holds a Unicode direction control (Bidi_Control: U+202E
+// RIGHT-TO-LEFT OVERRIDE, the isolates, the marks). Cards show the text
+// reordered by it, so approvers would not read what they approve: "1.4.2"
+// followed by an override shows the rest of the line backwards. Requests
+// are machine-written; nothing legitimate needs one.
+func appendDirectionControl(problems []string, what, s string) []string {
+	i := strings.IndexFunc(s, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) })
+	if i < 0 {
+		return problems
+	}
+	r, _ := utf8.DecodeRuneInString(s[i:])
+	return append(problems, fmt.Sprintf("%s holds U+%04X, an invisible control that changes the order text is shown in, so approvers would not see what they approve: remove it", what, r))
 }
 
 // idempotencyScope ties a key to the requester that sent it, so two

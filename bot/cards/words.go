@@ -2,10 +2,13 @@ package cards
 
 import (
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/signoff-dev/signoff/storage"
+	"golang.org/x/net/idna"
 )
 
 // MaxVoteReason caps one vote's reason on a card.
@@ -142,6 +145,21 @@ func TruncMarker(requestURL string, link func(string) string) string {
 		requestURL = link(requestURL)
 	}
 	return "… (truncated; full request: " + requestURL + ")"
+}
+
+// LinkHost is the host a requester's link leads to, as cards name it
+// beside the link's title (so a title cannot disguise where it leads): in
+// ASCII, an internationalised name in its xn-- form, so a look-alike
+// letter from another script ("gіthub.com" with a Cyrillic "і") shows as
+// what it is. A host that is no valid name shows with its non-ASCII
+// characters as \u escapes.
+func LinkHost(u *url.URL) string {
+	host := u.Hostname()
+	if ascii, err := idna.Lookup.ToASCII(host); err == nil {
+		return ascii
+	}
+	q := strconv.QuoteToASCII(host)
+	return q[1 : len(q)-1]
 }
 
 // OneLine folds line breaks and tabs into spaces.

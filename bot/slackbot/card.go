@@ -3,6 +3,7 @@ package slackbot
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -260,17 +261,23 @@ func paramSections(params map[string]string, marker string) []slack.Block {
 }
 
 // linksText renders the requester's links as mrkdwn links with escaped
-// URL and title; links that do not fit are summed up with the marker.
+// URL and title, each followed by the host it leads to (cards.LinkHost),
+// so a title cannot disguise where it leads; links that do not fit are
+// summed up with the marker.
 func linksText(links []approvals.Link, marker string) string {
 	const label = "*Links*"
 	var b strings.Builder
 	b.WriteString(label)
 	for i, l := range links {
+		u, err := url.Parse(l.URL)
+		if err != nil || u.Host == "" {
+			continue // approvals refuses these; never render one
+		}
 		title := l.Title
 		if title == "" {
 			title = l.URL
 		}
-		line := "\n• <" + escapeURL(cards.OneLine(l.URL)) + "|" + escapeText(cards.OneLine(fitPlain(title, 200))) + ">"
+		line := "\n• <" + escapeURL(cards.OneLine(l.URL)) + "|" + escapeText(cards.OneLine(fitPlain(title, 200))) + "> (" + escapeText(cards.LinkHost(u)) + ")"
 		rest := len(links) - i - 1
 		reserve := 0
 		if rest > 0 {

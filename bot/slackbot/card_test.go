@@ -10,6 +10,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -273,5 +274,20 @@ func TestReasonModal(t *testing.T) {
 	raw, _ := json.Marshal(v)
 	if strings.Contains(strings.ReplaceAll(string(raw), `\u003c`, "<"), "<!channel>") {
 		t.Error("modal shows live mrkdwn")
+	}
+}
+
+// TestLinkNamesItsHostInASCII: a link on the card is followed by the host
+// it leads to, so its title cannot disguise where it goes, and a host
+// spelt with a look-alike letter from another script shows in its ASCII
+// (xn--) form, not as the name it imitates.
+func TestLinkNamesItsHostInASCII(t *testing.T) {
+	got := linksText([]approvals.Link{
+		{Title: "github.com/acme/api/pull/1", URL: "https://g\u0456thub.com/acme/api/pull/1"}, // Cyrillic і
+		{Title: "CI run", URL: "https://ci.example/run/7"},
+	}, "")
+	want := "*Links*\n• <https://g\u0456thub.com/acme/api/pull/1|github.com/acme/api/pull/1> (xn--gthub-n2e.com)\n• <https://ci.example/run/7|CI run> (ci.example)"
+	if got != want {
+		t.Fatalf("links:\n%q\nwant\n%q", got, want)
 	}
 }

@@ -70,7 +70,7 @@ func TestCardPostedOnCreate(t *testing.T) {
 	if s := sectionText(blockByID(blocks, "reason")); s != "*Reason*\nship the fix for INC-42" {
 		t.Errorf("reason section: %q", s)
 	}
-	if s := sectionText(blockByID(blocks, "links")); s != "*Links*\n• <https://ci.example/run/7|CI run>" {
+	if s := sectionText(blockByID(blocks, "links")); s != "*Links*\n• <https://ci.example/run/7|CI run> (ci.example)" {
 		t.Errorf("links section: %q", s)
 	}
 	meta, _ := json.Marshal(blockByID(blocks, "meta"))

@@ -337,11 +337,11 @@ func linkElements(links []approvals.Link, marker string) []any {
 		}
 		title := cards.OneLine(l.Title)
 		if title == "" {
-			title = u.Host
+			title = cards.LinkHost(u)
 		}
 		actions = append(actions, map[string]any{
 			"type":  "Action.OpenUrl",
-			"title": fit(title, maxLinkTitle, "…") + " (" + u.Host + ")",
+			"title": fit(title, maxLinkTitle, "…") + " (" + cards.LinkHost(u) + ")",
 			"url":   u.String(),
 		})
 	}
