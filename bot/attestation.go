@@ -59,9 +59,10 @@ func (s *Server) publicKeys(doc func(*attest.Signer) []byte) http.HandlerFunc {
 }
 
 // getAttestation answers an approved request's attestation to its
-// requester or an auditor; to anyone else 404, as for an unknown id (an
-// admin who is not an auditor reads the request, not its attestation: it
-// is a credential relying parties act on). A request that is not approved
+// requester or an auditor; to anyone else 404: word for word as for an
+// unknown id to those who may not read the request, and saying why to an
+// admin who is not an auditor (who reads the request, not its
+// attestation: it is a credential relying parties act on). A request that is not approved
 // is 409 not_approved. The token is never logged.
 func (s *Server) getAttestation(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	id := r.PathValue("id")
@@ -72,6 +73,10 @@ func (s *Server) getAttestation(w http.ResponseWriter, r *http.Request, tok *oid
 		return
 	}
 	if !isRequester(tok, req) && !s.isAuditor(tok) {
+		if !s.mayRead(tok, req) {
+			notFound(w, r, id) // word for word as for an unknown id: ids cannot be probed
+			return
+		}
 		fail(w, r, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no request %q whose attestation this token may read: only its requester (same issuer and subject) and auditors can", truncate(id, 100)))
 		return
 	}

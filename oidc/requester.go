@@ -447,6 +447,18 @@ func checkAudience(entry *TrustedIssuer, m map[string]any) *TokenError {
 	if !slices.Contains(aud, entry.Audience) && entry.Login {
 		return tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but ID tokens from %s are accepted only when issued to signoff's command-line client %q (idp.cli_client_id): sign in with signoff login", quoteList(aud), entry.Issuer, entry.Audience)
 	}
+	if entry.Login {
+		// OpenID Connect Core 3.1.3.7: the party the ID token was issued
+		// to (azp) must be this client; an audience list that merely
+		// names it may belong to a token issued to another app.
+		azp, present := m["azp"]
+		switch s, _ := azp.(string); {
+		case present && s != entry.Audience:
+			return tokenErrorf(ReasonWrongAudience, nil, "the token was issued to client %s (azp), not to signoff's command-line client %q (idp.cli_client_id): sign in with signoff login", idtoken.Quote(fmt.Sprint(azp)), entry.Audience)
+		case !present && len(aud) > 1:
+			return tokenErrorf(ReasonWrongAudience, nil, "the token's audience %s names several clients and no azp says which one it was issued to: signoff accepts it only when azp is its command-line client %q (idp.cli_client_id)", quoteList(aud), entry.Audience)
+		}
+	}
 	if !slices.Contains(aud, entry.Audience) {
 		return tokenErrorf(ReasonWrongAudience, nil, "the token's audience is %s, but requester %s expects %q: request the token with audience %q (GitHub Actions: core.getIDToken(%q); GitLab CI: id_tokens with aud: %s)", quoteList(aud), entry.Name, entry.Audience, entry.Audience, entry.Audience, entry.Audience)
 	}

@@ -235,12 +235,7 @@ admin first); an approved review holds no block. Find such reviews with
 			if err != nil {
 				return c.failed(err, "POST /v1/requests/"+url.PathEscape(id)+"/lift-block")
 			}
-			reviewed := ""
-			if r.BreakGlass != nil {
-				reviewed = " (it reviewed break-glass request " + r.BreakGlass.Reviews + ")"
-			}
-			who := r.Requester.Issuer + ":" + cmp.Or(r.Requester.Person, r.Requester.Subject)
-			fmt.Fprintf(cmd.OutOrStdout(), "lifted the block of %s review %s%s: %s may break glass again; audited as break_glass.lifted with you as the actor\n", r.State, r.ID, reviewed, who)
+			fmt.Fprintln(cmd.OutOrStdout(), liftedText(r))
 			return nil
 		},
 	}
@@ -249,6 +244,17 @@ admin first); an approved review holds no block. Find such reviews with
 	f.String("token", "", "an admin's token (default $SIGNOFF_TOKEN, then the sign-in of 'signoff login')")
 	f.StringVar(&reason, "reason", "", "why the block is lifted, for the audit log (required)")
 	return cmd
+}
+
+// liftedText says whose block a lift released. The requester's names come
+// from their CI token, so they are made safe for a terminal.
+func liftedText(r api.Request) string {
+	reviewed := ""
+	if r.BreakGlass != nil {
+		reviewed = " (it reviewed break-glass request " + r.BreakGlass.Reviews + ")"
+	}
+	who := termSafe(r.Requester.Issuer + ":" + cmp.Or(r.Requester.Person, r.Requester.Subject))
+	return fmt.Sprintf("lifted the block of %s review %s%s: %s may break glass again; audited as break_glass.lifted with you as the actor", r.State, r.ID, reviewed, who)
 }
 
 // writeRequestsTable prints requests as an aligned table.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/storage"
 )
 
@@ -68,5 +69,17 @@ func TestRequestBreakGlassDevMode(t *testing.T) {
 	}
 	if code, out, stderr := runCmd(t, args(oncall, "--break-glass", "--reason", "after the lift")...); code != 0 {
 		t.Fatalf("break-glass after the lift: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// TestLiftedTextIsTerminalSafe: the requester's names in the lift's
+// confirmation come from their CI token; an escape sequence or a direction
+// control there reaches the admin's terminal quoted, not interpreted.
+func TestLiftedTextIsTerminalSafe(t *testing.T) {
+	r := api.Request{ID: "req_1", State: api.StateDenied, BreakGlass: &api.BreakGlass{Reviews: "req_0"},
+		Requester: api.Requester{Issuer: "ci", Person: "octo\x1b[2J\u202eevil"}}
+	got := liftedText(r)
+	if strings.ContainsAny(got, "\x1b\u202e") || !strings.Contains(got, `ci:octo\x1b[2J\u202eevil may break glass again`) {
+		t.Fatalf("lifted text %q", got)
 	}
 }
