@@ -16,7 +16,11 @@ import (
 // http.DefaultClient when nil; bound the call with ctx.
 //
 // The discovery document's issuer is what the attestations of that server
-// carry as iss: pass it as Expected.Issuer.
+// carry as iss: pass it as Expected.Issuer. It need not equal server (a
+// relying party may reach signoff by another address than its
+// public_url), so it says only what the server you chose to trust says;
+// where that matters, pin the issuer yourself (signoff attest verify
+// --issuer).
 func FetchKeySet(ctx context.Context, client *http.Client, server string) (*KeySet, Discovery, error) {
 	if client == nil {
 		client = http.DefaultClient

@@ -11,8 +11,9 @@
 // restart in the middle of a retry schedule resumes at the entry's
 // NextAttempt. The one window that can repeat a delivery the receiver
 // already accepted (a crash between its 2xx and the commit of the result)
-// is covered by the Idempotency-Key header: the request id, the same on
-// every attempt. Receivers must deduplicate on it.
+// is covered by the request id, in the signed body and as the
+// Idempotency-Key header, the same on every attempt. Receivers must
+// deduplicate on it, reading it from the body (the header is not signed).
 //
 // Retry policy: network errors, timeouts, 5xx and 429 are retried with
 // capped exponential backoff with jitter, honouring Retry-After on 429 and

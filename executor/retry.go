@@ -61,6 +61,7 @@ const maxDuration = time.Duration(1<<63 - 1)
 func sanitize(s, secret string, limit int) string {
 	if secret != "" {
 		s = strings.ReplaceAll(s, secret, "[redacted]")
+		s = cutSecretPrefix(s, secret)
 	}
 	s = strings.ToValidUTF8(s, " ")
 	var b strings.Builder
@@ -83,4 +84,16 @@ func sanitize(s, secret string, limit int) string {
 		out = strings.ReplaceAll(out, secret, "[redacted]")
 	}
 	return text.Truncate(out, limit)
+}
+
+// cutSecretPrefix removes the end of s where it is the start of secret
+// (four characters or more): text read up to a limit (a receiver's answer)
+// may end inside the secret, where no whole occurrence is left to replace.
+func cutSecretPrefix(s, secret string) string {
+	for n := min(len(secret)-1, len(s)); n >= 4; n-- {
+		if strings.HasSuffix(s, secret[:n]) {
+			return s[:len(s)-n] + "[redacted]"
+		}
+	}
+	return s
 }

@@ -61,4 +61,12 @@ func TestSanitize(t *testing.T) {
 	if got := sanitize("a\nb", "a b", 100); got != "[redacted]" {
 		t.Fatalf("sanitize = %q", got)
 	}
+	// Text read up to a limit that ends inside the secret keeps none of it;
+	// three characters that merely look like its start are kept.
+	if got := sanitize("denied: whsec-7f3a9c", "whsec-7f3a9c-do-not-leak", 100); got != "denied: [redacted]" {
+		t.Fatalf("sanitize of a cut-off secret = %q", got)
+	}
+	if got := sanitize("denied: whs", "whsec-7f3a9c-do-not-leak", 100); got != "denied: whs" {
+		t.Fatalf("sanitize = %q", got)
+	}
 }

@@ -67,7 +67,9 @@ func mac(secret []byte, ts string, body []byte) []byte {
 // of now in either direction. tolerance <= 0 means DefaultTolerance.
 //
 // Verify does NOT remember deliveries: to refuse a replay inside the
-// tolerance window, deduplicate on the Idempotency-Key header.
+// tolerance window, deduplicate on the body's id (the signed copy of the
+// Idempotency-Key header, which is not signed and can be rewritten by
+// whoever replays a captured delivery).
 func Verify(header string, secret []byte, body []byte, now time.Time, tolerance time.Duration) error {
 	if len(secret) == 0 {
 		return ErrNoSecret
@@ -90,10 +92,9 @@ func Verify(header string, secret []byte, body []byte, now time.Time, tolerance 
 	if !ok {
 		return ErrSignatureMismatch
 	}
-	skew := now.Sub(time.Unix(sec, 0))
-	if skew < 0 {
-		skew = -skew
-	}
+	// Abs, not negation: Sub saturates at the smallest Duration for a t
+	// centuries ahead, whose negation is itself.
+	skew := now.Sub(time.Unix(sec, 0)).Abs()
 	if skew > tolerance {
 		return fmt.Errorf("%w: signed at %s, %s away from now (tolerance %s)",
 			ErrSignatureStale, time.Unix(sec, 0).UTC().Format(time.RFC3339), skew.Round(time.Second), tolerance)
