@@ -121,13 +121,30 @@ func (e *Error) Error() string {
 func ParseError(status int, header http.Header, body []byte) *Error {
 	e := &Error{Status: status, Header: header}
 	var eb ErrorBody
-	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
+	if json.Unmarshal(body, &eb) == nil && isCode(eb.Error.Code) {
 		e.Code, e.Message = eb.Error.Code, eb.Error.Message
 	}
 	if s, err := strconv.Atoi(header.Get("Retry-After")); err == nil && s > 0 {
 		e.RetryAfter = time.Duration(s) * time.Second
 	}
 	return e
+}
+
+// isCode reports whether c has the shape of an error code (lower-case
+// letters, digits and "_", at most 64): the client prints codes as they
+// come, so an answer whose code has another shape (a line break and a
+// GitHub workflow command after it, an escape sequence) is taken as not
+// signoff's.
+func isCode(c Code) bool {
+	if c == "" || len(c) > 64 {
+		return false
+	}
+	for _, r := range c {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // AnswerError is a success status whose answer is not what the API sends

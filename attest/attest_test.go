@@ -300,7 +300,7 @@ func publicPEM(t testing.TB, pub crypto.PublicKey) []byte {
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
 }
 
-// What an attacker tries (THREATS.md, "JWT"): every one is refused, and
+// What an attacker tries (the JWT part of the attacker's checklist): every one is refused, and
 // the refusal names the check that failed.
 func TestVerifyRefusals(t *testing.T) {
 	key := ecKey(t)

@@ -94,8 +94,8 @@ func cookieHeader(b *consoleBrowser, u string) string {
 // receiver, /dev/token) refuses a request whose Host is not a loopback
 // name with the listening port, GET and POST, even a POST that carries a
 // valid CSRF token (a rebinding page would have read it from the console):
-// 421 with a page saying why, and nothing happens. The CI API and the
-// probes are not dev routes and answer any Host.
+// 421 with a page saying why, and nothing happens. So do the CI API,
+// /metrics and the probes.
 func TestDevRoutesRefuseForeignHost(t *testing.T) {
 	// A valid console session: the cookie and its CSRF token. Without the
 	// Host check a rebinding page reads the same token from GET /dev under
@@ -202,12 +202,18 @@ func TestDevRoutesRefuseForeignHost(t *testing.T) {
 		t.Fatalf("sign-in on loopback after the refused posts:\n%s", body)
 	}
 
-	// The CI API and the probes are not dev routes: any Host reaches them.
-	if code, _ := h.do("GET", "/healthz", "evil.example:"+port, nil, ""); code != http.StatusOK {
-		t.Errorf("/healthz with a foreign Host: %d", code)
+	// Everything dev mode serves checks the Host, the CI API and the
+	// probes too (a rebinding page reads /metrics otherwise).
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/v1/openapi.json", "/.well-known/jwks.json"} {
+		if code, _ := h.do("GET", path, "evil.example:"+port, nil, ""); code != http.StatusMisdirectedRequest {
+			t.Errorf("%s with a foreign Host: %d, want 421", path, code)
+		}
 	}
-	if code, body := h.do("POST", "/v1/requests", "signoff.example.com", jsonCT, `{"action":"deploy"}`); code != http.StatusUnauthorized {
-		t.Errorf("/v1/requests with a foreign Host: %d, want 401 (no token)\n%s", code, body)
+	if code, body := h.do("POST", "/v1/requests", "signoff.example.com", jsonCT, `{"action":"deploy"}`); code != http.StatusMisdirectedRequest {
+		t.Errorf("/v1/requests with a foreign Host: %d, want 421\n%s", code, body)
+	}
+	if code, _ := h.do("GET", "/healthz", "127.0.0.1:"+port, nil, ""); code != http.StatusOK {
+		t.Errorf("/healthz on loopback: %d", code)
 	}
 }
 

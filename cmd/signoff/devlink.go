@@ -82,9 +82,10 @@ func mountDevConsole(front *bot.Server, cfg *config.Config, devIss *devissuer.Is
 // /link/callback. Each answers only requests whose Host is a loopback name
 // or address with the listening port (addr, the address bound), and whose
 // Origin, when sent, is such a page too; anything else gets a page saying
-// why (DNS rebinding). The CI API, the chat callbacks and the probes are
-// mounted on front directly: CI, Slack and Teams reach them by whatever
-// name the operator gives signoff.
+// why (DNS rebinding). serve puts the whole of front behind the same
+// guard in dev mode (the CI API and the probes too, as the contract says
+// of everything dev mode serves); the guard here keeps the dev routes
+// guarded wherever front is served.
 func devRoutes(front *bot.Server, addr string) (loopback.Mux, error) {
 	g, err := loopback.NewGuard(addr)
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signoff-dev/signoff/api"
+	"github.com/signoff-dev/signoff/internal/text"
 )
 
 // Exit codes of `signoff request` for a decided (or undecided) request
@@ -472,13 +473,17 @@ func voterName(v api.Vote) string {
 	return oneLine(v.Subject)
 }
 
-// oneLine keeps server-supplied text on one line of the CI log.
+// oneLine keeps server-supplied text on one line of the CI log, with
+// nothing a terminal or the CI runner would interpret: white space folds
+// into single spaces, and text holding any other character that is not
+// printable (an escape sequence, a direction control, a line separator)
+// is shown quoted (termSafe).
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) > 300 {
-		s = s[:300] + "…"
+		s = text.Cut(s, 300) + "…"
 	}
-	return s
+	return termSafe(s)
 }
 
 // pendingSummary says how far a pending request has come.
@@ -560,7 +565,9 @@ func (c *requestClient) note(msg string) {
 		return
 	}
 	c.lastNote = msg
-	fmt.Fprintln(c.stderr, msg)
+	// Notes quote the server (its error answers, transport errors): one
+	// line, nothing the terminal or the CI runner would interpret.
+	fmt.Fprintln(c.stderr, termSafe(strings.Join(strings.Fields(msg), " ")))
 }
 
 // create POSTs the request, retrying transient failures (safe: the

@@ -28,6 +28,7 @@ import (
 	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/bot/chatlimit"
 	"github.com/signoff-dev/signoff/bot/devconsole"
+	"github.com/signoff-dev/signoff/bot/loopback"
 	"github.com/signoff-dev/signoff/bot/slackbot"
 	"github.com/signoff-dev/signoff/bot/teamsbot"
 	"github.com/signoff-dev/signoff/config"
@@ -174,7 +175,18 @@ func serve(ctx context.Context, cfg *config.Config, o serveOptions) error {
 		ln.Close()
 		return err
 	}
-	httpSrv := newHTTPServer(front, logger)
+	var handler http.Handler = front
+	if o.dev {
+		// Everything dev mode serves, the CI API and the probes included,
+		// answers only requests addressed to this machine (devRoutes).
+		g, err := loopback.NewGuard(addr)
+		if err != nil {
+			ln.Close()
+			return withCode(exitUsage, fmt.Errorf("dev mode: %w", err))
+		}
+		handler = g.Wrap(front)
+	}
+	httpSrv := newHTTPServer(front, handler, logger)
 	p := &serveParts{cfg: cfg, dev: o.dev, addr: addr, logger: logger, store: store, svc: svc,
 		front: front, devIss: devIss, loops: newLoopGroup(logger)}
 	if err := p.startComponents(ctx); err != nil {
@@ -256,10 +268,11 @@ func newService(cfg *config.Config, store storage.Store, pol *policy.Policy, sig
 	})
 }
 
-// newHTTPServer serves front with timeouts that fit its longest answer.
-func newHTTPServer(front *bot.Server, logger *slog.Logger) *http.Server {
+// newHTTPServer serves handler (front, or front behind dev mode's
+// loopback guard) with timeouts that fit its longest answer.
+func newHTTPServer(front *bot.Server, handler http.Handler, logger *slog.Logger) *http.Server {
 	httpSrv := &http.Server{
-		Handler:           front,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// Must exceed the longest ?wait= long-poll (bot.MaxWait, a minute).

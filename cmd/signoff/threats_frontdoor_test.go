@@ -35,7 +35,7 @@ func startFrontDoor(t *testing.T, edit func(*http.Server)) *frontDoor {
 	t.Helper()
 	logger := slog.New(slog.DiscardHandler)
 	front := bot.New(bot.Options{Logger: logger, Version: "test"})
-	fd := &frontDoor{srv: newHTTPServer(front, logger)}
+	fd := &frontDoor{srv: newHTTPServer(front, front, logger)}
 	inner := fd.srv.Handler
 	fd.srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fd.handled.Add(1)
