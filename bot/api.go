@@ -47,6 +47,8 @@ import (
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
 	"github.com/signoff-dev/signoff/approvals/audit"
+	"github.com/signoff-dev/signoff/internal/ratelimit"
+	"github.com/signoff-dev/signoff/internal/strictjson"
 	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/policy"
 	"github.com/signoff-dev/signoff/storage"
@@ -315,6 +317,14 @@ func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, tok *oidc.Re
 		return
 	}
 	if wait > 0 && req.State == storage.StatePending {
+		key := requesterKey(tok)
+		if !s.polls.enter(key) {
+			s.rateLimited(w, r, LimitLongPolls, longPollRetryAfter, fmt.Sprintf(
+				"this requester (issuer %s, subject %s) already holds %d long polls (?wait=) open; poll again in %d seconds (Retry-After), or wait on fewer requests at once",
+				tok.IssuerName, truncate(tok.Subject, 200), MaxLongPollsPerRequester, ratelimit.Seconds(longPollRetryAfter)))
+			return
+		}
+		defer s.polls.leave(key)
 		req = s.longPoll(r.Context(), req, wait)
 	}
 	WriteJSON(w, http.StatusOK, s.view(req))
@@ -541,6 +551,16 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) (status int, code a
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return http.StatusBadRequest, api.CodeInvalidRequest, `the body is empty: send a JSON object such as {"action": "deploy-prod", "params": {"service": "api"}}`
+	}
+	// Read only what every reader reads alike: no invalid UTF-8, no key
+	// twice, no key that names a field only when case is ignored.
+	if serr := strictjson.Check(data, reflect.TypeOf(v)); serr != nil {
+		msg := "the body is not valid: " + serr.Msg
+		if serr.Offset > 0 {
+			line, col := position(data, serr.Offset)
+			msg += fmt.Sprintf(" (line %d, column %d)", line, col)
+		}
+		return http.StatusBadRequest, api.CodeInvalidRequest, msg
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

@@ -19,6 +19,14 @@ package bot
 //     foresee; 60 seconds is a poll interval, and the message says what
 //     to do.
 //
+//   - at most MaxLongPollsPerRequester long polls (GET with ?wait=) of
+//     one requester identity at a time: each holds a connection, a
+//     goroutine and a store read every ReplicaPoll. The next is answered
+//     429 rate_limited with Retry-After: 5 (signoff request waits and
+//     polls again). It is no config key: a requester has at most
+//     limits.pending_per_requester requests to wait for, and a wait on a
+//     decided one answers at once.
+//
 // The chat adapters enforce limits.clicks_per_minute (package
 // bot/chatlimit). Refusals by each limit are counted in /metrics as
 // signoff_rate_limited_total{limit}.
@@ -27,6 +35,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,14 +50,51 @@ const (
 	LimitRequestsPerMinute   = "requests_per_minute"
 	LimitPendingPerRequester = "pending_per_requester"
 	LimitClicksPerMinute     = "clicks_per_minute"
+	LimitLongPolls           = "long_polls_per_requester"
 )
+
+// MaxLongPollsPerRequester is how many long polls one requester identity
+// may hold open at a time.
+const MaxLongPollsPerRequester = 50
+
+// longPollRetryAfter is the Retry-After of a long poll over the cap.
+const longPollRetryAfter = 5 * time.Second
 
 // pendingRetryAfter is the Retry-After of a refusal by the pending cap.
 const pendingRetryAfter = time.Minute
 
 // limitCounters counts the API calls each limit refused.
 type limitCounters struct {
-	requests, pending atomic.Uint64
+	requests, pending, longPolls atomic.Uint64
+}
+
+// longPolls counts the long polls each requester identity holds open.
+type longPolls struct {
+	mu   sync.Mutex
+	open map[string]int
+}
+
+// enter takes a long poll for key and reports whether it is within the
+// cap; the caller that got true calls leave when the poll ends.
+func (l *longPolls) enter(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open == nil {
+		l.open = map[string]int{}
+	}
+	if l.open[key] >= MaxLongPollsPerRequester {
+		return false
+	}
+	l.open[key]++
+	return true
+}
+
+func (l *longPolls) leave(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.open[key]--; l.open[key] <= 0 {
+		delete(l.open, key)
+	}
 }
 
 // requesterKey names a requester identity in the requests limiter.
@@ -70,6 +116,8 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, limit strin
 		s.limited.requests.Add(1)
 	case LimitPendingPerRequester:
 		s.limited.pending.Add(1)
+	case LimitLongPolls:
+		s.limited.longPolls.Add(1)
 	}
 	w.Header().Set("Retry-After", strconv.Itoa(ratelimit.Seconds(retryAfter)))
 	fail(w, r, http.StatusTooManyRequests, api.CodeRateLimited, msg)
@@ -81,5 +129,6 @@ func (s *Server) rateLimitedCounts() map[string]uint64 {
 		LimitRequestsPerMinute:   s.limited.requests.Load(),
 		LimitPendingPerRequester: s.limited.pending.Load(),
 		LimitClicksPerMinute:     s.opts.Clicks.Refused(),
+		LimitLongPolls:           s.limited.longPolls.Load(),
 	}
 }

@@ -72,6 +72,7 @@ type Server struct {
 	// requests limits creates per requester (Options.RequestsPerMinute);
 	// limited counts the calls refused by each limit (see limits.go).
 	requests *ratelimit.Limiter
+	polls    longPolls
 	limited  limitCounters
 }
 
