@@ -12,12 +12,9 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,9 +23,7 @@ import (
 
 	"github.com/signoff-dev/signoff/api"
 	"github.com/signoff-dev/signoff/approvals"
-	"github.com/signoff-dev/signoff/bot"
 	"github.com/signoff-dev/signoff/internal/testkeys"
-	"github.com/signoff-dev/signoff/oidc"
 	"github.com/signoff-dev/signoff/oidc/devissuer"
 	"github.com/signoff-dev/signoff/storage"
 )
@@ -80,34 +75,8 @@ func TestAttackAttestationAnswerHidesWhetherAnIDExists(t *testing.T) {
 // aud, azp).
 func loginFixtureWithKey(t *testing.T) (*apiFixture, *devissuer.Issuer, crypto.Signer) {
 	t.Helper()
-	base := newAPIFixture(t)
-	srv := httptest.NewUnstartedServer(nil)
-	keyPath := filepath.Join(t.TempDir(), "idp.pem")
-	idp, err := devissuer.New("http://"+srv.Listener.Addr().String()+"/idp", keyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/idp/", idp.Handler())
-	srv.Config.Handler = mux
-	srv.Start()
-	t.Cleanup(srv.Close)
-	v, err := oidc.NewRequesterVerifier([]oidc.TrustedIssuer{
-		{Name: "ci", Issuer: base.ci.URL(), Audience: "signoff", PersonClaim: "actor", NameClaim: "name", EmailClaim: "email", GroupsClaim: "groups"},
-		{Name: "idp:login", Issuer: idp.URL(), Audience: loginClientID, PersonClaim: "sub", EmailClaim: "email", GroupsClaim: "groups", Login: true},
-	}, oidc.VerifierOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs}
-	f.front = bot.New(bot.Options{
-		Service: base.svc, Store: base.store, Logger: slog.New(slog.DiscardHandler), Version: "test", Verifier: v,
-		Login: &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid"}, GroupsClaim: "groups"},
-	})
-	f.api = httptest.NewServer(f.front)
-	t.Cleanup(f.api.Close)
-
-	data, err := os.ReadFile(keyPath)
+	f, idp := newLoginFixture(t)
+	data, err := os.ReadFile(f.idpKey)
 	if err != nil {
 		t.Fatal(err)
 	}

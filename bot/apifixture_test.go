@@ -43,6 +43,9 @@ type apiFixture struct {
 	// forged signs with another key but claims ci's issuer URL; rogue is
 	// an issuer nobody trusts.
 	forged, rogue *devissuer.Issuer
+	// idpKey is the key file of the login fixture's IdP (newLoginFixture),
+	// for tests that sign what that IdP's Mint would not.
+	idpKey string
 	// clockOffset shifts the verifier's clock (to make tokens expire).
 	clockOffset atomic.Int64
 	logs        *testenv.LogBuffer

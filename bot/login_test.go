@@ -36,7 +36,8 @@ func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []
 		adjust(base)
 	}
 	srv := httptest.NewUnstartedServer(nil)
-	idp, err := devissuer.New("http://"+srv.Listener.Addr().String()+"/idp", filepath.Join(t.TempDir(), "idp.pem"))
+	keyPath := filepath.Join(t.TempDir(), "idp.pem")
+	idp, err := devissuer.New("http://"+srv.Listener.Addr().String()+"/idp", keyPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func newLoginFixtureWith(t *testing.T, adjust func(*apiFixture), personClaims []
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs}
+	f := &apiFixture{t: t, svc: base.svc, store: base.store, ci: base.ci, logs: base.logs, idpKey: keyPath}
 	f.front = bot.New(bot.Options{
 		Service: base.svc, Store: base.store, Logger: slog.New(slog.DiscardHandler), Version: "test", Verifier: v,
 		Login: &api.LoginConfig{Issuer: idp.URL(), ClientID: loginClientID, Scopes: []string{"openid", "email", "groups"}, GroupsClaim: "groups"},

@@ -123,6 +123,13 @@ func (e *env) sendWith(activity map[string]any, auth string) *httptest.ResponseR
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return e.sendRaw(body, auth)
+}
+
+// sendRaw posts body, bytes as they are, with auth (none when empty) and
+// waits for the work it started.
+func (e *env) sendRaw(body []byte, auth string) *httptest.ResponseRecorder {
+	e.t.Helper()
 	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	if auth != "" {

@@ -33,20 +33,6 @@ import (
 	"github.com/signoff-dev/signoff/storage"
 )
 
-// attackSendRaw posts body (raw bytes) with auth and waits for the work.
-func (e *env) attackSendRaw(body []byte, auth string) *httptest.ResponseRecorder {
-	e.t.Helper()
-	req := httptest.NewRequest(http.MethodPost, MessagesPath, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	rec := httptest.NewRecorder()
-	e.mux.ServeHTTP(rec, req)
-	e.bot.work.Wait()
-	return rec
-}
-
 // attackSign signs claims with an arbitrary key, algorithm and extra
 // header (the attacker's own key, not the stand-in's).
 func attackSign(t *testing.T, claims map[string]any, alg jose.SignatureAlgorithm, key any, kid string, embedJWK bool) string {
@@ -649,7 +635,7 @@ func TestAttackForgedFloodAuditBounded(t *testing.T) {
 		if i%2 == 0 {
 			auth = "Bearer " + strings.Repeat("x", 50)
 		}
-		e.attackSendRaw(bytes.Repeat([]byte("["), 1<<16), auth)
+		e.sendRaw(bytes.Repeat([]byte("["), 1<<16), auth)
 	}
 	if grew := len(e.Records()) - before; grew > 2*2*approvals.CallbackRejectedPerMinute {
 		t.Errorf("300 forged activities wrote %d audit records", grew)
@@ -664,21 +650,21 @@ func TestAttackHugeAndDeepActivities(t *testing.T) {
 	su, _ := json.Marshal(e.bf.ServiceURL())
 	prefix := `{"type":"invoke","name":"adaptiveCard/action","channelId":"msteams","serviceUrl":` + string(su) + `,"value":`
 	deep := prefix + strings.Repeat("[", 200_000) + strings.Repeat("]", 200_000) + "}"
-	if rec := e.attackSendRaw([]byte(deep), auth); rec.Code != http.StatusBadRequest {
+	if rec := e.sendRaw([]byte(deep), auth); rec.Code != http.StatusBadRequest {
 		t.Errorf("deep value: %d %s", rec.Code, rec.Body)
 	}
 	deepCD := `{"type":"message","channelId":"msteams","serviceUrl":` + string(su) + `,"channelData":` + strings.Repeat(`{"a":`, 100_000) + "1" + strings.Repeat("}", 100_000) + "}"
-	if rec := e.attackSendRaw([]byte(deepCD), auth); rec.Code >= 500 {
+	if rec := e.sendRaw([]byte(deepCD), auth); rec.Code >= 500 {
 		t.Errorf("deep channelData: %d %s", rec.Code, rec.Body)
 	}
 	huge := prefix + `"` + strings.Repeat("a", DefaultMaxBodyBytes) + `"}`
-	if rec := e.attackSendRaw([]byte(huge), auth); rec.Code != http.StatusRequestEntityTooLarge {
+	if rec := e.sendRaw([]byte(huge), auth); rec.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("huge: %d", rec.Code)
 	}
 	// A valid activity whose value is deeply nested but within the
 	// decoder's depth: answered, not counted, no 5xx.
 	nested := prefix + strings.Repeat(`{"action":`, 5000) + "1" + strings.Repeat("}", 5000) + `,"from":{"id":"x","aadObjectId":"aad-x"},"channelData":{"tenant":{"id":"` + e.bf.TenantID() + `"}}}`
-	if rec := e.attackSendRaw([]byte(nested), auth); rec.Code >= 500 {
+	if rec := e.sendRaw([]byte(nested), auth); rec.Code >= 500 {
 		t.Errorf("nested value: %d", rec.Code)
 	}
 	if _, err := url.Parse(e.bf.ServiceURL()); err != nil {
