@@ -836,6 +836,12 @@ func readSecretFile(path string) (string, error) {
 		return "", fmt.Errorf("cannot read %q: %w", path, pathErr(err))
 	}
 	defer f.Close()
+	// Anyone who can write the file can put their own secret in it (a
+	// signing secret, an audit or attestation key). Readable by others is
+	// left to the operator: Kubernetes mounts Secrets 0644.
+	if fi, err := f.Stat(); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return "", fmt.Errorf("%q can be written by every user on this machine (mode %04o), who could put their own secret in it: chmod o-w %s", path, fi.Mode().Perm(), path)
+	}
 	b, err := io.ReadAll(io.LimitReader(f, maxSecretFileSize+1))
 	if err != nil {
 		return "", fmt.Errorf("cannot read %q: %w", path, pathErr(err))

@@ -2,10 +2,12 @@ package config_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/config"
 )
 
@@ -30,7 +32,7 @@ func TestPublishKeys(t *testing.T) {
 	secretFile := writeFile(t, "witness-secret", witnessSecret+"\n")
 	c = mustLoad(t, base+chatSections+`
 audit:
-  signing_key: test-key
+  signing_key: `+testAuditKey+`
   publish:
     slack: [C0AUDIT01, G0AUDIT02]
     teams: ["19:audit@thread.tacv2"]
@@ -52,7 +54,7 @@ audit:
 		t.Errorf("summary does not describe the witnesses, or shows the secret:\n%s", s)
 	}
 
-	c = mustLoad(t, base+chatSections+"audit: {signing_key: test-key}\n", map[string]string{
+	c = mustLoad(t, base+chatSections+"audit: {signing_key: "+testAuditKey+"}\n", map[string]string{
 		"SIGNOFF_AUDIT_PUBLISH_SLACK":           "C0AUDIT01, C0AUDIT02",
 		"SIGNOFF_AUDIT_PUBLISH_WEBHOOK_URL":     "https://witness.example.com/cp",
 		"SIGNOFF_AUDIT_PUBLISH_WEBHOOK_SECRET":  witnessSecret,
@@ -66,7 +68,7 @@ audit:
 	}
 	wantEnvKeys(t, "audit.publish.slack", "audit.publish.teams", "audit.publish.webhook.url",
 		"audit.publish.webhook.secret", "audit.publish.webhook.secret_file", "audit.publish.webhook.timeout")
-	if s := mustLoad(t, base+"audit: {signing_key: test-key}\n", nil).Summary(); !strings.Contains(s, "witnesses: none") {
+	if s := mustLoad(t, base+"audit: {signing_key: "+testAuditKey+"}\n", nil).Summary(); !strings.Contains(s, "witnesses: none") {
 		t.Errorf("summary with a key and no witness:\n%s", s)
 	}
 }
@@ -82,21 +84,21 @@ func TestPublishRefusals(t *testing.T) {
 	}{
 		{"without a signing key", chatSections + "audit: {publish: {slack: [C0AUDIT01]}}", []string{"audit.publish"}, "requires audit.signing_key_file"},
 		{"a webhook without a signing key", "audit: {publish: {" + hook + "}}", []string{"audit.publish"}, "audit.signing_key_file"},
-		{"a channel name", chatSections + `audit: {signing_key: k, publish: {slack: ["#audit"]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
-		{"a user id", chatSections + `audit: {signing_key: k, publish: {slack: [U0123ABCD]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
-		{"a lower-case id", chatSections + `audit: {signing_key: k, publish: {slack: [c0123abcd]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
-		{"an empty channel", chatSections + `audit: {signing_key: k, publish: {slack: [""]}}`, []string{"audit.publish.slack[0]"}, "is empty"},
-		{"a channel twice", chatSections + `audit: {signing_key: k, publish: {slack: [C0AUDIT01, C0AUDIT01]}}`, []string{"audit.publish.slack[1]"}, "list each channel once"},
-		{"slack not configured", `audit: {signing_key: k, publish: {slack: [C0AUDIT01]}}`, []string{"audit.publish.slack"}, "slack section is not configured"},
-		{"a conversation name", chatSections + `audit: {signing_key: k, publish: {teams: [General]}}`, []string{"audit.publish.teams[0]"}, "not a Teams conversation id"},
-		{"a conversation id with a space", chatSections + `audit: {signing_key: k, publish: {teams: ["19:a b@thread.tacv2"]}}`, []string{"audit.publish.teams[0]"}, "not a Teams conversation id"},
-		{"a conversation twice", chatSections + `audit: {signing_key: k, publish: {teams: ["19:a@thread.tacv2", "19:a@thread.tacv2"]}}`, []string{"audit.publish.teams[1]"}, "list each conversation once"},
-		{"teams not configured", `audit: {signing_key: k, publish: {teams: ["19:a@thread.tacv2"]}}`, []string{"audit.publish.teams"}, "teams section is not configured"},
-		{"a webhook without a URL", `audit: {signing_key: k, publish: {webhook: {secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "required"},
-		{"a webhook URL that is not http", `audit: {signing_key: k, publish: {webhook: {url: "ftp://witness.example.com/cp", secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "scheme"},
-		{"a relative webhook URL", `audit: {signing_key: k, publish: {webhook: {url: "/cp", secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "absolute"},
-		{"an unsigned webhook", `audit: {signing_key: k, publish: {webhook: {url: "https://witness.example.com/cp"}}}`, []string{"audit.publish.webhook.secret"}, "secret_file"},
-		{"a zero timeout", `audit: {signing_key: k, publish: {webhook: {url: "https://witness.example.com/cp", secret: ` + witnessSecret + `, timeout: 0s}}}`, []string{"audit.publish.webhook.timeout"}, "must be > 0"},
+		{"a channel name", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {slack: ["#audit"]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
+		{"a user id", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {slack: [U0123ABCD]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
+		{"a lower-case id", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {slack: [c0123abcd]}}`, []string{"audit.publish.slack[0]"}, "not a Slack channel id"},
+		{"an empty channel", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {slack: [""]}}`, []string{"audit.publish.slack[0]"}, "is empty"},
+		{"a channel twice", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {slack: [C0AUDIT01, C0AUDIT01]}}`, []string{"audit.publish.slack[1]"}, "list each channel once"},
+		{"slack not configured", `audit: {signing_key: ` + testAuditKey + `, publish: {slack: [C0AUDIT01]}}`, []string{"audit.publish.slack"}, "slack section is not configured"},
+		{"a conversation name", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {teams: [General]}}`, []string{"audit.publish.teams[0]"}, "not a Teams conversation id"},
+		{"a conversation id with a space", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {teams: ["19:a b@thread.tacv2"]}}`, []string{"audit.publish.teams[0]"}, "not a Teams conversation id"},
+		{"a conversation twice", chatSections + `audit: {signing_key: ` + testAuditKey + `, publish: {teams: ["19:a@thread.tacv2", "19:a@thread.tacv2"]}}`, []string{"audit.publish.teams[1]"}, "list each conversation once"},
+		{"teams not configured", `audit: {signing_key: ` + testAuditKey + `, publish: {teams: ["19:a@thread.tacv2"]}}`, []string{"audit.publish.teams"}, "teams section is not configured"},
+		{"a webhook without a URL", `audit: {signing_key: ` + testAuditKey + `, publish: {webhook: {secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "required"},
+		{"a webhook URL that is not http", `audit: {signing_key: ` + testAuditKey + `, publish: {webhook: {url: "ftp://witness.example.com/cp", secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "scheme"},
+		{"a relative webhook URL", `audit: {signing_key: ` + testAuditKey + `, publish: {webhook: {url: "/cp", secret: ` + witnessSecret + `}}}`, []string{"audit.publish.webhook.url"}, "absolute"},
+		{"an unsigned webhook", `audit: {signing_key: ` + testAuditKey + `, publish: {webhook: {url: "https://witness.example.com/cp"}}}`, []string{"audit.publish.webhook.secret"}, "secret_file"},
+		{"a zero timeout", `audit: {signing_key: ` + testAuditKey + `, publish: {webhook: {url: "https://witness.example.com/cp", secret: ` + witnessSecret + `, timeout: 0s}}}`, []string{"audit.publish.webhook.timeout"}, "must be > 0"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustLoad(t, base+tc.yaml+"\n", nil)
@@ -113,3 +115,17 @@ func TestPublishRefusals(t *testing.T) {
 		t.Errorf("unknown key: %v", err)
 	}
 }
+
+// testAuditKey is an Ed25519 checkpoint key as audit.signing_key takes it,
+// written as a double-quoted YAML string (its line breaks escaped).
+var testAuditKey = func() string {
+	priv, err := audit.GenerateKey()
+	if err != nil {
+		panic(err)
+	}
+	var b strings.Builder
+	if err := audit.WritePrivateKeyPEM(&b, priv); err != nil {
+		panic(err)
+	}
+	return strconv.Quote(b.String())
+}()

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/internal/hostlist"
 	"github.com/signoff-dev/signoff/policy"
 )
@@ -102,8 +103,17 @@ func (c *Config) validateServer(ps *problems) {
 			ps.add("storage.driver", "is %q but a PostgreSQL DSN is set; set storage.driver: postgres to use it, or remove the DSN", DriverBolt)
 		}
 	case DriverPostgres:
-		if c.Storage.DSN == "" && c.Storage.DSNFile == "" {
+		dsn := string(c.Storage.DSN)
+		switch {
+		case dsn == "" && c.Storage.DSNFile == "":
 			ps.add("storage.dsn", "required with driver %q: set storage.dsn_file (or storage.dsn)", DriverPostgres)
+		case dsn != "" && !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") && !strings.Contains(dsn, "="):
+			// Never quoted: it may be the password alone.
+			key := "storage.dsn"
+			if c.Storage.DSNFile != "" {
+				key = "storage.dsn_file"
+			}
+			ps.add(key, "is not a PostgreSQL connection string (neither a postgres:// URL nor keyword=value pairs); a file holding only the password is not enough: write the whole string, e.g. host=db user=signoff password=… dbname=signoff")
 		}
 	case "":
 		ps.add("storage.driver", "required: %q or %q", DriverBolt, DriverPostgres)
@@ -119,6 +129,11 @@ func (c *Config) validateServer(ps *problems) {
 
 	if c.Audit.CheckpointEvery < 1 {
 		ps.add("audit.checkpoint_every", "must be >= 1, got %d", c.Audit.CheckpointEvery)
+	}
+	if c.Audit.SigningKey.IsSet() {
+		if _, err := audit.ParsePrivateKeyPEM([]byte(c.Audit.SigningKey.Reveal())); err != nil {
+			ps.add("audit.signing_key", "%v", err)
+		}
 	}
 	c.validatePublish(ps)
 	for _, l := range []struct {
@@ -484,10 +499,14 @@ type urlRule struct {
 // whether it is fine.
 func checkURL(ps *problems, key, raw string, rule urlRule) bool {
 	shown := "the URL"
-	if rule.showValue {
-		shown = strconv.Quote(raw)
-	}
 	u, err := url.Parse(raw)
+	if rule.showValue && err == nil {
+		// Shown without user info, query or fragment: where a token or a
+		// password hides.
+		bare := *u
+		bare.User, bare.RawQuery, bare.ForceQuery, bare.Fragment, bare.RawFragment = nil, "", false, "", ""
+		shown = strconv.Quote(bare.String())
+	}
 	if err != nil {
 		if ue, ok := err.(*url.Error); ok {
 			err = ue.Err

@@ -84,7 +84,10 @@ func (b *Bot) verifiedBody(w http.ResponseWriter, r *http.Request, source string
 			reason = se.Reason
 		}
 		b.rejectCallback(r.Context(), "", reason, source)
-		b.log.Warn("slack callback refused", "path", r.URL.Path, "reason", reason, "err", err)
+		// Anyone can send these without a credential: the sampled
+		// "callback rejected" line (approvals) tells operators, this one
+		// with its detail only at debug, so a flood cannot fill the log.
+		b.log.Debug("slack callback refused", "path", r.URL.Path, "reason", reason, "err", err)
 		status := http.StatusUnauthorized
 		switch reason {
 		case chatflow.RejectBodyTooLarge:
@@ -359,7 +362,7 @@ func (b *Bot) reply(ctx context.Context, c click, text string) {
 	if c.responseURL != "" && b.responseURLAllowed(c.responseURL) {
 		callCtx, cancel := context.WithTimeout(ctx, DefaultCallTimeout)
 		defer cancel()
-		err := slack.PostWebhookCustomHTTPContext(callCtx, c.responseURL, b.opts.HTTPClient, &slack.WebhookMessage{
+		err := slack.PostWebhookCustomHTTPContext(callCtx, c.responseURL, b.hooks, &slack.WebhookMessage{
 			ResponseType: slack.ResponseTypeEphemeral, Text: text,
 		})
 		if err != nil {

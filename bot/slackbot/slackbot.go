@@ -163,6 +163,10 @@ type Bot struct {
 	// responseURLAllowed vets a slash command's response_url before the
 	// fallback reply is posted to it (tests widen it to loopback).
 	responseURLAllowed func(string) bool
+	// hooks posts replies to response_urls: Options.HTTPClient that
+	// follows no redirect, so a reply (a sign-in link among them) never
+	// leaves the host responseURLAllowed vetted.
+	hooks *http.Client
 
 	// token is what CheckToken learned about the bot token (nil before).
 	token atomic.Pointer[tokenInfo]
@@ -224,6 +228,9 @@ func New(opts Options) (*Bot, error) {
 		replays:            newReplayCache(),
 		responseURLAllowed: isSlackResponseURL,
 	}
+	hooks := *opts.HTTPClient
+	hooks.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	b.hooks = &hooks
 	b.out = newDeliverer(b)
 	b.work = ackwork.New("slack callback", DefaultWorkTimeout, b.log)
 	return b, nil

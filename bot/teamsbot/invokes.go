@@ -159,7 +159,10 @@ func (b *Bot) handleMessages(w http.ResponseWriter, r *http.Request) {
 // refuse answers an activity that failed verification and audits it.
 func (b *Bot) refuse(w http.ResponseWriter, r *http.Request, tenant string, aerr *authError) {
 	b.rejectCallback(r.Context(), tenant, aerr.Reason)
-	b.log.Warn("teams activity refused", "reason", aerr.Reason, "status", aerr.Status, "tenant", text.TruncateRunes(tenant, 64), "err", aerr.Detail)
+	// Anyone can send these without a credential: the sampled "callback
+	// rejected" line (approvals) tells operators, this one with its detail
+	// only at debug, so a flood cannot fill the log.
+	b.log.Debug("teams activity refused", "reason", aerr.Reason, "status", aerr.Status, "tenant", text.TruncateRunes(tenant, 64), "err", aerr.Detail)
 	msg := "the request could not be verified as coming from the Bot Framework"
 	if aerr.Status == http.StatusForbidden {
 		msg = "this signoff does not serve that Microsoft Entra tenant"

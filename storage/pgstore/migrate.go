@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrationFS holds the schema migrations, one file each, named
@@ -83,7 +84,7 @@ func loadMigrations(fsys fs.FS) ([]migration, error) {
 func Migrate(ctx context.Context, dsn string) (from, to int, err error) {
 	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
-		return 0, 0, fmt.Errorf("migrate: the DSN is not valid (%w)", err)
+		return 0, 0, fmt.Errorf("migrate: %w", dsnError(err))
 	}
 	desc := fmt.Sprintf("PostgreSQL %s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
 	conn, err := pgx.ConnectConfig(ctx, cfg)
@@ -178,4 +179,31 @@ func schemaVersion(ctx context.Context, conn *pgx.Conn, desc string) (int, error
 		return 0, fmt.Errorf("read the schema version of %s: %w", desc, err)
 	}
 	return v, nil
+}
+
+// dsnError says that a DSN cannot be parsed without quoting it: pgx's
+// parse error carries the connection string, whose password it masks only
+// where it can tell one ("password = x", with spaces, or a file holding
+// just the password, it cannot). What the parser objected to is kept when
+// it quotes nothing of the DSN.
+func dsnError(err error) error {
+	why := ""
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		if inner := errors.Unwrap(pe); inner != nil && !quotesDSN(inner.Error(), pe.ConnString) {
+			why = ": " + inner.Error()
+		}
+	}
+	return fmt.Errorf("the DSN is not a PostgreSQL connection string pgx can read (a postgres:// URL, or keyword=value pairs without spaces around =)%s; it is not shown, as it may hold the password", why)
+}
+
+// quotesDSN reports whether msg holds a part of dsn (split at white
+// space, "=" and quotes) four characters or longer.
+func quotesDSN(msg, dsn string) bool {
+	for _, f := range strings.FieldsFunc(dsn, func(r rune) bool { return r == ' ' || r == '=' || r == '\t' || r == '\'' }) {
+		if len(f) >= 4 && strings.Contains(msg, f) {
+			return true
+		}
+	}
+	return false
 }

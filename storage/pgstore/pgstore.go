@@ -169,7 +169,7 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	}
 	cfg, err := pgxpool.ParseConfig(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("open PostgreSQL store: the DSN is not valid (%w); see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", err)
+		return nil, fmt.Errorf("open PostgreSQL store: %w; see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING", dsnError(err))
 	}
 	desc := fmt.Sprintf("PostgreSQL %s:%d/%s", cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
 	if !strings.Contains(dsn, "pool_max_conns") {
