@@ -26,6 +26,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 // envHelm names the environment variable holding the helm binary's path.
@@ -492,7 +493,7 @@ func checkConfig(t *testing.T, ms manifests) loadedConfig {
 					continue
 				}
 			}
-			content := "placeholder-for-a-secret-the-release-does-not-create-0123456789"
+			content := testenv.SecretFileContent(ref)
 			if s != nil {
 				enc, ok := at(s, "data", secretKey).(string)
 				if !ok {
@@ -764,8 +765,8 @@ func TestSecretFilesFromValues(t *testing.T) {
 	args := []string{"-f", example, "--set", "secrets.existingSecret="}
 	for _, n := range names {
 		p := filepath.Join(dir, n)
-		// Distinct contents, long enough for every key's minimum.
-		if err := os.WriteFile(p, []byte("value-of-"+n+"-0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		// Distinct contents, each of its key's shape.
+		if err := os.WriteFile(p, []byte(testenv.SecretFileContent(n)), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		args = append(args, "--set-file", "secrets.files."+n+"="+p)

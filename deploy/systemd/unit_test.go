@@ -22,6 +22,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 const (
@@ -256,7 +257,7 @@ func TestExampleConfig(t *testing.T) {
 			if _, ok := creds[id]; !ok {
 				t.Errorf("%s = %s, but the unit loads no credential %s", key, v, id)
 			}
-			if err := os.WriteFile(filepath.Join(dir, id), []byte("credential-"+id+"-0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, id), []byte(testenv.SecretFileContent(id)), 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -281,7 +282,7 @@ func TestExampleConfig(t *testing.T) {
 	if want := "/var/lib/" + state + "/"; !strings.HasPrefix(cfg.Storage.Path, want) {
 		t.Errorf("storage.path = %s, want it under the state directory %s", cfg.Storage.Path, want)
 	}
-	if got := cfg.Slack.BotToken.Reveal(); got != "credential-slack-bot-token-0123456789abcdef0123456789abcdef" {
+	if got := cfg.Slack.BotToken.Reveal(); got != strings.TrimSpace(testenv.SecretFileContent("slack-bot-token")) {
 		t.Errorf("slack.bot_token = %q, want the slack-bot-token credential's content", got)
 	}
 }
