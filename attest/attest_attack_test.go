@@ -13,7 +13,7 @@ import (
 	"github.com/signoff-dev/signoff/attest"
 )
 
-// replay across relying parties, kid injection, a JWKS key that is
+// TestAttackAttestationReplayAndKeys: replay across relying parties, kid injection, a JWKS key that is
 // not the signer's, expiry, action/params swaps.
 func TestAttackAttestationReplayAndKeys(t *testing.T) {
 	key := ecKey(t)

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signoff-dev/signoff/approvals/audit"
 	"github.com/signoff-dev/signoff/config"
+	"github.com/signoff-dev/signoff/internal/testenv"
 )
 
 // chatSections configure Slack and Teams, so that witnesses may be named
@@ -118,14 +118,4 @@ func TestPublishRefusals(t *testing.T) {
 
 // testAuditKey is an Ed25519 checkpoint key as audit.signing_key takes it,
 // written as a double-quoted YAML string (its line breaks escaped).
-var testAuditKey = func() string {
-	priv, err := audit.GenerateKey()
-	if err != nil {
-		panic(err)
-	}
-	var b strings.Builder
-	if err := audit.WritePrivateKeyPEM(&b, priv); err != nil {
-		panic(err)
-	}
-	return strconv.Quote(b.String())
-}()
+var testAuditKey = strconv.Quote(testenv.SecretFileContent("audit.signing_key"))

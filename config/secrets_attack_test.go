@@ -78,7 +78,7 @@ func TestAttackURLCredentialsNotQuotedInConfigErrors(t *testing.T) {
 	}
 }
 
-// a value of the wrong type headed for a Secret is never echoed
+// TestAttackSecretTypeErrorsHideValue: a value of the wrong type headed for a Secret is never echoed
 // (describeDecodeError), in the YAML or in actions, and the problem names
 // the key.
 func TestAttackSecretTypeErrorsHideValue(t *testing.T) {
@@ -137,7 +137,7 @@ func TestAttackYAMLSyntaxErrorsHideSecret(t *testing.T) {
 	}
 }
 
-// a secret set twice (inline and _file, in any mix of file and
+// TestAttackSecretInlineAndFileRefused: a secret set twice (inline and _file, in any mix of file and
 // environment) is refused, naming both keys and where they came from.
 func TestAttackSecretInlineAndFileRefused(t *testing.T) {
 	file := writeFile(t, "bot", "xoxb-from-file\n")
@@ -176,7 +176,7 @@ func TestAttackSecretInlineAndFileRefused(t *testing.T) {
 	}
 }
 
-// a Secret reaches no output by any of the ways a Config is printed
+// TestAttackConfigPrintingRedacts: a Secret reaches no output by any of the ways a Config is printed
 // or encoded (fmt verbs, JSON, YAML, slog text and JSON).
 func TestAttackConfigPrintingRedacts(t *testing.T) {
 	const s = "SECRETVALUE-abcdef0123456789-REVIEW"

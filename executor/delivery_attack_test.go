@@ -34,7 +34,7 @@ func TestAttackVerifyRefusesFarFutureTimestamp(t *testing.T) {
 	}
 }
 
-// an ordinary stale or future t within representable
+// TestAttackVerifyTimestampWindow: an ordinary stale or future t within representable
 // durations is refused.
 func TestAttackVerifyTimestampWindow(t *testing.T) {
 	body := []byte(`{}`)
@@ -87,7 +87,7 @@ func TestAttackSecretPrefixNotInError(t *testing.T) {
 	}
 }
 
-// no redirect (any 3xx) is followed, whether to another host, to
+// TestAttackRedirectsNeverFollowed: no redirect (any 3xx) is followed, whether to another host, to
 // loopback or to a metadata address; the execution fails for good.
 func TestAttackRedirectsNeverFollowed(t *testing.T) {
 	for _, code := range []int{301, 302, 303, 307, 308} {
@@ -118,7 +118,7 @@ func TestAttackRedirectsNeverFollowed(t *testing.T) {
 	}
 }
 
-// a huge error body is not read whole, a trickled body is cut by
+// TestAttackHugeAndSlowBodies: a huge error body is not read whole, a trickled body is cut by
 // the timeout, and a 2xx with a body that never ends still counts.
 func TestAttackHugeAndSlowBodies(t *testing.T) {
 	var written atomic.Int64
@@ -173,7 +173,7 @@ func TestAttackHugeAndSlowBodies(t *testing.T) {
 	}
 }
 
-// two executors (two replicas' workers) over one store racing on
+// TestAttackTwoExecutorsDeliverOnce: two executors (two replicas' workers) over one store racing on
 // the same due executions deliver each exactly once.
 func TestAttackTwoExecutorsDeliverOnce(t *testing.T) {
 	c := clock.NewFake(t0)

@@ -301,7 +301,7 @@ func TestAttackCommandsActOnlyForTheCaller(t *testing.T) {
 	}
 }
 
-// response_url is called only on Slack's hook host, over https.
+// TestAttackResponseURLHostCheck: response_url is called only on Slack's hook host, over https.
 func TestAttackResponseURLHostCheck(t *testing.T) {
 	for raw, want := range map[string]bool{
 		"https://hooks.slack.com/actions/T0TEAM/1/abc":  true,

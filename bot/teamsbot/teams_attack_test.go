@@ -118,7 +118,7 @@ func TestTokenNbfWithinSkewAccepted(t *testing.T) {
 	}
 }
 
-// issuer and audience are matched exactly; an audience list counts
+// TestAttackIssuerAndAudienceExact: issuer and audience are matched exactly; an audience list counts
 // only when it contains the app id; emulator / Entra issuers are refused.
 func TestAttackIssuerAndAudienceExact(t *testing.T) {
 	e := newEnv(t)
@@ -168,7 +168,7 @@ func TestAttackIssuerAndAudienceExact(t *testing.T) {
 	}
 }
 
-// algorithm confusion and key injection. HS256 keyed with the
+// TestAttackAlgorithmConfusionAndKeyInjection: algorithm confusion and key injection. HS256 keyed with the
 // published key's modulus, PS256 / ES256 / none, a token signed by the
 // attacker's key under the Bot Framework's kid, a token carrying its own
 // key in a jwk header, one with no kid, and a JWS with two signatures are
@@ -256,7 +256,7 @@ func base64URL(b []byte) string {
 	return sb.String()
 }
 
-// the serviceurl claim must equal the activity's serviceUrl byte for
+// TestAttackServiceURLClaimAndEndorsements: the serviceurl claim must equal the activity's serviceUrl byte for
 // byte (no trailing-slash, case or path tolerance), and a key endorsed for
 // Teams does not vouch for an activity that names no channel or another.
 func TestAttackServiceURLClaimAndEndorsements(t *testing.T) {
@@ -319,7 +319,7 @@ func TestAttackNonTeamsChannelActivityRefused(t *testing.T) {
 // Tenants
 // ---------------------------------------------------------------------
 
-// conversation.tenantId disagreeing with channelData.tenant.id, a
+// TestAttackTenantChecks: conversation.tenantId disagreeing with channelData.tenant.id, a
 // missing channelData tenant, channelData unreadable, a tenant id with
 // padding: all refused (403); a configured tenant in another case is
 // accepted and keyed by the configured spelling.
@@ -373,7 +373,7 @@ func TestAttackTenantChecks(t *testing.T) {
 // Who clicked
 // ---------------------------------------------------------------------
 
-// the vote is keyed by from.aadObjectId alone. An approver's Teams
+// TestAttackClickerIsTheAADObjectID: the vote is keyed by from.aadObjectId alone. An approver's Teams
 // user id (from.id) with another person's (unlinked) object id gets a
 // sign-in link, not the approver's vote; no object id, an object id in
 // other case or padded, or one hidden in from.id's shape: nothing counts.
@@ -451,7 +451,7 @@ func TestAttackBotTokenNeverSentOverPlainHTTP(t *testing.T) {
 	}
 }
 
-// a serviceUrl that disguises its host (user info, a listed host as
+// TestAttackServiceURLHostTricks: a serviceUrl that disguises its host (user info, a listed host as
 // user info of another, a backslash, encoded characters) is refused before
 // any call, and a Bot Connector answer that redirects to another host does
 // not carry the token along.
@@ -554,7 +554,7 @@ func TestAttackLookAlikeLinkHostShownInASCII(t *testing.T) {
 	}
 }
 
-// markdown, mentions, HTML, entities and date functions from
+// TestAttackMarkdownInjectionVariants: markdown, mentions, HTML, entities and date functions from
 // requester text are inert everywhere the card parses markdown (the
 // existing test covers some; this adds the requester's name, autolinks,
 // reference links, images and HTML).
@@ -590,7 +590,7 @@ func TestAttackMarkdownInjectionVariants(t *testing.T) {
 // Floods and odd bodies
 // ---------------------------------------------------------------------
 
-// a flood of validly signed clicks from many different unlinked
+// TestAttackUnlinkedClickFloodAuditBounded: a flood of validly signed clicks from many different unlinked
 // accounts (the per-account limit does not help: each account clicks
 // once) writes a bounded number of vote.rejected records a minute, and
 // stores no conversation again; the same for clicks on unknown requests
@@ -625,7 +625,7 @@ func TestAttackUnlinkedClickFloodAuditBounded(t *testing.T) {
 	}
 }
 
-// a flood of forged activities (no token, bad token) costs one
+// TestAttackForgedFloodAuditBounded: a flood of forged activities (no token, bad token) costs one
 // sampled record a minute per reason, and the body is never read.
 func TestAttackForgedFloodAuditBounded(t *testing.T) {
 	e := newEnv(t)
@@ -642,7 +642,7 @@ func TestAttackForgedFloodAuditBounded(t *testing.T) {
 	}
 }
 
-// huge and deeply nested bodies from a genuine sender are answered
+// TestAttackHugeAndDeepActivities: huge and deeply nested bodies from a genuine sender are answered
 // 413 / 400, never 5xx or a panic.
 func TestAttackHugeAndDeepActivities(t *testing.T) {
 	e := newEnv(t)

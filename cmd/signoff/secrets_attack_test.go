@@ -42,7 +42,7 @@ func reviewSecretEnv(t *testing.T) {
 	}
 }
 
-// `config check`, text and --output json, prints none of the
+// TestAttackConfigCheckPrintsNoSecret: `config check`, text and --output json, prints none of the
 // secrets of a production config (it says "set inline" instead).
 func TestAttackConfigCheckPrintsNoSecret(t *testing.T) {
 	reviewSecretEnv(t)

@@ -57,7 +57,7 @@ func TestAttackOpenErrorQuotesNoDSNSecret(t *testing.T) {
 	}
 }
 
-// the forms pgx does redact stay redacted (URL userinfo and
+// TestAttackOpenErrorRedactsCommonDSNs: the forms pgx does redact stay redacted (URL userinfo and
 // password= query values, keyword password=, quoted values, malformed URLs).
 func TestAttackOpenErrorRedactsCommonDSNs(t *testing.T) {
 	for _, dsn := range []string{
@@ -84,7 +84,7 @@ func TestAttackOpenErrorRedactsCommonDSNs(t *testing.T) {
 	}
 }
 
-// (Needs PostgreSQL: scripts/test or scripts/with-postgres.) errors
+// TestAttackServerErrorsHidePassword: (Needs PostgreSQL: scripts/test or scripts/with-postgres.) errors
 // after a valid parse — the server refusing the database, a read-only open
 // of an empty schema, an unreachable server retried in the background and
 // logged at every level — do not carry the password.
