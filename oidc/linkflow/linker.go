@@ -192,6 +192,10 @@ const (
 	// StepUpRefusalIdentityMismatch: the sign-in was by another identity
 	// than the one the chat account is linked to.
 	StepUpRefusalIdentityMismatch identity.StepUpRefusalReason = "step_up_identity_mismatch"
+	// StepUpRefusalNotFresh: the IdP answered from a sign-in made before
+	// the step-up began (it ignored prompt=login), so no one signed in
+	// again.
+	StepUpRefusalNotFresh identity.StepUpRefusalReason = "step_up_not_fresh"
 	// StepUpRefusalVoteRefused: approvals refused the vote (and audited
 	// the refusal itself).
 	StepUpRefusalVoteRefused identity.StepUpRefusalReason = "vote_refused"

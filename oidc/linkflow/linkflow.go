@@ -522,6 +522,11 @@ func matchedByText(by string) string {
 }
 
 // completeStepUp casts the vote a step-up sign-in was for.
+// stepUpClockSkew is how far the IdP's clock may be behind signoff's
+// when a step-up sign-in's auth_time is compared with the start of the
+// step-up.
+const stepUpClockSkew = time.Minute
+
 func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a storage.LinkAttempt, res *signInResult) {
 	p := PlatformUser{Platform: a.Platform, Workspace: a.Workspace, UserID: a.PlatformUser, Conversation: a.Conversation}
 	c := res.claims
@@ -553,6 +558,17 @@ func (l *Linker) completeStepUp(ctx context.Context, w http.ResponseWriter, a st
 		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: StepUpRefusalIdentityMismatch, Message: msg, Audit: true})
 		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
 			"Go back to the chat, click again for a new link, and sign in with the account your chat account is linked to."))
+		return
+	}
+	// A step-up is a sign-in made for it: an IdP that ignores
+	// prompt=login answers from the session it already has, and its
+	// auth_time says so. (Without auth_time approvals refuses the vote.)
+	if !c.AuthTime.IsZero() && !a.StartedAt.IsZero() && c.AuthTime.Before(a.StartedAt.Add(-stepUpClockSkew)) {
+		msg := fmt.Sprintf("the identity provider answered from your sign-in of %s (%s ago) instead of asking you to sign in again; a step-up vote needs a fresh sign-in",
+			c.AuthTime.UTC().Format(time.RFC3339), now.Sub(c.AuthTime).Round(time.Second))
+		l.refuseStepUp(ctx, identity.StepUpRefusal{Attempt: a, Identity: signedIn, Reason: StepUpRefusalNotFresh, Message: msg, Audit: true})
+		l.renderPage(w, errorPage(http.StatusForbidden, "Your vote was not counted", upperFirst(msg)+".",
+			"Sign out at your identity provider, then go back to the chat and click again. If this keeps happening, tell the people who run signoff: the identity provider ignores prompt=login."))
 		return
 	}
 	// The sign-in is the linked person's; the chat account the vote comes
