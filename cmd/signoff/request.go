@@ -72,6 +72,9 @@ type requestOptions struct {
 	// attestation (the step output); a failure to read it is then only
 	// a warning unless attestationOut asks for the file.
 	attestation *string
+	// insecureHTTP is --insecure-http: send the token over plain http to
+	// a server that is not on this machine.
+	insecureHTTP bool
 }
 
 func newRequestCommand() *cobra.Command {
@@ -233,6 +236,7 @@ unreachable, a limit, …).`,
 	f.StringVar(&githubOutput, "github-output", "", "append the GitHub Actions step outputs (request-id, state, approvers, attestation) to `FILE`, e.g. \"$GITHUB_OUTPUT\"")
 	f.StringVar(&o.idemKey, "idempotency-key", "", "the Idempotency-Key (default: derived from the CI run)")
 	f.StringVar(&o.attestationOut, "attestation-out", "", "with --wait, write the approved request's attestation (a JWT) to `FILE`, mode 0600")
+	f.BoolVar(&o.insecureHTTP, "insecure-http", false, "send the token to an http:// --server that is not on this machine (refused otherwise: it would travel unencrypted)")
 	return cmd
 }
 
@@ -324,7 +328,13 @@ func runRequest(ctx context.Context, o requestOptions, getenv func(string) strin
 	deadline := start.Add(o.timeout)
 	httpc := newHTTPClient()
 	if u, _ := url.Parse(o.server); u.Scheme == "http" && !loopbackHost(u.Host) {
-		fmt.Fprintf(stderr, "warning: %s is plain http: the token travels unencrypted; use https\n", o.server)
+		// The CI token is a credential any signoff trusting this CI
+		// system accepts while it lasts: never sent in the clear unless
+		// asked for by name.
+		if !o.insecureHTTP {
+			return api.Request{}, withCode(exitUsage, fmt.Errorf("--server %s is plain http to another machine: the CI token would travel unencrypted, and anyone on the way could replay it; use https (or, on a network you trust end to end, --insecure-http)", o.server))
+		}
+		fmt.Fprintf(stderr, "warning: %s is plain http: the token travels unencrypted (--insecure-http)\n", o.server)
 	}
 	tok, err := resolveToken(ctx, o, getenv, httpc)
 	if err != nil {

@@ -117,10 +117,32 @@ any depth (maps and lists). */}}
 {{- end }}
 {{- end }}
 
+{{/* Fails on a secret written in plain text anywhere in config (list
+PATH VALUE): it would land in the ConfigMap, which far more people may
+read than Secrets. The keys are signoff's secrets, each of which has a
+*_file twin. */}}
+{{- define "signoff.noPlainSecrets" -}}
+{{- $path := index . 0 }}
+{{- $v := index . 1 }}
+{{- if kindIs "map" $v }}
+{{- range $k, $x := $v }}
+{{- if and (has $k (list "app_password" "app_token" "bearer_token" "bot_token" "client_secret" "dsn" "secret" "signing_key" "signing_secret" "token_encryption_key")) $x }}
+{{- fail (printf "config%s.%s is a secret in plain text, which would land in the ConfigMap: put it in secrets.files (or secrets.existingSecret) and set config%s.%s_file to its path instead" $path $k $path $k) }}
+{{- end }}
+{{- include "signoff.noPlainSecrets" (list (printf "%s.%s" $path $k) $x) }}
+{{- end }}
+{{- else if kindIs "slice" $v }}
+{{- range $i, $x := $v }}
+{{- include "signoff.noPlainSecrets" (list (printf "%s[%d]" $path $i) $x) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* signoff's configuration as YAML: config with listen and storage set
 by the chart. */}}
 {{- define "signoff.config" -}}
 {{- $cfg := deepCopy (.Values.config | default dict) }}
+{{- include "signoff.noPlainSecrets" (list "" $cfg) }}
 {{- range $k := list "listen" "storage" }}
 {{- if hasKey $cfg $k }}
 {{- fail (printf "config.%s is set by the chart: leave it out of config (use containerPort and storage.* instead)" $k) }}
