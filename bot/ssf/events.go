@@ -103,6 +103,8 @@ func planFor(set *oidc.SET) (plan, *refusal) {
 	// the subject in sub_id, CAEP and RISC events may carry their own. All
 	// name the same person, possibly in different formats.
 	var raws []json.RawMessage
+	var firstSubject *bytes.Buffer // the first event's own subject, compacted
+	firstLabel := ""
 	for _, e := range staleEvents {
 		ev, ok := set.Events[e.uri]
 		if !ok {
@@ -113,6 +115,18 @@ func planFor(set *oidc.SET) (plan, *refusal) {
 			return p, refuse(oidc.SETErrInvalidRequest, ReasonBadEvent, "the %s event is not a JSON object", e.label)
 		}
 		if s, ok := fields["subject"]; ok {
+			// Events of one SET are applied as one, under one reason and
+			// time: they must be about one person. Two events naming
+			// their subjects differently might not be (formats cannot be
+			// compared without a lookup), so such a SET is refused.
+			var c bytes.Buffer
+			if json.Compact(&c, s) == nil {
+				if firstSubject == nil {
+					firstSubject, firstLabel = &c, e.label
+				} else if !bytes.Equal(firstSubject.Bytes(), c.Bytes()) {
+					return p, refuse(oidc.SETErrInvalidRequest, ReasonBadEvent, "the %s and %s events name different subjects: send one SET per subject", firstLabel, e.label)
+				}
+			}
 			raws = append(raws, s)
 		}
 		if e.uri == p.event.uri {

@@ -5,6 +5,7 @@ package ssf_test
 import (
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -159,5 +160,34 @@ func TestAttackJTINotBurntByRefusalAndReplayAcrossSubjects(t *testing.T) {
 	}
 	if got := e.staleAccounts(); !slices.Equal(got, []string{"slack/T1/U1"}) {
 		t.Fatalf("stale %v", got)
+	}
+}
+
+// TestAttackEventsOfTwoSubjectsRefused: the events of one SET are applied
+// as one, under one reason and time. A SET whose session-revoked event
+// names alice and whose account-disabled event names bob would end both
+// links and tell alice bob's reason; it is refused, ending nobody's link,
+// so that the transmitter sends one SET per subject.
+func TestAttackEventsOfTwoSubjectsRefused(t *testing.T) {
+	e := newEnv(t)
+	e.link("slack", "T1", "U1", "alice-sub", "alice@example.com")
+	e.link("slack", "T1", "U2", "bob-sub", "bob@example.com")
+	before := e.state()
+	claims := e.tr.Claims(receiverAud, e.clk.Now(), ssf.EventSessionRevoked, map[string]any{"subject": ssftest.IssSub(idpIssuer, "alice-sub")})
+	claims["events"].(map[string]any)[ssf.EventAccountDisabled] = map[string]any{"subject": ssftest.IssSub(idpIssuer, "bob-sub")}
+	a := e.push(e.tr.Sign(t, claims))
+	if a.status != http.StatusBadRequest || a.Err != oidc.SETErrInvalidRequest || !strings.Contains(a.Desc, "different subjects") {
+		t.Fatalf("answer %d %s: %s; want 400 invalid_request naming different subjects", a.status, a.Err, a.Desc)
+	}
+	if e.state() != before {
+		t.Fatalf("a refused SET changed links: %v", e.staleAccounts())
+	}
+
+	// The same two events about one person are applied as one.
+	claims = e.tr.Claims(receiverAud, e.clk.Now(), ssf.EventSessionRevoked, map[string]any{"subject": ssftest.IssSub(idpIssuer, "alice-sub")})
+	claims["events"].(map[string]any)[ssf.EventAccountDisabled] = map[string]any{"subject": ssftest.IssSub(idpIssuer, "alice-sub")}
+	wantAccepted(t, e.push(e.tr.Sign(t, claims)))
+	if got := e.staleAccounts(); len(got) != 1 {
+		t.Fatalf("stale accounts %v, want alice's only", got)
 	}
 }
