@@ -62,8 +62,8 @@ func (s *Server) publicKeys(doc func(*attest.Signer) []byte) http.HandlerFunc {
 // requester or an auditor; to anyone else 404: word for word as for an
 // unknown id to those who may not read the request, and saying why to an
 // admin who is not an auditor (who reads the request, not its
-// attestation: it is a credential relying parties act on). A request that is not approved
-// is 409 not_approved. The token is never logged.
+// attestation: it is a credential relying parties act on). A request
+// that is not approved is 409 not_approved. The token is never logged.
 func (s *Server) getAttestation(w http.ResponseWriter, r *http.Request, tok *oidc.RequesterToken) {
 	id := r.PathValue("id")
 	setRequestID(r, id)

@@ -181,9 +181,10 @@ func (b *Bot) acceptInteraction(cb slack.InteractionCallback, source string) *sl
 	return nil
 }
 
-// overLimit counts a click of c's account against Options.Clicks. Over the limit it tells the person privately
-// (after the acknowledgement) when to try again and reports true: the
-// caller then does nothing else, so nothing reaches approvals.
+// overLimit counts a click of c's account against Options.Clicks. Over
+// the limit it tells the person privately (after the acknowledgement,
+// once a minute) when to try again and reports true: the caller then does
+// nothing else, so nothing reaches approvals.
 func (b *Bot) overLimit(c click) bool {
 	msg := b.opts.Clicks.Allow(Platform, c.team, c.user)
 	if msg == "" {

@@ -103,7 +103,7 @@ func planFor(set *oidc.SET) (plan, *refusal) {
 	// the subject in sub_id, CAEP and RISC events may carry their own. All
 	// name the same person, possibly in different formats.
 	var raws []json.RawMessage
-	var firstSubject *bytes.Buffer // the first event's own subject, compacted
+	var firstSubject []byte // the first event's own subject, compacted
 	firstLabel := ""
 	for _, e := range staleEvents {
 		ev, ok := set.Events[e.uri]
@@ -122,8 +122,8 @@ func planFor(set *oidc.SET) (plan, *refusal) {
 			var c bytes.Buffer
 			if json.Compact(&c, s) == nil {
 				if firstSubject == nil {
-					firstSubject, firstLabel = &c, e.label
-				} else if !bytes.Equal(firstSubject.Bytes(), c.Bytes()) {
+					firstSubject, firstLabel = c.Bytes(), e.label
+				} else if !bytes.Equal(firstSubject, c.Bytes()) {
 					return p, refuse(oidc.SETErrInvalidRequest, ReasonBadEvent, "the %s and %s events name different subjects: send one SET per subject", firstLabel, e.label)
 				}
 			}

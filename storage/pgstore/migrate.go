@@ -183,9 +183,9 @@ func schemaVersion(ctx context.Context, conn *pgx.Conn, desc string) (int, error
 
 // dsnError says that a DSN cannot be parsed without quoting it: pgx's
 // parse error carries the connection string, whose password it masks only
-// where it can tell one ("password = x", with spaces, or a file holding
-// just the password, it cannot). What the parser objected to is kept when
-// it quotes nothing of the DSN.
+// where it can tell one (not "password = x" with spaces, which pgx
+// accepts, nor a file holding just the password). What the parser
+// objected to is kept when it quotes nothing of the DSN.
 func dsnError(err error) error {
 	why := ""
 	var pe *pgconn.ParseConfigError
@@ -194,7 +194,7 @@ func dsnError(err error) error {
 			why = ": " + inner.Error()
 		}
 	}
-	return fmt.Errorf("the DSN is not a PostgreSQL connection string pgx can read (a postgres:// URL, or keyword=value pairs without spaces around =)%s; it is not shown, as it may hold the password", why)
+	return fmt.Errorf("the DSN is not a PostgreSQL connection string pgx can read (a postgres:// URL, or keyword=value pairs)%s; it is not shown, as it may hold the password", why)
 }
 
 // quotesDSN reports whether msg holds a part of dsn (split at white
