@@ -54,14 +54,8 @@ func peekToken(raw string) (*peeked, *TokenError) {
 			return nil, tokenErrorf(ReasonMalformed, err, "the token's kid is not a string: %s", what)
 		}
 	}
-	// signoff implements no JWS extension: a header asking for one (crit,
-	// even an empty list), or for an unencoded payload (b64, RFC 7797), is
-	// refused before any key is fetched, as a SET's is. No CI system or
-	// IdP sends either.
-	for _, name := range []string{"crit", "b64"} {
-		if _, ok := h[name]; ok {
-			return nil, tokenErrorf(ReasonMalformed, nil, "the token's header carries %s, a JWS extension signoff does not implement: %s", name, what)
-		}
+	if name := jwsExtension(h); name != "" {
+		return nil, tokenErrorf(ReasonMalformed, nil, "the token's header carries %s, a JWS extension signoff does not implement: %s", name, what)
 	}
 
 	c, terr := decodeObject(parts[1], "the token's claims are", what)
@@ -82,6 +76,21 @@ func peekToken(raw string) (*peeked, *TokenError) {
 // members; its refusals start with subject ("the token's header is") and
 // end with what. It decodes into a map, not a struct: encoding/json
 // matches struct fields case-insensitively, go-jose reads keys exactly.
+// jwsExtension names the JWS extension header h (a decoded JOSE header)
+// asks for: crit (even an empty list), or b64 (RFC 7797's unencoded
+// payload, which go-jose honours even without crit); "" when none.
+// signoff implements none, so CI tokens and SETs that ask for one are
+// refused before any key is fetched. No CI system, IdP or transmitter
+// sends either.
+func jwsExtension(h map[string]json.RawMessage) string {
+	for _, name := range []string{"crit", "b64"} {
+		if _, ok := h[name]; ok {
+			return name
+		}
+	}
+	return ""
+}
+
 func decodeObject(part, subject, what string) (map[string]json.RawMessage, *TokenError) {
 	b, err := decodeSegment(part)
 	if err != nil {

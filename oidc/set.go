@@ -328,8 +328,8 @@ func checkSETHeader(seg string) *SETError {
 			return setErrorf(SETErrInvalidRequest, SETReasonWrongType, nil, "the token's typ is %s, not secevent+jwt: it is not a Security Event Token (RFC 8417 §2.3)", idtoken.Quote(typ))
 		}
 	}
-	if _, ok := h["crit"]; ok {
-		return setErrorf(SETErrInvalidRequest, SETReasonUnsupportedHeader, nil, "the SET's header lists critical extensions (crit), which signoff does not implement")
+	if name := jwsExtension(h); name != "" {
+		return setErrorf(SETErrInvalidRequest, SETReasonUnsupportedHeader, nil, "the SET's header carries %s, a JWS extension signoff does not implement", name)
 	}
 	return nil
 }

@@ -120,6 +120,8 @@ func TestSETVerifyRefusals(t *testing.T) {
 		{"unpublished RSA key", signSET(t, rsaKey, nil, setClaims(nil)), oidc.SETErrInvalidKey, oidc.SETReasonUnknownKey},
 		{"typ JWT", signSET(t, k, map[string]any{"typ": "JWT"}, setClaims(nil)), oidc.SETErrInvalidRequest, oidc.SETReasonWrongType},
 		{"crit", signSET(t, k, map[string]any{"crit": []string{"exp"}, "exp": 1}, setClaims(nil)), oidc.SETErrInvalidRequest, oidc.SETReasonUnsupportedHeader},
+		// go-jose honours b64 (RFC 7797) even without crit.
+		{"b64 without crit", b64(t, map[string]any{"alg": "ES256", "kid": "k1", "typ": "secevent+jwt", "b64": false}) + "." + parts[1] + "." + parts[2], oidc.SETErrInvalidRequest, oidc.SETReasonUnsupportedHeader},
 		{"wrong iss", signSET(t, k, nil, setClaims(map[string]any{"iss": "https://evil.example.com"})), oidc.SETErrInvalidIssuer, oidc.SETReasonWrongIssuer},
 		{"iss with a trailing slash", signSET(t, k, nil, setClaims(map[string]any{"iss": setIssuer + "/"})), oidc.SETErrInvalidIssuer, oidc.SETReasonWrongIssuer},
 		{"no iss", signSET(t, k, nil, setClaims(map[string]any{"iss": nil})), oidc.SETErrInvalidIssuer, oidc.SETReasonWrongIssuer},
