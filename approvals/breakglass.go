@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -236,7 +237,7 @@ func breakGlassGroupsProblem(a *policy.Action, in CreateInput) string {
 // decided by a person in the milliseconds between the two would be
 // missed; a review's decision is a person's click on it.)
 func (s *Service) checkReviewPending(tx storage.Tx, who storage.Requester, ended []string) error {
-	for _, name := range sortedActionNames(s.policy) {
+	for _, name := range slices.Sorted(maps.Keys(s.policy.Actions)) {
 		a := s.policy.Actions[name]
 		if a.BreakGlass == nil {
 			continue
@@ -281,7 +282,7 @@ func (s *Service) endedReviewsOf(ctx context.Context, who storage.Requester) ([]
 	var ids []string
 	err := s.store.View(ctx, func(tx storage.ReadTx) error {
 		ids = nil
-		for _, name := range sortedActionNames(s.policy) {
+		for _, name := range slices.Sorted(maps.Keys(s.policy.Actions)) {
 			if s.policy.Actions[name].BreakGlass == nil {
 				continue
 			}
@@ -433,15 +434,6 @@ func reviewersText(groups, users []string) string {
 		return "nobody is configured"
 	}
 	return strings.Join(parts, "; ")
-}
-
-func sortedActionNames(p *policy.Policy) []string {
-	names := make([]string, 0, len(p.Actions))
-	for n := range p.Actions {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // breakGlassRecord is the first record of a break-glass request: what a

@@ -32,8 +32,10 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -315,14 +317,9 @@ var funcs = template.FuncMap{
 	"fmtTime": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") },
 	"join":    strings.Join,
 	"sortedParams": func(m map[string]string) [][2]string {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		out := make([][2]string, len(keys))
-		for i, k := range keys {
-			out[i] = [2]string{k, m[k]}
+		var out [][2]string
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, [2]string{k, m[k]})
 		}
 		return out
 	},

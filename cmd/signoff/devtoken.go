@@ -114,8 +114,7 @@ func loopbackRemote(remote string) bool {
 	if err != nil {
 		host = remote
 	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return hostlist.IsLoopback(host)
 }
 
 // loopbackHost reports whether hostport (host or host:port) names a
