@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 )
@@ -48,10 +49,17 @@ func Check(data []byte, t reflect.Type) *Error {
 		}
 		return &Error{Offset: int64(off), Msg: "the body is not valid UTF-8: send text encoded as UTF-8"}
 	}
-	if err := checkKeys(data); err != nil {
+	var names *fieldNames
+	if t != nil {
+		names = namesOf(t)
+	}
+	suspect, err := checkKeys(data, names)
+	if err != nil {
 		return err
 	}
-	if t == nil {
+	if !suspect {
+		// No key is a struct field's name in another case: nothing for
+		// the slower, path-aware walk below to find.
 		return nil
 	}
 	var v any
@@ -73,9 +81,54 @@ type frame struct {
 	wantKey bool
 }
 
+// fieldNames are the JSON names of the struct fields anywhere in a type:
+// as they are spelt, and folded.
+type fieldNames struct {
+	exact, folded map[string]bool
+}
+
+// namesByType caches fieldNames by reflect.Type: a body's type is one of
+// a few, and checked on every call.
+var namesByType sync.Map
+
+// namesOf returns the fieldNames of t, the struct, slice, array, map and
+// pointer types it is made of included.
+func namesOf(t reflect.Type) *fieldNames {
+	if n, ok := namesByType.Load(t); ok {
+		return n.(*fieldNames)
+	}
+	n := &fieldNames{exact: map[string]bool{}, folded: map[string]bool{}}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for name, ft := range jsonFields(t) {
+			n.exact[name] = true
+			n.folded[fold(name)] = true
+			walk(ft)
+		}
+	}
+	walk(t)
+	namesByType.Store(t, n)
+	return n
+}
+
+// suspect reports whether key could name a field of names only when case
+// is ignored.
+func (n *fieldNames) suspect(key string) bool {
+	return n != nil && !n.exact[key] && n.folded[fold(key)]
+}
+
 // checkKeys refuses an object with a key twice, or in two spellings that
-// encoding/json would match to the same struct field.
-func checkKeys(data []byte) *Error {
+// encoding/json would match to the same struct field. It reports whether
+// any key is suspect in names (a field's name in another case).
+func checkKeys(data []byte, names *fieldNames) (suspect bool, _ *Error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var stack []*frame
@@ -88,10 +141,10 @@ func checkKeys(data []byte) *Error {
 		off := dec.InputOffset()
 		tok, err := dec.Token()
 		if err == io.EOF {
-			return nil
+			return suspect, nil
 		}
 		if err != nil {
-			return nil // the decoder names syntax errors
+			return false, nil // the decoder names syntax errors
 		}
 		switch v := tok.(type) {
 		case json.Delim:
@@ -116,30 +169,44 @@ func checkKeys(data []byte) *Error {
 			f := fold(v)
 			if prev, dup := top.keys[f]; dup {
 				if prev == v {
-					return &Error{Offset: off, Msg: fmt.Sprintf("the key %q appears twice in one object; send it once", v)}
+					return false, &Error{Offset: off, Msg: fmt.Sprintf("the key %q appears twice in one object; send it once", v)}
 				}
-				return &Error{Offset: off, Msg: fmt.Sprintf("the keys %q and %q differ only in case, and both are read as one; send one of them", prev, v)}
+				return false, &Error{Offset: off, Msg: fmt.Sprintf("the keys %q and %q differ only in case, and both are read as one; send one of them", prev, v)}
 			}
 			top.keys[f] = v
 			top.wantKey = false
+			suspect = suspect || names.suspect(v)
 		default:
 			valueDone()
 		}
 	}
 }
 
-// fold maps every letter of s to the smallest rune of its case-folding
-// orbit, so that keys encoding/json would match to one field (K, k and
-// the Kelvin sign; s, S and the long s) fold alike.
+// fold maps every letter of s to one rune of its case-folding orbit, so
+// that keys encoding/json would match to one field (K, k and the Kelvin
+// sign; s, S and the long s) fold alike: the orbit's ASCII lower-case
+// letter where it has one, else its smallest rune. A key of ASCII
+// lower-case letters, digits and punctuation, the usual kind, is its own
+// fold.
 func fold(s string) string {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] < utf8.RuneSelf && (s[i] < 'A' || s[i] > 'Z')
+	}
+	if plain {
+		return s
+	}
 	return strings.Map(func(r rune) rune {
-		min := r
+		best := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			if f < min {
-				min = f
+			if f < best {
+				best = f
 			}
 		}
-		return min
+		if best < utf8.RuneSelf {
+			return unicode.ToLower(best)
+		}
+		return best
 	}, s)
 }
 
